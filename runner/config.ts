@@ -1,0 +1,82 @@
+/**
+ * Database URL → dialect and connection settings. Values come in as arguments; reading the
+ * environment and `.env` is the CLI's job (STYLE.md: the library never reads process.env).
+ */
+import { MigrateError } from './errors.ts';
+import type { Dialect } from './files.ts';
+
+export const DEFAULT_URL = 'sqlite:bot.db';
+export const DEFAULT_TABLE = 'schema_migrations';
+export const DEFAULT_DIR = 'sql';
+
+export type Connection =
+  | { dialect: 'sqlite'; filename: string; display: string }
+  | { dialect: 'postgres'; url: string; password: string | undefined; display: string };
+
+export const ACCEPTED_URLS = [
+  'postgres://user:password@host:5432/db',
+  'postgresql://…',
+  'postgresql+asyncpg://… (also +psycopg, +psycopg2, +pg8000)',
+  'sqlite:path/to/file.db',
+  'sqlite:///relative/path.db',
+  'sqlite:////absolute/path.db',
+  'sqlite+aiosqlite:///bot.db',
+  'sqlite::memory:',
+];
+
+const PYTHON_PG = /^postgresql\+(asyncpg|psycopg2?|pg8000):\/\//;
+const PYTHON_SQLITE = /^sqlite\+(aiosqlite|pysqlite):/;
+
+/** The URL with its password replaced by `****`; what every message shows. */
+export function redactUrl(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/?#@]*:)([^@/?#]*)@/i, (_m, head: string) => `${head}****@`);
+}
+
+export function parseUrl(raw: string): Connection {
+  const url = raw.trim();
+  if (url.startsWith('sqlite')) {
+    const rest = url.replace(PYTHON_SQLITE, 'sqlite:');
+    if (rest.startsWith('sqlite:')) {
+      const path = rest.slice('sqlite:'.length).replace(/\?.*$/, '');
+      let filename: string | undefined;
+      if (path === ':memory:') filename = ':memory:';
+      else if (path.startsWith('////')) filename = path.slice(3); // SQLAlchemy: four slashes, absolute
+      else if (path.startsWith('///')) filename = path.slice(3); // three slashes, relative
+      else if (!path.startsWith('//') && path !== '') filename = path;
+      if (filename) return { dialect: 'sqlite', filename: decodeURIComponent(filename), display: url };
+    }
+  }
+  if (/^postgres(ql)?:\/\//.test(url) || PYTHON_PG.test(url)) {
+    const normal = url.replace(PYTHON_PG, 'postgres://');
+    let parsed: URL;
+    try {
+      parsed = new URL(normal);
+    } catch {
+      throw badUrl(url);
+    }
+    const password = parsed.password ? decodeURIComponent(parsed.password) : undefined;
+    return { dialect: 'postgres', url: normal, password, display: redactUrl(url) };
+  }
+  throw badUrl(url);
+}
+
+function badUrl(url: string): MigrateError {
+  return new MigrateError('BAD_URL', `unsupported database URL "${redactUrl(url)}". Accepted forms:\n  ${ACCEPTED_URLS.join('\n  ')}`);
+}
+
+export function dialectOf(c: Connection): Dialect {
+  return c.dialect;
+}
+
+/** Identifiers we quote ourselves: plain names only, so quoting can never be escaped. */
+export function parseTableName(name: string, allowSchema: boolean): { schema?: string; table: string } {
+  const ident = '[A-Za-z_][A-Za-z0-9_]{0,62}';
+  const m = new RegExp(`^(?:(${ident})\\.)?(${ident})$`).exec(name);
+  if (!m || (m[1] && !allowSchema)) {
+    throw new MigrateError(
+      'BAD_TABLE_NAME',
+      `record table "${name}" is not a plain name (letters, digits, _${allowSchema ? '; optionally schema.table' : ''}).`,
+    );
+  }
+  return m[1] ? { schema: m[1], table: m[2] as string } : { table: m[2] as string };
+}

@@ -1,0 +1,331 @@
+/**
+ * lock → read record → plan → apply step by step. Asks the driver what it can do; never asks
+ * which dialect it is.
+ */
+import type { Driver, RecordRow, StepWork } from './driver.ts';
+import { StepFailure } from './driver.ts';
+import { MigrateError, MigrationFailed } from './errors.ts';
+import { DEFAULT_DIR, DEFAULT_TABLE, parseUrl, type Connection } from './config.ts';
+import { loadMigrations, type Migration } from './files.ts';
+import { appliedAfter, assess, current, parseTarget, plan, type Step, type Target, type Warning } from './plan.ts';
+import { splitStatements } from './split.ts';
+import { lineColumn } from './position.ts';
+
+export interface RunnerConfig {
+  /** Database URL (see README: postgres://…, sqlite:path, the Python forms). */
+  url: string;
+  /** Root of the dialect folders, or a folder holding .sql files directly. Default `sql`. */
+  dir?: string;
+  /** Record table; may be `schema.table` on PostgreSQL. Default `schema_migrations`. */
+  table?: string;
+  /** Give up on the lock after this long (LOCK_TIMEOUT). Default: wait as long as it takes. */
+  lockTimeoutMs?: number;
+  /** Keep retrying the connection this long before CONNECTION_FAILED. Default: one try. */
+  waitMs?: number;
+  /** Out-of-order pending revisions are an error instead of a warning. */
+  strict?: boolean;
+}
+
+export interface StepResult {
+  direction: 'up' | 'down';
+  revision: string;
+  name: string;
+  file: string;
+  durationMs: number;
+}
+
+export type MigrateEvent =
+  | ({ type: 'step' } & StepResult)
+  | { type: 'warning'; code: Warning['code']; message: string };
+
+export interface MigrateOptions {
+  /** Plan and render, change nothing (not even the record table). */
+  dryRun?: boolean;
+  /**
+   * Asked before a rollback of more than one revision, with the planned steps; resolve true to
+   * go on. Without it, such a rollback throws CONFIRMATION_REQUIRED.
+   */
+  confirm?: (steps: readonly Step[]) => boolean | Promise<boolean>;
+  /** Called after each step commits, and for each warning. */
+  onEvent?: (event: MigrateEvent) => void;
+}
+
+export interface Position {
+  revision: string;
+  name: string;
+}
+
+export interface MigrateResult {
+  steps: StepResult[];
+  warnings: Warning[];
+  /** Where the database stands afterwards (for a dry run: where it would stand); null at base. */
+  current: Position | null;
+  dryRun: boolean;
+  /** For a dry run: the script that would run. */
+  script?: string;
+}
+
+interface Session {
+  connection: Connection;
+  migrations: Migration[];
+  driver: Driver;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function openDriver(connection: Connection, table: string, create: boolean): Promise<Driver> {
+  if (connection.dialect === 'sqlite') {
+    const { SqliteDriver } = await import('./drivers/sqlite.ts');
+    return new SqliteDriver({ filename: connection.filename, table, create });
+  }
+  const { PostgresDriver } = await import('./drivers/postgres.ts');
+  return new PostgresDriver({ url: connection.url, display: connection.display, table, create });
+}
+
+/** Ping until the database answers or `waitMs` has passed (`--wait`). */
+async function reach(driver: Driver, connection: Connection, waitMs: number | undefined): Promise<void> {
+  const deadline = Date.now() + (waitMs ?? 0);
+  for (;;) {
+    try {
+      await driver.ping();
+      return;
+    } catch (error) {
+      if (error instanceof MigrateError && error.code !== 'CONNECTION_FAILED') throw error;
+      if (Date.now() >= deadline) {
+        if (error instanceof MigrateError) throw error;
+        const why = scrub((error as Error).message ?? String(error), connection);
+        throw new MigrateError('CONNECTION_FAILED', `cannot reach ${connection.display}: ${why}${waitMs ? ` (kept trying for ${Math.round(waitMs / 1000)} s)` : ' (--wait keeps trying)'}`, { cause: error });
+      }
+      await sleep(250);
+    }
+  }
+}
+
+/** A driver message must never carry the URL's password. */
+function scrub(text: string, connection: Connection): string {
+  return connection.dialect === 'postgres' && connection.password ? text.split(connection.password).join('****') : text;
+}
+
+/**
+ * Validate the folder and the URL (no database yet), then connect. `create` false: read-only
+ * commands must not create a SQLite file.
+ */
+async function open(config: RunnerConfig, create: boolean): Promise<Session> {
+  const connection = parseUrl(config.url);
+  const migrations = loadMigrations(config.dir ?? DEFAULT_DIR, connection.dialect);
+  const driver = await openDriver(connection, config.table ?? DEFAULT_TABLE, create);
+  try {
+    await reach(driver, connection, config.waitMs);
+  } catch (error) {
+    await driver.close();
+    throw error;
+  }
+  return { connection, migrations, driver };
+}
+
+async function withSession<T>(config: RunnerConfig, create: boolean, fn: (s: Session) => Promise<T>): Promise<T> {
+  const session = await open(config, create);
+  try {
+    return await fn(session);
+  } finally {
+    await session.driver.close();
+  }
+}
+
+/** Refuse a record table of another shape, and an Alembic database nobody has stamped. */
+async function readRecordChecked(driver: Driver, table: string, allowAlembic = false): Promise<RecordRow[]> {
+  const state = await driver.recordTableState();
+  if (state.kind === 'foreign') {
+    throw new MigrateError(
+      'FOREIGN_RECORD_TABLE',
+      `table ${table} exists but is not this runner's record (its columns: ${state.columns.join(', ')}); another migration tool (dbmate, golang-migrate, …) owns it. Use --table to keep the record elsewhere.`,
+    );
+  }
+  if (state.kind === 'missing' && !allowAlembic && (await driver.tableExists('alembic_version'))) {
+    throw new MigrateError(
+      'ALEMBIC_DATABASE',
+      `this database was managed by Alembic (it has an alembic_version table) and has no ${table}. Find the revision matching its schema and run \`tsx scripts/migrate.ts stamp <revision>\` to adopt it; migrations after that will then run.`,
+    );
+  }
+  return driver.readRecord();
+}
+
+function positionOf(rows: readonly RecordRow[]): Position | null {
+  const last = current(rows);
+  return last ? { revision: last.revision, name: last.name } : null;
+}
+
+/** Files a step runs, split and checked; a transactional file that ends its own transaction is refused before anything runs. */
+function stepWork(step: Step, folder: 'postgres' | 'sqlite'): StepWork {
+  const m = step.migration;
+  const file = step.direction === 'up' ? m.up : m.down;
+  const statements = splitStatements(file.text, folder);
+  if (file.transactional) {
+    for (const s of statements) {
+      if (/^(BEGIN|COMMIT|END|ROLLBACK|START\s+TRANSACTION|ABORT)\b(?!\s+ATOMIC)(?!\s+TO\b)(?!\s+TRANSACTION\s+TO\b)/i.test(s.sql)) {
+        const { line, column } = lineColumn(file.text, s.offset);
+        throw new MigrateError(
+          'TRANSACTION_CONTROL',
+          `${file.path}:${line}:${column}: "${s.sql.split(/\s/)[0]}" inside a file that already runs in a transaction. Remove it, or put "-- migrate:no-transaction" at the top of the file to run it as written.`,
+        );
+      }
+    }
+  }
+  return {
+    file: file.path,
+    sql: file.text,
+    statements,
+    transactional: file.transactional,
+    empty: statements.length === 0,
+    record: step.direction === 'up' ? { kind: 'insert', revision: m.revision, name: m.description, checksum: m.up.checksum } : { kind: 'delete', revision: m.revision },
+  };
+}
+
+function toMigrationFailed(failure: StepFailure, work: StepWork, step: Step, completed: StepResult[]): MigrationFailed {
+  const d = failure.details;
+  let offset = d.offset;
+  if (offset === undefined && d.statementIndex !== undefined) offset = work.statements[d.statementIndex]?.offset;
+  const where: { file: string; line?: number; column?: number; sourceLine?: string } = { file: work.file };
+  if (offset !== undefined) {
+    const { line, column } = lineColumn(work.sql, offset);
+    Object.assign(where, { line, column, sourceLine: work.sql.split('\n')[line - 1] });
+  }
+  return new MigrationFailed(
+    failure.message,
+    where,
+    {
+      revision: step.migration.revision,
+      direction: step.direction,
+      sqlState: d.code,
+      detail: d.detail,
+      hint: d.hint,
+      statementsRun: d.statementsRun,
+      completed,
+    },
+    { cause: d.cause },
+  );
+}
+
+/** Move the database to `target` (head, base, +N, -N, a revision). */
+export async function migrate(config: RunnerConfig, target: string | Target, options: MigrateOptions = {}): Promise<MigrateResult> {
+  const parsed = typeof target === 'string' ? parseTarget(target) : target;
+  const table = config.table ?? DEFAULT_TABLE;
+  return withSession(config, !options.dryRun, async ({ migrations, driver }) => {
+    const run = async (): Promise<MigrateResult> => {
+      const rows = await readRecordChecked(driver, table);
+      const { steps, warnings } = plan(migrations, rows, parsed, { strict: config.strict });
+      const works = steps.map((s) => stepWork(s, driver.capabilities.folder));
+      for (const w of warnings) options.onEvent?.({ type: 'warning', code: w.code, message: w.message });
+      const after = appliedAfter(migrations, rows, steps);
+      const last = after[after.length - 1];
+      const finalPosition = last ? { revision: last.revision, name: last.description } : null;
+      if (options.dryRun) {
+        const script = [(await driver.recordTableState()).kind === 'missing' ? driver.renderEnsureRecordTable() + '\n' : '', ...works.map((w) => driver.renderStep(w))].join('\n');
+        return { steps: [], warnings, current: steps.length > 0 ? finalPosition : positionOf(rows), dryRun: true, script };
+      }
+      if (steps.filter((s) => s.direction === 'down').length > 1) {
+        const ok = options.confirm ? await options.confirm(steps) : false;
+        if (!ok) {
+          throw new MigrateError('CONFIRMATION_REQUIRED', `rolling back ${steps.filter((s) => s.direction === 'down').length} revisions needs confirmation (--yes when not on a terminal).`);
+        }
+      }
+      await driver.ensureRecordTable();
+      const done: StepResult[] = [];
+      for (let i = 0; i < steps.length; i++) {
+        const step = steps[i] as Step;
+        const work = works[i] as StepWork;
+        let durationMs: number;
+        try {
+          ({ durationMs } = await driver.runStep(work));
+        } catch (error) {
+          if (error instanceof StepFailure) throw toMigrationFailed(error, work, step, done);
+          throw error;
+        }
+        const result: StepResult = { direction: step.direction, revision: step.migration.revision, name: step.migration.description, file: work.file, durationMs };
+        done.push(result);
+        options.onEvent?.({ type: 'step', ...result });
+      }
+      return { steps: done, warnings, current: steps.length > 0 ? finalPosition : positionOf(rows), dryRun: false };
+    };
+    return options.dryRun ? run() : driver.withLock(run, config.lockTimeoutMs);
+  });
+}
+
+/** The script `target` would run, tracking statements included, for psql or sqlite3 to run by hand. */
+export async function renderScript(config: RunnerConfig, target: string | Target): Promise<string> {
+  const result = await migrate(config, target, { dryRun: true, confirm: () => true });
+  return result.script ?? '';
+}
+
+export interface RevisionStatus {
+  revision: string;
+  name: string;
+  state: 'applied' | 'pending' | 'failed';
+  appliedAt: string | null;
+  /** changed: edited since applied; missing: applied but its files are gone; out of order: pending, older than the newest applied. */
+  flags: Array<'changed' | 'missing' | 'out of order' | 'failed'>;
+}
+
+export interface StatusResult {
+  current: Position | null;
+  revisions: RevisionStatus[];
+}
+
+/** Every revision, oldest first, with its state and flags (`history`, `current`). Changes nothing. */
+export async function status(config: RunnerConfig): Promise<StatusResult> {
+  const table = config.table ?? DEFAULT_TABLE;
+  return withSession(config, false, async ({ migrations, driver }) => {
+    const rows = await readRecordChecked(driver, table, true);
+    const a = assess(migrations, rows);
+    const changed = new Set(a.changed.map((m) => m.version));
+    const late = new Set(a.outOfOrder.map((m) => m.version));
+    const revisions: Array<RevisionStatus & { version: bigint }> = migrations.map((m) => {
+      const row = a.recorded.get(m.version);
+      const flags: RevisionStatus['flags'] = [];
+      if (changed.has(m.version)) flags.push('changed');
+      if (late.has(m.version)) flags.push('out of order');
+      if (row?.status === 'failed') flags.push('failed');
+      return { version: m.version, revision: m.revision, name: m.description, state: row ? row.status : 'pending', appliedAt: row?.appliedAt ?? null, flags };
+    });
+    for (const r of a.missing) {
+      revisions.push({ version: BigInt(r.revision.replace('_', '')), revision: r.revision, name: r.name, state: r.status, appliedAt: r.appliedAt, flags: r.status === 'failed' ? ['missing', 'failed'] : ['missing'] });
+    }
+    revisions.sort((x, y) => (x.version < y.version ? -1 : x.version > y.version ? 1 : 0));
+    return { current: positionOf(rows), revisions: revisions.map(({ version: _v, ...r }) => r) };
+  });
+}
+
+export interface StampResult {
+  current: Position | null;
+  /** Revisions now recorded, in order. */
+  recorded: string[];
+}
+
+/**
+ * Record the database as being at `target` without running any SQL: adopts a database built by
+ * Alembic or `create_all`, accepts reviewed edits (re-records checksums), and resolves a
+ * `failed` row. The record afterwards lists exactly the local revisions up to the target.
+ */
+export async function stamp(config: RunnerConfig, target: string | Target): Promise<StampResult> {
+  const parsed = typeof target === 'string' ? parseTarget(target) : target;
+  const table = config.table ?? DEFAULT_TABLE;
+  return withSession(config, true, async ({ migrations, driver }) =>
+    driver.withLock(async () => {
+      const rows = await readRecordChecked(driver, table, true);
+      // Stamping is the way out of a failed, edited or missing revision, so those are not refused.
+      const { steps } = plan(migrations, rows.filter((r) => r.status === 'applied'), parsed, { enforce: false });
+      const after = appliedAfter(migrations, rows.filter((r) => r.status === 'applied'), steps);
+      const keep = new Map(rows.map((r) => [r.revision, r]));
+      const now = new Date().toISOString();
+      await driver.ensureRecordTable();
+      await driver.writeRecord(
+        after.map((m) => {
+          const old = keep.get(m.revision);
+          return { revision: m.revision, name: m.description, checksum: m.up.checksum, appliedAt: old?.appliedAt ?? now, durationMs: old?.status === 'applied' ? old.durationMs : 0 };
+        }),
+      );
+      const last = after[after.length - 1];
+      return { current: last ? { revision: last.revision, name: last.description } : null, recorded: after.map((m) => m.revision) };
+    }, config.lockTimeoutMs),
+  );
+}

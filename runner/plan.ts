@@ -1,0 +1,228 @@
+/**
+ * Pure planning: (migrations, record rows, target) → steps, or a `MigrateError` saying why the
+ * target cannot be met. No I/O here, so every rule is testable in milliseconds.
+ */
+import type { RecordRow } from './driver.ts';
+import { MigrateError } from './errors.ts';
+import { versionOf, type Migration } from './files.ts';
+
+export type Target =
+  | { kind: 'head' }
+  | { kind: 'base' }
+  | { kind: 'forward'; count: number }
+  | { kind: 'back'; count: number }
+  | { kind: 'revision'; name: string };
+
+export interface Step {
+  direction: 'up' | 'down';
+  migration: Migration;
+}
+
+export type WarningCode = 'OUT_OF_ORDER' | 'DATABASE_AHEAD' | 'NO_TRANSACTION_MULTI';
+
+export interface Warning {
+  code: WarningCode;
+  message: string;
+}
+
+export interface Plan {
+  steps: Step[];
+  warnings: Warning[];
+}
+
+/** Where the record and the folder stand against each other. */
+export interface Assessment {
+  /** Record rows keyed by version (applied and failed). */
+  recorded: Map<bigint, RecordRow>;
+  /** Local migrations not in the record, in version order. */
+  pending: Migration[];
+  /** Recorded revisions with no local files. */
+  missing: RecordRow[];
+  /** Missing revisions that are all newer than every local file: a newer release migrated this database. */
+  ahead: boolean;
+  /** Applied revisions whose up file changed since. */
+  changed: Migration[];
+  failed: RecordRow[];
+  /** Pending revisions older than the newest recorded one. */
+  outOfOrder: Migration[];
+}
+
+const OFFSET = /^([+-])(\d+)$/;
+
+export function isOffset(text: string): boolean {
+  return OFFSET.test(text);
+}
+
+/** Parse a target as typed by a user. Revision names are resolved later, against the folder. */
+export function parseTarget(text: string): Target {
+  if (text === 'head') return { kind: 'head' };
+  if (text === 'base') return { kind: 'base' };
+  const m = OFFSET.exec(text);
+  if (m) {
+    const count = Number(m[2]);
+    if (!Number.isSafeInteger(count) || count === 0) {
+      throw new MigrateError('BAD_TARGET', `"${text}" moves nowhere: give a count of 1 or more (+1, -2).`);
+    }
+    return m[1] === '+' ? { kind: 'forward', count } : { kind: 'back', count };
+  }
+  if (!/^[A-Za-z0-9_.-]+$/.test(text)) {
+    throw new MigrateError('BAD_TARGET', `"${text}" is not a target. Use head, base, +N, -N, or a revision (20250128_140000 or 20250128_140000_initial_schema).`);
+  }
+  return { kind: 'revision', name: text };
+}
+
+function byVersion(a: { version: bigint }, b: { version: bigint }): number {
+  return a.version < b.version ? -1 : a.version > b.version ? 1 : 0;
+}
+
+export function assess(migrations: readonly Migration[], rows: readonly RecordRow[]): Assessment {
+  const local = new Map(migrations.map((m) => [m.version, m]));
+  const recorded = new Map(rows.map((r) => [versionOf(r.revision), r]));
+  const pending = migrations.filter((m) => !recorded.has(m.version));
+  const missing = rows.filter((r) => !local.has(versionOf(r.revision)));
+  const newestLocal = migrations.length > 0 ? (migrations[migrations.length - 1] as Migration).version : -1n;
+  const ahead = missing.length > 0 && missing.every((r) => versionOf(r.revision) > newestLocal);
+  const changed = migrations.filter((m) => {
+    const row = recorded.get(m.version);
+    return row !== undefined && row.status === 'applied' && row.checksum !== m.up.checksum;
+  });
+  const failed = rows.filter((r) => r.status === 'failed');
+  let newestRecorded = -1n;
+  for (const v of recorded.keys()) if (v > newestRecorded) newestRecorded = v;
+  const outOfOrder = pending.filter((m) => m.version < newestRecorded);
+  return { recorded, pending, missing, ahead, changed, failed, outOfOrder };
+}
+
+/** The last applied revision, or undefined at base. */
+export function current(rows: readonly RecordRow[]): RecordRow | undefined {
+  return rows.length === 0 ? undefined : rows.reduce((a, b) => (b.seq > a.seq ? b : a));
+}
+
+/** The refusals SPEC lists for migrating; `stamp` skips them, being the way out of each. */
+function refuseUnsafe(a: Assessment, migrations: readonly Migration[]): void {
+  if (a.failed.length > 0) {
+    const f = a.failed[0] as RecordRow;
+    const file = migrations.find((m) => m.version === versionOf(f.revision))?.up.path ?? `${f.revision}_${f.name}.up.sql`;
+    throw new MigrateError(
+      'FAILED_MIGRATION',
+      `${file} stopped part-way (${f.statementsRun ?? 0} statement(s) ran): ${f.error ?? 'unknown error'}. ` +
+        `It ran outside a transaction, so repair the database by hand, then run \`stamp ${f.revision}\` if all of it is now in place, or \`stamp -1\` to forget it.`,
+    );
+  }
+  if (a.changed.length > 0) {
+    const files = a.changed.map((m) => m.up.path).join(', ');
+    throw new MigrateError(
+      'CHECKSUM_MISMATCH',
+      `${files} ${a.changed.length === 1 ? 'was' : 'were'} edited after being applied (checksum differs). ` +
+        `Restore ${a.changed.length === 1 ? 'it' : 'them'}, or review the change and run \`stamp <current revision>\` to accept ${a.changed.length === 1 ? 'it' : 'them'}.`,
+    );
+  }
+  if (a.missing.length > 0 && !a.ahead) {
+    const names = a.missing.map((r) => `${r.revision}_${r.name}`).join(', ');
+    throw new MigrateError(
+      'MISSING_FILE',
+      `applied revision(s) ${names} have no files in the migrations folder, and newer local files exist. ` +
+        `Restore the files from version control; if they were removed on purpose, run \`stamp <revision>\` to record the database's true state.`,
+    );
+  }
+}
+
+function resolveRevision(name: string, migrations: readonly Migration[], rows: readonly RecordRow[]): bigint {
+  const candidates = new Map<string, bigint>();
+  const byVersionName = /^\d+(_\d+)?$/.test(name);
+  const consider = (revision: string, stem: string, version: bigint) => {
+    if (byVersionName ? version === versionOf(name) : stem === name) candidates.set(stem, version);
+  };
+  for (const m of migrations) consider(m.revision, m.stem, m.version);
+  for (const r of rows) consider(r.revision, `${r.revision}_${r.name}`, versionOf(r.revision));
+  if (candidates.size === 0) {
+    throw new MigrateError('UNKNOWN_REVISION', `unknown revision "${name}": no migration file or applied revision has that version or name. \`history\` lists them.`);
+  }
+  if (candidates.size > 1) {
+    throw new MigrateError('AMBIGUOUS_REVISION', `revision "${name}" is ambiguous: ${[...candidates.keys()].join(', ')}. Name it by its full stem.`);
+  }
+  return candidates.values().next().value as bigint;
+}
+
+/**
+ * Steps that take the database from `rows` to `target`. Rolling back goes in reverse order of
+ * application; applying goes in version order.
+ */
+export function plan(
+  migrations: readonly Migration[],
+  rows: readonly RecordRow[],
+  target: Target,
+  options: { strict?: boolean; enforce?: boolean } = {},
+): Plan {
+  const a = assess(migrations, rows);
+  if (options.enforce !== false) refuseUnsafe(a, migrations);
+  const newestFirst = [...rows].sort((x, y) => y.seq - x.seq);
+  let downs: RecordRow[] = [];
+  let ups: Migration[] = [];
+  switch (target.kind) {
+    case 'head':
+      ups = a.pending;
+      break;
+    case 'base':
+      downs = newestFirst;
+      break;
+    case 'forward':
+      if (target.count > a.pending.length) {
+        throw new MigrateError('NOT_ENOUGH_PENDING', `cannot apply ${target.count}: ${a.pending.length} revision(s) pending.`);
+      }
+      ups = a.pending.slice(0, target.count);
+      break;
+    case 'back':
+      if (target.count > rows.length) {
+        throw new MigrateError('NOT_ENOUGH_APPLIED', `cannot roll back ${target.count}: ${rows.length} revision(s) applied.`);
+      }
+      downs = newestFirst.slice(0, target.count);
+      break;
+    case 'revision': {
+      const v = resolveRevision(target.name, migrations, rows);
+      downs = newestFirst.filter((r) => versionOf(r.revision) > v);
+      ups = a.pending.filter((m) => m.version <= v);
+      break;
+    }
+  }
+  const local = new Map(migrations.map((m) => [m.version, m]));
+  const steps: Step[] = downs.map((r) => {
+    const m = local.get(versionOf(r.revision));
+    if (!m) {
+      throw new MigrateError(
+        'MISSING_FILE',
+        `cannot roll back ${r.revision}_${r.name}: its files are not in the migrations folder${a.ahead ? ' (a newer release applied it; roll back with that release)' : ''}.`,
+      );
+    }
+    return { direction: 'down' as const, migration: m };
+  });
+  for (const m of ups) steps.push({ direction: 'up', migration: m });
+
+  const warnings: Warning[] = [];
+  if (a.ahead) {
+    warnings.push({
+      code: 'DATABASE_AHEAD',
+      message: `the database has revisions newer than this folder (${a.missing.map((r) => r.revision).join(', ')}): a newer release migrated it. Nothing of theirs is touched.`,
+    });
+  }
+  const late = ups.filter((m) => a.outOfOrder.includes(m));
+  if (late.length > 0) {
+    const names = late.map((m) => m.stem).join(', ');
+    if (options.strict) {
+      throw new MigrateError('OUT_OF_ORDER', `${names} ${late.length === 1 ? 'is' : 'are'} older than the newest applied revision (--strict refuses out-of-order revisions). Renumber ${late.length === 1 ? 'it' : 'them'} with a newer timestamp, or run without --strict.`);
+    }
+    warnings.push({ code: 'OUT_OF_ORDER', message: `${names} ${late.length === 1 ? 'is' : 'are'} older than the newest applied revision; applying in version order.` });
+  }
+  return { steps, warnings };
+}
+
+/** The revisions that are applied once `steps` have run, in application order. */
+export function appliedAfter(migrations: readonly Migration[], rows: readonly RecordRow[], steps: readonly Step[]): Migration[] {
+  const local = new Map(migrations.map((m) => [m.version, m]));
+  const gone = new Set(steps.filter((s) => s.direction === 'down').map((s) => s.migration.version));
+  const kept = [...rows]
+    .sort((x, y) => x.seq - y.seq)
+    .map((r) => local.get(versionOf(r.revision)))
+    .filter((m): m is Migration => m !== undefined && !gone.has(m.version));
+  return [...kept, ...steps.filter((s) => s.direction === 'up').map((s) => s.migration)];
+}

@@ -1,0 +1,282 @@
+/**
+ * The CLI: parse argv, read the environment and .env, call the library, print, exit.
+ * Only this file touches process.env, the terminal and process.exit (STYLE.md).
+ */
+import { parseArgs } from 'node:util';
+import { createInterface } from 'node:readline/promises';
+import { config as loadDotenv } from 'dotenv';
+import {
+  ACCEPTED_URLS,
+  createMigration,
+  DEFAULT_DIR,
+  DEFAULT_TABLE,
+  DEFAULT_URL,
+  EXIT,
+  migrate,
+  MigrateError,
+  MigrationFailed,
+  parseTarget,
+  parseUrl,
+  renderScript,
+  stamp,
+  status,
+  type MigrateEvent,
+  type RunnerConfig,
+  type Step,
+} from '../runner/index.ts';
+
+const USAGE = `Usage: tsx scripts/migrate.ts <target | command> [options]
+
+Targets (move the database):
+  head                 apply every pending revision, in version order
+  base                 roll back every applied revision
+  +N                   apply the next N pending revisions
+  -N                   roll back the last N applied revisions
+  <revision>           make it the last applied: apply up to it, or roll back what follows it
+                       (by version, 20250128_140000, or full stem, 20250128_140000_initial_schema)
+
+Commands:
+  current              print the last applied revision, or "base"
+  history              every revision, oldest first: applied (with time) or pending, and flags
+  new <description>    write an empty up/down pair, same timestamp, in every dialect folder
+  stamp <target>       record the database as at <target> without running SQL
+  sql <target>         print the script <target> would run (for psql or sqlite3), run nothing
+
+Options:
+  --url URL            database URL (default: $DATABASE_URL, then .env, then ${DEFAULT_URL})
+  --dir DIR            migrations root holding postgres/ and sqlite/ (default: $MIGRATIONS_DIR or ${DEFAULT_DIR})
+  --table NAME         record table, schema.table allowed on PostgreSQL
+                       (default: $MIGRATIONS_TABLE or ${DEFAULT_TABLE})
+  --wait[=SECONDS]     keep retrying the connection until the database answers (default 30)
+  --lock-timeout=SECONDS  give up (exit 3) if another runner holds the lock that long
+                       (default: wait as long as it takes)
+  --dry-run            plan and print the script, change nothing (not even the record table)
+  --yes, -y            confirm a rollback of more than one revision without asking
+  --strict             out-of-order pending revisions are an error, not a warning
+  --json               print one JSON object on stdout instead of text
+  --help, -h           this text
+
+Exit codes: 0 done, 1 a migration failed, 2 usage or validation error (nothing changed),
+3 the database could not be reached or the lock was not taken in time.
+
+Database URLs accepted:
+  ${ACCEPTED_URLS.join('\n  ')}`;
+
+const COMMANDS = new Set(['current', 'history', 'new', 'stamp', 'sql']);
+
+interface Cli {
+  json: boolean;
+  secrets: string[];
+}
+
+/** Every line leaves through here, so a URL's password can never be printed. */
+function scrub(cli: Cli, text: string): string {
+  let out = text;
+  for (const s of cli.secrets) if (s) out = out.split(s).join('****');
+  return out;
+}
+
+function say(cli: Cli, text: string): void {
+  if (!cli.json) process.stdout.write(scrub(cli, text) + '\n');
+}
+
+function warn(cli: Cli, text: string): void {
+  process.stderr.write(scrub(cli, text) + '\n');
+}
+
+function emitJson(cli: Cli, value: unknown): void {
+  if (cli.json) process.stdout.write(scrub(cli, JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))) + '\n');
+}
+
+function seconds(name: string, value: string | undefined, fallback?: number): number | undefined {
+  if (value === undefined || value === '') return fallback === undefined ? undefined : fallback * 1000;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new MigrateError('BAD_TARGET', `--${name} takes a number of seconds, not "${value}".`);
+  return n * 1000;
+}
+
+/**
+ * `-1` and `+1` are targets, not options: parseArgs would read `-1` as a short flag, so offsets
+ * are moved behind `--` first. `--wait` alone means the default wait.
+ */
+function splitArgv(argv: string[]): string[] {
+  const offsets = argv.filter((a) => /^[+-]\d+$/.test(a));
+  const rest = argv.filter((a) => !/^[+-]\d+$/.test(a)).map((a) => (a === '--wait' ? '--wait=' : a));
+  return offsets.length > 0 ? [...rest.filter((a) => a !== '--'), '--', ...offsets] : rest;
+}
+
+async function askYes(steps: readonly Step[]): Promise<boolean> {
+  const downs = steps.filter((s) => s.direction === 'down');
+  process.stderr.write(`About to roll back ${downs.length} revisions:\n${downs.map((s) => `  ${s.migration.stem}`).join('\n')}\n`);
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await rl.question('Roll them back? [y/N] ');
+    return /^y(es)?$/i.test(answer.trim());
+  } finally {
+    rl.close();
+  }
+}
+
+function stepLine(e: { direction: 'up' | 'down'; revision: string; name: string; durationMs: number }): string {
+  return `${e.direction === 'up' ? 'up  ' : 'down'}  ${e.revision}  ${e.name}  (${Math.round(e.durationMs)} ms)`;
+}
+
+function where(p: { revision: string; name: string } | null): string {
+  return p ? `${p.revision} (${p.name})` : 'base';
+}
+
+function reportFailure(cli: Cli, error: unknown): number {
+  if (error instanceof MigrationFailed) {
+    if (cli.json) {
+      emitJson(cli, { ok: false, error: { code: 'MIGRATION_FAILED', message: error.message, ...error.where, ...error.info } });
+      return error.exitCode;
+    }
+    const lines = [`error: ${error.headline}`];
+    if (error.info.detail) lines.push(`detail: ${error.info.detail}`);
+    if (error.info.hint) lines.push(`hint: ${error.info.hint}`);
+    const { line, column, sourceLine } = error.where;
+    if (line !== undefined && sourceLine !== undefined) {
+      const gutter = `${line} | `;
+      lines.push(`  ${gutter}${sourceLine}`);
+      if (column !== undefined) lines.push(`  ${' '.repeat(gutter.length + [...sourceLine].slice(0, column - 1).join('').length)}^`);
+    }
+    lines.push(
+      error.info.statementsRun !== undefined
+        ? `${error.where.file} ran outside a transaction: ${error.info.statementsRun} statement(s) took effect and it is recorded as failed. Repair by hand, then run \`stamp\`.`
+        : `${error.info.direction === 'up' ? 'Applying' : 'Rolling back'} ${error.info.revision} was rolled back completely.` +
+            (error.info.completed.length > 0 ? ` ${error.info.completed.length} earlier step(s) of this run stay applied.` : ''),
+    );
+    warn(cli, lines.join('\n'));
+    return error.exitCode;
+  }
+  if (error instanceof MigrateError) {
+    if (cli.json) emitJson(cli, { ok: false, error: { code: error.code, message: error.message } });
+    else warn(cli, `error: ${error.message} [${error.code}]`);
+    return error.exitCode;
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  if (cli.json) emitJson(cli, { ok: false, error: { code: 'UNEXPECTED', message } });
+  else warn(cli, `error: ${message}`);
+  return EXIT.migrationFailed;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const cli: Cli = { json: argv.includes('--json'), secrets: [] };
+  try {
+    const { values, positionals } = parseArgs({
+      args: splitArgv(argv),
+      allowPositionals: true,
+      strict: true,
+      options: {
+        url: { type: 'string' },
+        dir: { type: 'string' },
+        table: { type: 'string' },
+        wait: { type: 'string' },
+        'lock-timeout': { type: 'string' },
+        'dry-run': { type: 'boolean' },
+        yes: { type: 'boolean', short: 'y' },
+        strict: { type: 'boolean' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+    if (values.help) {
+      say(cli, USAGE);
+      return EXIT.ok;
+    }
+    if (positionals.length === 0) {
+      warn(cli, USAGE);
+      return EXIT.usage;
+    }
+    // .env fills gaps only: the real environment wins (dotenv never overrides).
+    loadDotenv({ quiet: true });
+    const url = values.url ?? process.env.DATABASE_URL ?? DEFAULT_URL;
+    const config: RunnerConfig = {
+      url,
+      dir: values.dir ?? process.env.MIGRATIONS_DIR ?? DEFAULT_DIR,
+      table: values.table ?? process.env.MIGRATIONS_TABLE ?? DEFAULT_TABLE,
+      waitMs: seconds('wait', values.wait, values.wait === undefined ? undefined : 30),
+      lockTimeoutMs: seconds('lock-timeout', values['lock-timeout']),
+      strict: values.strict ?? false,
+    };
+    const [word, ...args] = positionals as [string, ...string[]];
+    const command = COMMANDS.has(word) ? word : 'migrate';
+    const operand = command === 'migrate' ? word : args[0];
+    const extra = command === 'migrate' ? args : args.slice(1);
+    if (command !== 'current' && command !== 'history' && operand === undefined) {
+      throw new MigrateError('BAD_TARGET', `${command} needs ${command === 'new' ? 'a description' : 'a target'}. See --help.`);
+    }
+    if (extra.length > 0 && command !== 'new') throw new MigrateError('BAD_TARGET', `unexpected argument "${extra[0]}". See --help.`);
+
+    if (command === 'new') {
+      const written = createMigration(config.dir as string, [operand, ...extra].join(' '));
+      emitJson(cli, { ok: true, command, files: written });
+      for (const f of written) say(cli, `created ${f}`);
+      return EXIT.ok;
+    }
+
+    const connection = parseUrl(url);
+    if (connection.dialect === 'postgres' && connection.password) cli.secrets.push(connection.password, encodeURIComponent(connection.password));
+    if (operand !== undefined) parseTarget(operand); // refuse garbage before anything else happens
+
+    switch (command) {
+      case 'current': {
+        const s = await status(config);
+        emitJson(cli, { ok: true, command, current: s.current });
+        say(cli, s.current ? `${s.current.revision} (${s.current.name})` : 'base');
+        return EXIT.ok;
+      }
+      case 'history': {
+        const s = await status(config);
+        emitJson(cli, { ok: true, command, current: s.current, revisions: s.revisions });
+        if (s.revisions.length === 0) say(cli, '(no migrations)');
+        const width = Math.max(0, ...s.revisions.map((r) => r.name.length));
+        for (const r of s.revisions) {
+          const state = r.state === 'pending' ? 'pending' : `${r.state} ${r.appliedAt ?? ''}`;
+          const flags = r.flags.length > 0 ? `  [${r.flags.join(', ')}]` : '';
+          say(cli, `${r.revision}  ${r.name.padEnd(width)}  ${state}${flags}`);
+        }
+        return EXIT.ok;
+      }
+      case 'sql': {
+        const script = await renderScript(config, operand as string);
+        emitJson(cli, { ok: true, command, script });
+        if (!cli.json) process.stdout.write(scrub(cli, script));
+        return EXIT.ok;
+      }
+      case 'stamp': {
+        const r = await stamp(config, operand as string);
+        emitJson(cli, { ok: true, command, ...r });
+        say(cli, `stamped: the record now lists ${r.recorded.length} revision(s); at ${where(r.current)}`);
+        return EXIT.ok;
+      }
+      default: {
+        const dryRun = values['dry-run'] ?? false;
+        const result = await migrate(config, operand as string, {
+          dryRun,
+          confirm: values.yes ? () => true : process.stdin.isTTY && !cli.json ? askYes : undefined,
+          onEvent: (e: MigrateEvent) => {
+            if (e.type === 'warning') warn(cli, `warning: ${e.message} [${e.code}]`);
+            else say(cli, stepLine(e));
+          },
+        });
+        emitJson(cli, { ok: true, command: 'migrate', target: operand, ...result });
+        if (dryRun) {
+          if (!cli.json) process.stdout.write(scrub(cli, `-- dry run: nothing was changed. This is what ${operand} would run:\n${result.script ?? ''}`));
+          say(cli, `-- would then be at ${where(result.current)}`);
+        } else {
+          say(cli, result.steps.length === 0 ? `nothing to do; at ${where(result.current)}` : `at ${where(result.current)}`);
+        }
+        return EXIT.ok;
+      }
+    }
+  } catch (error) {
+    if ((error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      warn(cli, `error: ${(error as Error).message}\n\n${USAGE}`);
+      return EXIT.usage;
+    }
+    return reportFailure(cli, error);
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));
