@@ -1,0 +1,278 @@
+/**
+ * The CLI as a user runs it, once per dialect: spawn `scripts/migrate.ts`, read its output and
+ * exit code, then look at the database directly.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { cpSync, existsSync, mkdirSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fixture, maskDurations, runCli } from './support/cli.ts';
+import { createTestDb, TEST_DIALECTS, type TestDb } from './support/db.ts';
+
+const BASIC = fixture('basic');
+
+async function withDb(dialect: (typeof TEST_DIALECTS)[number], fn: (db: TestDb) => Promise<void>): Promise<void> {
+  const db = await createTestDb(dialect);
+  try {
+    await fn(db);
+  } finally {
+    await db.drop();
+  }
+}
+
+for (const dialect of TEST_DIALECTS) {
+  describe(`CLI on ${dialect}`, () => {
+    const cli = (db: TestDb, args: string[], dir = BASIC, extra: { input?: string } = {}) =>
+      runCli([...args, '--url', db.url, '--dir', dir], extra);
+
+    it('head applies every revision in order, one line each, and records them', () =>
+      withDb(dialect, async (db) => {
+        const r = await cli(db, ['head']);
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(
+          maskDurations(r.stdout),
+          'up    000001  create_users  (N ms)\nup    000002  create_posts  (N ms)\nup    000003  add_email  (N ms)\nat 000003 (add_email)\n',
+        );
+        assert.deepEqual(await db.tables(), ['posts', 'schema_migrations', 'users']);
+        const rows = await db.records();
+        assert.deepEqual(rows.map((x) => [x.revision, x.name, x.status, x.seq]), [
+          ['000001', 'create_users', 'applied', 1],
+          ['000002', 'create_posts', 'applied', 2],
+          ['000003', 'add_email', 'applied', 3],
+        ]);
+        assert.match(rows[0]?.checksum ?? '', /^[0-9a-f]{64}$/);
+        const again = await cli(db, ['head']);
+        assert.equal(again.code, 0);
+        assert.equal(again.stdout, 'nothing to do; at 000003 (add_email)\n');
+      }));
+
+    it('current and history report where the database stands', () =>
+      withDb(dialect, async (db) => {
+        assert.equal((await cli(db, ['current'])).stdout, 'base\n');
+        assert.equal((await cli(db, ['+2'])).code, 0);
+        assert.equal((await cli(db, ['current'])).stdout, '000002 (create_posts)\n');
+        const h = await cli(db, ['history']);
+        assert.equal(h.code, 0);
+        const lines = h.stdout.trim().split('\n');
+        assert.equal(lines.length, 3);
+        assert.match(lines[0] as string, /^000001 {2}create_users +applied \d{4}-\d\d-\d\dT/);
+        assert.match(lines[1] as string, /^000002 {2}create_posts +applied /);
+        assert.match(lines[2] as string, /^000003 {2}add_email +pending$/);
+        const json = JSON.parse((await cli(db, ['history', '--json'])).stdout);
+        assert.deepEqual(json.revisions.map((x: { state: string }) => x.state), ['applied', 'applied', 'pending']);
+      }));
+
+    it('+N and -N walk forward and back; -1 never asks', () =>
+      withDb(dialect, async (db) => {
+        assert.equal((await cli(db, ['+1'])).code, 0);
+        assert.deepEqual(await db.tables(), ['schema_migrations', 'users']);
+        assert.equal((await cli(db, ['+2'])).code, 0);
+        const down = await cli(db, ['-1']);
+        assert.equal(down.code, 0, down.stderr);
+        assert.equal(maskDurations(down.stdout), 'down  000003  add_email  (N ms)\nat 000002 (create_posts)\n');
+        const cols = dialect === 'sqlite' ? await db.query<{ name: string }>(`SELECT name FROM pragma_table_info('users')`) : await db.query<{ name: string }>(`SELECT column_name AS name FROM information_schema.columns WHERE table_name = 'users'`);
+        assert.deepEqual(cols.map((c) => c.name).sort(), ['id', 'name']);
+        assert.deepEqual((await db.records()).map((x) => x.revision), ['000001', '000002']);
+      }));
+
+    it('a named revision rolls back what follows it (with --yes) or applies up to it', () =>
+      withDb(dialect, async (db) => {
+        assert.equal((await cli(db, ['000002_create_posts'])).code, 0);
+        assert.deepEqual((await db.records()).map((x) => x.revision), ['000001', '000002']);
+        assert.equal((await cli(db, ['head'])).code, 0);
+        const refused = await cli(db, ['000001']);
+        assert.equal(refused.code, 2, 'two rollbacks without --yes and no terminal');
+        assert.match(refused.stderr, /CONFIRMATION_REQUIRED/);
+        assert.equal((await db.records()).length, 3);
+        const r = await cli(db, ['000001', '--yes']);
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(maskDurations(r.stdout), 'down  000003  add_email  (N ms)\ndown  000002  create_posts  (N ms)\nat 000001 (create_users)\n');
+        assert.deepEqual(await db.tables(), ['schema_migrations', 'users']);
+      }));
+
+    it('base rolls everything back and leaves only the record table', () =>
+      withDb(dialect, async (db) => {
+        assert.equal((await cli(db, ['head'])).code, 0);
+        assert.equal((await cli(db, ['base'])).code, 2);
+        const r = await cli(db, ['base', '--yes']);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout, /at base\n$/);
+        assert.deepEqual(await db.tables(), ['schema_migrations']);
+        assert.deepEqual(await db.records(), []);
+        assert.equal((await cli(db, ['head'])).code, 0, 'and head rebuilds it');
+        assert.deepEqual(await db.tables(), ['posts', 'schema_migrations', 'users']);
+      }));
+
+    it('rolling back goes in reverse order of application, not of version', () =>
+      withDb(dialect, async (db) => {
+        const dir = join(db.dir, 'sql');
+        cpSync(BASIC, dir, { recursive: true });
+        const held = join(db.dir, 'held');
+        mkdirSync(held);
+        for (const d of ['postgres', 'sqlite']) for (const h of ['up', 'down']) renameSync(join(dir, d, `000002_create_posts.${h}.sql`), join(held, `${d}.${h}`));
+        assert.equal((await cli(db, ['head'], dir)).code, 0);
+        for (const d of ['postgres', 'sqlite']) for (const h of ['up', 'down']) renameSync(join(held, `${d}.${h}`), join(dir, d, `000002_create_posts.${h}.sql`));
+        const late = await cli(db, ['head'], dir);
+        assert.equal(late.code, 0, late.stderr);
+        assert.match(late.stderr, /warning: 000002_create_posts is older than the newest applied revision/);
+        assert.deepEqual((await db.records()).map((x) => x.revision), ['000001', '000003', '000002']);
+        const back = await cli(db, ['-1'], dir);
+        assert.equal(back.code, 0, back.stderr);
+        assert.match(back.stdout, /^down {2}000002 /);
+        assert.deepEqual((await db.records()).map((x) => x.revision), ['000001', '000003']);
+      }));
+
+    it('each refusal exits 2 and leaves the database unchanged', async () =>
+      withDb(dialect, async (db) => {
+        assert.equal((await cli(db, ['+2'])).code, 0);
+        const before = { tables: await db.tables(), rows: await db.records() };
+        const cases: Array<[string[], string | undefined, RegExp]> = [
+          [['999999'], undefined, /UNKNOWN_REVISION/],
+          [['-5'], undefined, /NOT_ENOUGH_APPLIED/],
+          [['+3'], undefined, /NOT_ENOUGH_PENDING/],
+          [['+0'], undefined, /BAD_TARGET/],
+          [["'; drop table x; --"], undefined, /BAD_TARGET/],
+          [['head'], fixture('lone-half'), /MISSING_DOWN/],
+          [['head'], fixture('duplicate-version'), /DUPLICATE_VERSION/],
+          [['head'], fixture('bad-name'), /BAD_FILENAME/],
+          [['stamp'], undefined, /BAD_TARGET/],
+          [['head', 'extra'], undefined, /BAD_TARGET/],
+          [['head', '--bogus'], undefined, /Unknown option/],
+        ];
+        for (const [args, dir, message] of cases) {
+          const r = await cli(db, args, dir);
+          assert.equal(r.code, 2, `${args.join(' ')} ${dir ?? ''}: ${r.stderr}`);
+          assert.match(r.stderr, message, args.join(' '));
+          assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+        }
+        assert.deepEqual({ tables: await db.tables(), rows: await db.records() }, before);
+      }));
+
+    it('folder errors name the file and come before any database is touched', () =>
+      withDb(dialect, async (db) => {
+        const r = await cli(db, ['head'], fixture('lone-half'));
+        assert.equal(r.code, 2);
+        assert.match(r.stderr, new RegExp(`test/fixtures/lone-half/sql/${dialect}/000002_two\\.up\\.sql`));
+        assert.deepEqual(await db.tables(), []);
+        if (dialect === 'sqlite') assert.equal(readdirSync(db.dir).length, 0, 'not even the SQLite file is created');
+      }));
+
+    it('a migration failing in its third statement leaves no trace, keeps the earlier ones, and names file:line:column', () =>
+      withDb(dialect, async (db) => {
+        const r = await cli(db, ['head'], fixture('fail-third-statement'));
+        assert.equal(r.code, 1);
+        assert.match(maskDurations(r.stdout), /^up {4}000001 {2}one {2}\(N ms\)\nup {4}000002 {2}two {2}\(N ms\)\n$/);
+        const first = r.stderr.split('\n')[0] as string;
+        assert.match(first, new RegExp(`^error: test/fixtures/fail-third-statement/sql/${dialect}/000003_three\\.up\\.sql:7:13: `));
+        assert.match(first, /nowhere/);
+        assert.match(r.stderr, /7 \| INSERT INTO nowhere \(id\) VALUES \(2\);/);
+        assert.deepEqual(await db.tables(), ['one', 'schema_migrations', 'two'], 'no trace of table three');
+        assert.deepEqual((await db.records()).map((x) => x.revision), ['000001', '000002']);
+      }));
+
+    it('new writes an empty pair with one timestamp in every dialect folder, and never overwrites', () =>
+      withDb(dialect, async (db) => {
+        const dir = join(db.dir, 'sql');
+        cpSync(BASIC, dir, { recursive: true });
+        const r = await cli(db, ['new', 'Add', 'Email', 'index'], dir);
+        assert.equal(r.code, 0, r.stderr);
+        const made = readdirSync(join(dir, 'postgres')).filter((f) => f.includes('add_email_index'));
+        assert.equal(made.length, 2);
+        assert.match(made[0] as string, /^\d{8}_\d{6}_add_email_index\.(up|down)\.sql$/);
+        assert.deepEqual(readdirSync(join(dir, 'sqlite')).filter((f) => f.includes('add_email_index')), made);
+        const second = await cli(db, ['new', 'add email index'], dir);
+        assert.equal(second.code, 0);
+        assert.equal(readdirSync(join(dir, 'sqlite')).filter((f) => f.includes('add_email_index')).length, 4, 'a second pair, not an overwrite');
+        const h = await cli(db, ['head'], dir);
+        assert.equal(h.code, 0, 'comment-only files apply and are recorded: ' + h.stderr);
+        assert.equal((await db.records()).length, 5);
+      }));
+
+    it('--json prints one object on stdout', () =>
+      withDb(dialect, async (db) => {
+        const r = await cli(db, ['head', '--json']);
+        assert.equal(r.code, 0);
+        const out = JSON.parse(r.stdout);
+        assert.equal(out.ok, true);
+        assert.deepEqual(out.steps.map((s: { revision: string }) => s.revision), ['000001', '000002', '000003']);
+        assert.deepEqual(out.current, { revision: '000003', name: 'add_email' });
+        const bad = await cli(db, ['nope_x', '--json']);
+        assert.equal(bad.code, 2);
+        assert.equal(JSON.parse(bad.stdout).error.code, 'UNKNOWN_REVISION');
+      }));
+  });
+}
+
+describe('CLI without a database', () => {
+  it('no arguments prints usage and exits 2; --help exits 0', async () => {
+    const none = await runCli([]);
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /^Usage: tsx scripts\/migrate\.ts/);
+    const help = await runCli(['--help']);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /Exit codes: 0 done, 1 a migration failed/);
+  });
+
+  it('an unsupported URL exits 2 and lists the accepted forms', async () => {
+    const r = await runCli(['head', '--url', 'mysql://u:hunter2@h/db', '--dir', BASIC]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /sqlite\+aiosqlite:\/\/\/bot\.db/);
+    assert.doesNotMatch(r.stderr + r.stdout, /hunter2/);
+  });
+
+  it('URL order: --url, then DATABASE_URL, then .env, then sqlite:bot.db', async () => {
+    const db = await createTestDb('sqlite');
+    try {
+      cpSync(BASIC, join(db.dir, 'sql'), { recursive: true });
+      writeFileSync(join(db.dir, '.env'), 'DATABASE_URL=sqlite:from-dotenv.db\n');
+      assert.equal((await runCli(['+1'], { cwd: db.dir })).code, 0);
+      assert.ok(existsSync(join(db.dir, 'from-dotenv.db')), '.env is read');
+      assert.equal((await runCli(['+1'], { cwd: db.dir, env: { DATABASE_URL: 'sqlite+aiosqlite:///from-env.db' } })).code, 0);
+      assert.ok(existsSync(join(db.dir, 'from-env.db')), 'the environment beats .env');
+      assert.equal((await runCli(['+1', '--url', 'sqlite:///from-flag.db'], { cwd: db.dir, env: { DATABASE_URL: 'sqlite:from-env.db' } })).code, 0);
+      assert.ok(existsSync(join(db.dir, 'from-flag.db')), '--url beats the environment');
+      writeFileSync(join(db.dir, '.env'), '');
+      assert.equal((await runCli(['+1'], { cwd: db.dir })).code, 0);
+      assert.ok(existsSync(join(db.dir, 'bot.db')), 'the default is sqlite:bot.db');
+    } finally {
+      await db.drop();
+    }
+  });
+
+  it('MIGRATIONS_DIR and MIGRATIONS_TABLE are read, and the flags win', async () => {
+    const db = await createTestDb('sqlite');
+    try {
+      const r = await runCli(['head', '--url', db.url], { env: { MIGRATIONS_DIR: BASIC, MIGRATIONS_TABLE: 'applied_revisions' } });
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(await db.tables(), ['applied_revisions', 'posts', 'users']);
+      const flag = await runCli(['current', '--url', db.url, '--table', 'schema_migrations'], { env: { MIGRATIONS_DIR: BASIC, MIGRATIONS_TABLE: 'applied_revisions' } });
+      assert.equal(flag.stdout, 'base\n');
+    } finally {
+      await db.drop();
+    }
+  });
+
+  it('a fresh clone with no .env migrates the embedded default database to head', async () => {
+    const db = await createTestDb('sqlite');
+    try {
+      cpSync(join(fixture('basic'), '..', '..', '..', '..', 'sql'), join(db.dir, 'sql'), { recursive: true });
+      const r = await runCli(['head'], { cwd: db.dir });
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(existsSync(join(db.dir, 'bot.db')));
+      const check = await createTestDbAt(join(db.dir, 'bot.db'));
+      assert.ok(check.includes('vip_subscribers') && check.includes('schema_migrations'), check.join(','));
+    } finally {
+      await db.drop();
+    }
+  });
+});
+
+async function createTestDbAt(path: string): Promise<string[]> {
+  const { default: Database } = await import('better-sqlite3');
+  const d = new Database(path, { readonly: true });
+  try {
+    return (d.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).all() as Array<{ name: string }>).map((r) => r.name);
+  } finally {
+    d.close();
+  }
+}

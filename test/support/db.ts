@@ -1,0 +1,93 @@
+/**
+ * A fresh real database per test, in either dialect, and plain queries to check its state
+ * afterwards (never through the runner itself).
+ */
+import Database from 'better-sqlite3';
+import postgres from 'postgres';
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export type TestDialect = 'sqlite' | 'postgres';
+/** Both, unless TEST_DIALECTS narrows it (`TEST_DIALECTS=sqlite npm test` while working offline on one). */
+export const TEST_DIALECTS: readonly TestDialect[] = (process.env.TEST_DIALECTS ?? 'sqlite,postgres')
+  .split(',')
+  .filter((d): d is TestDialect => d === 'sqlite' || d === 'postgres');
+
+export interface RecordSnapshot {
+  revision: string;
+  name: string;
+  status: string;
+  seq: number;
+  checksum: string;
+}
+
+export interface TestDb {
+  dialect: TestDialect;
+  url: string;
+  /** A scratch directory that lives as long as the database (for copies of fixtures, .env files). */
+  dir: string;
+  query<T = Record<string, unknown>>(sql: string): Promise<T[]>;
+  /** User tables, sorted. */
+  tables(): Promise<string[]>;
+  /** The record table's rows in order of application; [] when it does not exist. */
+  records(table?: string): Promise<RecordSnapshot[]>;
+  drop(): Promise<void>;
+}
+
+export async function createTestDb(dialect: TestDialect): Promise<TestDb> {
+  const dir = mkdtempSync(join(tmpdir(), `migrate-${dialect}-`));
+  if (dialect === 'sqlite') {
+    const path = join(dir, 'test.db');
+    const query = async <T>(sql: string): Promise<T[]> => {
+      if (!existsSync(path)) return [];
+      const db = new Database(path, { readonly: true });
+      try {
+        return db.prepare(sql).all() as T[];
+      } finally {
+        db.close();
+      }
+    };
+    return finish({
+      dialect,
+      url: `sqlite:${path}`,
+      dir,
+      query,
+      tables: async () => (await query<{ name: string }>(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)).map((r) => r.name),
+      drop: async () => rmSync(dir, { recursive: true, force: true }),
+    });
+  }
+  const { createPostgresDatabase } = await import('./postgres.ts');
+  const database = await createPostgresDatabase();
+  const query = async <T>(text: string): Promise<T[]> => {
+    const sql = postgres(database.url, { max: 1, onnotice: () => {} });
+    try {
+      return (await sql.unsafe(text)) as unknown as T[];
+    } finally {
+      await sql.end({ timeout: 5 });
+    }
+  };
+  return finish({
+    dialect,
+    url: database.url,
+    dir,
+    query,
+    tables: async () =>
+      (await query<{ name: string }>(`SELECT table_name AS name FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema') AND table_type = 'BASE TABLE' ORDER BY 1`)).map((r) => r.name),
+    drop: async () => {
+      rmSync(dir, { recursive: true, force: true });
+      await database.drop();
+    },
+  });
+}
+
+function finish(db: Omit<TestDb, 'records'>): TestDb {
+  return {
+    ...db,
+    async records(table = 'schema_migrations') {
+      if (!(await db.tables()).includes(table.split('.').pop() as string)) return [];
+      const rows = await db.query<RecordSnapshot>(`SELECT revision, name, status, seq, checksum FROM ${table} ORDER BY seq`);
+      return rows.map((r) => ({ ...r, seq: Number(r.seq) }));
+    },
+  };
+}
