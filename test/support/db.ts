@@ -32,6 +32,8 @@ export interface TestDb {
   tables(): Promise<string[]>;
   /** The record table's rows in order of application; [] when it does not exist. */
   records(table?: string): Promise<RecordSnapshot[]>;
+  /** Every table, column, index and type as the catalog describes them, to compare two databases. */
+  schema(): Promise<string[]>;
   drop(): Promise<void>;
 }
 
@@ -54,6 +56,10 @@ export async function createTestDb(dialect: TestDialect): Promise<TestDb> {
       dir,
       query,
       tables: async () => (await query<{ name: string }>(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)).map((r) => r.name),
+      schema: async () =>
+        (await query<{ line: string }>(`SELECT type || ' ' || name || ': ' || coalesce(sql, '') AS line FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name`)).map((r) =>
+          r.line.replace(/\s+/g, ' '),
+        ),
       drop: async () => rmSync(dir, { recursive: true, force: true }),
     });
   }
@@ -74,6 +80,20 @@ export async function createTestDb(dialect: TestDialect): Promise<TestDb> {
     query,
     tables: async () =>
       (await query<{ name: string }>(`SELECT table_name AS name FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema') AND table_type = 'BASE TABLE' ORDER BY 1`)).map((r) => r.name),
+    schema: async () =>
+      (
+        await query<{ line: string }>(
+          `SELECT 'column ' || table_schema || '.' || table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable || ' ' || coalesce(column_default, '') AS line
+             FROM information_schema.columns WHERE table_schema NOT IN ('pg_catalog', 'information_schema')
+           UNION ALL
+           SELECT 'index ' || schemaname || '.' || indexname || ': ' || indexdef FROM pg_indexes WHERE schemaname NOT IN ('pg_catalog', 'information_schema')
+           UNION ALL
+           SELECT 'constraint ' || conrelid::regclass::text || '.' || conname || ': ' || pg_get_constraintdef(oid) FROM pg_constraint WHERE connamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
+           UNION ALL
+           SELECT 'type ' || t.typname || ': ' || string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder) FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid GROUP BY t.typname
+           ORDER BY 1`,
+        )
+      ).map((r) => r.line),
     drop: async () => {
       rmSync(dir, { recursive: true, force: true });
       await database.drop();
