@@ -1,5 +1,5 @@
 /** Run the CLI as a user does: a child process, its stdout, stderr and exit code. */
-import { execFile } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -24,16 +24,30 @@ export function fixture(name: string): string {
   return join(ROOT, 'test', 'fixtures', name, 'sql');
 }
 
-export function runCli(args: string[], options: CliOptions = {}): Promise<CliResult> {
+export interface RunningCli {
+  child: ChildProcess;
+  /** What the process has printed on stdout so far. */
+  stdout(): string;
+  done: Promise<CliResult>;
+}
+
+/** Start the CLI and return at once: for races and kills. */
+export function startCli(args: string[], options: CliOptions = {}): RunningCli {
   const env: Record<string, string | undefined> = { ...process.env, DATABASE_URL: undefined, MIGRATIONS_DIR: undefined, MIGRATIONS_TABLE: undefined, ...options.env };
   for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
-  return new Promise((resolve) => {
-    const child = execFile(process.execPath, ['--import', TSX, CLI, ...args], { cwd: options.cwd ?? ROOT, env, timeout: 120_000 }, (error, stdout, stderr) => {
-      const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin?.end(options.input ?? '');
-  });
+  let out = '';
+  let done!: Promise<CliResult>;
+  const child = spawn(process.execPath, ['--import', TSX, CLI, ...args], { cwd: options.cwd ?? ROOT, env: env as NodeJS.ProcessEnv, stdio: ['pipe', 'pipe', 'pipe'] });
+  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  let err = '';
+  child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+  done = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout: out, stderr: err })));
+  child.stdin.end(options.input ?? '');
+  return { child, stdout: () => out, done };
+}
+
+export function runCli(args: string[], options: CliOptions = {}): Promise<CliResult> {
+  return startCli(args, options).done;
 }
 
 /** Durations vary from run to run; mask them before comparing text (dbmate's golden tests do the same). */
