@@ -27,9 +27,19 @@ export const ACCEPTED_URLS = [
 const PYTHON_PG = /^postgresql\+(asyncpg|psycopg2?|pg8000):\/\//;
 const PYTHON_SQLITE = /^sqlite\+(aiosqlite|pysqlite):/;
 
-/** The URL with its password replaced by `****`; what every message shows. */
+/**
+ * The URL with its password replaced by `****`; what every message shows. The password runs
+ * from the first `:` after `scheme://` to the last `@`: a raw `@`, `/`, `?` or `#` in it (not
+ * percent-encoded, so not a valid URL) must not leak its tail, so this over-hides rather than
+ * parses. Without `://` (a mistyped scheme) the search starts at the beginning.
+ */
 export function redactUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/?#@]*:)([^@/?#]*)@/i, (_m, head: string) => `${head}****@`);
+  const sep = url.indexOf('://');
+  const start = sep >= 0 ? sep + 3 : 0;
+  const at = url.lastIndexOf('@');
+  const colon = url.indexOf(':', start);
+  if (at < start || colon < 0 || colon > at) return url;
+  return `${url.slice(0, colon + 1)}****${url.slice(at)}`;
 }
 
 export function parseUrl(raw: string): Connection {
@@ -43,7 +53,7 @@ export function parseUrl(raw: string): Connection {
       else if (path.startsWith('////')) filename = path.slice(3); // SQLAlchemy: four slashes, absolute
       else if (path.startsWith('///')) filename = path.slice(3); // three slashes, relative
       else if (!path.startsWith('//') && path !== '') filename = path;
-      if (filename) return { dialect: 'sqlite', filename: decodeURIComponent(filename), display: url };
+      if (filename) return { dialect: 'sqlite', filename: decodePath(filename), display: url };
     }
   }
   if (/^postgres(ql)?:\/\//.test(url) || PYTHON_PG.test(url)) {
@@ -58,6 +68,15 @@ export function parseUrl(raw: string): Connection {
     return { dialect: 'postgres', url: normal, password, display: redactUrl(url) };
   }
   throw badUrl(url);
+}
+
+/** `my%20bot.db` → `my bot.db`; a `%` that starts no escape (`100%_sure.db`) is kept as written. */
+function decodePath(path: string): string {
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path;
+  }
 }
 
 function badUrl(url: string): MigrateError {

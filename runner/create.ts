@@ -34,12 +34,14 @@ export function createMigration(dir: string, description: string, now: Date = ne
   let at = now.getTime();
   while (taken.has(timestamp(new Date(at)).replace('_', ''))) at += 1000;
   const stem = `${timestamp(new Date(at))}_${slug}`;
+  // One line, never first on it: `new no-transaction` or `new migrate:x` must not write a directive.
+  const title = description.replace(/\s+/g, ' ').trim();
   const written: string[] = [];
   for (const folder of folders) {
     mkdirSync(folder, { recursive: true });
     for (const [direction, body] of [
-      ['up', `-- ${description}\n-- Runs in one transaction with its record row. Add "-- migrate:no-transaction" on the first line to run it statement by statement instead.\n\n`],
-      ['down', `-- Undo ${description}: drop what the up file created, in reverse order.\n-- A down file with only comments is a deliberate no-op.\n\n`],
+      ['up', `-- Apply ${title}\n-- Runs in one transaction with its record row. Add "-- migrate:no-transaction" on the first line to run it statement by statement instead.\n\n`],
+      ['down', `-- Undo ${title}: drop what the up file created, in reverse order.\n-- A down file with only comments is a deliberate no-op.\n\n`],
     ] as const) {
       const path = join(folder, `${stem}.${direction}.sql`);
       writeFileSync(path, body, { flag: 'wx' }); // wx: never overwrite, even if another process raced us

@@ -3,9 +3,9 @@
  * interface, and it asks the driver for what it can do rather than testing the dialect's name.
  *
  * Every method may be called only while no other method of the same driver is running (the
- * migrator is sequential). Every method that touches the database throws a `DriverError`-free
- * plain error from the client library on failure, except `runStep`, which throws
- * {@link StepFailure} so the migrator can point at the exact file, line and column.
+ * migrator is sequential). A method that cannot reach the database throws
+ * `MigrateError('CONNECTION_FAILED')`; other database errors pass through unchanged, except in
+ * `runStep`, which throws {@link StepFailure} so the migrator can point at file, line and column.
  *
  * @module
  */

@@ -65,7 +65,8 @@ export interface ParsedName {
 /** Parse a file name; undefined when it does not follow the naming rule. */
 export function parseName(fileName: string): ParsedName | undefined {
   const m = NAME.exec(fileName);
-  if (!m) return undefined;
+  // `20250128_140000.up.sql` would otherwise read as version 20250128, description "140000".
+  if (!m || (m[2] !== undefined && /^\d{6}$/.test(m[3] as string) && m[2].length === 8)) return undefined;
   const revision = (m[1] ?? m[2]) as string;
   const description = m[3] as string;
   return {
@@ -210,8 +211,12 @@ function checkSiblings(dir: string, dialect: Dialect, mine: Listed): void {
     if (other === dialect || !isDirectory(join(dir, other))) continue;
     const theirs = listFolder(join(dir, other));
     for (const [v, name] of mine.versions) {
-      if (!theirs.versions.has(v)) {
+      const twin = theirs.versions.get(v);
+      if (!twin) {
         throw new MigrateError('DIALECT_MISMATCH', `${displayPath(join(dir, dialect, name.stem))}.up.sql has no counterpart in ${displayPath(join(dir, other))}/. Every dialect folder holds the same revisions.`);
+      }
+      if (twin.stem !== name.stem) {
+        throw new MigrateError('DIALECT_MISMATCH', `${displayPath(join(dir, dialect, name.stem))}.up.sql and ${displayPath(join(dir, other, twin.stem))}.up.sql share a version but not a description. Name them alike.`);
       }
     }
     for (const [v, name] of theirs.versions) {

@@ -71,10 +71,6 @@ export function parseTarget(text: string): Target {
   return { kind: 'revision', name: text };
 }
 
-function byVersion(a: { version: bigint }, b: { version: bigint }): number {
-  return a.version < b.version ? -1 : a.version > b.version ? 1 : 0;
-}
-
 export function assess(migrations: readonly Migration[], rows: readonly RecordRow[]): Assessment {
   const local = new Map(migrations.map((m) => [m.version, m]));
   const recorded = new Map(rows.map((r) => [versionOf(r.revision), r]));
