@@ -4,7 +4,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { appendFileSync, cpSync, mkdirSync, renameSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fixture, runCli } from './support/cli.ts';
@@ -35,10 +35,19 @@ function restoreRevision(dir: string, stem: string, from: string): void {
   for (const d of ['postgres', 'sqlite']) for (const h of ['up', 'down']) renameSync(join(from, `${d}.${h}`), join(dir, d, `${stem}.${h}.sql`));
 }
 
-/** Run a printed script by hand, as a DBA would. */
-function runByHand(db: TestDb, script: string): void {
-  if (db.dialect === 'sqlite') execFileSync('sqlite3', ['-bail', db.url.slice('sqlite:'.length)], { input: script });
-  else execFileSync('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', db.url], { input: script, env: { ...process.env, PGOPTIONS: '--client-min-messages=warning' } });
+/**
+ * Run a printed script by hand, as a DBA would. Asynchronously: the embedded PostgreSQL is
+ * served from this very process, and a synchronous child would wait on a server it blocks.
+ */
+function runByHand(db: TestDb, script: string): Promise<void> {
+  const [command, args, env] =
+    db.dialect === 'sqlite'
+      ? ['sqlite3', ['-bail', db.url.slice('sqlite:'.length)], process.env]
+      : ['psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', db.url], { ...process.env, PGOPTIONS: '--client-min-messages=warning' }];
+  return new Promise((resolve, reject) => {
+    const child = execFile(command as string, args as string[], { env }, (error, _stdout, stderr) => (error ? reject(new Error(`${command} failed: ${stderr}`)) : resolve()));
+    child.stdin?.end(script);
+  });
 }
 
 for (const dialect of TEST_DIALECTS) {
@@ -106,7 +115,7 @@ for (const dialect of TEST_DIALECTS) {
         const printed = await cli(byHand, ['sql', 'head'], dir);
         assert.equal(printed.code, 0, printed.stderr);
         assert.deepEqual(await byHand.tables(), [], 'printing changes nothing');
-        runByHand(byHand, printed.stdout);
+        await runByHand(byHand, printed.stdout);
         assert.equal((await cli(byRunner, ['head'], dir)).code, 0);
         assert.deepEqual(await byHand.schema(), await byRunner.schema());
         const strip = (rows: Awaited<ReturnType<TestDb['records']>>) => rows.map(({ revision, name, status, seq, checksum }) => ({ revision, name, status, seq, checksum }));
@@ -114,7 +123,7 @@ for (const dialect of TEST_DIALECTS) {
         assert.equal((await cli(byHand, ['head'], dir)).stdout, 'nothing to do; at 000003 (add_email)\n', 'the runner accepts the hand-run record');
         // and the other way: print a rollback, run it by hand
         const down = await cli(byHand, ['sql', '-1'], dir);
-        runByHand(byHand, down.stdout);
+        await runByHand(byHand, down.stdout);
         assert.deepEqual((await byHand.records()).map((x) => x.revision), ['000001', '000002']);
       } finally {
         await byRunner.drop();
@@ -193,7 +202,7 @@ for (const dialect of TEST_DIALECTS) {
         const dir = fixture('basic');
         // What Alembic and create_all left behind: the schema at 000002, and alembic_version.
         const setup = 'CREATE TABLE alembic_version (version_num varchar(32) NOT NULL PRIMARY KEY);\n' + "INSERT INTO alembic_version VALUES ('a1b2c3d4e5f6');\n" + 'CREATE TABLE users (id integer PRIMARY KEY, name text NOT NULL);\nCREATE TABLE posts (id integer PRIMARY KEY, user_id integer NOT NULL REFERENCES users (id));\n';
-        runByHand(db, setup);
+        await runByHand(db, setup);
         const r = await cli(db, ['head'], dir);
         assert.equal(r.code, 2);
         assert.match(r.stderr, /managed by Alembic.*stamp <revision>.*\[ALEMBIC_DATABASE\]/s);
