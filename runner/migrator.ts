@@ -73,7 +73,7 @@ interface Session {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function openDriver(connection: Connection, table: string, create: boolean): Promise<Driver> {
+export async function openDriver(connection: Connection, table: string, create: boolean): Promise<Driver> {
   if (connection.dialect === 'sqlite') {
     const { SqliteDriver } = await import('./drivers/sqlite.ts');
     return new SqliteDriver({ filename: connection.filename, table, create });
@@ -156,7 +156,7 @@ function positionOf(rows: readonly RecordRow[]): Position | null {
 }
 
 /** Files a step runs, split and checked; a transactional file that ends its own transaction is refused before anything runs. */
-function stepWork(step: Step, folder: 'postgres' | 'sqlite'): StepWork {
+export function stepWork(step: Step, folder: 'postgres' | 'sqlite'): StepWork {
   const m = step.migration;
   const file = step.direction === 'up' ? m.up : m.down;
   const statements = splitStatements(file.text, folder);
@@ -181,7 +181,7 @@ function stepWork(step: Step, folder: 'postgres' | 'sqlite'): StepWork {
   };
 }
 
-function toMigrationFailed(failure: StepFailure, work: StepWork, step: Step, completed: StepResult[]): MigrationFailed {
+export function toMigrationFailed(failure: StepFailure, work: StepWork, step: Step, completed: StepResult[]): MigrationFailed {
   const d = failure.details;
   let offset = d.offset;
   if (offset === undefined && d.statementIndex !== undefined) offset = work.statements[d.statementIndex]?.offset;
@@ -226,7 +226,11 @@ export async function migrate(config: RunnerConfig, target: string | Target, opt
       if (steps.filter((s) => s.direction === 'down').length > 1) {
         const ok = options.confirm ? await options.confirm(steps) : false;
         if (!ok) {
-          throw new MigrateError('CONFIRMATION_REQUIRED', `rolling back ${steps.filter((s) => s.direction === 'down').length} revisions needs confirmation (--yes when not on a terminal).`);
+          const count = steps.filter((s) => s.direction === 'down').length;
+          throw new MigrateError(
+            'CONFIRMATION_REQUIRED',
+            options.confirm ? `rolling back ${count} revisions was not confirmed; nothing was changed.` : `rolling back ${count} revisions needs confirmation (--yes when not on a terminal).`,
+          );
         }
       }
       await driver.ensureRecordTable();

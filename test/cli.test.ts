@@ -6,7 +6,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, existsSync, mkdirSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fixture, maskDurations, runCli } from './support/cli.ts';
+import { execFile } from 'node:child_process';
+import { CLI, fixture, maskDurations, ROOT, runCli } from './support/cli.ts';
 import { createTestDb, TEST_DIALECTS, type TestDb } from './support/db.ts';
 
 const BASIC = fixture('basic');
@@ -276,3 +277,34 @@ async function createTestDbAt(path: string): Promise<string[]> {
     d.close();
   }
 }
+
+describe('confirmation on a terminal', () => {
+  // `script` gives the CLI a real pseudo-terminal, as a person at a shell has.
+  const onTerminal = (args: string[], answer: string) =>
+    new Promise<{ code: number; out: string }>((resolve) => {
+      const command = [process.execPath, '--import', join(ROOT, 'node_modules', 'tsx', 'dist', 'esm', 'index.mjs'), CLI, ...args].map((a) => `'${a}'`).join(' ');
+      const child = execFile('script', ['-qec', command, '/dev/null'], { env: { ...process.env, DATABASE_URL: '' } }, (error, stdout) =>
+        resolve({ code: error ? Number(error.code ?? 1) : 0, out: stdout }),
+      );
+      child.stdin?.end(`${answer}\n`);
+    });
+
+  it('a rollback of more than one revision asks, and does nothing unless told yes', async () => {
+    const db = await createTestDb('sqlite');
+    try {
+      const args = ['base', '--url', db.url, '--dir', BASIC];
+      assert.equal((await runCli(['head', '--url', db.url, '--dir', BASIC])).code, 0);
+      const no = await onTerminal(args, 'n');
+      assert.match(no.out, /About to roll back 3 revisions:\s+000003_add_email\s+000002_create_posts\s+000001_create_users/);
+      assert.match(no.out, /Roll them back\? \[y\/N\]/);
+      assert.equal(no.code, 2);
+      assert.match(no.out, /was not confirmed; nothing was changed/);
+      assert.equal((await db.records()).length, 3);
+      const yes = await onTerminal(args, 'y');
+      assert.equal(yes.code, 0, yes.out);
+      assert.deepEqual(await db.records(), []);
+    } finally {
+      await db.drop();
+    }
+  });
+});
