@@ -10,6 +10,8 @@
  * @module
  */
 
+import type { Schema } from './schema.ts';
+
 /** One row of the record table (`schema_migrations` by default). */
 export interface RecordRow {
   /** The version as written in the file name, e.g. `20250128_140000` or `000001`. */
@@ -119,7 +121,7 @@ export interface Driver {
    * Hold the migration lock (one runner per database and record table) while `fn` runs, then
    * release it, also when `fn` throws. Waiting holds no transaction and no snapshot: it polls.
    * The lock is released by the database or the OS when the process dies (kill -9 included).
-   * Throws `LockTimeout` (from errors.ts) when not taken within `timeoutMs` (undefined: wait on).
+   * Throws `MigrateError('LOCK_TIMEOUT')` when not taken within `timeoutMs` (undefined: wait on).
    */
   withLock<T>(fn: () => Promise<T>, timeoutMs: number | undefined): Promise<T>;
 
@@ -160,6 +162,14 @@ export interface Driver {
 
   /** The statement that creates the record table if missing, for rendered scripts. */
   renderEnsureRecordTable(): string;
+
+  /**
+   * The database's schema in the shape both dialects share (runner/schema.ts): tables, columns,
+   * keys, indexes, enum types and the other objects a migration can leave behind. Leaves out the
+   * record table and the database's own bookkeeping (`sqlite_sequence`, the indexes PostgreSQL
+   * builds for constraints). Reads only. Called by `check`, on scratch databases, between steps.
+   */
+  introspect(): Promise<Schema>;
 
   /** Close every connection. Safe to call twice. */
   close(): Promise<void>;

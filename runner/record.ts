@@ -1,4 +1,5 @@
-/** What both drivers share about the record table: its columns, and literals for rendered scripts. */
+/** What both drivers share about the record table: its columns, and how rendered scripts spell values and files. */
+import type { StepWork } from './driver.ts';
 
 /** The record table's columns; a table of the same name without all of them belongs to another tool. */
 export const RECORD_COLUMNS = [
@@ -16,4 +17,15 @@ export const RECORD_COLUMNS = [
 /** A string literal in standard SQL (both dialects): single quotes doubled. */
 export function sqlString(value: string): string {
   return `'${value.replace(/'/g, "''")}'`;
+}
+
+/**
+ * The file's text with a `;` after its last statement when the file left it off, so that a
+ * tracking statement appended in a rendered script is not read as part of it.
+ */
+export function terminated(step: StepWork): string {
+  const last = step.statements[step.statements.length - 1];
+  if (!last || last.sql.endsWith(';')) return step.sql;
+  const end = last.offset + last.sql.length;
+  return `${step.sql.slice(0, end)};${step.sql.slice(end)}`;
 }

@@ -3,8 +3,8 @@
  * killed with SIGKILL in the middle of a migration, and a waiting runner next to a holder
  * that builds an index CONCURRENTLY.
  *
- * PostgreSQL here needs several connections at once, which the embedded PGlite server cannot
- * give; without TEST_POSTGRES_URL those cases are skipped (and CI, which sets it, fails on a skip).
+ * PostgreSQL here needs several sessions at once; the embedded PGlite serves all its connections
+ * from one shared session (advisory locks never exclude), so without TEST_POSTGRES_URL these are skipped (and CI, which sets it, fails on a skip).
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -52,7 +52,7 @@ async function until(what: string, test: () => boolean, ms = 60_000): Promise<vo
 }
 
 for (const dialect of TEST_DIALECTS) {
-  describe(`concurrency on ${dialect}`, { skip: needsServer(dialect) && 'needs a PostgreSQL server (TEST_POSTGRES_URL): PGlite takes one connection at a time' }, () => {
+  describe(`concurrency on ${dialect}`, { skip: needsServer(dialect) && 'needs a PostgreSQL server (TEST_POSTGRES_URL): PGlite serves every connection from one shared session, so advisory locks cannot exclude' }, () => {
     it('8 runners started at once: all exit 0, each revision recorded exactly once, schema at head', () =>
       withDb(dialect, async (db) => {
         const runners = Array.from({ length: 8 }, () => startCli(['head', '--url', db.url, '--dir', fixture('basic')]));

@@ -11,7 +11,9 @@ import type { Capabilities, Driver, RecordRow, RecordTableState, StepDone, StepW
 import { StepFailure } from '../driver.ts';
 import { MigrateError } from '../errors.ts';
 import { parseTableName } from '../config.ts';
-import { RECORD_COLUMNS, sqlString } from '../record.ts';
+import { RECORD_COLUMNS, sqlString, terminated } from '../record.ts';
+import type { Schema } from '../schema.ts';
+import { introspectSqlite } from './sqlite-schema.ts';
 
 type Db = Database.Database;
 
@@ -66,7 +68,9 @@ export class SqliteDriver implements Driver {
    */
   async withLock<T>(fn: () => Promise<T>, timeoutMs: number | undefined): Promise<T> {
     if (this.#filename === ':memory:' || !this.#create) return fn();
-    const lock = new Database(`${this.#filename}.migrate-lock`);
+    // timeout 0: each attempt must return at once. better-sqlite3's default 5 s busy wait would
+    // block the event loop and stretch --lock-timeout to the next 5 s.
+    const lock = new Database(`${this.#filename}.migrate-lock`, { timeout: 0 });
     const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
     try {
       for (;;) {
@@ -257,8 +261,12 @@ export class SqliteDriver implements Driver {
         ? `INSERT INTO ${this.#table} (revision, name, checksum, status, applied_at, duration_ms, seq)
 VALUES (${sqlString(r.revision)}, ${sqlString(r.name)}, ${sqlString(r.checksum)}, 'applied', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), 0, (SELECT coalesce(max(seq), 0) + 1 FROM ${this.#table}));`
         : `DELETE FROM ${this.#table} WHERE revision = ${sqlString(r.revision)};`;
-    const body = step.empty ? '' : `${step.sql.replace(/\s+$/, '')}\n`;
+    const body = step.empty ? '' : `${terminated(step).replace(/\s+$/, '')}\n`;
     return step.transactional ? `BEGIN;\n${body}${track}\nCOMMIT;\n` : `${body}${track}\n`;
+  }
+
+  async introspect(): Promise<Schema> {
+    return introspectSqlite(this.#conn, this.#table.slice(1, -1));
   }
 
   async close(): Promise<void> {

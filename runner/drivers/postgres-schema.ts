@@ -1,0 +1,332 @@
+/**
+ * PostgreSQL's schema in the shape both dialects share (runner/schema.ts), read from the system
+ * catalogs; and the scratch databases `check` migrates up and down.
+ *
+ * Every schema but the system ones is read. Names in the current schema (`public` as a rule)
+ * stay unqualified, so they line up with SQLite's; others are `schema.name`. Objects that belong
+ * to an extension are left out (the extension itself is listed), as are indexes that back a
+ * primary key, UNIQUE or EXCLUDE constraint (their names are PostgreSQL's: `users_pkey`), whose
+ * uniqueness is kept as a unique column set.
+ *
+ * @module
+ */
+import postgres from 'postgres';
+import { randomBytes } from 'node:crypto';
+import { MigrateError } from '../errors.ts';
+import type { Column, EnumType, Family, ForeignKey, Index, Schema, Table } from '../schema.ts';
+
+/** Runs one query on the caller's connection; rows as postgres.js returns them. */
+export type Query = (text: string, params?: unknown[]) => Promise<ReadonlyArray<Record<string, unknown>>>;
+
+const USER_SCHEMA = (n: string) => `${n}.nspname NOT IN ('pg_catalog', 'information_schema') AND ${n}.nspname !~ '^pg_(toast|temp_)'`;
+const NOT_EXTENSION = (catalog: string, oid: string) =>
+  `NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend dep WHERE dep.classid = '${catalog}'::regclass AND dep.objid = ${oid} AND dep.deptype = 'e')`;
+
+const TABLES = `
+  SELECT c.oid, n.nspname, c.relname
+  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+  WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND ${USER_SCHEMA('n')}
+    AND NOT (n.nspname = $1 AND c.relname = $2)
+    AND ${NOT_EXTENSION('pg_catalog.pg_class', 'c.oid')}`;
+
+/** pg_type names → family. Domains are read through to their base type first. */
+const FAMILIES: Record<string, Family> = {
+  int2: 'integer',
+  int4: 'integer',
+  int8: 'integer',
+  text: 'text',
+  varchar: 'text',
+  bpchar: 'text',
+  name: 'text',
+  citext: 'text',
+  bool: 'boolean',
+  timestamp: 'timestamp',
+  timestamptz: 'timestamp',
+  date: 'timestamp',
+  time: 'timestamp',
+  timetz: 'timestamp',
+  json: 'json',
+  jsonb: 'json',
+  numeric: 'numeric',
+  money: 'numeric',
+  float4: 'float',
+  float8: 'float',
+};
+
+const ON_DELETE: Record<string, string> = { a: 'NO ACTION', r: 'RESTRICT', c: 'CASCADE', n: 'SET NULL', d: 'SET DEFAULT' };
+
+/**
+ * The schema `query` sees, without the record table `record` (schema and name). Reads only.
+ * Arrays come back as JSON text, so the caller's connection needs no array type parsers.
+ */
+export async function introspectPostgres(query: Query, record: { schema: string; table: string }): Promise<Schema> {
+  const [home] = await query('SELECT current_schema() AS s');
+  const current = typeof home?.s === 'string' ? home.s : 'public';
+  const qualify = (schema: unknown, name: unknown) => (schema === current ? String(name) : `${String(schema)}.${String(name)}`);
+  const params = [record.schema, record.table];
+
+  const enumRows = await query(
+    `SELECT t.oid::text AS oid, n.nspname, t.typname, json_agg(e.enumlabel ORDER BY e.enumsortorder)::text AS labels
+     FROM pg_catalog.pg_type t
+     JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+     JOIN pg_catalog.pg_enum e ON e.enumtypid = t.oid
+     WHERE ${USER_SCHEMA('n')} AND ${NOT_EXTENSION('pg_catalog.pg_type', 't.oid')}
+     GROUP BY t.oid, n.nspname, t.typname
+     ORDER BY n.nspname, t.typname`,
+  );
+  const enums: EnumType[] = enumRows.map((r) => ({ name: qualify(r.nspname, r.typname), values: JSON.parse(String(r.labels)) as string[] }));
+  const enumLabels = new Map(enumRows.map((r) => [String(r.oid), JSON.parse(String(r.labels)) as string[]]));
+
+  const columnRows = await query(
+    `WITH tabs AS (${TABLES})
+     SELECT t.nspname, t.relname, a.attname, format_type(a.atttypid, a.atttypmod) AS type,
+            bt.oid::text AS base_oid, bt.typname AS base, bt.typtype AS base_kind, bt.typcategory AS category,
+            CASE WHEN ty.typtype = 'd' THEN ty.typtypmod ELSE a.atttypmod END AS typmod,
+            a.attnotnull AS notnull, a.attidentity AS identity, a.attgenerated AS computed,
+            pg_get_expr(d.adbin, d.adrelid) AS default_expr
+     FROM tabs t
+     JOIN pg_catalog.pg_attribute a ON a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped
+     JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
+     JOIN pg_catalog.pg_type bt ON bt.oid = CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE ty.oid END
+     LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+     ORDER BY t.nspname, t.relname, a.attnum`,
+    params,
+  );
+
+  const constraintRows = await query(
+    `WITH tabs AS (${TABLES})
+     SELECT t.nspname, t.relname, con.contype::text AS kind, con.confdeltype::text AS on_delete,
+            (SELECT json_agg(a.attname ORDER BY k.ord) FROM unnest(con.conkey) WITH ORDINALITY k(num, ord)
+               JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.num)::text AS cols,
+            fn.nspname AS ref_schema, fc.relname AS ref_table,
+            (SELECT json_agg(a.attname ORDER BY k.ord) FROM unnest(con.confkey) WITH ORDINALITY k(num, ord)
+               JOIN pg_catalog.pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.num)::text AS ref_cols,
+            pg_get_constraintdef(con.oid, true) AS def
+     FROM tabs t
+     JOIN pg_catalog.pg_constraint con ON con.conrelid = t.oid
+     LEFT JOIN pg_catalog.pg_class fc ON fc.oid = con.confrelid
+     LEFT JOIN pg_catalog.pg_namespace fn ON fn.oid = fc.relnamespace
+     WHERE con.contype IN ('p', 'f', 'c')
+     ORDER BY t.nspname, t.relname, con.conname`,
+    params,
+  );
+
+  const indexRows = await query(
+    `WITH tabs AS (${TABLES})
+     SELECT t.nspname, t.relname, ic.relname AS name, i.indisunique AS is_unique, i.indisprimary AS is_primary,
+            EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conindid = i.indexrelid AND c.conrelid = i.indrelid AND c.contype IN ('p', 'u', 'x')) AS backs_constraint,
+            (SELECT json_agg(
+                      CASE WHEN i.indkey[k - 1] = 0 THEN '(' || pg_get_indexdef(i.indexrelid, k, true) || ')'
+                           ELSE (SELECT a.attname FROM pg_catalog.pg_attribute a WHERE a.attrelid = i.indrelid AND a.attnum = i.indkey[k - 1]) END
+                      || CASE WHEN (i.indoption[k - 1] & 1) = 1 THEN ' DESC' ELSE '' END
+                      ORDER BY k)
+               FROM generate_series(1, i.indnkeyatts) k)::text AS cols,
+            (SELECT bool_and(i.indkey[k - 1] <> 0) FROM generate_series(1, i.indnkeyatts) k) AS plain,
+            pg_get_expr(i.indpred, i.indrelid, true) AS predicate
+     FROM tabs t
+     JOIN pg_catalog.pg_index i ON i.indrelid = t.oid
+     JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+     ORDER BY t.nspname, t.relname, ic.relname`,
+    params,
+  );
+
+  const otherRows = await query(
+    `SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence' WHEN 'c' THEN 'type' ELSE 'foreign table' END AS kind,
+            n.nspname, c.relname AS name, NULL::text AS extra,
+            CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid, true) ELSE '' END AS def
+     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind IN ('v', 'm', 'S', 'c', 'f') AND ${USER_SCHEMA('n')} AND ${NOT_EXTENSION('pg_catalog.pg_class', 'c.oid')}
+     UNION ALL
+     SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'function' END,
+            n.nspname, p.proname, pg_get_function_identity_arguments(p.oid), md5(coalesce(p.prosrc, '') || pg_get_function_result(p.oid))
+     FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+     WHERE ${USER_SCHEMA('n')} AND ${NOT_EXTENSION('pg_catalog.pg_proc', 'p.oid')}
+     UNION ALL
+     SELECT 'trigger', n.nspname, tg.tgname, c.relname, pg_get_triggerdef(tg.oid, true)
+     FROM pg_catalog.pg_trigger tg JOIN pg_catalog.pg_class c ON c.oid = tg.tgrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     WHERE NOT tg.tgisinternal AND ${USER_SCHEMA('n')} AND NOT (n.nspname = $1 AND c.relname = $2)
+     UNION ALL
+     SELECT CASE t.typtype WHEN 'd' THEN 'domain' ELSE 'range type' END, n.nspname, t.typname, NULL, format_type(t.typbasetype, t.typtypmod)
+     FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+     WHERE t.typtype IN ('d', 'r') AND ${USER_SCHEMA('n')} AND ${NOT_EXTENSION('pg_catalog.pg_type', 't.oid')}
+     UNION ALL
+     SELECT 'schema', n.nspname, n.nspname, NULL, ''
+     FROM pg_catalog.pg_namespace n WHERE ${USER_SCHEMA('n')} AND n.nspname <> 'public'
+     UNION ALL
+     SELECT 'extension', NULL, e.extname, NULL, e.extversion FROM pg_catalog.pg_extension e WHERE e.extname <> 'plpgsql'`,
+    params,
+  );
+
+  const tables = new Map<string, Table>();
+  const tableOf = (r: Record<string, unknown>): Table => {
+    const name = qualify(r.nspname, r.relname);
+    let t = tables.get(name);
+    if (!t) {
+      t = { name, columns: [], primaryKey: [], foreignKeys: [], uniques: [], indexes: [], checks: [] };
+      tables.set(name, t);
+    }
+    return t;
+  };
+
+  for (const r of columnRows) {
+    const t = tableOf(r);
+    const base = String(r.base);
+    const isEnum = r.base_kind === 'e';
+    const isArray = r.category === 'A';
+    const expr = r.default_expr === null ? null : String(r.default_expr);
+    const identity = r.identity === 'a' || r.identity === 'd';
+    const computed = r.computed === 's' || r.computed === 'v';
+    const serial = expr !== null && /^nextval\(/.test(expr);
+    const column: Column = {
+      name: String(r.attname),
+      type: String(r.type),
+      family: isArray ? 'other' : isEnum ? 'enum' : (FAMILIES[base] ?? 'other'),
+      nullable: r.notnull !== true,
+      hasDefault: expr !== null && !serial && !computed,
+      default: computed ? null : identity ? null : expr,
+      generated: identity || serial || computed,
+    };
+    if (identity) column.default = `GENERATED ${r.identity === 'a' ? 'ALWAYS' : 'BY DEFAULT'} AS IDENTITY`;
+    if (computed) column.default = `GENERATED ALWAYS AS (${expr ?? ''})`;
+    if (isEnum && !isArray) column.values = enumLabels.get(String(r.base_oid)) ?? [];
+    const typmod = Number(r.typmod);
+    if ((base === 'varchar' || base === 'bpchar') && !isArray && typmod > 4) column.maxLength = typmod - 4;
+    t.columns.push(column);
+  }
+
+  for (const r of constraintRows) {
+    const t = tableOf(r);
+    const columns = r.cols === null ? [] : (JSON.parse(String(r.cols)) as string[]);
+    if (r.kind === 'p') t.primaryKey = columns;
+    else if (r.kind === 'f') {
+      const fk: ForeignKey = {
+        columns,
+        refTable: qualify(r.ref_schema, r.ref_table),
+        refColumns: r.ref_cols === null ? [] : (JSON.parse(String(r.ref_cols)) as string[]),
+        onDelete: ON_DELETE[String(r.on_delete)] ?? String(r.on_delete),
+      };
+      t.foreignKeys.push(fk);
+    } else {
+      const def = String(r.def).replace(/^CHECK /, '');
+      // A CHECK that made a text column an enum or length-limited is compared as that column's
+      // fact; `checks` keeps the rest, so one change is not reported twice.
+      if (columns.length !== 1 || !applyCheck(t, columns[0] as string, def)) t.checks.push(def);
+    }
+  }
+
+  for (const r of indexRows) {
+    const t = tableOf(r);
+    const columns = JSON.parse(String(r.cols)) as string[];
+    const where = r.predicate === null ? null : String(r.predicate);
+    if (r.is_unique === true && r.is_primary !== true && where === null && r.plain === true) t.uniques.push(columns.map((c) => c.replace(/ DESC$/, '')).sort());
+    if (r.backs_constraint !== true) {
+      const index: Index = { name: qualify(r.nspname, r.name), columns, unique: r.is_unique === true, where };
+      t.indexes.push(index);
+    }
+  }
+
+  for (const t of tables.values()) {
+    t.uniques.sort((a, b) => a.join(',').localeCompare(b.join(',')));
+    t.checks.sort();
+  }
+
+  const others: Record<string, string> = {};
+  for (const r of otherRows) {
+    const name = r.kind === 'schema' || r.kind === 'extension' ? String(r.name) : qualify(r.nspname, r.name);
+    const key =
+      r.kind === 'trigger' ? `trigger ${name} on ${qualify(r.nspname, r.extra)}` : r.extra !== null && r.extra !== undefined ? `${String(r.kind)} ${name}(${String(r.extra)})` : `${String(r.kind)} ${name}`;
+    others[key] = String(r.def ?? '');
+  }
+
+  return { tables: [...tables.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)), enums, others };
+}
+
+/**
+ * What a one-column CHECK says in the forms PostgreSQL prints back: an IN list of strings
+ * (`(status)::text = ANY ((ARRAY['a'::character varying, …])::text[])`) makes a text column an
+ * enum, as on SQLite; `length(col) <= n` is a length limit.
+ */
+function applyCheck(t: Table, column: string, def: string): boolean {
+  const c = t.columns.find((x) => x.name === column);
+  if (!c) return false;
+  const anyArray = /^\(*\(?"?[\w$]+"?\)?(?:::[\w ]+)? = ANY \(\(?ARRAY\[(.*)\]\)?(?:::[\w ]+\[\])?\)\)*$/.exec(def);
+  if (anyArray && c.family === 'text') {
+    const labels = [...(anyArray[1] as string).matchAll(/'((?:[^']|'')*)'(?:::[\w ]+)?/g)].map((m) => (m[1] as string).replace(/''/g, "'"));
+    if (labels.length === 0) return false;
+    c.family = 'enum';
+    c.values = labels;
+    return true;
+  }
+  const length = /^\(*(?:char_)?length\(\(?"?[\w$]+"?\)?(?:::text)?\) (<=|<) (\d+)\)*$/.exec(def);
+  if (!length || c.maxLength !== undefined) return false;
+  c.maxLength = length[1] === '<' ? Number(length[2]) - 1 : Number(length[2]);
+  return true;
+}
+
+export interface ScratchDatabase {
+  /** A URL for the scratch database: the given one with its database name replaced. */
+  url: string;
+  name: string;
+  /** Drop it, `WITH (FORCE)` where the server has it (13+). Safe to call twice. */
+  drop(): Promise<void>;
+}
+
+/**
+ * Create an empty database, `migrate_check_<random>`, from `template0` (nothing a site added to
+ * template1), through a connection to `url`. Throws `MigrateError('CONNECTION_FAILED')` when
+ * the server cannot be reached or refuses (no CREATEDB), or when a connection to the new
+ * database lands anywhere else: an embedded PGlite accepts CREATE DATABASE but serves its one
+ * database under every name, and migrating that would not be a scratch database at all.
+ */
+export async function createScratchDatabase(url: string, display: string, secrets: readonly string[]): Promise<ScratchDatabase> {
+  const name = `migrate_check_${randomBytes(6).toString('hex')}`;
+  const scrub = (text: string) => secrets.reduce((t, s) => (s ? t.split(s).join('****') : t), text);
+  const fail = (what: string, error: unknown) =>
+    new MigrateError('CONNECTION_FAILED', `${what} on ${display}: ${scrub((error as Error)?.message ?? String(error))}`, { cause: error });
+  await admin(url, `CREATE DATABASE ${name} TEMPLATE template0`).catch((error: unknown) => {
+    throw fail(`check could not create its scratch database ${name} (it needs a role with CREATEDB)`, error);
+  });
+  const target = new URL(url);
+  target.pathname = `/${name}`;
+  let dropped = false;
+  const scratch: ScratchDatabase = {
+    url: target.toString(),
+    name,
+    async drop() {
+      if (dropped) return;
+      dropped = true;
+      await admin(url, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(async (error: unknown) => {
+        // Before PostgreSQL 13 there is no FORCE; check has closed its own connections by now.
+        if ((error as { code?: string }).code !== '42601') throw error;
+        await admin(url, `DROP DATABASE IF EXISTS ${name}`);
+      });
+    },
+  };
+  try {
+    const sql = postgres(scratch.url, { max: 1, onnotice: () => {}, connect_timeout: 10, fetch_types: false, prepare: false });
+    try {
+      const [row] = await sql.unsafe('SELECT current_database() AS db');
+      if (row?.db !== name) {
+        throw new MigrateError(
+          'CONNECTION_FAILED',
+          `${display} accepted CREATE DATABASE ${name} but a connection to it reached database "${String(row?.db)}": this server does not keep databases apart (an embedded PGlite?), so check cannot migrate a scratch database on it.`,
+        );
+      }
+    } finally {
+      await sql.end({ timeout: 5 });
+    }
+  } catch (error) {
+    await scratch.drop().catch(() => {});
+    throw error instanceof MigrateError ? error : fail(`check could not connect to its scratch database ${name}`, error);
+  }
+  return scratch;
+}
+
+async function admin(url: string, statement: string): Promise<void> {
+  const sql = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 10, fetch_types: false, prepare: false });
+  try {
+    await sql.unsafe(statement);
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}

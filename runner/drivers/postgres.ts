@@ -1,0 +1,550 @@
+/**
+ * PostgreSQL through postgres.js. Every line of PostgreSQL-specific SQL lives here.
+ *
+ * One connection per runner (`max: 1`): it holds the session advisory lock and runs every
+ * migration, so the lock and the work can never be on two different sessions. A file is sent as
+ * it is, in one simple-protocol query, so the server's error `position` indexes the file's text.
+ */
+import postgres from 'postgres';
+import { createHash } from 'node:crypto';
+import type { Capabilities, Driver, RecordRow, RecordTableState, Statement, StepDone, StepWork } from '../driver.ts';
+import { StepFailure } from '../driver.ts';
+import { MigrateError } from '../errors.ts';
+import { parseTableName } from '../config.ts';
+import { RECORD_COLUMNS, sqlString, terminated } from '../record.ts';
+import { codePointOffsetToIndex } from '../position.ts';
+import type { Schema } from '../schema.ts';
+import { introspectPostgres } from './postgres-schema.ts';
+
+type Sql = postgres.Sql;
+type Query = Pick<Sql, 'unsafe'>;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export interface PostgresOptions {
+  /** The connection URL as postgres.js takes it (`postgres://user:password@host:port/db`). */
+  url: string;
+  /** The URL with its password shown as `****`: the only form any message may carry. */
+  display: string;
+  /** The record table, `table` or `schema.table`. */
+  table: string;
+  /** False for read-only commands. PostgreSQL creates nothing on connect, so only kept for symmetry. */
+  create: boolean;
+}
+
+/** postgres.js' own codes for a connection that could not be made or was lost. */
+const CLIENT_CONNECTION_CODES = new Set(['CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'SASL_SIGNATURE_MISMATCH', 'MESSAGE_NOT_SUPPORTED']);
+
+/**
+ * Whether an error means "the database could not be reached, or the session is gone", as
+ * opposed to an SQL error. Server side: connection exceptions (08), authentication (28), a
+ * database that does not exist (3D000), shutdown / not yet accepting connections (57P01-57P03),
+ * too many connections (53300); https://www.postgresql.org/docs/current/errcodes-appendix.html.
+ * Client side: postgres.js' connection codes, socket errors (ECONNREFUSED, ENOTFOUND, … carry
+ * `syscall`) and TLS failures (OpenSSL errors carry `library`/`reason`, Node's `ERR_TLS_*`).
+ */
+function isConnectionError(error: unknown): boolean {
+  if (error instanceof postgres.PostgresError) return /^(08|28|3D|57P)/.test(error.code) || error.code === '53300';
+  if (typeof error !== 'object' || error === null) return false;
+  const e = error as { code?: unknown; syscall?: unknown; library?: unknown };
+  const code = typeof e.code === 'string' ? e.code : '';
+  return CLIENT_CONNECTION_CODES.has(code) || typeof e.syscall === 'string' || typeof e.library === 'string' || /^ERR_(TLS|SSL)_|CERT/.test(code);
+}
+
+/** Thrown inside a transaction to roll it back on purpose. */
+class Rollback extends Error {}
+
+export class PostgresDriver implements Driver {
+  readonly capabilities: Capabilities = { folder: 'postgres', schemaQualifiedTables: true };
+  readonly #url: string;
+  readonly #display: string;
+  readonly #secrets: string[];
+  /** The record table's name as given (`schema_migrations`, `ops.migrations`), for messages. */
+  readonly #label: string;
+  readonly #schema: string | undefined;
+  readonly #name: string;
+  /** The record table as the user named it, quoted: `"table"` or `"schema"."table"`; for rendered scripts. */
+  readonly #table: string;
+  /** The schema an unqualified record table lives in, resolved once per driver. */
+  #resolvedSchema: string | undefined;
+  #sql: Sql | undefined;
+  /** Inside withLock, after the lock was taken. */
+  #locked = false;
+  /** The connection that held the lock closed: the lock is gone with it. */
+  #lost = false;
+  /** SQLSTATEs of the notices (warnings) received since last cleared. */
+  readonly #notices = new Set<string>();
+  /** A query has succeeded: a connection error now means the server went away, not that it was never there. */
+  #reached = false;
+
+  constructor(options: PostgresOptions) {
+    this.#url = options.url;
+    this.#display = options.display;
+    this.#secrets = passwordsIn(options.url);
+    const { schema, table } = parseTableName(options.table, true);
+    this.#label = options.table;
+    this.#schema = schema;
+    this.#name = table;
+    this.#table = schema === undefined ? quoteIdent(table) : `${quoteIdent(schema)}.${quoteIdent(table)}`;
+  }
+
+  /** Created on first use: nothing connects until a method needs the database. */
+  get #client(): Sql {
+    if (!this.#sql) {
+      try {
+        this.#sql = postgres(this.#url, {
+          max: 1,
+          // Holding the session lock on an idle connection must never end it: postgres.js would
+          // otherwise recycle the connection after 30-60 min (max_lifetime) and silently release
+          // the advisory lock along with it.
+          idle_timeout: 0,
+          max_lifetime: null,
+          connect_timeout: 10,
+          // The library never prints; postgres.js would console.log every NOTICE without this.
+          onnotice: (notice) => {
+            if (typeof notice.code === 'string') this.#notices.add(notice.code);
+          },
+          onclose: () => {
+            if (this.#locked) this.#lost = true;
+          },
+          // Unnamed statements only: works through poolers, and nothing to re-prepare after a reconnect.
+          prepare: false,
+          // We read no arrays or custom types: save the round trip at connect.
+          fetch_types: false,
+          debug: false,
+          connection: { application_name: 'sql-migrate' },
+        });
+      } catch (error) {
+        throw this.#unreachable(error);
+      }
+    }
+    return this.#sql;
+  }
+
+  /** Every query goes through here: a connection failure becomes CONNECTION_FAILED, naming the URL without its password. */
+  async #do<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+    this.#checkSession();
+    try {
+      const result = await fn(this.#client);
+      this.#reached = true;
+      return result;
+    } catch (error) {
+      if (isConnectionError(error)) throw this.#unreachable(error);
+      throw error;
+    }
+  }
+
+  /** After the connection that held the lock dropped, postgres.js would silently reconnect: refuse to run unlocked. */
+  #checkSession(): void {
+    if (this.#lost) {
+      throw new MigrateError(
+        'CONNECTION_FAILED',
+        `lost the connection to ${this.#display} while holding the migration lock; stopped so that nothing runs without it. Run again: what was committed is recorded.`,
+      );
+    }
+  }
+
+  #unreachable(error: unknown): MigrateError {
+    if (error instanceof MigrateError) return error;
+    const e = error as { message?: string; code?: string } | null;
+    const why = this.#scrub(e?.message ?? String(error));
+    const code = e?.code && !why.includes(e.code) ? ` (${e.code})` : '';
+    const what = this.#reached ? 'lost the connection to' : 'cannot connect to';
+    return new MigrateError('CONNECTION_FAILED', `${what} ${this.#display}: ${why}${code}`, { cause: error });
+  }
+
+  #scrub(text: string): string {
+    let out = text;
+    for (const s of this.#secrets) out = out.split(s).join('****');
+    return out;
+  }
+
+  async ping(): Promise<void> {
+    await this.#do((sql) => sql.unsafe('SELECT 1'));
+  }
+
+  /**
+   * A session-level advisory lock on the connection that runs the migrations, polled with
+   * `pg_try_advisory_lock` so a waiter holds no transaction and no snapshot between polls (a
+   * blocking `pg_advisory_lock` would hold one, and stall the holder's CREATE INDEX
+   * CONCURRENTLY). The server releases it when the session ends, kill -9 included.
+   */
+  async withLock<T>(fn: () => Promise<T>, timeoutMs: number | undefined): Promise<T> {
+    const key = await this.#lockKey();
+    await this.#watchClient();
+    const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
+    for (;;) {
+      const [row] = await this.#do((sql) => sql.unsafe(`SELECT pg_try_advisory_lock(${key}) AS ok`));
+      if (row?.ok === true) break;
+      if (Date.now() >= deadline) {
+        throw new MigrateError(
+          'LOCK_TIMEOUT',
+          `another runner holds the migration lock for ${this.#label} on ${this.#display} (waited ${Math.round((timeoutMs ?? 0) / 1000)} s; see --lock-timeout).`,
+        );
+      }
+      await sleep(50 + Math.random() * 50);
+    }
+    this.#locked = true;
+    this.#lost = false;
+    try {
+      return await fn();
+    } finally {
+      const lost = this.#lost;
+      this.#locked = false;
+      this.#lost = false;
+      // A lost session took the lock with it; an unlock failing here must not hide fn's outcome.
+      if (!lost) await this.#sql?.unsafe(`SELECT pg_advisory_unlock(${key})`).catch(() => {});
+    }
+  }
+
+  /**
+   * A runner killed mid-statement (kill -9, OOM) leaves its backend running the statement to
+   * its end, holding the lock all along, and for a no-transaction file committing it without a
+   * record row. Since PostgreSQL 14 the backend can poll its socket during a query and abort
+   * when the client is gone: ask for that on this session.
+   * https://www.postgresql.org/docs/current/runtime-config-connection.html#GUC-CLIENT-CONNECTION-CHECK-INTERVAL
+   * Older servers lack the setting, and some platforms (PGlite's wasm build) refuse a non-zero
+   * value: then carry on without it.
+   */
+  async #watchClient(): Promise<void> {
+    await this.#do((sql) =>
+      sql.unsafe(
+        `SELECT CASE WHEN current_setting('server_version_num')::int >= 140000
+                THEN set_config('client_connection_check_interval', '1000', false) END`,
+      ),
+    ).catch((error: unknown) => {
+      if (!(error instanceof postgres.PostgresError)) throw error;
+    });
+  }
+
+  /**
+   * One lock per record table, so two tables in one database never block each other. An
+   * unqualified name is resolved to the schema it is created in, so `t` and `public.t` agree.
+   */
+  async #lockKey(): Promise<string> {
+    const schema = await this.#schemaName();
+    const digest = createHash('sha256').update(`sql-migrate\0${schema}\0${this.#name}`).digest();
+    return digest.readBigInt64BE(0).toString();
+  }
+
+  /**
+   * The schema of the record table: the one named, else the one an unqualified CREATE TABLE
+   * would use (`current_schema()`), fixed at first use. Every statement on the record table is
+   * then qualified with it, so a migration that runs `SET search_path` cannot send the record
+   * somewhere else halfway through a run.
+   */
+  async #schemaName(): Promise<string> {
+    if (this.#schema !== undefined) return this.#schema;
+    if (this.#resolvedSchema === undefined) {
+      const [row] = await this.#do((sql) => sql.unsafe('SELECT current_schema() AS s'));
+      if (typeof row?.s !== 'string') {
+        throw new Error(`no schema on the search_path exists to hold the record table ${this.#label}: create one, or name it with --table schema.table`);
+      }
+      this.#resolvedSchema = row.s;
+    }
+    return this.#resolvedSchema;
+  }
+
+  /** The record table, schema-qualified and quoted, for every statement the driver runs. */
+  async #target(): Promise<string> {
+    return `${quoteIdent(await this.#schemaName())}.${quoteIdent(this.#name)}`;
+  }
+
+  async recordTableState(): Promise<RecordTableState> {
+    const schema = await this.#schemaName();
+    const rows = await this.#do(
+      (sql) => sql`
+        SELECT a.attname AS name
+        FROM pg_catalog.pg_class c
+        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+        WHERE n.nspname = ${schema}
+          AND c.relname = ${this.#name}
+          AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+        ORDER BY a.attnum`,
+    );
+    if (rows.length === 0) return { kind: 'missing' };
+    const names = rows.map((r) => String(r.name));
+    return RECORD_COLUMNS.every((c) => names.includes(c)) ? { kind: 'ok' } : { kind: 'foreign', columns: names };
+  }
+
+  async tableExists(name: string): Promise<boolean> {
+    // to_regclass resolves through search_path exactly as an unqualified query would.
+    const [row] = await this.#do((sql) => sql`SELECT to_regclass(${quoteIdent(name)}) IS NOT NULL AS found`);
+    return row?.found === true;
+  }
+
+  renderEnsureRecordTable(): string {
+    const schema = this.#schema === undefined ? '' : `CREATE SCHEMA IF NOT EXISTS ${quoteIdent(this.#schema)};\n`;
+    return `${schema}CREATE TABLE IF NOT EXISTS ${this.#table} (${COLUMNS});`;
+  }
+
+  /**
+   * Creates only what is missing: `CREATE … IF NOT EXISTS` checks the CREATE privilege before
+   * it checks existence, so a role that may use an existing schema and table but not create
+   * them would fail on it. https://www.postgresql.org/docs/current/sql-createschema.html
+   */
+  async ensureRecordTable(): Promise<void> {
+    if ((await this.recordTableState()).kind !== 'missing') return;
+    const table = await this.#target();
+    await this.#do(async (sql) => {
+      if (this.#schema !== undefined) {
+        const [row] = await sql`SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = ${this.#schema}) AS found`;
+        if (row?.found !== true) await sql.unsafe(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(this.#schema)}`);
+      }
+      await sql.unsafe(`CREATE TABLE IF NOT EXISTS ${table} (${COLUMNS})`);
+    });
+  }
+
+  async readRecord(): Promise<RecordRow[]> {
+    if ((await this.recordTableState()).kind !== 'ok') return [];
+    const table = await this.#target();
+    const rows = await this.#do((sql) =>
+      sql.unsafe(
+        `SELECT revision, name, checksum, status,
+                to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS applied_at,
+                duration_ms, seq, statements_run, error
+         FROM ${table} ORDER BY seq`,
+      ),
+    );
+    return rows.map((r) => ({
+      revision: String(r.revision),
+      name: String(r.name),
+      checksum: String(r.checksum),
+      status: r.status === 'failed' ? 'failed' : 'applied',
+      appliedAt: String(r.applied_at),
+      durationMs: Number(r.duration_ms),
+      seq: Number(r.seq),
+      statementsRun: r.statements_run === null ? null : Number(r.statements_run),
+      error: r.error === null ? null : String(r.error),
+    }));
+  }
+
+  async #insertRow(
+    q: Query,
+    table: string,
+    row: { revision: string; name: string; checksum: string; status: 'applied' | 'failed'; durationMs: number; statementsRun: number | null; error: string | null },
+  ): Promise<void> {
+    await q.unsafe(
+      `INSERT INTO ${table} (revision, name, checksum, status, applied_at, duration_ms, seq, statements_run, error)
+       VALUES ($1, $2, $3, $4, clock_timestamp(), $5, (SELECT coalesce(max(seq), 0) + 1 FROM ${table}), $6, $7)`,
+      [row.revision, row.name, row.checksum, row.status, Math.round(row.durationMs), row.statementsRun, row.error],
+    );
+  }
+
+  async #applyRecord(q: Query, table: string, step: StepWork, started: number): Promise<void> {
+    const r = step.record;
+    if (r.kind === 'insert') {
+      await this.#insertRow(q, table, { revision: r.revision, name: r.name, checksum: r.checksum, status: 'applied', durationMs: performance.now() - started, statementsRun: null, error: null });
+    } else {
+      await q.unsafe(`DELETE FROM ${table} WHERE revision = $1`, [r.revision]);
+    }
+  }
+
+  async runStep(step: StepWork): Promise<StepDone> {
+    const started = performance.now();
+    const table = await this.#target();
+    if (!step.transactional && !step.empty) return this.#runStatements(step, table, started);
+    let fileError: unknown;
+    try {
+      await this.#do((sql) =>
+        sql.begin(async (tx) => {
+          // Unparameterised `unsafe` goes out as one simple-protocol Query message, which may hold
+          // many statements: the file's text exactly as written, so `position` indexes it.
+          if (!step.empty) await tx.unsafe(step.sql).catch((e: unknown) => Promise.reject((fileError = e)));
+          await this.#applyRecord(tx, table, step, started);
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof postgres.PostgresError)) throw error;
+      // An error of the tracking statement has its own `position`, not the file's.
+      throw failure(error, error === fileError ? await this.#locate(step, error) : {});
+    }
+    return { durationMs: performance.now() - started };
+  }
+
+  /**
+   * No-transaction files: one statement per simple-protocol query, each its own implicit
+   * transaction (CREATE INDEX CONCURRENTLY needs that), so a failure knows how many took effect.
+   */
+  async #runStatements(step: StepWork, table: string, started: number): Promise<StepDone> {
+    let ran = 0;
+    let error: unknown;
+    try {
+      for (const s of step.statements) {
+        await this.#do((sql) => sql.unsafe(s.sql));
+        ran++;
+      }
+      this.#notices.clear();
+      await this.#do((sql) =>
+        sql.begin(async (tx) => {
+          // Our BEGIN inside the file's own open transaction only warns (25001): throwing here
+          // rolls back both, rather than committing the file's half under our record row.
+          if (this.#notices.has('25001')) throw new Error('the file left a transaction open (BEGIN without COMMIT); it was rolled back');
+          await this.#applyRecord(tx, table, step, started);
+        }),
+      );
+      return { durationMs: performance.now() - started };
+    } catch (e) {
+      if (e instanceof MigrateError) throw e;
+      error = e;
+    }
+    // A file's own BEGIN may have left an open or aborted transaction; outside one this is a no-op.
+    await this.#do((sql) => sql.unsafe('ROLLBACK'));
+    const statement = ran < step.statements.length ? (step.statements[ran] as Statement) : undefined;
+    const where: { statementIndex?: number; offset?: number } = {};
+    if (statement) {
+      where.statementIndex = ran;
+      const position = positionOf(error);
+      if (position !== undefined) where.offset = statement.offset + codePointOffsetToIndex(statement.sql, position);
+    }
+    const stepFailure = failure(error, where);
+    stepFailure.details.statementsRun = ran;
+    if (step.record.kind === 'insert') {
+      const r = step.record;
+      await this.#do((sql) =>
+        sql.begin(async (tx) => {
+          await tx.unsafe(`DELETE FROM ${table} WHERE revision = $1`, [r.revision]);
+          await this.#insertRow(tx, table, { revision: r.revision, name: r.name, checksum: r.checksum, status: 'failed', durationMs: performance.now() - started, statementsRun: ran, error: stepFailure.message });
+        }),
+      );
+    }
+    throw stepFailure;
+  }
+
+  /**
+   * Where a transactional file failed. The server's `position` counts characters from the start
+   * of the text sent (the whole file). Runtime errors carry none: then replay the statements one
+   * by one in a transaction that is rolled back, and name a statement only when it fails with
+   * the very same SQLSTATE and message. Otherwise say nothing rather than guess.
+   */
+  async #locate(step: StepWork, error: postgres.PostgresError): Promise<{ statementIndex?: number; offset?: number }> {
+    if (step.empty) return {};
+    const position = positionOf(error);
+    if (position !== undefined) {
+      const offset = codePointOffsetToIndex(step.sql, position);
+      let statementIndex: number | undefined;
+      step.statements.forEach((s, i) => {
+        if (s.offset <= offset) statementIndex = i;
+      });
+      return statementIndex === undefined ? { offset } : { offset, statementIndex };
+    }
+    let found: { statementIndex?: number; offset?: number } = {};
+    try {
+      await this.#do((sql) =>
+        sql.begin(async (tx) => {
+          for (let i = 0; i < step.statements.length; i++) {
+            const s = step.statements[i] as Statement;
+            try {
+              await tx.unsafe(s.sql);
+            } catch (e) {
+              if (e instanceof postgres.PostgresError && e.code === error.code && e.message === error.message) {
+                found = { statementIndex: i };
+                const p = positionOf(e);
+                if (p !== undefined) found.offset = s.offset + codePointOffsetToIndex(s.sql, p);
+              }
+              break;
+            }
+          }
+          throw new Rollback();
+        }),
+      );
+    } catch (e) {
+      if (!(e instanceof Rollback)) return {};
+    }
+    return found;
+  }
+
+  async writeRecord(rows: Array<Pick<RecordRow, 'revision' | 'name' | 'checksum' | 'appliedAt' | 'durationMs'>>): Promise<void> {
+    const table = await this.#target();
+    await this.#do((sql) =>
+      sql.begin(async (tx) => {
+        await tx.unsafe(`DELETE FROM ${table}`);
+        let seq = 0;
+        for (const r of rows) {
+          await tx.unsafe(
+            `INSERT INTO ${table} (revision, name, checksum, status, applied_at, duration_ms, seq)
+             VALUES ($1, $2, $3, 'applied', $4::timestamptz, $5, $6)`,
+            [r.revision, r.name, r.checksum, r.appliedAt, Math.round(r.durationMs), ++seq],
+          );
+        }
+      }),
+    );
+  }
+
+  /** For `psql -v ON_ERROR_STOP=1 -f`: the file as written, its tracking statement, and BEGIN/COMMIT when transactional. */
+  renderStep(step: StepWork): string {
+    const r = step.record;
+    const track =
+      r.kind === 'insert'
+        ? `INSERT INTO ${this.#table} (revision, name, checksum, status, applied_at, duration_ms, seq)
+VALUES (${sqlString(r.revision)}, ${sqlString(r.name)}, ${sqlString(r.checksum)}, 'applied', now(), 0, (SELECT coalesce(max(seq), 0) + 1 FROM ${this.#table}));`
+        : `DELETE FROM ${this.#table} WHERE revision = ${sqlString(r.revision)};`;
+    const body = step.empty ? '' : `${terminated(step).replace(/\s+$/, '')}\n`;
+    return step.transactional ? `BEGIN;\n${body}${track}\nCOMMIT;\n` : `${body}${track}\n`;
+  }
+
+  async introspect(): Promise<Schema> {
+    const schema = await this.#schemaName();
+    return introspectPostgres((text, params = []) => this.#do((sql) => sql.unsafe(text, params as postgres.ParameterOrJSON<never>[])), { schema, table: this.#name });
+  }
+
+  async close(): Promise<void> {
+    const sql = this.#sql;
+    this.#sql = undefined;
+    this.#locked = false;
+    this.#lost = false;
+    await sql?.end({ timeout: 5 });
+  }
+}
+
+const COLUMNS = `
+  revision       text        PRIMARY KEY,
+  name           text        NOT NULL,
+  checksum       text        NOT NULL,
+  status         text        NOT NULL CHECK (status IN ('applied', 'failed')),
+  applied_at     timestamptz NOT NULL,
+  duration_ms    integer     NOT NULL,
+  seq            integer     NOT NULL UNIQUE,
+  statements_run integer,
+  error          text
+`;
+
+/** An identifier in double quotes; parseTableName only lets plain names through, so nothing to escape but `"`. */
+function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/** The URL's password, raw and percent-decoded: what must never reach a message. */
+function passwordsIn(url: string): string[] {
+  const m = /^[a-z][a-z0-9+.-]*:\/\/[^:/?#@]*:([^@/?#]*)@/i.exec(url);
+  const raw = m?.[1];
+  if (!raw) return [];
+  let decoded = raw;
+  try {
+    decoded = decodeURIComponent(raw);
+  } catch {
+    // keep the raw form only
+  }
+  return [...new Set([raw, decoded])].sort((a, b) => b.length - a.length);
+}
+
+function positionOf(error: unknown): number | undefined {
+  const raw = (error as { position?: unknown } | null)?.position;
+  const n = typeof raw === 'string' ? Number.parseInt(raw, 10) : typeof raw === 'number' ? raw : NaN;
+  return Number.isInteger(n) && n > 0 ? n : undefined;
+}
+
+/**
+ * The server's message, SQLSTATE, detail and hint; never its `file`/`line`/`routine`, which
+ * are the server's C source location, not the migration's.
+ */
+function failure(error: unknown, where: { statementIndex?: number; offset?: number }): StepFailure {
+  const e = error as { message?: string; code?: string; detail?: string; hint?: string } | null;
+  const details: ConstructorParameters<typeof StepFailure>[1] = { cause: error, ...where };
+  if (typeof e?.code === 'string') details.code = e.code;
+  if (typeof e?.detail === 'string') details.detail = e.detail;
+  if (typeof e?.hint === 'string') details.hint = e.hint;
+  return new StepFailure(e?.message ?? String(error), details);
+}
+
