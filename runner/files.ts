@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative, isAbsolute } from 'node:path';
+import { join, relative, isAbsolute, sep } from 'node:path';
 import { MigrateError } from './errors.ts';
 
 export type Dialect = 'postgres' | 'sqlite';
@@ -93,6 +93,8 @@ export function displayPath(path: string, cwd: string = process.cwd()): string {
 function readDirectives(path: string, text: string): { transactional: boolean; allowDifferences: string[] } {
   let transactional = true;
   const allowDifferences: string[] = [];
+  // Only lines holding `migrate:` or `no-transaction` can matter: most files hold neither.
+  if (!text.includes('migrate:') && !text.includes('no-transaction')) return { transactional, allowDifferences };
   let inHeader = true;
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
@@ -123,10 +125,18 @@ function readDirectives(path: string, text: string): { transactional: boolean; a
   return { transactional, allowDifferences };
 }
 
-export function readMigrationFile(absPath: string): MigrationFile {
-  const path = displayPath(absPath);
+export function readMigrationFile(absPath: string, path: string = displayPath(absPath)): MigrationFile {
   const text = normaliseText(readFileSync(absPath, 'utf8'));
-  return { path, text, checksum: checksumOf(text), ...readDirectives(path, text) };
+  let checksum: string | undefined;
+  return {
+    path,
+    text,
+    // Hashed on first use: only applied up files are compared, and down files never are.
+    get checksum() {
+      return (checksum ??= checksumOf(text));
+    },
+    ...readDirectives(path, text),
+  };
 }
 
 /**
@@ -147,6 +157,8 @@ function isDirectory(p: string): boolean {
 }
 
 interface Listed {
+  /** The `.sql` names of the folder, sorted. */
+  names: string[];
   versions: Map<bigint, ParsedName>;
   halves: Map<bigint, { up?: string; down?: string; name: ParsedName }>;
 }
@@ -154,9 +166,9 @@ interface Listed {
 /** Parse and pair the names of a folder, refusing bad names, lone halves and duplicate versions. */
 function listFolder(folder: string): Listed {
   const halves = new Map<bigint, { up?: string; down?: string; name: ParsedName }>();
-  for (const entry of readdirSync(folder).sort()) {
-    if (!entry.endsWith('.sql')) continue; // READMEs and .gitkeep may share the folder
-    const full = join(folder, entry);
+  const names = readdirSync(folder).filter((entry) => entry.endsWith('.sql')).sort(); // READMEs and .gitkeep may share the folder
+  for (const entry of names) {
+    const full = folder.endsWith(sep) ? folder + entry : folder + sep + entry;
     const parsed = parseName(entry);
     if (!parsed) {
       throw new MigrateError(
@@ -181,7 +193,12 @@ function listFolder(folder: string): Listed {
   }
   const versions = new Map<bigint, ParsedName>();
   for (const [v, { name }] of halves) versions.set(v, name);
-  return { versions, halves };
+  return { names, versions, halves };
+}
+
+function sameNames(mine: Listed, entries: string[]): boolean {
+  const theirs = entries.filter((entry) => entry.endsWith('.sql')).sort();
+  return theirs.length === mine.names.length && theirs.every((name, i) => name === mine.names[i]);
 }
 
 /**
@@ -193,14 +210,17 @@ export function loadMigrations(dir: string, dialect: Dialect): Migration[] {
   const listed = listFolder(folder);
   if (folder !== dir) checkSiblings(dir, dialect, listed);
   const migrations: Migration[] = [];
+  // One relative() for the folder rather than one per file.
+  const shown = displayPath(folder);
+  const show = (full: string) => join(shown, full.slice(full.lastIndexOf(sep) + 1));
   for (const { up, down, name } of listed.halves.values()) {
     migrations.push({
       version: name.version,
       revision: name.revision,
       description: name.description,
       stem: name.stem,
-      up: readMigrationFile(up as string),
-      down: readMigrationFile(down as string),
+      up: readMigrationFile(up as string, show(up as string)),
+      down: readMigrationFile(down as string, show(down as string)),
     });
   }
   return migrations.sort((a, b) => (a.version < b.version ? -1 : a.version > b.version ? 1 : 0));
@@ -209,6 +229,8 @@ export function loadMigrations(dir: string, dialect: Dialect): Migration[] {
 function checkSiblings(dir: string, dialect: Dialect, mine: Listed): void {
   for (const other of DIALECTS) {
     if (other === dialect || !isDirectory(join(dir, other))) continue;
+    // The usual case, the same file names on both sides, needs no parsing: mine were checked.
+    if (sameNames(mine, readdirSync(join(dir, other)))) continue;
     const theirs = listFolder(join(dir, other));
     for (const [v, name] of mine.versions) {
       const twin = theirs.versions.get(v);

@@ -68,6 +68,8 @@ export class PostgresDriver implements Driver {
   /** The schema an unqualified record table lives in, resolved once per driver. */
   #resolvedSchema: string | undefined;
   #sql: Sql | undefined;
+  /** The record table's state, as read under the current lock. */
+  #state: RecordTableState | undefined;
   /** Inside withLock, after the lock was taken. */
   #locked = false;
   /** The connection that held the lock closed: the lock is gone with it. */
@@ -160,7 +162,8 @@ export class PostgresDriver implements Driver {
   }
 
   async ping(): Promise<void> {
-    await this.#do((sql) => sql.unsafe('SELECT 1'));
+    const [row] = await this.#do((sql) => sql.unsafe('SELECT current_schema() AS s'));
+    if (this.#resolvedSchema === undefined && typeof row?.s === 'string') this.#resolvedSchema = row.s;
   }
 
   /**
@@ -186,10 +189,12 @@ export class PostgresDriver implements Driver {
     }
     this.#locked = true;
     this.#lost = false;
+    this.#state = undefined;
     try {
       return await fn();
     } finally {
       const lost = this.#lost;
+      this.#state = undefined;
       this.#locked = false;
       this.#lost = false;
       // A lost session took the lock with it; an unlock failing here must not hide fn's outcome.
@@ -251,21 +256,27 @@ export class PostgresDriver implements Driver {
   }
 
   async recordTableState(): Promise<RecordTableState> {
+    // Under the lock nobody else creates or alters the table: asked once per lock, not per call.
+    if (this.#locked && this.#state) return this.#state;
     const schema = await this.#schemaName();
-    const rows = await this.#do(
-      (sql) => sql`
+    // Literals, not parameters: a parameterised query costs postgres.js a second round trip
+    // (describe first) with `prepare: false`. Both names passed parseTableName or came from
+    // current_schema(), and sqlString quotes them all the same.
+    const rows = await this.#do((sql) =>
+      sql.unsafe(`
         SELECT a.attname AS name
         FROM pg_catalog.pg_class c
         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
         JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-        WHERE n.nspname = ${schema}
-          AND c.relname = ${this.#name}
+        WHERE n.nspname = ${sqlString(schema)}
+          AND c.relname = ${sqlString(this.#name)}
           AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
-        ORDER BY a.attnum`,
+        ORDER BY a.attnum`),
     );
-    if (rows.length === 0) return { kind: 'missing' };
     const names = rows.map((r) => String(r.name));
-    return RECORD_COLUMNS.every((c) => names.includes(c)) ? { kind: 'ok' } : { kind: 'foreign', columns: names };
+    const state: RecordTableState = rows.length === 0 ? { kind: 'missing' } : RECORD_COLUMNS.every((c) => names.includes(c)) ? { kind: 'ok' } : { kind: 'foreign', columns: names };
+    if (this.#locked) this.#state = state;
+    return state;
   }
 
   async tableExists(name: string): Promise<boolean> {
@@ -294,6 +305,7 @@ export class PostgresDriver implements Driver {
       }
       await sql.unsafe(`CREATE TABLE IF NOT EXISTS ${table} (${COLUMNS})`);
     });
+    this.#state = { kind: 'ok' };
   }
 
   async readRecord(): Promise<RecordRow[]> {
@@ -347,14 +359,23 @@ export class PostgresDriver implements Driver {
     if (!step.transactional && !step.empty) return this.#runStatements(step, table, started);
     let fileError: unknown;
     try {
-      await this.#do((sql) =>
-        sql.begin(async (tx) => {
-          // Unparameterised `unsafe` goes out as one simple-protocol Query message, which may hold
-          // many statements: the file's text exactly as written, so `position` indexes it.
-          if (!step.empty) await tx.unsafe(step.sql).catch((e: unknown) => Promise.reject((fileError = e)));
-          await this.#applyRecord(tx, table, step, started);
-        }),
-      );
+      await this.#do(async (sql) => {
+        // One round trip per step: BEGIN, the file (one simple-protocol Query, exactly as written,
+        // so `position` indexes it), its record change and COMMIT leave together, pipelined on the
+        // one connection. If the file fails, the server refuses the record change (25P02) and
+        // answers COMMIT with ROLLBACK: nothing of the step remains.
+        // postgres.js sends a query when it is first awaited, so nothing may touch these before
+        // allSettled awaits them in this order.
+        const queries = [sql.unsafe('BEGIN'), ...(step.empty ? [] : [sql.unsafe(step.sql)]), sql.unsafe(recordChange(table, step)), sql.unsafe('COMMIT')];
+        const settled = await Promise.allSettled(queries);
+        const rejected = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (rejected) {
+          if (!step.empty && settled[1] === rejected) fileError = rejected.reason;
+          throw rejected.reason;
+        }
+        const commit = settled[settled.length - 1] as PromiseFulfilledResult<{ command?: string }>;
+        if (commit.value.command !== 'COMMIT') throw new Error(`COMMIT was answered with ${commit.value.command}`);
+      });
     } catch (error) {
       if (!(error instanceof postgres.PostgresError)) throw error;
       // An error of the tracking statement has its own `position`, not the file's.
@@ -548,3 +569,18 @@ function failure(error: unknown, where: { statementIndex?: number; offset?: numb
   return new StepFailure(e?.message ?? String(error), details);
 }
 
+
+/**
+ * The step's record change as one literal statement, so it can be pipelined (a parameterised
+ * query costs postgres.js a second round trip to describe it first when `prepare` is off).
+ * `duration_ms` is measured by the server: from BEGIN (`now()`) to the end of the file.
+ */
+function recordChange(table: string, step: StepWork): string {
+  const r = step.record;
+  return r.kind === 'insert'
+    ? `INSERT INTO ${table} (revision, name, checksum, status, applied_at, duration_ms, seq)
+       VALUES (${sqlString(r.revision)}, ${sqlString(r.name)}, ${sqlString(r.checksum)}, 'applied', clock_timestamp(),
+               round(extract(epoch FROM clock_timestamp() - now()) * 1000)::integer,
+               (SELECT coalesce(max(seq), 0) + 1 FROM ${table}))`
+    : `DELETE FROM ${table} WHERE revision = ${sqlString(r.revision)}`;
+}

@@ -51,6 +51,8 @@ export class SqliteDriver implements Driver {
       // Another process may hold a brief write lock (the bot itself); wait for it rather than fail.
       this.#db.pragma('busy_timeout = 5000');
       this.#db.pragma('foreign_keys = ON');
+      // better-sqlite3 builds SQLite with a 16 MiB page cache; the sqlite3 CLI's 2 MiB is plenty for DDL.
+      this.#db.pragma('cache_size = -2000');
     }
     return this.#db;
   }
