@@ -284,7 +284,8 @@ export async function createScratchDatabase(url: string, display: string, secret
   const fail = (what: string, error: unknown) =>
     new MigrateError('CONNECTION_FAILED', `${what} on ${display}: ${scrub((error as Error)?.message ?? String(error))}`, { cause: error });
   await admin(url, `CREATE DATABASE ${name} TEMPLATE template0`).catch((error: unknown) => {
-    throw fail(`check could not create its scratch database ${name} (it needs a role with CREATEDB)`, error);
+    const denied = (error as { code?: unknown })?.code === '42501';
+    throw fail(denied ? `check cannot create its scratch database: the role may not create databases (grant it CREATEDB, or give check another server)` : `check could not create its scratch database ${name}`, error);
   });
   const target = new URL(url);
   target.pathname = `/${name}`;
