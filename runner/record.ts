@@ -1,5 +1,5 @@
 /** What both drivers share about the record table: its columns, and how rendered scripts spell values and files. */
-import type { StepWork } from './driver.ts';
+import type { RecordRow, StepWork } from './driver.ts';
 
 /** The record table's columns; a table of the same name without all of them belongs to another tool. */
 export const RECORD_COLUMNS = [
@@ -28,4 +28,19 @@ export function terminated(step: StepWork): string {
   if (!last || last.sql.endsWith(';')) return step.sql;
   const end = last.offset + last.sql.length;
   return `${step.sql.slice(0, end)};${step.sql.slice(end)}`;
+}
+
+/** A row of the record table as either client returns it (numbers may come back as strings). */
+export function toRecordRow(r: Record<string, unknown>): RecordRow {
+  return {
+    revision: String(r.revision),
+    name: String(r.name),
+    checksum: String(r.checksum),
+    status: r.status === 'failed' ? 'failed' : 'applied',
+    appliedAt: String(r.applied_at),
+    durationMs: Number(r.duration_ms),
+    seq: Number(r.seq),
+    statementsRun: r.statements_run === null ? null : Number(r.statements_run),
+    error: r.error === null ? null : String(r.error),
+  };
 }

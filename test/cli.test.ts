@@ -8,18 +8,9 @@ import { cpSync, existsSync, mkdirSync, readdirSync, renameSync, writeFileSync }
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { CLI, fixture, maskDurations, ROOT, runCli } from './support/cli.ts';
-import { createTestDb, TEST_DIALECTS, type TestDb } from './support/db.ts';
+import { createTestDb, TEST_DIALECTS, withTestDb, type TestDb } from './support/db.ts';
 
 const BASIC = fixture('basic');
-
-async function withDb(dialect: (typeof TEST_DIALECTS)[number], fn: (db: TestDb) => Promise<void>): Promise<void> {
-  const db = await createTestDb(dialect);
-  try {
-    await fn(db);
-  } finally {
-    await db.drop();
-  }
-}
 
 for (const dialect of TEST_DIALECTS) {
   describe(`CLI on ${dialect}`, () => {
@@ -27,7 +18,7 @@ for (const dialect of TEST_DIALECTS) {
       runCli([...args, '--url', db.url, '--dir', dir], extra);
 
     it('head applies every revision in order, one line each, and records them', () =>
-      withDb(dialect, async (db) => {
+      withTestDb(dialect, async (db) => {
         const r = await cli(db, ['head']);
         assert.equal(r.code, 0, r.stderr);
         assert.equal(
@@ -48,7 +39,7 @@ for (const dialect of TEST_DIALECTS) {
       }));
 
     it('current and history report where the database stands', () =>
-      withDb(dialect, async (db) => {
+      withTestDb(dialect, async (db) => {
         assert.equal((await cli(db, ['current'])).stdout, 'base\n');
         assert.equal((await cli(db, ['+2'])).code, 0);
         assert.equal((await cli(db, ['current'])).stdout, '000002 (create_posts)\n');
@@ -64,7 +55,7 @@ for (const dialect of TEST_DIALECTS) {
       }));
 
     it('+N and -N walk forward and back; -1 never asks', () =>
-      withDb(dialect, async (db) => {
+      withTestDb(dialect, async (db) => {
         assert.equal((await cli(db, ['+1'])).code, 0);
         assert.deepEqual(await db.tables(), ['schema_migrations', 'users']);
         assert.equal((await cli(db, ['+2'])).code, 0);
@@ -77,7 +68,7 @@ for (const dialect of TEST_DIALECTS) {
       }));
 
     it('a named revision rolls back what follows it (with --yes) or applies up to it', () =>
-      withDb(dialect, async (db) => {
+      withTestDb(dialect, async (db) => {
         assert.equal((await cli(db, ['000002_create_posts'])).code, 0);
         assert.deepEqual((await db.records()).map((x) => x.revision), ['000001', '000002']);
         assert.equal((await cli(db, ['head'])).code, 0);
@@ -92,7 +83,7 @@ for (const dialect of TEST_DIALECTS) {
       }));
 
     it('base rolls everything back and leaves only the record table', () =>
-      withDb(dialect, async (db) => {
+      withTestDb(dialect, async (db) => {
         assert.equal((await cli(db, ['head'])).code, 0);
         assert.equal((await cli(db, ['base'])).code, 2);
         const r = await cli(db, ['base', '--yes']);
@@ -105,7 +96,7 @@ for (const dialect of TEST_DIALECTS) {
       }));
 
     it('rolling back goes in reverse order of application, not of version', () =>
-      withDb(dialect, async (db) => {
+      withTestDb(dialect, async (db) => {
         const dir = join(db.dir, 'sql');
         cpSync(BASIC, dir, { recursive: true });
         const held = join(db.dir, 'held');
@@ -124,7 +115,7 @@ for (const dialect of TEST_DIALECTS) {
       }));
 
     it('each refusal exits 2 and leaves the database unchanged', async () =>
-      withDb(dialect, async (db) => {
+      withTestDb(dialect, async (db) => {
         assert.equal((await cli(db, ['+2'])).code, 0);
         const before = { tables: await db.tables(), rows: await db.records() };
         const cases: Array<[string[], string | undefined, RegExp]> = [
@@ -150,7 +141,7 @@ for (const dialect of TEST_DIALECTS) {
       }));
 
     it('folder errors name the file and come before any database is touched', () =>
-      withDb(dialect, async (db) => {
+      withTestDb(dialect, async (db) => {
         const r = await cli(db, ['head'], fixture('lone-half'));
         assert.equal(r.code, 2);
         assert.match(r.stderr, new RegExp(`test/fixtures/lone-half/sql/${dialect}/000002_two\\.up\\.sql`));
@@ -159,7 +150,7 @@ for (const dialect of TEST_DIALECTS) {
       }));
 
     it('a migration failing in its third statement leaves no trace, keeps the earlier ones, and names file:line:column', () =>
-      withDb(dialect, async (db) => {
+      withTestDb(dialect, async (db) => {
         const r = await cli(db, ['head'], fixture('fail-third-statement'));
         assert.equal(r.code, 1);
         assert.match(maskDurations(r.stdout), /^up {4}000001 {2}one {2}\(N ms\)\nup {4}000002 {2}two {2}\(N ms\)\n$/);
@@ -172,7 +163,7 @@ for (const dialect of TEST_DIALECTS) {
       }));
 
     it('new writes an empty pair with one timestamp in every dialect folder, and never overwrites', () =>
-      withDb(dialect, async (db) => {
+      withTestDb(dialect, async (db) => {
         const dir = join(db.dir, 'sql');
         cpSync(BASIC, dir, { recursive: true });
         const r = await cli(db, ['new', 'Add', 'Email', 'index'], dir);
@@ -190,7 +181,7 @@ for (const dialect of TEST_DIALECTS) {
       }));
 
     it('--json prints one object on stdout', () =>
-      withDb(dialect, async (db) => {
+      withTestDb(dialect, async (db) => {
         const r = await cli(db, ['head', '--json']);
         assert.equal(r.code, 0);
         const out = JSON.parse(r.stdout);

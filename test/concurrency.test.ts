@@ -9,18 +9,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { fixture, startCli } from './support/cli.ts';
-import { createTestDb, TEST_DIALECTS, type TestDb } from './support/db.ts';
+import { TEST_DIALECTS, withTestDb, type TestDb } from './support/db.ts';
 
 const needsServer = (dialect: string) => dialect === 'postgres' && !process.env.TEST_POSTGRES_URL;
-
-async function withDb(dialect: (typeof TEST_DIALECTS)[number], fn: (db: TestDb) => Promise<void>): Promise<void> {
-  const db = await createTestDb(dialect);
-  try {
-    await fn(db);
-  } finally {
-    await db.drop();
-  }
-}
 
 /** Write through the test's own connection (the runner is not involved). */
 async function exec(db: TestDb, sql: string): Promise<void> {
@@ -54,7 +45,7 @@ async function until(what: string, test: () => boolean, ms = 60_000): Promise<vo
 for (const dialect of TEST_DIALECTS) {
   describe(`concurrency on ${dialect}`, { skip: needsServer(dialect) && 'needs a PostgreSQL server (TEST_POSTGRES_URL): PGlite serves every connection from one shared session, so advisory locks cannot exclude' }, () => {
     it('8 runners started at once: all exit 0, each revision recorded exactly once, schema at head', () =>
-      withDb(dialect, async (db) => {
+      withTestDb(dialect, async (db) => {
         const runners = Array.from({ length: 8 }, () => startCli(['head', '--url', db.url, '--dir', fixture('basic')]));
         const results = await Promise.all(runners.map((r) => r.done));
         for (const r of results) assert.equal(r.code, 0, r.stderr);
@@ -70,7 +61,7 @@ for (const dialect of TEST_DIALECTS) {
       }));
 
     it('a runner killed with SIGKILL mid-migration leaves the last recorded revision; the next run reaches head', () =>
-      withDb(dialect, async (db) => {
+      withTestDb(dialect, async (db) => {
         // Slow: pg_sleep seconds on PostgreSQL, rows counted on SQLite.
         await exec(db, `CREATE TABLE slow_marker (n bigint); INSERT INTO slow_marker VALUES (${dialect === 'postgres' ? 60 : 5_000_000_000});`);
         const victim = startCli(['head', '--url', db.url, '--dir', fixture('sleepy')]);
@@ -90,7 +81,7 @@ for (const dialect of TEST_DIALECTS) {
       }));
 
     it('a waiting runner does not stall a holder that builds an index concurrently', () =>
-      withDb(dialect, async (db) => {
+      withTestDb(dialect, async (db) => {
         const holder = startCli(['head', '--url', db.url, '--dir', fixture('concurrent-index')]);
         await until('the holder to start 000002', () => holder.stdout().includes('up    000001'));
         const waiter = startCli(['head', '--url', db.url, '--dir', fixture('concurrent-index')]);

@@ -1,19 +1,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ACCEPTED_URLS, DEFAULT_URL, parseTableName, parseUrl, redactUrl } from '../runner/config.ts';
-import { MigrateError, type ErrorCode } from '../runner/errors.ts';
+import { failure } from './support/assert.ts';
 
-function failure(fn: () => unknown, code: ErrorCode): string {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(e instanceof MigrateError, `expected MigrateError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    assert.equal(e.exitCode, 2);
-    return e.message;
-  }
-  assert.fail(`expected ${code}, nothing was thrown`);
-}
 
 describe('parseUrl: SQLite', () => {
   const cases: Array<[string, string]> = [

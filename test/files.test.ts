@@ -4,7 +4,8 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { MigrateError, type ErrorCode } from '../runner/errors.ts';
+import { MigrateError } from '../runner/errors.ts';
+import { failure } from './support/assert.ts';
 import { checksumOf, loadMigrations, normaliseText, parseName } from '../runner/files.ts';
 
 const roots: string[] = [];
@@ -24,18 +25,6 @@ function folder(files: Record<string, string | Buffer>): string {
   return root;
 }
 
-/** Run `fn`, expect a MigrateError with `code`, and return its message. */
-function failure(fn: () => unknown, code: ErrorCode): string {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(e instanceof MigrateError, `expected MigrateError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    assert.equal(e.exitCode, 2);
-    return e.message;
-  }
-  assert.fail(`expected ${code}, nothing was thrown`);
-}
 
 const pair = (stem: string, up: string | Buffer = 'SELECT 1;\n', down: string | Buffer = 'SELECT 2;\n') => ({ [`${stem}.up.sql`]: up, [`${stem}.down.sql`]: down });
 

@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { RecordRow } from '../runner/driver.ts';
-import { MigrateError, type ErrorCode } from '../runner/errors.ts';
+import { failure } from './support/assert.ts';
 import { checksumOf, versionOf, type Migration, type MigrationFile } from '../runner/files.ts';
 import { appliedAfter, assess, current, parseTarget, plan, type Plan, type Target } from '../runner/plan.ts';
 
@@ -50,17 +50,6 @@ const ALL = [M1, M2, M3, M4];
 const steps = (p: Plan): string[] => p.steps.map((s) => `${s.direction} ${s.migration.revision}`);
 const t = (text: string): Target => parseTarget(text);
 
-function failure(fn: () => unknown, code: ErrorCode): string {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(e instanceof MigrateError, `expected MigrateError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    assert.equal(e.exitCode, 2);
-    return e.message;
-  }
-  assert.fail(`expected ${code}, nothing was thrown`);
-}
 
 describe('parseTarget', () => {
   test('head and base', () => {

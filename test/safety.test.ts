@@ -8,16 +8,7 @@ import { execFile } from 'node:child_process';
 import { appendFileSync, cpSync, mkdirSync, renameSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fixture, runCli } from './support/cli.ts';
-import { createTestDb, TEST_DIALECTS, type TestDb } from './support/db.ts';
-
-async function withDb(dialect: (typeof TEST_DIALECTS)[number], fn: (db: TestDb) => Promise<void>): Promise<void> {
-  const db = await createTestDb(dialect);
-  try {
-    await fn(db);
-  } finally {
-    await db.drop();
-  }
-}
+import { createTestDb, TEST_DIALECTS, withTestDb, type TestDb } from './support/db.ts';
 
 /** A private copy of a fixture folder, to edit, delete or add files in. */
 function copyFixture(db: TestDb, name: string): string {
@@ -55,7 +46,7 @@ for (const dialect of TEST_DIALECTS) {
     const cli = (db: TestDb, args: string[], dir: string) => runCli([...args, '--url', db.url, '--dir', dir]);
 
     it('an edited applied file stops head (exit 2, nothing applied) until stamp accepts it', () =>
-      withDb(dialect, async (db) => {
+      withTestDb(dialect, async (db) => {
         const dir = copyFixture(db, 'basic');
         assert.equal((await cli(db, ['+2'], dir)).code, 0);
         appendFileSync(join(dir, dialect, '000001_create_users.up.sql'), '-- reviewed: a comment added later\n');
@@ -73,7 +64,7 @@ for (const dialect of TEST_DIALECTS) {
       }));
 
     it('an applied file deleted in the middle stops with exit 2; a database ahead of the folder is a warning', () =>
-      withDb(dialect, async (db) => {
+      withTestDb(dialect, async (db) => {
         const dir = copyFixture(db, 'basic');
         assert.equal((await cli(db, ['head'], dir)).code, 0);
         moveRevision(dir, '000002_create_posts', join(db.dir, 'held'));
@@ -91,7 +82,7 @@ for (const dialect of TEST_DIALECTS) {
       }));
 
     it('a merged-in older revision is applied with a warning, and refused under --strict', () =>
-      withDb(dialect, async (db) => {
+      withTestDb(dialect, async (db) => {
         const dir = copyFixture(db, 'basic');
         moveRevision(dir, '000002_create_posts', join(db.dir, 'held'));
         assert.equal((await cli(db, ['head'], dir)).code, 0);
@@ -132,7 +123,7 @@ for (const dialect of TEST_DIALECTS) {
     });
 
     it('--dry-run prints the plan and leaves a fresh database without even the record table', () =>
-      withDb(dialect, async (db) => {
+      withTestDb(dialect, async (db) => {
         const r = await cli(db, ['head', '--dry-run'], fixture('basic'));
         assert.equal(r.code, 0, r.stderr);
         assert.match(r.stdout, /^-- dry run: nothing was changed/);
@@ -143,7 +134,7 @@ for (const dialect of TEST_DIALECTS) {
       }));
 
     it('a no-transaction file runs statement by statement', () =>
-      withDb(dialect, async (db) => {
+      withTestDb(dialect, async (db) => {
         const dir = fixture('no-transaction');
         const r = await cli(db, ['head'], dir);
         assert.equal(r.code, 0, r.stderr);
@@ -161,7 +152,7 @@ for (const dialect of TEST_DIALECTS) {
       }));
 
     it('a no-transaction file failing part-way is recorded as failed, blocks migrating, and stamp resolves it', () =>
-      withDb(dialect, async (db) => {
+      withTestDb(dialect, async (db) => {
         const dir = fixture('no-transaction-fails');
         const r = await cli(db, ['head'], dir);
         assert.equal(r.code, 1);
@@ -188,7 +179,7 @@ for (const dialect of TEST_DIALECTS) {
       }));
 
     it('a transactional file with its own COMMIT is refused before anything runs', () =>
-      withDb(dialect, async (db) => {
+      withTestDb(dialect, async (db) => {
         const dir = copyFixture(db, 'basic');
         writeFileSync(join(dir, dialect, '000002_create_posts.up.sql'), 'CREATE TABLE posts (id integer PRIMARY KEY);\nCOMMIT;\n');
         const r = await cli(db, ['head'], dir);
@@ -198,7 +189,7 @@ for (const dialect of TEST_DIALECTS) {
       }));
 
     it('an Alembic database is refused until stamped; a foreign record table is refused', () =>
-      withDb(dialect, async (db) => {
+      withTestDb(dialect, async (db) => {
         const dir = fixture('basic');
         // What Alembic and create_all left behind: the schema at 000002, and alembic_version.
         const setup = 'CREATE TABLE alembic_version (version_num varchar(32) NOT NULL PRIMARY KEY);\n' + "INSERT INTO alembic_version VALUES ('a1b2c3d4e5f6');\n" + 'CREATE TABLE users (id integer PRIMARY KEY, name text NOT NULL);\nCREATE TABLE posts (id integer PRIMARY KEY, user_id integer NOT NULL REFERENCES users (id));\n';
@@ -230,7 +221,7 @@ describe('docker entrypoint', () => {
     });
 
   it('migrates to head, then runs the command', () =>
-    withDb('sqlite', async (db) => {
+    withTestDb('sqlite', async (db) => {
       const marker = join(db.dir, 'started');
       const r = await run({ DATABASE_URL: db.url, MIGRATIONS_DIR: fixture('basic') }, ['node', '-e', `require('fs').writeFileSync(${JSON.stringify(marker)}, 'yes')`]);
       assert.equal(r.code, 0, r.stderr);
@@ -239,7 +230,7 @@ describe('docker entrypoint', () => {
     }));
 
   it('does not run the command when a migration fails', () =>
-    withDb('sqlite', async (db) => {
+    withTestDb('sqlite', async (db) => {
       const marker = join(db.dir, 'started');
       const r = await run({ DATABASE_URL: db.url, MIGRATIONS_DIR: fixture('fail-third-statement') }, ['node', '-e', `require('fs').writeFileSync(${JSON.stringify(marker)}, 'yes')`]);
       assert.equal(r.code, 1);

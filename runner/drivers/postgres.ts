@@ -11,7 +11,7 @@ import type { Capabilities, Driver, RecordRow, RecordTableState, Statement, Step
 import { StepFailure } from '../driver.ts';
 import { MigrateError } from '../errors.ts';
 import { parseTableName } from '../config.ts';
-import { RECORD_COLUMNS, sqlString, terminated } from '../record.ts';
+import { RECORD_COLUMNS, sqlString, terminated, toRecordRow } from '../record.ts';
 import { codePointOffsetToIndex } from '../position.ts';
 import type { Schema } from '../schema.ts';
 import { introspectPostgres } from './postgres-schema.ts';
@@ -319,17 +319,7 @@ export class PostgresDriver implements Driver {
          FROM ${table} ORDER BY seq`,
       ),
     );
-    return rows.map((r) => ({
-      revision: String(r.revision),
-      name: String(r.name),
-      checksum: String(r.checksum),
-      status: r.status === 'failed' ? 'failed' : 'applied',
-      appliedAt: String(r.applied_at),
-      durationMs: Number(r.duration_ms),
-      seq: Number(r.seq),
-      statementsRun: r.statements_run === null ? null : Number(r.statements_run),
-      error: r.error === null ? null : String(r.error),
-    }));
+    return rows.map(toRecordRow);
   }
 
   async #insertRow(

@@ -11,7 +11,7 @@ import type { Capabilities, Driver, RecordRow, RecordTableState, StepDone, StepW
 import { StepFailure } from '../driver.ts';
 import { MigrateError } from '../errors.ts';
 import { parseTableName } from '../config.ts';
-import { RECORD_COLUMNS, sqlString, terminated } from '../record.ts';
+import { RECORD_COLUMNS, sqlString, terminated, toRecordRow } from '../record.ts';
 import type { Schema } from '../schema.ts';
 import { introspectSqlite } from './sqlite-schema.ts';
 
@@ -32,6 +32,8 @@ export class SqliteDriver implements Driver {
   readonly #table: string;
   readonly #create: boolean;
   #db: Db | undefined;
+  /** Statements prepared once per connection: a 1000-step run would otherwise prepare each 1000 times. */
+  readonly #prepared = new Map<string, Database.Statement>();
 
   constructor(options: SqliteOptions) {
     this.#filename = options.filename;
@@ -55,6 +57,12 @@ export class SqliteDriver implements Driver {
       this.#db.pragma('cache_size = -2000');
     }
     return this.#db;
+  }
+
+  #stmt(sql: string): Database.Statement {
+    let stmt = this.#prepared.get(sql);
+    if (!stmt) this.#prepared.set(sql, (stmt = this.#conn.prepare(sql)));
+    return stmt;
   }
 
   async ping(): Promise<void> {
@@ -127,37 +135,25 @@ export class SqliteDriver implements Driver {
     const rows = this.#conn
       .prepare(`SELECT revision, name, checksum, status, applied_at, duration_ms, seq, statements_run, error FROM ${this.#table} ORDER BY seq`)
       .all() as Array<Record<string, unknown>>;
-    return rows.map((r) => ({
-      revision: String(r.revision),
-      name: String(r.name),
-      checksum: String(r.checksum),
-      status: r.status === 'failed' ? 'failed' : 'applied',
-      appliedAt: String(r.applied_at),
-      durationMs: Number(r.duration_ms),
-      seq: Number(r.seq),
-      statementsRun: r.statements_run === null ? null : Number(r.statements_run),
-      error: r.error === null ? null : String(r.error),
-    }));
+    return rows.map(toRecordRow);
   }
 
   #insertRow(revision: string, name: string, checksum: string, status: 'applied' | 'failed', durationMs: number, statementsRun: number | null, error: string | null, appliedAt = new Date().toISOString()): void {
-    this.#conn
-      .prepare(
-        `INSERT INTO ${this.#table} (revision, name, checksum, status, applied_at, duration_ms, seq, statements_run, error)
-         VALUES (?, ?, ?, ?, ?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM ${this.#table}), ?, ?)`,
-      )
-      .run(revision, name, checksum, status, appliedAt, Math.round(durationMs), statementsRun, error);
+    this.#stmt(
+      `INSERT INTO ${this.#table} (revision, name, checksum, status, applied_at, duration_ms, seq, statements_run, error)
+       VALUES (?, ?, ?, ?, ?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM ${this.#table}), ?, ?)`,
+    ).run(revision, name, checksum, status, appliedAt, Math.round(durationMs), statementsRun, error);
   }
 
   #applyRecord(step: StepWork, started: number): void {
     const r = step.record;
     if (r.kind === 'insert') this.#insertRow(r.revision, r.name, r.checksum, 'applied', performance.now() - started, null, null);
-    else this.#conn.prepare(`DELETE FROM ${this.#table} WHERE revision = ?`).run(r.revision);
+    else this.#stmt(`DELETE FROM ${this.#table} WHERE revision = ?`).run(r.revision);
   }
 
   /** Foreign keys are enforced while migrating, and whatever a file did with them is checked before it counts. */
   #checkForeignKeys(): void {
-    const bad = this.#conn.prepare('PRAGMA foreign_key_check').all() as Array<{ table: string; rowid: number; parent: string }>;
+    const bad = this.#stmt('PRAGMA foreign_key_check').all() as Array<{ table: string; rowid: number; parent: string }>;
     if (bad.length > 0) {
       const first = bad[0] as { table: string; rowid: number; parent: string };
       const error = new Error(`FOREIGN KEY constraint failed: ${bad.length} row(s) violate foreign keys (first: ${first.table} rowid ${first.rowid} → ${first.parent})`);
@@ -204,7 +200,7 @@ export class SqliteDriver implements Driver {
       const failure = this.#failure(step, error, { statementIndex: ran < step.statements.length ? ran : undefined });
       if (step.record.kind === 'insert') {
         const r = step.record;
-        db.prepare(`DELETE FROM ${this.#table} WHERE revision = ?`).run(r.revision);
+        this.#stmt(`DELETE FROM ${this.#table} WHERE revision = ?`).run(r.revision);
         this.#insertRow(r.revision, r.name, r.checksum, 'failed', performance.now() - started, ran, failure.message);
       }
       failure.details.statementsRun = ran;
@@ -272,6 +268,7 @@ VALUES (${sqlString(r.revision)}, ${sqlString(r.name)}, ${sqlString(r.checksum)}
   }
 
   async close(): Promise<void> {
+    this.#prepared.clear();
     this.#db?.close();
     this.#db = undefined;
   }

@@ -113,3 +113,13 @@ function finish(db: Omit<TestDb, 'records'>): TestDb {
     },
   };
 }
+
+/** A fresh database for one test, dropped afterwards whatever happens. */
+export async function withTestDb(dialect: TestDialect, fn: (db: TestDb) => Promise<void>): Promise<void> {
+  const db = await createTestDb(dialect);
+  try {
+    await fn(db);
+  } finally {
+    await db.drop();
+  }
+}
