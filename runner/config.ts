@@ -38,8 +38,9 @@ export function redactUrl(url: string): string {
   const start = sep >= 0 ? sep + 3 : 0;
   const at = url.lastIndexOf('@');
   const colon = url.indexOf(':', start);
-  if (at < start || colon < 0 || colon > at) return url;
-  return `${url.slice(0, colon + 1)}****${url.slice(at)}`;
+  const masked = at < start || colon < 0 || colon > at ? url : `${url.slice(0, colon + 1)}****${url.slice(at)}`;
+  // libpq also takes the password as a query parameter (`?password=…`).
+  return masked.replace(/([?&](?:ssl)?password=)[^&#]*/gi, '$1****');
 }
 
 export function parseUrl(raw: string): Connection {
@@ -64,7 +65,7 @@ export function parseUrl(raw: string): Connection {
     } catch {
       throw badUrl(url);
     }
-    const password = parsed.password ? decodeURIComponent(parsed.password) : undefined;
+    const password = parsed.password ? decodeURIComponent(parsed.password) : (parsed.searchParams.get('password') ?? undefined);
     return { dialect: 'postgres', url: normal, password, display: redactUrl(url) };
   }
   throw badUrl(url);

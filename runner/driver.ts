@@ -160,6 +160,9 @@ export interface Driver {
    */
   renderStep(step: StepWork): string;
 
+  /** The first line of a rendered script: the client's stop-on-first-error setting (psql, sqlite3). */
+  renderHeader(): string;
+
   /** The statement that creates the record table if missing, for rendered scripts. */
   renderEnsureRecordTable(): string;
 

@@ -92,9 +92,8 @@ async function reach(driver: Driver, connection: Connection, waitMs: number | un
     } catch (error) {
       if (error instanceof MigrateError && error.code !== 'CONNECTION_FAILED') throw error;
       if (Date.now() >= deadline) {
-        if (error instanceof MigrateError) throw error;
-        const why = scrub((error as Error).message ?? String(error), connection);
-        throw new MigrateError('CONNECTION_FAILED', `cannot reach ${connection.display}: ${why}${waitMs ? ` (kept trying for ${Math.round(waitMs / 1000)} s)` : ' (--wait keeps trying)'}`, { cause: error });
+        const what = error instanceof MigrateError ? error.message : `cannot reach ${connection.display}: ${scrub((error as Error).message ?? String(error), connection)}`;
+        throw new MigrateError('CONNECTION_FAILED', `${what}${waitMs ? ` (kept trying for ${Math.round(waitMs / 1000)} s)` : ' (--wait keeps trying)'}`, { cause: error });
       }
       await sleep(250);
     }
@@ -150,8 +149,9 @@ async function readRecordChecked(driver: Driver, table: string, allowAlembic = f
   return driver.readRecord();
 }
 
+/** The last *applied* revision: a failed one is not where the database stands. */
 function positionOf(rows: readonly RecordRow[]): Position | null {
-  const last = current(rows);
+  const last = current(rows.filter((r) => r.status === 'applied'));
   return last ? { revision: last.revision, name: last.name } : null;
 }
 
@@ -220,7 +220,7 @@ export async function migrate(config: RunnerConfig, target: string | Target, opt
       const last = after[after.length - 1];
       const finalPosition = last ? { revision: last.revision, name: last.description } : null;
       if (options.dryRun) {
-        const script = [(await driver.recordTableState()).kind === 'missing' ? driver.renderEnsureRecordTable() + '\n' : '', ...works.map((w) => driver.renderStep(w))].join('\n');
+        const script = [driver.renderHeader() + ((await driver.recordTableState()).kind === 'missing' ? driver.renderEnsureRecordTable() + '\n' : ''), ...works.map((w) => driver.renderStep(w))].join('\n');
         return { steps: [], warnings, current: steps.length > 0 ? finalPosition : positionOf(rows), dryRun: true, script };
       }
       if (steps.filter((s) => s.direction === 'down').length > 1) {
@@ -317,8 +317,10 @@ export async function stamp(config: RunnerConfig, target: string | Target): Prom
     driver.withLock(async () => {
       const rows = await readRecordChecked(driver, table, true);
       // Stamping is the way out of a failed, edited or missing revision, so those are not refused.
-      const { steps } = plan(migrations, rows.filter((r) => r.status === 'applied'), parsed, { enforce: false });
-      const after = appliedAfter(migrations, rows.filter((r) => r.status === 'applied'), steps);
+      // A failed row counts as recorded here: `stamp -1` forgets it, `stamp <its revision>` keeps it.
+      const recorded = rows.map((r) => ({ ...r, status: 'applied' as const }));
+      const { steps } = plan(migrations, recorded, parsed, { enforce: false });
+      const after = appliedAfter(migrations, recorded, steps);
       const keep = new Map(rows.map((r) => [r.revision, r]));
       const now = new Date().toISOString();
       await driver.ensureRecordTable();

@@ -216,6 +216,9 @@ async function main(argv: string[]): Promise<number> {
     }
     if (extra.length > 0 && command !== 'new') throw new MigrateError('BAD_TARGET', `unexpected argument "${extra[0]}". See --help.`);
 
+    if (values['dry-run'] && (command === 'new' || command === 'stamp')) {
+      throw new MigrateError('BAD_TARGET', `--dry-run does not apply to ${command}, which would change ${command === 'new' ? 'the folder' : 'the record'}; \`sql <target>\` prints what a target would run.`);
+    }
     if (command === 'new') {
       const { createMigration } = await import('../runner/create.ts');
       const written = createMigration(config.dir as string, [operand, ...extra].join(' '));

@@ -299,3 +299,49 @@ describe('confirmation on a terminal', () => {
     }
   });
 });
+
+describe('passwords', { skip: !TEST_DIALECTS.includes('postgres') && 'TEST_DIALECTS leaves PostgreSQL out' }, () => {
+  // The local servers trust the connection, so a URL may carry a password nobody checks.
+  const secrets = ['S3cret-pw', 'p@ss:w/rd?#%'];
+
+  it('never appear in output, errors, --json or connection failures', async () => {
+    const db = await createTestDb('postgres');
+    try {
+      for (const secret of secrets) {
+        const u = new URL(db.url);
+        u.password = encodeURIComponent(secret);
+        const url = u.toString();
+        const runs = [
+          await runCli(['head', '--url', url, '--dir', BASIC]),
+          await runCli(['history', '--json', '--url', url, '--dir', BASIC]),
+          await runCli(['sql', '-1', '--url', url, '--dir', BASIC]),
+          await runCli(['nope_x', '--url', url, '--dir', BASIC]),
+          await runCli(['head', '--url', url, '--table', 'fail_record', '--dir', fixture('fail-third-statement')]),
+          await runCli(['head', '--json', '--url', url.replace(/:\d+\//, ':1/'), '--dir', BASIC]),
+        ];
+        const [head, , , unknown, failed, unreachable] = runs;
+        assert.equal(head?.code, 0, head?.stderr);
+        assert.equal(unknown?.code, 2);
+        assert.equal(failed?.code, 1);
+        assert.equal(unreachable?.code, 3, 'a database that cannot be reached exits 3');
+        assert.match(unreachable?.stdout ?? '', /"code":"CONNECTION_FAILED".*postgres:\*\*\*\*@127\.0\.0\.1:1\//);
+        for (const r of runs) {
+          for (const shown of [secret, encodeURIComponent(secret)]) {
+            assert.equal((r.stdout + r.stderr).includes(shown), false, `leaked in: ${r.stdout}${r.stderr}`);
+          }
+        }
+        await runCli(['base', '--yes', '--url', url, '--table', 'fail_record', '--dir', fixture('fail-third-statement')]);
+        await runCli(['base', '--yes', '--url', url, '--dir', BASIC]);
+      }
+    } finally {
+      await db.drop();
+    }
+  });
+
+  it('--wait keeps trying, then exits 3 naming the URL without its password', async () => {
+    const r = await runCli(['head', '--wait=1', '--url', 'postgres://bot:Hunter2@127.0.0.1:1/bot', '--dir', BASIC]);
+    assert.equal(r.code, 3);
+    assert.match(r.stderr, /connect to postgres:\/\/bot:\*\*\*\*@127\.0\.0\.1:1\/bot: .*\(kept trying for 1 s\) \[CONNECTION_FAILED\]/s);
+    assert.equal(r.stderr.includes('Hunter2'), false);
+  });
+});

@@ -167,3 +167,12 @@ describe('parseTableName', () => {
     });
   }
 });
+
+describe('passwords in the query string', () => {
+  test('libpq-style ?password= is hidden and known as the password', () => {
+    const url = 'postgres://bot@127.0.0.1/db?sslmode=disable&password=hunter2';
+    assert.equal(redactUrl(url), 'postgres://bot@127.0.0.1/db?sslmode=disable&password=****');
+    const c = parseUrl(url);
+    assert.ok(c.dialect === 'postgres' && c.password === 'hunter2' && !c.display.includes('hunter2'));
+  });
+});

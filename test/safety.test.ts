@@ -178,6 +178,51 @@ for (const dialect of TEST_DIALECTS) {
         assert.equal((await cli(db, ['head'], dir)).code, 0);
       }));
 
+    it('stamp -1 forgets a failed no-transaction file and keeps what came before', () =>
+      withTestDb(dialect, async (db) => {
+        const dir = fixture('no-transaction-fails');
+        assert.equal((await cli(db, ['head'], dir)).code, 1);
+        const s = await cli(db, ['stamp', '-1'], dir);
+        assert.equal(s.code, 0, s.stderr);
+        assert.deepEqual((await db.records()).map((x) => [x.revision, x.status]), [['000001', 'applied']]);
+        assert.match((await cli(db, ['history'], dir)).stdout, /000002 {2}indexes +pending/);
+      }));
+
+    it('a no-transaction down failing part-way is recorded as failed; current names the last applied', () =>
+      withTestDb(dialect, async (db) => {
+        const dir = copyFixture(db, 'no-transaction');
+        const broken = dialect === 'postgres' ? 'DROP INDEX CONCURRENTLY items_label;\nDROP INDEX CONCURRENTLY nope;\n' : 'DROP TRIGGER items_label_trim;\nDROP INDEX nope;\n';
+        writeFileSync(join(dir, dialect, '000002_label_index.down.sql'), `-- migrate:no-transaction\n${broken}`);
+        assert.equal((await cli(db, ['head'], dir)).code, 0);
+        const r = await cli(db, ['-1'], dir);
+        assert.equal(r.code, 1);
+        assert.match(r.stderr, /1 statement\(s\) took effect and it is recorded as failed/);
+        assert.deepEqual((await db.records()).map((x) => [x.revision, x.status]), [
+          ['000001', 'applied'],
+          ['000002', 'failed'],
+        ]);
+        assert.equal((await cli(db, ['current'], dir)).stdout, '000001 (items)\n');
+        assert.equal((await cli(db, ['-1'], dir)).code, 2, 'refused until stamped');
+      }));
+
+    it('a printed script stops at its first error when run by hand', () =>
+      withTestDb(dialect, async (db) => {
+        const dir = fixture('fail-third-statement');
+        const printed = await cli(db, ['sql', 'head'], dir);
+        assert.equal(printed.code, 0);
+        await assert.rejects(runByHand(db, printed.stdout));
+        assert.deepEqual((await db.records()).map((x) => x.revision), ['000001', '000002']);
+        assert.equal((await db.tables()).includes('three'), false);
+      }));
+
+    it('--dry-run is refused where it cannot hold (stamp), changing nothing', () =>
+      withTestDb(dialect, async (db) => {
+        assert.equal((await cli(db, ['head'], fixture('basic'))).code, 0);
+        const r = await cli(db, ['stamp', 'base', '--dry-run'], fixture('basic'));
+        assert.equal(r.code, 2);
+        assert.equal((await db.records()).length, 3);
+      }));
+
     it('a transactional file with its own COMMIT is refused before anything runs', () =>
       withTestDb(dialect, async (db) => {
         const dir = copyFixture(db, 'basic');

@@ -285,6 +285,10 @@ export class PostgresDriver implements Driver {
     return row?.found === true;
   }
 
+  renderHeader(): string {
+    return '\\set ON_ERROR_STOP on\n'; // psql would otherwise carry on after an error and record later steps
+  }
+
   renderEnsureRecordTable(): string {
     const schema = this.#schema === undefined ? '' : `CREATE SCHEMA IF NOT EXISTS ${quoteIdent(this.#schema)};\n`;
     return `${schema}CREATE TABLE IF NOT EXISTS ${this.#table} (${COLUMNS});`;
@@ -419,6 +423,10 @@ export class PostgresDriver implements Driver {
           await this.#insertRow(tx, table, { revision: r.revision, name: r.name, checksum: r.checksum, status: 'failed', durationMs: performance.now() - started, statementsRun: ran, error: stepFailure.message });
         }),
       );
+    } else {
+      // A down stopped part-way: the revision is neither applied nor gone.
+      const revision = step.record.revision;
+      await this.#do((sql) => sql.unsafe(`UPDATE ${table} SET status = 'failed', statements_run = $1, error = $2 WHERE revision = $3`, [ran, stepFailure.message, revision]));
     }
     throw stepFailure;
   }

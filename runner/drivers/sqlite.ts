@@ -112,6 +112,10 @@ export class SqliteDriver implements Driver {
     return this.#conn.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`).get(name) !== undefined;
   }
 
+  renderHeader(): string {
+    return '.bail on\n'; // sqlite3 would otherwise carry on after an error, into the tracking INSERT and COMMIT
+  }
+
   renderEnsureRecordTable(): string {
     return `CREATE TABLE IF NOT EXISTS ${this.#table} (
   revision       TEXT    PRIMARY KEY,
@@ -202,6 +206,9 @@ export class SqliteDriver implements Driver {
         const r = step.record;
         this.#stmt(`DELETE FROM ${this.#table} WHERE revision = ?`).run(r.revision);
         this.#insertRow(r.revision, r.name, r.checksum, 'failed', performance.now() - started, ran, failure.message);
+      } else {
+        // A down stopped part-way: the revision is neither applied nor gone.
+        this.#stmt(`UPDATE ${this.#table} SET status = 'failed', statements_run = ?, error = ? WHERE revision = ?`).run(ran, failure.message, step.record.revision);
       }
       failure.details.statementsRun = ran;
       throw failure;
