@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Driver, Statement, StepWork } from './driver.ts';
 import { StepFailure } from './driver.ts';
-import { MigrateError, type MigrationFailed } from './errors.ts';
+import { MigrateError, type ErrorCode, type MigrationFailed } from './errors.ts';
 import { DEFAULT_DIR, DEFAULT_TABLE, DEFAULT_URL, parseUrl, type Connection } from './config.ts';
 import { DIALECTS, dialectFolder, displayPath, loadMigrations, parseName, readMigrationFile, type Dialect, type Migration, type MigrationFile, type ParsedName } from './files.ts';
 import { openDriver, stepWork, toMigrationFailed } from './migrator.ts';
@@ -32,15 +32,8 @@ import { compareDialects, compareSnapshots, normaliseSubject, type Difference, t
 
 /** What a finding is about; README.md lists each. */
 export type CheckCode =
-  // the folder, without a database (the first eight are the runner's own refusals)
-  | 'BAD_FILENAME'
-  | 'MISSING_DOWN'
-  | 'MISSING_UP'
-  | 'DUPLICATE_VERSION'
-  | 'UNKNOWN_DIRECTIVE'
-  | 'MISPLACED_DIRECTIVE'
-  | 'DIALECT_MISMATCH'
-  | 'TRANSACTION_CONTROL'
+  // the folder, without a database: first the runner's own refusals, by their codes
+  | Extract<ErrorCode, 'BAD_FILENAME' | 'MISSING_DOWN' | 'MISSING_UP' | 'DUPLICATE_VERSION' | 'UNKNOWN_DIRECTIVE' | 'MISPLACED_DIRECTIVE' | 'DIALECT_MISMATCH' | 'TRANSACTION_CONTROL'>
   | 'NEEDS_NO_TRANSACTION'
   | 'ENUM_VALUE_IN_TRANSACTION'
   | 'NO_TRANSACTION_MULTI'

@@ -3,7 +3,6 @@
  * environment and `.env` is the CLI's job (STYLE.md: the library never reads process.env).
  */
 import { MigrateError } from './errors.ts';
-import type { Dialect } from './files.ts';
 
 export const DEFAULT_URL = 'sqlite:bot.db';
 export const DEFAULT_TABLE = 'schema_migrations';
@@ -82,10 +81,6 @@ function decodePath(path: string): string {
 
 function badUrl(url: string): MigrateError {
   return new MigrateError('BAD_URL', `unsupported database URL "${redactUrl(url)}". Accepted forms:\n  ${ACCEPTED_URLS.join('\n  ')}`);
-}
-
-export function dialectOf(c: Connection): Dialect {
-  return c.dialect;
 }
 
 /** Identifiers we quote ourselves: plain names only, so quoting can never be escaped. */

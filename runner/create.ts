@@ -2,7 +2,7 @@
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MigrateError } from './errors.ts';
-import { displayPath, foldersForNew, parseName } from './files.ts';
+import { displayPath, foldersForNew, parseName, versionOf } from './files.ts';
 
 /** `Add e-mail` → `add_e_mail`: the description `new` writes is lowercase letters, digits and `_`. */
 export function slugify(description: string): string {
@@ -32,7 +32,7 @@ export function createMigration(dir: string, description: string, now: Date = ne
     }
   }
   let at = now.getTime();
-  while (taken.has(timestamp(new Date(at)).replace('_', ''))) at += 1000;
+  while (taken.has(versionOf(timestamp(new Date(at))).toString())) at += 1000;
   const stem = `${timestamp(new Date(at))}_${slug}`;
   // One line, never first on it: `new no-transaction` or `new migrate:x` must not write a directive.
   const title = description.replace(/\s+/g, ' ').trim();

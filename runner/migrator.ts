@@ -2,11 +2,12 @@
  * lock → read record → plan → apply step by step. Asks the driver what it can do; never asks
  * which dialect it is.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Driver, RecordRow, StepWork } from './driver.ts';
 import { StepFailure } from './driver.ts';
 import { MigrateError, MigrationFailed } from './errors.ts';
 import { DEFAULT_DIR, DEFAULT_TABLE, parseUrl, type Connection } from './config.ts';
-import { loadMigrations, type Migration } from './files.ts';
+import { loadMigrations, versionOf, type Migration } from './files.ts';
 import { appliedAfter, assess, current, parseTarget, plan, type Step, type Target, type Warning } from './plan.ts';
 import { splitStatements } from './split.ts';
 import { lineColumn } from './position.ts';
@@ -70,8 +71,6 @@ interface Session {
   migrations: Migration[];
   driver: Driver;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function openDriver(connection: Connection, table: string, create: boolean): Promise<Driver> {
   if (connection.dialect === 'sqlite') {
@@ -292,7 +291,7 @@ export async function status(config: RunnerConfig): Promise<StatusResult> {
       return { version: m.version, revision: m.revision, name: m.description, state: row ? row.status : 'pending', appliedAt: row?.appliedAt ?? null, flags };
     });
     for (const r of a.missing) {
-      revisions.push({ version: BigInt(r.revision.replace('_', '')), revision: r.revision, name: r.name, state: r.status, appliedAt: r.appliedAt, flags: r.status === 'failed' ? ['missing', 'failed'] : ['missing'] });
+      revisions.push({ version: versionOf(r.revision), revision: r.revision, name: r.name, state: r.status, appliedAt: r.appliedAt, flags: r.status === 'failed' ? ['missing', 'failed'] : ['missing'] });
     }
     revisions.sort((x, y) => (x.version < y.version ? -1 : x.version > y.version ? 1 : 0));
     return { current: positionOf(rows), revisions: revisions.map(({ version: _v, ...r }) => r) };

@@ -126,11 +126,11 @@ function refuseUnsafe(a: Assessment, migrations: readonly Migration[]): void {
 function resolveRevision(name: string, migrations: readonly Migration[], rows: readonly RecordRow[]): bigint {
   const candidates = new Map<string, bigint>();
   const byVersionName = /^\d+(_\d+)?$/.test(name);
-  const consider = (revision: string, stem: string, version: bigint) => {
+  const consider = (stem: string, version: bigint) => {
     if (byVersionName ? version === versionOf(name) : stem === name) candidates.set(stem, version);
   };
-  for (const m of migrations) consider(m.revision, m.stem, m.version);
-  for (const r of rows) consider(r.revision, `${r.revision}_${r.name}`, versionOf(r.revision));
+  for (const m of migrations) consider(m.stem, m.version);
+  for (const r of rows) consider(`${r.revision}_${r.name}`, versionOf(r.revision));
   if (candidates.size === 0) {
     throw new MigrateError('UNKNOWN_REVISION', `unknown revision "${name}": no migration file or applied revision has that version or name. \`history\` lists them.`);
   }

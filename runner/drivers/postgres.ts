@@ -5,6 +5,7 @@
  * migration, so the lock and the work can never be on two different sessions. A file is sent as
  * it is, in one simple-protocol query, so the server's error `position` indexes the file's text.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import postgres from 'postgres';
 import { createHash } from 'node:crypto';
 import type { Capabilities, Driver, RecordRow, RecordTableState, Statement, StepDone, StepWork } from '../driver.ts';
@@ -18,8 +19,6 @@ import { introspectPostgres } from './postgres-schema.ts';
 
 type Sql = postgres.Sql;
 type Query = Pick<Sql, 'unsafe'>;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export interface PostgresOptions {
   /** The connection URL as postgres.js takes it (`postgres://user:password@host:port/db`). */

@@ -5,6 +5,7 @@
  * `await` in between: an async gap inside a transaction lets other work interleave (ley shipped
  * that bug; better-sqlite3's docs warn about it).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { existsSync } from 'node:fs';
 import type { Capabilities, Driver, RecordRow, RecordTableState, StepDone, StepWork, Statement } from '../driver.ts';
@@ -16,8 +17,6 @@ import type { Schema } from '../schema.ts';
 import { introspectSqlite } from './sqlite-schema.ts';
 
 type Db = Database.Database;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export interface SqliteOptions {
   filename: string;
