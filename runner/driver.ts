@@ -99,6 +99,11 @@ export interface Capabilities {
   folder: 'postgres' | 'sqlite';
   /** Table names may be qualified with a schema (`ops.schema_migrations`). */
   schemaQualifiedTables: boolean;
+  /**
+   * `ping` waits on a server and creates nothing: the folder can be read while the connection
+   * is being made. False for SQLite, whose first open may create the file.
+   */
+  connectsToServer: boolean;
 }
 
 /** The state of the record table before anything is created. */

@@ -81,8 +81,8 @@ export async function openDriver(connection: Connection, table: string, create: 
   return new PostgresDriver({ url: connection.url, display: connection.display, table, create });
 }
 
-/** Ping until the database answers or `waitMs` has passed (`--wait`). */
-async function reach(driver: Driver, connection: Connection, waitMs: number | undefined): Promise<void> {
+/** Ping until the database answers or `waitMs` has passed (`--wait`); `signal` stops the retries. */
+async function reach(driver: Driver, connection: Connection, waitMs: number | undefined, signal?: AbortSignal): Promise<void> {
   const deadline = Date.now() + (waitMs ?? 0);
   for (;;) {
     try {
@@ -90,11 +90,11 @@ async function reach(driver: Driver, connection: Connection, waitMs: number | un
       return;
     } catch (error) {
       if (error instanceof MigrateError && error.code !== 'CONNECTION_FAILED') throw error;
-      if (Date.now() >= deadline) {
+      if (Date.now() >= deadline || signal?.aborted) {
         const what = error instanceof MigrateError ? error.message : `cannot reach ${connection.display}: ${scrub((error as Error).message ?? String(error), connection)}`;
         throw new MigrateError('CONNECTION_FAILED', `${what}${waitMs ? ` (kept trying for ${Math.round(waitMs / 1000)} s)` : ' (--wait keeps trying)'}`, { cause: error });
       }
-      await sleep(250);
+      await sleep(250, undefined, { signal }).catch(() => {});
     }
   }
 }
@@ -105,20 +105,27 @@ function scrub(text: string, connection: Connection): string {
 }
 
 /**
- * Validate the folder and the URL (no database yet), then connect. `create` false: read-only
- * commands must not create a SQLite file.
+ * Validate the folder and the URL, then connect. `create` false: read-only commands must not
+ * create a SQLite file. A server connection is started first and the folder read while the
+ * server sets up the session; a folder error still wins over a connection error, and nothing
+ * but the ping has been sent when it is raised.
  */
 async function open(config: RunnerConfig, create: boolean): Promise<Session> {
   const connection = parseUrl(config.url);
-  const migrations = loadMigrations(config.dir ?? DEFAULT_DIR, connection.dialect);
   const driver = await openDriver(connection, config.table ?? DEFAULT_TABLE, create);
+  const stop = new AbortController();
+  const early = driver.capabilities.connectsToServer ? reach(driver, connection, config.waitMs, stop.signal) : undefined;
   try {
-    await reach(driver, connection, config.waitMs);
+    if (early) await new Promise(setImmediate); // lets the client open its socket before the event loop is busy
+    const migrations = loadMigrations(config.dir ?? DEFAULT_DIR, connection.dialect);
+    await (early ?? reach(driver, connection, config.waitMs));
+    return { connection, migrations, driver };
   } catch (error) {
+    stop.abort();
+    await early?.catch(() => {});
     await driver.close();
     throw error;
   }
-  return { connection, migrations, driver };
 }
 
 async function withSession<T>(config: RunnerConfig, create: boolean, fn: (s: Session) => Promise<T>): Promise<T> {

@@ -3,7 +3,6 @@
  * Only this file touches process.env, the terminal and process.exit (STYLE.md).
  */
 import { parseArgs } from 'node:util';
-import { setFlagsFromString } from 'node:v8';
 import { existsSync } from 'node:fs';
 // Straight from the modules every run needs, not runner/index.ts: `check` and `new` load their
 // own modules only when asked, which keeps a container's no-op start short (see bench/).
@@ -13,11 +12,19 @@ import { migrate, renderScript, stamp, status, type MigrateEvent, type RunnerCon
 import { parseTarget, type Step } from '../runner/plan.ts';
 import type { CheckResult } from '../runner/check.ts';
 
-// V8 doubles the young generation each time enough survives a scavenge, and everything the
-// runner loads (every file of the folder) survives: without this a 1000-file run peaks near
-// 80 MiB, mostly empty young-generation pages. Read by V8 at each growth, so it takes effect
-// although set after start-up.
-setFlagsFromString('--semi-space-growth-factor=1');
+/**
+ * V8 doubles the young generation each time enough survives a scavenge, and everything the
+ * runner loads (every file of the folder) survives: without this a 1000-file run peaks near
+ * 80 MiB, mostly empty young-generation pages. V8 reads the flag at each growth, so it works
+ * although set after start-up; and it is set only once there is work (loading node:v8 costs
+ * ~1.6 ms, a tenth of what a container's no-op start may spend over its floor; see bench/).
+ */
+let youngGenerationCapped = false;
+function capYoungGeneration(): void {
+  if (youngGenerationCapped) return;
+  youngGenerationCapped = true;
+  process.getBuiltinModule('node:v8').setFlagsFromString('--semi-space-growth-factor=1');
+}
 
 const USAGE = `Usage: tsx scripts/migrate.ts <target | command> [options]
 
@@ -208,6 +215,7 @@ async function main(argv: string[]): Promise<number> {
     };
     const [word, ...args] = positionals as [string, ...string[]];
     const command = COMMANDS.has(word) ? word : 'migrate';
+    if (command !== 'migrate') capYoungGeneration(); // a target caps it at its first step
     const operand = command === 'migrate' ? word : args[0];
     const extra = command === 'migrate' ? args : args.slice(1);
     if (command === 'check' && args.length > 0) throw new MigrateError('BAD_TARGET', `check takes no argument ("${args[0]}"). See --help.`);
@@ -298,7 +306,10 @@ async function main(argv: string[]): Promise<number> {
           confirm: values.yes ? () => true : process.stdin.isTTY && !cli.json ? askYes : undefined,
           onEvent: (e: MigrateEvent) => {
             if (e.type === 'warning') warn(cli, `warning: ${e.message} [${e.code}]`);
-            else say(cli, stepLine(e));
+            else {
+              capYoungGeneration();
+              say(cli, stepLine(e));
+            }
           },
         });
         emitJson(cli, { ok: true, command: 'migrate', target: operand, ...result });

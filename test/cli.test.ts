@@ -338,6 +338,15 @@ describe('passwords', { skip: !TEST_DIALECTS.includes('postgres') && 'TEST_DIALE
     }
   });
 
+  // The timeout guards the abort: without it the run would keep retrying for the full --wait=60.
+  it('a bad folder is reported before an unreachable server, and --wait stops retrying for it', { timeout: 30_000 }, async () => {
+    // The connection is started while the folder is read: the folder's error must still win.
+    const r = await runCli(['head', '--wait=60', '--url', 'postgres://bot:Hunter2@127.0.0.1:1/bot', '--dir', fixture('lone-half')]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /\[MISSING_DOWN\]|\[MISSING_UP\]/);
+    assert.doesNotMatch(r.stderr, /CONNECTION_FAILED/);
+  });
+
   it('--wait keeps trying, then exits 3 naming the URL without its password', async () => {
     const r = await runCli(['head', '--wait=1', '--url', 'postgres://bot:Hunter2@127.0.0.1:1/bot', '--dir', BASIC]);
     assert.equal(r.code, 3);

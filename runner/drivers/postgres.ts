@@ -50,11 +50,17 @@ function isConnectionError(error: unknown): boolean {
   return CLIENT_CONNECTION_CODES.has(code) || typeof e.syscall === 'string' || typeof e.library === 'string' || /^ERR_(TLS|SSL)_|CERT/.test(code);
 }
 
+/** Queries sent behind the lock; undefined where they failed or were not sent. */
+interface ReadAhead {
+  state: Promise<RecordTableState | undefined>;
+  rows: Promise<RecordRow[] | undefined>;
+}
+
 /** Thrown inside a transaction to roll it back on purpose. */
 class Rollback extends Error {}
 
 export class PostgresDriver implements Driver {
-  readonly capabilities: Capabilities = { folder: 'postgres', schemaQualifiedTables: true };
+  readonly capabilities: Capabilities = { folder: 'postgres', schemaQualifiedTables: true, connectsToServer: true };
   readonly #url: string;
   readonly #display: string;
   readonly #secrets: string[];
@@ -77,6 +83,10 @@ export class PostgresDriver implements Driver {
   readonly #notices = new Set<string>();
   /** A query has succeeded: a connection error now means the server went away, not that it was never there. */
   #reached = false;
+  /** The record table existed when last pinged: worth reading it in the lock's round trip. */
+  #tableSeen = false;
+  /** The record table's state and rows, sent right behind the lock that was taken; consumed once. */
+  #ahead: ReadAhead | undefined;
 
   constructor(options: PostgresOptions) {
     this.#url = options.url;
@@ -161,8 +171,10 @@ export class PostgresDriver implements Driver {
   }
 
   async ping(): Promise<void> {
-    const [row] = await this.#do((sql) => sql.unsafe('SELECT current_schema() AS s'));
+    const named = this.#schema === undefined ? 'quote_ident(current_schema())' : sqlString(quoteIdent(this.#schema));
+    const [row] = await this.#do((sql) => sql.unsafe(`SELECT current_schema() AS s, to_regclass(${named} || '.' || ${sqlString(quoteIdent(this.#name))}) IS NOT NULL AS seen`));
     if (this.#resolvedSchema === undefined && typeof row?.s === 'string') this.#resolvedSchema = row.s;
+    this.#tableSeen = row?.seen === true;
   }
 
   /**
@@ -173,11 +185,18 @@ export class PostgresDriver implements Driver {
    */
   async withLock<T>(fn: () => Promise<T>, timeoutMs: number | undefined): Promise<T> {
     const key = await this.#lockKey();
-    await this.#watchClient();
+    // Sent together with the first try: one round trip for the setting, the lock and the record.
+    const watching = this.#watchClient();
     const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
-    for (;;) {
-      const [row] = await this.#do((sql) => sql.unsafe(`SELECT pg_try_advisory_lock(${key}) AS ok`));
-      if (row?.ok === true) break;
+    for (let first = true; ; first = false) {
+      const trying = this.#do((sql) => sql.unsafe(`SELECT pg_try_advisory_lock(${key}) AS ok`));
+      const ahead = first ? this.#readAhead() : undefined;
+      if (first) await watching;
+      const [row] = await trying;
+      if (row?.ok === true) {
+        this.#ahead = ahead;
+        break;
+      }
       if (Date.now() >= deadline) {
         throw new MigrateError(
           'LOCK_TIMEOUT',
@@ -194,11 +213,26 @@ export class PostgresDriver implements Driver {
     } finally {
       const lost = this.#lost;
       this.#state = undefined;
+      this.#ahead = undefined;
       this.#locked = false;
       this.#lost = false;
       // A lost session took the lock with it; an unlock failing here must not hide fn's outcome.
       if (!lost) await this.#sql?.unsafe(`SELECT pg_advisory_unlock(${key})`).catch(() => {});
     }
+  }
+
+  /**
+   * The record table's state and rows, queued right behind a try for the lock on the same
+   * session. Each is its own statement with its own snapshot, taken after the lock statement
+   * finished, so when the lock was taken they read what a read under the lock would. When it was
+   * not, they are dropped. Rows are asked for only when the table was there at ping: a fresh
+   * database then gets no "relation does not exist" in its server log. Any failure here just
+   * means the ordinary queries run later.
+   */
+  #readAhead(): ReadAhead {
+    const state = this.#queryState().catch(() => undefined);
+    const rows = this.#tableSeen ? this.#queryRecord().catch(() => undefined) : Promise.resolve(undefined);
+    return { state, rows };
   }
 
   /**
@@ -257,6 +291,12 @@ export class PostgresDriver implements Driver {
   async recordTableState(): Promise<RecordTableState> {
     // Under the lock nobody else creates or alters the table: asked once per lock, not per call.
     if (this.#locked && this.#state) return this.#state;
+    const state = (this.#locked ? await this.#ahead?.state : undefined) ?? (await this.#queryState());
+    if (this.#locked) this.#state = state;
+    return state;
+  }
+
+  async #queryState(): Promise<RecordTableState> {
     const schema = await this.#schemaName();
     // Literals, not parameters: a parameterised query costs postgres.js a second round trip
     // (describe first) with `prepare: false`. Both names passed parseTableName or came from
@@ -273,9 +313,7 @@ export class PostgresDriver implements Driver {
         ORDER BY a.attnum`),
     );
     const names = rows.map((r) => String(r.name));
-    const state: RecordTableState = rows.length === 0 ? { kind: 'missing' } : RECORD_COLUMNS.every((c) => names.includes(c)) ? { kind: 'ok' } : { kind: 'foreign', columns: names };
-    if (this.#locked) this.#state = state;
-    return state;
+    return rows.length === 0 ? { kind: 'missing' } : RECORD_COLUMNS.every((c) => names.includes(c)) ? { kind: 'ok' } : { kind: 'foreign', columns: names };
   }
 
   async tableExists(name: string): Promise<boolean> {
@@ -313,6 +351,12 @@ export class PostgresDriver implements Driver {
 
   async readRecord(): Promise<RecordRow[]> {
     if ((await this.recordTableState()).kind !== 'ok') return [];
+    const ahead = this.#locked ? this.#ahead?.rows : undefined;
+    if (this.#ahead) this.#ahead.rows = Promise.resolve(undefined); // read ahead once: later reads see later steps
+    return (await ahead) ?? (await this.#queryRecord());
+  }
+
+  async #queryRecord(): Promise<RecordRow[]> {
     const table = await this.#target();
     const rows = await this.#do((sql) =>
       sql.unsafe(

@@ -26,7 +26,7 @@ export interface SqliteOptions {
 }
 
 export class SqliteDriver implements Driver {
-  readonly capabilities: Capabilities = { folder: 'sqlite', schemaQualifiedTables: false };
+  readonly capabilities: Capabilities = { folder: 'sqlite', schemaQualifiedTables: false, connectsToServer: false };
   readonly #filename: string;
   readonly #table: string;
   readonly #create: boolean;
