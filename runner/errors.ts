@@ -35,12 +35,13 @@ export type ErrorCode =
   | 'FAILED_MIGRATION'
   // reaching the database
   | 'CONNECTION_FAILED'
+  | 'DATABASE_REFUSED'
   | 'LOCK_TIMEOUT';
 
 /** Exit status the CLI uses for each kind (SPEC.md, "Exit codes"). */
 export const EXIT = { ok: 0, migrationFailed: 1, usage: 2, unreachable: 3 } as const;
 
-const UNREACHABLE: ReadonlySet<ErrorCode> = new Set(['CONNECTION_FAILED', 'LOCK_TIMEOUT']);
+const UNREACHABLE: ReadonlySet<ErrorCode> = new Set(['CONNECTION_FAILED', 'DATABASE_REFUSED', 'LOCK_TIMEOUT']);
 
 /** A usage, validation, connection or lock error: nothing was changed by the call that threw it. */
 export class MigrateError extends Error {

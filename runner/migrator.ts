@@ -132,9 +132,29 @@ async function withSession<T>(config: RunnerConfig, create: boolean, fn: (s: Ses
   const session = await open(config, create);
   try {
     return await fn(session);
+  } catch (error) {
+    throw refusedBookkeeping(error, session.connection) ?? error;
   } finally {
     await session.driver.close();
   }
+}
+
+/**
+ * A database error outside any migration file: the database refused the runner's own work on
+ * the record table or the lock (permission denied, a read-only file, a full disk). Such errors
+ * carry the database's code (an SQLSTATE, `SQLITE_READONLY`, `EACCES`); an error without one
+ * is a bug of ours and stays as it is.
+ */
+function refusedBookkeeping(error: unknown, connection: Connection): MigrateError | undefined {
+  if (error instanceof MigrateError || error instanceof MigrationFailed || error instanceof StepFailure) return undefined;
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string' || code === '') return undefined;
+  const message = scrub((error as Error).message ?? String(error), connection);
+  return new MigrateError(
+    'DATABASE_REFUSED',
+    `${connection.display} refused the runner's own work on its record table or lock: ${message} (${code}). The role needs to create the record table once, then read and write it (README, "Permissions and connections").`,
+    { cause: error },
+  );
 }
 
 /** Refuse a record table of another shape, and an Alembic database nobody has stamped. */

@@ -44,3 +44,11 @@ export function toRecordRow(r: Record<string, unknown>): RecordRow {
     error: r.error === null ? null : String(r.error),
   };
 }
+
+/**
+ * What the record says of a no-transaction file while it runs: read only if the runner dies
+ * before the file ends.
+ */
+export function interrupted(direction: 'up' | 'down'): string {
+  return `the runner stopped while ${direction === 'up' ? 'applying' : 'rolling back'} this file outside a transaction: statements_run statements completed, and the next one may or may not have taken effect`;
+}

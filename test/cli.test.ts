@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { CLI, fixture, maskDurations, ROOT, runCli } from './support/cli.ts';
 import { createTestDb, TEST_DIALECTS, withTestDb, type TestDb } from './support/db.ts';
+import { hasPostgresServer } from './support/postgres.ts';
 
 const BASIC = fixture('basic');
 
@@ -337,6 +338,28 @@ describe('passwords', { skip: !TEST_DIALECTS.includes('postgres') && 'TEST_DIALE
       await db.drop();
     }
   });
+
+  it(
+    'a role refused the record table: exit 3 with DATABASE_REFUSED and the server\'s reason, not a bare error',
+    { skip: (!hasPostgresServer || !TEST_DIALECTS.includes('postgres')) && 'needs a PostgreSQL server with roles (TEST_POSTGRES_URL)' },
+    () =>
+      withTestDb('postgres', async (db) => {
+        const role = `sql_migrate_noperm_${process.pid}`;
+        await db.query(`CREATE ROLE ${role} LOGIN`);
+        try {
+          assert.equal((await runCli(['+1', '--url', db.url, '--dir', BASIC])).code, 0);
+          const url = db.url.replace(/\/\/[^@/]*@/, `//${role}@`);
+          for (const args of [['head'], ['history']]) {
+            const r = await runCli([...args, '--url', url, '--dir', BASIC]);
+            assert.equal(r.code, 3, r.stderr);
+            assert.match(r.stderr, /refused the runner's own work on its record table or lock: permission denied for table schema_migrations \(42501\).*\[DATABASE_REFUSED\]/s);
+          }
+          assert.deepEqual((await db.records()).map((x) => x.revision), ['000001'], 'nothing changed');
+        } finally {
+          await db.query(`DROP ROLE ${role}`);
+        }
+      }),
+  );
 
   // The timeout guards the abort: without it the run would keep retrying for the full --wait=60.
   it('a bad folder is reported before an unreachable server, and --wait stops retrying for it', { timeout: 30_000 }, async () => {

@@ -80,6 +80,34 @@ for (const dialect of TEST_DIALECTS) {
         assert.deepEqual((await db.records()).map((x) => x.revision), ['000001', '000002', '000003']);
       }));
 
+    it('a runner killed inside a no-transaction file leaves it recorded as failed, counting the statements that completed', () =>
+      withTestDb(dialect, async (db) => {
+        await exec(db, `CREATE TABLE slow_marker (n bigint); INSERT INTO slow_marker VALUES (${dialect === 'postgres' ? 60 : 5_000_000_000});`);
+        const dir = fixture('sleepy-no-transaction');
+        const victim = startCli(['head', '--url', db.url, '--dir', dir]);
+        await until('the first revision to commit', () => victim.stdout().includes('up    000001'));
+        await new Promise((r) => setTimeout(r, 700)); // inside the slow second statement of 000002 now
+        victim.child.kill('SIGKILL');
+        assert.notEqual((await victim.done).code, 0);
+        const rows = await db.query<{ revision: string; status: string; statements_run: unknown; error: string | null }>('SELECT revision, status, statements_run, error FROM schema_migrations ORDER BY seq');
+        assert.deepEqual(
+          rows.map((r) => [r.revision, r.status, r.statements_run === null ? null : Number(r.statements_run)]),
+          [
+            ['000001', 'applied', null],
+            ['000002', 'failed', 1],
+          ],
+          'the statement that completed is counted; the interrupted one is not',
+        );
+        assert.match(rows[1]?.error ?? '', /stopped while applying this file outside a transaction/);
+        const tables = await db.tables();
+        assert.equal(tables.includes('nt_one'), true, 'the first statement took effect');
+        assert.equal(tables.includes('nt_three'), false);
+        await exec(db, 'UPDATE slow_marker SET n = 0;');
+        const next = await startCli(['head', '--url', db.url, '--dir', dir]).done;
+        assert.equal(next.code, 2, 'refuses to carry on past a half-run file');
+        assert.match(next.stderr, /000002_slow\.up\.sql stopped part-way \(1 statement\(s\) ran\).*\[FAILED_MIGRATION\]/s);
+      }));
+
     it('a waiting runner does not stall a holder that builds an index concurrently', () =>
       withTestDb(dialect, async (db) => {
         const holder = startCli(['head', '--url', db.url, '--dir', fixture('concurrent-index')]);

@@ -256,6 +256,27 @@ for (const dialect of TEST_DIALECTS) {
   });
 }
 
+describe('SQLite foreign keys', () => {
+  it('orphans from before the run do not block migrating; a migration that adds one is refused', () =>
+    withTestDb('sqlite', async (db) => {
+      // As the bot's driver leaves it: foreign keys off, and an orphan written long ago. The key
+      // is deferred, so only the runner's own check after the step can catch a new orphan.
+      const { default: Database } = await import('better-sqlite3');
+      const conn = new Database(db.url.slice('sqlite:'.length));
+      conn.pragma('foreign_keys = OFF');
+      conn.exec('CREATE TABLE parent (id integer PRIMARY KEY); CREATE TABLE child (id integer PRIMARY KEY, parent_id integer REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED); INSERT INTO child VALUES (1, 99);');
+      conn.close();
+      const dir = fixture('sqlite-old-orphans');
+      const first = await runCli(['+1', '--url', db.url, '--dir', dir]);
+      assert.equal(first.code, 0, first.stderr);
+      const second = await runCli(['head', '--url', db.url, '--dir', dir]);
+      assert.equal(second.code, 1, second.stderr);
+      assert.match(second.stderr, /000002_new_orphan\.up\.sql: FOREIGN KEY constraint failed: 1 row\(s\) violate foreign keys \(first: child rowid 2 → parent\); 1 older violation\(s\), there before this run, are left alone/);
+      assert.deepEqual((await db.records()).map((r) => r.revision), ['000001']);
+      assert.deepEqual(await db.query('SELECT id FROM child ORDER BY id'), [{ id: 1 }], 'the new orphan was rolled back');
+    }));
+});
+
 describe('docker entrypoint', () => {
   const entry = join(fixture('basic'), '..', '..', '..', '..', 'scripts', 'docker-entrypoint.sh');
   const run = (env: Record<string, string>, command: string[]) =>

@@ -12,7 +12,7 @@ import type { Capabilities, Driver, RecordRow, RecordTableState, Statement, Step
 import { StepFailure } from '../driver.ts';
 import { MigrateError } from '../errors.ts';
 import { parseTableName } from '../config.ts';
-import { RECORD_COLUMNS, sqlString, terminated, toRecordRow } from '../record.ts';
+import { interrupted, RECORD_COLUMNS, sqlString, terminated, toRecordRow } from '../record.ts';
 import { codePointOffsetToIndex } from '../position.ts';
 import type { Schema } from '../schema.ts';
 import { introspectPostgres } from './postgres-schema.ts';
@@ -381,15 +381,6 @@ export class PostgresDriver implements Driver {
     );
   }
 
-  async #applyRecord(q: Query, table: string, step: StepWork, started: number): Promise<void> {
-    const r = step.record;
-    if (r.kind === 'insert') {
-      await this.#insertRow(q, table, { revision: r.revision, name: r.name, checksum: r.checksum, status: 'applied', durationMs: performance.now() - started, statementsRun: null, error: null });
-    } else {
-      await q.unsafe(`DELETE FROM ${table} WHERE revision = $1`, [r.revision]);
-    }
-  }
-
   async runStep(step: StepWork): Promise<StepDone> {
     const started = performance.now();
     const table = await this.#target();
@@ -424,14 +415,26 @@ export class PostgresDriver implements Driver {
   /**
    * No-transaction files: one statement per simple-protocol query, each its own implicit
    * transaction (CREATE INDEX CONCURRENTLY needs that), so a failure knows how many took effect.
+   * The record says `failed` before the first statement and counts each one as it completes: a
+   * runner killed in between leaves the truth behind, not statements that no row mentions.
    */
   async #runStatements(step: StepWork, table: string, started: number): Promise<StepDone> {
+    const revision = step.record.revision;
+    const progress = (ran: number, error: string) =>
+      this.#do((sql) => sql.unsafe(`UPDATE ${table} SET status = 'failed', statements_run = ${ran}, error = ${sqlString(error)} WHERE revision = ${sqlString(revision)}`));
+    const r = step.record;
+    if (r.kind === 'insert') {
+      await this.#do((sql) => this.#insertRow(sql, table, { revision, name: r.name, checksum: r.checksum, status: 'failed', durationMs: 0, statementsRun: 0, error: interrupted('up') }));
+    } else {
+      await progress(0, interrupted('down'));
+    }
     let ran = 0;
     let error: unknown;
     try {
       for (const s of step.statements) {
         await this.#do((sql) => sql.unsafe(s.sql));
         ran++;
+        if (ran < step.statements.length) await progress(ran, interrupted(r.kind === 'insert' ? 'up' : 'down'));
       }
       this.#notices.clear();
       await this.#do((sql) =>
@@ -439,7 +442,13 @@ export class PostgresDriver implements Driver {
           // Our BEGIN inside the file's own open transaction only warns (25001): throwing here
           // rolls back both, rather than committing the file's half under our record row.
           if (this.#notices.has('25001')) throw new Error('the file left a transaction open (BEGIN without COMMIT); it was rolled back');
-          await this.#applyRecord(tx, table, step, started);
+          if (r.kind === 'insert') {
+            await tx.unsafe(
+              `UPDATE ${table} SET status = 'applied', statements_run = NULL, error = NULL, applied_at = clock_timestamp(), duration_ms = ${Math.round(performance.now() - started)} WHERE revision = ${sqlString(revision)}`,
+            );
+          } else {
+            await tx.unsafe(`DELETE FROM ${table} WHERE revision = ${sqlString(revision)}`);
+          }
         }),
       );
       return { durationMs: performance.now() - started };
@@ -458,19 +467,7 @@ export class PostgresDriver implements Driver {
     }
     const stepFailure = failure(error, where);
     stepFailure.details.statementsRun = ran;
-    if (step.record.kind === 'insert') {
-      const r = step.record;
-      await this.#do((sql) =>
-        sql.begin(async (tx) => {
-          await tx.unsafe(`DELETE FROM ${table} WHERE revision = $1`, [r.revision]);
-          await this.#insertRow(tx, table, { revision: r.revision, name: r.name, checksum: r.checksum, status: 'failed', durationMs: performance.now() - started, statementsRun: ran, error: stepFailure.message });
-        }),
-      );
-    } else {
-      // A down stopped part-way: the revision is neither applied nor gone.
-      const revision = step.record.revision;
-      await this.#do((sql) => sql.unsafe(`UPDATE ${table} SET status = 'failed', statements_run = $1, error = $2 WHERE revision = $3`, [ran, stepFailure.message, revision]));
-    }
+    await progress(ran, stepFailure.message);
     throw stepFailure;
   }
 

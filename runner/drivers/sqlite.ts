@@ -12,7 +12,7 @@ import type { Capabilities, Driver, RecordRow, RecordTableState, StepDone, StepW
 import { StepFailure } from '../driver.ts';
 import { MigrateError } from '../errors.ts';
 import { parseTableName } from '../config.ts';
-import { RECORD_COLUMNS, sqlString, terminated, toRecordRow } from '../record.ts';
+import { interrupted, RECORD_COLUMNS, sqlString, terminated, toRecordRow } from '../record.ts';
 import type { Schema } from '../schema.ts';
 import { introspectSqlite } from './sqlite-schema.ts';
 
@@ -33,6 +33,8 @@ export class SqliteDriver implements Driver {
   #db: Db | undefined;
   /** Statements prepared once per connection: a 1000-step run would otherwise prepare each 1000 times. */
   readonly #prepared = new Map<string, Database.Statement>();
+  /** Foreign-key violations found before this lock's first step, by key and count. */
+  #violationsBefore: Map<string, number> | undefined;
 
   constructor(options: SqliteOptions) {
     this.#filename = options.filename;
@@ -94,6 +96,7 @@ export class SqliteDriver implements Driver {
           await sleep(25 + Math.random() * 50);
         }
       }
+      this.#violationsBefore = undefined; // counted afresh by the first step under this lock
       return await fn();
     } finally {
       lock.close(); // closing ends the exclusive transaction and releases the file lock
@@ -154,20 +157,41 @@ export class SqliteDriver implements Driver {
     else this.#stmt(`DELETE FROM ${this.#table} WHERE revision = ?`).run(r.revision);
   }
 
-  /** Foreign keys are enforced while migrating, and whatever a file did with them is checked before it counts. */
+  /**
+   * Foreign keys are enforced while migrating, and whatever a file did with them is checked
+   * before it counts. Only violations the step added: a database written with foreign keys off
+   * (the bot's driver leaves them off) may hold orphans from long ago, and those must not block
+   * every migration after them. What existed is counted once per lock, before the first step.
+   */
+  #noteViolationsBefore(): void {
+    this.#violationsBefore ??= countViolations(this.#stmt('PRAGMA foreign_key_check').all() as Violation[]);
+  }
+
   #checkForeignKeys(): void {
-    const bad = this.#stmt('PRAGMA foreign_key_check').all() as Array<{ table: string; rowid: number; parent: string }>;
-    if (bad.length > 0) {
-      const first = bad[0] as { table: string; rowid: number; parent: string };
-      const error = new Error(`FOREIGN KEY constraint failed: ${bad.length} row(s) violate foreign keys (first: ${first.table} rowid ${first.rowid} → ${first.parent})`);
-      Object.assign(error, { code: 'SQLITE_CONSTRAINT_FOREIGNKEY' });
-      throw error;
-    }
+    const before = this.#violationsBefore ?? new Map<string, number>();
+    const now = this.#stmt('PRAGMA foreign_key_check').all() as Violation[];
+    if (now.length === 0) return;
+    const left = new Map(before);
+    const added = now.filter((v) => {
+      const n = left.get(violationKey(v)) ?? 0;
+      left.set(violationKey(v), n - 1);
+      return n <= 0;
+    });
+    if (added.length === 0) return;
+    const first = added[0] as Violation;
+    const old = now.length - added.length;
+    const error = new Error(
+      `FOREIGN KEY constraint failed: ${added.length} row(s) violate foreign keys (first: ${first.table} rowid ${first.rowid} → ${first.parent})` +
+        (old > 0 ? `; ${old} older violation(s), there before this run, are left alone` : ''),
+    );
+    Object.assign(error, { code: 'SQLITE_CONSTRAINT_FOREIGNKEY' });
+    throw error;
   }
 
   async runStep(step: StepWork): Promise<StepDone> {
     const started = performance.now();
     const db = this.#conn;
+    this.#noteViolationsBefore();
     if (!step.transactional) return this.#runStatements(step, started);
     try {
       db.exec('BEGIN IMMEDIATE');
@@ -182,33 +206,44 @@ export class SqliteDriver implements Driver {
     return { durationMs: performance.now() - started };
   }
 
-  /** No-transaction files: one statement at a time, so a failure knows how many statements took effect. */
+  /**
+   * No-transaction files: one statement at a time, so a failure knows how many statements took
+   * effect. The record says `failed` before the first statement and counts each one as it
+   * completes: a runner killed in between leaves the truth behind.
+   */
   #runStatements(step: StepWork, started: number): StepDone {
     const db = this.#conn;
+    const r = step.record;
+    const direction = r.kind === 'insert' ? 'up' : 'down';
+    const progress = this.#stmt(`UPDATE ${this.#table} SET status = 'failed', statements_run = ?, error = ? WHERE revision = ?`);
+    if (r.kind === 'insert') this.#insertRow(r.revision, r.name, r.checksum, 'failed', 0, 0, interrupted(direction));
+    else progress.run(0, interrupted(direction), r.revision);
     let ran = 0;
     try {
       for (const s of step.statements) {
         db.exec(s.sql);
         ran++;
+        if (ran < step.statements.length && !db.inTransaction) progress.run(ran, interrupted(direction), r.revision);
       }
       if (db.inTransaction) throw new Error('the file left a transaction open (BEGIN without COMMIT)');
       db.pragma('foreign_keys = ON'); // files that turn foreign keys off for a table rebuild may forget to turn them back on
       db.exec('BEGIN IMMEDIATE');
       this.#checkForeignKeys();
-      this.#applyRecord(step, started);
+      if (r.kind === 'insert') {
+        this.#stmt(`UPDATE ${this.#table} SET status = 'applied', statements_run = NULL, error = NULL, applied_at = ?, duration_ms = ? WHERE revision = ?`).run(
+          new Date().toISOString(),
+          Math.round(performance.now() - started),
+          r.revision,
+        );
+      } else {
+        this.#stmt(`DELETE FROM ${this.#table} WHERE revision = ?`).run(r.revision);
+      }
       db.exec('COMMIT');
     } catch (error) {
       if (db.inTransaction) db.exec('ROLLBACK');
       db.pragma('foreign_keys = ON');
       const failure = this.#failure(step, error, { statementIndex: ran < step.statements.length ? ran : undefined });
-      if (step.record.kind === 'insert') {
-        const r = step.record;
-        this.#stmt(`DELETE FROM ${this.#table} WHERE revision = ?`).run(r.revision);
-        this.#insertRow(r.revision, r.name, r.checksum, 'failed', performance.now() - started, ran, failure.message);
-      } else {
-        // A down stopped part-way: the revision is neither applied nor gone.
-        this.#stmt(`UPDATE ${this.#table} SET status = 'failed', statements_run = ?, error = ? WHERE revision = ?`).run(ran, failure.message, step.record.revision);
-      }
+      progress.run(ran, failure.message, r.revision);
       failure.details.statementsRun = ran;
       throw failure;
     }
@@ -278,6 +313,24 @@ VALUES (${sqlString(r.revision)}, ${sqlString(r.name)}, ${sqlString(r.checksum)}
     this.#db?.close();
     this.#db = undefined;
   }
+}
+
+/** A row of `PRAGMA foreign_key_check`; rowid is null for WITHOUT ROWID tables, hence the counts. */
+interface Violation {
+  table: string;
+  rowid: number | null;
+  parent: string;
+  fkid: number;
+}
+
+function violationKey(v: Violation): string {
+  return `${v.table}\0${v.rowid}\0${v.parent}\0${v.fkid}`;
+}
+
+function countViolations(list: readonly Violation[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const v of list) counts.set(violationKey(v), (counts.get(violationKey(v)) ?? 0) + 1);
+  return counts;
 }
 
 /**
