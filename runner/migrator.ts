@@ -115,6 +115,7 @@ async function open(config: RunnerConfig, create: boolean): Promise<Session> {
   const driver = await openDriver(connection, config.table ?? DEFAULT_TABLE, create);
   const stop = new AbortController();
   const early = driver.capabilities.connectsToServer ? reach(driver, connection, config.waitMs, stop.signal) : undefined;
+  early?.catch(() => {}); // may fail while the folder is read: handled below, not an unhandled rejection
   try {
     if (early) await new Promise(setImmediate); // lets the client open its socket before the event loop is busy
     const migrations = loadMigrations(config.dir ?? DEFAULT_DIR, connection.dialect);

@@ -191,8 +191,8 @@ export class PostgresDriver implements Driver {
     for (let first = true; ; first = false) {
       const trying = this.#do((sql) => sql.unsafe(`SELECT pg_try_advisory_lock(${key}) AS ok`));
       const ahead = first ? this.#readAhead() : undefined;
-      if (first) await watching;
-      const [row] = await trying;
+      // Both awaited at once: whichever fails, the other's failure is not left unhandled.
+      const [, [row]] = await Promise.all([first ? watching : undefined, trying]);
       if (row?.ok === true) {
         this.#ahead = ahead;
         break;
