@@ -494,8 +494,7 @@ async function withScratch<T>(dialect: Dialect, connection: Connection, table: s
   }
   if (connection.dialect !== 'postgres') throw new Error('a PostgreSQL scratch database needs a postgres:// URL');
   const { createScratchDatabase } = await import('./drivers/postgres-schema.ts');
-  const secrets = connection.password ? [connection.password, encodeURIComponent(connection.password)] : [];
-  const scratch = await createScratchDatabase(connection.url, connection.display, secrets);
+  const scratch = await createScratchDatabase(connection.url, connection.display, connection.secrets);
   try {
     const driver = await openDriver({ ...connection, url: scratch.url, display: `${connection.display} (scratch database ${scratch.name})` }, table, true);
     try {

@@ -10,7 +10,14 @@ export const DEFAULT_DIR = 'sql';
 
 export type Connection =
   | { dialect: 'sqlite'; filename: string; display: string }
-  | { dialect: 'postgres'; url: string; password: string | undefined; display: string };
+  | {
+      dialect: 'postgres';
+      url: string;
+      password: string | undefined;
+      display: string;
+      /** Every spelling of the password a message could carry (see {@link secretsIn}). */
+      secrets: string[];
+    };
 
 export const ACCEPTED_URLS = [
   'postgres://user:password@host:5432/db',
@@ -65,9 +72,31 @@ export function parseUrl(raw: string): Connection {
       throw badUrl(url);
     }
     const password = parsed.password ? decodeURIComponent(parsed.password) : (parsed.searchParams.get('password') ?? undefined);
-    return { dialect: 'postgres', url: normal, password, display: redactUrl(url) };
+    return { dialect: 'postgres', url: normal, password, display: redactUrl(url), secrets: secretsIn(url) };
   }
   throw badUrl(url);
+}
+
+/**
+ * The password in every form a message could show it: as written in the URL (percent-encoded
+ * or not), decoded, re-encoded, and libpq's `?password=`; longest first, so that no shorter
+ * form is hidden inside a longer one and leaves its tail showing. Taken from the raw text, not
+ * a parsed URL: a password too broken to parse must still be hidden.
+ */
+export function secretsIn(url: string): string[] {
+  const found: string[] = [];
+  const raw = /^[a-z][a-z0-9+.-]*:\/\/[^:/?#@]*:([^@/?#]*)@/i.exec(url)?.[1];
+  if (raw) found.push(raw);
+  for (const m of url.matchAll(/[?&](?:ssl)?password=([^&#]*)/gi)) if (m[1]) found.push(m[1]);
+  const all = found.flatMap((s) => [s, decodePath(s), encodeURIComponent(decodePath(s))]);
+  return [...new Set(all)].filter((s) => s !== '').sort((a, b) => b.length - a.length);
+}
+
+/** `text` with each of `secrets` replaced by `****`. */
+export function hideSecrets(text: string, secrets: readonly string[]): string {
+  let out = text;
+  for (const s of secrets) if (s) out = out.split(s).join('****');
+  return out;
 }
 
 /** `my%20bot.db` → `my bot.db`; a `%` that starts no escape (`100%_sure.db`) is kept as written. */

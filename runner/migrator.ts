@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Driver, RecordRow, StepWork } from './driver.ts';
 import { StepFailure } from './driver.ts';
 import { MigrateError, MigrationFailed } from './errors.ts';
-import { DEFAULT_DIR, DEFAULT_TABLE, parseUrl, type Connection } from './config.ts';
+import { DEFAULT_DIR, DEFAULT_TABLE, hideSecrets, parseUrl, type Connection } from './config.ts';
 import { loadMigrations, versionOf, type Migration } from './files.ts';
 import { appliedAfter, assess, current, parseTarget, plan, type Step, type Target, type Warning } from './plan.ts';
 import { splitStatements } from './split.ts';
@@ -101,7 +101,7 @@ async function reach(driver: Driver, connection: Connection, waitMs: number | un
 
 /** A driver message must never carry the URL's password. */
 function scrub(text: string, connection: Connection): string {
-  return connection.dialect === 'postgres' && connection.password ? text.split(connection.password).join('****') : text;
+  return connection.dialect === 'postgres' ? hideSecrets(text, connection.secrets) : text;
 }
 
 /**

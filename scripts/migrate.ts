@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';
 // Straight from the modules every run needs, not runner/index.ts: `check` and `new` load their
 // own modules only when asked, which keeps a container's no-op start short (see bench/).
-import { ACCEPTED_URLS, DEFAULT_DIR, DEFAULT_TABLE, DEFAULT_URL, parseUrl } from '../runner/config.ts';
+import { ACCEPTED_URLS, DEFAULT_DIR, DEFAULT_TABLE, DEFAULT_URL, hideSecrets, parseUrl } from '../runner/config.ts';
 import { EXIT, MigrateError, MigrationFailed } from '../runner/errors.ts';
 import { migrate, renderScript, stamp, status, type MigrateEvent, type RunnerConfig } from '../runner/migrator.ts';
 import { parseTarget, type Step } from '../runner/plan.ts';
@@ -75,9 +75,7 @@ interface Cli {
 
 /** Every line leaves through here, so a URL's password can never be printed. */
 function scrub(cli: Cli, text: string): string {
-  let out = text;
-  for (const s of cli.secrets) if (s) out = out.split(s).join('****');
-  return out;
+  return hideSecrets(text, cli.secrets);
 }
 
 function say(cli: Cli, text: string): void {
@@ -236,7 +234,7 @@ async function main(argv: string[]): Promise<number> {
     }
 
     const connection = parseUrl(url);
-    if (connection.dialect === 'postgres' && connection.password) cli.secrets.push(connection.password, encodeURIComponent(connection.password));
+    if (connection.dialect === 'postgres') cli.secrets.push(...connection.secrets);
     if (operand !== undefined) parseTarget(operand); // refuse garbage before anything else happens
 
     switch (command) {

@@ -13,6 +13,7 @@
 import postgres from 'postgres';
 import { randomBytes } from 'node:crypto';
 import { MigrateError } from '../errors.ts';
+import { hideSecrets } from '../config.ts';
 import type { Column, EnumType, Family, ForeignKey, Index, Schema, Table } from '../schema.ts';
 
 /** Runs one query on the caller's connection; rows as postgres.js returns them. */
@@ -280,9 +281,8 @@ export interface ScratchDatabase {
  */
 export async function createScratchDatabase(url: string, display: string, secrets: readonly string[]): Promise<ScratchDatabase> {
   const name = `migrate_check_${randomBytes(6).toString('hex')}`;
-  const scrub = (text: string) => secrets.reduce((t, s) => (s ? t.split(s).join('****') : t), text);
   const fail = (what: string, error: unknown) =>
-    new MigrateError('CONNECTION_FAILED', `${what} on ${display}: ${scrub((error as Error)?.message ?? String(error))}`, { cause: error });
+    new MigrateError('CONNECTION_FAILED', `${what} on ${display}: ${hideSecrets((error as Error)?.message ?? String(error), secrets)}`, { cause: error });
   await admin(url, `CREATE DATABASE ${name} TEMPLATE template0`).catch((error: unknown) => {
     const denied = (error as { code?: unknown })?.code === '42501';
     throw fail(denied ? `check cannot create its scratch database: the role may not create databases (grant it CREATEDB, or give check another server)` : `check could not create its scratch database ${name}`, error);

@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import type { Capabilities, Driver, RecordRow, RecordTableState, Statement, StepDone, StepWork } from '../driver.ts';
 import { StepFailure } from '../driver.ts';
 import { MigrateError } from '../errors.ts';
-import { parseTableName } from '../config.ts';
+import { hideSecrets, parseTableName, secretsIn } from '../config.ts';
 import { interrupted, RECORD_COLUMNS, sqlString, terminated, toRecordRow } from '../record.ts';
 import { codePointOffsetToIndex } from '../position.ts';
 import type { Schema } from '../schema.ts';
@@ -91,7 +91,7 @@ export class PostgresDriver implements Driver {
   constructor(options: PostgresOptions) {
     this.#url = options.url;
     this.#display = options.display;
-    this.#secrets = passwordsIn(options.url);
+    this.#secrets = secretsIn(options.url);
     const { schema, table } = parseTableName(options.table, true);
     this.#label = options.table;
     this.#schema = schema;
@@ -158,16 +158,10 @@ export class PostgresDriver implements Driver {
   #unreachable(error: unknown): MigrateError {
     if (error instanceof MigrateError) return error;
     const e = error as { message?: string; code?: string } | null;
-    const why = this.#scrub(e?.message ?? String(error));
+    const why = hideSecrets(e?.message ?? String(error), this.#secrets);
     const code = e?.code && !why.includes(e.code) ? ` (${e.code})` : '';
     const what = this.#reached ? 'lost the connection to' : 'cannot connect to';
     return new MigrateError('CONNECTION_FAILED', `${what} ${this.#display}: ${why}${code}`, { cause: error });
-  }
-
-  #scrub(text: string): string {
-    let out = text;
-    for (const s of this.#secrets) out = out.split(s).join('****');
-    return out;
   }
 
   async ping(): Promise<void> {
@@ -572,20 +566,6 @@ const COLUMNS = `
 /** An identifier in double quotes; parseTableName only lets plain names through, so nothing to escape but `"`. */
 function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
-}
-
-/** The URL's password, raw and percent-decoded: what must never reach a message. */
-function passwordsIn(url: string): string[] {
-  const m = /^[a-z][a-z0-9+.-]*:\/\/[^:/?#@]*:([^@/?#]*)@/i.exec(url);
-  const raw = m?.[1];
-  if (!raw) return [];
-  let decoded = raw;
-  try {
-    decoded = decodeURIComponent(raw);
-  } catch {
-    // keep the raw form only
-  }
-  return [...new Set([raw, decoded])].sort((a, b) => b.length - a.length);
 }
 
 function positionOf(error: unknown): number | undefined {
