@@ -58,7 +58,7 @@ if (mode === 'noop' || mode === 'history') {
     mode === 'up'
       ? `INSERT INTO schema_migrations (revision, name, checksum, status, applied_at, duration_ms, seq) VALUES (${q(m.revision)}, ${q(m.name)}, ${q(m.checksum)}, 'applied', ${sqlite ? `strftime('%Y-%m-%dT%H:%M:%fZ', 'now')` : 'clock_timestamp()'}, 0, (SELECT coalesce(max(seq), 0) + 1 FROM schema_migrations))`
       : `DELETE FROM schema_migrations WHERE revision = ${q(m.revision)}`;
-  const ddl = `CREATE TABLE IF NOT EXISTS schema_migrations (revision text PRIMARY KEY, name text NOT NULL, checksum text NOT NULL, status text NOT NULL, applied_at ${sqlite ? 'text' : 'timestamptz'} NOT NULL, duration_ms integer NOT NULL, seq integer NOT NULL UNIQUE, statements_run integer, error text)`;
+  const ddl = `CREATE TABLE IF NOT EXISTS schema_migrations (revision text PRIMARY KEY, name text NOT NULL, checksum text NOT NULL, status text NOT NULL CHECK (status IN ('applied', 'failed')), applied_at ${sqlite ? 'text' : 'timestamptz'} NOT NULL, duration_ms integer NOT NULL, seq integer NOT NULL UNIQUE, statements_run integer, error text)`;
   if (sqlite) {
     const { default: Database } = await import('better-sqlite3');
     const db = new Database(url.slice('sqlite:'.length));

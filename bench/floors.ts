@@ -7,23 +7,15 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BenchMigration } from './folders.ts';
+import { PostgresDriver } from '../runner/drivers/postgres.ts';
+import { SqliteDriver } from '../runner/drivers/sqlite.ts';
+import { sqlString as q } from '../runner/record.ts';
 
-const q = (s: string) => `'${s.replace(/'/g, "''")}'`;
-
-/** The runner's record table, as `renderEnsureRecordTable` writes it for each dialect. */
-export function recordTableDdl(dialect: 'postgres' | 'sqlite'): string {
-  const [text, ts, int] = dialect === 'postgres' ? ['text', 'timestamptz', 'integer'] : ['TEXT', 'TEXT', 'INTEGER'];
-  return `CREATE TABLE IF NOT EXISTS schema_migrations (
-  revision       ${text} PRIMARY KEY,
-  name           ${text} NOT NULL,
-  checksum       ${text} NOT NULL,
-  status         ${text} NOT NULL CHECK (status IN ('applied', 'failed')),
-  applied_at     ${ts} NOT NULL,
-  duration_ms    ${int} NOT NULL,
-  seq            ${int} NOT NULL UNIQUE,
-  statements_run ${int},
-  error          ${text}
-);`;
+/** The runner's own record-table DDL, so the floors create exactly its table; neither constructor connects. */
+function recordTableDdl(dialect: 'postgres' | 'sqlite'): string {
+  const table = 'schema_migrations';
+  const driver = dialect === 'postgres' ? new PostgresDriver({ url: 'postgres://localhost/unused', display: '', table, create: false }) : new SqliteDriver({ filename: ':memory:', table, create: false });
+  return driver.renderEnsureRecordTable();
 }
 
 function insertRow(dialect: 'postgres' | 'sqlite', m: BenchMigration): string {

@@ -3,9 +3,9 @@
  * gets the very same SQL: ours as `.up.sql`/`.down.sql` pairs, dbmate and node-pg-migrate as one
  * file per migration with their own section markers around the same text.
  */
-import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { checksumOf } from '../runner/files.ts';
 
 export interface BenchMigration {
   /** Plain-digit version, zero-padded: `000001`. */
@@ -49,7 +49,7 @@ export function writeFolder(root: string, count: number, kind: 'small' | 'trivia
     const revision = String(i).padStart(width, '0');
     const name = `bench_${String(i).padStart(5, '0')}`;
     const { up, down } = kind === 'small' ? small(i) : trivial(i);
-    const m: BenchMigration = { revision, name, up, down, checksum: createHash('sha256').update(up, 'utf8').digest('hex') };
+    const m: BenchMigration = { revision, name, up, down, checksum: checksumOf(up) };
     folder.migrations.push(m);
     const stem = `${revision}_${name}`;
     for (const dialect of ['postgres', 'sqlite']) {
