@@ -16,14 +16,14 @@
  *
  * @module
  */
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Driver, Statement, StepWork } from './driver.ts';
 import { StepFailure } from './driver.ts';
 import { MigrateError, type ErrorCode, type MigrationFailed } from './errors.ts';
 import { DEFAULT_DIR, DEFAULT_TABLE, DEFAULT_URL, parseUrl, type Connection } from './config.ts';
-import { DIALECTS, dialectFolder, displayPath, loadMigrations, parseName, readMigrationFile, type Dialect, type Migration, type MigrationFile, type ParsedName } from './files.ts';
+import { DIALECTS, dialectFolder, displayPath, isDirectory, loadMigrations, parseName, readMigrationFile, type Dialect, type Migration, type MigrationFile, type ParsedName } from './files.ts';
 import { openDriver, stepWork, toMigrationFailed } from './migrator.ts';
 import type { Step } from './plan.ts';
 import { lineColumn } from './position.ts';
@@ -469,10 +469,6 @@ function fromMigrateError(error: MigrateError, fallback: string): Omit<Finding, 
   const base = { severity: 'error' as const, code: error.code as CheckCode };
   if (!m) return { ...base, file: fallback, message: error.message };
   return { ...base, file: m[1] as string, ...(m[2] ? { line: Number(m[2]) } : {}), ...(m[3] ? { column: Number(m[3]) } : {}), message: m[4] as string };
-}
-
-function isDirectory(p: string): boolean {
-  return existsSync(p) && statSync(p).isDirectory();
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -152,7 +152,7 @@ export function dialectFolder(dir: string, dialect: Dialect): string {
   throw new MigrateError('NO_MIGRATIONS', `no migrations for ${dialect}: neither ${displayPath(sub)}/ nor .sql files in ${displayPath(dir)}/. Create one with: tsx scripts/migrate.ts new <description>`);
 }
 
-function isDirectory(p: string): boolean {
+export function isDirectory(p: string): boolean {
   return existsSync(p) && statSync(p).isDirectory();
 }
 

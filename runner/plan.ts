@@ -32,6 +32,8 @@ export interface Plan {
 
 /** Where the record and the folder stand against each other. */
 export interface Assessment {
+  /** Local migrations keyed by version. */
+  local: Map<bigint, Migration>;
   /** Record rows keyed by version (applied and failed). */
   recorded: Map<bigint, RecordRow>;
   /** Local migrations not in the record, in version order. */
@@ -86,7 +88,7 @@ export function assess(migrations: readonly Migration[], rows: readonly RecordRo
   let newestRecorded = -1n;
   for (const v of recorded.keys()) if (v > newestRecorded) newestRecorded = v;
   const outOfOrder = pending.filter((m) => m.version < newestRecorded);
-  return { recorded, pending, missing, ahead, changed, failed, outOfOrder };
+  return { local, recorded, pending, missing, ahead, changed, failed, outOfOrder };
 }
 
 /** The last applied revision, or undefined at base. */
@@ -181,9 +183,8 @@ export function plan(
       break;
     }
   }
-  const local = new Map(migrations.map((m) => [m.version, m]));
   const steps: Step[] = downs.map((r) => {
-    const m = local.get(versionOf(r.revision));
+    const m = a.local.get(versionOf(r.revision));
     if (!m) {
       throw new MigrateError(
         'MISSING_FILE',

@@ -142,9 +142,7 @@ function compare(left: Schema, right: Schema, mode: Mode): Difference[] {
   const out: Difference[] = [];
   const lt = byName(left.tables);
   const rt = byName(right.tables);
-  for (const name of union(lt, rt)) {
-    const a = lt.get(name);
-    const b = rt.get(name);
+  for (const [name, a, b] of paired(lt, rt)) {
     if (!a || !b) {
       out.push(only(a !== undefined, name, `table ${name}`));
       continue;
@@ -154,9 +152,7 @@ function compare(left: Schema, right: Schema, mode: Mode): Difference[] {
   if (mode === 'same') {
     const le = byName(left.enums);
     const re = byName(right.enums);
-    for (const name of union(le, re)) {
-      const a = le.get(name);
-      const b = re.get(name);
+    for (const [name, a, b] of paired(le, re)) {
       if (!a || !b) out.push(only(a !== undefined, `enum ${name}`, `enum type ${name}`));
       else if (!sameList(a.values, b.values)) {
         out.push({ subject: `enum ${name} values`, object: `enum type ${name}`, kind: 'changed', at: `enum type ${name}`, left: labels(a.values), right: labels(b.values) });
@@ -164,9 +160,7 @@ function compare(left: Schema, right: Schema, mode: Mode): Difference[] {
     }
     const lo = new Map(Object.entries(left.others));
     const ro = new Map(Object.entries(right.others));
-    for (const key of union(lo, ro)) {
-      const a = lo.get(key);
-      const b = ro.get(key);
+    for (const [key, a, b] of paired(lo, ro)) {
       if (a === undefined || b === undefined) out.push(only(a !== undefined, key, key));
       else if (a !== b) out.push({ subject: `${key} definition`, object: key, kind: 'changed', at: key, left: `defined as ${brief(a)}`, right: brief(b) });
     }
@@ -178,9 +172,7 @@ function compareTables(a: Table, b: Table, mode: Mode, out: Difference[], enumTy
   const t = a.name;
   const lc = byName(a.columns);
   const rc = byName(b.columns);
-  for (const name of union(lc, rc)) {
-    const x = lc.get(name);
-    const y = rc.get(name);
+  for (const [name, x, y] of paired(lc, rc)) {
     if (!x || !y) out.push(only(x !== undefined, `${t}.${name}`, `column ${t}.${name}`));
     else compareColumns(t, x, y, mode, out, enumTypes);
   }
@@ -191,9 +183,7 @@ function compareTables(a: Table, b: Table, mode: Mode, out: Difference[], enumTy
 
   const lf = new Map(a.foreignKeys.map((f) => [cols(f.columns), f]));
   const rf = new Map(b.foreignKeys.map((f) => [cols(f.columns), f]));
-  for (const key of union(lf, rf)) {
-    const x = lf.get(key);
-    const y = rf.get(key);
+  for (const [key, x, y] of paired(lf, rf)) {
     const subject = `${t} foreign key ${key}`;
     if (!x || !y) {
       const f = (x ?? y) as ForeignKey;
@@ -216,9 +206,7 @@ function compareTables(a: Table, b: Table, mode: Mode, out: Difference[], enumTy
 
   const li = byName(a.indexes);
   const ri = byName(b.indexes);
-  for (const name of union(li, ri)) {
-    const x = li.get(name);
-    const y = ri.get(name);
+  for (const [name, x, y] of paired(li, ri)) {
     if (!x || !y) {
       out.push(only(x !== undefined, `index ${name}`, `index ${name} on ${t}`));
       continue;
@@ -304,6 +292,11 @@ function brief(text: string): string {
 
 function byName<T extends { name: string }>(items: readonly T[]): Map<string, T> {
   return new Map(items.map((i) => [i.name, i]));
+}
+
+/** Each key of either map, in order, with what each side holds for it. */
+function paired<K, A, B>(a: Map<K, A>, b: Map<K, B>): Array<[K, A | undefined, B | undefined]> {
+  return union(a, b).map((k) => [k, a.get(k), b.get(k)]);
 }
 
 function union<K>(a: { keys(): Iterable<K> }, b: { keys(): Iterable<K> }): K[] {

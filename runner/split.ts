@@ -140,7 +140,7 @@ function dollarOpenEnd(text: string, i: number): number {
 }
 
 /** Past the quote `q` that closes a string opened before `from`; a doubled quote is an escape. */
-function skipQuoted(text: string, from: number, q: number): number {
+export function skipQuoted(text: string, from: number, q: number): number {
   const quote = String.fromCharCode(q);
   for (;;) {
     const k = text.indexOf(quote, from);

@@ -17,6 +17,7 @@
  */
 import type Database from 'better-sqlite3';
 import type { Column, Family, ForeignKey, Index, Schema, Table } from '../schema.ts';
+import { skipQuoted } from '../split.ts';
 
 type Db = Database.Database;
 
@@ -225,7 +226,7 @@ export function checkExpressions(createSql: string): string[] {
   while (i < s.length) {
     const c = s[i] as string;
     if (c === "'" || c === '"' || c === '`') {
-      i = skipQuoted(s, i);
+      i = skipQuoted(s, i + 1, s.charCodeAt(i));
       continue;
     }
     if (c === '[') {
@@ -271,7 +272,7 @@ function closingParen(s: string, open: number): number {
   while (i < s.length) {
     const c = s[i];
     if (c === "'" || c === '"' || c === '`') {
-      i = skipQuoted(s, i);
+      i = skipQuoted(s, i + 1, s.charCodeAt(i));
       continue;
     }
     if (c === '(') depth++;
@@ -279,17 +280,6 @@ function closingParen(s: string, open: number): number {
     i++;
   }
   return s.length;
-}
-
-function skipQuoted(s: string, at: number): number {
-  const q = s[at] as string;
-  let i = at + 1;
-  for (;;) {
-    const k = s.indexOf(q, i);
-    if (k < 0) return s.length;
-    if (s[k + 1] !== q) return k + 1;
-    i = k + 2;
-  }
 }
 
 /** The WHERE of a partial index's CREATE INDEX text. */
