@@ -248,7 +248,7 @@ describe('CLI without a database', () => {
   it('a fresh clone with no .env migrates the embedded default database to head', async () => {
     const db = await createTestDb('sqlite');
     try {
-      cpSync(join(fixture('basic'), '..', '..', '..', '..', 'sql'), join(db.dir, 'sql'), { recursive: true });
+      cpSync(join(ROOT, 'sql'), join(db.dir, 'sql'), { recursive: true });
       const r = await runCli(['head'], { cwd: db.dir });
       assert.equal(r.code, 0, r.stderr);
       assert.ok(existsSync(join(db.dir, 'bot.db')));

@@ -10,8 +10,9 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { fixture, startCli } from './support/cli.ts';
 import { TEST_DIALECTS, withTestDb, type TestDb } from './support/db.ts';
+import { hasPostgresServer } from './support/postgres.ts';
 
-const needsServer = (dialect: string) => dialect === 'postgres' && !process.env.TEST_POSTGRES_URL;
+const needsServer = (dialect: string) => dialect === 'postgres' && !hasPostgresServer;
 
 /** Write through the test's own connection (the runner is not involved). */
 async function exec(db: TestDb, sql: string): Promise<void> {

@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createMigration, slugify } from '../runner/create.ts';
-import { MigrateError } from '../runner/errors.ts';
+import { failure } from './support/assert.ts';
 import { loadMigrations } from '../runner/files.ts';
 
 const roots: string[] = [];
@@ -130,10 +130,7 @@ describe('createMigration', () => {
   for (const bad of ['', '   ', '---', '!!!', 'ÜÖ']) {
     test(`${JSON.stringify(bad)} is BAD_DESCRIPTION and writes nothing`, () => {
       const root = tempRoot();
-      assert.throws(
-        () => createMigration(root, bad, NOW),
-        (e: unknown) => e instanceof MigrateError && e.code === 'BAD_DESCRIPTION' && e.exitCode === 2,
-      );
+      failure(() => createMigration(root, bad, NOW), 'BAD_DESCRIPTION');
       assert.deepEqual(readdirSync(root), []);
     });
   }

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import postgres from 'postgres';
 import { maskDurations, ROOT, runCli } from './support/cli.ts';
-import { createTestDb, TEST_DIALECTS, type TestDb, type TestDialect } from './support/db.ts';
+import { TEST_DIALECTS, withTestDb, type TestDb, type TestDialect } from './support/db.ts';
 
 const SQL_DIR = join(ROOT, 'sql');
 const REVISION = '20250128_140000';
@@ -482,15 +482,6 @@ function assertNowUtc(value: unknown, dialect: TestDialect, what: string, slackM
 // The tests
 // ---------------------------------------------------------------------------------------------
 
-async function withDb(dialect: TestDialect, fn: (db: TestDb) => Promise<void>): Promise<void> {
-  const db = await createTestDb(dialect);
-  try {
-    await fn(db);
-  } finally {
-    await db.drop();
-  }
-}
-
 async function migrate(db: TestDb, target: string): Promise<string> {
   const r = await runCli([target, '--url', db.url, '--dir', SQL_DIR]);
   assert.equal(r.code, 0, `${target}: ${r.stderr}`);
@@ -503,7 +494,7 @@ const DOWN_OUTPUT = `down  ${REVISION}  initial_schema  (N ms)\nat base\n`;
 for (const dialect of TEST_DIALECTS) {
   describe(`initial schema on ${dialect}`, () => {
     it('head creates the nine tables, each column with its type, nullability and default', () =>
-      withDb(dialect, async (db) => {
+      withTestDb(dialect, async (db) => {
         assert.equal(await migrate(db, 'head'), UP_OUTPUT);
         assert.deepEqual(await db.tables(), [...TABLE_NAMES, 'schema_migrations'].sort());
         assert.deepEqual(
@@ -530,7 +521,7 @@ for (const dialect of TEST_DIALECTS) {
       }));
 
     it('head creates each primary key, foreign key (target, ON DELETE), unique constraint and the 24 named indexes', () =>
-      withDb(dialect, async (db) => {
+      withTestDb(dialect, async (db) => {
         await migrate(db, 'head');
         const catalog = await readCatalog(db);
         const pg = dialect === 'postgres';
@@ -566,7 +557,7 @@ for (const dialect of TEST_DIALECTS) {
       }));
 
     it('enums: PostgreSQL types list their labels in order; every label is accepted and role = ROOT is refused on both', () =>
-      withDb(dialect, async (db) => {
+      withTestDb(dialect, async (db) => {
         await migrate(db, 'head');
         if (dialect === 'postgres') {
           const types = await db.query<{ typname: string; labels: string }>(
@@ -599,7 +590,7 @@ for (const dialect of TEST_DIALECTS) {
       }));
 
     it('head inserts the one default bot_config row', () =>
-      withDb(dialect, async (db) => {
+      withTestDb(dialect, async (db) => {
         await migrate(db, 'head');
         const rows = await db.query<Row>(
           `SELECT ${TABLES[0]!.columns.map((c) => `CAST(${c.name} AS TEXT) AS ${c.name}`).join(', ')} FROM bot_config`,
@@ -619,7 +610,7 @@ for (const dialect of TEST_DIALECTS) {
       }));
 
     it('each column refuses what its type forbids: string length, boolean, enum label, JSON, NULL', () =>
-      withDb(dialect, async (db) => {
+      withTestDb(dialect, async (db) => {
         await migrate(db, 'head');
         const w = await openWriter(db);
         try {
@@ -674,7 +665,7 @@ for (const dialect of TEST_DIALECTS) {
       }));
 
     it("a DBA's plain INSERTs leave defaults out; deleting a user cascades to user_interests and is refused while a subscriber refers to it", () =>
-      withDb(dialect, async (db) => {
+      withTestDb(dialect, async (db) => {
         await migrate(db, 'head');
         const w = await openWriter(db);
         try {
@@ -763,7 +754,7 @@ for (const dialect of TEST_DIALECTS) {
       }));
 
     it('-1 leaves only the record table, and head again rebuilds the same schema', () =>
-      withDb(dialect, async (db) => {
+      withTestDb(dialect, async (db) => {
         assert.equal(await migrate(db, 'head'), UP_OUTPUT);
         const before = await db.schema();
         // The snapshot really describes the schema (so that comparing it proves something).
