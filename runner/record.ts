@@ -20,10 +20,26 @@ export function sqlString(value: string): string {
 }
 
 /**
+ * A step as a person would run it by hand (`sql`, `--dry-run`): the file as written, its
+ * tracking statement on `table` (`now` is the dialect's current-time expression), and
+ * BEGIN/COMMIT around both when the file is transactional.
+ */
+export function renderStepScript(step: StepWork, table: string, now: string): string {
+  const r = step.record;
+  const track =
+    r.kind === 'insert'
+      ? `INSERT INTO ${table} (revision, name, checksum, status, applied_at, duration_ms, seq)
+VALUES (${sqlString(r.revision)}, ${sqlString(r.name)}, ${sqlString(r.checksum)}, 'applied', ${now}, 0, (SELECT coalesce(max(seq), 0) + 1 FROM ${table}));`
+      : `DELETE FROM ${table} WHERE revision = ${sqlString(r.revision)};`;
+  const body = step.empty ? '' : `${terminated(step).replace(/\s+$/, '')}\n`;
+  return step.transactional ? `BEGIN;\n${body}${track}\nCOMMIT;\n` : `${body}${track}\n`;
+}
+
+/**
  * The file's text with a `;` after its last statement when the file left it off, so that a
  * tracking statement appended in a rendered script is not read as part of it.
  */
-export function terminated(step: StepWork): string {
+function terminated(step: StepWork): string {
   const last = step.statements[step.statements.length - 1];
   if (!last || last.sql.endsWith(';')) return step.sql;
   const end = last.offset + last.sql.length;

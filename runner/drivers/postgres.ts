@@ -12,7 +12,7 @@ import type { Capabilities, Driver, RecordRow, RecordTableState, Statement, Step
 import { StepFailure } from '../driver.ts';
 import { MigrateError } from '../errors.ts';
 import { hideSecrets, parseTableName, secretsIn } from '../config.ts';
-import { interrupted, RECORD_COLUMNS, sqlString, terminated, toRecordRow } from '../record.ts';
+import { interrupted, RECORD_COLUMNS, renderStepScript, sqlString, toRecordRow } from '../record.ts';
 import { codePointOffsetToIndex } from '../position.ts';
 import type { Schema } from '../schema.ts';
 import { introspectPostgres } from './postgres-schema.ts';
@@ -527,14 +527,7 @@ export class PostgresDriver implements Driver {
 
   /** For `psql -v ON_ERROR_STOP=1 -f`: the file as written, its tracking statement, and BEGIN/COMMIT when transactional. */
   renderStep(step: StepWork): string {
-    const r = step.record;
-    const track =
-      r.kind === 'insert'
-        ? `INSERT INTO ${this.#table} (revision, name, checksum, status, applied_at, duration_ms, seq)
-VALUES (${sqlString(r.revision)}, ${sqlString(r.name)}, ${sqlString(r.checksum)}, 'applied', now(), 0, (SELECT coalesce(max(seq), 0) + 1 FROM ${this.#table}));`
-        : `DELETE FROM ${this.#table} WHERE revision = ${sqlString(r.revision)};`;
-    const body = step.empty ? '' : `${terminated(step).replace(/\s+$/, '')}\n`;
-    return step.transactional ? `BEGIN;\n${body}${track}\nCOMMIT;\n` : `${body}${track}\n`;
+    return renderStepScript(step, this.#table, 'now()');
   }
 
   async introspect(): Promise<Schema> {

@@ -12,7 +12,7 @@ import type { Capabilities, Driver, RecordRow, RecordTableState, StepDone, StepW
 import { StepFailure } from '../driver.ts';
 import { MigrateError } from '../errors.ts';
 import { parseTableName } from '../config.ts';
-import { interrupted, RECORD_COLUMNS, sqlString, terminated, toRecordRow } from '../record.ts';
+import { interrupted, RECORD_COLUMNS, renderStepScript, toRecordRow } from '../record.ts';
 import type { Schema } from '../schema.ts';
 import { introspectSqlite } from './sqlite-schema.ts';
 
@@ -294,14 +294,7 @@ export class SqliteDriver implements Driver {
   }
 
   renderStep(step: StepWork): string {
-    const r = step.record;
-    const track =
-      r.kind === 'insert'
-        ? `INSERT INTO ${this.#table} (revision, name, checksum, status, applied_at, duration_ms, seq)
-VALUES (${sqlString(r.revision)}, ${sqlString(r.name)}, ${sqlString(r.checksum)}, 'applied', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), 0, (SELECT coalesce(max(seq), 0) + 1 FROM ${this.#table}));`
-        : `DELETE FROM ${this.#table} WHERE revision = ${sqlString(r.revision)};`;
-    const body = step.empty ? '' : `${terminated(step).replace(/\s+$/, '')}\n`;
-    return step.transactional ? `BEGIN;\n${body}${track}\nCOMMIT;\n` : `${body}${track}\n`;
+    return renderStepScript(step, this.#table, "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')");
   }
 
   async introspect(): Promise<Schema> {
