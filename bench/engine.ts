@@ -8,7 +8,7 @@ import { CommandFailed, stats, timeOnce, type Command, type Stats } from './meas
 
 export interface Contender {
   label: string;
-  /** bound: the least a node program can do here while keeping the runner's promises (bounds.mjs). */
+  /** bound: the least a node program can do here while keeping the runner's promises (bounds.cjs). */
   role: 'floor' | 'ours' | 'peer' | 'bound';
   command: Command;
   /** Untimed, before each timed run: a fresh database, a copy of a template. */

@@ -51,7 +51,7 @@ process.on('SIGINT', () => {
 try {
   log('building the compiled CLI (npm run build) …');
   const build = spawnSync('npm', ['run', 'build', '--silent'], { cwd: repo, encoding: 'utf8' });
-  const compiled = build.status === 0 && existsSync(join(repo, 'dist/scripts/migrate.js'));
+  const compiled = build.status === 0 && existsSync(join(repo, 'dist/migrate.cjs'));
   if (!compiled) log(`npm run build failed; the compiled start is left out:\n${build.stdout}${build.stderr}`);
 
   const pgMissing = postgresAvailable();
@@ -64,7 +64,7 @@ try {
     return folders.get(key) as Folder;
   };
   const also = process.env.BENCH_ALSO ? resolve(process.env.BENCH_ALSO) : undefined;
-  if (also && !existsSync(join(also, 'dist/scripts/migrate.js'))) throw new Error(`BENCH_ALSO=${also}: no dist/scripts/migrate.js there (run npm run build in it)`);
+  if (also && !W.compiledCli(also)) throw new Error(`BENCH_ALSO=${also}: no compiled CLI there (run npm run build in it)`);
   const ctx: W.Context = { repo, scratch, peers, compiled, quick, also, small: (n) => folder('small', n), trivial: (n) => folder('trivial', n) };
 
   const applyCount = Number(process.env.BENCH_APPLY ?? 1000);

@@ -3,6 +3,7 @@
  * Everything a workload needs (folders, databases at the right state, templates) is made here,
  * before anything is timed.
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { copySqlite, freshPg, psql, removeSqlite, scratchPgUrl } from './db.ts';
@@ -16,7 +17,7 @@ export interface Context {
   repo: string;
   scratch: string;
   peers: Peers;
-  /** `npm run build` succeeded: dist/scripts/migrate.js is current. */
+  /** `npm run build` succeeded: dist/migrate.cjs is current. */
   compiled: boolean;
   quick: boolean;
   /** BENCH_ALSO: another checkout (built with `npm run build`) timed beside this one, to try a fix. */
@@ -26,20 +27,28 @@ export interface Context {
   trivial: (count: number) => Folder;
 }
 
+/**
+ * The compiled CLI of a checkout: `npm run build`'s bundle, or the per-module build of
+ * checkouts older than the bundle (so BENCH_ALSO can time one against the other).
+ */
+export function compiledCli(root: string): string | undefined {
+  return ['dist/migrate.cjs', 'dist/scripts/migrate.js'].map((p) => join(root, p)).find((p) => existsSync(p));
+}
+
 type Start = 'dist' | 'tsx' | 'tsx-cold' | 'node-import-tsx' | 'also';
 
 const START_LABEL: Record<Start, string> = {
-  dist: 'sql-migrate: node dist/scripts/migrate.js',
+  dist: 'sql-migrate: node dist/migrate.cjs',
   tsx: 'sql-migrate: tsx scripts/migrate.ts',
   'tsx-cold': 'sql-migrate: tsx, no transform cache (fresh container)',
   'node-import-tsx': 'sql-migrate: node --import tsx (one process)',
-  also: 'sql-migrate: BENCH_ALSO checkout, node dist/scripts/migrate.js',
+  also: 'sql-migrate: BENCH_ALSO checkout, compiled',
 };
 export const OURS = START_LABEL.dist;
 export const OURS_TSX = START_LABEL.tsx;
 
 function ours(ctx: Context, start: Start, args: string[]): Command {
-  const script = start === 'also' ? join(ctx.also ?? '', 'dist/scripts/migrate.js') : join(ctx.repo, start === 'dist' ? 'dist/scripts/migrate.js' : 'scripts/migrate.ts');
+  const script = start === 'also' ? (compiledCli(ctx.also ?? '') ?? '') : join(ctx.repo, start === 'dist' ? 'dist/migrate.cjs' : 'scripts/migrate.ts');
   const cwd = ctx.scratch; // no .env of the repo's gets read
   switch (start) {
     case 'dist':
@@ -64,10 +73,10 @@ function starts(ctx: Context, extra: Start[] = []): Start[] {
   return [...(ctx.compiled ? (['dist'] as Start[]) : []), ...(ctx.also ? (['also'] as Start[]) : []), ...extra];
 }
 
-export const BOUND = 'lower bound: node doing only what the runner must (bench/bounds.mjs)';
-const bound = (ctx: Context, mode: string, url: string, folder: string): Command => ({ argv: [process.execPath, join(ctx.repo, 'bench/bounds.mjs'), mode, url, folder], cwd: ctx.scratch });
+export const BOUND = 'lower bound: node doing only what the runner must (bench/bounds.cjs)';
+const bound = (ctx: Context, mode: string, url: string, folder: string): Command => ({ argv: [process.execPath, join(ctx.repo, 'bench/bounds.cjs'), mode, url, folder], cwd: ctx.scratch });
 
-const floorConnect = (ctx: Context, url: string): Command => ({ argv: [process.execPath, join(ctx.repo, 'bench/floor-connect.mjs'), url], cwd: ctx.scratch });
+const floorConnect = (ctx: Context, url: string): Command => ({ argv: [process.execPath, join(ctx.repo, 'bench/floor-connect.cjs'), url], cwd: ctx.scratch });
 
 /** dbmate speaks lib/pq, which wants TLS unless told otherwise. */
 const dbmateUrl = (url: string) => (url.startsWith('postgres') ? `${url}${url.includes('?') ? '&' : '?'}sslmode=disable` : url);
@@ -276,7 +285,7 @@ export function historyPg(ctx: Context, files = 10_000): Workload {
   const url = freshPg('hist_ours');
   oursSetup(ctx, ['stamp', 'head', '--url', url, '--dir', f.ours]);
   const contenders: Contender[] = [
-    { label: 'floor: node + readdir + read the record table + print', role: 'floor', command: { argv: [process.execPath, join(ctx.repo, 'bench/floor-history.mjs'), url, join(f.ours, 'postgres')], cwd: ctx.scratch } },
+    { label: 'floor: node + readdir + read the record table + print', role: 'floor', command: { argv: [process.execPath, join(ctx.repo, 'bench/floor-history.cjs'), url, join(f.ours, 'postgres')], cwd: ctx.scratch } },
   ];
   contenders.push({ label: BOUND, role: 'bound', command: bound(ctx, 'history', url, join(f.ours, 'postgres')) });
   for (const s of starts(ctx, ['tsx'])) contenders.push({ label: START_LABEL[s], role: 'ours', command: ours(ctx, s, ['history', '--url', url, '--dir', f.ours]) });
@@ -309,7 +318,7 @@ export function historySqlite(ctx: Context, files = 10_000): Workload {
   removeSqlite(file);
   oursSetup(ctx, ['stamp', 'head', '--url', `sqlite:${file}`, '--dir', f.ours]);
   const contenders: Contender[] = [
-    { label: 'floor: node + readdir + read the record table + print', role: 'floor', command: { argv: [process.execPath, join(ctx.repo, 'bench/floor-history.mjs'), `sqlite:${file}`, join(f.ours, 'sqlite')], cwd: ctx.scratch } },
+    { label: 'floor: node + readdir + read the record table + print', role: 'floor', command: { argv: [process.execPath, join(ctx.repo, 'bench/floor-history.cjs'), `sqlite:${file}`, join(f.ours, 'sqlite')], cwd: ctx.scratch } },
   ];
   contenders.push({ label: BOUND, role: 'bound', command: bound(ctx, 'history', `sqlite:${file}`, join(f.ours, 'sqlite')) });
   for (const s of starts(ctx, ['tsx'])) contenders.push({ label: START_LABEL[s], role: 'ours', command: ours(ctx, s, ['history', '--url', `sqlite:${file}`, '--dir', f.ours]) });

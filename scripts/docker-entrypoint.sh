@@ -20,8 +20,8 @@ lock_flag=""
 
 # The compiled CLI starts faster (no TypeScript transform at every container start); use it
 # when `npm run build` has produced it, and tsx otherwise.
-if [ -f "$app_dir/dist/scripts/migrate.js" ]; then
-  node "$app_dir/dist/scripts/migrate.js" head --wait="${MIGRATE_WAIT:-60}" $lock_flag
+if [ -f "$app_dir/dist/migrate.cjs" ]; then
+  node "$app_dir/dist/migrate.cjs" head --wait="${MIGRATE_WAIT:-60}" $lock_flag
 else
   "$app_dir/node_modules/.bin/tsx" "$app_dir/scripts/migrate.ts" head --wait="${MIGRATE_WAIT:-60}" $lock_flag
 fi

@@ -329,4 +329,7 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-process.exitCode = await main(process.argv.slice(2));
+// No top-level await: the compiled CLI is a CommonJS bundle (see package.json's build).
+void main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+});

@@ -18,6 +18,8 @@ export interface CliOptions {
   /** Replaces the inherited DATABASE_URL/MIGRATIONS_* (never leak the developer's own settings into a test). */
   env?: Record<string, string | undefined>;
   input?: string;
+  /** Run this compiled CLI (`npm run build`'s bundle) with plain node instead of scripts/migrate.ts through tsx. */
+  compiled?: string;
 }
 
 export function fixture(name: string): string {
@@ -37,7 +39,8 @@ export function startCli(args: string[], options: CliOptions = {}): RunningCli {
   for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
   let out = '';
   let done!: Promise<CliResult>;
-  const child = spawn(process.execPath, ['--import', TSX, CLI, ...args], { cwd: options.cwd ?? ROOT, env: env as NodeJS.ProcessEnv, stdio: ['pipe', 'pipe', 'pipe'] });
+  const entry = options.compiled ? [options.compiled] : ['--import', TSX, CLI];
+  const child = spawn(process.execPath, [...entry, ...args], { cwd: options.cwd ?? ROOT, env: env as NodeJS.ProcessEnv, stdio: ['pipe', 'pipe', 'pipe'] });
   child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
   let err = '';
   child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));

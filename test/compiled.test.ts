@@ -1,0 +1,88 @@
+/**
+ * The compiled CLI, `npm run build`'s single CommonJS bundle, is what the Docker entrypoint
+ * starts when it is there. It must behave exactly as scripts/migrate.ts under tsx: same output,
+ * same errors, same exit codes, on both dialects.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, execFileSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fixture, maskDurations, ROOT, runCli, type CliResult } from './support/cli.ts';
+import { TEST_DIALECTS, withTestDb, type TestDb } from './support/db.ts';
+
+/** An app folder as a Docker image holds it: dist/, scripts/docker-entrypoint.sh, node_modules; no scripts/migrate.ts. */
+let app = '';
+let bundle = '';
+
+before(() => {
+  app = mkdtempSync(join(tmpdir(), 'migrate-compiled-'));
+  bundle = join(app, 'dist', 'migrate.cjs');
+  execFileSync('npm', ['run', 'build', '--silent', '--', `--outfile=${bundle}`], { cwd: ROOT, stdio: 'pipe' });
+  symlinkSync(join(ROOT, 'node_modules'), join(app, 'node_modules')); // better-sqlite3, the one dependency left outside the bundle
+  mkdirSync(join(app, 'scripts'));
+  copyFileSync(join(ROOT, 'scripts', 'docker-entrypoint.sh'), join(app, 'scripts', 'docker-entrypoint.sh'));
+});
+
+after(() => rmSync(app, { recursive: true, force: true }));
+
+/** What may differ between two runs on two databases: durations, clock times, the database's own name. */
+function comparable(r: CliResult, db: TestDb): CliResult {
+  const mask = (text: string) =>
+    maskDurations(text)
+      .replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z?/g, '<time>')
+      .replaceAll(db.url, '<url>')
+      .replaceAll(db.dir, '<dir>');
+  return { code: r.code, stdout: mask(r.stdout), stderr: mask(r.stderr) };
+}
+
+describe('compiled CLI (npm run build)', () => {
+  for (const dialect of TEST_DIALECTS) {
+    it(`${dialect}: prints and exits exactly as the tsx CLI, step by step`, () =>
+      withTestDb(dialect, (viaTsx) =>
+        withTestDb(dialect, async (viaBundle) => {
+          const sequence: Array<{ args: string[]; dir: string }> = [
+            { args: ['+1'], dir: fixture('basic') },
+            { args: ['sql', 'head'], dir: fixture('basic') },
+            { args: ['head'], dir: fixture('basic') },
+            { args: ['history'], dir: fixture('basic') },
+            { args: ['base'], dir: fixture('basic') }, // refused: more than one step, no --yes
+            { args: ['-2', '--yes'], dir: fixture('basic') },
+            { args: ['current', '--json'], dir: fixture('basic') },
+            { args: ['nowhere'], dir: fixture('basic') },
+            { args: ['base', '--yes'], dir: fixture('basic') },
+            { args: ['head'], dir: fixture('fail-third-statement') },
+          ];
+          for (const { args, dir } of sequence) {
+            const tsx = await runCli([...args, '--url', viaTsx.url, '--dir', dir]);
+            const compiled = await runCli([...args, '--url', viaBundle.url, '--dir', dir], { compiled: bundle });
+            assert.deepEqual(comparable(compiled, viaBundle), comparable(tsx, viaTsx), `${args.join(' ')}`);
+          }
+          // The walk really happened: the failing fixture's first two revisions are recorded.
+          assert.deepEqual((await viaBundle.records()).map((r) => r.revision), (await viaTsx.records()).map((r) => r.revision));
+          assert.ok((await viaBundle.records()).length > 0);
+        }),
+      ));
+  }
+
+  it('--help and a bad option match too', async () => {
+    for (const args of [['--help'], [], ['head', '--bogus']]) {
+      const tsx = await runCli(args);
+      const compiled = await runCli(args, { compiled: bundle });
+      assert.deepEqual(compiled, tsx, args.join(' '));
+    }
+  });
+
+  it('the Docker entrypoint starts the bundle when dist/ is there', () =>
+    withTestDb('sqlite', async (db) => {
+      // The app folder has no scripts/migrate.ts: only the bundle can have migrated.
+      const r = await new Promise<{ code: number; stderr: string }>((resolve) =>
+        execFile('sh', [join(app, 'scripts', 'docker-entrypoint.sh')], { env: { ...process.env, DATABASE_URL: db.url, MIGRATIONS_DIR: fixture('basic') } }, (error, _out, stderr) =>
+          resolve({ code: error ? Number(error.code ?? 1) : 0, stderr }),
+        ),
+      );
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal((await db.records()).length, 3);
+    }));
+});
