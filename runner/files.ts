@@ -206,31 +206,6 @@ function sameNames(mine: Listed, entries: string[]): boolean {
  * folder present under `dir` holds the same revisions.
  */
 export function loadMigrations(dir: string, dialect: Dialect): Migration[] {
-  const loading = loadFileByFile(dir, dialect);
-  for (;;) {
-    const next = loading.next();
-    if (next.done) return next.value;
-  }
-}
-
-/**
- * The same, handing the event loop a turn about every millisecond: a connection started just
- * before gets its handshake answered while the files are read, instead of after.
- */
-export async function loadMigrationsInTurns(dir: string, dialect: Dialect): Promise<Migration[]> {
-  const loading = loadFileByFile(dir, dialect);
-  for (let since = performance.now(); ; ) {
-    const next = loading.next();
-    if (next.done) return next.value;
-    if (performance.now() - since >= 1) {
-      await new Promise(setImmediate);
-      since = performance.now();
-    }
-  }
-}
-
-/** Yields after each migration's pair of files is read. */
-function* loadFileByFile(dir: string, dialect: Dialect): Generator<void, Migration[]> {
   const folder = dialectFolder(dir, dialect);
   const listed = listFolder(folder);
   if (folder !== dir) checkSiblings(dir, dialect, listed);
@@ -247,7 +222,6 @@ function* loadFileByFile(dir: string, dialect: Dialect): Generator<void, Migrati
       up: readMigrationFile(up as string, show(up as string)),
       down: readMigrationFile(down as string, show(down as string)),
     });
-    yield;
   }
   return migrations.sort((a, b) => (a.version < b.version ? -1 : a.version > b.version ? 1 : 0));
 }

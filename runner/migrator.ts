@@ -7,7 +7,7 @@ import type { Driver, RecordRow, StepWork } from './driver.ts';
 import { StepFailure } from './driver.ts';
 import { MigrateError, MigrationFailed } from './errors.ts';
 import { DEFAULT_DIR, DEFAULT_TABLE, hideSecrets, parseUrl, type Connection } from './config.ts';
-import { loadMigrations, loadMigrationsInTurns, versionOf, type Migration } from './files.ts';
+import { loadMigrations, versionOf, type Migration } from './files.ts';
 import { appliedAfter, assess, current, parseTarget, plan, type Step, type Target, type Warning } from './plan.ts';
 import { splitStatements } from './split.ts';
 import { lineColumn } from './position.ts';
@@ -117,8 +117,8 @@ async function open(config: RunnerConfig, create: boolean): Promise<Session> {
   const early = driver.capabilities.connectsToServer ? reach(driver, connection, config.waitMs, stop.signal) : undefined;
   early?.catch(() => {}); // may fail while the folder is read: handled below, not an unhandled rejection
   try {
-    const dir = config.dir ?? DEFAULT_DIR;
-    const migrations = early ? await loadMigrationsInTurns(dir, connection.dialect) : loadMigrations(dir, connection.dialect);
+    if (early) await new Promise(setImmediate); // lets the client open its socket before the event loop is busy
+    const migrations = loadMigrations(config.dir ?? DEFAULT_DIR, connection.dialect);
     await (early ?? reach(driver, connection, config.waitMs));
     return { connection, migrations, driver };
   } catch (error) {
