@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative, isAbsolute, sep } from 'node:path';
+import { isAbsolute, join, normalize, relative, sep } from 'node:path';
 import { MigrateError } from './errors.ts';
 
 export type Dialect = 'postgres' | 'sqlite';
@@ -234,7 +234,7 @@ export function loadMigrations(dir: string, dialect: Dialect): Migration[] {
   // One relative() for the folder, and each path one concatenation: path.join per file left
   // about seven string fragments behind per file, a megabyte or two in a 10,000-file folder.
   const absolute = withSep(folder);
-  const shown = withSep(displayPath(folder));
+  const shown = withSep(normalize(displayPath(folder))); // as path.join showed it: `./sql/` is `sql/`
   for (const { up, down, name } of listed.halves.values()) {
     migrations.push({
       version: name.version,
