@@ -5,6 +5,7 @@
 import type { RecordRow } from './driver.ts';
 import { MigrateError } from './errors.ts';
 import { versionOf, type Migration } from './files.ts';
+import { readFailedNote } from './record.ts';
 
 export type Target =
   | { kind: 'head' }
@@ -100,11 +101,17 @@ export function current(rows: readonly RecordRow[]): RecordRow | undefined {
 function refuseUnsafe(a: Assessment, migrations: readonly Migration[]): void {
   if (a.failed.length > 0) {
     const f = a.failed[0] as RecordRow;
-    const file = migrations.find((m) => m.version === versionOf(f.revision))?.up.path ?? `${f.revision}_${f.name}.up.sql`;
+    const { direction, message } = readFailedNote(f.error);
+    const m = migrations.find((x) => x.version === versionOf(f.revision));
+    const file = m?.[direction].path ?? `${f.revision}_${f.name}.${direction}.sql`;
+    const wayOut =
+      direction === 'up'
+        ? `\`stamp ${f.revision}\` if all of it is now in place, or \`stamp -1\` to forget it`
+        : `\`stamp -1\` if all of it took effect (the revision is then rolled back), or \`stamp ${f.revision}\` to keep it applied once what it undid is restored`;
     throw new MigrateError(
       'FAILED_MIGRATION',
-      `${file} stopped part-way (${f.statementsRun ?? 0} statement(s) ran): ${f.error ?? 'unknown error'}. ` +
-        `It ran outside a transaction, so repair the database by hand, then run \`stamp ${f.revision}\` if all of it is now in place, or \`stamp -1\` to forget it.`,
+      `${file} stopped part-way while ${direction === 'up' ? 'applying' : 'rolling back'} (${f.statementsRun ?? 0} statement(s) ran): ${message}. ` +
+        `It ran outside a transaction, so repair the database by hand, then run ${wayOut}.`,
     );
   }
   if (a.changed.length > 0) {

@@ -61,10 +61,27 @@ export function toRecordRow(r: Record<string, unknown>): RecordRow {
   };
 }
 
+/** How a failed row's error begins when the file that stopped was a down. */
+const ROLLING_BACK = 'rolling back: ';
+
+/**
+ * The error a `failed` row records for a no-transaction file. The record has no column for
+ * the direction, and the way out differs: a down that stopped part-way is named as the down.
+ */
+export function failedNote(direction: 'up' | 'down', message: string): string {
+  return direction === 'down' ? ROLLING_BACK + message : message;
+}
+
+/** Which file of the pair a failed row is about, and its error without the direction. */
+export function readFailedNote(error: string | null): { direction: 'up' | 'down'; message: string } {
+  if (error?.startsWith(ROLLING_BACK)) return { direction: 'down', message: error.slice(ROLLING_BACK.length) };
+  return { direction: 'up', message: error ?? 'unknown error' };
+}
+
 /**
  * What the record says of a no-transaction file while it runs: read only if the runner dies
  * before the file ends.
  */
 export function interrupted(direction: 'up' | 'down'): string {
-  return `the runner stopped while ${direction === 'up' ? 'applying' : 'rolling back'} this file outside a transaction: statements_run statements completed, and the next one may or may not have taken effect`;
+  return failedNote(direction, 'the runner stopped in the middle of this file, which runs outside a transaction: statements_run statements completed, and the next one may or may not have taken effect');
 }

@@ -99,14 +99,14 @@ for (const dialect of TEST_DIALECTS) {
           ],
           'the statement that completed is counted; the interrupted one is not',
         );
-        assert.match(rows[1]?.error ?? '', /stopped while applying this file outside a transaction/);
+        assert.match(rows[1]?.error ?? '', /the runner stopped in the middle of this file, which runs outside a transaction/);
         const tables = await db.tables();
         assert.equal(tables.includes('nt_one'), true, 'the first statement took effect');
         assert.equal(tables.includes('nt_three'), false);
         await exec(db, 'UPDATE slow_marker SET n = 0;');
         const next = await startCli(['head', '--url', db.url, '--dir', dir]).done;
         assert.equal(next.code, 2, 'refuses to carry on past a half-run file');
-        assert.match(next.stderr, /000002_slow\.up\.sql stopped part-way \(1 statement\(s\) ran\).*\[FAILED_MIGRATION\]/s);
+        assert.match(next.stderr, /000002_slow\.up\.sql stopped part-way while applying \(1 statement\(s\) ran\).*\[FAILED_MIGRATION\]/s);
       }));
 
     it('a waiting runner does not stall a holder that builds an index concurrently', () =>

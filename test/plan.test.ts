@@ -4,6 +4,7 @@ import type { RecordRow } from '../runner/driver.ts';
 import { failure } from './support/assert.ts';
 import { checksumOf, versionOf, type Migration, type MigrationFile } from '../runner/files.ts';
 import { appliedAfter, assess, current, parseTarget, plan, type Plan, type Target } from '../runner/plan.ts';
+import { failedNote } from '../runner/record.ts';
 
 function file(path: string, text: string): MigrationFile {
   return { path, text, checksum: checksumOf(text), transactional: true, allowDifferences: [] };
@@ -333,6 +334,13 @@ describe('plan: refusals', () => {
     assert.ok(msg.includes('relation "x" does not exist'), msg);
     assert.match(msg, /\b2 statement/);
     assert.match(msg, /stamp/);
+  });
+
+  test('a failed down is FAILED_MIGRATION naming the down file, and stamp -1 as the way out once it is finished', () => {
+    const R = [row(M1, 1), row(M2, 2, { status: 'failed', statementsRun: 1, error: failedNote('down', 'index "x" does not exist') })];
+    const msg = failure(() => plan(ALL, R, t('-1')), 'FAILED_MIGRATION');
+    assert.ok(msg.includes('sql/sqlite/20250102_000000_two.down.sql stopped part-way while rolling back (1 statement(s) ran): index "x" does not exist.'), msg);
+    assert.match(msg, /`stamp -1` if all of it took effect/);
   });
 
   test('applied files that are gone, older than local ones: MISSING_FILE naming them', () => {

@@ -167,7 +167,7 @@ for (const dialect of TEST_DIALECTS) {
         assert.match((await cli(db, ['history'], dir)).stdout, /000002 {2}indexes +failed .*\[failed\]/);
         const blocked = await cli(db, ['head'], dir);
         assert.equal(blocked.code, 2);
-        assert.match(blocked.stderr, /stopped part-way \(1 statement\(s\) ran\).*\[FAILED_MIGRATION\]/s);
+        assert.match(blocked.stderr, /stopped part-way while applying \(1 statement\(s\) ran\).*\[FAILED_MIGRATION\]/s);
         // The operator repairs by hand (here: accepts the one index that was made), then stamps.
         const s = await cli(db, ['stamp', '000002'], dir);
         assert.equal(s.code, 0, s.stderr);
@@ -202,7 +202,15 @@ for (const dialect of TEST_DIALECTS) {
           ['000002', 'failed'],
         ]);
         assert.equal((await cli(db, ['current'], dir)).stdout, '000001 (items)\n');
-        assert.equal((await cli(db, ['-1'], dir)).code, 2, 'refused until stamped');
+        const refused = await cli(db, ['-1'], dir);
+        assert.equal(refused.code, 2, 'refused until stamped');
+        // The refusal names the down that stopped, and the way out for a rollback.
+        assert.match(refused.stderr, new RegExp(`${dialect}/000002_label_index\\.down\\.sql stopped part-way while rolling back \\(1 statement\\(s\\) ran\\): .*nope`));
+        assert.match(refused.stderr, /`stamp -1` if all of it took effect/);
+        // Once the operator has finished the rollback by hand, stamp -1 forgets the revision.
+        const s = await cli(db, ['stamp', '-1'], dir);
+        assert.equal(s.code, 0, s.stderr);
+        assert.deepEqual((await db.records()).map((x) => [x.revision, x.status]), [['000001', 'applied']]);
       }));
 
     it('a printed script stops at its first error when run by hand', () =>

@@ -12,7 +12,7 @@ import type { Capabilities, Driver, RecordRow, RecordTableState, Statement, Step
 import { StepFailure } from '../driver.ts';
 import { MigrateError } from '../errors.ts';
 import { hideSecrets, parseTableName, secretsIn } from '../config.ts';
-import { interrupted, RECORD_COLUMNS, renderStepScript, sqlString, toRecordRow } from '../record.ts';
+import { failedNote, interrupted, RECORD_COLUMNS, renderStepScript, sqlString, toRecordRow } from '../record.ts';
 import { codePointOffsetToIndex } from '../position.ts';
 import type { Schema } from '../schema.ts';
 import { introspectPostgres } from './postgres-schema.ts';
@@ -461,7 +461,7 @@ export class PostgresDriver implements Driver {
     }
     const stepFailure = failure(error, where);
     stepFailure.details.statementsRun = ran;
-    await progress(ran, stepFailure.message);
+    await progress(ran, failedNote(r.kind === 'insert' ? 'up' : 'down', stepFailure.message));
     throw stepFailure;
   }
 

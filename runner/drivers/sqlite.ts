@@ -12,7 +12,7 @@ import type { Capabilities, Driver, RecordRow, RecordTableState, StepDone, StepW
 import { StepFailure } from '../driver.ts';
 import { MigrateError } from '../errors.ts';
 import { parseTableName } from '../config.ts';
-import { interrupted, RECORD_COLUMNS, renderStepScript, toRecordRow } from '../record.ts';
+import { failedNote, interrupted, RECORD_COLUMNS, renderStepScript, toRecordRow } from '../record.ts';
 import type { Schema } from '../schema.ts';
 import { introspectSqlite } from './sqlite-schema.ts';
 
@@ -243,7 +243,7 @@ export class SqliteDriver implements Driver {
       if (db.inTransaction) db.exec('ROLLBACK');
       db.pragma('foreign_keys = ON');
       const failure = this.#failure(step, error, { statementIndex: ran < step.statements.length ? ran : undefined });
-      progress.run(ran, failure.message, r.revision);
+      progress.run(ran, failedNote(direction, failure.message), r.revision);
       failure.details.statementsRun = ran;
       throw failure;
     }
