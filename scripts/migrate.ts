@@ -301,7 +301,8 @@ async function main(argv: string[]): Promise<number> {
         const dryRun = values['dry-run'] ?? false;
         const result = await migrate(config, operand as string, {
           dryRun,
-          confirm: values.yes ? () => true : process.stdin.isTTY && !cli.json ? askYes : undefined,
+          // The question and the list go to stderr: with --json, stdout still holds one object.
+          confirm: values.yes ? () => true : process.stdin.isTTY ? askYes : undefined,
           onEvent: (e: MigrateEvent) => {
             if (e.type === 'warning') warn(cli, `warning: ${e.message} [${e.code}]`);
             else {

@@ -295,6 +295,14 @@ describe('confirmation on a terminal', () => {
       const yes = await onTerminal(args, 'y');
       assert.equal(yes.code, 0, yes.out);
       assert.deepEqual(await db.records(), []);
+      // --json asks too (on stderr), and stdout still ends with the one object.
+      assert.equal((await runCli(['head', '--url', db.url, '--dir', BASIC])).code, 0);
+      const json = await onTerminal([...args, '--json'], 'y');
+      assert.equal(json.code, 0, json.out);
+      assert.match(json.out, /Roll them back\? \[y\/N\]/);
+      const last = json.out.trim().split(/\r?\n/).pop() ?? '';
+      assert.equal(JSON.parse(last).ok, true, json.out);
+      assert.deepEqual(await db.records(), []);
     } finally {
       await db.drop();
     }
