@@ -4,7 +4,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdirSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { CLI, fixture, maskDurations, ROOT, runCli } from './support/cli.ts';
@@ -161,6 +161,9 @@ for (const dialect of TEST_DIALECTS) {
         assert.match(r.stderr, /7 \| INSERT INTO nowhere \(id\) VALUES \(2\);/);
         assert.deepEqual(await db.tables(), ['one', 'schema_migrations', 'two'], 'no trace of table three');
         assert.deepEqual((await db.records()).map((x) => x.revision), ['000001', '000002']);
+        // Run from inside the folder: the path is the bare file name, clickable as it is.
+        const inside = await runCli(['head', '--url', db.url, '--dir', '.'], { cwd: join(fixture('fail-third-statement'), dialect) });
+        assert.match(inside.stderr.split('\n')[0] as string, /^error: 000003_three\.up\.sql:7:13: /);
       }));
 
     it('new writes an empty pair with one timestamp in every dialect folder, and never overwrites', () =>
@@ -272,13 +275,21 @@ async function createTestDbAt(path: string): Promise<string[]> {
 
 describe('confirmation on a terminal', () => {
   // `script` gives the CLI a real pseudo-terminal, as a person at a shell has.
-  const onTerminal = (args: string[], answer: string) =>
+  // `stdoutTo`: the CLI's stdout goes to that file, so the terminal shows only its stderr.
+  const onTerminal = (args: string[], answer: string, stdoutTo?: string) =>
     new Promise<{ code: number; out: string }>((resolve) => {
-      const command = [process.execPath, '--import', join(ROOT, 'node_modules', 'tsx', 'dist', 'esm', 'index.mjs'), CLI, ...args].map((a) => `'${a}'`).join(' ');
+      const argv = [process.execPath, '--import', join(ROOT, 'node_modules', 'tsx', 'dist', 'esm', 'index.mjs'), CLI, ...args].map((a) => `'${a}'`).join(' ');
+      const command = stdoutTo ? `${argv} > '${stdoutTo}'` : argv;
       const child = execFile('script', ['-qec', command, '/dev/null'], { env: { ...process.env, DATABASE_URL: '' } }, (error, stdout) =>
         resolve({ code: error ? Number(error.code ?? 1) : 0, out: stdout }),
       );
-      child.stdin?.end(`${answer}\n`);
+      // Typed once the question is on the screen, as a person would: a key sent earlier reaches
+      // the terminal before the CLI reads it, and Ctrl-C would then be the terminal's, not ours.
+      let shown = '';
+      child.stdout?.on('data', (chunk: Buffer) => {
+        shown += chunk.toString();
+        if (shown.includes('[y/N]')) child.stdin?.end(`${answer}\n`);
+      });
     });
 
   it('a rollback of more than one revision asks, and does nothing unless told yes', async () => {
@@ -295,14 +306,22 @@ describe('confirmation on a terminal', () => {
       const yes = await onTerminal(args, 'y');
       assert.equal(yes.code, 0, yes.out);
       assert.deepEqual(await db.records(), []);
-      // --json asks too (on stderr), and stdout still ends with the one object.
+      // --json asks too, on stderr: stdout holds exactly the one object.
       assert.equal((await runCli(['head', '--url', db.url, '--dir', BASIC])).code, 0);
-      const json = await onTerminal([...args, '--json'], 'y');
+      const stdout = join(db.dir, 'stdout.json');
+      const json = await onTerminal([...args, '--json'], 'y', stdout);
       assert.equal(json.code, 0, json.out);
-      assert.match(json.out, /Roll them back\? \[y\/N\]/);
-      const last = json.out.trim().split(/\r?\n/).pop() ?? '';
-      assert.equal(JSON.parse(last).ok, true, json.out);
+      assert.match(json.out, /About to roll back 3 revisions:[\s\S]*Roll them back\? \[y\/N\]/);
+      const printed = readFileSync(stdout, 'utf8');
+      assert.equal(printed.trim().split('\n').length, 1, printed);
+      assert.equal(JSON.parse(printed).ok, true, printed);
       assert.deepEqual(await db.records(), []);
+      // Ctrl-C at the question is a no: exit 2, nothing changed, no database error.
+      assert.equal((await runCli(['head', '--url', db.url, '--dir', BASIC])).code, 0);
+      const interrupted = await onTerminal(args, '\x03');
+      assert.equal(interrupted.code, 2, interrupted.out);
+      assert.match(interrupted.out, /was not confirmed; nothing was changed/);
+      assert.equal((await db.records()).length, 3);
     } finally {
       await db.drop();
     }

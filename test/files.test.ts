@@ -120,6 +120,8 @@ describe('loadMigrations', () => {
     assert.equal(a.up.checksum, checksumOf('CREATE TABLE a (id int);\n'));
     assert.equal(a.up.transactional, true);
     assert.deepEqual(a.up.allowDifferences, []);
+    // A caller logging what it was handed (a Step's files, say) sees the checksum too.
+    assert.deepEqual(JSON.parse(JSON.stringify(a.up)), { path: a.up.path, text: a.up.text, checksum: checksumOf(a.up.text), transactional: true, allowDifferences: [] });
   });
 
   test('reads the timestamp form written by `new`', () => {
