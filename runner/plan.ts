@@ -103,15 +103,17 @@ function refuseUnsafe(a: Assessment, migrations: readonly Migration[]): void {
     const f = a.failed[0] as RecordRow;
     const { direction, message } = readFailedNote(f.error);
     const m = migrations.find((x) => x.version === versionOf(f.revision));
-    const file = m?.[direction].path ?? `${f.revision}_${f.name}.${direction}.sql`;
-    const wayOut =
-      direction === 'up'
-        ? `\`stamp ${f.revision}\` if all of it is now in place, or \`stamp -1\` to forget it`
-        : `\`stamp -1\` if all of it took effect (the revision is then rolled back), or \`stamp ${f.revision}\` to keep it applied once what it undid is restored`;
+    const path = (d: 'up' | 'down') => m?.[d].path ?? `${f.revision}_${f.name}.${d}.sql`;
+    const forUp = `\`stamp ${f.revision}\` if all of it is now in place, or \`stamp -1\` to forget it`;
+    const forDown = `\`stamp -1\` if all of it took effect (the revision is then rolled back), or \`stamp ${f.revision}\` to keep it applied once what it undid is restored`;
+    const what =
+      direction === undefined
+        ? `${path('up')} or ${path('down')} (the record, written by an older version, does not say which) stopped part-way`
+        : `${path(direction)} stopped part-way while ${direction === 'up' ? 'applying' : 'rolling back'}`;
+    const wayOut = direction === 'up' ? forUp : direction === 'down' ? forDown : `for the up, ${forUp}; for the down, ${forDown}`;
     throw new MigrateError(
       'FAILED_MIGRATION',
-      `${file} stopped part-way while ${direction === 'up' ? 'applying' : 'rolling back'} (${f.statementsRun ?? 0} statement(s) ran): ${message}. ` +
-        `It ran outside a transaction, so repair the database by hand, then run ${wayOut}.`,
+      `${what} (${f.statementsRun ?? 0} statement(s) ran): ${message}. It ran outside a transaction, so repair the database by hand, then run ${wayOut}.`,
     );
   }
   if (a.changed.length > 0) {

@@ -61,27 +61,35 @@ export function toRecordRow(r: Record<string, unknown>): RecordRow {
   };
 }
 
-/** How a failed row's error begins when the file that stopped was a down. */
-const ROLLING_BACK = 'rolling back: ';
+const PREFIX = { up: 'applying: ', down: 'rolling back: ' } as const;
 
 /**
  * The error a `failed` row records for a no-transaction file. The record has no column for
- * the direction, and the way out differs: a down that stopped part-way is named as the down.
+ * the direction, and the way out differs, so the text begins with it. The runner's prefix comes
+ * first: no error text from the database can pass for it.
  */
 export function failedNote(direction: 'up' | 'down', message: string): string {
-  return direction === 'down' ? ROLLING_BACK + message : message;
+  return PREFIX[direction] + message;
 }
 
-/** Which file of the pair a failed row is about, and its error without the direction. */
-export function readFailedNote(error: string | null): { direction: 'up' | 'down'; message: string } {
-  if (error?.startsWith(ROLLING_BACK)) return { direction: 'down', message: error.slice(ROLLING_BACK.length) };
-  return { direction: 'up', message: error ?? 'unknown error' };
+/**
+ * Which file of the pair a failed row is about, and its error without the prefix. Rows written
+ * before the prefix existed say nothing of their direction (undefined), except the interrupted
+ * ones, whose wording did.
+ */
+export function readFailedNote(error: string | null): { direction: 'up' | 'down' | undefined; message: string } {
+  const text = error ?? 'unknown error';
+  for (const direction of ['up', 'down'] as const) {
+    if (text.startsWith(PREFIX[direction])) return { direction, message: text.slice(PREFIX[direction].length) };
+  }
+  const older = /^the runner stopped while (applying|rolling back) this file/.exec(text);
+  return { direction: older ? (older[1] === 'applying' ? 'up' : 'down') : undefined, message: text };
 }
 
 /**
  * What the record says of a no-transaction file while it runs: read only if the runner dies
- * before the file ends.
+ * before the file ends. statements_run counts what completed.
  */
 export function interrupted(direction: 'up' | 'down'): string {
-  return failedNote(direction, 'the runner stopped in the middle of this file, which runs outside a transaction: statements_run statements completed, and the next one may or may not have taken effect');
+  return failedNote(direction, 'the runner stopped before the end of this file; the statement after those counted may or may not have taken effect');
 }

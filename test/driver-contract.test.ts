@@ -12,6 +12,7 @@ import postgres from 'postgres';
 import type { Driver, RecordChange, RecordRow, StepWork } from '../runner/driver.ts';
 import { StepFailure } from '../runner/driver.ts';
 import { MigrateError } from '../runner/errors.ts';
+import { failedNote } from '../runner/record.ts';
 import { splitStatements, type SplitDialect } from '../runner/split.ts';
 import { SqliteDriver } from '../runner/drivers/sqlite.ts';
 import { PostgresDriver } from '../runner/drivers/postgres.ts';
@@ -235,7 +236,7 @@ function contract(dialect: Dialect): void {
       const rows = await driver.readRecord();
       assert.deepEqual(rows.map(stable), [
         { revision: '000001', name: 'm000001', checksum: 'sum-000001', status: 'applied', seq: 1, statementsRun: null, error: null },
-        { revision: '000002', name: 'broken', checksum: 'sum-000002', status: 'failed', seq: 2, statementsRun: 2, error: error.message },
+        { revision: '000002', name: 'broken', checksum: 'sum-000002', status: 'failed', seq: 2, statementsRun: 2, error: failedNote('up', error.message) },
       ]);
     });
 

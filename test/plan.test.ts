@@ -328,9 +328,10 @@ describe('plan: refusals', () => {
   });
 
   test('a failed row is FAILED_MIGRATION naming the file, the statements run and the error', () => {
-    const R = [row(M1, 1), row(M2, 2, { status: 'failed', statementsRun: 2, error: 'relation "x" does not exist', checksum: 'whatever' })];
+    const R = [row(M1, 1), row(M2, 2, { status: 'failed', statementsRun: 2, error: failedNote('up', 'relation "x" does not exist'), checksum: 'whatever' })];
     const msg = failure(() => plan(ALL, R, t('head')), 'FAILED_MIGRATION');
-    assert.ok(msg.includes('sql/sqlite/20250102_000000_two.up.sql'), msg);
+    assert.ok(msg.includes('sql/sqlite/20250102_000000_two.up.sql stopped part-way while applying'), msg);
+    assert.ok(!msg.includes('.down.sql'), msg);
     assert.ok(msg.includes('relation "x" does not exist'), msg);
     assert.match(msg, /\b2 statement/);
     assert.match(msg, /stamp/);
@@ -341,6 +342,21 @@ describe('plan: refusals', () => {
     const msg = failure(() => plan(ALL, R, t('-1')), 'FAILED_MIGRATION');
     assert.ok(msg.includes('sql/sqlite/20250102_000000_two.down.sql stopped part-way while rolling back (1 statement(s) ran): index "x" does not exist.'), msg);
     assert.match(msg, /`stamp -1` if all of it took effect/);
+  });
+
+  test("a failed up whose own error reads like the runner's prefix is still the up", () => {
+    const R = [row(M1, 1), row(M2, 2, { status: 'failed', statementsRun: 0, error: failedNote('up', 'rolling back: t has duplicate rows') })];
+    const msg = failure(() => plan(ALL, R, t('head')), 'FAILED_MIGRATION');
+    assert.ok(msg.includes('20250102_000000_two.up.sql stopped part-way while applying (0 statement(s) ran): rolling back: t has duplicate rows.'), msg);
+  });
+
+  test('failed rows written before the direction was recorded: the interrupted wording tells, other errors name both files', () => {
+    const interruptedDown = 'the runner stopped while rolling back this file outside a transaction: statements_run statements completed, and the next one may or may not have taken effect';
+    const down = failure(() => plan(ALL, [row(M1, 1), row(M2, 2, { status: 'failed', statementsRun: 1, error: interruptedDown })], t('head')), 'FAILED_MIGRATION');
+    assert.ok(down.includes('20250102_000000_two.down.sql stopped part-way while rolling back'), down);
+    const unknown = failure(() => plan(ALL, [row(M1, 1), row(M2, 2, { status: 'failed', statementsRun: 1, error: 'no such index: nope' })], t('head')), 'FAILED_MIGRATION');
+    assert.ok(unknown.includes('20250102_000000_two.up.sql or sql/sqlite/20250102_000000_two.down.sql (the record, written by an older version, does not say which)'), unknown);
+    assert.match(unknown, /for the up, `stamp 20250102_000000` if all of it is now in place.*for the down, `stamp -1` if all of it took effect/);
   });
 
   test('applied files that are gone, older than local ones: MISSING_FILE naming them', () => {
