@@ -42,8 +42,13 @@ const START_LABEL: Record<Start, string> = {
   tsx: 'sql-migrate: tsx scripts/migrate.ts',
   'tsx-cold': 'sql-migrate: tsx, no transform cache (fresh container)',
   'node-import-tsx': 'sql-migrate: node --import tsx (one process)',
-  also: 'sql-migrate: BENCH_ALSO checkout, compiled',
+  also: 'sql-migrate: BENCH_ALSO checkout',
 };
+
+/** The BENCH_ALSO row says which of its builds was timed: a reused checkout may hold both. */
+function startLabel(ctx: Context, s: Start): string {
+  return s === 'also' ? `${START_LABEL.also}, node ${compiledCli(ctx.also ?? '')?.slice((ctx.also ?? '').length + 1)}` : START_LABEL[s];
+}
 export const OURS = START_LABEL.dist;
 export const OURS_TSX = START_LABEL.tsx;
 
@@ -112,7 +117,7 @@ export function noopHeadPg(ctx: Context, count = 100): Workload {
   oursSetup(ctx, ['head', '--url', base, '--dir', f.ours]);
   contenders.push({ label: 'floor: node + postgres.js connect + SELECT 1', role: 'floor', command: floorConnect(ctx, base) });
   contenders.push({ label: BOUND, role: 'bound', command: bound(ctx, 'noop', base, join(f.ours, 'postgres')) });
-  for (const s of starts(ctx, ['tsx', 'tsx-cold', 'node-import-tsx'])) contenders.push({ label: START_LABEL[s], role: 'ours', command: ours(ctx, s, ['head', '--url', base, '--dir', f.ours]) });
+  for (const s of starts(ctx, ['tsx', 'tsx-cold', 'node-import-tsx'])) contenders.push({ label: startLabel(ctx, s), role: 'ours', command: ours(ctx, s, ['head', '--url', base, '--dir', f.ours]) });
   const { nodePgMigrate: npm, dbmate: dbm, dbmateBinary: bin } = ctx.peers;
   if (npm) {
     const url = freshPg('noop_npm');
@@ -143,7 +148,7 @@ export function noopHeadSqlite(ctx: Context, count = 100): Workload {
   removeSqlite(file);
   oursSetup(ctx, ['head', '--url', `sqlite:${file}`, '--dir', f.ours]);
   contenders.push({ label: 'floor: node + better-sqlite3 open + SELECT 1', role: 'floor', command: floorConnect(ctx, `sqlite:${file}`) });
-  for (const s of starts(ctx, ['tsx'])) contenders.push({ label: START_LABEL[s], role: 'ours', command: ours(ctx, s, ['head', '--url', `sqlite:${file}`, '--dir', f.ours]) });
+  for (const s of starts(ctx, ['tsx'])) contenders.push({ label: startLabel(ctx, s), role: 'ours', command: ours(ctx, s, ['head', '--url', `sqlite:${file}`, '--dir', f.ours]) });
   const { dbmate: dbm, dbmateBinary: bin } = ctx.peers;
   if (dbm) {
     const db = join(ctx.scratch, 'noop-dbmate.db');
@@ -171,7 +176,7 @@ export function applyPg(ctx: Context, count = 1000): Workload {
   const url = (name: string) => scratchPgUrl(name);
   contenders.push({ label: 'floor: one psql session, a transaction per file', role: 'floor', setup: fresh('apply_floor'), command: { argv: ['psql', '-X', '-q', '-f', script, url('apply_floor')], cwd: ctx.scratch } });
   contenders.push({ label: BOUND, role: 'bound', setup: fresh('apply_bound'), command: bound(ctx, 'up', url('apply_bound'), join(f.ours, 'postgres')) });
-  for (const s of starts(ctx)) contenders.push({ label: START_LABEL[s], role: 'ours', setup: fresh('apply_ours'), command: ours(ctx, s, ['head', '--url', url('apply_ours'), '--dir', f.ours]) });
+  for (const s of starts(ctx)) contenders.push({ label: startLabel(ctx, s), role: 'ours', setup: fresh('apply_ours'), command: ours(ctx, s, ['head', '--url', url('apply_ours'), '--dir', f.ours]) });
   const { nodePgMigrate: npm, dbmate: dbm } = ctx.peers;
   if (npm) contenders.push({ label: `${peerLabel(npm)} (--no-single-transaction)`, role: 'peer', setup: fresh('apply_npm'), command: nodePgMigrate(ctx, npm, url('apply_npm'), f.nodePgMigrate, ['up', '--no-single-transaction']) });
   if (dbm) contenders.push({ label: peerLabel(dbm), role: 'peer', setup: fresh('apply_dbmate'), command: dbmate(ctx, dbm, url('apply_dbmate'), f.dbmate, ['up']) });
@@ -194,7 +199,7 @@ export function applySqlite(ctx: Context, count = 1000): Workload {
     { label: 'floor: one sqlite3 session, a transaction per file', role: 'floor', setup: () => removeSqlite(db('floor')), command: { argv: ['sqlite3', db('floor'), `.read ${script}`], cwd: ctx.scratch } },
   ];
   contenders.push({ label: BOUND, role: 'bound', setup: () => removeSqlite(db('bound')), command: bound(ctx, 'up', `sqlite:${db('bound')}`, join(f.ours, 'sqlite')) });
-  for (const s of starts(ctx)) contenders.push({ label: START_LABEL[s], role: 'ours', setup: () => removeSqlite(db('ours')), command: ours(ctx, s, ['head', '--url', `sqlite:${db('ours')}`, '--dir', f.ours]) });
+  for (const s of starts(ctx)) contenders.push({ label: startLabel(ctx, s), role: 'ours', setup: () => removeSqlite(db('ours')), command: ours(ctx, s, ['head', '--url', `sqlite:${db('ours')}`, '--dir', f.ours]) });
   const dbm = ctx.peers.dbmate;
   if (dbm) contenders.push({ label: peerLabel(dbm), role: 'peer', setup: () => removeSqlite(db('dbmate')), command: dbmate(ctx, dbm, `sqlite:${db('dbmate')}`, f.dbmate, ['up']) });
   return {
@@ -224,7 +229,7 @@ export function rollbackPg(ctx: Context, count = 1000): Workload {
   const oursUrl = scratchPgUrl('down_ours');
   contenders.push({ label: 'floor: one psql session, a transaction per file', role: 'floor', setup: () => void freshPg('down_floor', 'tpl_ours'), command: { argv: ['psql', '-X', '-q', '-f', script, floorUrl], cwd: ctx.scratch } });
   contenders.push({ label: BOUND, role: 'bound', setup: () => void freshPg('down_bound', 'tpl_ours'), command: bound(ctx, 'down', scratchPgUrl('down_bound'), join(f.ours, 'postgres')) });
-  for (const s of starts(ctx)) contenders.push({ label: START_LABEL[s], role: 'ours', setup: () => void freshPg('down_ours', 'tpl_ours'), command: ours(ctx, s, ['base', '--yes', '--url', oursUrl, '--dir', f.ours]) });
+  for (const s of starts(ctx)) contenders.push({ label: startLabel(ctx, s), role: 'ours', setup: () => void freshPg('down_ours', 'tpl_ours'), command: ours(ctx, s, ['base', '--yes', '--url', oursUrl, '--dir', f.ours]) });
   const { nodePgMigrate: npm, dbmateBinary: bin } = ctx.peers;
   const skipped = [...noBuild(ctx), ...missingPeers(ctx, ['dbmate', 'nodePgMigrate'])];
   if (npm) {
@@ -260,7 +265,7 @@ export function rollbackSqlite(ctx: Context, count = 1000): Workload {
     { label: 'floor: one sqlite3 session, a transaction per file', role: 'floor', setup: () => copySqlite(db('tpl-ours'), db('floor')), command: { argv: ['sqlite3', db('floor'), `.read ${script}`], cwd: ctx.scratch } },
   ];
   contenders.push({ label: BOUND, role: 'bound', setup: () => copySqlite(db('tpl-ours'), db('bound')), command: bound(ctx, 'down', `sqlite:${db('bound')}`, join(f.ours, 'sqlite')) });
-  for (const s of starts(ctx)) contenders.push({ label: START_LABEL[s], role: 'ours', setup: () => copySqlite(db('tpl-ours'), db('ours')), command: ours(ctx, s, ['base', '--yes', '--url', `sqlite:${db('ours')}`, '--dir', f.ours]) });
+  for (const s of starts(ctx)) contenders.push({ label: startLabel(ctx, s), role: 'ours', setup: () => copySqlite(db('tpl-ours'), db('ours')), command: ours(ctx, s, ['base', '--yes', '--url', `sqlite:${db('ours')}`, '--dir', f.ours]) });
   const bin = ctx.peers.dbmateBinary;
   const skipped = [...noBuild(ctx), ...missingPeers(ctx, ['dbmate'])];
   if (bin && !ctx.quick) {
@@ -288,7 +293,7 @@ export function historyPg(ctx: Context, files = 10_000): Workload {
     { label: 'floor: node + readdir + read the record table + print', role: 'floor', command: { argv: [process.execPath, join(ctx.repo, 'bench/floor-history.cjs'), url, join(f.ours, 'postgres')], cwd: ctx.scratch } },
   ];
   contenders.push({ label: BOUND, role: 'bound', command: bound(ctx, 'history', url, join(f.ours, 'postgres')) });
-  for (const s of starts(ctx, ['tsx'])) contenders.push({ label: START_LABEL[s], role: 'ours', command: ours(ctx, s, ['history', '--url', url, '--dir', f.ours]) });
+  for (const s of starts(ctx, ['tsx'])) contenders.push({ label: startLabel(ctx, s), role: 'ours', command: ours(ctx, s, ['history', '--url', url, '--dir', f.ours]) });
   const { nodePgMigrate: npm, dbmate: dbm } = ctx.peers;
   if (npm) {
     const u = freshPg('hist_npm');
@@ -321,7 +326,7 @@ export function historySqlite(ctx: Context, files = 10_000): Workload {
     { label: 'floor: node + readdir + read the record table + print', role: 'floor', command: { argv: [process.execPath, join(ctx.repo, 'bench/floor-history.cjs'), `sqlite:${file}`, join(f.ours, 'sqlite')], cwd: ctx.scratch } },
   ];
   contenders.push({ label: BOUND, role: 'bound', command: bound(ctx, 'history', `sqlite:${file}`, join(f.ours, 'sqlite')) });
-  for (const s of starts(ctx, ['tsx'])) contenders.push({ label: START_LABEL[s], role: 'ours', command: ours(ctx, s, ['history', '--url', `sqlite:${file}`, '--dir', f.ours]) });
+  for (const s of starts(ctx, ['tsx'])) contenders.push({ label: startLabel(ctx, s), role: 'ours', command: ours(ctx, s, ['history', '--url', `sqlite:${file}`, '--dir', f.ours]) });
   const dbm = ctx.peers.dbmate;
   if (dbm) {
     const db = join(ctx.scratch, 'hist-dbmate.db');

@@ -115,6 +115,10 @@ async function askYes(steps: readonly Step[]): Promise<boolean> {
   try {
     const answer = await rl.question('Roll them back? [y/N] ');
     return /^y(es)?$/i.test(answer.trim());
+  } catch (error) {
+    // Ctrl-C or Ctrl-D at the question is a no, not a failure to report.
+    if ((error as { code?: unknown }).code === 'ABORT_ERR') return false;
+    throw error;
   } finally {
     rl.close();
   }
@@ -330,7 +334,10 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-// No top-level await: the compiled CLI is a CommonJS bundle (see package.json's build).
+// No top-level await: the compiled CLI is a CommonJS bundle (see package.json's build). Where
+// an ES module left pending would exit 13, CommonJS exits 0 once nothing is left to wait for:
+// a main that never settled must not pass for success with the Docker entrypoint.
+process.exitCode = EXIT.migrationFailed;
 void main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;
 });

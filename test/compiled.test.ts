@@ -6,11 +6,12 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fixture, maskDurations, ROOT, runCli, type CliResult } from './support/cli.ts';
 import { TEST_DIALECTS, withTestDb, type TestDb } from './support/db.ts';
+import { hasPostgresServer } from './support/postgres.ts';
 
 /** An app folder as a Docker image holds it: dist/, scripts/docker-entrypoint.sh, node_modules; no scripts/migrate.ts. */
 let app = '';
@@ -65,6 +66,32 @@ describe('compiled CLI (npm run build)', () => {
         }),
       ));
   }
+
+  it('check, new and a .env match too: the parts the bundle loads only when needed', async () => {
+    const url = hasPostgresServer ? (process.env.TEST_POSTGRES_URL as string) : undefined; // check's scratch database needs a server
+    const checkArgs = ['check', '--dir', fixture('check-clean'), ...(url ? ['--url', url] : [])];
+    assert.deepEqual(await runCli(checkArgs, { compiled: bundle }), await runCli(checkArgs));
+    const scratch = mkdtempSync(join(tmpdir(), 'migrate-compiled-'));
+    try {
+      const run = async (name: string, options: { compiled?: string }) => {
+        const home = join(scratch, name);
+        mkdirSync(join(home, 'sql', 'sqlite'), { recursive: true });
+        // The real environment's settings are removed by runCli: these come from .env only.
+        writeFileSync(join(home, '.env'), `DATABASE_URL=sqlite:${join(home, 'env.db')}\nMIGRATIONS_DIR=${fixture('basic')}\n`);
+        const head = await runCli(['head'], { cwd: home, ...options });
+        const created = await runCli(['new', 'add thing', '--dir', join(home, 'sql')], { cwd: home, ...options });
+        const mask = (text: string) => maskDurations(text).replaceAll(home, '<home>').replace(/\d{8}_\d{6}/g, '<version>');
+        return { head: { ...head, stdout: mask(head.stdout) }, created: { ...created, stdout: mask(created.stdout) } };
+      };
+      const viaBundle = await run('bundle', { compiled: bundle });
+      const viaTsx = await run('tsx', {});
+      assert.deepEqual(viaBundle, viaTsx);
+      assert.match(viaBundle.head.stdout, /at 000003 \(add_email\)/, 'the .env named the database and the folder');
+      assert.match(viaBundle.created.stdout, /created .*<version>_add_thing\.up\.sql/);
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  });
 
   it('--help and a bad option match too', async () => {
     for (const args of [['--help'], [], ['head', '--bogus']]) {
