@@ -26,7 +26,10 @@ function capYoungGeneration(): void {
   process.getBuiltinModule('node:v8').setFlagsFromString('--semi-space-growth-factor=1');
 }
 
-const USAGE = `Usage: tsx scripts/migrate.ts <target | command> [options]
+/** How this CLI was started, for the usage line: the compiled bundle or the TypeScript source. */
+const SELF = /\.cjs$/.test(process.argv[1] ?? '') ? 'node dist/migrate.cjs' : 'tsx scripts/migrate.ts';
+
+const USAGE = `Usage: ${SELF} <target | command> [options]
 
 Targets (move the database):
   head                 apply every pending revision, in version order
