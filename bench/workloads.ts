@@ -108,7 +108,7 @@ function noBuild(ctx: Context): string[] {
 }
 
 const runsShort = (ctx: Context) => (ctx.quick ? 5 : 15);
-const runsLong = (ctx: Context) => (ctx.quick ? 2 : 5);
+const runsLong = (ctx: Context) => (ctx.quick ? 2 : 7); // medians of 5 one-second runs swung by ±0.05×
 
 export function noopHeadPg(ctx: Context, count = 100): Workload {
   const f = ctx.small(count);
