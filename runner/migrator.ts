@@ -140,6 +140,14 @@ async function withSession<T>(config: RunnerConfig, create: boolean, fn: (s: Ses
   }
 }
 
+/** What the caller's own callbacks (confirm, onEvent) threw: theirs to see as it is, whatever its code. */
+const callerErrors = new WeakSet<object>();
+
+function fromCaller(error: unknown): unknown {
+  if (typeof error === 'object' && error !== null) callerErrors.add(error);
+  return error;
+}
+
 /**
  * A database error outside any migration file: the database refused the runner's own work on
  * the record table or the lock (permission denied, a read-only file, a full disk). Such errors
@@ -147,7 +155,7 @@ async function withSession<T>(config: RunnerConfig, create: boolean, fn: (s: Ses
  * is a bug of ours and stays as it is.
  */
 function refusedBookkeeping(error: unknown, connection: Connection): MigrateError | undefined {
-  if (error instanceof MigrateError || error instanceof MigrationFailed || error instanceof StepFailure) return undefined;
+  if (error instanceof MigrateError || error instanceof MigrationFailed || error instanceof StepFailure || callerErrors.has(error as object)) return undefined;
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code !== 'string' || code === '') return undefined;
   const message = scrub((error as Error).message ?? String(error), connection);
@@ -242,7 +250,14 @@ export async function migrate(config: RunnerConfig, target: string | Target, opt
       const rows = await readRecordChecked(driver, table);
       const { steps, warnings } = plan(migrations, rows, parsed, { strict: config.strict });
       const works = steps.map((s) => stepWork(s, driver.capabilities.folder));
-      for (const w of warnings) options.onEvent?.({ type: 'warning', code: w.code, message: w.message });
+      const emit = (event: MigrateEvent) => {
+        try {
+          options.onEvent?.(event);
+        } catch (error) {
+          throw fromCaller(error);
+        }
+      };
+      for (const w of warnings) emit({ type: 'warning', code: w.code, message: w.message });
       const after = appliedAfter(migrations, rows, steps);
       const last = after[after.length - 1];
       const finalPosition = last ? { revision: last.revision, name: last.description } : null;
@@ -250,10 +265,15 @@ export async function migrate(config: RunnerConfig, target: string | Target, opt
         const script = [driver.renderHeader() + ((await driver.recordTableState()).kind === 'missing' ? driver.renderEnsureRecordTable() + '\n' : ''), ...works.map((w) => driver.renderStep(w))].join('\n');
         return { steps: [], warnings, current: steps.length > 0 ? finalPosition : positionOf(rows), dryRun: true, script };
       }
-      if (steps.filter((s) => s.direction === 'down').length > 1) {
-        const ok = options.confirm ? await options.confirm(steps) : false;
+      const count = steps.filter((s) => s.direction === 'down').length;
+      if (count > 1) {
+        let ok = false;
+        try {
+          ok = options.confirm ? await options.confirm(steps) : false;
+        } catch (error) {
+          throw fromCaller(error);
+        }
         if (!ok) {
-          const count = steps.filter((s) => s.direction === 'down').length;
           throw new MigrateError(
             'CONFIRMATION_REQUIRED',
             options.confirm ? `rolling back ${count} revisions was not confirmed; nothing was changed.` : `rolling back ${count} revisions needs confirmation (--yes when not on a terminal).`,
@@ -274,7 +294,7 @@ export async function migrate(config: RunnerConfig, target: string | Target, opt
         }
         const result: StepResult = { direction: step.direction, revision: step.migration.revision, name: step.migration.description, file: work.file, durationMs };
         done.push(result);
-        options.onEvent?.({ type: 'step', ...result });
+        emit({ type: 'step', ...result });
       }
       return { steps: done, warnings, current: steps.length > 0 ? finalPosition : positionOf(rows), dryRun: false };
     };

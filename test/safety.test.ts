@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { appendFileSync, cpSync, mkdirSync, renameSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { migrate } from '../runner/migrator.ts';
 import { fixture, ROOT, runCli } from './support/cli.ts';
 import { createTestDb, TEST_DIALECTS, withTestDb, type TestDb } from './support/db.ts';
 
@@ -186,6 +187,22 @@ for (const dialect of TEST_DIALECTS) {
         assert.equal(s.code, 0, s.stderr);
         assert.deepEqual((await db.records()).map((x) => [x.revision, x.status]), [['000001', 'applied']]);
         assert.match((await cli(db, ['history'], dir)).stdout, /000002 {2}indexes +pending/);
+      }));
+
+    it("the library hands back what the caller's own callbacks threw, not a database refusal", () =>
+      withTestDb(dialect, async (db) => {
+        const config = { url: db.url, dir: fixture('basic') };
+        // readline's Ctrl-C error carries a code, as a database's errors do.
+        const aborted = Object.assign(new Error('Aborted with Ctrl+C'), { code: 'ABORT_ERR' });
+        const fromEvent = Object.assign(new Error('log sink is full'), { code: 'ENOSPC' });
+        await assert.rejects(
+          migrate(config, 'head', { onEvent: () => { throw fromEvent; } }),
+          (e) => e === fromEvent,
+        );
+        assert.deepEqual((await db.records()).map((x) => x.revision), ['000001'], 'the step before the event was committed');
+        assert.equal((await migrate(config, 'head')).steps.length, 2);
+        await assert.rejects(migrate(config, 'base', { confirm: async () => { throw aborted; } }), (e) => e === aborted);
+        assert.equal((await db.records()).length, 3, 'nothing rolled back');
       }));
 
     it('a no-transaction down failing part-way is recorded as failed; current names the last applied', () =>
