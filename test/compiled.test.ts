@@ -98,9 +98,8 @@ describe('compiled CLI (npm run build)', () => {
       const tsx = await runCli(args);
       const compiled = await runCli(args, { compiled: bundle });
       // The usage line names how each was started; the rest is the same text.
-      const started = (r: CliResult) => ({ ...r, stdout: r.stdout.replace('node dist/migrate.cjs', '<cli>'), stderr: r.stderr.replace('node dist/migrate.cjs', '<cli>') });
-      const source = (r: CliResult) => ({ ...r, stdout: r.stdout.replace('tsx scripts/migrate.ts', '<cli>'), stderr: r.stderr.replace('tsx scripts/migrate.ts', '<cli>') });
-      assert.deepEqual(started(compiled), source(tsx), args.join(' '));
+      const startedAs = (r: CliResult, how: string) => ({ ...r, stdout: r.stdout.replace(how, '<cli>'), stderr: r.stderr.replace(how, '<cli>') });
+      assert.deepEqual(startedAs(compiled, 'node dist/migrate.cjs'), startedAs(tsx, 'tsx scripts/migrate.ts'), args.join(' '));
       assert.match(compiled.stdout + compiled.stderr, /^Usage: node dist\/migrate\.cjs /m);
     }
   });
