@@ -114,7 +114,8 @@ function splitArgv(argv: string[]): string[] {
 async function askYes(steps: readonly Step[]): Promise<boolean> {
   const downs = steps.filter((s) => s.direction === 'down');
   process.stderr.write(`About to roll back ${downs.length} revisions:\n${downs.map((s) => `  ${s.migration.stem}`).join('\n')}\n`);
-  const { createInterface } = await import('node:readline/promises');
+  // Not import(): the compiled CLI runs as a vm script (dist/migrate.cjs), which has no import().
+  const { createInterface } = process.getBuiltinModule('node:readline/promises');
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   try {
     const answer = await rl.question('Roll them back? [y/N] ');

@@ -6,8 +6,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { execFile } from 'node:child_process';
-import { CLI, fixture, maskDurations, ROOT, runCli } from './support/cli.ts';
+import { fixture, maskDurations, onTerminal, ROOT, runCli } from './support/cli.ts';
 import { createTestDb, TEST_DIALECTS, withTestDb, type TestDb } from './support/db.ts';
 import { hasPostgresServer } from './support/postgres.ts';
 
@@ -274,24 +273,6 @@ async function createTestDbAt(path: string): Promise<string[]> {
 }
 
 describe('confirmation on a terminal', () => {
-  // `script` gives the CLI a real pseudo-terminal, as a person at a shell has.
-  // `stdoutTo`: the CLI's stdout goes to that file, so the terminal shows only its stderr.
-  const onTerminal = (args: string[], answer: string, stdoutTo?: string) =>
-    new Promise<{ code: number; out: string }>((resolve) => {
-      const argv = [process.execPath, '--import', join(ROOT, 'node_modules', 'tsx', 'dist', 'esm', 'index.mjs'), CLI, ...args].map((a) => `'${a}'`).join(' ');
-      const command = stdoutTo ? `${argv} > '${stdoutTo}'` : argv;
-      const child = execFile('script', ['-qec', command, '/dev/null'], { env: { ...process.env, DATABASE_URL: '' } }, (error, stdout) =>
-        resolve({ code: error ? Number(error.code ?? 1) : 0, out: stdout }),
-      );
-      // Typed once the question is on the screen, as a person would: a key sent earlier reaches
-      // the terminal before the CLI reads it, and Ctrl-C would then be the terminal's, not ours.
-      let shown = '';
-      child.stdout?.on('data', (chunk: Buffer) => {
-        shown += chunk.toString();
-        if (shown.includes('[y/N]')) child.stdin?.end(`${answer}\n`);
-      });
-    });
-
   it('a rollback of more than one revision asks, and does nothing unless told yes', async () => {
     const db = await createTestDb('sqlite');
     try {
@@ -309,7 +290,7 @@ describe('confirmation on a terminal', () => {
       // --json asks too, on stderr: stdout holds exactly the one object.
       assert.equal((await runCli(['head', '--url', db.url, '--dir', BASIC])).code, 0);
       const stdout = join(db.dir, 'stdout.json');
-      const json = await onTerminal([...args, '--json'], 'y', stdout);
+      const json = await onTerminal([...args, '--json'], 'y', { stdoutTo: stdout });
       assert.equal(json.code, 0, json.out);
       assert.match(json.out, /About to roll back 3 revisions:[\s\S]*Roll them back\? \[y\/N\]/);
       const printed = readFileSync(stdout, 'utf8');

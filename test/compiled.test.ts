@@ -1,15 +1,16 @@
 /**
- * The compiled CLI, `npm run build`'s single CommonJS bundle, is what the Docker entrypoint
- * starts when it is there. It must behave exactly as scripts/migrate.ts under tsx: same output,
- * same errors, same exit codes, on both dialects.
+ * The compiled CLI, `npm run build`'s dist/migrate.cjs (a loader, one CommonJS bundle and V8's
+ * code cache for it), is what the Docker entrypoint starts when it is there. It must behave
+ * exactly as scripts/migrate.ts under tsx: same output, same errors, same exit codes, on both
+ * dialects; and it must never run a code cache made from other source.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fixture, maskDurations, ROOT, runCli, type CliResult } from './support/cli.ts';
+import { fixture, maskDurations, onTerminal, ROOT, runCli, type CliResult } from './support/cli.ts';
 import { TEST_DIALECTS, withTestDb, type TestDb } from './support/db.ts';
 import { hasPostgresServer } from './support/postgres.ts';
 
@@ -20,7 +21,7 @@ let bundle = '';
 before(() => {
   app = mkdtempSync(join(tmpdir(), 'migrate-compiled-'));
   bundle = join(app, 'dist', 'migrate.cjs');
-  execFileSync('npm', ['run', 'build', '--silent', '--', `--outfile=${bundle}`], { cwd: ROOT, stdio: 'pipe' });
+  execFileSync('npm', ['run', 'build', '--silent', '--', `--outdir=${join(app, 'dist')}`], { cwd: ROOT, stdio: 'pipe' });
   symlinkSync(join(ROOT, 'node_modules'), join(app, 'node_modules')); // better-sqlite3, the one dependency left outside the bundle
   mkdirSync(join(app, 'scripts'));
   copyFileSync(join(ROOT, 'scripts', 'docker-entrypoint.sh'), join(app, 'scripts', 'docker-entrypoint.sh'));
@@ -104,6 +105,18 @@ describe('compiled CLI (npm run build)', () => {
     }
   });
 
+  it('asks on a terminal before a multi-step rollback, as the tsx CLI does', () =>
+    withTestDb('sqlite', async (db) => {
+      const args = ['base', '--url', db.url, '--dir', fixture('basic')];
+      assert.equal((await runCli(['head', ...args.slice(1)], { compiled: bundle })).code, 0);
+      const no = await onTerminal(args, 'n', { compiled: bundle });
+      assert.match(no.out, /Roll them back\? \[y\/N\]/);
+      assert.equal(no.code, 2, no.out);
+      const yes = await onTerminal(args, 'y', { compiled: bundle });
+      assert.equal(yes.code, 0, yes.out);
+      assert.deepEqual(await db.records(), []);
+    }));
+
   it('the Docker entrypoint starts the bundle when dist/ is there', () =>
     withTestDb('sqlite', async (db) => {
       // The app folder has no scripts/migrate.ts: only the bundle can have migrated.
@@ -114,5 +127,77 @@ describe('compiled CLI (npm run build)', () => {
       );
       assert.equal(r.code, 0, r.stderr);
       assert.equal((await db.records()).length, 3);
+    }));
+});
+
+describe('the code cache the build makes', () => {
+  /** The CLI's result, and what its loader did with the code cache (used, none, stale, rejected). */
+  async function started(entry: string, args: string[], nodeFlags: string[] = []): Promise<CliResult & { codeCache: string }> {
+    const probe = `const cli = require(process.argv[1]); process.on('exit', () => process.stderr.write('code cache: ' + cli.codeCache + '\\n'));`;
+    const r = await runCli(args, { compiled: entry, node: [...nodeFlags, '-e', probe, '--'] });
+    const codeCache = /code cache: (\w+)\n$/.exec(r.stderr)?.[1] ?? 'not reported';
+    return { ...r, stderr: r.stderr.replace(/code cache: \w+\n$/, ''), codeCache };
+  }
+
+  /** dist/ copied elsewhere, as a Docker stage copies it; `edit` changes the copy's bundle. */
+  function copyOfDist(edit?: (bundleSource: string) => string): { entry: string; remove(): void } {
+    const home = mkdtempSync(join(tmpdir(), 'migrate-copied-'));
+    cpSync(join(app, 'dist'), join(home, 'dist'), { recursive: true });
+    symlinkSync(join(ROOT, 'node_modules'), join(home, 'node_modules'));
+    if (edit) {
+      const file = join(home, 'dist', 'migrate-bundle.cjs');
+      writeFileSync(file, edit(readFileSync(file, 'utf8')));
+    }
+    return { entry: join(home, 'dist', 'migrate.cjs'), remove: () => rmSync(home, { recursive: true, force: true }) };
+  }
+
+  for (const dialect of TEST_DIALECTS) {
+    it(`${dialect}: this node accepts it, also from a copied dist/`, () =>
+      withTestDb(dialect, async (db) => {
+        const copied = copyOfDist();
+        try {
+          for (const entry of [bundle, copied.entry]) {
+            const r = await started(entry, ['head', '--url', db.url, '--dir', fixture('basic')]);
+            assert.equal(r.code, 0, r.stderr);
+            assert.equal(r.codeCache, 'used');
+          }
+          assert.equal((await db.records()).length, 3);
+        } finally {
+          copied.remove();
+        }
+      }));
+  }
+
+  it('a bundle changed after the build runs as changed: the cache is left aside, even at the same length', () =>
+    withTestDb('sqlite', async (db) => {
+      // V8 takes a cache for any source of the same length; the loader compares the source.
+      const copied = copyOfDist((source) => source.replace('nothing to do; at', 'NOTHING TO DO; at'));
+      try {
+        const args = ['head', '--url', db.url, '--dir', fixture('basic')];
+        assert.equal((await started(copied.entry, args)).code, 0);
+        const again = await started(copied.entry, args);
+        assert.match(again.stdout, /^NOTHING TO DO; at 000003/, 'run from the stale cache, it would print the old text');
+        assert.equal(again.codeCache, 'stale');
+      } finally {
+        copied.remove();
+      }
+    }));
+
+  it('without the cache file, or under other V8 flags, the CLI starts and works the same', () =>
+    withTestDb('sqlite', async (db) => {
+      const copied = copyOfDist();
+      try {
+        const args = ['head', '--url', db.url, '--dir', fixture('basic')];
+        const flagged = await started(bundle, args, ['--stack-size=900']);
+        assert.equal(flagged.codeCache, 'rejected', 'V8 refuses a cache made under other flags');
+        assert.equal(flagged.code, 0, flagged.stderr);
+        rmSync(join(copied.entry, '..', 'migrate-bundle.v8cache'));
+        const without = await started(copied.entry, args);
+        assert.equal(without.codeCache, 'none');
+        assert.deepEqual(comparable(without, db), comparable(await started(bundle, args), db));
+        assert.match(without.stdout, /^nothing to do; at 000003/);
+      } finally {
+        copied.remove();
+      }
     }));
 });

@@ -35,6 +35,7 @@
  */
 import postgres from 'postgres';
 import { randomBytes } from 'node:crypto';
+import { serveEmbeddedPostgres } from '../../scripts/embedded-postgres.ts';
 
 export interface TestDatabase {
   url: string;
@@ -85,10 +86,9 @@ async function admin(url: string, fn: (sql: postgres.Sql) => Promise<unknown>): 
 let template: Promise<File | Blob> | undefined;
 
 async function createEmbedded(): Promise<TestDatabase> {
-  // Imported here so that server runs never load the wasm build.
-  const { PGlite } = await import('@electric-sql/pglite');
-  const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
   template ??= (async () => {
+    // Imported here so that server runs never load the wasm build.
+    const { PGlite } = await import('@electric-sql/pglite');
     const fresh = await PGlite.create();
     try {
       return await fresh.dumpDataDir('none');
@@ -96,23 +96,6 @@ async function createEmbedded(): Promise<TestDatabase> {
       await fresh.close();
     }
   })();
-  const db = await PGlite.create({ loadDataDir: await template });
-  const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: MAX_CONNECTIONS });
-  try {
-    await server.start();
-  } catch (error) {
-    await db.close();
-    throw error;
-  }
-  let dropped = false;
-  return {
-    url: `postgres://postgres@${server.getServerConn()}/postgres`,
-    kind: 'embedded',
-    async drop() {
-      if (dropped) return;
-      dropped = true;
-      await server.stop();
-      await db.close();
-    },
-  };
+  const server = await serveEmbeddedPostgres({ loadDataDir: await template, maxConnections: MAX_CONNECTIONS });
+  return { url: server.url, kind: 'embedded', drop: () => server.stop() };
 }
