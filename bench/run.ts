@@ -53,7 +53,7 @@ try {
   const build = spawnSync('npm', ['run', 'build', '--silent'], { cwd: repo, encoding: 'utf8' });
   const compiled = build.status === 0 && existsSync(join(repo, 'dist/migrate.cjs'));
   if (!compiled) log(`npm run build failed; the compiled start is left out:\n${build.stdout}${build.stderr}`);
-  else if (build.stderr.trim() !== '') log(build.stderr.trim()); // e.g. a code cache made without PostgreSQL
+  else if (/^build:/m.test(build.stderr)) log(build.stderr.trim()); // e.g. a code cache made without PostgreSQL
 
   const pgMissing = postgresAvailable();
   const sqliteMissing = sqliteCliAvailable();

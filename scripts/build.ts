@@ -1,5 +1,6 @@
 /**
- * `npm run build [-- --outdir DIR]`: the compiled CLI, in dist/ unless told otherwise.
+ * `npm run build [-- --outdir DIR]`: the compiled CLI, in dist/ unless told otherwise (DIR must
+ * reach this project's node_modules, as dist/ does: better-sqlite3 stays there).
  *
  *   migrate.cjs             the entry (scripts/bundle-loader.cjs): `node dist/migrate.cjs head`
  *   migrate-bundle.cjs      the CLI, the runner, postgres.js and dotenv in one CommonJS file;
@@ -9,8 +10,9 @@
  * One file because node 20 loads ES modules one by one (about 1 ms each); a code cache because
  * compiling that file is most of what is left of a no-op start over its floor. The cache holds
  * the functions that no-op runs compiled, so the build makes them: `head` on a scratch SQLite
- * file and on an embedded PostgreSQL (PGlite), each applying a scratch folder first. Without
- * the cache the CLI works the same, only slower to start; the build then says why it is missing.
+ * file and on an embedded PostgreSQL (PGlite), each applying a scratch folder first. Those runs
+ * are also the build's smoke test: if the CLI cannot migrate, the build fails. Only a missing
+ * PGlite is a warning (the cache then lacks what PostgreSQL starts compile).
  * No type check here: `npm run typecheck` does that.
  */
 import { spawn } from 'node:child_process';
@@ -25,72 +27,115 @@ import { serveEmbeddedPostgres } from './embedded-postgres.ts';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values } = parseArgs({ options: { outdir: { type: 'string' } } });
 const outdir = resolve(values.outdir ?? join(root, 'dist'));
+const OUTPUTS = ['migrate.cjs', 'migrate-bundle.cjs', 'migrate-bundle.v8cache'];
 const entry = join(outdir, 'migrate.cjs');
+const RUN_LIMIT_MS = 60_000;
 
-await build({
-  entryPoints: [join(root, 'scripts', 'migrate.ts')],
-  bundle: true,
-  platform: 'node',
-  format: 'cjs',
-  target: 'node20',
-  external: ['better-sqlite3'],
-  outfile: join(outdir, 'migrate-bundle.cjs'),
-  logLevel: 'warning',
-});
-copyFileSync(join(root, 'scripts', 'bundle-loader.cjs'), entry);
-rmSync(join(outdir, 'migrate-bundle.v8cache'), { force: true }); // never one made from another bundle
+/** What stops the build: printed as `build: <message>`, exit 1. */
+class BuildFailed extends Error {}
+const fail = (message: string): never => {
+  throw new BuildFailed(message);
+};
+
+async function main(): Promise<void> {
+  await bundle();
+  const scratch = mkdtempSync(join(tmpdir(), 'sql-migrate-build-'));
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      rmSync(scratch, { recursive: true, force: true });
+      rmSync(join(outdir, 'migrate-bundle.v8cache'), { force: true });
+      process.exit(130);
+    });
+  }
+  try {
+    await makeCodeCache(scratch);
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+async function bundle(): Promise<void> {
+  const { metafile } = await build({
+    entryPoints: [join(root, 'scripts', 'migrate.ts')],
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    external: ['better-sqlite3'],
+    outfile: join(outdir, 'migrate-bundle.cjs'),
+    logLevel: 'warning',
+    metafile: true,
+  });
+  // The loader runs the bundle as a vm script, which has no import(): esbuild turns the bundled
+  // ones into require(), but one of a module left outside (node's own) would stay and throw.
+  for (const [file, input] of Object.entries(metafile.inputs)) {
+    const dynamic = input.imports.find((i) => i.kind === 'dynamic-import' && i.external);
+    if (dynamic) fail(`${file} imports ${dynamic.path} with import(), which the compiled CLI cannot run: use process.getBuiltinModule() or require().`);
+  }
+  copyFileSync(join(root, 'scripts', 'bundle-loader.cjs'), entry);
+  rmSync(join(outdir, 'migrate-bundle.v8cache'), { force: true }); // never one made from another bundle
+}
 
 /**
- * Runs the compiled CLI in a plain node. NODE_OPTIONS passes through: V8 refuses a cache made
- * under other flags, so a build run with the image's NODE_OPTIONS makes the cache its starts
- * accept. With `save`, the run then writes the cache, including what it compiled on top of the
- * cache it started with: so the SQLite run's functions stay in after the PostgreSQL run.
+ * Runs the compiled CLI in a plain node; resolves to what its loader did with the code cache.
+ * NODE_OPTIONS passes through: V8 refuses a cache made under other flags, so a build run with
+ * the image's NODE_OPTIONS makes the cache its starts accept. With `save`, the run then writes
+ * the cache, including what it compiled on top of the cache it started with: so the SQLite
+ * run's functions stay in after the PostgreSQL run.
  */
-function run(args: string[], save: boolean): Promise<void> {
-  const saving = `const cli = require(process.argv[1]); process.on('exit', (code) => { if (code === 0) cli.saveCodeCache(); });`;
-  const argv = save ? ['-e', saving, '--', entry, ...args] : [entry, ...args];
+function run(scratch: string, args: string[], save = false): Promise<string> {
+  const probe = `const cli = require(process.argv[1]); process.on('exit', (code) => { if (code === 0 && ${save}) cli.saveCodeCache(); process.stderr.write('code cache: ' + cli.codeCache); });`;
   const env = { ...process.env, DATABASE_URL: undefined, MIGRATIONS_DIR: undefined, MIGRATIONS_TABLE: undefined };
-  return new Promise((done, fail) => {
+  return new Promise((done, failed) => {
     // Asynchronous: the embedded PostgreSQL answers from this process's event loop.
-    const child = spawn(process.execPath, argv, { cwd: scratch, env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, ['-e', probe, '--', entry, ...args], { cwd: scratch, env, stdio: ['ignore', 'ignore', 'pipe'], timeout: RUN_LIMIT_MS });
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', fail);
-    child.on('close', (code) => (code === 0 ? done() : fail(new Error(`migrate ${args.join(' ')} exited ${code}: ${stderr.trim()}`))));
+    child.on('error', failed);
+    child.on('close', (code, signal) => {
+      const state = /code cache: (\w+)$/.exec(stderr);
+      if (code === 0 && state) return done(state[1] as string);
+      const how = signal ? `was stopped by ${signal}${signal === 'SIGTERM' ? ` (over ${RUN_LIMIT_MS / 1000} s?)` : ''}` : `exited ${code}`;
+      failed(new Error(`\`migrate ${args.join(' ')}\` ${how}: ${stderr.replace(/code cache: \w+$/, '').trim()}`));
+    });
   });
 }
 
 /** `head` twice: the first applies the scratch folder, the second is the no-op a container start does. */
-async function warm(url: string): Promise<void> {
+async function warm(scratch: string, url: string): Promise<void> {
   const args = ['head', '--url', url, '--dir', join(scratch, 'sql')];
-  await run(args, false);
-  await run(args, true);
+  await run(scratch, args);
+  await run(scratch, args, true);
 }
 
-const scratch = mkdtempSync(join(tmpdir(), 'sql-migrate-build-'));
-const missing: string[] = [];
-try {
+async function makeCodeCache(scratch: string): Promise<void> {
   for (const dialect of ['postgres', 'sqlite']) {
     const folder = join(scratch, 'sql', dialect);
     mkdirSync(folder, { recursive: true });
     writeFileSync(join(folder, '20000101_000000_warm_up.up.sql'), 'CREATE TABLE warm_up (id integer PRIMARY KEY, note text);\n');
     writeFileSync(join(folder, '20000101_000000_warm_up.down.sql'), 'DROP TABLE warm_up;\n');
   }
-  await warm(`sqlite:${join(scratch, 'warm.db')}`).catch((error: Error) => missing.push(`SQLite: ${error.message}`));
+  const sqlite = `sqlite:${join(scratch, 'warm.db')}`;
+  await warm(scratch, sqlite).catch((error: Error) => fail(`the compiled CLI failed on SQLite: ${error.message}`));
   const pg = await serveEmbeddedPostgres({ maxConnections: 4 }).catch((error: Error) => {
-    missing.push(`embedded PostgreSQL: ${error.message}`);
+    process.stderr.write(`build: no embedded PostgreSQL (${error.message}); the code cache holds what SQLite starts compile only, and PostgreSQL starts are ~3 ms slower.\n`);
     return undefined;
   });
   if (pg) {
     try {
-      await warm(pg.url).catch((error: Error) => missing.push(`PostgreSQL: ${error.message}`));
+      await warm(scratch, pg.url).catch((error: Error) => fail(`the compiled CLI failed on PostgreSQL (embedded): ${error.message}`));
     } finally {
       await pg.stop();
     }
   }
-} finally {
-  rmSync(scratch, { recursive: true, force: true });
+  // The cache is only worth shipping if a plain start takes it.
+  const state = await run(scratch, ['current', '--url', sqlite]).catch((error: Error) => fail(error.message));
+  if (state !== 'used') fail(`node did not take the code cache the build made (${state}).`);
 }
-if (missing.length > 0) {
-  process.stderr.write(`build: the code cache lacks what these runs would have compiled (the CLI works, but starts slower):\n  ${missing.join('\n  ')}\n`);
-}
+
+await main().catch((error: unknown) => {
+  // No compiled CLI rather than a broken one: the Docker entrypoint then runs tsx.
+  for (const file of OUTPUTS) rmSync(join(outdir, file), { force: true });
+  process.stderr.write(`build: ${error instanceof BuildFailed ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error)}\nbuild: failed; nothing left in ${outdir}.\n`);
+  process.exitCode = 1;
+});

@@ -5,44 +5,76 @@
  * has no compile cache of its own, and compiling the bundle is most of what a no-op start
  * spends over its floor (see bench/).
  *
- * V8 accepts a cache for any source of the same length, so the cache file also holds the exact
- * bytes it was made from; a bundle edited or rebuilt since is compiled from scratch, as is one
- * run by another node version or with other V8 flags (V8 refuses the cache itself then).
- * Cache file: source length (uint32 LE), the source, V8's data.
+ * V8 takes a cache for any source of the same length and, in release builds, does not verify
+ * the cache's checksum: a cache made from other source runs that source's code, and a damaged
+ * one can crash the process. So the cache file holds the exact bundle it was made from, and a
+ * SHA-256 of V8's data together with the wrapper below; anything that does not match is left
+ * aside and the bundle compiled as node would. V8 itself refuses a cache made by another V8 or
+ * under other V8 flags.
+ *
+ * Cache file: bundle length (uint32 LE), the bundle, SHA-256 (32 bytes), V8's data.
  */
+const { createHash } = require('node:crypto');
 const { readFileSync, renameSync, writeFileSync } = require('node:fs');
 const { createRequire } = require('node:module');
 const { Script } = require('node:vm');
 
 const bundle = `${__dirname}/migrate-bundle.cjs`;
 const cacheFile = `${__dirname}/migrate-bundle.v8cache`;
-const source = readFileSync(bundle);
+// The wrapper node gives every CommonJS file, on the bundle's first line so its line numbers hold.
+const HEAD = '(function (exports, require, module, __filename, __dirname) {';
+const TAIL = '\n})';
 
-/** @type {'used' | 'none' | 'stale' | 'rejected'} */
-let codeCache = 'none';
-let cachedData;
-try {
-  const file = readFileSync(cacheFile);
-  const length = file.readUInt32LE(0);
-  if (length === source.length && source.equals(file.subarray(4, 4 + length))) cachedData = file.subarray(4 + length);
-  else codeCache = 'stale';
-} catch {
-  // No cache (or an unreadable one): compile as node would.
+const digest = (v8Data) => createHash('sha256').update(HEAD).update(TAIL).update(v8Data).digest();
+
+function readBundle() {
+  try {
+    return readFileSync(bundle);
+  } catch (error) {
+    process.stderr.write(`error: ${bundle} cannot be read (${error.code ?? error.message}): dist/migrate.cjs runs it; copy all of dist/, as \`npm run build\` wrote it.\n`);
+    process.exit(1);
+  }
 }
 
-// The wrapper node gives every CommonJS file, on the bundle's first line so its line numbers hold.
-const script = new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, { filename: bundle, cachedData });
-if (cachedData !== undefined) codeCache = script.cachedDataRejected ? 'rejected' : 'used';
+/** The cache for exactly this bundle, or why there is none. */
+function cacheFor(source) {
+  let file;
+  try {
+    file = readFileSync(cacheFile);
+  } catch {
+    return { state: 'none' };
+  }
+  if (file.length < 36) return { state: 'stale' };
+  const length = file.readUInt32LE(0);
+  const v8Data = file.subarray(4 + length + 32);
+  const same = length === source.length && source.equals(file.subarray(4, 4 + length)) && digest(v8Data).equals(file.subarray(4 + length, 4 + length + 32));
+  return same ? { state: 'given', v8Data } : { state: 'stale' };
+}
+
+function compile() {
+  const bytes = readBundle();
+  const cache = cacheFor(bytes);
+  let source = bytes.toString();
+  // A shebang is valid only at the very start of a script; node drops it from files it loads.
+  if (source.startsWith('#!')) source = `//${source.slice(2)}`;
+  const script = new Script(HEAD + source + TAIL, { filename: bundle, cachedData: cache.v8Data });
+  const codeCache = cache.state !== 'given' ? cache.state : script.cachedDataRejected ? 'rejected' : 'used';
+  return { bytes, script, codeCache };
+}
+
+const { bytes, script, codeCache } = compile();
 
 /** For the build, after a run: the cache as it stands, with every function that run compiled. */
 function saveCodeCache() {
   const length = Buffer.alloc(4);
-  length.writeUInt32LE(source.length);
+  length.writeUInt32LE(bytes.length);
+  const v8Data = script.createCachedData();
   const partial = `${cacheFile}.${process.pid}`;
-  writeFileSync(partial, Buffer.concat([length, source, script.createCachedData()]));
+  writeFileSync(partial, Buffer.concat([length, bytes, digest(v8Data), v8Data]));
   renameSync(partial, cacheFile);
 }
 
+/** @type {{ codeCache: 'used' | 'none' | 'stale' | 'rejected', saveCodeCache(): void }} */
 module.exports = { codeCache, saveCodeCache };
 
 const bundleModule = { exports: {} };

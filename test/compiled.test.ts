@@ -6,7 +6,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,8 +21,11 @@ let bundle = '';
 before(() => {
   app = mkdtempSync(join(tmpdir(), 'migrate-compiled-'));
   bundle = join(app, 'dist', 'migrate.cjs');
-  execFileSync('npm', ['run', 'build', '--silent', '--', `--outdir=${join(app, 'dist')}`], { cwd: ROOT, stdio: 'pipe' });
   symlinkSync(join(ROOT, 'node_modules'), join(app, 'node_modules')); // better-sqlite3, the one dependency left outside the bundle
+  // The build warms its code cache on SQLite and on PGlite (both here): it has nothing to warn about.
+  const built = spawnSync('npm', ['run', 'build', '--silent', '--', `--outdir=${join(app, 'dist')}`], { cwd: ROOT, encoding: 'utf8' });
+  assert.equal(built.status, 0, built.stderr);
+  assert.doesNotMatch(built.stderr, /^build:/m);
   mkdirSync(join(app, 'scripts'));
   copyFileSync(join(ROOT, 'scripts', 'docker-entrypoint.sh'), join(app, 'scripts', 'docker-entrypoint.sh'));
 });
@@ -182,6 +185,39 @@ describe('the code cache the build makes', () => {
         copied.remove();
       }
     }));
+
+  it('a damaged cache is left aside, not handed to V8 (which would run or crash on it)', () =>
+    withTestDb('sqlite', async (db) => {
+      const copied = copyOfDist();
+      try {
+        const file = join(copied.entry, '..', 'migrate-bundle.v8cache');
+        const cache = readFileSync(file);
+        const v8Data = 4 + cache.readUInt32LE(0) + 32;
+        for (const offset of [40, 1000, cache.length - v8Data - 10]) {
+          const damaged = Buffer.from(cache);
+          damaged[v8Data + offset] = (damaged[v8Data + offset] as number) ^ 0xff;
+          writeFileSync(file, damaged);
+          const r = await started(copied.entry, ['head', '--url', db.url, '--dir', fixture('basic')]);
+          assert.equal(r.code, 0, r.stderr);
+          assert.equal(r.codeCache, 'stale');
+        }
+        assert.equal((await db.records()).length, 3);
+      } finally {
+        copied.remove();
+      }
+    }));
+
+  it('dist/migrate.cjs without the bundle beside it says what is missing', async () => {
+    const copied = copyOfDist();
+    try {
+      rmSync(join(copied.entry, '..', 'migrate-bundle.cjs'));
+      const r = await runCli(['current', '--url', 'sqlite::memory:'], { compiled: copied.entry });
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /^error: .*migrate-bundle\.cjs cannot be read \(ENOENT\): dist\/migrate\.cjs runs it; copy all of dist\//);
+    } finally {
+      copied.remove();
+    }
+  });
 
   it('without the cache file, or under other V8 flags, the CLI starts and works the same', () =>
     withTestDb('sqlite', async (db) => {
