@@ -107,7 +107,7 @@ function noBuild(ctx: Context): string[] {
   return ctx.compiled ? [] : ['compiled CLI: `npm run build` failed'];
 }
 
-const runsShort = (ctx: Context) => (ctx.quick ? 5 : 15);
+const runsShort = (ctx: Context) => (ctx.quick ? 5 : 31); // medians of 15 no-op runs swung by ±0.03×
 const runsLong = (ctx: Context) => (ctx.quick ? 2 : 7); // medians of 5 one-second runs swung by ±0.05×
 
 export function noopHeadPg(ctx: Context, count = 100): Workload {
