@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: times the runner against its floors and peers, whole processes, several runs.
  *
- *   npm run bench                      every workload (about 9 minutes on 2 cores)
+ *   npm run bench                      every workload (about 8 minutes on 2 cores)
  *   npm run bench -- --quick           fewer runs, no one-call-per-migration dbmate rollbacks
  *   npm run bench -- --only=apply-pg,noop-head-pg
  *   npm run bench -- --no-peers        floors and sql-migrate only (no npm install)
