@@ -142,98 +142,87 @@ describe('the code cache the build makes', () => {
     return { ...r, stderr: r.stderr.replace(/code cache: \w+\n$/, ''), codeCache };
   }
 
-  /** dist/ copied elsewhere, as a Docker stage copies it; `edit` changes the copy's bundle. */
-  function copyOfDist(edit?: (bundleSource: string) => string): { entry: string; remove(): void } {
+  /** `fn` on a copy of dist/ made elsewhere, as a Docker stage copies it; `edit` changes the copy's bundle. */
+  async function withCopyOfDist(fn: (entry: string) => Promise<void>, edit?: (bundleSource: string) => string): Promise<void> {
     const home = mkdtempSync(join(tmpdir(), 'migrate-copied-'));
-    cpSync(join(app, 'dist'), join(home, 'dist'), { recursive: true });
-    symlinkSync(join(ROOT, 'node_modules'), join(home, 'node_modules'));
-    if (edit) {
-      const file = join(home, 'dist', 'migrate-bundle.cjs');
-      writeFileSync(file, edit(readFileSync(file, 'utf8')));
+    try {
+      cpSync(join(app, 'dist'), join(home, 'dist'), { recursive: true });
+      symlinkSync(join(ROOT, 'node_modules'), join(home, 'node_modules'));
+      if (edit) {
+        const file = join(home, 'dist', 'migrate-bundle.cjs');
+        writeFileSync(file, edit(readFileSync(file, 'utf8')));
+      }
+      await fn(join(home, 'dist', 'migrate.cjs'));
+    } finally {
+      rmSync(home, { recursive: true, force: true });
     }
-    return { entry: join(home, 'dist', 'migrate.cjs'), remove: () => rmSync(home, { recursive: true, force: true }) };
   }
 
   for (const dialect of TEST_DIALECTS) {
     it(`${dialect}: this node accepts it, also from a copied dist/`, () =>
       withTestDb(dialect, async (db) => {
-        const copied = copyOfDist();
-        try {
-          for (const entry of [bundle, copied.entry]) {
-            const r = await started(entry, ['head', '--url', db.url, '--dir', fixture('basic')]);
+        await withCopyOfDist(async (entry) => {
+          for (const cli of [bundle, entry]) {
+            const r = await started(cli, ['head', '--url', db.url, '--dir', fixture('basic')]);
             assert.equal(r.code, 0, r.stderr);
             assert.equal(r.codeCache, 'used');
           }
           assert.equal((await db.records()).length, 3);
-        } finally {
-          copied.remove();
-        }
+        });
       }));
   }
 
   it('a bundle changed after the build runs as changed: the cache is left aside, even at the same length', () =>
     withTestDb('sqlite', async (db) => {
       // V8 takes a cache for any source of the same length; the loader compares the source.
-      const copied = copyOfDist((source) => source.replace('nothing to do; at', 'NOTHING TO DO; at'));
-      try {
+      await withCopyOfDist(async (entry) => {
         const args = ['head', '--url', db.url, '--dir', fixture('basic')];
-        assert.equal((await started(copied.entry, args)).code, 0);
-        const again = await started(copied.entry, args);
+        assert.equal((await started(entry, args)).code, 0);
+        const again = await started(entry, args);
         assert.match(again.stdout, /^NOTHING TO DO; at 000003/, 'run from the stale cache, it would print the old text');
         assert.equal(again.codeCache, 'stale');
-      } finally {
-        copied.remove();
-      }
+      }, (source) => source.replace('nothing to do; at', 'NOTHING TO DO; at'));
     }));
 
   it('a damaged cache is left aside, not handed to V8 (which would run or crash on it)', () =>
     withTestDb('sqlite', async (db) => {
-      const copied = copyOfDist();
-      try {
-        const file = join(copied.entry, '..', 'migrate-bundle.v8cache');
+      await withCopyOfDist(async (entry) => {
+        const file = join(entry, '..', 'migrate-bundle.v8cache');
         const cache = readFileSync(file);
         const v8Data = 4 + cache.readUInt32LE(0) + 32;
         for (const offset of [40, 1000, cache.length - v8Data - 10]) {
           const damaged = Buffer.from(cache);
           damaged[v8Data + offset] = (damaged[v8Data + offset] as number) ^ 0xff;
           writeFileSync(file, damaged);
-          const r = await started(copied.entry, ['head', '--url', db.url, '--dir', fixture('basic')]);
+          const r = await started(entry, ['head', '--url', db.url, '--dir', fixture('basic')]);
           assert.equal(r.code, 0, r.stderr);
           assert.equal(r.codeCache, 'stale');
         }
         assert.equal((await db.records()).length, 3);
-      } finally {
-        copied.remove();
-      }
+      });
     }));
 
   it('dist/migrate.cjs without the bundle beside it says what is missing', async () => {
-    const copied = copyOfDist();
-    try {
-      rmSync(join(copied.entry, '..', 'migrate-bundle.cjs'));
-      const r = await runCli(['current', '--url', 'sqlite::memory:'], { compiled: copied.entry });
+    await withCopyOfDist(async (entry) => {
+      rmSync(join(entry, '..', 'migrate-bundle.cjs'));
+      const r = await runCli(['current', '--url', 'sqlite::memory:'], { compiled: entry });
       assert.equal(r.code, 1);
       assert.match(r.stderr, /^error: .*migrate-bundle\.cjs cannot be read \(ENOENT\): dist\/migrate\.cjs runs it; copy all of dist\//);
-    } finally {
-      copied.remove();
-    }
+    });
   });
 
   it('without the cache file, or under other V8 flags, the CLI starts and works the same', () =>
     withTestDb('sqlite', async (db) => {
-      const copied = copyOfDist();
-      try {
+      await withCopyOfDist(async (entry) => {
         const args = ['head', '--url', db.url, '--dir', fixture('basic')];
         const flagged = await started(bundle, args, ['--stack-size=900']);
         assert.equal(flagged.codeCache, 'rejected', 'V8 refuses a cache made under other flags');
         assert.equal(flagged.code, 0, flagged.stderr);
-        rmSync(join(copied.entry, '..', 'migrate-bundle.v8cache'));
-        const without = await started(copied.entry, args);
+        rmSync(join(entry, '..', 'migrate-bundle.v8cache'));
+        const without = await started(entry, args);
         assert.equal(without.codeCache, 'none');
         assert.deepEqual(comparable(without, db), comparable(await started(bundle, args), db));
         assert.match(without.stdout, /^nothing to do; at 000003/);
-      } finally {
-        copied.remove();
-      }
+      });
     }));
 });
