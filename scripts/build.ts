@@ -43,7 +43,7 @@ async function main(): Promise<void> {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
       rmSync(scratch, { recursive: true, force: true });
-      rmSync(join(outdir, 'migrate-bundle.v8cache'), { force: true });
+      discardOutputs();
       process.exit(130);
     });
   }
@@ -73,7 +73,6 @@ async function bundle(): Promise<void> {
     if (dynamic) fail(`${file} imports ${dynamic.path} with import(), which the compiled CLI cannot run: use process.getBuiltinModule() or require().`);
   }
   copyFileSync(join(root, 'scripts', 'bundle-loader.cjs'), entry);
-  rmSync(join(outdir, 'migrate-bundle.v8cache'), { force: true }); // never one made from another bundle
 }
 
 /**
@@ -133,9 +132,13 @@ async function makeCodeCache(scratch: string): Promise<void> {
   if (state !== 'used') fail(`node did not take the code cache the build made (${state}).`);
 }
 
-await main().catch((error: unknown) => {
-  // No compiled CLI rather than a broken one: the Docker entrypoint then runs tsx.
+/** A build that did not finish leaves no compiled CLI rather than a broken one: the Docker entrypoint then runs tsx. */
+function discardOutputs(): void {
   for (const file of OUTPUTS) rmSync(join(outdir, file), { force: true });
+}
+
+await main().catch((error: unknown) => {
+  discardOutputs();
   process.stderr.write(`build: ${error instanceof BuildFailed ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error)}\nbuild: failed; nothing left in ${outdir}.\n`);
   process.exitCode = 1;
 });

@@ -341,7 +341,7 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-// No top-level await: the compiled CLI is a CommonJS bundle (see package.json's build). Where
+// No top-level await: the compiled CLI is a CommonJS bundle (see scripts/build.ts). Where
 // an ES module left pending would exit 13, CommonJS exits 0 once nothing is left to wait for:
 // a main that never settled must not pass for success with the Docker entrypoint.
 process.exitCode = EXIT.migrationFailed;
