@@ -11,13 +11,22 @@ const { readdirSync, readFileSync } = require('node:fs');
 const { join } = require('node:path');
 
 const [mode, url = '', dir = '.'] = process.argv.slice(2);
-const names = readdirSync(dir).filter((f) => f.endsWith('.sql')).sort();
+const names = readdirSync(dir)
+  .filter((f) => f.endsWith('.sql'))
+  .sort();
 const files = new Map(names.map((f) => [f, readFileSync(join(dir, f), 'utf8')]));
-const ups = names.filter((f) => f.endsWith('.up.sql')).map((f) => {
-  const stem = f.slice(0, -'.up.sql'.length);
-  const cut = stem.indexOf('_');
-  return { revision: stem.slice(0, cut), name: stem.slice(cut + 1), stem, checksum: createHash('sha256').update(files.get(f)).digest('hex') };
-});
+const ups = names
+  .filter((f) => f.endsWith('.up.sql'))
+  .map((f) => {
+    const stem = f.slice(0, -'.up.sql'.length);
+    const cut = stem.indexOf('_');
+    return {
+      revision: stem.slice(0, cut),
+      name: stem.slice(cut + 1),
+      stem,
+      checksum: createHash('sha256').update(files.get(f)).digest('hex'),
+    };
+  });
 const q = (s) => `'${s.replace(/'/g, "''")}'`;
 const sqlite = url.startsWith('sqlite:');
 
@@ -50,8 +59,16 @@ async function main() {
       });
     }
     const applied = new Map(rows.map((r) => [String(r.revision), r]));
-    const changed = ups.filter((m) => applied.has(m.revision) && applied.get(m.revision).checksum !== m.checksum).length;
-    const lines = mode === 'noop' ? [`nothing to do (${changed} changed)`] : ups.map((m) => `${m.revision}  ${m.name}  ${applied.has(m.revision) ? `applied ${applied.get(m.revision).applied_at}` : 'pending'}`);
+    const changed = ups.filter(
+      (m) => applied.has(m.revision) && applied.get(m.revision).checksum !== m.checksum,
+    ).length;
+    const lines =
+      mode === 'noop'
+        ? [`nothing to do (${changed} changed)`]
+        : ups.map(
+            (m) =>
+              `${m.revision}  ${m.name}  ${applied.has(m.revision) ? `applied ${applied.get(m.revision).applied_at}` : 'pending'}`,
+          );
     process.stdout.write(lines.join('\n') + '\n');
   } else {
     const list = mode === 'up' ? ups : [...ups].reverse();
@@ -80,7 +97,12 @@ async function main() {
         await sql.unsafe(ddl);
         // One round trip per file: BEGIN, the file, its record row and COMMIT pipelined.
         for (const m of list) {
-          const done = await Promise.all([sql.unsafe('BEGIN'), sql.unsafe(files.get(`${m.stem}.${mode}.sql`)), sql.unsafe(record(m)), sql.unsafe('COMMIT')]);
+          const done = await Promise.all([
+            sql.unsafe('BEGIN'),
+            sql.unsafe(files.get(`${m.stem}.${mode}.sql`)),
+            sql.unsafe(record(m)),
+            sql.unsafe('COMMIT'),
+          ]);
           if (done[3].command !== 'COMMIT') throw new Error('rolled back');
           process.stdout.write(`${mode} ${m.revision}\n`);
         }

@@ -20,7 +20,9 @@ export function pgUrl(name: string): string {
 export function postgresAvailable(): string | undefined {
   const r = spawnSync('psql', ['-X', '-q', '-tA', ADMIN_URL, '-c', 'SELECT 1'], { encoding: 'utf8' });
   if (r.error) return `psql not found (${r.error.message})`;
-  return r.status === 0 ? undefined : `PostgreSQL at ${ADMIN_URL.replace(/:[^:@/]*@/, ':****@')} did not answer: ${(r.stderr ?? '').trim()}`;
+  return r.status === 0
+    ? undefined
+    : `PostgreSQL at ${ADMIN_URL.replace(/:[^:@/]*@/, ':****@')} did not answer: ${(r.stderr ?? '').trim()}`;
 }
 
 export function sqliteCliAvailable(): string | undefined {
@@ -43,7 +45,10 @@ export function scratchPgUrl(name: string): string {
 /** A fresh, empty database (or a copy of `template`); returns its URL. */
 export function freshPg(name: string, template?: string): string {
   const db = prefix + name;
-  psql(ADMIN_URL, `DROP DATABASE IF EXISTS ${db} WITH (FORCE);\nCREATE DATABASE ${db}${template ? ` TEMPLATE ${prefix + template} STRATEGY FILE_COPY` : ''};`);
+  psql(
+    ADMIN_URL,
+    `DROP DATABASE IF EXISTS ${db} WITH (FORCE);\nCREATE DATABASE ${db}${template ? ` TEMPLATE ${prefix + template} STRATEGY FILE_COPY` : ''};`,
+  );
   created.add(db);
   return pgUrl(db);
 }

@@ -3,7 +3,10 @@
 const { readdirSync } = require('node:fs');
 
 const [url = '', dir = '.'] = process.argv.slice(2);
-const stems = readdirSync(dir).filter((f) => f.endsWith('.up.sql')).map((f) => f.slice(0, -'.up.sql'.length)).sort();
+const stems = readdirSync(dir)
+  .filter((f) => f.endsWith('.up.sql'))
+  .map((f) => f.slice(0, -'.up.sql'.length))
+  .sort();
 const query = 'SELECT revision, applied_at FROM schema_migrations ORDER BY seq';
 async function main() {
   let rows;

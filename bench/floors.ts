@@ -14,7 +14,10 @@ import { sqlString as q } from '../runner/record.ts';
 /** The runner's own record-table DDL, so the floors create exactly its table; neither constructor connects. */
 function recordTableDdl(dialect: 'postgres' | 'sqlite'): string {
   const table = 'schema_migrations';
-  const driver = dialect === 'postgres' ? new PostgresDriver({ url: 'postgres://localhost/unused', display: '', table, create: false }) : new SqliteDriver({ filename: ':memory:', table, create: false });
+  const driver =
+    dialect === 'postgres'
+      ? new PostgresDriver({ url: 'postgres://localhost/unused', display: '', table, create: false })
+      : new SqliteDriver({ filename: ':memory:', table, create: false });
   return driver.renderEnsureRecordTable();
 }
 
@@ -27,7 +30,13 @@ function insertRow(dialect: 'postgres' | 'sqlite', m: BenchMigration): string {
  * Write the script that applies (`up`, in order) or rolls back (`down`, newest first) every
  * migration of `migrations`, reading each file from `dir/<dialect>/` with `\i` or `.read`.
  */
-export function writeFloorScript(path: string, dialect: 'postgres' | 'sqlite', dir: string, migrations: readonly BenchMigration[], direction: 'up' | 'down'): string {
+export function writeFloorScript(
+  path: string,
+  dialect: 'postgres' | 'sqlite',
+  dir: string,
+  migrations: readonly BenchMigration[],
+  direction: 'up' | 'down',
+): string {
   const lines: string[] =
     dialect === 'postgres'
       ? ['\\set ON_ERROR_STOP on', '\\set QUIET on', 'SET client_min_messages = warning;']
@@ -39,7 +48,9 @@ export function writeFloorScript(path: string, dialect: 'postgres' | 'sqlite', d
     lines.push(dialect === 'postgres' ? 'BEGIN;' : 'BEGIN IMMEDIATE;');
     lines.push(dialect === 'postgres' ? `\\i ${file}` : `.read ${file}`);
     if (dialect === 'sqlite') lines.push('PRAGMA foreign_key_check;');
-    lines.push(direction === 'up' ? insertRow(dialect, m) : `DELETE FROM schema_migrations WHERE revision = ${q(m.revision)};`);
+    lines.push(
+      direction === 'up' ? insertRow(dialect, m) : `DELETE FROM schema_migrations WHERE revision = ${q(m.revision)};`,
+    );
     lines.push('COMMIT;');
   }
   writeFileSync(path, lines.join('\n') + '\n');

@@ -42,8 +42,14 @@ function trivial(i: number): Pick<BenchMigration, 'up' | 'down'> {
 }
 
 export function writeFolder(root: string, count: number, kind: 'small' | 'trivial'): Folder {
-  const folder: Folder = { migrations: [], ours: join(root, 'ours'), dbmate: join(root, 'dbmate'), nodePgMigrate: join(root, 'node-pg-migrate') };
-  for (const d of [join(folder.ours, 'postgres'), join(folder.ours, 'sqlite'), folder.dbmate, folder.nodePgMigrate]) mkdirSync(d, { recursive: true });
+  const folder: Folder = {
+    migrations: [],
+    ours: join(root, 'ours'),
+    dbmate: join(root, 'dbmate'),
+    nodePgMigrate: join(root, 'node-pg-migrate'),
+  };
+  for (const d of [join(folder.ours, 'postgres'), join(folder.ours, 'sqlite'), folder.dbmate, folder.nodePgMigrate])
+    mkdirSync(d, { recursive: true });
   const width = Math.max(6, String(count).length);
   for (let i = 1; i <= count; i++) {
     const revision = String(i).padStart(width, '0');

@@ -49,7 +49,12 @@ export function timeOnce(cmd: Command): Sample {
   const out = join(scratch, 'rss');
   const argv = haveGnuTime() ? [GNU_TIME, '-f', '%M', '-o', out, ...cmd.argv] : cmd.argv;
   const started = process.hrtime.bigint();
-  const r = spawnSync(argv[0] as string, argv.slice(1), { cwd: cmd.cwd, env: cmd.env ?? cleanEnv(), stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 64 << 20 });
+  const r = spawnSync(argv[0] as string, argv.slice(1), {
+    cwd: cmd.cwd,
+    env: cmd.env ?? cleanEnv(),
+    stdio: ['ignore', 'ignore', 'pipe'],
+    maxBuffer: 64 << 20,
+  });
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
   if (r.error || r.status !== 0) throw failed(cmd.argv, r);
   let rssKiB: number | undefined;
@@ -62,15 +67,30 @@ export function timeOnce(cmd: Command): Sample {
 
 /** Run a setup command (not timed), failing loudly. */
 export function run(argv: string[], cwd: string, env?: Record<string, string | undefined>, input?: string): string {
-  const r = spawnSync(argv[0] as string, argv.slice(1), { cwd, env: env ?? cleanEnv(), encoding: 'utf8', input, maxBuffer: 256 << 20 });
+  const r = spawnSync(argv[0] as string, argv.slice(1), {
+    cwd,
+    env: env ?? cleanEnv(),
+    encoding: 'utf8',
+    input,
+    maxBuffer: 256 << 20,
+  });
   if (r.error || r.status !== 0) throw failed(argv, r);
   return r.stdout;
 }
 
 /** The command, why it failed (error, exit status or signal) and the tail of its stderr. */
-function failed(argv: readonly string[], r: { error?: Error; status: number | null; signal: NodeJS.Signals | null; stderr?: string | Buffer | null }): CommandFailed {
+function failed(
+  argv: readonly string[],
+  r: { error?: Error; status: number | null; signal: NodeJS.Signals | null; stderr?: string | Buffer | null },
+): CommandFailed {
   const why = r.error ? r.error.message : `exit ${r.status ?? r.signal}`;
-  return new CommandFailed(`${argv.join(' ')}: ${why}\n${String(r.stderr ?? '').trim().split('\n').slice(-8).join('\n')}`);
+  return new CommandFailed(
+    `${argv.join(' ')}: ${why}\n${String(r.stderr ?? '')
+      .trim()
+      .split('\n')
+      .slice(-8)
+      .join('\n')}`,
+  );
 }
 
 export interface Stats {

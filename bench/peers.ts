@@ -29,7 +29,8 @@ export const PEERS_DIR = process.env.BENCH_PEERS_DIR ?? join(tmpdir(), 'sql-migr
 
 function versionOf(dir: string, pkg: string): string | undefined {
   try {
-    return (JSON.parse(readFileSync(join(dir, 'node_modules', pkg, 'package.json'), 'utf8')) as { version?: string }).version;
+    return (JSON.parse(readFileSync(join(dir, 'node_modules', pkg, 'package.json'), 'utf8')) as { version?: string })
+      .version;
   } catch {
     return undefined;
   }
@@ -39,12 +40,19 @@ function install(specs: string[]): string | undefined {
   try {
     mkdirSync(PEERS_DIR, { recursive: true });
     const manifest = join(PEERS_DIR, 'package.json');
-    if (!existsSync(manifest)) writeFileSync(manifest, JSON.stringify({ name: 'sql-migrate-bench-peers', private: true }, null, 2) + '\n');
+    if (!existsSync(manifest))
+      writeFileSync(manifest, JSON.stringify({ name: 'sql-migrate-bench-peers', private: true }, null, 2) + '\n');
   } catch (error) {
     return (error as Error).message;
   }
-  const r = spawnSync('npm', ['install', '--prefix', PEERS_DIR, '--no-audit', '--no-fund', '--loglevel=error', '--fetch-retries=1', ...specs], { encoding: 'utf8', timeout: 180_000 });
-  return r.status === 0 ? undefined : (r.error?.message ?? (r.stderr || r.stdout).trim().split('\n').slice(0, 2).join(' '));
+  const r = spawnSync(
+    'npm',
+    ['install', '--prefix', PEERS_DIR, '--no-audit', '--no-fund', '--loglevel=error', '--fetch-retries=1', ...specs],
+    { encoding: 'utf8', timeout: 180_000 },
+  );
+  return r.status === 0
+    ? undefined
+    : (r.error?.message ?? (r.stderr || r.stdout).trim().split('\n').slice(0, 2).join(' '));
 }
 
 /** A peer counts only once it answers `--version`. */
@@ -77,9 +85,15 @@ export function preparePeers(wanted: boolean): Peers {
     if (works(launcher)) peers.dbmate = { name: 'dbmate (npm)', version: dbmateVersion, argv: launcher };
     else peers.unavailable.push('dbmate: installed but does not start');
     const scope = join(nm, '@dbmate');
-    const platform = existsSync(scope) ? readdirSync(scope).find((d) => existsSync(join(scope, d, 'bin', 'dbmate'))) : undefined;
+    const platform = existsSync(scope)
+      ? readdirSync(scope).find((d) => existsSync(join(scope, d, 'bin', 'dbmate')))
+      : undefined;
     if (platform && works([join(scope, platform, 'bin', 'dbmate')])) {
-      peers.dbmateBinary = { name: 'dbmate (Go binary)', version: dbmateVersion, argv: [join(scope, platform, 'bin', 'dbmate')] };
+      peers.dbmateBinary = {
+        name: 'dbmate (Go binary)',
+        version: dbmateVersion,
+        argv: [join(scope, platform, 'bin', 'dbmate')],
+      };
     }
   }
   const npmVersion = versionOf(PEERS_DIR, 'node-pg-migrate');

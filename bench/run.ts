@@ -27,10 +27,17 @@ import { fullTable, summaryTable, verdicts } from './report.ts';
 import * as W from './workloads.ts';
 
 const { values } = parseArgs({
-  options: { quick: { type: 'boolean' }, only: { type: 'string' }, 'no-peers': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+  options: {
+    quick: { type: 'boolean' },
+    only: { type: 'string' },
+    'no-peers': { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  },
 });
 if (values.help) {
-  process.stdout.write('npm run bench [-- --quick] [--only=id,id] [--no-peers]\nids: noop-head-pg noop-head-sqlite apply-pg apply-sqlite rollback-pg rollback-sqlite history-pg history-sqlite\n');
+  process.stdout.write(
+    'npm run bench [-- --quick] [--only=id,id] [--no-peers]\nids: noop-head-pg noop-head-sqlite apply-pg apply-sqlite rollback-pg rollback-sqlite history-pg history-sqlite\n',
+  );
   process.exit(0);
 }
 const quick = values.quick === true || process.env.BENCH_QUICK === '1';
@@ -65,8 +72,18 @@ try {
     return folders.get(key) as Folder;
   };
   const also = process.env.BENCH_ALSO ? resolve(process.env.BENCH_ALSO) : undefined;
-  if (also && !W.compiledCli(also)) throw new Error(`BENCH_ALSO=${also}: no compiled CLI there (run npm run build in it)`);
-  const ctx: W.Context = { repo, scratch, peers, compiled, quick, also, small: (n) => folder('small', n), trivial: (n) => folder('trivial', n) };
+  if (also && !W.compiledCli(also))
+    throw new Error(`BENCH_ALSO=${also}: no compiled CLI there (run npm run build in it)`);
+  const ctx: W.Context = {
+    repo,
+    scratch,
+    peers,
+    compiled,
+    quick,
+    also,
+    small: (n) => folder('small', n),
+    trivial: (n) => folder('trivial', n),
+  };
 
   const applyCount = Number(process.env.BENCH_APPLY ?? 1000);
   const historyFiles = Number(process.env.BENCH_HISTORY_FILES ?? 10_000);
@@ -87,7 +104,12 @@ try {
     `# sql-migrate bench${quick ? ' (--quick)' : ''}`,
     '',
     `node ${process.version}, ${cpus().length} cores; PostgreSQL ${pgVersion}; sqlite3 CLI ${sqliteVersion}`,
-    `peers: ${[peers.nodePgMigrate, peers.dbmate].filter((p) => p).map((p) => `${p?.name} ${p?.version}`).join(', ') || 'none'}${peers.unavailable.length ? ` (${peers.unavailable.join('; ')})` : ''}`,
+    `peers: ${
+      [peers.nodePgMigrate, peers.dbmate]
+        .filter((p) => p)
+        .map((p) => `${p?.name} ${p?.version}`)
+        .join(', ') || 'none'
+    }${peers.unavailable.length ? ` (${peers.unavailable.join('; ')})` : ''}`,
     `peak RSS: ${haveGnuTime() ? "GNU time's %M, the largest resident set of any one process of the command" : 'not measured: install GNU time (apt-get install time)'}`,
     'each command is a whole process; × floor is the median over runs of (its time / the floor’s time in the same run)',
   ];
@@ -114,10 +136,14 @@ try {
     spawnSync('sync');
     const rows = runWorkload(workload, log);
     done.push({ workload, rows });
-    process.stdout.write(`## ${workload.title}\n\n${fullTable(rows)}\n${workload.skipped.length ? `\nleft out: ${workload.skipped.join('; ')}\n` : ''}\n`);
+    process.stdout.write(
+      `## ${workload.title}\n\n${fullTable(rows)}\n${workload.skipped.length ? `\nleft out: ${workload.skipped.join('; ')}\n` : ''}\n`,
+    );
   }
 
-  process.stdout.write(`## Summary (ratios to the floor in the same run)\n\n${summaryTable(done)}\n\n## Targets\n\n${verdicts(done)}\n`);
+  process.stdout.write(
+    `## Summary (ratios to the floor in the same run)\n\n${summaryTable(done)}\n\n## Targets\n\n${verdicts(done)}\n`,
+  );
 } finally {
   cleanup();
 }

@@ -23,7 +23,19 @@ import type { Driver, Statement, StepWork } from './driver.ts';
 import { StepFailure } from './driver.ts';
 import { MigrateError, type ErrorCode, type MigrationFailed } from './errors.ts';
 import { DEFAULT_DIR, DEFAULT_TABLE, DEFAULT_URL, parseUrl, type Connection } from './config.ts';
-import { DIALECTS, dialectFolder, displayPath, isDirectory, loadMigrations, parseName, readMigrationFile, type Dialect, type Migration, type MigrationFile, type ParsedName } from './files.ts';
+import {
+  DIALECTS,
+  dialectFolder,
+  displayPath,
+  isDirectory,
+  loadMigrations,
+  parseName,
+  readMigrationFile,
+  type Dialect,
+  type Migration,
+  type MigrationFile,
+  type ParsedName,
+} from './files.ts';
 import { openDriver, stepWork, toMigrationFailed } from './migrator.ts';
 import type { Step } from './plan.ts';
 import { lineColumn } from './position.ts';
@@ -33,7 +45,17 @@ import { compareDialects, compareSnapshots, normaliseSubject, type Difference, t
 /** What a finding is about; README.md lists each. */
 export type CheckCode =
   // the folder, without a database: first the runner's own refusals, by their codes
-  | Extract<ErrorCode, 'BAD_FILENAME' | 'MISSING_DOWN' | 'MISSING_UP' | 'DUPLICATE_VERSION' | 'UNKNOWN_DIRECTIVE' | 'MISPLACED_DIRECTIVE' | 'DIALECT_MISMATCH' | 'TRANSACTION_CONTROL'>
+  | Extract<
+      ErrorCode,
+      | 'BAD_FILENAME'
+      | 'MISSING_DOWN'
+      | 'MISSING_UP'
+      | 'DUPLICATE_VERSION'
+      | 'UNKNOWN_DIRECTIVE'
+      | 'MISPLACED_DIRECTIVE'
+      | 'DIALECT_MISMATCH'
+      | 'TRANSACTION_CONTROL'
+    >
   | 'NEEDS_NO_TRANSACTION'
   | 'ENUM_VALUE_IN_TRANSACTION'
   | 'NO_TRANSACTION_MULTI'
@@ -161,7 +183,9 @@ export async function check(config: CheckConfig = {}, options: CheckOptions = {}
     } else if (s.dialect === 'postgres' && connection.dialect !== 'postgres') {
       s.roundTrips = { dialect: s.dialect, revisions: 0, of, skipped: 'no postgres:// URL given' };
     } else {
-      const revisions = await withScratch(s.dialect, connection, config.table ?? DEFAULT_TABLE, (driver) => roundTrip(s, driver, waivers, add, options.signal));
+      const revisions = await withScratch(s.dialect, connection, config.table ?? DEFAULT_TABLE, (driver) =>
+        roundTrip(s, driver, waivers, add, options.signal),
+      );
       s.roundTrips = { dialect: s.dialect, revisions, of };
     }
   }
@@ -174,7 +198,8 @@ export async function check(config: CheckConfig = {}, options: CheckOptions = {}
     if (w.used) continue;
     // Unused only when every comparison that could have used it ran: an up file's waiver may be
     // meant for the dialects' comparison, which needs both round trips to get that far.
-    const at = states.find((s) => s.dialect === w.dialect)?.migrations.findIndex((m) => m.revision === w.revision) ?? -1;
+    const at =
+      states.find((s) => s.dialect === w.dialect)?.migrations.findIndex((m) => m.revision === w.revision) ?? -1;
     const roundTripped = at >= 0 && at < (reachedRoundTrip.get(w.dialect) ?? 0);
     const compareRan = states.length < 2 || (order.get(w.revision) ?? Infinity) < compared.revisions;
     if (roundTripped && (w.direction === 'down' || compareRan)) {
@@ -219,7 +244,12 @@ function scanFolder(s: DialectState, add: (f: Finding) => void): void {
     const file = displayPath(full);
     const parsed = parseName(entry);
     if (!parsed) {
-      fail({ code: 'BAD_FILENAME', file, message: 'not a migration name. Expected <version>_<description>.up.sql or .down.sql, the version being YYYYMMDD_HHMMSS or digits (20250128_140000_initial_schema.up.sql, 000001_init.up.sql).' });
+      fail({
+        code: 'BAD_FILENAME',
+        file,
+        message:
+          'not a migration name. Expected <version>_<description>.up.sql or .down.sql, the version being YYYYMMDD_HHMMSS or digits (20250128_140000_initial_schema.up.sql, 000001_init.up.sql).',
+      });
       continue;
     }
     try {
@@ -235,13 +265,22 @@ function scanFolder(s: DialectState, add: (f: Finding) => void): void {
     }
     const clash = slot.stem !== parsed.stem ? (slot.up ?? slot.down) : slot[parsed.direction];
     if (clash !== undefined) {
-      fail({ code: 'DUPLICATE_VERSION', file, message: `version ${parsed.revision} is also used by ${clash}. Each version names one migration; renumber one of them.` });
+      fail({
+        code: 'DUPLICATE_VERSION',
+        file,
+        message: `version ${parsed.revision} is also used by ${clash}. Each version names one migration; renumber one of them.`,
+      });
     } else {
       slot[parsed.direction] = file;
     }
   }
   for (const r of s.revisions.values()) {
-    if (!r.down) fail({ code: 'MISSING_DOWN', file: r.up as string, message: `no matching ${r.stem}.down.sql. Every migration is a pair; a down file with only comments is a deliberate no-op.` });
+    if (!r.down)
+      fail({
+        code: 'MISSING_DOWN',
+        file: r.up as string,
+        message: `no matching ${r.stem}.down.sql. Every migration is a pair; a down file with only comments is a deliberate no-op.`,
+      });
     if (!r.up) fail({ code: 'MISSING_UP', file: r.down as string, message: `no matching ${r.stem}.up.sql.` });
   }
 }
@@ -257,10 +296,20 @@ function compareFolders(states: DialectState[], add: (f: Finding) => void): bool
         const file = (r.up ?? r.down) as string;
         if (!twin) {
           same = false;
-          add({ severity: 'error', code: 'DIALECT_MISMATCH', file, message: `revision ${r.revision} has no counterpart in ${displayPath(b.folder)}/. Every dialect folder holds the same revisions.` });
+          add({
+            severity: 'error',
+            code: 'DIALECT_MISMATCH',
+            file,
+            message: `revision ${r.revision} has no counterpart in ${displayPath(b.folder)}/. Every dialect folder holds the same revisions.`,
+          });
         } else if (twin.stem !== r.stem && a.dialect < b.dialect) {
           same = false;
-          add({ severity: 'error', code: 'DIALECT_MISMATCH', file, message: `shares version ${r.revision} with ${(twin.up ?? twin.down) as string} but not its description. Name them alike.` });
+          add({
+            severity: 'error',
+            code: 'DIALECT_MISMATCH',
+            file,
+            message: `shares version ${r.revision} with ${(twin.up ?? twin.down) as string} but not its description. Name them alike.`,
+          });
         }
       }
     }
@@ -296,7 +345,13 @@ const ADD_VALUE = /^ALTER\s+TYPE\s+(\S+)\s+ADD\s+VALUE\s+(?:IF\s+NOT\s+EXISTS\s+
 /** PostgreSQL keeps the first NAMEDATALEN - 1 = 63 bytes of a name. https://www.postgresql.org/docs/current/sql-syntax-lexical.html#SQL-SYNTAX-IDENTIFIERS */
 const MAX_IDENTIFIER_BYTES = 63;
 
-function lintFile(s: DialectState, m: Migration, direction: 'up' | 'down', add: (f: Finding) => void, waivers: Waiver[]): void {
+function lintFile(
+  s: DialectState,
+  m: Migration,
+  direction: 'up' | 'down',
+  add: (f: Finding) => void,
+  waivers: Waiver[],
+): void {
   const file = m[direction];
   const at = (offset: number) => lineColumn(file.text, offset);
   let work: StepWork | undefined;
@@ -315,7 +370,12 @@ function lintFile(s: DialectState, m: Migration, direction: 'up' | 'down', add: 
 
   if (file.transactional) {
     statements.forEach((st, i) => {
-      const refused = s.dialect === 'postgres' ? NOT_IN_TRANSACTION.find(([re]) => re.test(st.sql)) : /^VACUUM\b/i.test(st.sql) ? [null, 'VACUUM'] : undefined;
+      const refused =
+        s.dialect === 'postgres'
+          ? NOT_IN_TRANSACTION.find(([re]) => re.test(st.sql))
+          : /^VACUUM\b/i.test(st.sql)
+            ? [null, 'VACUUM']
+            : undefined;
       if (refused) {
         s.runnable = false;
         add({
@@ -338,7 +398,9 @@ function lintFile(s: DialectState, m: Migration, direction: 'up' | 'down', add: 
           ...at(st.offset),
           message:
             `ALTER TYPE ${added[1]} ADD VALUE '${label}' runs inside this file's transaction: the new label cannot be used before that transaction commits` +
-            (usedLater ? `, and a later statement of this file uses it, so the file fails. ` : ` (and before PostgreSQL 12 the statement fails there). `) +
+            (usedLater
+              ? `, and a later statement of this file uses it, so the file fails. `
+              : ` (and before PostgreSQL 12 the statement fails there). `) +
             `Give it a file of its own that starts with "-- migrate:no-transaction", or use the label from the next migration on.`,
         });
       }
@@ -375,7 +437,14 @@ function lintFile(s: DialectState, m: Migration, direction: 'up' | 'down', add: 
  * `-- migrate:allow-difference <subject>: <reason>`: the subject names one difference exactly
  * as check reports it (`users.email nullable`, `index ix_users_email`); the reason is required.
  */
-function readWaivers(dialect: Dialect, m: Migration, direction: 'up' | 'down', file: MigrationFile, add: (f: Finding) => void, waivers: Waiver[]): void {
+function readWaivers(
+  dialect: Dialect,
+  m: Migration,
+  direction: 'up' | 'down',
+  file: MigrationFile,
+  add: (f: Finding) => void,
+  waivers: Waiver[],
+): void {
   const lines = file.text.split('\n');
   const lineNumbers = lines.flatMap((l, i) => (/^\s*--\s*migrate:allow-difference\b/.test(l) ? [i + 1] : []));
   file.allowDifferences.forEach((text, k) => {
@@ -393,7 +462,15 @@ function readWaivers(dialect: Dialect, m: Migration, direction: 'up' | 'down', f
       });
       return;
     }
-    waivers.push({ dialect, revision: m.revision, direction, ...where, text, subject: normaliseSubject(subject), used: false });
+    waivers.push({
+      dialect,
+      revision: m.revision,
+      direction,
+      ...where,
+      text,
+      subject: normaliseSubject(subject),
+      used: false,
+    });
   });
 }
 
@@ -436,7 +513,13 @@ export function identifiers(text: string, dialect: Dialect): Array<{ name: strin
     } else if (c === '"' || (!pg && (c === '`' || c === '['))) {
       const close = c === '[' ? ']' : c;
       const end = c === '[' ? until(']', i + 1) : quoted(close, i + 1);
-      out.push({ name: text.slice(i + 1, end - 1).split(close + close).join(close), offset: i });
+      out.push({
+        name: text
+          .slice(i + 1, end - 1)
+          .split(close + close)
+          .join(close),
+        offset: i,
+      });
       i = end;
     } else if (pg && c === '$' && !/[\w$]/.test(text[i - 1] ?? ' ')) {
       const tag = /^\$(?:[A-Za-z_\u0080-\uffff][\w\u0080-\uffff]*)?\$/.exec(text.slice(i, i + 70));
@@ -468,7 +551,13 @@ function fromMigrateError(error: MigrateError, fallback: string): Omit<Finding, 
   const m = /^(\S+?\.sql)(?::(\d+))?(?::(\d+))?:? ([\s\S]*)$/.exec(error.message);
   const base = { severity: 'error' as const, code: error.code as CheckCode };
   if (!m) return { ...base, file: fallback, message: error.message };
-  return { ...base, file: m[1] as string, ...(m[2] ? { line: Number(m[2]) } : {}), ...(m[3] ? { column: Number(m[3]) } : {}), message: m[4] as string };
+  return {
+    ...base,
+    file: m[1] as string,
+    ...(m[2] ? { line: Number(m[2]) } : {}),
+    ...(m[3] ? { column: Number(m[3]) } : {}),
+    message: m[4] as string,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -476,11 +565,20 @@ function fromMigrateError(error: MigrateError, fallback: string): Omit<Finding, 
 // ---------------------------------------------------------------------------------------------
 
 /** A fresh database of `dialect` for `fn`, removed afterwards whatever happens. */
-async function withScratch<T>(dialect: Dialect, connection: Connection, table: string, fn: (driver: Driver) => Promise<T>): Promise<T> {
+async function withScratch<T>(
+  dialect: Dialect,
+  connection: Connection,
+  table: string,
+  fn: (driver: Driver) => Promise<T>,
+): Promise<T> {
   if (dialect === 'sqlite') {
     const dir = mkdtempSync(join(tmpdir(), 'migrate-check-'));
     const filename = join(dir, 'scratch.db');
-    const driver = await openDriver({ dialect: 'sqlite', filename, display: `sqlite:${filename}` }, table.split('.').pop() as string, true);
+    const driver = await openDriver(
+      { dialect: 'sqlite', filename, display: `sqlite:${filename}` },
+      table.split('.').pop() as string,
+      true,
+    );
     try {
       return await fn(driver);
     } finally {
@@ -492,7 +590,11 @@ async function withScratch<T>(dialect: Dialect, connection: Connection, table: s
   const { createScratchDatabase } = await import('./drivers/postgres-schema.ts');
   const scratch = await createScratchDatabase(connection.url, connection.display, connection.secrets);
   try {
-    const driver = await openDriver({ ...connection, url: scratch.url, display: `${connection.display} (scratch database ${scratch.name})` }, table, true);
+    const driver = await openDriver(
+      { ...connection, url: scratch.url, display: `${connection.display} (scratch database ${scratch.name})` },
+      table,
+      true,
+    );
     try {
       return await fn(driver);
     } finally {
@@ -508,7 +610,13 @@ async function withScratch<T>(dialect: Dialect, connection: Connection, table: s
  * schema must be what the first up made). Returns how many revisions completed; stops at the
  * first failure, since the database is then in no known state.
  */
-async function roundTrip(s: DialectState, driver: Driver, waivers: Waiver[], add: (f: Finding) => void, signal: AbortSignal | undefined): Promise<number> {
+async function roundTrip(
+  s: DialectState,
+  driver: Driver,
+  waivers: Waiver[],
+  add: (f: Finding) => void,
+  signal: AbortSignal | undefined,
+): Promise<number> {
   await driver.ensureRecordTable();
   let before = await driver.introspect();
   let done = 0;
@@ -528,7 +636,14 @@ async function roundTrip(s: DialectState, driver: Driver, waivers: Waiver[], add
     const report = (failed: MigrationFailed, what: string, severity: 'error' | 'warning', suffix: string) => {
       const { file, line, column } = failed.where;
       const state = failed.info.sqlState ? ` (${failed.info.sqlState})` : '';
-      add({ severity, code: 'MIGRATION_FAILED', file, ...(line === undefined ? {} : { line }), ...(column === undefined ? {} : { column }), message: `${what}: ${failed.message}${state}.${suffix}` });
+      add({
+        severity,
+        code: 'MIGRATION_FAILED',
+        file,
+        ...(line === undefined ? {} : { line }),
+        ...(column === undefined ? {} : { column }),
+        message: `${what}: ${failed.message}${state}.${suffix}`,
+      });
     };
     const stopped = ` Later revisions were not run on ${s.dialect}.`;
 
@@ -546,12 +661,23 @@ async function roundTrip(s: DialectState, driver: Driver, waivers: Waiver[], add
     const back = await driver.introspect();
     const left = unwaived(compareSnapshots(before, back), waivers, s.dialect, m.revision, ['up', 'down']);
     for (const d of left) {
-      add({ severity: 'error', code: 'ROUND_TRIP', file: m.down.path, message: roundTripMessage(d, m), subject: d.subject });
+      add({
+        severity: 'error',
+        code: 'ROUND_TRIP',
+        file: m.down.path,
+        message: roundTripMessage(d, m),
+        subject: d.subject,
+      });
     }
     const againFailed = await run('up');
     if (againFailed) {
       // After a down that left something behind, the second up failing is the expected sequel.
-      report(againFailed, `fails when run again after its down (as after "-1" then "head")`, left.length > 0 ? 'warning' : 'error', left.length > 0 ? ` That follows from the incomplete down above.${stopped}` : stopped);
+      report(
+        againFailed,
+        `fails when run again after its down (as after "-1" then "head")`,
+        left.length > 0 ? 'warning' : 'error',
+        left.length > 0 ? ` That follows from the incomplete down above.${stopped}` : stopped,
+      );
       return done;
     }
     const again = await driver.introspect();
@@ -584,11 +710,20 @@ function reapplyMessage(d: Difference): string {
 }
 
 /** The differences no waiver of this revision's files (in these dialects and directions) accepts; marks the waivers used. */
-function unwaived(diffs: Difference[], waivers: Waiver[], dialects: Dialect | Dialect[], revision: string, directions: Array<'up' | 'down'>): Difference[] {
+function unwaived(
+  diffs: Difference[],
+  waivers: Waiver[],
+  dialects: Dialect | Dialect[],
+  revision: string,
+  directions: Array<'up' | 'down'>,
+): Difference[] {
   const ds = Array.isArray(dialects) ? dialects : [dialects];
   return diffs.filter((d) => {
     const subject = normaliseSubject(d.subject);
-    const hits = waivers.filter((w) => ds.includes(w.dialect) && w.revision === revision && directions.includes(w.direction) && w.subject === subject);
+    const hits = waivers.filter(
+      (w) =>
+        ds.includes(w.dialect) && w.revision === revision && directions.includes(w.direction) && w.subject === subject,
+    );
     for (const w of hits) w.used = true;
     return hits.length === 0;
   });
@@ -603,12 +738,23 @@ function unwaived(diffs: Difference[], waivers: Waiver[], dialects: Dialect | Di
  * revision where it appears (and again only if it goes away and comes back), in the file to
  * look at: the folder that lacks the object, or the SQLite file (the port) when both have it.
  */
-function compareAcross(states: DialectState[], sameRevisions: boolean, waivers: Waiver[], add: (f: Finding) => void): { revisions: number; skipped?: string } {
+function compareAcross(
+  states: DialectState[],
+  sameRevisions: boolean,
+  waivers: Waiver[],
+  add: (f: Finding) => void,
+): { revisions: number; skipped?: string } {
   const pg = states.find((s) => s.dialect === 'postgres');
   const lite = states.find((s) => s.dialect === 'sqlite');
   if (!pg || !lite) return { revisions: 0, skipped: 'only one dialect folder' };
   if (!sameRevisions) return { revisions: 0, skipped: 'the dialect folders hold different revisions' };
-  if (pg.roundTrips?.skipped || lite.roundTrips?.skipped) return { revisions: 0, skipped: (pg.roundTrips?.skipped ? `postgres: ${pg.roundTrips.skipped}` : `sqlite: ${lite.roundTrips?.skipped}`) as string };
+  if (pg.roundTrips?.skipped || lite.roundTrips?.skipped)
+    return {
+      revisions: 0,
+      skipped: (pg.roundTrips?.skipped
+        ? `postgres: ${pg.roundTrips.skipped}`
+        : `sqlite: ${lite.roundTrips?.skipped}`) as string,
+    };
   const count = Math.min(pg.snapshots.length, lite.snapshots.length);
   let previous = new Set<string>();
   for (let i = 0; i < count; i++) {
@@ -621,7 +767,11 @@ function compareAcross(states: DialectState[], sameRevisions: boolean, waivers: 
     for (const d of unwaived(fresh, waivers, ['postgres', 'sqlite'], mp.revision, ['up'])) {
       const file = d.kind === 'onlyRight' ? mp.up.path : ml.up.path;
       const text =
-        d.kind === 'onlyLeft' ? `${d.object} exists in postgres only` : d.kind === 'onlyRight' ? `${d.object} exists in sqlite only` : `${d.at}: ${d.left} in postgres, ${d.right} in sqlite`;
+        d.kind === 'onlyLeft'
+          ? `${d.object} exists in postgres only`
+          : d.kind === 'onlyRight'
+            ? `${d.object} exists in sqlite only`
+            : `${d.at}: ${d.left} in postgres, ${d.right} in sqlite`;
       add({
         severity: 'error',
         code: 'DIALECT_DIFFERENCE',

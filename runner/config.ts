@@ -57,8 +57,10 @@ export function parseUrl(raw: string): Connection {
       const path = rest.slice('sqlite:'.length).replace(/\?.*$/, '');
       let filename: string | undefined;
       if (path === ':memory:') filename = ':memory:';
-      else if (path.startsWith('////')) filename = path.slice(3); // SQLAlchemy: four slashes, absolute
-      else if (path.startsWith('///')) filename = path.slice(3); // three slashes, relative
+      else if (path.startsWith('////'))
+        filename = path.slice(3); // SQLAlchemy: four slashes, absolute
+      else if (path.startsWith('///'))
+        filename = path.slice(3); // three slashes, relative
       else if (!path.startsWith('//') && path !== '') filename = path;
       if (filename) return { dialect: 'sqlite', filename: decodePath(filename), display: url };
     }
@@ -71,7 +73,9 @@ export function parseUrl(raw: string): Connection {
     } catch {
       throw badUrl(url);
     }
-    const password = parsed.password ? decodeURIComponent(parsed.password) : (parsed.searchParams.get('password') ?? undefined);
+    const password = parsed.password
+      ? decodeURIComponent(parsed.password)
+      : (parsed.searchParams.get('password') ?? undefined);
     return { dialect: 'postgres', url: normal, password, display: redactUrl(url), secrets: secretsIn(url) };
   }
   throw badUrl(url);
@@ -109,7 +113,10 @@ function decodePath(path: string): string {
 }
 
 function badUrl(url: string): MigrateError {
-  return new MigrateError('BAD_URL', `unsupported database URL "${redactUrl(url)}". Accepted forms:\n  ${ACCEPTED_URLS.join('\n  ')}`);
+  return new MigrateError(
+    'BAD_URL',
+    `unsupported database URL "${redactUrl(url)}". Accepted forms:\n  ${ACCEPTED_URLS.join('\n  ')}`,
+  );
 }
 
 /** Identifiers we quote ourselves: plain names only, so quoting can never be escaped. */

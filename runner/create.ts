@@ -6,7 +6,10 @@ import { displayPath, foldersForNew, parseName, versionOf } from './files.ts';
 
 /** `Add e-mail` → `add_e_mail`: the description `new` writes is lowercase letters, digits and `_`. */
 export function slugify(description: string): string {
-  return description.toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_+|_+$/g, '');
+  return description
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '_')
+    .replace(/^_+|_+$/g, '');
 }
 
 function timestamp(date: Date): string {
@@ -21,7 +24,11 @@ function timestamp(date: Date): string {
  */
 export function createMigration(dir: string, description: string, now: Date = new Date()): string[] {
   const slug = slugify(description);
-  if (!slug) throw new MigrateError('BAD_DESCRIPTION', `"${description}" gives an empty name: use letters or digits (new add_email).`);
+  if (!slug)
+    throw new MigrateError(
+      'BAD_DESCRIPTION',
+      `"${description}" gives an empty name: use letters or digits (new add_email).`,
+    );
   const folders = foldersForNew(dir);
   const taken = new Set<string>();
   for (const f of folders) {
@@ -40,8 +47,14 @@ export function createMigration(dir: string, description: string, now: Date = ne
   for (const folder of folders) {
     mkdirSync(folder, { recursive: true });
     for (const [direction, body] of [
-      ['up', `-- Apply ${title}\n-- Runs in one transaction with its record row. Add "-- migrate:no-transaction" on the first line to run it statement by statement instead.\n\n`],
-      ['down', `-- Undo ${title}: drop what the up file created, in reverse order.\n-- A down file with only comments is a deliberate no-op.\n\n`],
+      [
+        'up',
+        `-- Apply ${title}\n-- Runs in one transaction with its record row. Add "-- migrate:no-transaction" on the first line to run it statement by statement instead.\n\n`,
+      ],
+      [
+        'down',
+        `-- Undo ${title}: drop what the up file created, in reverse order.\n-- A down file with only comments is a deliberate no-op.\n\n`,
+      ],
     ] as const) {
       const path = join(folder, `${stem}.${direction}.sql`);
       writeFileSync(path, body, { flag: 'wx' }); // wx: never overwrite, even if another process raced us

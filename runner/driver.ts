@@ -157,7 +157,9 @@ export interface Driver {
    * Replace the record so that it lists exactly `rows` (stamp): keeps nothing else. Runs in one
    * transaction, runs no migration SQL.
    */
-  writeRecord(rows: Array<Pick<RecordRow, 'revision' | 'name' | 'checksum' | 'appliedAt' | 'durationMs'>>): Promise<void>;
+  writeRecord(
+    rows: Array<Pick<RecordRow, 'revision' | 'name' | 'checksum' | 'appliedAt' | 'durationMs'>>,
+  ): Promise<void>;
 
   /**
    * The SQL a person would run by hand for this step (`sql` command, `--dry-run`): the file and

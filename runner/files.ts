@@ -96,7 +96,8 @@ export function displayPath(path: string, cwd: string = process.cwd()): string {
 function readDirectives(path: string, text: string): { transactional: boolean; allowDifferences: readonly string[] } {
   let transactional = true;
   // Only lines holding `migrate:` or `no-transaction` can matter: most files hold neither.
-  if (!text.includes('migrate:') && !text.includes('no-transaction')) return { transactional, allowDifferences: NO_REASONS };
+  if (!text.includes('migrate:') && !text.includes('no-transaction'))
+    return { transactional, allowDifferences: NO_REASONS };
   const allowDifferences: string[] = [];
   let inHeader = true;
   const lines = text.split('\n');
@@ -116,11 +117,16 @@ function readDirectives(path: string, text: string): { transactional: boolean; a
       throw new MigrateError(
         'UNKNOWN_DIRECTIVE',
         `${path}:${i + 1}: unknown directive "-- migrate:${name}". Known: ${[...KNOWN_DIRECTIVES].map((d) => `-- migrate:${d}`).join(', ')}.` +
-          (name === 'up' || name === 'down' ? ' (dbmate keeps up and down in one file; here they are two files: .up.sql and .down.sql.)' : ''),
+          (name === 'up' || name === 'down'
+            ? ' (dbmate keeps up and down in one file; here they are two files: .up.sql and .down.sql.)'
+            : ''),
       );
     }
     if (!inHeader) {
-      throw new MigrateError('MISPLACED_DIRECTIVE', `${path}:${i + 1}: "-- migrate:${name}" must stand in the comment block at the top of the file.`);
+      throw new MigrateError(
+        'MISPLACED_DIRECTIVE',
+        `${path}:${i + 1}: "-- migrate:${name}" must stand in the comment block at the top of the file.`,
+      );
     }
     if (name === 'no-transaction') transactional = false;
     else allowDifferences.push((m[2] as string).trim());
@@ -155,7 +161,13 @@ class LoadedFile implements MigrationFile {
 
   /** The lazy checksum sits on the prototype: listed here so that a caller's logs carry it. */
   toJSON(): MigrationFile {
-    return { path: this.path, text: this.text, checksum: this.checksum, transactional: this.transactional, allowDifferences: this.allowDifferences };
+    return {
+      path: this.path,
+      text: this.text,
+      checksum: this.checksum,
+      transactional: this.transactional,
+      allowDifferences: this.allowDifferences,
+    };
   }
 }
 
@@ -166,10 +178,17 @@ class LoadedFile implements MigrationFile {
 export function dialectFolder(dir: string, dialect: Dialect): string {
   const sub = join(dir, dialect);
   if (isDirectory(sub)) return sub;
-  if (isDirectory(dir) && !DIALECTS.some((d) => isDirectory(join(dir, d))) && readdirSync(dir).some((f) => f.endsWith('.sql'))) {
+  if (
+    isDirectory(dir) &&
+    !DIALECTS.some((d) => isDirectory(join(dir, d))) &&
+    readdirSync(dir).some((f) => f.endsWith('.sql'))
+  ) {
     return dir;
   }
-  throw new MigrateError('NO_MIGRATIONS', `no migrations for ${dialect}: neither ${displayPath(sub)}/ nor .sql files in ${displayPath(dir)}/. Create one with: tsx scripts/migrate.ts new <description>`);
+  throw new MigrateError(
+    'NO_MIGRATIONS',
+    `no migrations for ${dialect}: neither ${displayPath(sub)}/ nor .sql files in ${displayPath(dir)}/. Create one with: tsx scripts/migrate.ts new <description>`,
+  );
 }
 
 export function isDirectory(p: string): boolean {
@@ -197,7 +216,9 @@ function prefixOf(folder: string): string {
 /** Parse and pair the names of a folder, refusing bad names, lone halves and duplicate versions. */
 function listFolder(folder: string): Listed {
   const halves = new Map<bigint, { up?: string; down?: string; name: ParsedName }>();
-  const names = readdirSync(folder).filter((entry) => entry.endsWith('.sql')).sort(); // READMEs and .gitkeep may share the folder
+  const names = readdirSync(folder)
+    .filter((entry) => entry.endsWith('.sql'))
+    .sort(); // READMEs and .gitkeep may share the folder
   const shown = (entry: string) => displayPath(prefixOf(folder) + entry);
   for (const entry of names) {
     const parsed = parseName(entry);
@@ -219,7 +240,11 @@ function listFolder(folder: string): Listed {
     halves.set(parsed.version, slot);
   }
   for (const { up, down, name } of halves.values()) {
-    if (!down) throw new MigrateError('MISSING_DOWN', `${shown(up as string)}: no matching ${name.stem}.down.sql. Every migration is a pair; a down file with only comments is a deliberate no-op.`);
+    if (!down)
+      throw new MigrateError(
+        'MISSING_DOWN',
+        `${shown(up as string)}: no matching ${name.stem}.down.sql. Every migration is a pair; a down file with only comments is a deliberate no-op.`,
+      );
     if (!up) throw new MigrateError('MISSING_UP', `${shown(down)}: no matching ${name.stem}.up.sql.`);
   }
   const versions = new Map<bigint, ParsedName>();
@@ -265,15 +290,24 @@ function checkSiblings(dir: string, dialect: Dialect, mine: Listed): void {
     for (const [v, name] of mine.versions) {
       const twin = theirs.versions.get(v);
       if (!twin) {
-        throw new MigrateError('DIALECT_MISMATCH', `${displayPath(join(dir, dialect, name.stem))}.up.sql has no counterpart in ${displayPath(join(dir, other))}/. Every dialect folder holds the same revisions.`);
+        throw new MigrateError(
+          'DIALECT_MISMATCH',
+          `${displayPath(join(dir, dialect, name.stem))}.up.sql has no counterpart in ${displayPath(join(dir, other))}/. Every dialect folder holds the same revisions.`,
+        );
       }
       if (twin.stem !== name.stem) {
-        throw new MigrateError('DIALECT_MISMATCH', `${displayPath(join(dir, dialect, name.stem))}.up.sql and ${displayPath(join(dir, other, twin.stem))}.up.sql share a version but not a description. Name them alike.`);
+        throw new MigrateError(
+          'DIALECT_MISMATCH',
+          `${displayPath(join(dir, dialect, name.stem))}.up.sql and ${displayPath(join(dir, other, twin.stem))}.up.sql share a version but not a description. Name them alike.`,
+        );
       }
     }
     for (const [v, name] of theirs.versions) {
       if (!mine.versions.has(v)) {
-        throw new MigrateError('DIALECT_MISMATCH', `${displayPath(join(dir, other, name.stem))}.up.sql has no counterpart in ${displayPath(join(dir, dialect))}/. Every dialect folder holds the same revisions.`);
+        throw new MigrateError(
+          'DIALECT_MISMATCH',
+          `${displayPath(join(dir, other, name.stem))}.up.sql has no counterpart in ${displayPath(join(dir, dialect))}/. Every dialect folder holds the same revisions.`,
+        );
       }
     }
   }

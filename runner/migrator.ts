@@ -82,7 +82,12 @@ export async function openDriver(connection: Connection, table: string, create: 
 }
 
 /** Ping until the database answers or `waitMs` has passed (`--wait`); `signal` stops the retries. */
-async function reach(driver: Driver, connection: Connection, waitMs: number | undefined, signal?: AbortSignal): Promise<void> {
+async function reach(
+  driver: Driver,
+  connection: Connection,
+  waitMs: number | undefined,
+  signal?: AbortSignal,
+): Promise<void> {
   const deadline = Date.now() + (waitMs ?? 0);
   for (;;) {
     try {
@@ -91,8 +96,15 @@ async function reach(driver: Driver, connection: Connection, waitMs: number | un
     } catch (error) {
       if (error instanceof MigrateError && error.code !== 'CONNECTION_FAILED') throw error;
       if (Date.now() >= deadline || signal?.aborted) {
-        const what = error instanceof MigrateError ? error.message : `cannot reach ${connection.display}: ${scrub((error as Error).message ?? String(error), connection)}`;
-        throw new MigrateError('CONNECTION_FAILED', `${what}${waitMs ? ` (kept trying for ${Math.round(waitMs / 1000)} s)` : ' (--wait keeps trying)'}`, { cause: error });
+        const what =
+          error instanceof MigrateError
+            ? error.message
+            : `cannot reach ${connection.display}: ${scrub((error as Error).message ?? String(error), connection)}`;
+        throw new MigrateError(
+          'CONNECTION_FAILED',
+          `${what}${waitMs ? ` (kept trying for ${Math.round(waitMs / 1000)} s)` : ' (--wait keeps trying)'}`,
+          { cause: error },
+        );
       }
       await sleep(250, undefined, { signal }).catch(() => {});
     }
@@ -114,7 +126,9 @@ async function open(config: RunnerConfig, create: boolean): Promise<Session> {
   const connection = parseUrl(config.url);
   const driver = await openDriver(connection, config.table ?? DEFAULT_TABLE, create);
   const stop = new AbortController();
-  const early = driver.capabilities.connectsToServer ? reach(driver, connection, config.waitMs, stop.signal) : undefined;
+  const early = driver.capabilities.connectsToServer
+    ? reach(driver, connection, config.waitMs, stop.signal)
+    : undefined;
   early?.catch(() => {}); // may fail while the folder is read: handled below, not an unhandled rejection
   try {
     if (early) await new Promise(setImmediate); // lets the client open its socket before the event loop is busy
@@ -155,7 +169,13 @@ function fromCaller(error: unknown): unknown {
  * is a bug of ours and stays as it is.
  */
 function refusedBookkeeping(error: unknown, connection: Connection): MigrateError | undefined {
-  if (error instanceof MigrateError || error instanceof MigrationFailed || error instanceof StepFailure || callerErrors.has(error as object)) return undefined;
+  if (
+    error instanceof MigrateError ||
+    error instanceof MigrationFailed ||
+    error instanceof StepFailure ||
+    callerErrors.has(error as object)
+  )
+    return undefined;
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code !== 'string' || code === '') return undefined;
   const message = scrub((error as Error).message ?? String(error), connection);
@@ -197,7 +217,11 @@ export function stepWork(step: Step, folder: 'postgres' | 'sqlite'): StepWork {
   const statements = splitStatements(file.text, folder);
   if (file.transactional) {
     for (const s of statements) {
-      if (/^(BEGIN|COMMIT|END|ROLLBACK|START\s+TRANSACTION|ABORT)\b(?!\s+ATOMIC)(?!\s+TO\b)(?!\s+TRANSACTION\s+TO\b)/i.test(s.sql)) {
+      if (
+        /^(BEGIN|COMMIT|END|ROLLBACK|START\s+TRANSACTION|ABORT)\b(?!\s+ATOMIC)(?!\s+TO\b)(?!\s+TRANSACTION\s+TO\b)/i.test(
+          s.sql,
+        )
+      ) {
         const { line, column } = lineColumn(file.text, s.offset);
         throw new MigrateError(
           'TRANSACTION_CONTROL',
@@ -212,11 +236,19 @@ export function stepWork(step: Step, folder: 'postgres' | 'sqlite'): StepWork {
     statements,
     transactional: file.transactional,
     empty: statements.length === 0,
-    record: step.direction === 'up' ? { kind: 'insert', revision: m.revision, name: m.description, checksum: m.up.checksum } : { kind: 'delete', revision: m.revision },
+    record:
+      step.direction === 'up'
+        ? { kind: 'insert', revision: m.revision, name: m.description, checksum: m.up.checksum }
+        : { kind: 'delete', revision: m.revision },
   };
 }
 
-export function toMigrationFailed(failure: StepFailure, work: StepWork, step: Step, completed: StepResult[]): MigrationFailed {
+export function toMigrationFailed(
+  failure: StepFailure,
+  work: StepWork,
+  step: Step,
+  completed: StepResult[],
+): MigrationFailed {
   const d = failure.details;
   let offset = d.offset;
   if (offset === undefined && d.statementIndex !== undefined) offset = work.statements[d.statementIndex]?.offset;
@@ -242,7 +274,11 @@ export function toMigrationFailed(failure: StepFailure, work: StepWork, step: St
 }
 
 /** Move the database to `target` (head, base, +N, -N, a revision). */
-export async function migrate(config: RunnerConfig, target: string | Target, options: MigrateOptions = {}): Promise<MigrateResult> {
+export async function migrate(
+  config: RunnerConfig,
+  target: string | Target,
+  options: MigrateOptions = {},
+): Promise<MigrateResult> {
   const parsed = typeof target === 'string' ? parseTarget(target) : target;
   const table = config.table ?? DEFAULT_TABLE;
   return withSession(config, !options.dryRun, async ({ migrations, driver }) => {
@@ -262,8 +298,18 @@ export async function migrate(config: RunnerConfig, target: string | Target, opt
       const last = after[after.length - 1];
       const finalPosition = last ? { revision: last.revision, name: last.description } : null;
       if (options.dryRun) {
-        const script = [driver.renderHeader() + ((await driver.recordTableState()).kind === 'missing' ? driver.renderEnsureRecordTable() + '\n' : ''), ...works.map((w) => driver.renderStep(w))].join('\n');
-        return { steps: [], warnings, current: steps.length > 0 ? finalPosition : positionOf(rows), dryRun: true, script };
+        const script = [
+          driver.renderHeader() +
+            ((await driver.recordTableState()).kind === 'missing' ? driver.renderEnsureRecordTable() + '\n' : ''),
+          ...works.map((w) => driver.renderStep(w)),
+        ].join('\n');
+        return {
+          steps: [],
+          warnings,
+          current: steps.length > 0 ? finalPosition : positionOf(rows),
+          dryRun: true,
+          script,
+        };
       }
       const count = steps.filter((s) => s.direction === 'down').length;
       if (count > 1) {
@@ -276,7 +322,9 @@ export async function migrate(config: RunnerConfig, target: string | Target, opt
         if (!ok) {
           throw new MigrateError(
             'CONFIRMATION_REQUIRED',
-            options.confirm ? `rolling back ${count} revisions was not confirmed; nothing was changed.` : `rolling back ${count} revisions needs confirmation (--yes when not on a terminal).`,
+            options.confirm
+              ? `rolling back ${count} revisions was not confirmed; nothing was changed.`
+              : `rolling back ${count} revisions needs confirmation (--yes when not on a terminal).`,
           );
         }
       }
@@ -292,7 +340,13 @@ export async function migrate(config: RunnerConfig, target: string | Target, opt
           if (error instanceof StepFailure) throw toMigrationFailed(error, work, step, done);
           throw error;
         }
-        const result: StepResult = { direction: step.direction, revision: step.migration.revision, name: step.migration.description, file: work.file, durationMs };
+        const result: StepResult = {
+          direction: step.direction,
+          revision: step.migration.revision,
+          name: step.migration.description,
+          file: work.file,
+          durationMs,
+        };
         done.push(result);
         emit({ type: 'step', ...result });
       }
@@ -336,10 +390,24 @@ export async function status(config: RunnerConfig): Promise<StatusResult> {
       if (changed.has(m.version)) flags.push('changed');
       if (late.has(m.version)) flags.push('out of order');
       if (row?.status === 'failed') flags.push('failed');
-      return { version: m.version, revision: m.revision, name: m.description, state: row ? row.status : 'pending', appliedAt: row?.appliedAt ?? null, flags };
+      return {
+        version: m.version,
+        revision: m.revision,
+        name: m.description,
+        state: row ? row.status : 'pending',
+        appliedAt: row?.appliedAt ?? null,
+        flags,
+      };
     });
     for (const r of a.missing) {
-      revisions.push({ version: versionOf(r.revision), revision: r.revision, name: r.name, state: r.status, appliedAt: r.appliedAt, flags: r.status === 'failed' ? ['missing', 'failed'] : ['missing'] });
+      revisions.push({
+        version: versionOf(r.revision),
+        revision: r.revision,
+        name: r.name,
+        state: r.status,
+        appliedAt: r.appliedAt,
+        flags: r.status === 'failed' ? ['missing', 'failed'] : ['missing'],
+      });
     }
     revisions.sort((x, y) => (x.version < y.version ? -1 : x.version > y.version ? 1 : 0));
     return { current: positionOf(rows), revisions: revisions.map(({ version: _v, ...r }) => r) };
@@ -374,11 +442,20 @@ export async function stamp(config: RunnerConfig, target: string | Target): Prom
       await driver.writeRecord(
         after.map((m) => {
           const old = keep.get(m.revision);
-          return { revision: m.revision, name: m.description, checksum: m.up.checksum, appliedAt: old?.appliedAt ?? now, durationMs: old?.status === 'applied' ? old.durationMs : 0 };
+          return {
+            revision: m.revision,
+            name: m.description,
+            checksum: m.up.checksum,
+            appliedAt: old?.appliedAt ?? now,
+            durationMs: old?.status === 'applied' ? old.durationMs : 0,
+          };
         }),
       );
       const last = after[after.length - 1];
-      return { current: last ? { revision: last.revision, name: last.description } : null, recorded: after.map((m) => m.revision) };
+      return {
+        current: last ? { revision: last.revision, name: last.description } : null,
+        recorded: after.map((m) => m.revision),
+      };
     }, config.lockTimeoutMs),
   );
 }

@@ -69,7 +69,10 @@ export function parseTarget(text: string): Target {
     return m[1] === '+' ? { kind: 'forward', count } : { kind: 'back', count };
   }
   if (!/^[A-Za-z0-9_.-]+$/.test(text)) {
-    throw new MigrateError('BAD_TARGET', `"${text}" is not a target. Use head, base, +N, -N, or a revision (20250128_140000 or 20250128_140000_initial_schema).`);
+    throw new MigrateError(
+      'BAD_TARGET',
+      `"${text}" is not a target. Use head, base, +N, -N, or a revision (20250128_140000 or 20250128_140000_initial_schema).`,
+    );
   }
   return { kind: 'revision', name: text };
 }
@@ -110,7 +113,8 @@ function refuseUnsafe(a: Assessment, migrations: readonly Migration[]): void {
       direction === undefined
         ? `${path('up')} or ${path('down')} (the record, written by an older version, does not say which) stopped part-way`
         : `${path(direction)} stopped part-way while ${direction === 'up' ? 'applying' : 'rolling back'}`;
-    const wayOut = direction === 'up' ? forUp : direction === 'down' ? forDown : `for the up, ${forUp}; for the down, ${forDown}`;
+    const wayOut =
+      direction === 'up' ? forUp : direction === 'down' ? forDown : `for the up, ${forUp}; for the down, ${forDown}`;
     throw new MigrateError(
       'FAILED_MIGRATION',
       `${what} (${f.statementsRun ?? 0} statement(s) ran): ${message}. It ran outside a transaction, so repair the database by hand, then run ${wayOut}.`,
@@ -143,10 +147,16 @@ function resolveRevision(name: string, migrations: readonly Migration[], rows: r
   for (const m of migrations) consider(m.stem, m.version);
   for (const r of rows) consider(`${r.revision}_${r.name}`, versionOf(r.revision));
   if (candidates.size === 0) {
-    throw new MigrateError('UNKNOWN_REVISION', `unknown revision "${name}": no migration file or applied revision has that version or name. \`history\` lists them.`);
+    throw new MigrateError(
+      'UNKNOWN_REVISION',
+      `unknown revision "${name}": no migration file or applied revision has that version or name. \`history\` lists them.`,
+    );
   }
   if (candidates.size > 1) {
-    throw new MigrateError('AMBIGUOUS_REVISION', `revision "${name}" is ambiguous: ${[...candidates.keys()].join(', ')}. Name it by its full stem.`);
+    throw new MigrateError(
+      'AMBIGUOUS_REVISION',
+      `revision "${name}" is ambiguous: ${[...candidates.keys()].join(', ')}. Name it by its full stem.`,
+    );
   }
   return candidates.values().next().value as bigint;
 }
@@ -175,13 +185,19 @@ export function plan(
       break;
     case 'forward':
       if (target.count > a.pending.length) {
-        throw new MigrateError('NOT_ENOUGH_PENDING', `cannot apply ${target.count}: ${a.pending.length} revision(s) pending.`);
+        throw new MigrateError(
+          'NOT_ENOUGH_PENDING',
+          `cannot apply ${target.count}: ${a.pending.length} revision(s) pending.`,
+        );
       }
       ups = a.pending.slice(0, target.count);
       break;
     case 'back':
       if (target.count > rows.length) {
-        throw new MigrateError('NOT_ENOUGH_APPLIED', `cannot roll back ${target.count}: ${rows.length} revision(s) applied.`);
+        throw new MigrateError(
+          'NOT_ENOUGH_APPLIED',
+          `cannot roll back ${target.count}: ${rows.length} revision(s) applied.`,
+        );
       }
       downs = newestFirst.slice(0, target.count);
       break;
@@ -215,15 +231,25 @@ export function plan(
   if (late.length > 0) {
     const names = late.map((m) => m.stem).join(', ');
     if (options.strict) {
-      throw new MigrateError('OUT_OF_ORDER', `${names} ${late.length === 1 ? 'is' : 'are'} older than the newest applied revision (--strict refuses out-of-order revisions). Renumber ${late.length === 1 ? 'it' : 'them'} with a newer timestamp, or run without --strict.`);
+      throw new MigrateError(
+        'OUT_OF_ORDER',
+        `${names} ${late.length === 1 ? 'is' : 'are'} older than the newest applied revision (--strict refuses out-of-order revisions). Renumber ${late.length === 1 ? 'it' : 'them'} with a newer timestamp, or run without --strict.`,
+      );
     }
-    warnings.push({ code: 'OUT_OF_ORDER', message: `${names} ${late.length === 1 ? 'is' : 'are'} older than the newest applied revision; applying in version order.` });
+    warnings.push({
+      code: 'OUT_OF_ORDER',
+      message: `${names} ${late.length === 1 ? 'is' : 'are'} older than the newest applied revision; applying in version order.`,
+    });
   }
   return { steps, warnings };
 }
 
 /** The revisions that are applied once `steps` have run, in application order. */
-export function appliedAfter(migrations: readonly Migration[], rows: readonly RecordRow[], steps: readonly Step[]): Migration[] {
+export function appliedAfter(
+  migrations: readonly Migration[],
+  rows: readonly RecordRow[],
+  steps: readonly Step[],
+): Migration[] {
   const local = new Map(migrations.map((m) => [m.version, m]));
   const gone = new Set(steps.filter((s) => s.direction === 'down').map((s) => s.migration.version));
   const kept = [...rows]

@@ -91,5 +91,8 @@ export function readFailedNote(error: string | null): { direction: 'up' | 'down'
  * before the file ends. statements_run counts what completed.
  */
 export function interrupted(direction: 'up' | 'down'): string {
-  return failedNote(direction, 'the runner stopped before the end of this file; the statement after those counted may or may not have taken effect');
+  return failedNote(
+    direction,
+    'the runner stopped before the end of this file; the statement after those counted may or may not have taken effect',
+  );
 }

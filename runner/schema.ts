@@ -155,14 +155,29 @@ function compare(left: Schema, right: Schema, mode: Mode): Difference[] {
     for (const [name, a, b] of paired(le, re)) {
       if (!a || !b) out.push(only(a !== undefined, `enum ${name}`, `enum type ${name}`));
       else if (!sameList(a.values, b.values)) {
-        out.push({ subject: `enum ${name} values`, object: `enum type ${name}`, kind: 'changed', at: `enum type ${name}`, left: labels(a.values), right: labels(b.values) });
+        out.push({
+          subject: `enum ${name} values`,
+          object: `enum type ${name}`,
+          kind: 'changed',
+          at: `enum type ${name}`,
+          left: labels(a.values),
+          right: labels(b.values),
+        });
       }
     }
     const lo = new Map(Object.entries(left.others));
     const ro = new Map(Object.entries(right.others));
     for (const [key, a, b] of paired(lo, ro)) {
       if (a === undefined || b === undefined) out.push(only(a !== undefined, key, key));
-      else if (a !== b) out.push({ subject: `${key} definition`, object: key, kind: 'changed', at: key, left: `defined as ${brief(a)}`, right: brief(b) });
+      else if (a !== b)
+        out.push({
+          subject: `${key} definition`,
+          object: key,
+          kind: 'changed',
+          at: key,
+          left: `defined as ${brief(a)}`,
+          right: brief(b),
+        });
     }
   }
   return out;
@@ -178,7 +193,14 @@ function compareTables(a: Table, b: Table, mode: Mode, out: Difference[], enumTy
   }
 
   if (!sameList(a.primaryKey, b.primaryKey)) {
-    out.push({ subject: `${t} primary key`, object: `the primary key of ${t}`, kind: 'changed', at: t, left: primaryKey(a.primaryKey), right: primaryKey(b.primaryKey) });
+    out.push({
+      subject: `${t} primary key`,
+      object: `the primary key of ${t}`,
+      kind: 'changed',
+      at: t,
+      left: primaryKey(a.primaryKey),
+      right: primaryKey(b.primaryKey),
+    });
   }
 
   const lf = new Map(a.foreignKeys.map((f) => [cols(f.columns), f]));
@@ -192,9 +214,24 @@ function compareTables(a: Table, b: Table, mode: Mode, out: Difference[], enumTy
     }
     const rx = `${x.refTable} ${cols(x.refColumns)}`;
     const ry = `${y.refTable} ${cols(y.refColumns)}`;
-    if (rx !== ry) out.push({ subject: `${subject} references`, object: `foreign key ${t} ${key}`, kind: 'changed', at: `${t} foreign key ${key}`, left: `references ${rx}`, right: ry });
+    if (rx !== ry)
+      out.push({
+        subject: `${subject} references`,
+        object: `foreign key ${t} ${key}`,
+        kind: 'changed',
+        at: `${t} foreign key ${key}`,
+        left: `references ${rx}`,
+        right: ry,
+      });
     if (x.onDelete !== y.onDelete) {
-      out.push({ subject: `${subject} on delete`, object: `foreign key ${t} ${key}`, kind: 'changed', at: `${t} foreign key ${key} → ${rx}`, left: `ON DELETE ${x.onDelete}`, right: y.onDelete });
+      out.push({
+        subject: `${subject} on delete`,
+        object: `foreign key ${t} ${key}`,
+        kind: 'changed',
+        at: `${t} foreign key ${key} → ${rx}`,
+        left: `ON DELETE ${x.onDelete}`,
+        right: y.onDelete,
+      });
     }
   }
 
@@ -214,8 +251,17 @@ function compareTables(a: Table, b: Table, mode: Mode, out: Difference[], enumTy
     const at = `index ${name}`;
     const xc = mode === 'cross' ? x.columns.map(portable) : x.columns;
     const yc = mode === 'cross' ? y.columns.map(portable) : y.columns;
-    if (!sameList(xc, yc)) out.push({ subject: `${at} columns`, object: at, kind: 'changed', at, left: `on ${cols(xc)}`, right: cols(yc) });
-    if (x.unique !== y.unique) out.push({ subject: `${at} unique`, object: at, kind: 'changed', at, left: x.unique ? 'unique' : 'not unique', right: y.unique ? 'unique' : 'not unique' });
+    if (!sameList(xc, yc))
+      out.push({ subject: `${at} columns`, object: at, kind: 'changed', at, left: `on ${cols(xc)}`, right: cols(yc) });
+    if (x.unique !== y.unique)
+      out.push({
+        subject: `${at} unique`,
+        object: at,
+        kind: 'changed',
+        at,
+        left: x.unique ? 'unique' : 'not unique',
+        right: y.unique ? 'unique' : 'not unique',
+      });
     if (mode === 'cross' ? (x.where === null) !== (y.where === null) : x.where !== y.where) {
       const w = (i: Index) => (i.where === null ? 'on every row' : mode === 'cross' ? 'partial' : `WHERE ${i.where}`);
       out.push({ subject: `${at} where`, object: at, kind: 'changed', at, left: w(x), right: w(y) });
@@ -225,26 +271,50 @@ function compareTables(a: Table, b: Table, mode: Mode, out: Difference[], enumTy
   if (mode === 'same') {
     const lk = new Set(a.checks);
     const rk = new Set(b.checks);
-    for (const c of union(lk, rk)) if (!lk.has(c) || !rk.has(c)) out.push(only(lk.has(c), `${t} check ${c}`, `check ${c} on ${t}`));
+    for (const c of union(lk, rk))
+      if (!lk.has(c) || !rk.has(c)) out.push(only(lk.has(c), `${t} check ${c}`, `check ${c} on ${t}`));
   }
 }
 
 /** `enumTypes`: enum types compared on their own, whose labels are not reported again for every column of the type. */
-function compareColumns(t: string, x: Column, y: Column, mode: Mode, out: Difference[], enumTypes: ReadonlySet<string>): void {
+function compareColumns(
+  t: string,
+  x: Column,
+  y: Column,
+  mode: Mode,
+  out: Difference[],
+  enumTypes: ReadonlySet<string>,
+): void {
   const at = `${t}.${x.name}`;
-  const changed = (aspect: string, left: string, right: string) => out.push({ subject: `${at} ${aspect}`, object: `column ${at}`, kind: 'changed', at, left, right });
-  const sameType = mode === 'cross' ? compatibleFamilies(x.family, y.family) : x.type === y.type && x.family === y.family;
+  const changed = (aspect: string, left: string, right: string) =>
+    out.push({ subject: `${at} ${aspect}`, object: `column ${at}`, kind: 'changed', at, left, right });
+  const sameType =
+    mode === 'cross' ? compatibleFamilies(x.family, y.family) : x.type === y.type && x.family === y.family;
   if (!sameType) changed('type', typeWords(x), typeWords(y));
-  if (x.nullable !== y.nullable) changed('nullable', x.nullable ? 'nullable' : 'NOT NULL', y.nullable ? 'nullable' : 'NOT NULL');
-  if (mode === 'cross' ? x.hasDefault !== y.hasDefault : x.default !== y.default) changed('default', defaultWords(x, mode), defaultWords(y, mode));
-  if (x.generated !== y.generated) changed('generated', x.generated ? 'generated by the database' : 'not generated', y.generated ? 'generated by the database' : 'not generated');
-  if (x.family === 'enum' && y.family === 'enum' && x.values && y.values && !(x.type === y.type && enumTypes.has(x.type))) {
+  if (x.nullable !== y.nullable)
+    changed('nullable', x.nullable ? 'nullable' : 'NOT NULL', y.nullable ? 'nullable' : 'NOT NULL');
+  if (mode === 'cross' ? x.hasDefault !== y.hasDefault : x.default !== y.default)
+    changed('default', defaultWords(x, mode), defaultWords(y, mode));
+  if (x.generated !== y.generated)
+    changed(
+      'generated',
+      x.generated ? 'generated by the database' : 'not generated',
+      y.generated ? 'generated by the database' : 'not generated',
+    );
+  if (
+    x.family === 'enum' &&
+    y.family === 'enum' &&
+    x.values &&
+    y.values &&
+    !(x.type === y.type && enumTypes.has(x.type))
+  ) {
     const same = mode === 'cross' ? sameList([...x.values].sort(), [...y.values].sort()) : sameList(x.values, y.values);
     if (!same) {
       const missing = (p: string[], q: string[]) => p.filter((v) => !q.includes(v));
       const lo = missing(x.values, y.values);
       const ro = missing(y.values, x.values);
-      const detail = lo.length + ro.length > 0 ? `labels ${labels(x.values)}` : `labels in the order ${labels(x.values)}`;
+      const detail =
+        lo.length + ro.length > 0 ? `labels ${labels(x.values)}` : `labels in the order ${labels(x.values)}`;
       changed('values', detail, labels(y.values));
     }
   }

@@ -70,7 +70,10 @@ async function bundle(): Promise<void> {
   // ones into require(), but one of a module left outside (node's own) would stay and throw.
   for (const [file, input] of Object.entries(metafile.inputs)) {
     const dynamic = input.imports.find((i) => i.kind === 'dynamic-import' && i.external);
-    if (dynamic) fail(`${file} imports ${dynamic.path} with import(), which the compiled CLI cannot run: use process.getBuiltinModule() or require().`);
+    if (dynamic)
+      fail(
+        `${file} imports ${dynamic.path} with import(), which the compiled CLI cannot run: use process.getBuiltinModule() or require().`,
+      );
   }
   copyFileSync(join(root, 'scripts', 'bundle-loader.cjs'), entry);
 }
@@ -87,14 +90,21 @@ function run(scratch: string, args: string[], save = false): Promise<string> {
   const env = { ...process.env, DATABASE_URL: undefined, MIGRATIONS_DIR: undefined, MIGRATIONS_TABLE: undefined };
   return new Promise((done, failed) => {
     // Asynchronous: the embedded PostgreSQL answers from this process's event loop.
-    const child = spawn(process.execPath, ['-e', probe, '--', entry, ...args], { cwd: scratch, env, stdio: ['ignore', 'ignore', 'pipe'], timeout: RUN_LIMIT_MS });
+    const child = spawn(process.execPath, ['-e', probe, '--', entry, ...args], {
+      cwd: scratch,
+      env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+      timeout: RUN_LIMIT_MS,
+    });
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     child.on('error', failed);
     child.on('close', (code, signal) => {
       const state = /code cache: (\w+)$/.exec(stderr);
       if (code === 0 && state) return done(state[1] as string);
-      const how = signal ? `was stopped by ${signal}${signal === 'SIGTERM' ? ` (over ${RUN_LIMIT_MS / 1000} s?)` : ''}` : `exited ${code}`;
+      const how = signal
+        ? `was stopped by ${signal}${signal === 'SIGTERM' ? ` (over ${RUN_LIMIT_MS / 1000} s?)` : ''}`
+        : `exited ${code}`;
       failed(new Error(`\`migrate ${args.join(' ')}\` ${how}: ${stderr.replace(/code cache: \w+$/, '').trim()}`));
     });
   });
@@ -111,18 +121,25 @@ async function makeCodeCache(scratch: string): Promise<void> {
   for (const dialect of ['postgres', 'sqlite']) {
     const folder = join(scratch, 'sql', dialect);
     mkdirSync(folder, { recursive: true });
-    writeFileSync(join(folder, '20000101_000000_warm_up.up.sql'), 'CREATE TABLE warm_up (id integer PRIMARY KEY, note text);\n');
+    writeFileSync(
+      join(folder, '20000101_000000_warm_up.up.sql'),
+      'CREATE TABLE warm_up (id integer PRIMARY KEY, note text);\n',
+    );
     writeFileSync(join(folder, '20000101_000000_warm_up.down.sql'), 'DROP TABLE warm_up;\n');
   }
   const sqlite = `sqlite:${join(scratch, 'warm.db')}`;
   await warm(scratch, sqlite).catch((error: Error) => fail(`the compiled CLI failed on SQLite: ${error.message}`));
   const pg = await serveEmbeddedPostgres({ maxConnections: 4 }).catch((error: Error) => {
-    process.stderr.write(`build: no embedded PostgreSQL (${error.message}); the code cache holds what SQLite starts compile only, and PostgreSQL starts are ~3 ms slower.\n`);
+    process.stderr.write(
+      `build: no embedded PostgreSQL (${error.message}); the code cache holds what SQLite starts compile only, and PostgreSQL starts are ~3 ms slower.\n`,
+    );
     return undefined;
   });
   if (pg) {
     try {
-      await warm(scratch, pg.url).catch((error: Error) => fail(`the compiled CLI failed on PostgreSQL (embedded): ${error.message}`));
+      await warm(scratch, pg.url).catch((error: Error) =>
+        fail(`the compiled CLI failed on PostgreSQL (embedded): ${error.message}`),
+      );
     } finally {
       await pg.stop();
     }
@@ -139,6 +156,8 @@ function discardOutputs(): void {
 
 await main().catch((error: unknown) => {
   discardOutputs();
-  process.stderr.write(`build: ${error instanceof BuildFailed ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error)}\nbuild: failed; nothing left in ${outdir}.\n`);
+  process.stderr.write(
+    `build: ${error instanceof BuildFailed ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error)}\nbuild: failed; nothing left in ${outdir}.\n`,
+  );
   process.exitCode = 1;
 });

@@ -31,7 +31,9 @@ function readBundle() {
   try {
     return readFileSync(bundle);
   } catch (error) {
-    process.stderr.write(`error: ${bundle} cannot be read (${error.code ?? error.message}): dist/migrate.cjs runs it; copy all of dist/, as \`npm run build\` wrote it.\n`);
+    process.stderr.write(
+      `error: ${bundle} cannot be read (${error.code ?? error.message}): dist/migrate.cjs runs it; copy all of dist/, as \`npm run build\` wrote it.\n`,
+    );
     process.exit(1);
   }
 }
@@ -47,7 +49,10 @@ function cacheFor(source) {
   if (file.length < 36) return { state: 'stale' };
   const length = file.readUInt32LE(0);
   const v8Data = file.subarray(4 + length + 32);
-  const same = length === source.length && source.equals(file.subarray(4, 4 + length)) && digest(v8Data).equals(file.subarray(4 + length, 4 + length + 32));
+  const same =
+    length === source.length &&
+    source.equals(file.subarray(4, 4 + length)) &&
+    digest(v8Data).equals(file.subarray(4 + length, 4 + length + 32));
   return same ? { state: 'given', v8Data } : { state: 'stale' };
 }
 
@@ -78,4 +83,6 @@ function saveCodeCache() {
 module.exports = { codeCache, saveCodeCache };
 
 const bundleModule = { exports: {} };
-script.runInThisContext().call(bundleModule.exports, bundleModule.exports, createRequire(bundle), bundleModule, bundle, __dirname);
+script
+  .runInThisContext()
+  .call(bundleModule.exports, bundleModule.exports, createRequire(bundle), bundleModule, bundle, __dirname);

@@ -91,13 +91,20 @@ function warn(cli: Cli, text: string): void {
 }
 
 function emitJson(cli: Cli, value: unknown): void {
-  if (cli.json) process.stdout.write(scrub(cli, JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))) + '\n');
+  if (cli.json)
+    process.stdout.write(
+      scrub(
+        cli,
+        JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)),
+      ) + '\n',
+    );
 }
 
 function seconds(name: string, value: string | undefined, fallback?: number): number | undefined {
   if (value === undefined || value === '') return fallback === undefined ? undefined : fallback * 1000;
   const n = Number(value);
-  if (!Number.isFinite(n) || n < 0) throw new MigrateError('BAD_TARGET', `--${name} takes a number of seconds, not "${value}".`);
+  if (!Number.isFinite(n) || n < 0)
+    throw new MigrateError('BAD_TARGET', `--${name} takes a number of seconds, not "${value}".`);
   return n * 1000;
 }
 
@@ -113,7 +120,9 @@ function splitArgv(argv: string[]): string[] {
 
 async function askYes(steps: readonly Step[]): Promise<boolean> {
   const downs = steps.filter((s) => s.direction === 'down');
-  process.stderr.write(`About to roll back ${downs.length} revisions:\n${downs.map((s) => `  ${s.migration.stem}`).join('\n')}\n`);
+  process.stderr.write(
+    `About to roll back ${downs.length} revisions:\n${downs.map((s) => `  ${s.migration.stem}`).join('\n')}\n`,
+  );
   // Not import(): the compiled CLI runs as a vm script (dist/migrate.cjs), which has no import().
   const { createInterface } = process.getBuiltinModule('node:readline/promises');
   const rl = createInterface({ input: process.stdin, output: process.stderr });
@@ -136,8 +145,12 @@ function stepLine(e: { direction: 'up' | 'down'; revision: string; name: string;
 /** `check: 0 errors, 1 warning; round trips: sqlite 3/3, postgres 3/3; dialects compared at 3 revisions` */
 function checkSummary(r: CheckResult): string {
   const count = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
-  const trips = r.roundTrips.map((t) => (t.skipped ? `${t.dialect} not run (${t.skipped})` : `${t.dialect} ${t.revisions}/${t.of}`)).join(', ');
-  const compared = r.compared.skipped ? `dialects not compared (${r.compared.skipped})` : `dialects compared at ${count(r.compared.revisions, 'revision')}`;
+  const trips = r.roundTrips
+    .map((t) => (t.skipped ? `${t.dialect} not run (${t.skipped})` : `${t.dialect} ${t.revisions}/${t.of}`))
+    .join(', ');
+  const compared = r.compared.skipped
+    ? `dialects not compared (${r.compared.skipped})`
+    : `dialects compared at ${count(r.compared.revisions, 'revision')}`;
   return `check: ${count(r.errors, 'error')}, ${count(r.warnings, 'warning')}; round trips: ${trips}; ${compared}`;
 }
 
@@ -148,7 +161,10 @@ function where(p: { revision: string; name: string } | null): string {
 function reportFailure(cli: Cli, error: unknown): number {
   if (error instanceof MigrationFailed) {
     if (cli.json) {
-      emitJson(cli, { ok: false, error: { code: 'MIGRATION_FAILED', message: error.message, ...error.where, ...error.info } });
+      emitJson(cli, {
+        ok: false,
+        error: { code: 'MIGRATION_FAILED', message: error.message, ...error.where, ...error.info },
+      });
       return error.exitCode;
     }
     const lines = [`error: ${error.headline}`];
@@ -158,13 +174,16 @@ function reportFailure(cli: Cli, error: unknown): number {
     if (line !== undefined && sourceLine !== undefined) {
       const gutter = `${line} | `;
       lines.push(`  ${gutter}${sourceLine}`);
-      if (column !== undefined) lines.push(`  ${' '.repeat(gutter.length + [...sourceLine].slice(0, column - 1).join('').length)}^`);
+      if (column !== undefined)
+        lines.push(`  ${' '.repeat(gutter.length + [...sourceLine].slice(0, column - 1).join('').length)}^`);
     }
     lines.push(
       error.info.statementsRun !== undefined
         ? `${error.where.file} ran outside a transaction: ${error.info.statementsRun} statement(s) took effect and it is recorded as failed. Repair by hand, then run \`stamp\`.`
         : `${error.info.direction === 'up' ? 'Applying' : 'Rolling back'} ${error.info.revision} was rolled back completely.` +
-            (error.info.completed.length > 0 ? ` ${error.info.completed.length} earlier step(s) of this run stay applied.` : ''),
+            (error.info.completed.length > 0
+              ? ` ${error.info.completed.length} earlier step(s) of this run stay applied.`
+              : ''),
     );
     warn(cli, lines.join('\n'));
     return error.exitCode;
@@ -225,14 +244,22 @@ async function main(argv: string[]): Promise<number> {
     if (command !== 'migrate') capYoungGeneration(); // a target caps it at its first step
     const operand = command === 'migrate' ? word : args[0];
     const extra = command === 'migrate' ? args : args.slice(1);
-    if (command === 'check' && args.length > 0) throw new MigrateError('BAD_TARGET', `check takes no argument ("${args[0]}"). See --help.`);
+    if (command === 'check' && args.length > 0)
+      throw new MigrateError('BAD_TARGET', `check takes no argument ("${args[0]}"). See --help.`);
     if (command !== 'current' && command !== 'history' && command !== 'check' && operand === undefined) {
-      throw new MigrateError('BAD_TARGET', `${command} needs ${command === 'new' ? 'a description' : 'a target'}. See --help.`);
+      throw new MigrateError(
+        'BAD_TARGET',
+        `${command} needs ${command === 'new' ? 'a description' : 'a target'}. See --help.`,
+      );
     }
-    if (extra.length > 0 && command !== 'new') throw new MigrateError('BAD_TARGET', `unexpected argument "${extra[0]}". See --help.`);
+    if (extra.length > 0 && command !== 'new')
+      throw new MigrateError('BAD_TARGET', `unexpected argument "${extra[0]}". See --help.`);
 
     if (values['dry-run'] && (command === 'new' || command === 'stamp')) {
-      throw new MigrateError('BAD_TARGET', `--dry-run does not apply to ${command}, which would change ${command === 'new' ? 'the folder' : 'the record'}; \`sql <target>\` prints what a target would run.`);
+      throw new MigrateError(
+        'BAD_TARGET',
+        `--dry-run does not apply to ${command}, which would change ${command === 'new' ? 'the folder' : 'the record'}; \`sql <target>\` prints what a target would run.`,
+      );
     }
     if (command === 'new') {
       const { createMigration } = await import('../runner/create.ts');
@@ -294,7 +321,12 @@ async function main(argv: string[]): Promise<number> {
         }
         emitJson(cli, { command, ...result });
         for (const f of result.findings) {
-          const at = f.line === undefined ? f.file : f.column === undefined ? `${f.file}:${f.line}` : `${f.file}:${f.line}:${f.column}`;
+          const at =
+            f.line === undefined
+              ? f.file
+              : f.column === undefined
+                ? `${f.file}:${f.line}`
+                : `${f.file}:${f.line}:${f.column}`;
           say(cli, `${at}: ${f.severity}: ${f.message} [${f.code}]`);
         }
         say(cli, checkSummary(result));
@@ -324,10 +356,16 @@ async function main(argv: string[]): Promise<number> {
         });
         emitJson(cli, { ok: true, command: 'migrate', target: operand, ...result });
         if (dryRun) {
-          if (!cli.json) process.stdout.write(scrub(cli, `-- dry run: nothing was changed. This is what ${operand} would run:\n${result.script ?? ''}`));
+          if (!cli.json)
+            process.stdout.write(
+              scrub(cli, `-- dry run: nothing was changed. This is what ${operand} would run:\n${result.script ?? ''}`),
+            );
           say(cli, `-- would then be at ${where(result.current)}`);
         } else {
-          say(cli, result.steps.length === 0 ? `nothing to do; at ${where(result.current)}` : `at ${where(result.current)}`);
+          say(
+            cli,
+            result.steps.length === 0 ? `nothing to do; at ${where(result.current)}` : `at ${where(result.current)}`,
+          );
         }
         return EXIT.ok;
       }

@@ -19,7 +19,9 @@ import { checkExpressions } from '../runner/drivers/sqlite-schema.ts';
 import { identifiers } from '../runner/check.ts';
 import { compareDialects, type Schema, type Table } from '../runner/schema.ts';
 
-const NEEDS_SERVER = hasPostgresServer ? false : 'needs TEST_POSTGRES_URL: check creates its scratch PostgreSQL database there';
+const NEEDS_SERVER = hasPostgresServer
+  ? false
+  : 'needs TEST_POSTGRES_URL: check creates its scratch PostgreSQL database there';
 
 /** Run `check` on a folder; with a PostgreSQL database from the test server when `pg`. */
 async function check(dir: string, pg: boolean, ...extra: string[]): Promise<CliResult> {
@@ -37,14 +39,21 @@ function shown(name: string, dialect: 'postgres' | 'sqlite', file: string): stri
   return `${relative(ROOT, fixture(name))}/${dialect}/${file}`;
 }
 
-function escape(text: string): string {
+function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 /** The one line of output that reports `file` (at an optional line), as a regular expression match. */
 function findingLine(r: CliResult, file: string, severity: 'error' | 'warning', message: RegExp, code: string): void {
-  const re = new RegExp(`^${escape(file)}(?::\\d+(?::\\d+)?)?: ${severity}: ${message.source}.* \\[${code}\\]$`, 'm');
-  assert.match(r.stdout, re, `expected a ${code} ${severity} on ${file}\n--- stdout:\n${r.stdout}\n--- stderr:\n${r.stderr}`);
+  const re = new RegExp(
+    `^${escapeRegExp(file)}(?::\\d+(?::\\d+)?)?: ${severity}: ${message.source}.* \\[${code}\\]$`,
+    'm',
+  );
+  assert.match(
+    r.stdout,
+    re,
+    `expected a ${code} ${severity} on ${file}\n--- stdout:\n${r.stdout}\n--- stderr:\n${r.stderr}`,
+  );
 }
 
 function errorCount(r: CliResult): number {
@@ -54,7 +63,9 @@ function errorCount(r: CliResult): number {
 async function scratchDatabasesLeft(): Promise<string[]> {
   const sql = postgres(process.env.TEST_POSTGRES_URL as string, { max: 1, onnotice: () => {} });
   try {
-    return (await sql`SELECT datname FROM pg_database WHERE datname LIKE 'migrate\\_check\\_%'`).map((r) => String(r.datname));
+    return (await sql`SELECT datname FROM pg_database WHERE datname LIKE 'migrate\\_check\\_%'`).map((r) =>
+      String(r.datname),
+    );
   } finally {
     await sql.end({ timeout: 5 });
   }
@@ -64,23 +75,47 @@ describe('check: planted defects, one per fixture', () => {
   it('a down that forgets an index: the down file and the index are named (exit 1)', async () => {
     const r = await check(fixture('check-down-forgets-index'), hasPostgresServer);
     assert.equal(r.code, 1, r.stdout + r.stderr);
-    findingLine(r, shown('check-down-forgets-index', 'sqlite', '000002_index_users.down.sql'), 'error', /leaves index ix_users_created_at on users behind/, 'ROUND_TRIP');
+    findingLine(
+      r,
+      shown('check-down-forgets-index', 'sqlite', '000002_index_users.down.sql'),
+      'error',
+      /leaves index ix_users_created_at on users behind/,
+      'ROUND_TRIP',
+    );
     assert.equal(errorCount(r), 1, r.stdout);
     // The second up then fails on the leftover: said once, as a consequence, not as a second defect.
-    findingLine(r, shown('check-down-forgets-index', 'sqlite', '000002_index_users.up.sql'), 'warning', /fails when run again after its down \(as after "-1" then "head"\): index ix_users_created_at already exists/, 'MIGRATION_FAILED');
+    findingLine(
+      r,
+      shown('check-down-forgets-index', 'sqlite', '000002_index_users.up.sql'),
+      'warning',
+      /fails when run again after its down \(as after "-1" then "head"\): index ix_users_created_at already exists/,
+      'MIGRATION_FAILED',
+    );
   });
 
   it('a down that forgets an enum type (PostgreSQL)', { skip: NEEDS_SERVER }, async () => {
     const r = await check(fixture('check-down-forgets-enum'), true);
     assert.equal(r.code, 1, r.stdout + r.stderr);
-    findingLine(r, shown('check-down-forgets-enum', 'postgres', '000002_add_mood.down.sql'), 'error', /leaves enum type mood behind/, 'ROUND_TRIP');
+    findingLine(
+      r,
+      shown('check-down-forgets-enum', 'postgres', '000002_add_mood.down.sql'),
+      'error',
+      /leaves enum type mood behind/,
+      'ROUND_TRIP',
+    );
     assert.equal(errorCount(r), 1, r.stdout);
   });
 
   it('a column nullable in one dialect only', { skip: NEEDS_SERVER }, async () => {
     const r = await check(fixture('check-nullable-one-dialect'), true);
     assert.equal(r.code, 1, r.stdout + r.stderr);
-    findingLine(r, shown('check-nullable-one-dialect', 'sqlite', '000002_add_email.up.sql'), 'error', /users\.email: NOT NULL in postgres, nullable in sqlite/, 'DIALECT_DIFFERENCE');
+    findingLine(
+      r,
+      shown('check-nullable-one-dialect', 'sqlite', '000002_add_email.up.sql'),
+      'error',
+      /users\.email: NOT NULL in postgres, nullable in sqlite/,
+      'DIALECT_DIFFERENCE',
+    );
     assert.match(r.stdout, /-- migrate:allow-difference users\.email nullable: <reason>/);
     assert.equal(errorCount(r), 1, r.stdout);
   });
@@ -88,14 +123,26 @@ describe('check: planted defects, one per fixture', () => {
   it('a foreign key missing in one dialect', { skip: NEEDS_SERVER }, async () => {
     const r = await check(fixture('check-fk-one-dialect'), true);
     assert.equal(r.code, 1, r.stdout + r.stderr);
-    findingLine(r, shown('check-fk-one-dialect', 'sqlite', '000002_create_posts.up.sql'), 'error', /foreign key posts \(user_id\) → users \(id\) exists in postgres only/, 'DIALECT_DIFFERENCE');
+    findingLine(
+      r,
+      shown('check-fk-one-dialect', 'sqlite', '000002_create_posts.up.sql'),
+      'error',
+      /foreign key posts \(user_id\) → users \(id\) exists in postgres only/,
+      'DIALECT_DIFFERENCE',
+    );
     assert.equal(errorCount(r), 1, r.stdout);
   });
 
   it('a revision present in one folder only (no database needed)', async () => {
     const r = await check(fixture('check-revision-one-folder'), false);
     assert.equal(r.code, 1, r.stdout + r.stderr);
-    findingLine(r, shown('check-revision-one-folder', 'postgres', '000002_add_email.up.sql'), 'error', /revision 000002 has no counterpart in test\/fixtures\/check-revision-one-folder\/sql\/sqlite\//, 'DIALECT_MISMATCH');
+    findingLine(
+      r,
+      shown('check-revision-one-folder', 'postgres', '000002_add_email.up.sql'),
+      'error',
+      /revision 000002 has no counterpart in test\/fixtures\/check-revision-one-folder\/sql\/sqlite\//,
+      'DIALECT_MISMATCH',
+    );
     assert.equal(errorCount(r), 1, r.stdout);
     assert.match(r.stdout, /dialects not compared \(the dialect folders hold different revisions\)/);
   });
@@ -103,7 +150,13 @@ describe('check: planted defects, one per fixture', () => {
   it('COMMIT in a transactional file, at its line and column (no database needed)', async () => {
     const r = await check(fixture('check-commit-in-transaction'), false);
     assert.equal(r.code, 1, r.stdout + r.stderr);
-    assert.match(r.stdout, new RegExp(`^${escape(shown('check-commit-in-transaction', 'postgres', '000002_add_email.up.sql'))}:3:1: error: "COMMIT;?" inside a file that already runs in a transaction.* \\[TRANSACTION_CONTROL\\]$`, 'm'));
+    assert.match(
+      r.stdout,
+      new RegExp(
+        `^${escapeRegExp(shown('check-commit-in-transaction', 'postgres', '000002_add_email.up.sql'))}:3:1: error: "COMMIT;?" inside a file that already runs in a transaction.* \\[TRANSACTION_CONTROL\\]$`,
+        'm',
+      ),
+    );
     assert.equal(errorCount(r), 1, r.stdout);
     assert.match(r.stdout, /postgres not run \(errors in /);
   });
@@ -114,10 +167,34 @@ describe('check: planted defects, one per fixture', () => {
     assert.equal(r.code, 1, r.stdout + r.stderr);
     const up = shown(name, 'postgres', '000002_admins.up.sql');
     findingLine(r, up, 'error', /CREATE INDEX CONCURRENTLY cannot run inside a transaction/, 'NEEDS_NO_TRANSACTION');
-    findingLine(r, up, 'error', /ALTER TYPE userrole ADD VALUE 'ADMIN' runs inside this file's transaction.*a later statement of this file uses it/, 'ENUM_VALUE_IN_TRANSACTION');
-    findingLine(r, up, 'error', /"user_role_change_log_entries_kept_for_the_auditors_of_the_financial_year_2025" is 77 bytes long; PostgreSQL keeps 63/, 'LONG_IDENTIFIER');
-    findingLine(r, up, 'error', /"-- migrate:allow-difference users\.role values" must name one difference and say why/, 'BAD_WAIVER');
-    findingLine(r, shown(name, 'sqlite', '000002_admins.up.sql'), 'warning', /runs outside a transaction with 2 statements/, 'NO_TRANSACTION_MULTI');
+    findingLine(
+      r,
+      up,
+      'error',
+      /ALTER TYPE userrole ADD VALUE 'ADMIN' runs inside this file's transaction.*a later statement of this file uses it/,
+      'ENUM_VALUE_IN_TRANSACTION',
+    );
+    findingLine(
+      r,
+      up,
+      'error',
+      /"user_role_change_log_entries_kept_for_the_auditors_of_the_financial_year_2025" is 77 bytes long; PostgreSQL keeps 63/,
+      'LONG_IDENTIFIER',
+    );
+    findingLine(
+      r,
+      up,
+      'error',
+      /"-- migrate:allow-difference users\.role values" must name one difference and say why/,
+      'BAD_WAIVER',
+    );
+    findingLine(
+      r,
+      shown(name, 'sqlite', '000002_admins.up.sql'),
+      'warning',
+      /runs outside a transaction with 2 statements/,
+      'NO_TRANSACTION_MULTI',
+    );
   });
 });
 
@@ -128,7 +205,10 @@ describe('check: what passes', () => {
     assert.equal(r.stderr, '');
     assert.doesNotMatch(r.stdout, /: (error|warning): /);
     if (hasPostgresServer) {
-      assert.match(r.stdout, /^check: 0 errors, 0 warnings; round trips: postgres 3\/3, sqlite 3\/3; dialects compared at 3 revisions$/m);
+      assert.match(
+        r.stdout,
+        /^check: 0 errors, 0 warnings; round trips: postgres 3\/3, sqlite 3\/3; dialects compared at 3 revisions$/m,
+      );
       assert.deepEqual(await scratchDatabasesLeft(), []);
     } else {
       assert.match(r.stdout, /round trips: postgres not run \(no postgres:\/\/ URL given\), sqlite 3\/3/);
@@ -138,7 +218,10 @@ describe('check: what passes', () => {
   it("the project's own sql/ passes", async () => {
     const r = await check(join(ROOT, 'sql'), hasPostgresServer);
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    assert.match(r.stdout, hasPostgresServer ? /round trips: postgres 1\/1, sqlite 1\/1; dialects compared at 1 revision$/m : /sqlite 1\/1/);
+    assert.match(
+      r.stdout,
+      hasPostgresServer ? /round trips: postgres 1\/1, sqlite 1\/1; dialects compared at 1 revision$/m : /sqlite 1\/1/,
+    );
   });
 
   it('check never touches the database the URL names', { skip: NEEDS_SERVER }, async () => {
@@ -148,7 +231,8 @@ describe('check: what passes', () => {
       assert.equal(r.code, 0, r.stdout + r.stderr);
       const sql = postgres(db.url, { max: 1, onnotice: () => {} });
       try {
-        const [row] = await sql`SELECT count(*)::int AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'`;
+        const [row] =
+          await sql`SELECT count(*)::int AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'`;
         assert.equal(row?.n, 0, 'nothing created in the named database');
       } finally {
         await sql.end({ timeout: 5 });
@@ -168,33 +252,49 @@ describe('check: waivers', () => {
     return { dir, cleanup: () => rmSync(root, { recursive: true, force: true }) };
   }
 
-  it('the waiver in the clean fixture is what accepts its one intended difference', { skip: NEEDS_SERVER }, async () => {
+  it('the waiver in the clean fixture is what accepts its one intended difference', {
+    skip: NEEDS_SERVER,
+  }, async () => {
     const copy = copyClean();
     try {
       const file = join(copy.dir, 'postgres', '000002_create_posts.up.sql');
       writeFileSync(file, readFileSync(file, 'utf8').replace(/^-- migrate:allow-difference .*\n/m, ''));
       const r = await check(copy.dir, true);
       assert.equal(r.code, 1, r.stdout + r.stderr);
-      assert.match(r.stdout, /sqlite\/000002_create_posts\.up\.sql: error: posts\.tags: other \(text\[\]\) in postgres, json \(TEXT\) in sqlite .*-- migrate:allow-difference posts\.tags type: <reason> \[DIALECT_DIFFERENCE\]$/m);
+      assert.match(
+        r.stdout,
+        /sqlite\/000002_create_posts\.up\.sql: error: posts\.tags: other \(text\[\]\) in postgres, json \(TEXT\) in sqlite .*-- migrate:allow-difference posts\.tags type: <reason> \[DIALECT_DIFFERENCE\]$/m,
+      );
       assert.equal(errorCount(r), 1, r.stdout);
     } finally {
       copy.cleanup();
     }
   });
 
-  it('a waiver that accepts nothing is a warning; one that is not specific is an error', { skip: NEEDS_SERVER }, async () => {
+  it('a waiver that accepts nothing is a warning; one that is not specific is an error', {
+    skip: NEEDS_SERVER,
+  }, async () => {
     const copy = copyClean();
     try {
       const file = join(copy.dir, 'sqlite', '000001_create_users.up.sql');
-      writeFileSync(file, `-- migrate:allow-difference users.name nullable: no such difference\n${readFileSync(file, 'utf8')}`);
+      writeFileSync(
+        file,
+        `-- migrate:allow-difference users.name nullable: no such difference\n${readFileSync(file, 'utf8')}`,
+      );
       const unused = await check(copy.dir, true);
       assert.equal(unused.code, 0, unused.stdout + unused.stderr);
-      assert.match(unused.stdout, /sqlite\/000001_create_users\.up\.sql:1: warning: "-- migrate:allow-difference users\.name nullable: no such difference" accepts nothing.* \[UNUSED_WAIVER\]$/m);
+      assert.match(
+        unused.stdout,
+        /sqlite\/000001_create_users\.up\.sql:1: warning: "-- migrate:allow-difference users\.name nullable: no such difference" accepts nothing.* \[UNUSED_WAIVER\]$/m,
+      );
 
       writeFileSync(file, `-- migrate:allow-difference *: everything\n${readFileSync(file, 'utf8')}`);
       const blanket = await check(copy.dir, true);
       assert.equal(blanket.code, 1, blanket.stdout + blanket.stderr);
-      assert.match(blanket.stdout, /sqlite\/000001_create_users\.up\.sql:1: error: .*must name one difference and say why.* \[BAD_WAIVER\]$/m);
+      assert.match(
+        blanket.stdout,
+        /sqlite\/000001_create_users\.up\.sql:1: error: .*must name one difference and say why.* \[BAD_WAIVER\]$/m,
+      );
     } finally {
       copy.cleanup();
     }
@@ -205,7 +305,13 @@ describe('check: output and usage', () => {
   it('--json: one object with every finding, exit 1', async () => {
     const r = await check(fixture('check-down-forgets-index'), false, '--json');
     assert.equal(r.code, 1, r.stderr);
-    const out = JSON.parse(r.stdout) as { ok: boolean; command: string; errors: number; findings: Array<Record<string, unknown>>; roundTrips: Array<Record<string, unknown>> };
+    const out = JSON.parse(r.stdout) as {
+      ok: boolean;
+      command: string;
+      errors: number;
+      findings: Array<Record<string, unknown>>;
+      roundTrips: Array<Record<string, unknown>>;
+    };
     assert.equal(out.ok, false);
     assert.equal(out.command, 'check');
     assert.equal(out.errors, 1);
@@ -229,7 +335,13 @@ describe('check: output and usage', () => {
     const extra = await runCli(['check', 'head', '--url', 'sqlite::memory:']);
     assert.equal(extra.code, 2);
     assert.match(extra.stderr, /check takes no argument \("head"\).*\[BAD_TARGET\]/);
-    const missing = await runCli(['check', '--dir', join(tmpdir(), 'no-such-migrations-folder'), '--url', 'sqlite::memory:']);
+    const missing = await runCli([
+      'check',
+      '--dir',
+      join(tmpdir(), 'no-such-migrations-folder'),
+      '--url',
+      'sqlite::memory:',
+    ]);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /\[NO_MIGRATIONS\]/);
   });
@@ -251,13 +363,26 @@ describe('check: pieces, without a database', () => {
 
   it('across dialects: SQLite TEXT stands for a PostgreSQL timestamp, not for a boolean', () => {
     const table = (family: 'timestamp' | 'text' | 'boolean' | 'integer', type: string): Schema => ({
-      tables: [{ name: 't', columns: [{ name: 'c', type, family, nullable: true, hasDefault: false, default: null, generated: false }], primaryKey: [], foreignKeys: [], uniques: [], indexes: [], checks: [] } satisfies Table],
+      tables: [
+        {
+          name: 't',
+          columns: [{ name: 'c', type, family, nullable: true, hasDefault: false, default: null, generated: false }],
+          primaryKey: [],
+          foreignKeys: [],
+          uniques: [],
+          indexes: [],
+          checks: [],
+        } satisfies Table,
+      ],
       enums: [],
       others: {},
     });
     assert.deepEqual(compareDialects(table('timestamp', 'timestamp without time zone'), table('text', 'TEXT')), []);
     const [d] = compareDialects(table('boolean', 'boolean'), table('integer', 'INTEGER'));
     assert.equal(d?.subject, 't.c type');
-    assert.equal(`${d?.at}: ${d?.left} in postgres, ${d?.right} in sqlite`, 't.c: boolean in postgres, integer in sqlite');
+    assert.equal(
+      `${d?.at}: ${d?.left} in postgres, ${d?.right} in sqlite`,
+      't.c: boolean in postgres, integer in sqlite',
+    );
   });
 });

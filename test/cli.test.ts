@@ -27,11 +27,14 @@ for (const dialect of TEST_DIALECTS) {
         );
         assert.deepEqual(await db.tables(), ['posts', 'schema_migrations', 'users']);
         const rows = await db.records();
-        assert.deepEqual(rows.map((x) => [x.revision, x.name, x.status, x.seq]), [
-          ['000001', 'create_users', 'applied', 1],
-          ['000002', 'create_posts', 'applied', 2],
-          ['000003', 'add_email', 'applied', 3],
-        ]);
+        assert.deepEqual(
+          rows.map((x) => [x.revision, x.name, x.status, x.seq]),
+          [
+            ['000001', 'create_users', 'applied', 1],
+            ['000002', 'create_posts', 'applied', 2],
+            ['000003', 'add_email', 'applied', 3],
+          ],
+        );
         assert.match(rows[0]?.checksum ?? '', /^[0-9a-f]{64}$/);
         const again = await cli(db, ['head']);
         assert.equal(again.code, 0);
@@ -51,7 +54,10 @@ for (const dialect of TEST_DIALECTS) {
         assert.match(lines[1] as string, /^000002 {2}create_posts +applied /);
         assert.match(lines[2] as string, /^000003 {2}add_email +pending$/);
         const json = JSON.parse((await cli(db, ['history', '--json'])).stdout);
-        assert.deepEqual(json.revisions.map((x: { state: string }) => x.state), ['applied', 'applied', 'pending']);
+        assert.deepEqual(
+          json.revisions.map((x: { state: string }) => x.state),
+          ['applied', 'applied', 'pending'],
+        );
       }));
 
     it('+N and -N walk forward and back; -1 never asks', () =>
@@ -62,15 +68,26 @@ for (const dialect of TEST_DIALECTS) {
         const down = await cli(db, ['-1']);
         assert.equal(down.code, 0, down.stderr);
         assert.equal(maskDurations(down.stdout), 'down  000003  add_email  (N ms)\nat 000002 (create_posts)\n');
-        const cols = dialect === 'sqlite' ? await db.query<{ name: string }>(`SELECT name FROM pragma_table_info('users')`) : await db.query<{ name: string }>(`SELECT column_name AS name FROM information_schema.columns WHERE table_name = 'users'`);
+        const cols =
+          dialect === 'sqlite'
+            ? await db.query<{ name: string }>(`SELECT name FROM pragma_table_info('users')`)
+            : await db.query<{ name: string }>(
+                `SELECT column_name AS name FROM information_schema.columns WHERE table_name = 'users'`,
+              );
         assert.deepEqual(cols.map((c) => c.name).sort(), ['id', 'name']);
-        assert.deepEqual((await db.records()).map((x) => x.revision), ['000001', '000002']);
+        assert.deepEqual(
+          (await db.records()).map((x) => x.revision),
+          ['000001', '000002'],
+        );
       }));
 
     it('a named revision rolls back what follows it (with --yes) or applies up to it', () =>
       withTestDb(dialect, async (db) => {
         assert.equal((await cli(db, ['000002_create_posts'])).code, 0);
-        assert.deepEqual((await db.records()).map((x) => x.revision), ['000001', '000002']);
+        assert.deepEqual(
+          (await db.records()).map((x) => x.revision),
+          ['000001', '000002'],
+        );
         assert.equal((await cli(db, ['head'])).code, 0);
         const refused = await cli(db, ['000001']);
         assert.equal(refused.code, 2, 'two rollbacks without --yes and no terminal');
@@ -78,7 +95,10 @@ for (const dialect of TEST_DIALECTS) {
         assert.equal((await db.records()).length, 3);
         const r = await cli(db, ['000001', '--yes']);
         assert.equal(r.code, 0, r.stderr);
-        assert.equal(maskDurations(r.stdout), 'down  000003  add_email  (N ms)\ndown  000002  create_posts  (N ms)\nat 000001 (create_users)\n');
+        assert.equal(
+          maskDurations(r.stdout),
+          'down  000003  add_email  (N ms)\ndown  000002  create_posts  (N ms)\nat 000001 (create_users)\n',
+        );
         assert.deepEqual(await db.tables(), ['schema_migrations', 'users']);
       }));
 
@@ -101,17 +121,27 @@ for (const dialect of TEST_DIALECTS) {
         cpSync(BASIC, dir, { recursive: true });
         const held = join(db.dir, 'held');
         mkdirSync(held);
-        for (const d of ['postgres', 'sqlite']) for (const h of ['up', 'down']) renameSync(join(dir, d, `000002_create_posts.${h}.sql`), join(held, `${d}.${h}`));
+        for (const d of ['postgres', 'sqlite'])
+          for (const h of ['up', 'down'])
+            renameSync(join(dir, d, `000002_create_posts.${h}.sql`), join(held, `${d}.${h}`));
         assert.equal((await cli(db, ['head'], dir)).code, 0);
-        for (const d of ['postgres', 'sqlite']) for (const h of ['up', 'down']) renameSync(join(held, `${d}.${h}`), join(dir, d, `000002_create_posts.${h}.sql`));
+        for (const d of ['postgres', 'sqlite'])
+          for (const h of ['up', 'down'])
+            renameSync(join(held, `${d}.${h}`), join(dir, d, `000002_create_posts.${h}.sql`));
         const late = await cli(db, ['head'], dir);
         assert.equal(late.code, 0, late.stderr);
         assert.match(late.stderr, /warning: 000002_create_posts is older than the newest applied revision/);
-        assert.deepEqual((await db.records()).map((x) => x.revision), ['000001', '000003', '000002']);
+        assert.deepEqual(
+          (await db.records()).map((x) => x.revision),
+          ['000001', '000003', '000002'],
+        );
         const back = await cli(db, ['-1'], dir);
         assert.equal(back.code, 0, back.stderr);
         assert.match(back.stdout, /^down {2}000002 /);
-        assert.deepEqual((await db.records()).map((x) => x.revision), ['000001', '000003']);
+        assert.deepEqual(
+          (await db.records()).map((x) => x.revision),
+          ['000001', '000003'],
+        );
       }));
 
     it('each refusal exits 2 and leaves the database unchanged', async () =>
@@ -155,13 +185,21 @@ for (const dialect of TEST_DIALECTS) {
         assert.equal(r.code, 1);
         assert.match(maskDurations(r.stdout), /^up {4}000001 {2}one {2}\(N ms\)\nup {4}000002 {2}two {2}\(N ms\)\n$/);
         const first = r.stderr.split('\n')[0] as string;
-        assert.match(first, new RegExp(`^error: test/fixtures/fail-third-statement/sql/${dialect}/000003_three\\.up\\.sql:7:13: `));
+        assert.match(
+          first,
+          new RegExp(`^error: test/fixtures/fail-third-statement/sql/${dialect}/000003_three\\.up\\.sql:7:13: `),
+        );
         assert.match(first, /nowhere/);
         assert.match(r.stderr, /7 \| INSERT INTO nowhere \(id\) VALUES \(2\);/);
         assert.deepEqual(await db.tables(), ['one', 'schema_migrations', 'two'], 'no trace of table three');
-        assert.deepEqual((await db.records()).map((x) => x.revision), ['000001', '000002']);
+        assert.deepEqual(
+          (await db.records()).map((x) => x.revision),
+          ['000001', '000002'],
+        );
         // Run from inside the folder: the path is the bare file name, clickable as it is.
-        const inside = await runCli(['head', '--url', db.url, '--dir', '.'], { cwd: join(fixture('fail-third-statement'), dialect) });
+        const inside = await runCli(['head', '--url', db.url, '--dir', '.'], {
+          cwd: join(fixture('fail-third-statement'), dialect),
+        });
         assert.match(inside.stderr.split('\n')[0] as string, /^error: 000003_three\.up\.sql:7:13: /);
       }));
 
@@ -174,10 +212,17 @@ for (const dialect of TEST_DIALECTS) {
         const made = readdirSync(join(dir, 'postgres')).filter((f) => f.includes('add_email_index'));
         assert.equal(made.length, 2);
         assert.match(made[0] as string, /^\d{8}_\d{6}_add_email_index\.(up|down)\.sql$/);
-        assert.deepEqual(readdirSync(join(dir, 'sqlite')).filter((f) => f.includes('add_email_index')), made);
+        assert.deepEqual(
+          readdirSync(join(dir, 'sqlite')).filter((f) => f.includes('add_email_index')),
+          made,
+        );
         const second = await cli(db, ['new', 'add email index'], dir);
         assert.equal(second.code, 0);
-        assert.equal(readdirSync(join(dir, 'sqlite')).filter((f) => f.includes('add_email_index')).length, 4, 'a second pair, not an overwrite');
+        assert.equal(
+          readdirSync(join(dir, 'sqlite')).filter((f) => f.includes('add_email_index')).length,
+          4,
+          'a second pair, not an overwrite',
+        );
         const h = await cli(db, ['head'], dir);
         assert.equal(h.code, 0, 'comment-only files apply and are recorded: ' + h.stderr);
         assert.equal((await db.records()).length, 5);
@@ -189,7 +234,10 @@ for (const dialect of TEST_DIALECTS) {
         assert.equal(r.code, 0);
         const out = JSON.parse(r.stdout);
         assert.equal(out.ok, true);
-        assert.deepEqual(out.steps.map((s: { revision: string }) => s.revision), ['000001', '000002', '000003']);
+        assert.deepEqual(
+          out.steps.map((s: { revision: string }) => s.revision),
+          ['000001', '000002', '000003'],
+        );
         assert.deepEqual(out.current, { revision: '000003', name: 'add_email' });
         const bad = await cli(db, ['nope_x', '--json']);
         assert.equal(bad.code, 2);
@@ -222,9 +270,20 @@ describe('CLI without a database', () => {
       writeFileSync(join(db.dir, '.env'), 'DATABASE_URL=sqlite:from-dotenv.db\n');
       assert.equal((await runCli(['+1'], { cwd: db.dir })).code, 0);
       assert.ok(existsSync(join(db.dir, 'from-dotenv.db')), '.env is read');
-      assert.equal((await runCli(['+1'], { cwd: db.dir, env: { DATABASE_URL: 'sqlite+aiosqlite:///from-env.db' } })).code, 0);
+      assert.equal(
+        (await runCli(['+1'], { cwd: db.dir, env: { DATABASE_URL: 'sqlite+aiosqlite:///from-env.db' } })).code,
+        0,
+      );
       assert.ok(existsSync(join(db.dir, 'from-env.db')), 'the environment beats .env');
-      assert.equal((await runCli(['+1', '--url', 'sqlite:///from-flag.db'], { cwd: db.dir, env: { DATABASE_URL: 'sqlite:from-env.db' } })).code, 0);
+      assert.equal(
+        (
+          await runCli(['+1', '--url', 'sqlite:///from-flag.db'], {
+            cwd: db.dir,
+            env: { DATABASE_URL: 'sqlite:from-env.db' },
+          })
+        ).code,
+        0,
+      );
       assert.ok(existsSync(join(db.dir, 'from-flag.db')), '--url beats the environment');
       writeFileSync(join(db.dir, '.env'), '');
       assert.equal((await runCli(['+1'], { cwd: db.dir })).code, 0);
@@ -237,10 +296,14 @@ describe('CLI without a database', () => {
   it('MIGRATIONS_DIR and MIGRATIONS_TABLE are read, and the flags win', async () => {
     const db = await createTestDb('sqlite');
     try {
-      const r = await runCli(['head', '--url', db.url], { env: { MIGRATIONS_DIR: BASIC, MIGRATIONS_TABLE: 'applied_revisions' } });
+      const r = await runCli(['head', '--url', db.url], {
+        env: { MIGRATIONS_DIR: BASIC, MIGRATIONS_TABLE: 'applied_revisions' },
+      });
       assert.equal(r.code, 0, r.stderr);
       assert.deepEqual(await db.tables(), ['applied_revisions', 'posts', 'users']);
-      const flag = await runCli(['current', '--url', db.url, '--table', 'schema_migrations'], { env: { MIGRATIONS_DIR: BASIC, MIGRATIONS_TABLE: 'applied_revisions' } });
+      const flag = await runCli(['current', '--url', db.url, '--table', 'schema_migrations'], {
+        env: { MIGRATIONS_DIR: BASIC, MIGRATIONS_TABLE: 'applied_revisions' },
+      });
       assert.equal(flag.stdout, 'base\n');
     } finally {
       await db.drop();
@@ -266,7 +329,9 @@ async function createTestDbAt(path: string): Promise<string[]> {
   const { default: Database } = await import('better-sqlite3');
   const d = new Database(path, { readonly: true });
   try {
-    return (d.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).all() as Array<{ name: string }>).map((r) => r.name);
+    return (d.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).all() as Array<{ name: string }>).map(
+      (r) => r.name,
+    );
   } finally {
     d.close();
   }
@@ -279,7 +344,10 @@ describe('confirmation on a terminal', () => {
       const args = ['base', '--url', db.url, '--dir', BASIC];
       assert.equal((await runCli(['head', '--url', db.url, '--dir', BASIC])).code, 0);
       const no = await onTerminal(args, 'n');
-      assert.match(no.out, /About to roll back 3 revisions:\s+000003_add_email\s+000002_create_posts\s+000001_create_users/);
+      assert.match(
+        no.out,
+        /About to roll back 3 revisions:\s+000003_add_email\s+000002_create_posts\s+000001_create_users/,
+      );
       assert.match(no.out, /Roll them back\? \[y\/N\]/);
       assert.equal(no.code, 2);
       assert.match(no.out, /was not confirmed; nothing was changed/);
@@ -339,7 +407,16 @@ describe('passwords', { skip: !TEST_DIALECTS.includes('postgres') && 'TEST_DIALE
             assert.equal((r.stdout + r.stderr).includes(shown), false, `leaked in: ${r.stdout}${r.stderr}`);
           }
         }
-        await runCli(['base', '--yes', '--url', url, '--table', 'fail_record', '--dir', fixture('fail-third-statement')]);
+        await runCli([
+          'base',
+          '--yes',
+          '--url',
+          url,
+          '--table',
+          'fail_record',
+          '--dir',
+          fixture('fail-third-statement'),
+        ]);
         await runCli(['base', '--yes', '--url', url, '--dir', BASIC]);
       }
     } finally {
@@ -348,8 +425,12 @@ describe('passwords', { skip: !TEST_DIALECTS.includes('postgres') && 'TEST_DIALE
   });
 
   it(
-    'a role refused the record table: exit 3 with DATABASE_REFUSED and the server\'s reason, not a bare error',
-    { skip: (!hasPostgresServer || !TEST_DIALECTS.includes('postgres')) && 'needs a PostgreSQL server with roles (TEST_POSTGRES_URL)' },
+    "a role refused the record table: exit 3 with DATABASE_REFUSED and the server's reason, not a bare error",
+    {
+      skip:
+        (!hasPostgresServer || !TEST_DIALECTS.includes('postgres')) &&
+        'needs a PostgreSQL server with roles (TEST_POSTGRES_URL)',
+    },
     () =>
       withTestDb('postgres', async (db) => {
         const role = `sql_migrate_noperm_${process.pid}`;
@@ -360,9 +441,16 @@ describe('passwords', { skip: !TEST_DIALECTS.includes('postgres') && 'TEST_DIALE
           for (const args of [['head'], ['history']]) {
             const r = await runCli([...args, '--url', url, '--dir', BASIC]);
             assert.equal(r.code, 3, r.stderr);
-            assert.match(r.stderr, /refused the runner's own work on its record table or lock: permission denied for table schema_migrations \(42501\).*\[DATABASE_REFUSED\]/s);
+            assert.match(
+              r.stderr,
+              /refused the runner's own work on its record table or lock: permission denied for table schema_migrations \(42501\).*\[DATABASE_REFUSED\]/s,
+            );
           }
-          assert.deepEqual((await db.records()).map((x) => x.revision), ['000001'], 'nothing changed');
+          assert.deepEqual(
+            (await db.records()).map((x) => x.revision),
+            ['000001'],
+            'nothing changed',
+          );
         } finally {
           await db.query(`DROP ROLE ${role}`);
         }
@@ -370,9 +458,18 @@ describe('passwords', { skip: !TEST_DIALECTS.includes('postgres') && 'TEST_DIALE
   );
 
   // The timeout guards the abort: without it the run would keep retrying for the full --wait=60.
-  it('a bad folder is reported before an unreachable server, and --wait stops retrying for it', { timeout: 30_000 }, async () => {
+  it('a bad folder is reported before an unreachable server, and --wait stops retrying for it', {
+    timeout: 30_000,
+  }, async () => {
     // The connection is started while the folder is read: the folder's error must still win.
-    const r = await runCli(['head', '--wait=60', '--url', 'postgres://bot:Hunter2@127.0.0.1:1/bot', '--dir', fixture('lone-half')]);
+    const r = await runCli([
+      'head',
+      '--wait=60',
+      '--url',
+      'postgres://bot:Hunter2@127.0.0.1:1/bot',
+      '--dir',
+      fixture('lone-half'),
+    ]);
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /\[MISSING_DOWN\]|\[MISSING_UP\]/);
     assert.doesNotMatch(r.stderr, /CONNECTION_FAILED/);
@@ -381,7 +478,10 @@ describe('passwords', { skip: !TEST_DIALECTS.includes('postgres') && 'TEST_DIALE
   it('--wait keeps trying, then exits 3 naming the URL without its password', async () => {
     const r = await runCli(['head', '--wait=1', '--url', 'postgres://bot:Hunter2@127.0.0.1:1/bot', '--dir', BASIC]);
     assert.equal(r.code, 3);
-    assert.match(r.stderr, /connect to postgres:\/\/bot:\*\*\*\*@127\.0\.0\.1:1\/bot: .*\(kept trying for 1 s\) \[CONNECTION_FAILED\]/s);
+    assert.match(
+      r.stderr,
+      /connect to postgres:\/\/bot:\*\*\*\*@127\.0\.0\.1:1\/bot: .*\(kept trying for 1 s\) \[CONNECTION_FAILED\]/s,
+    );
     assert.equal(r.stderr.includes('Hunter2'), false);
   });
 });

@@ -7,7 +7,16 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
-import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fixture, maskDurations, onTerminal, ROOT, runCli, type CliResult } from './support/cli.ts';
@@ -23,7 +32,10 @@ before(() => {
   bundle = join(app, 'dist', 'migrate.cjs');
   symlinkSync(join(ROOT, 'node_modules'), join(app, 'node_modules')); // better-sqlite3, the one dependency left outside the bundle
   // The build warms its code cache on SQLite and on PGlite (both here): it has nothing to warn about.
-  const built = spawnSync('npm', ['run', 'build', '--silent', '--', `--outdir=${join(app, 'dist')}`], { cwd: ROOT, encoding: 'utf8' });
+  const built = spawnSync('npm', ['run', 'build', '--silent', '--', `--outdir=${join(app, 'dist')}`], {
+    cwd: ROOT,
+    encoding: 'utf8',
+  });
   assert.equal(built.status, 0, built.stderr);
   assert.doesNotMatch(built.stderr, /^build:/m);
   mkdirSync(join(app, 'scripts'));
@@ -65,7 +77,10 @@ describe('compiled CLI (npm run build)', () => {
             assert.deepEqual(comparable(compiled, viaBundle), comparable(tsx, viaTsx), `${args.join(' ')}`);
           }
           // The walk really happened: the failing fixture's first two revisions are recorded.
-          assert.deepEqual((await viaBundle.records()).map((r) => r.revision), (await viaTsx.records()).map((r) => r.revision));
+          assert.deepEqual(
+            (await viaBundle.records()).map((r) => r.revision),
+            (await viaTsx.records()).map((r) => r.revision),
+          );
           assert.ok((await viaBundle.records()).length > 0);
         }),
       ));
@@ -81,10 +96,16 @@ describe('compiled CLI (npm run build)', () => {
         const home = join(scratch, name);
         mkdirSync(join(home, 'sql', 'sqlite'), { recursive: true });
         // The real environment's settings are removed by runCli: these come from .env only.
-        writeFileSync(join(home, '.env'), `DATABASE_URL=sqlite:${join(home, 'env.db')}\nMIGRATIONS_DIR=${fixture('basic')}\n`);
+        writeFileSync(
+          join(home, '.env'),
+          `DATABASE_URL=sqlite:${join(home, 'env.db')}\nMIGRATIONS_DIR=${fixture('basic')}\n`,
+        );
         const head = await runCli(['head'], { cwd: home, ...options });
         const created = await runCli(['new', 'add thing', '--dir', join(home, 'sql')], { cwd: home, ...options });
-        const mask = (text: string) => maskDurations(text).replaceAll(home, '<home>').replace(/\d{8}_\d{6}/g, '<version>');
+        const mask = (text: string) =>
+          maskDurations(text)
+            .replaceAll(home, '<home>')
+            .replace(/\d{8}_\d{6}/g, '<version>');
         return { head: { ...head, stdout: mask(head.stdout) }, created: { ...created, stdout: mask(created.stdout) } };
       };
       const viaBundle = await run('bundle', { compiled: bundle });
@@ -102,8 +123,16 @@ describe('compiled CLI (npm run build)', () => {
       const tsx = await runCli(args);
       const compiled = await runCli(args, { compiled: bundle });
       // The usage line names how each was started; the rest is the same text.
-      const startedAs = (r: CliResult, how: string) => ({ ...r, stdout: r.stdout.replace(how, '<cli>'), stderr: r.stderr.replace(how, '<cli>') });
-      assert.deepEqual(startedAs(compiled, 'node dist/migrate.cjs'), startedAs(tsx, 'tsx scripts/migrate.ts'), args.join(' '));
+      const startedAs = (r: CliResult, how: string) => ({
+        ...r,
+        stdout: r.stdout.replace(how, '<cli>'),
+        stderr: r.stderr.replace(how, '<cli>'),
+      });
+      assert.deepEqual(
+        startedAs(compiled, 'node dist/migrate.cjs'),
+        startedAs(tsx, 'tsx scripts/migrate.ts'),
+        args.join(' '),
+      );
       assert.match(compiled.stdout + compiled.stderr, /^Usage: node dist\/migrate\.cjs /m);
     }
   });
@@ -124,8 +153,11 @@ describe('compiled CLI (npm run build)', () => {
     withTestDb('sqlite', async (db) => {
       // The app folder has no scripts/migrate.ts: only the bundle can have migrated.
       const r = await new Promise<{ code: number; stderr: string }>((resolve) =>
-        execFile('sh', [join(app, 'scripts', 'docker-entrypoint.sh')], { env: { ...process.env, DATABASE_URL: db.url, MIGRATIONS_DIR: fixture('basic') } }, (error, _out, stderr) =>
-          resolve({ code: error ? Number(error.code ?? 1) : 0, stderr }),
+        execFile(
+          'sh',
+          [join(app, 'scripts', 'docker-entrypoint.sh')],
+          { env: { ...process.env, DATABASE_URL: db.url, MIGRATIONS_DIR: fixture('basic') } },
+          (error, _out, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stderr }),
         ),
       );
       assert.equal(r.code, 0, r.stderr);
@@ -135,7 +167,11 @@ describe('compiled CLI (npm run build)', () => {
 
 describe('the code cache the build makes', () => {
   /** The CLI's result, and what its loader did with the code cache (used, none, stale, rejected). */
-  async function started(entry: string, args: string[], nodeFlags: string[] = []): Promise<CliResult & { codeCache: string }> {
+  async function started(
+    entry: string,
+    args: string[],
+    nodeFlags: string[] = [],
+  ): Promise<CliResult & { codeCache: string }> {
     const probe = `const cli = require(process.argv[1]); process.on('exit', () => process.stderr.write('code cache: ' + cli.codeCache + '\\n'));`;
     const r = await runCli(args, { compiled: entry, node: [...nodeFlags, '-e', probe, '--'] });
     const codeCache = /code cache: (\w+)\n$/.exec(r.stderr)?.[1] ?? 'not reported';
@@ -143,7 +179,10 @@ describe('the code cache the build makes', () => {
   }
 
   /** `fn` on a copy of dist/ made elsewhere, as a Docker stage copies it; `edit` changes the copy's bundle. */
-  async function withCopyOfDist(fn: (entry: string) => Promise<void>, edit?: (bundleSource: string) => string): Promise<void> {
+  async function withCopyOfDist(
+    fn: (entry: string) => Promise<void>,
+    edit?: (bundleSource: string) => string,
+  ): Promise<void> {
     const home = mkdtempSync(join(tmpdir(), 'migrate-copied-'));
     try {
       cpSync(join(app, 'dist'), join(home, 'dist'), { recursive: true });
@@ -175,13 +214,20 @@ describe('the code cache the build makes', () => {
   it('a bundle changed after the build runs as changed: the cache is left aside, even at the same length', () =>
     withTestDb('sqlite', async (db) => {
       // V8 takes a cache for any source of the same length; the loader compares the source.
-      await withCopyOfDist(async (entry) => {
-        const args = ['head', '--url', db.url, '--dir', fixture('basic')];
-        assert.equal((await started(entry, args)).code, 0);
-        const again = await started(entry, args);
-        assert.match(again.stdout, /^NOTHING TO DO; at 000003/, 'run from the stale cache, it would print the old text');
-        assert.equal(again.codeCache, 'stale');
-      }, (source) => source.replace('nothing to do; at', 'NOTHING TO DO; at'));
+      await withCopyOfDist(
+        async (entry) => {
+          const args = ['head', '--url', db.url, '--dir', fixture('basic')];
+          assert.equal((await started(entry, args)).code, 0);
+          const again = await started(entry, args);
+          assert.match(
+            again.stdout,
+            /^NOTHING TO DO; at 000003/,
+            'run from the stale cache, it would print the old text',
+          );
+          assert.equal(again.codeCache, 'stale');
+        },
+        (source) => source.replace('nothing to do; at', 'NOTHING TO DO; at'),
+      );
     }));
 
   it('a damaged cache is left aside, not handed to V8 (which would run or crash on it)', () =>
@@ -207,7 +253,10 @@ describe('the code cache the build makes', () => {
       rmSync(join(entry, '..', 'migrate-bundle.cjs'));
       const r = await runCli(['current', '--url', 'sqlite::memory:'], { compiled: entry });
       assert.equal(r.code, 1);
-      assert.match(r.stderr, /^error: .*migrate-bundle\.cjs cannot be read \(ENOENT\): dist\/migrate\.cjs runs it; copy all of dist\//);
+      assert.match(
+        r.stderr,
+        /^error: .*migrate-bundle\.cjs cannot be read \(ENOENT\): dist\/migrate\.cjs runs it; copy all of dist\//,
+      );
     });
   });
 

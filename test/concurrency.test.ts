@@ -44,53 +44,82 @@ async function until(what: string, test: () => boolean, ms = 60_000): Promise<vo
 }
 
 for (const dialect of TEST_DIALECTS) {
-  describe(`concurrency on ${dialect}`, { skip: needsServer(dialect) && 'needs a PostgreSQL server (TEST_POSTGRES_URL): PGlite serves every connection from one shared session, so advisory locks cannot exclude' }, () => {
+  describe(`concurrency on ${dialect}`, {
+    skip:
+      needsServer(dialect) &&
+      'needs a PostgreSQL server (TEST_POSTGRES_URL): PGlite serves every connection from one shared session, so advisory locks cannot exclude',
+  }, () => {
     it('8 runners started at once: all exit 0, each revision recorded exactly once, schema at head', () =>
       withTestDb(dialect, async (db) => {
         const runners = Array.from({ length: 8 }, () => startCli(['head', '--url', db.url, '--dir', fixture('basic')]));
         const results = await Promise.all(runners.map((r) => r.done));
         for (const r of results) assert.equal(r.code, 0, r.stderr);
         const applied = results.flatMap((r) => r.stdout.split('\n').filter((l) => l.startsWith('up ')));
-        assert.deepEqual(applied.map((l) => l.split(/\s+/)[1]).sort(), ['000001', '000002', '000003'], 'each revision applied by exactly one runner');
+        assert.deepEqual(
+          applied.map((l) => l.split(/\s+/)[1]).sort(),
+          ['000001', '000002', '000003'],
+          'each revision applied by exactly one runner',
+        );
         assert.equal(results.filter((r) => r.stdout.startsWith('nothing to do')).length >= 1, true);
-        assert.deepEqual((await db.records()).map((x) => [x.revision, x.seq]), [
-          ['000001', 1],
-          ['000002', 2],
-          ['000003', 3],
-        ]);
+        assert.deepEqual(
+          (await db.records()).map((x) => [x.revision, x.seq]),
+          [
+            ['000001', 1],
+            ['000002', 2],
+            ['000003', 3],
+          ],
+        );
         assert.deepEqual(await db.tables(), ['posts', 'schema_migrations', 'users']);
       }));
 
     it('a runner killed with SIGKILL mid-migration leaves the last recorded revision; the next run reaches head', () =>
       withTestDb(dialect, async (db) => {
         // Slow: pg_sleep seconds on PostgreSQL, rows counted on SQLite.
-        await exec(db, `CREATE TABLE slow_marker (n bigint); INSERT INTO slow_marker VALUES (${dialect === 'postgres' ? 60 : 5_000_000_000});`);
+        await exec(
+          db,
+          `CREATE TABLE slow_marker (n bigint); INSERT INTO slow_marker VALUES (${dialect === 'postgres' ? 60 : 5_000_000_000});`,
+        );
         const victim = startCli(['head', '--url', db.url, '--dir', fixture('sleepy')]);
         await until('the first revision to commit', () => victim.stdout().includes('up    000001'));
         await new Promise((r) => setTimeout(r, 700)); // well inside 000002 now
         victim.child.kill('SIGKILL');
         const killed = await victim.done;
         assert.notEqual(killed.code, 0);
-        assert.deepEqual((await db.records()).map((x) => x.revision), ['000001'], 'the last recorded revision');
+        assert.deepEqual(
+          (await db.records()).map((x) => x.revision),
+          ['000001'],
+          'the last recorded revision',
+        );
         assert.equal((await db.tables()).includes('second'), false, 'nothing of the killed migration');
         await exec(db, 'UPDATE slow_marker SET n = 0;');
         const next = startCli(['head', '--url', db.url, '--dir', fixture('sleepy'), '--lock-timeout=30']);
         const r = await next.done;
         assert.equal(r.code, 0, r.stderr);
         assert.match(r.stdout, /^up {4}000002 {2}slow .*\nup {4}000003 {2}after .*\nat 000003/);
-        assert.deepEqual((await db.records()).map((x) => x.revision), ['000001', '000002', '000003']);
+        assert.deepEqual(
+          (await db.records()).map((x) => x.revision),
+          ['000001', '000002', '000003'],
+        );
       }));
 
     it('a runner killed inside a no-transaction file leaves it recorded as failed, counting the statements that completed', () =>
       withTestDb(dialect, async (db) => {
-        await exec(db, `CREATE TABLE slow_marker (n bigint); INSERT INTO slow_marker VALUES (${dialect === 'postgres' ? 60 : 5_000_000_000});`);
+        await exec(
+          db,
+          `CREATE TABLE slow_marker (n bigint); INSERT INTO slow_marker VALUES (${dialect === 'postgres' ? 60 : 5_000_000_000});`,
+        );
         const dir = fixture('sleepy-no-transaction');
         const victim = startCli(['head', '--url', db.url, '--dir', dir]);
         await until('the first revision to commit', () => victim.stdout().includes('up    000001'));
         await new Promise((r) => setTimeout(r, 700)); // inside the slow second statement of 000002 now
         victim.child.kill('SIGKILL');
         assert.notEqual((await victim.done).code, 0);
-        const rows = await db.query<{ revision: string; status: string; statements_run: unknown; error: string | null }>('SELECT revision, status, statements_run, error FROM schema_migrations ORDER BY seq');
+        const rows = await db.query<{
+          revision: string;
+          status: string;
+          statements_run: unknown;
+          error: string | null;
+        }>('SELECT revision, status, statements_run, error FROM schema_migrations ORDER BY seq');
         assert.deepEqual(
           rows.map((r) => [r.revision, r.status, r.statements_run === null ? null : Number(r.statements_run)]),
           [
@@ -106,7 +135,10 @@ for (const dialect of TEST_DIALECTS) {
         await exec(db, 'UPDATE slow_marker SET n = 0;');
         const next = await startCli(['head', '--url', db.url, '--dir', dir]).done;
         assert.equal(next.code, 2, 'refuses to carry on past a half-run file');
-        assert.match(next.stderr, /000002_slow\.up\.sql stopped part-way while applying \(1 statement\(s\) ran\).*\[FAILED_MIGRATION\]/s);
+        assert.match(
+          next.stderr,
+          /000002_slow\.up\.sql stopped part-way while applying \(1 statement\(s\) ran\).*\[FAILED_MIGRATION\]/s,
+        );
       }));
 
     it('a waiting runner does not stall a holder that builds an index concurrently', () =>
@@ -121,7 +153,10 @@ for (const dialect of TEST_DIALECTS) {
         assert.equal(w.code, 0, w.stderr);
         assert.match(h.stdout, /up {4}000002 {2}label_index/);
         assert.equal(w.stdout, 'nothing to do; at 000002 (label_index)\n');
-        assert.deepEqual((await db.records()).map((x) => x.revision), ['000001', '000002']);
+        assert.deepEqual(
+          (await db.records()).map((x) => x.revision),
+          ['000001', '000002'],
+        );
       }));
   });
 }

@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import { ACCEPTED_URLS, DEFAULT_URL, parseTableName, parseUrl, redactUrl } from '../runner/config.ts';
 import { failure } from './support/assert.ts';
 
-
 describe('parseUrl: SQLite', () => {
   const cases: Array<[string, string]> = [
     ['sqlite:bot.db', 'bot.db'],
@@ -76,11 +75,31 @@ describe('parseUrl: PostgreSQL', () => {
 });
 
 describe('parseUrl: rejected forms', () => {
-  for (const url of ['mysql://u:p@h/db', 'sqlite://x', 'sqlite:', 'sqlite:///', 'sqlite', 'sqlite3:bot.db', '', '   ', 'bot.db', 'file:bot.db', 'postgres:db', 'postgresql+foo://u@h/db', 'http://example.com']) {
+  for (const url of [
+    'mysql://u:p@h/db',
+    'sqlite://x',
+    'sqlite:',
+    'sqlite:///',
+    'sqlite',
+    'sqlite3:bot.db',
+    '',
+    '   ',
+    'bot.db',
+    'file:bot.db',
+    'postgres:db',
+    'postgresql+foo://u@h/db',
+    'http://example.com',
+  ]) {
     test(`${JSON.stringify(url)} is BAD_URL listing the accepted forms`, () => {
       const msg = failure(() => parseUrl(url), 'BAD_URL');
       for (const form of ACCEPTED_URLS) assert.ok(msg.includes(form), `${form} missing from: ${msg}`);
-      for (const form of ['postgres://', 'postgresql+asyncpg://', 'sqlite+aiosqlite:///bot.db', 'sqlite::memory:', 'sqlite:////absolute']) {
+      for (const form of [
+        'postgres://',
+        'postgresql+asyncpg://',
+        'sqlite+aiosqlite:///bot.db',
+        'sqlite::memory:',
+        'sqlite:////absolute',
+      ]) {
         assert.ok(msg.includes(form), `${form} missing from: ${msg}`);
       }
     });
@@ -112,7 +131,7 @@ describe('redactUrl', () => {
     ['postgres://bot:pa/ss@db/bot', 'postgres://bot:****@db/bot'],
     ['postgres://bot:pa#ss@db/bot', 'postgres://bot:****@db/bot'],
     ['postgres://bot:pa?ss@db/bot', 'postgres://bot:****@db/bot'],
-    ['postgres://bot:!$&\'()*+,;=@db/bot', 'postgres://bot:****@db/bot'],
+    ["postgres://bot:!$&'()*+,;=@db/bot", 'postgres://bot:****@db/bot'],
     ['postgres://bot:@db/bot', 'postgres://bot:****@db/bot'],
     ['postgres://bot@db:5432/bot', 'postgres://bot@db:5432/bot'],
     ['postgres://db:5432/bot', 'postgres://db:5432/bot'],
@@ -161,7 +180,18 @@ describe('parseTableName', () => {
     failure(() => parseTableName(`${max}x`, false), 'BAD_TABLE_NAME');
   });
 
-  for (const bad of ['', '1table', 'schema migrations', 'a.b.c', 'x"; DROP TABLE users; --', '"quoted"', 'a-b', '.t', 't.', 'tablé']) {
+  for (const bad of [
+    '',
+    '1table',
+    'schema migrations',
+    'a.b.c',
+    'x"; DROP TABLE users; --',
+    '"quoted"',
+    'a-b',
+    '.t',
+    't.',
+    'tablé',
+  ]) {
     test(`${JSON.stringify(bad)} is BAD_TABLE_NAME`, () => {
       failure(() => parseTableName(bad, true), 'BAD_TABLE_NAME');
     });

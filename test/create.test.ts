@@ -46,8 +46,14 @@ describe('createMigration', () => {
       join(dir, 'sqlite', '20250128_140000_add_e_mail.up.sql'),
       join(dir, 'sqlite', '20250128_140000_add_e_mail.down.sql'),
     ]);
-    assert.deepEqual(readdirSync(join(dir, 'postgres')).sort(), ['20250128_140000_add_e_mail.down.sql', '20250128_140000_add_e_mail.up.sql']);
-    assert.deepEqual(readdirSync(join(dir, 'sqlite')).sort(), ['20250128_140000_add_e_mail.down.sql', '20250128_140000_add_e_mail.up.sql']);
+    assert.deepEqual(readdirSync(join(dir, 'postgres')).sort(), [
+      '20250128_140000_add_e_mail.down.sql',
+      '20250128_140000_add_e_mail.up.sql',
+    ]);
+    assert.deepEqual(readdirSync(join(dir, 'sqlite')).sort(), [
+      '20250128_140000_add_e_mail.down.sql',
+      '20250128_140000_add_e_mail.up.sql',
+    ]);
   });
 
   test('the timestamp is UTC', () => {
@@ -79,11 +85,18 @@ describe('createMigration', () => {
     createMigration(root, 'migrate:users', NOW);
     createMigration(root, 'two\nlines', NOW);
     const ms = loadMigrations(root, 'sqlite');
-    assert.deepEqual(ms.map((m) => m.description), ['no_transaction', 'migrate_users', 'two_lines']);
+    assert.deepEqual(
+      ms.map((m) => m.description),
+      ['no_transaction', 'migrate_users', 'two_lines'],
+    );
     for (const m of ms) {
       assert.equal(m.up.transactional, true, m.up.text);
       for (const text of [m.up.text, m.down.text]) {
-        assert.deepEqual(text.split('\n').filter((l) => l.trim() !== '' && !l.trim().startsWith('--')), [], text);
+        assert.deepEqual(
+          text.split('\n').filter((l) => l.trim() !== '' && !l.trim().startsWith('--')),
+          [],
+          text,
+        );
       }
     }
   });
@@ -97,7 +110,10 @@ describe('createMigration', () => {
     assert.equal(second[0], join(root, 'postgres', '20250128_140001_two.up.sql'));
     assert.equal(third[0], join(root, 'postgres', '20250128_140002_one.up.sql'));
     assert.equal(readFileSync(first[0]!, 'utf8'), '-- edited by hand\nCREATE TABLE one (id int);\n');
-    assert.deepEqual(loadMigrations(root, 'sqlite').map((m) => m.revision), ['20250128_140000', '20250128_140001', '20250128_140002']);
+    assert.deepEqual(
+      loadMigrations(root, 'sqlite').map((m) => m.revision),
+      ['20250128_140000', '20250128_140001', '20250128_140002'],
+    );
   });
 
   test('a timestamp taken in only one dialect folder is skipped in both', () => {
@@ -106,7 +122,10 @@ describe('createMigration', () => {
     mkdirSync(join(root, 'sqlite'));
     writeFileSync(join(root, 'sqlite', '20250128_140000_x.up.sql'), '');
     const written = createMigration(root, 'y', NOW);
-    assert.ok(written.every((p) => p.includes('20250128_140001_y.')), written.join(', '));
+    assert.ok(
+      written.every((p) => p.includes('20250128_140001_y.')),
+      written.join(', '),
+    );
     assert.equal(written.length, 4);
   });
 
@@ -114,7 +133,10 @@ describe('createMigration', () => {
     const root = tempRoot();
     mkdirSync(join(root, 'sqlite'));
     const written = createMigration(root, 'only sqlite', NOW);
-    assert.deepEqual(written, [join(root, 'sqlite', '20250128_140000_only_sqlite.up.sql'), join(root, 'sqlite', '20250128_140000_only_sqlite.down.sql')]);
+    assert.deepEqual(written, [
+      join(root, 'sqlite', '20250128_140000_only_sqlite.up.sql'),
+      join(root, 'sqlite', '20250128_140000_only_sqlite.down.sql'),
+    ]);
     assert.deepEqual(readdirSync(root), ['sqlite']);
   });
 
@@ -124,7 +146,10 @@ describe('createMigration', () => {
     writeFileSync(join(root, '000001_init.down.sql'), '');
     const written = createMigration(root, 'next', NOW);
     assert.deepEqual(written, [join(root, '20250128_140000_next.up.sql'), join(root, '20250128_140000_next.down.sql')]);
-    assert.deepEqual(loadMigrations(root, 'postgres').map((m) => m.revision), ['000001', '20250128_140000']);
+    assert.deepEqual(
+      loadMigrations(root, 'postgres').map((m) => m.revision),
+      ['000001', '20250128_140000'],
+    );
   });
 
   for (const bad of ['', '   ', '---', '!!!', 'ÜÖ']) {

@@ -92,7 +92,9 @@ const sqlite: Dialect = {
 
 const pg: Dialect = {
   name: 'postgres',
-  lockSkip: hasPostgresServer ? false : 'embedded PGlite: every connection shares one backend session, so advisory locks cannot exclude (set TEST_POSTGRES_URL)',
+  lockSkip: hasPostgresServer
+    ? false
+    : 'embedded PGlite: every connection shares one backend session, so advisory locks cannot exclude (set TEST_POSTGRES_URL)',
   uniqueViolation: '23505',
   async open() {
     const database = await createPostgresDatabase();
@@ -105,7 +107,11 @@ const pg: Dialect = {
         return d;
       },
       query: async (sql) => [...(await client.unsafe(sql))],
-      shell: (script) => run('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', database.url, '-f', '-'], script, { ...process.env, PGSSLMODE: 'disable' }),
+      shell: (script) =>
+        run('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', database.url, '-f', '-'], script, {
+          ...process.env,
+          PGSSLMODE: 'disable',
+        }),
       async cleanup() {
         for (const d of drivers) await d.close();
         await client.end({ timeout: 5 });
@@ -134,7 +140,9 @@ async function tableNames(db: Db, dialect: SplitDialect): Promise<string[]> {
   const rows =
     dialect === 'sqlite'
       ? await db.query(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
-      : await db.query(`SELECT table_schema || '.' || table_name AS name FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1`);
+      : await db.query(
+          `SELECT table_schema || '.' || table_name AS name FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1`,
+        );
   return rows.map((r) => String(r.name).replace(/^public\./, ''));
 }
 
@@ -189,15 +197,42 @@ function contract(dialect: Dialect): void {
     test('transactional steps: file and row commit together, seq rises, readRecord in order of application', async (db) => {
       const driver = db.driver();
       await driver.ensureRecordTable();
-      await driver.runStep(work(d, `CREATE TABLE users (id integer PRIMARY KEY, name text);\nINSERT INTO users VALUES (1, 'é🔥');\n`, insert('000002', 'users')));
-      const done = await driver.runStep(work(d, `CREATE TABLE posts (id integer PRIMARY KEY)`, insert('000001', 'posts')));
+      await driver.runStep(
+        work(
+          d,
+          `CREATE TABLE users (id integer PRIMARY KEY, name text);\nINSERT INTO users VALUES (1, 'é🔥');\n`,
+          insert('000002', 'users'),
+        ),
+      );
+      const done = await driver.runStep(
+        work(d, `CREATE TABLE posts (id integer PRIMARY KEY)`, insert('000001', 'posts')),
+      );
       assert.ok(done.durationMs >= 0);
       assert.deepEqual(await tableNames(db, d), ['posts', 'schema_migrations', 'users']);
-      assert.deepEqual((await db.query(`SELECT name FROM users`)).map((r) => r.name), ['é🔥']);
+      assert.deepEqual(
+        (await db.query(`SELECT name FROM users`)).map((r) => r.name),
+        ['é🔥'],
+      );
       const rows = await driver.readRecord();
       assert.deepEqual(rows.map(stable), [
-        { revision: '000002', name: 'users', checksum: 'sum-000002', status: 'applied', seq: 1, statementsRun: null, error: null },
-        { revision: '000001', name: 'posts', checksum: 'sum-000001', status: 'applied', seq: 2, statementsRun: null, error: null },
+        {
+          revision: '000002',
+          name: 'users',
+          checksum: 'sum-000002',
+          status: 'applied',
+          seq: 1,
+          statementsRun: null,
+          error: null,
+        },
+        {
+          revision: '000001',
+          name: 'posts',
+          checksum: 'sum-000001',
+          status: 'applied',
+          seq: 2,
+          statementsRun: null,
+          error: null,
+        },
       ]);
       for (const r of rows) {
         assert.match(r.appliedAt, ISO_UTC_MS);
@@ -209,17 +244,28 @@ function contract(dialect: Dialect): void {
     test('a transactional step whose third statement fails leaves no trace and no row', async (db) => {
       const driver = db.driver();
       await driver.ensureRecordTable();
-      const step = work(d, `CREATE TABLE t (id integer PRIMARY KEY);\nINSERT INTO t VALUES (1);\nINSERT INTO t VALUES (1);\nINSERT INTO t VALUES (2);\n`, insert('000001'));
+      const step = work(
+        d,
+        `CREATE TABLE t (id integer PRIMARY KEY);\nINSERT INTO t VALUES (1);\nINSERT INTO t VALUES (1);\nINSERT INTO t VALUES (2);\n`,
+        insert('000001'),
+      );
       const error = await rejection(driver.runStep(step));
       assert.ok(error instanceof StepFailure, String(error));
       assert.equal(error.details.code, dialect.uniqueViolation);
-      assert.equal(error.details.statementIndex, 2, 'found by replaying the statements, as the error carries no position');
+      assert.equal(
+        error.details.statementIndex,
+        2,
+        'found by replaying the statements, as the error carries no position',
+      );
       assert.ok(error.details.cause instanceof Error);
       assert.deepEqual(await tableNames(db, d), ['schema_migrations']);
       assert.deepEqual(await driver.readRecord(), []);
       // and the driver is usable afterwards (no transaction left open)
       await driver.runStep(work(d, `CREATE TABLE ok (id integer);`, insert('000002')));
-      assert.deepEqual((await driver.readRecord()).map((r) => r.revision), ['000002']);
+      assert.deepEqual(
+        (await driver.readRecord()).map((r) => r.revision),
+        ['000002'],
+      );
     });
 
     test('a no-transaction step that fails keeps what ran and records a failed row', async (db) => {
@@ -232,11 +278,30 @@ function contract(dialect: Dialect): void {
       assert.equal(error.details.statementsRun, 2);
       assert.equal(error.details.statementIndex, 2);
       assert.equal(error.details.code, dialect.uniqueViolation);
-      assert.deepEqual((await db.query(`SELECT id FROM t`)).map((r) => Number(r.id)), [1]);
+      assert.deepEqual(
+        (await db.query(`SELECT id FROM t`)).map((r) => Number(r.id)),
+        [1],
+      );
       const rows = await driver.readRecord();
       assert.deepEqual(rows.map(stable), [
-        { revision: '000001', name: 'm000001', checksum: 'sum-000001', status: 'applied', seq: 1, statementsRun: null, error: null },
-        { revision: '000002', name: 'broken', checksum: 'sum-000002', status: 'failed', seq: 2, statementsRun: 2, error: failedNote('up', error.message) },
+        {
+          revision: '000001',
+          name: 'm000001',
+          checksum: 'sum-000001',
+          status: 'applied',
+          seq: 1,
+          statementsRun: null,
+          error: null,
+        },
+        {
+          revision: '000002',
+          name: 'broken',
+          checksum: 'sum-000002',
+          status: 'failed',
+          seq: 2,
+          statementsRun: 2,
+          error: failedNote('up', error.message),
+        },
       ]);
     });
 
@@ -246,7 +311,15 @@ function contract(dialect: Dialect): void {
       const sql = `-- migrate:no-transaction\nCREATE TABLE t (id integer);\nCREATE INDEX t_id ON t (id);\n`;
       await driver.runStep(work(d, sql, insert('000001'), false));
       assert.deepEqual((await driver.readRecord()).map(stable), [
-        { revision: '000001', name: 'm000001', checksum: 'sum-000001', status: 'applied', seq: 1, statementsRun: null, error: null },
+        {
+          revision: '000001',
+          name: 'm000001',
+          checksum: 'sum-000001',
+          status: 'applied',
+          seq: 1,
+          statementsRun: null,
+          error: null,
+        },
       ]);
     });
 
@@ -256,7 +329,10 @@ function contract(dialect: Dialect): void {
       const step = work(d, `-- nothing to undo\n/* really */\n`, insert('000001'));
       assert.equal(step.empty, true);
       await driver.runStep(step);
-      assert.deepEqual((await driver.readRecord()).map((r) => r.revision), ['000001']);
+      assert.deepEqual(
+        (await driver.readRecord()).map((r) => r.revision),
+        ['000001'],
+      );
       await driver.runStep(work(d, `-- nothing\n`, { kind: 'delete', revision: '000001' }));
       assert.deepEqual(await driver.readRecord(), []);
       assert.deepEqual(await tableNames(db, d), ['schema_migrations']);
@@ -268,12 +344,20 @@ function contract(dialect: Dialect): void {
       await driver.runStep(work(d, `CREATE TABLE a (id integer);`, insert('000001')));
       await driver.runStep(work(d, `CREATE TABLE b (id integer);`, insert('000002')));
       await driver.runStep(work(d, `DROP TABLE b;`, { kind: 'delete', revision: '000002' }));
-      assert.deepEqual((await driver.readRecord()).map((r) => [r.revision, r.seq]), [['000001', 1]]);
+      assert.deepEqual(
+        (await driver.readRecord()).map((r) => [r.revision, r.seq]),
+        [['000001', 1]],
+      );
       assert.deepEqual(await tableNames(db, d), ['a', 'schema_migrations']);
       // a failing down file keeps both the table and the row
-      const error = await rejection(driver.runStep(work(d, `DROP TABLE a;\nDROP TABLE nope;`, { kind: 'delete', revision: '000001' })));
+      const error = await rejection(
+        driver.runStep(work(d, `DROP TABLE a;\nDROP TABLE nope;`, { kind: 'delete', revision: '000001' })),
+      );
       assert.ok(error instanceof StepFailure);
-      assert.deepEqual((await driver.readRecord()).map((r) => r.revision), ['000001']);
+      assert.deepEqual(
+        (await driver.readRecord()).map((r) => r.revision),
+        ['000001'],
+      );
       assert.deepEqual(await tableNames(db, d), ['a', 'schema_migrations']);
     });
 
@@ -281,15 +365,44 @@ function contract(dialect: Dialect): void {
       const driver = db.driver();
       await driver.ensureRecordTable();
       await driver.runStep(work(d, `CREATE TABLE a (id integer);`, insert('000001')));
-      await driver.runStep(work(d, `-- migrate:no-transaction\nCREATE TABLE b (id integer PRIMARY KEY);\nINSERT INTO nope VALUES (1);`, insert('000009'), false)).catch(() => {});
+      await driver
+        .runStep(
+          work(
+            d,
+            `-- migrate:no-transaction\nCREATE TABLE b (id integer PRIMARY KEY);\nINSERT INTO nope VALUES (1);`,
+            insert('000009'),
+            false,
+          ),
+        )
+        .catch(() => {});
       assert.equal((await driver.readRecord()).length, 2);
       await driver.writeRecord([
         { revision: '000003', name: 'c', checksum: 'c1', appliedAt: '2025-01-28T14:00:00.123Z', durationMs: 12.6 },
         { revision: '000002', name: "it's", checksum: 'b1', appliedAt: '2025-01-29T00:00:00.000Z', durationMs: 0 },
       ]);
       assert.deepEqual(await driver.readRecord(), [
-        { revision: '000003', name: 'c', checksum: 'c1', status: 'applied', appliedAt: '2025-01-28T14:00:00.123Z', durationMs: 13, seq: 1, statementsRun: null, error: null },
-        { revision: '000002', name: "it's", checksum: 'b1', status: 'applied', appliedAt: '2025-01-29T00:00:00.000Z', durationMs: 0, seq: 2, statementsRun: null, error: null },
+        {
+          revision: '000003',
+          name: 'c',
+          checksum: 'c1',
+          status: 'applied',
+          appliedAt: '2025-01-28T14:00:00.123Z',
+          durationMs: 13,
+          seq: 1,
+          statementsRun: null,
+          error: null,
+        },
+        {
+          revision: '000002',
+          name: "it's",
+          checksum: 'b1',
+          status: 'applied',
+          appliedAt: '2025-01-29T00:00:00.000Z',
+          durationMs: 0,
+          seq: 2,
+          statementsRun: null,
+          error: null,
+        },
       ]);
       await driver.writeRecord([]);
       assert.deepEqual(await driver.readRecord(), []);
@@ -298,13 +411,31 @@ function contract(dialect: Dialect): void {
     test('introspect shows what the migrations built, never the record table', async (db) => {
       const driver = db.driver();
       await driver.ensureRecordTable();
-      await driver.runStep(work(d, `CREATE TABLE users (id integer PRIMARY KEY, email text NOT NULL);\nCREATE INDEX users_email ON users (email);\n`, insert('000001')));
+      await driver.runStep(
+        work(
+          d,
+          `CREATE TABLE users (id integer PRIMARY KEY, email text NOT NULL);\nCREATE INDEX users_email ON users (email);\n`,
+          insert('000001'),
+        ),
+      );
       const schema = await driver.introspect();
-      assert.deepEqual(schema.tables.map((t) => t.name), ['users']);
+      assert.deepEqual(
+        schema.tables.map((t) => t.name),
+        ['users'],
+      );
       const users = schema.tables[0];
       assert.deepEqual(users?.primaryKey, ['id']);
-      assert.deepEqual(users?.columns.map((c) => [c.name, c.nullable]), [['id', false], ['email', false]]);
-      assert.deepEqual(users?.indexes.map((i) => [i.name, i.columns]), [['users_email', ['email']]]);
+      assert.deepEqual(
+        users?.columns.map((c) => [c.name, c.nullable]),
+        [
+          ['id', false],
+          ['email', false],
+        ],
+      );
+      assert.deepEqual(
+        users?.indexes.map((i) => [i.name, i.columns]),
+        [['users_email', ['email']]],
+      );
     });
 
     test('withLock: a second holder waits until the first releases', { skip: dialect.lockSkip }, async (db) => {
@@ -334,7 +465,10 @@ function contract(dialect: Dialect): void {
       assert.deepEqual(await Promise.all([first, second]), ['a', 'b']);
       assert.deepEqual(events, ['a in', 'a out', 'b in']);
       // released after a throw too
-      await assert.rejects(a.withLock(async () => Promise.reject(new Error('boom')), undefined), /boom/);
+      await assert.rejects(
+        a.withLock(async () => Promise.reject(new Error('boom')), undefined),
+        /boom/,
+      );
       assert.equal(await b.withLock(async () => 'again', 1_000), 'again');
     });
 
@@ -370,8 +504,17 @@ function contract(dialect: Dialect): void {
     test('renderStep run by hand gives the same record row as runStep', async (db) => {
       const other = await dialect.open();
       try {
-        const up = work(d, `CREATE TABLE users (id integer PRIMARY KEY, note text);\nINSERT INTO users VALUES (1, 'it''s é🔥');\n`, insert('000001', "o'brien"));
-        const noTx = work(d, `-- migrate:no-transaction\nCREATE TABLE logs (id integer);\nCREATE INDEX logs_id ON logs (id);\n`, insert('000002', 'logs'), false);
+        const up = work(
+          d,
+          `CREATE TABLE users (id integer PRIMARY KEY, note text);\nINSERT INTO users VALUES (1, 'it''s é🔥');\n`,
+          insert('000001', "o'brien"),
+        );
+        const noTx = work(
+          d,
+          `-- migrate:no-transaction\nCREATE TABLE logs (id integer);\nCREATE INDEX logs_id ON logs (id);\n`,
+          insert('000002', 'logs'),
+          false,
+        );
         const empty = work(d, `-- nothing\n`, insert('000003', 'empty'));
         const down = work(d, `DROP TABLE logs;\n`, { kind: 'delete', revision: '000002' });
         const steps = [up, noTx, empty, down];
@@ -400,9 +543,16 @@ function contract(dialect: Dialect): void {
 
     test('renderStep: a last statement without `;` is not glued to the tracking statement', async (db) => {
       const driver = db.driver();
-      const step = work(d, `CREATE TABLE a (id integer);\nCREATE TABLE b (id integer) -- no semicolon\n`, insert('000001'));
+      const step = work(
+        d,
+        `CREATE TABLE a (id integer);\nCREATE TABLE b (id integer) -- no semicolon\n`,
+        insert('000001'),
+      );
       await db.shell([driver.renderEnsureRecordTable(), driver.renderStep(step)].join('\n'));
-      assert.deepEqual((await driver.readRecord()).map((r) => r.revision), ['000001']);
+      assert.deepEqual(
+        (await driver.readRecord()).map((r) => r.revision),
+        ['000001'],
+      );
       assert.deepEqual(await tableNames(db, d), ['a', 'b', 'schema_migrations']);
     });
   });
@@ -427,16 +577,29 @@ describe('PostgreSQL driver specifics', () => {
     withDb(async (db) => {
       const driver = db.driver('ops.migrations');
       assert.deepEqual(await driver.recordTableState(), { kind: 'missing' });
-      assert.match(driver.renderEnsureRecordTable(), /^CREATE SCHEMA IF NOT EXISTS "ops";\nCREATE TABLE IF NOT EXISTS "ops"\."migrations" \(/);
+      assert.match(
+        driver.renderEnsureRecordTable(),
+        /^CREATE SCHEMA IF NOT EXISTS "ops";\nCREATE TABLE IF NOT EXISTS "ops"\."migrations" \(/,
+      );
       await driver.withLock(async () => {
         await driver.ensureRecordTable();
         await driver.runStep(work('postgres', `CREATE TABLE users (id integer);`, insert('000001')));
       }, 5_000);
       assert.deepEqual(await driver.recordTableState(), { kind: 'ok' });
       assert.deepEqual(await tableNames(db, 'postgres'), ['ops.migrations', 'users']);
-      assert.deepEqual((await db.query(`SELECT revision FROM ops.migrations`)).map((r) => r.revision), ['000001']);
-      assert.deepEqual((await driver.readRecord()).map((r) => r.revision), ['000001']);
-      assert.deepEqual((await driver.introspect()).tables.map((t) => t.name), ['users'], 'ops.migrations is the record, not schema');
+      assert.deepEqual(
+        (await db.query(`SELECT revision FROM ops.migrations`)).map((r) => r.revision),
+        ['000001'],
+      );
+      assert.deepEqual(
+        (await driver.readRecord()).map((r) => r.revision),
+        ['000001'],
+      );
+      assert.deepEqual(
+        (await driver.introspect()).tables.map((t) => t.name),
+        ['users'],
+        'ops.migrations is the record, not schema',
+      );
       // the default table in the same database is a different, still missing, record
       const plain = db.driver();
       assert.deepEqual(await plain.recordTableState(), { kind: 'missing' });
@@ -453,11 +616,23 @@ describe('PostgreSQL driver specifics', () => {
     withDb(async (db) => {
       const driver = db.driver();
       await driver.ensureRecordTable();
-      await driver.runStep(work('postgres', `CREATE SCHEMA app;\nSET search_path TO app;\nCREATE TABLE users (id integer);`, insert('000001')));
+      await driver.runStep(
+        work(
+          'postgres',
+          `CREATE SCHEMA app;\nSET search_path TO app;\nCREATE TABLE users (id integer);`,
+          insert('000001'),
+        ),
+      );
       await driver.runStep(work('postgres', `CREATE TABLE posts (id integer);`, insert('000002')));
       assert.deepEqual(await tableNames(db, 'postgres'), ['app.posts', 'app.users', 'schema_migrations']);
-      assert.deepEqual((await db.query(`SELECT revision FROM public.schema_migrations ORDER BY seq`)).map((r) => r.revision), ['000001', '000002']);
-      assert.deepEqual((await driver.readRecord()).map((r) => r.revision), ['000001', '000002']);
+      assert.deepEqual(
+        (await db.query(`SELECT revision FROM public.schema_migrations ORDER BY seq`)).map((r) => r.revision),
+        ['000001', '000002'],
+      );
+      assert.deepEqual(
+        (await driver.readRecord()).map((r) => r.revision),
+        ['000001', '000002'],
+      );
     }),
   );
 
@@ -467,12 +642,20 @@ describe('PostgreSQL driver specifics', () => {
       await db.query(`CREATE SCHEMA ops; CREATE TABLE ops.schema_migrations (version bigint PRIMARY KEY)`);
       const driver = db.driver();
       assert.deepEqual(await driver.recordTableState(), { kind: 'missing' });
-      assert.deepEqual(await db.driver('ops.schema_migrations').recordTableState(), { kind: 'foreign', columns: ['version'] });
+      assert.deepEqual(await db.driver('ops.schema_migrations').recordTableState(), {
+        kind: 'foreign',
+        columns: ['version'],
+      });
     }),
   );
 
   it('an unreachable server: CONNECTION_FAILED naming the URL without its password', async () => {
-    const driver = new PostgresDriver({ url: 'postgres://bob:s3cr%40t-pw@127.0.0.1:1/app', display: 'postgres://bob:****@127.0.0.1:1/app', table: 'schema_migrations', create: true });
+    const driver = new PostgresDriver({
+      url: 'postgres://bob:s3cr%40t-pw@127.0.0.1:1/app',
+      display: 'postgres://bob:****@127.0.0.1:1/app',
+      table: 'schema_migrations',
+      create: true,
+    });
     try {
       const error = await rejection(driver.ping());
       assert.ok(error instanceof MigrateError, String(error));
@@ -489,10 +672,17 @@ describe('PostgreSQL driver specifics', () => {
     }
   });
 
-  it('a database that does not exist: CONNECTION_FAILED', { skip: !hasPostgresServer && 'needs TEST_POSTGRES_URL' }, async () => {
+  it('a database that does not exist: CONNECTION_FAILED', {
+    skip: !hasPostgresServer && 'needs TEST_POSTGRES_URL',
+  }, async () => {
     const url = new URL(process.env.TEST_POSTGRES_URL as string);
     url.pathname = '/mig_t_does_not_exist';
-    const driver = new PostgresDriver({ url: url.toString(), display: url.toString(), table: 'schema_migrations', create: false });
+    const driver = new PostgresDriver({
+      url: url.toString(),
+      display: url.toString(),
+      table: 'schema_migrations',
+      create: false,
+    });
     try {
       const error = await rejection(driver.ping());
       assert.ok(error instanceof MigrateError, String(error));
@@ -509,24 +699,62 @@ describe('PostgreSQL driver specifics', () => {
       const driver = db.driver();
       await driver.ensureRecordTable();
       await driver.runStep(work('postgres', `CREATE TABLE t (id integer);`, insert('000001')));
-      await driver.runStep(work('postgres', `-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY t_id ON t (id);\n`, insert('000002'), false));
-      assert.deepEqual((await db.query(`SELECT indexname FROM pg_indexes WHERE tablename = 't'`)).map((r) => r.indexname), ['t_id']);
-      const error = await rejection(driver.runStep(work('postgres', `-- migrate:no-transaction\nBEGIN;\nCREATE TABLE u (id integer);\n`, insert('000003'), false)));
+      await driver.runStep(
+        work(
+          'postgres',
+          `-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY t_id ON t (id);\n`,
+          insert('000002'),
+          false,
+        ),
+      );
+      assert.deepEqual(
+        (await db.query(`SELECT indexname FROM pg_indexes WHERE tablename = 't'`)).map((r) => r.indexname),
+        ['t_id'],
+      );
+      const error = await rejection(
+        driver.runStep(
+          work(
+            'postgres',
+            `-- migrate:no-transaction\nBEGIN;\nCREATE TABLE u (id integer);\n`,
+            insert('000003'),
+            false,
+          ),
+        ),
+      );
       assert.ok(error instanceof StepFailure, String(error));
       assert.match(error.message, /transaction open/);
-      assert.deepEqual(await tableNames(db, 'postgres'), ['schema_migrations', 't'], 'the open transaction was rolled back');
-      assert.deepEqual((await driver.readRecord()).map((r) => [r.revision, r.status, r.statementsRun]), [
-        ['000001', 'applied', null],
-        ['000002', 'applied', null],
-        ['000003', 'failed', 2],
-      ]);
+      assert.deepEqual(
+        await tableNames(db, 'postgres'),
+        ['schema_migrations', 't'],
+        'the open transaction was rolled back',
+      );
+      assert.deepEqual(
+        (await driver.readRecord()).map((r) => [r.revision, r.status, r.statementsRun]),
+        [
+          ['000001', 'applied', null],
+          ['000002', 'applied', null],
+          ['000003', 'failed', 2],
+        ],
+      );
       // a statement failing inside the file's own BEGIN: rolled back, the failed row still written
       await driver.writeRecord([]);
-      const inner = await rejection(driver.runStep(work('postgres', `-- migrate:no-transaction\nBEGIN;\nCREATE TABLE v (id integer);\nSELECT 1/0;\nCOMMIT;\n`, insert('000004'), false)));
+      const inner = await rejection(
+        driver.runStep(
+          work(
+            'postgres',
+            `-- migrate:no-transaction\nBEGIN;\nCREATE TABLE v (id integer);\nSELECT 1/0;\nCOMMIT;\n`,
+            insert('000004'),
+            false,
+          ),
+        ),
+      );
       assert.ok(inner instanceof StepFailure);
       assert.equal(inner.details.code, '22012');
       assert.equal(inner.details.statementIndex, 2);
-      assert.deepEqual((await driver.readRecord()).map((r) => [r.revision, r.status, r.statementsRun]), [['000004', 'failed', 2]]);
+      assert.deepEqual(
+        (await driver.readRecord()).map((r) => [r.revision, r.status, r.statementsRun]),
+        [['000004', 'failed', 2]],
+      );
       assert.deepEqual(await tableNames(db, 'postgres'), ['schema_migrations', 't']);
     }),
   );
@@ -556,7 +784,10 @@ describe('PostgreSQL driver specifics', () => {
       await a.withLock(async () => {
         assert.equal(await b.withLock(async () => 'b', 500), 'b');
         const error = await rejection(c.withLock(async () => 'c', 200));
-        assert.ok(error instanceof MigrateError && error.code === 'LOCK_TIMEOUT', 'public.schema_migrations is the same table as schema_migrations');
+        assert.ok(
+          error instanceof MigrateError && error.code === 'LOCK_TIMEOUT',
+          'public.schema_migrations is the same table as schema_migrations',
+        );
       }, 1_000);
     }),
   );
@@ -568,7 +799,13 @@ describe('PostgreSQL driver specifics', () => {
       const holder = db.driver();
       const waiter = db.driver();
       await holder.ensureRecordTable();
-      await holder.runStep(work('postgres', `CREATE TABLE t (id integer); INSERT INTO t SELECT generate_series(1, 1000);`, insert('000001')));
+      await holder.runStep(
+        work(
+          'postgres',
+          `CREATE TABLE t (id integer); INSERT INTO t SELECT generate_series(1, 1000);`,
+          insert('000001'),
+        ),
+      );
       let waiting: Promise<string> | undefined;
       await holder.withLock(async () => {
         waiting = waiter.withLock(async () => 'waiter', 20_000);
@@ -583,10 +820,20 @@ describe('PostgreSQL driver specifics', () => {
           sample = rows[0];
         }
         assert.deepEqual(sample, { state: 'idle', backend_xid: null, backend_xmin: null });
-        await holder.runStep(work('postgres', `-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY t_id ON t (id);`, insert('000002'), false));
+        await holder.runStep(
+          work(
+            'postgres',
+            `-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY t_id ON t (id);`,
+            insert('000002'),
+            false,
+          ),
+        );
       }, 5_000);
       assert.equal(await waiting, 'waiter');
-      assert.deepEqual((await holder.readRecord()).map((r) => r.revision), ['000001', '000002']);
+      assert.deepEqual(
+        (await holder.readRecord()).map((r) => r.revision),
+        ['000001', '000002'],
+      );
     }),
   );
 
@@ -599,7 +846,9 @@ describe('PostgreSQL driver specifics', () => {
       const error = await rejection(
         driver.withLock(async () => {
           await driver.runStep(work('postgres', `CREATE TABLE a (id integer);`, insert('000001')));
-          await db.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'sql-migrate' AND datname = current_database()`);
+          await db.query(
+            `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'sql-migrate' AND datname = current_database()`,
+          );
           await sleep(200);
           await driver.runStep(work('postgres', `CREATE TABLE b (id integer);`, insert('000002')));
         }, 5_000),

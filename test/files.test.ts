@@ -25,8 +25,10 @@ function folder(files: Record<string, string | Buffer>): string {
   return root;
 }
 
-
-const pair = (stem: string, up: string | Buffer = 'SELECT 1;\n', down: string | Buffer = 'SELECT 2;\n') => ({ [`${stem}.up.sql`]: up, [`${stem}.down.sql`]: down });
+const pair = (stem: string, up: string | Buffer = 'SELECT 1;\n', down: string | Buffer = 'SELECT 2;\n') => ({
+  [`${stem}.up.sql`]: up,
+  [`${stem}.down.sql`]: down,
+});
 
 describe('parseName', () => {
   test('timestamp version YYYYMMDD_HHMMSS', () => {
@@ -88,8 +90,13 @@ describe('parseName', () => {
 
   test('versions order as integers, not as text', () => {
     const names = ['10_a.up.sql', '2_b.up.sql', '1_c.up.sql', '0100_d.up.sql'];
-    const sorted = names.map((n) => parseName(n)!).sort((a, b) => (a.version < b.version ? -1 : a.version > b.version ? 1 : 0));
-    assert.deepEqual(sorted.map((p) => p.stem), ['1_c', '2_b', '10_a', '0100_d']);
+    const sorted = names
+      .map((n) => parseName(n)!)
+      .sort((a, b) => (a.version < b.version ? -1 : a.version > b.version ? 1 : 0));
+    assert.deepEqual(
+      sorted.map((p) => p.stem),
+      ['1_c', '2_b', '10_a', '0100_d'],
+    );
   });
 });
 
@@ -108,8 +115,14 @@ describe('loadMigrations', () => {
       ...pair('sqlite/1_c'),
     });
     const ms = loadMigrations(dir, 'sqlite');
-    assert.deepEqual(ms.map((m) => m.revision), ['1', '2', '10']);
-    assert.deepEqual(ms.map((m) => m.version), [1n, 2n, 10n]);
+    assert.deepEqual(
+      ms.map((m) => m.revision),
+      ['1', '2', '10'],
+    );
+    assert.deepEqual(
+      ms.map((m) => m.version),
+      [1n, 2n, 10n],
+    );
     const a = ms[2]!;
     assert.equal(a.stem, '10_a');
     assert.equal(a.description, 'a');
@@ -121,7 +134,13 @@ describe('loadMigrations', () => {
     assert.equal(a.up.transactional, true);
     assert.deepEqual(a.up.allowDifferences, []);
     // A caller logging what it was handed (a Step's files, say) sees the checksum too.
-    assert.deepEqual(JSON.parse(JSON.stringify(a.up)), { path: a.up.path, text: a.up.text, checksum: checksumOf(a.up.text), transactional: true, allowDifferences: [] });
+    assert.deepEqual(JSON.parse(JSON.stringify(a.up)), {
+      path: a.up.path,
+      text: a.up.text,
+      checksum: checksumOf(a.up.text),
+      transactional: true,
+      allowDifferences: [],
+    });
   });
 
   test('reads the timestamp form written by `new`', () => {
@@ -149,7 +168,12 @@ describe('loadMigrations', () => {
   });
 
   test('-- migrate:no-transaction in the header runs the file outside a transaction', () => {
-    const dir = folder(pair('postgres/1_idx', '-- builds an index without locking writes\n\n-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY i ON t (a);\n'));
+    const dir = folder(
+      pair(
+        'postgres/1_idx',
+        '-- builds an index without locking writes\n\n-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY i ON t (a);\n',
+      ),
+    );
     const [m] = loadMigrations(dir, 'postgres');
     assert.equal(m?.up.transactional, false);
     assert.equal(m?.down.transactional, true);
@@ -166,7 +190,9 @@ describe('loadMigrations', () => {
   });
 
   test('-- migrate:allow-difference reasons are collected', () => {
-    const dir = folder(pair('sqlite/1_t', '-- migrate:allow-difference sqlite has no enum types\nCREATE TABLE t (a text);\n'));
+    const dir = folder(
+      pair('sqlite/1_t', '-- migrate:allow-difference sqlite has no enum types\nCREATE TABLE t (a text);\n'),
+    );
     assert.deepEqual(loadMigrations(dir, 'sqlite')[0]?.up.allowDifferences, ['sqlite has no enum types']);
   });
 
@@ -231,12 +257,23 @@ describe('loadMigrations', () => {
   });
 
   test('files that are not .sql are ignored', () => {
-    const dir = folder({ ...pair('sqlite/1_a'), 'sqlite/README.md': '# notes', 'sqlite/.gitkeep': '', 'sqlite/1_a.up.sql.orig': 'x' });
-    assert.deepEqual(loadMigrations(dir, 'sqlite').map((m) => m.stem), ['1_a']);
+    const dir = folder({
+      ...pair('sqlite/1_a'),
+      'sqlite/README.md': '# notes',
+      'sqlite/.gitkeep': '',
+      'sqlite/1_a.up.sql.orig': 'x',
+    });
+    assert.deepEqual(
+      loadMigrations(dir, 'sqlite').map((m) => m.stem),
+      ['1_a'],
+    );
   });
 
   test('each dialect reads its own folder', () => {
-    const dir = folder({ ...pair('postgres/1_a', 'CREATE TYPE e AS ENUM (\'x\');\n'), ...pair('sqlite/1_a', 'CREATE TABLE e (x text);\n') });
+    const dir = folder({
+      ...pair('postgres/1_a', "CREATE TYPE e AS ENUM ('x');\n"),
+      ...pair('sqlite/1_a', 'CREATE TABLE e (x text);\n'),
+    });
     assert.equal(loadMigrations(dir, 'postgres')[0]?.up.text, "CREATE TYPE e AS ENUM ('x');\n");
     assert.equal(loadMigrations(dir, 'sqlite')[0]?.up.text, 'CREATE TABLE e (x text);\n');
   });
@@ -265,7 +302,10 @@ describe('loadMigrations', () => {
     const dir = folder({ ...pair('2_b'), ...pair('1_a'), 'notes.txt': 'x' });
     for (const dialect of ['postgres', 'sqlite'] as const) {
       const ms = loadMigrations(dir, dialect);
-      assert.deepEqual(ms.map((m) => m.stem), ['1_a', '2_b']);
+      assert.deepEqual(
+        ms.map((m) => m.stem),
+        ['1_a', '2_b'],
+      );
       assert.equal(ms[0]?.up.path, join(dir, '1_a.up.sql'));
     }
   });
@@ -313,12 +353,21 @@ describe('names the review found', () => {
   test('one version with different descriptions across dialect folders is a mismatch', () => {
     const root = mkdtempSync(join(tmpdir(), 'files-desc-'));
     try {
-      for (const [d, desc] of [['postgres', 'add_email'], ['sqlite', 'add_mail']] as const) {
+      for (const [d, desc] of [
+        ['postgres', 'add_email'],
+        ['sqlite', 'add_mail'],
+      ] as const) {
         mkdirSync(join(root, d));
         writeFileSync(join(root, d, `000001_${desc}.up.sql`), 'SELECT 1;\n');
         writeFileSync(join(root, d, `000001_${desc}.down.sql`), 'SELECT 1;\n');
       }
-      assert.throws(() => loadMigrations(root, 'sqlite'), (e: unknown) => e instanceof MigrateError && e.code === 'DIALECT_MISMATCH' && /000001_add_mail\.up\.sql and .*000001_add_email\.up\.sql share a version/.test(e.message));
+      assert.throws(
+        () => loadMigrations(root, 'sqlite'),
+        (e: unknown) =>
+          e instanceof MigrateError &&
+          e.code === 'DIALECT_MISMATCH' &&
+          /000001_add_mail\.up\.sql and .*000001_add_email\.up\.sql share a version/.test(e.message),
+      );
     } finally {
       rmSync(root, { recursive: true, force: true });
     }

@@ -23,7 +23,11 @@ function mig(revision: string, description: string): Migration {
 }
 
 /** A record row for a migration (or a bare revision/name, for files that are gone). */
-function row(m: Migration | { revision: string; description: string }, seq: number, extra: Partial<RecordRow> = {}): RecordRow {
+function row(
+  m: Migration | { revision: string; description: string },
+  seq: number,
+  extra: Partial<RecordRow> = {},
+): RecordRow {
   return {
     revision: m.revision,
     name: m.description,
@@ -51,7 +55,6 @@ const ALL = [M1, M2, M3, M4];
 const steps = (p: Plan): string[] => p.steps.map((s) => `${s.direction} ${s.migration.revision}`);
 const t = (text: string): Target => parseTarget(text);
 
-
 describe('parseTarget', () => {
   test('head and base', () => {
     assert.deepEqual(parseTarget('head'), { kind: 'head' });
@@ -71,14 +74,33 @@ describe('parseTarget', () => {
     });
   }
 
-  for (const garbage of ["'; drop table x; --", '', ' ', 'head; rm -rf /', '+1x', '+-1', '1 2', '$(id)', 'héad', '+99999999999999999999']) {
+  for (const garbage of [
+    "'; drop table x; --",
+    '',
+    ' ',
+    'head; rm -rf /',
+    '+1x',
+    '+-1',
+    '1 2',
+    '$(id)',
+    'héad',
+    '+99999999999999999999',
+  ]) {
     test(`${JSON.stringify(garbage)} is BAD_TARGET`, () => {
       const msg = failure(() => parseTarget(garbage), 'BAD_TARGET');
       assert.ok(msg.includes(garbage), msg);
     });
   }
 
-  for (const name of ['20250128_140000', '20250128_140000_initial_schema', '000001', '1', '20210422143411_x', '3_release_v6.0', 'add-users']) {
+  for (const name of [
+    '20250128_140000',
+    '20250128_140000_initial_schema',
+    '000001',
+    '1',
+    '20210422143411_x',
+    '3_release_v6.0',
+    'add-users',
+  ]) {
     test(`${name} is a revision name`, () => {
       assert.deepEqual(parseTarget(name), { kind: 'revision', name });
     });
@@ -88,7 +110,12 @@ describe('parseTarget', () => {
 describe('plan: a fresh database', () => {
   test('head applies everything in version order', () => {
     const p = plan([M1, M2, M3, M4], [], t('head'));
-    assert.deepEqual(steps(p), ['up 20250101_000000', 'up 20250102_000000', 'up 20250103_000000', 'up 20250104_000000']);
+    assert.deepEqual(steps(p), [
+      'up 20250101_000000',
+      'up 20250102_000000',
+      'up 20250103_000000',
+      'up 20250104_000000',
+    ]);
     assert.deepEqual(p.warnings, []);
     assert.equal(p.steps[0]?.migration, M1);
   });
@@ -195,7 +222,12 @@ describe('plan: all applied', () => {
   });
 
   test('base rolls back all four, newest first', () => {
-    assert.deepEqual(steps(plan(ALL, R, t('base'))), ['down 20250104_000000', 'down 20250103_000000', 'down 20250102_000000', 'down 20250101_000000']);
+    assert.deepEqual(steps(plan(ALL, R, t('base'))), [
+      'down 20250104_000000',
+      'down 20250103_000000',
+      'down 20250102_000000',
+      'down 20250101_000000',
+    ]);
   });
 
   test('a revision two back rolls back two', () => {
@@ -219,11 +251,19 @@ describe('plan: rollback follows the order of application', () => {
 
   test('-2 and base go in reverse order of application', () => {
     assert.deepEqual(steps(plan(ALL, R, t('-2'))), ['down 20250102_000000', 'down 20250103_000000']);
-    assert.deepEqual(steps(plan(ALL, R, t('base'))), ['down 20250102_000000', 'down 20250103_000000', 'down 20250101_000000']);
+    assert.deepEqual(steps(plan(ALL, R, t('base'))), [
+      'down 20250102_000000',
+      'down 20250103_000000',
+      'down 20250101_000000',
+    ]);
   });
 
   test('rows given in any order are sorted by seq', () => {
-    assert.deepEqual(steps(plan(ALL, [R[2]!, R[0]!, R[1]!], t('base'))), ['down 20250102_000000', 'down 20250103_000000', 'down 20250101_000000']);
+    assert.deepEqual(steps(plan(ALL, [R[2]!, R[0]!, R[1]!], t('base'))), [
+      'down 20250102_000000',
+      'down 20250103_000000',
+      'down 20250101_000000',
+    ]);
   });
 
   test('a revision target rolls back the later versions in reverse order of application', () => {
@@ -243,7 +283,10 @@ describe('plan: out-of-order revisions', () => {
   test('head applies it with an OUT_OF_ORDER warning naming it', () => {
     const p = plan(ALL, R, t('head'));
     assert.deepEqual(steps(p), ['up 20250103_000000']);
-    assert.deepEqual(p.warnings.map((w) => w.code), ['OUT_OF_ORDER']);
+    assert.deepEqual(
+      p.warnings.map((w) => w.code),
+      ['OUT_OF_ORDER'],
+    );
     assert.ok(p.warnings[0]?.message.includes('20250103_000000_three'), p.warnings[0]?.message);
   });
 
@@ -264,7 +307,10 @@ describe('plan: out-of-order revisions', () => {
   test('naming it rolls back the newer one, then applies it', () => {
     const p = plan(ALL, R, t('20250103_000000_three'));
     assert.deepEqual(steps(p), ['down 20250104_000000', 'up 20250103_000000']);
-    assert.deepEqual(p.warnings.map((w) => w.code), ['OUT_OF_ORDER']);
+    assert.deepEqual(
+      p.warnings.map((w) => w.code),
+      ['OUT_OF_ORDER'],
+    );
   });
 
   test('naming an earlier one does not apply it', () => {
@@ -328,7 +374,15 @@ describe('plan: refusals', () => {
   });
 
   test('a failed row is FAILED_MIGRATION naming the file, the statements run and the error', () => {
-    const R = [row(M1, 1), row(M2, 2, { status: 'failed', statementsRun: 2, error: failedNote('up', 'relation "x" does not exist'), checksum: 'whatever' })];
+    const R = [
+      row(M1, 1),
+      row(M2, 2, {
+        status: 'failed',
+        statementsRun: 2,
+        error: failedNote('up', 'relation "x" does not exist'),
+        checksum: 'whatever',
+      }),
+    ];
     const msg = failure(() => plan(ALL, R, t('head')), 'FAILED_MIGRATION');
     assert.ok(msg.includes('sql/sqlite/20250102_000000_two.up.sql stopped part-way while applying'), msg);
     assert.ok(!msg.includes('.down.sql'), msg);
@@ -338,25 +392,62 @@ describe('plan: refusals', () => {
   });
 
   test('a failed down is FAILED_MIGRATION naming the down file, and stamp -1 as the way out once it is finished', () => {
-    const R = [row(M1, 1), row(M2, 2, { status: 'failed', statementsRun: 1, error: failedNote('down', 'index "x" does not exist') })];
+    const R = [
+      row(M1, 1),
+      row(M2, 2, { status: 'failed', statementsRun: 1, error: failedNote('down', 'index "x" does not exist') }),
+    ];
     const msg = failure(() => plan(ALL, R, t('-1')), 'FAILED_MIGRATION');
-    assert.ok(msg.includes('sql/sqlite/20250102_000000_two.down.sql stopped part-way while rolling back (1 statement(s) ran): index "x" does not exist.'), msg);
+    assert.ok(
+      msg.includes(
+        'sql/sqlite/20250102_000000_two.down.sql stopped part-way while rolling back (1 statement(s) ran): index "x" does not exist.',
+      ),
+      msg,
+    );
     assert.match(msg, /`stamp -1` if all of it took effect/);
   });
 
   test("a failed up whose own error reads like the runner's prefix is still the up", () => {
-    const R = [row(M1, 1), row(M2, 2, { status: 'failed', statementsRun: 0, error: failedNote('up', 'rolling back: t has duplicate rows') })];
+    const R = [
+      row(M1, 1),
+      row(M2, 2, { status: 'failed', statementsRun: 0, error: failedNote('up', 'rolling back: t has duplicate rows') }),
+    ];
     const msg = failure(() => plan(ALL, R, t('head')), 'FAILED_MIGRATION');
-    assert.ok(msg.includes('20250102_000000_two.up.sql stopped part-way while applying (0 statement(s) ran): rolling back: t has duplicate rows.'), msg);
+    assert.ok(
+      msg.includes(
+        '20250102_000000_two.up.sql stopped part-way while applying (0 statement(s) ran): rolling back: t has duplicate rows.',
+      ),
+      msg,
+    );
   });
 
   test('failed rows written before the direction was recorded: the interrupted wording tells, other errors name both files', () => {
-    const interruptedDown = 'the runner stopped while rolling back this file outside a transaction: statements_run statements completed, and the next one may or may not have taken effect';
-    const down = failure(() => plan(ALL, [row(M1, 1), row(M2, 2, { status: 'failed', statementsRun: 1, error: interruptedDown })], t('head')), 'FAILED_MIGRATION');
+    const interruptedDown =
+      'the runner stopped while rolling back this file outside a transaction: statements_run statements completed, and the next one may or may not have taken effect';
+    const down = failure(
+      () =>
+        plan(ALL, [row(M1, 1), row(M2, 2, { status: 'failed', statementsRun: 1, error: interruptedDown })], t('head')),
+      'FAILED_MIGRATION',
+    );
     assert.ok(down.includes('20250102_000000_two.down.sql stopped part-way while rolling back'), down);
-    const unknown = failure(() => plan(ALL, [row(M1, 1), row(M2, 2, { status: 'failed', statementsRun: 1, error: 'no such index: nope' })], t('head')), 'FAILED_MIGRATION');
-    assert.ok(unknown.includes('20250102_000000_two.up.sql or sql/sqlite/20250102_000000_two.down.sql (the record, written by an older version, does not say which)'), unknown);
-    assert.match(unknown, /for the up, `stamp 20250102_000000` if all of it is now in place.*for the down, `stamp -1` if all of it took effect/);
+    const unknown = failure(
+      () =>
+        plan(
+          ALL,
+          [row(M1, 1), row(M2, 2, { status: 'failed', statementsRun: 1, error: 'no such index: nope' })],
+          t('head'),
+        ),
+      'FAILED_MIGRATION',
+    );
+    assert.ok(
+      unknown.includes(
+        '20250102_000000_two.up.sql or sql/sqlite/20250102_000000_two.down.sql (the record, written by an older version, does not say which)',
+      ),
+      unknown,
+    );
+    assert.match(
+      unknown,
+      /for the up, `stamp 20250102_000000` if all of it is now in place.*for the down, `stamp -1` if all of it took effect/,
+    );
   });
 
   test('applied files that are gone, older than local ones: MISSING_FILE naming them', () => {
@@ -377,7 +468,11 @@ describe('plan: refusals', () => {
 
   test('enforce: false skips every refusal', () => {
     const gone = { revision: '20250101_120000', description: 'lost' };
-    const R = [row(M1, 1, { checksum: 'edited' }), row(gone, 2), row(M2, 3, { status: 'failed', statementsRun: 0, error: 'boom' })];
+    const R = [
+      row(M1, 1, { checksum: 'edited' }),
+      row(gone, 2),
+      row(M2, 3, { status: 'failed', statementsRun: 0, error: 'boom' }),
+    ];
     const p = plan(ALL, R, t('head'), { enforce: false });
     assert.deepEqual(steps(p), ['up 20250103_000000', 'up 20250104_000000']);
   });
@@ -396,7 +491,10 @@ describe('plan: the database is ahead of the folder', () => {
   test('head is a no-op with a DATABASE_AHEAD warning naming the revisions', () => {
     const p = plan(ALL, [...rows(M1, M2, M3, M4), row(X5, 5), row(X6, 6)], t('head'));
     assert.deepEqual(p.steps, []);
-    assert.deepEqual(p.warnings.map((w) => w.code), ['DATABASE_AHEAD']);
+    assert.deepEqual(
+      p.warnings.map((w) => w.code),
+      ['DATABASE_AHEAD'],
+    );
     assert.ok(p.warnings[0]?.message.includes('20250105_000000'), p.warnings[0]?.message);
     assert.ok(p.warnings[0]?.message.includes('20250106_000000'), p.warnings[0]?.message);
   });
@@ -415,7 +513,10 @@ describe('plan: the database is ahead of the folder', () => {
   test('assess marks it ahead', () => {
     const a = assess(ALL, [...rows(M1, M2, M3, M4), row(X5, 5)]);
     assert.equal(a.ahead, true);
-    assert.deepEqual(a.missing.map((r) => r.revision), ['20250105_000000']);
+    assert.deepEqual(
+      a.missing.map((r) => r.revision),
+      ['20250105_000000'],
+    );
     assert.equal(assess(ALL, rows(M1, M2)).ahead, false);
   });
 });
@@ -424,13 +525,19 @@ describe('appliedAfter', () => {
   test('rollback removes the rolled-back revisions, keeping application order', () => {
     const R = [row(M1, 1), row(M3, 2), row(M2, 3)];
     const p = plan(ALL, R, t('-1'));
-    assert.deepEqual(appliedAfter(ALL, R, p.steps).map((m) => m.revision), ['20250101_000000', '20250103_000000']);
+    assert.deepEqual(
+      appliedAfter(ALL, R, p.steps).map((m) => m.revision),
+      ['20250101_000000', '20250103_000000'],
+    );
   });
 
   test('applied revisions come after the recorded ones', () => {
     const R = rows(M1, M2, M4);
     const p = plan(ALL, R, t('head'));
-    assert.deepEqual(appliedAfter(ALL, R, p.steps).map((m) => m.revision), ['20250101_000000', '20250102_000000', '20250104_000000', '20250103_000000']);
+    assert.deepEqual(
+      appliedAfter(ALL, R, p.steps).map((m) => m.revision),
+      ['20250101_000000', '20250102_000000', '20250104_000000', '20250103_000000'],
+    );
   });
 
   test('a revision target that rolls back and applies', () => {

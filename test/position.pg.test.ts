@@ -18,13 +18,25 @@ const record: RecordChange = { kind: 'insert', revision: '20250301_090000', name
 
 function work(sql: string, transactional = true): StepWork {
   const statements = splitStatements(sql, 'postgres');
-  return { file: 'sql/postgres/20250301_090000_add_email.up.sql', sql, statements, transactional, empty: statements.length === 0, record };
+  return {
+    file: 'sql/postgres/20250301_090000_add_email.up.sql',
+    sql,
+    statements,
+    transactional,
+    empty: statements.length === 0,
+    record,
+  };
 }
 
 /** Run `sql` on a fresh database (after `setup`) and return the StepFailure it must raise. */
 async function failureOf(step: StepWork, setup?: string): Promise<StepFailure> {
   const database = await createPostgresDatabase();
-  const driver = new PostgresDriver({ url: database.url, display: database.url, table: 'schema_migrations', create: true });
+  const driver = new PostgresDriver({
+    url: database.url,
+    display: database.url,
+    table: 'schema_migrations',
+    create: true,
+  });
   try {
     await driver.ensureRecordTable();
     if (setup) await driver.runStep(work(setup));
@@ -54,7 +66,7 @@ describe('PostgreSQL error positions through the driver', () => {
     const raw = [
       '\uFEFF-- Création des tables 🔥🔥',
       'CREATE TABLE café (',
-      "  id   integer PRIMARY KEY,",
+      '  id   integer PRIMARY KEY,',
       "  nom  text DEFAULT 'crème brûlée 🔥'",
       ');',
       "INSERT INTO café VALUES (1, 'é🔥é');",
@@ -104,7 +116,11 @@ describe('PostgreSQL error positions through the driver', () => {
     const failure = await failureOf(work(sql));
     assert.equal(failure.details.code, '22012');
     assert.equal(failure.details.statementIndex, 2);
-    assert.equal(failure.details.offset, undefined, 'no position from the server: the statement is named, not a column');
+    assert.equal(
+      failure.details.offset,
+      undefined,
+      'no position from the server: the statement is named, not a column',
+    );
     assert.equal((failure.details.cause as { position?: string }).position, undefined);
   });
 

@@ -38,7 +38,18 @@ const ENUMS = {
 type EnumName = keyof typeof ENUMS;
 
 /** The spec's logical types. `serial` is an int primary key the database generates. */
-type Logical = 'int' | 'bigint' | 'serial' | `string(${number})` | 'text' | 'bool' | 'datetime' | 'json' | 'numeric(10,2)' | 'float' | `enum ${EnumName}`;
+type Logical =
+  | 'int'
+  | 'bigint'
+  | 'serial'
+  | `string(${number})`
+  | 'text'
+  | 'bool'
+  | 'datetime'
+  | 'json'
+  | 'numeric(10,2)'
+  | 'float'
+  | `enum ${EnumName}`;
 /** Server defaults: the spec's "obvious ones" (timestamps now in UTC; active/is_active true, other booleans false). */
 type DefaultKind = 'now' | 'true' | 'false';
 
@@ -196,7 +207,13 @@ const TABLES: Table[] = [
 const TABLE_NAMES = TABLES.map((t) => t.name);
 
 /** table.column → table.column, ON DELETE. */
-const FOREIGN_KEYS: [table: string, column: string, refTable: string, refColumn: string, onDelete: 'NO ACTION' | 'CASCADE'][] = [
+const FOREIGN_KEYS: [
+  table: string,
+  column: string,
+  refTable: string,
+  refColumn: string,
+  onDelete: 'NO ACTION' | 'CASCADE',
+][] = [
   ['free_channel_requests', 'user_id', 'users', 'user_id', 'NO ACTION'],
   ['invitation_tokens', 'plan_id', 'subscription_plans', 'id', 'NO ACTION'],
   ['user_interests', 'package_id', 'content_packages', 'id', 'CASCADE'],
@@ -267,14 +284,21 @@ function catalogType(type: Logical, dialect: TestDialect): string {
 
 /** A default as each catalog reports it (pg_get_expr / pragma_table_info.dflt_value). */
 function catalogDefault(kind: DefaultKind, dialect: TestDialect): string {
-  if (kind === 'now') return dialect === 'postgres' ? "(now() AT TIME ZONE 'utc'::text)" : "strftime('%Y-%m-%d %H:%M:%f000', 'now')";
+  if (kind === 'now')
+    return dialect === 'postgres' ? "(now() AT TIME ZONE 'utc'::text)" : "strftime('%Y-%m-%d %H:%M:%f000', 'now')";
   if (dialect === 'postgres') return kind;
   return kind === 'true' ? '1' : '0';
 }
 
 /** One line per column: `name type NULL|NOT NULL [DEFAULT x] [GENERATED]`; GENERATED is an identity (PG) or the rowid (SQLite). */
 function columnLine(c: Column, dialect: TestDialect): string {
-  return [c.name, catalogType(c.type, dialect), c.nullable ? 'NULL' : 'NOT NULL', ...(c.default ? [`DEFAULT ${catalogDefault(c.default, dialect)}`] : []), ...(c.type === 'serial' ? ['GENERATED'] : [])].join(' ');
+  return [
+    c.name,
+    catalogType(c.type, dialect),
+    c.nullable ? 'NULL' : 'NOT NULL',
+    ...(c.default ? [`DEFAULT ${catalogDefault(c.default, dialect)}`] : []),
+    ...(c.type === 'serial' ? ['GENERATED'] : []),
+  ].join(' ');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -290,8 +314,14 @@ interface Catalog {
   indexes: string[];
 }
 
-const fkLine = (table: string, column: string, refTable: string, refColumn: string, onDelete: string, onUpdate: string) =>
-  `${table}(${column}) -> ${refTable}(${refColumn}) ON DELETE ${onDelete} ON UPDATE ${onUpdate}`;
+const fkLine = (
+  table: string,
+  column: string,
+  refTable: string,
+  refColumn: string,
+  onDelete: string,
+  onUpdate: string,
+) => `${table}(${column}) -> ${refTable}(${refColumn}) ON DELETE ${onDelete} ON UPDATE ${onUpdate}`;
 const indexLine = (name: string, table: string, columns: string, unique: boolean, partial: boolean) =>
   `${name}: ${table}(${columns})${unique ? ' UNIQUE' : ''}${partial ? ' PARTIAL' : ''}`;
 
@@ -302,26 +332,59 @@ async function readCatalog(db: TestDb): Promise<Catalog> {
 async function readSqliteCatalog(db: TestDb): Promise<Catalog> {
   const catalog: Catalog = { columns: {}, primaryKeys: [], foreignKeys: [], uniqueConstraints: [], indexes: [] };
   const withoutRowid = new Map(
-    (await db.query<{ name: string; wr: number }>(`SELECT name, wr FROM pragma_table_list WHERE schema = 'main' AND type = 'table'`)).map((r) => [r.name, r.wr === 1]),
+    (
+      await db.query<{ name: string; wr: number }>(
+        `SELECT name, wr FROM pragma_table_list WHERE schema = 'main' AND type = 'table'`,
+      )
+    ).map((r) => [r.name, r.wr === 1]),
   );
   for (const table of TABLE_NAMES) {
-    const cols = await db.query<{ cid: number; name: string; type: string; notnull: number; dflt_value: string | null; pk: number }>(`SELECT * FROM pragma_table_info('${table}') ORDER BY cid`);
+    const cols = await db.query<{
+      cid: number;
+      name: string;
+      type: string;
+      notnull: number;
+      dflt_value: string | null;
+      pk: number;
+    }>(`SELECT * FROM pragma_table_info('${table}') ORDER BY cid`);
     const pk = cols.filter((c) => c.pk > 0).sort((a, b) => a.pk - b.pk);
     // An INTEGER PRIMARY KEY of a rowid table is the rowid: SQLite generates it.
-    const rowidAlias = withoutRowid.get(table) === false && pk.length === 1 && pk[0]?.type.toUpperCase() === 'INTEGER' ? pk[0].name : undefined;
+    const rowidAlias =
+      withoutRowid.get(table) === false && pk.length === 1 && pk[0]?.type.toUpperCase() === 'INTEGER'
+        ? pk[0].name
+        : undefined;
     catalog.columns[table] = cols.map((c) =>
-      [c.name, c.type, c.notnull ? 'NOT NULL' : 'NULL', ...(c.dflt_value !== null ? [`DEFAULT ${c.dflt_value}`] : []), ...(c.name === rowidAlias ? ['GENERATED'] : [])].join(' '),
+      [
+        c.name,
+        c.type,
+        c.notnull ? 'NOT NULL' : 'NULL',
+        ...(c.dflt_value !== null ? [`DEFAULT ${c.dflt_value}`] : []),
+        ...(c.name === rowidAlias ? ['GENERATED'] : []),
+      ].join(' '),
     );
     catalog.primaryKeys.push(`${table}: (${pk.map((c) => c.name).join(',')})`);
-    for (const fk of await db.query<{ id: number; seq: number; table: string; from: string; to: string; on_update: string; on_delete: string }>(
-      `SELECT * FROM pragma_foreign_key_list('${table}') ORDER BY id, seq`,
-    )) {
+    for (const fk of await db.query<{
+      id: number;
+      seq: number;
+      table: string;
+      from: string;
+      to: string;
+      on_update: string;
+      on_delete: string;
+    }>(`SELECT * FROM pragma_foreign_key_list('${table}') ORDER BY id, seq`)) {
       catalog.foreignKeys.push(fkLine(table, fk.from, fk.table, fk.to, fk.on_delete, fk.on_update));
     }
-    for (const ix of await db.query<{ name: string; unique: number; origin: string; partial: number }>(`SELECT * FROM pragma_index_list('${table}')`)) {
-      const columns = (await db.query<{ name: string | null }>(`SELECT name FROM pragma_index_info('${ix.name}') ORDER BY seqno`)).map((c) => c.name ?? '<expr>').join(',');
+    for (const ix of await db.query<{ name: string; unique: number; origin: string; partial: number }>(
+      `SELECT * FROM pragma_index_list('${table}')`,
+    )) {
+      const columns = (
+        await db.query<{ name: string | null }>(`SELECT name FROM pragma_index_info('${ix.name}') ORDER BY seqno`)
+      )
+        .map((c) => c.name ?? '<expr>')
+        .join(',');
       if (ix.origin === 'u') catalog.uniqueConstraints.push(`${table}(${columns})`);
-      else if (ix.origin === 'c') catalog.indexes.push(indexLine(ix.name, table, columns, ix.unique === 1, ix.partial === 1));
+      else if (ix.origin === 'c')
+        catalog.indexes.push(indexLine(ix.name, table, columns, ix.unique === 1, ix.partial === 1));
       // origin 'pk': the primary key of a WITHOUT ROWID table (sqlite_autoindex_*), checked as a primary key.
     }
   }
@@ -374,7 +437,14 @@ const PG_INDEXES = `
 
 async function readPostgresCatalog(db: TestDb): Promise<Catalog> {
   const catalog: Catalog = { columns: {}, primaryKeys: [], foreignKeys: [], uniqueConstraints: [], indexes: [] };
-  for (const c of await db.query<{ table: string; name: string; type: string; notnull: boolean; identity: string; dflt: string | null }>(PG_COLUMNS)) {
+  for (const c of await db.query<{
+    table: string;
+    name: string;
+    type: string;
+    notnull: boolean;
+    identity: string;
+    dflt: string | null;
+  }>(PG_COLUMNS)) {
     if (c.table === 'schema_migrations') continue;
     (catalog.columns[c.table] ??= []).push(
       [
@@ -388,15 +458,37 @@ async function readPostgresCatalog(db: TestDb): Promise<Catalog> {
     );
   }
   const other: string[] = [];
-  for (const k of await db.query<{ name: string; type: string; table: string; ref_table: string | null; columns: string; ref_columns: string | null; on_delete: string | null; on_update: string | null }>(PG_CONSTRAINTS)) {
+  for (const k of await db.query<{
+    name: string;
+    type: string;
+    table: string;
+    ref_table: string | null;
+    columns: string;
+    ref_columns: string | null;
+    on_delete: string | null;
+    on_update: string | null;
+  }>(PG_CONSTRAINTS)) {
     if (k.type === 'p') catalog.primaryKeys.push(`${k.table}: ${k.name} (${k.columns})`);
-    else if (k.type === 'f') catalog.foreignKeys.push(`${k.name}: ${fkLine(k.table, k.columns, k.ref_table ?? '?', k.ref_columns ?? '?', k.on_delete ?? '?', k.on_update ?? '?')}`);
+    else if (k.type === 'f')
+      catalog.foreignKeys.push(
+        `${k.name}: ${fkLine(k.table, k.columns, k.ref_table ?? '?', k.ref_columns ?? '?', k.on_delete ?? '?', k.on_update ?? '?')}`,
+      );
     else if (k.type === 'u') catalog.uniqueConstraints.push(`${k.name}: ${k.table}(${k.columns})`);
     else other.push(`${k.name} (${k.type}) on ${k.table}`);
   }
   assert.deepEqual(other, [], 'no CHECK, exclusion or trigger constraints on PostgreSQL');
-  for (const ix of await db.query<{ name: string; table: string; unique: boolean; partial: boolean; method: string; columns: string }>(PG_INDEXES)) {
-    catalog.indexes.push(indexLine(ix.name, ix.table, ix.columns, ix.unique, ix.partial) + (ix.method === 'btree' ? '' : ` USING ${ix.method}`));
+  for (const ix of await db.query<{
+    name: string;
+    table: string;
+    unique: boolean;
+    partial: boolean;
+    method: string;
+    columns: string;
+  }>(PG_INDEXES)) {
+    catalog.indexes.push(
+      indexLine(ix.name, ix.table, ix.columns, ix.unique, ix.partial) +
+        (ix.method === 'btree' ? '' : ` USING ${ix.method}`),
+    );
   }
   catalog.primaryKeys.sort();
   catalog.foreignKeys.sort();
@@ -446,7 +538,12 @@ const REFUSAL = {
   unique: { postgres: '23505', sqlite: 'SQLITE_CONSTRAINT_UNIQUE' },
 } as const;
 
-async function assertRefused(w: Writer, dialect: TestDialect, sql: string, refusal: keyof typeof REFUSAL): Promise<void> {
+async function assertRefused(
+  w: Writer,
+  dialect: TestDialect,
+  sql: string,
+  refusal: keyof typeof REFUSAL,
+): Promise<void> {
   const expected = REFUSAL[refusal][dialect];
   await assert.rejects(
     () => w.run(sql),
@@ -473,9 +570,16 @@ const truthy = (v: unknown) => v === true || v === 1;
 function assertNowUtc(value: unknown, dialect: TestDialect, what: string, slackMs = 120_000): void {
   assert.equal(typeof value, 'string', `${what}: ${String(value)}`);
   const text = value as string;
-  assert.match(text, dialect === 'sqlite' ? /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}$/ : /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,6})?$/, what);
+  assert.match(
+    text,
+    dialect === 'sqlite' ? /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}$/ : /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,6})?$/,
+    what,
+  );
   const ms = Date.parse(`${text.replace(' ', 'T').replace(/(\.\d{3})\d*$/, '$1')}Z`);
-  assert.ok(Math.abs(ms - Date.now()) < slackMs, `${what} = ${text} is not now in UTC (now: ${new Date().toISOString()})`);
+  assert.ok(
+    Math.abs(ms - Date.now()) < slackMs,
+    `${what} = ${text} is not now in UTC (now: ${new Date().toISOString()})`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -512,7 +616,9 @@ for (const dialect of TEST_DIALECTS) {
         }
         if (dialect === 'sqlite') {
           // Given keys (bot_config.id, users.user_id) must not become a rowid that SQLite fills in.
-          const wr = await db.query<{ name: string; wr: number }>(`SELECT name, wr FROM pragma_table_list WHERE schema = 'main' AND type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`);
+          const wr = await db.query<{ name: string; wr: number }>(
+            `SELECT name, wr FROM pragma_table_list WHERE schema = 'main' AND type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`,
+          );
           assert.deepEqual(
             wr.filter((t) => t.wr === 1).map((t) => t.name),
             ['bot_config', 'users'],
@@ -527,11 +633,15 @@ for (const dialect of TEST_DIALECTS) {
         const pg = dialect === 'postgres';
         assert.deepEqual(
           catalog.primaryKeys,
-          TABLES.map((t) => (pg ? `${t.name}: ${t.name}_pkey (${t.primaryKey})` : `${t.name}: (${t.primaryKey})`)).sort(),
+          TABLES.map((t) =>
+            pg ? `${t.name}: ${t.name}_pkey (${t.primaryKey})` : `${t.name}: (${t.primaryKey})`,
+          ).sort(),
         );
         assert.deepEqual(
           catalog.foreignKeys,
-          FOREIGN_KEYS.map(([t, c, rt, rc, del]) => (pg ? `${t}_${c}_fkey: ` : '') + fkLine(t, c, rt, rc, del, 'NO ACTION')).sort(),
+          FOREIGN_KEYS.map(
+            ([t, c, rt, rc, del]) => (pg ? `${t}_${c}_fkey: ` : '') + fkLine(t, c, rt, rc, del, 'NO ACTION'),
+          ).sort(),
         );
         assert.deepEqual(
           catalog.uniqueConstraints,
@@ -551,7 +661,11 @@ for (const dialect of TEST_DIALECTS) {
           );
           assert.deepEqual(
             all.map((r) => r.indexname),
-            [...INDEXES.map(([n]) => n), ...TABLE_NAMES.map((t) => `${t}_pkey`), 'vip_subscribers_vip_entry_token_key'].sort(),
+            [
+              ...INDEXES.map(([n]) => n),
+              ...TABLE_NAMES.map((t) => `${t}_pkey`),
+              'vip_subscribers_vip_entry_token_key',
+            ].sort(),
           );
         }
       }));
@@ -574,11 +688,24 @@ for (const dialect of TEST_DIALECTS) {
         }
         const w = await openWriter(db);
         try {
-          await assertRefused(w, dialect, `INSERT INTO users (user_id, first_name, role) VALUES (42, 'Eve', 'ROOT')`, 'invalid');
-          await assertRefused(w, dialect, `INSERT INTO users (user_id, first_name, role) VALUES (42, 'Eve', 'vip')`, 'invalid'); // labels are upper case
+          await assertRefused(
+            w,
+            dialect,
+            `INSERT INTO users (user_id, first_name, role) VALUES (42, 'Eve', 'ROOT')`,
+            'invalid',
+          );
+          await assertRefused(
+            w,
+            dialect,
+            `INSERT INTO users (user_id, first_name, role) VALUES (42, 'Eve', 'vip')`,
+            'invalid',
+          ); // labels are upper case
           assert.deepEqual(await w.run(`SELECT user_id FROM users`), []);
           for (const [i, role] of ENUMS.userrole.entries()) {
-            await assertAccepted(w, `INSERT INTO users (user_id, first_name, role) VALUES (${100 + i}, 'U', ${lit(role)})`);
+            await assertAccepted(
+              w,
+              `INSERT INTO users (user_id, first_name, role) VALUES (${100 + i}, 'U', ${lit(role)})`,
+            );
           }
           assert.deepEqual(
             (await w.run(`SELECT role FROM users ORDER BY user_id`)).map((r) => r.role),
@@ -604,7 +731,14 @@ for (const dialect of TEST_DIALECTS) {
         assert.deepEqual(JSON.parse(row.subscription_fees as string), {});
         assertNowUtc(row.created_at, dialect, 'bot_config.created_at', 300_000);
         assert.equal(row.updated_at, row.created_at);
-        for (const c of ['vip_channel_id', 'free_channel_id', 'social_instagram', 'social_tiktok', 'social_x', 'free_channel_invite_link']) {
+        for (const c of [
+          'vip_channel_id',
+          'free_channel_id',
+          'social_instagram',
+          'social_tiktok',
+          'social_x',
+          'free_channel_invite_link',
+        ]) {
           assert.equal(row[c], null, `bot_config.${c}`);
         }
       }));
@@ -673,7 +807,10 @@ for (const dialect of TEST_DIALECTS) {
           if (dialect === 'postgres') await w.run(`SET TIME ZONE 'Pacific/Kiritimati'`);
           await assertAccepted(w, `INSERT INTO users (user_id, first_name, role) VALUES (5000000001, 'Ana', 'VIP')`); // > 2^32: a Telegram id
           await assertAccepted(w, `INSERT INTO users (user_id, first_name, role) VALUES (5000000002, 'Bo', 'FREE')`);
-          await assertAccepted(w, `INSERT INTO subscription_plans (name, duration_days, price, currency, created_by) VALUES ('Monthly', 30, 9.99, 'USD', 5000000001)`);
+          await assertAccepted(
+            w,
+            `INSERT INTO subscription_plans (name, duration_days, price, currency, created_by) VALUES ('Monthly', 30, 9.99, 'USD', 5000000001)`,
+          );
           await assertAccepted(
             w,
             `INSERT INTO invitation_tokens (token, generated_by, duration_hours, plan_id) VALUES ('ABCDEFGH12345678', 5000000001, 24, (SELECT id FROM subscription_plans WHERE name = 'Monthly'))`,
@@ -682,13 +819,21 @@ for (const dialect of TEST_DIALECTS) {
             w,
             `INSERT INTO vip_subscribers (user_id, expiry_date, status, token_id) VALUES (5000000001, '2025-03-01 00:00:00', 'active', (SELECT id FROM invitation_tokens WHERE token = 'ABCDEFGH12345678'))`,
           );
-          await assertAccepted(w, `INSERT INTO content_packages (name, category, type) VALUES ('Pack', 'VIP_CONTENT', 'BUNDLE')`);
-          await assertAccepted(w, `INSERT INTO user_interests (user_id, package_id) VALUES (5000000001, 1), (5000000002, 1)`);
+          await assertAccepted(
+            w,
+            `INSERT INTO content_packages (name, category, type) VALUES ('Pack', 'VIP_CONTENT', 'BUNDLE')`,
+          );
+          await assertAccepted(
+            w,
+            `INSERT INTO user_interests (user_id, package_id) VALUES (5000000001, 1), (5000000002, 1)`,
+          );
 
           // The key of users is given, never generated.
           await assertRefused(w, dialect, `INSERT INTO users (first_name, role) VALUES ('Nobody', 'FREE')`, 'notNull');
 
-          const [user] = await w.run(`SELECT user_id, username, last_name, role, CAST(created_at AS TEXT) AS created_at, CAST(updated_at AS TEXT) AS updated_at FROM users WHERE user_id = 5000000001`);
+          const [user] = await w.run(
+            `SELECT user_id, username, last_name, role, CAST(created_at AS TEXT) AS created_at, CAST(updated_at AS TEXT) AS updated_at FROM users WHERE user_id = 5000000001`,
+          );
           assert.equal(String(user?.user_id), '5000000001');
           assert.equal(user?.username, null);
           assert.equal(user?.last_name, null);
@@ -696,13 +841,17 @@ for (const dialect of TEST_DIALECTS) {
           assertNowUtc(user?.created_at, dialect, 'users.created_at');
           assertNowUtc(user?.updated_at, dialect, 'users.updated_at');
 
-          const [plan] = await w.run(`SELECT id, active, price, CAST(created_at AS TEXT) AS created_at FROM subscription_plans`);
+          const [plan] = await w.run(
+            `SELECT id, active, price, CAST(created_at AS TEXT) AS created_at FROM subscription_plans`,
+          );
           assert.equal(Number(plan?.id), 1, 'generated id');
           assert.ok(truthy(plan?.active), `subscription_plans.active defaults to true, got ${String(plan?.active)}`);
           assert.equal(plan?.price, 9.99);
           assertNowUtc(plan?.created_at, dialect, 'subscription_plans.created_at');
 
-          const [token] = await w.run(`SELECT id, used, used_by, used_at, plan_id, CAST(created_at AS TEXT) AS created_at FROM invitation_tokens`);
+          const [token] = await w.run(
+            `SELECT id, used, used_by, used_at, plan_id, CAST(created_at AS TEXT) AS created_at FROM invitation_tokens`,
+          );
           assert.equal(Number(token?.id), 1, 'generated id');
           assert.equal(token?.used, dialect === 'postgres' ? false : 0, 'invitation_tokens.used defaults to false');
           assert.equal(token?.used_by, null);
@@ -710,7 +859,9 @@ for (const dialect of TEST_DIALECTS) {
           assert.equal(Number(token?.plan_id), 1);
           assertNowUtc(token?.created_at, dialect, 'invitation_tokens.created_at');
 
-          const [vip] = await w.run(`SELECT id, token_id, vip_entry_stage, vip_entry_token, CAST(join_date AS TEXT) AS join_date, CAST(expiry_date AS TEXT) AS expiry_date FROM vip_subscribers`);
+          const [vip] = await w.run(
+            `SELECT id, token_id, vip_entry_stage, vip_entry_token, CAST(join_date AS TEXT) AS join_date, CAST(expiry_date AS TEXT) AS expiry_date FROM vip_subscribers`,
+          );
           assert.equal(Number(vip?.id), 1, 'generated id');
           assert.equal(Number(vip?.token_id), 1);
           assert.equal(vip?.vip_entry_stage, null);
@@ -721,18 +872,38 @@ for (const dialect of TEST_DIALECTS) {
           const interests = await w.run(`SELECT user_id, is_attended FROM user_interests ORDER BY user_id`);
           assert.deepEqual(
             interests.map((r) => [String(r.user_id), truthy(r.is_attended)]),
-            [['5000000001', false], ['5000000002', false]],
+            [
+              ['5000000001', false],
+              ['5000000002', false],
+            ],
           );
           if (dialect === 'sqlite') {
             // AUTOINCREMENT: SQLite keeps the highest id handed out, so a deleted row's id is not reused.
-            assert.deepEqual(await w.run(`SELECT name, seq FROM sqlite_sequence WHERE name = 'subscription_plans'`), [{ name: 'subscription_plans', seq: 1 }]);
+            assert.deepEqual(await w.run(`SELECT name, seq FROM sqlite_sequence WHERE name = 'subscription_plans'`), [
+              { name: 'subscription_plans', seq: 1 },
+            ]);
           }
 
           // One subscription per user, one use per token string.
-          await assertRefused(w, dialect, `INSERT INTO vip_subscribers (user_id, expiry_date, status, token_id) VALUES (5000000001, '2025-04-01 00:00:00', 'active', 1)`, 'unique');
-          await assertRefused(w, dialect, `INSERT INTO invitation_tokens (token, generated_by, duration_hours) VALUES ('ABCDEFGH12345678', 1, 24)`, 'unique');
+          await assertRefused(
+            w,
+            dialect,
+            `INSERT INTO vip_subscribers (user_id, expiry_date, status, token_id) VALUES (5000000001, '2025-04-01 00:00:00', 'active', 1)`,
+            'unique',
+          );
+          await assertRefused(
+            w,
+            dialect,
+            `INSERT INTO invitation_tokens (token, generated_by, duration_hours) VALUES ('ABCDEFGH12345678', 1, 24)`,
+            'unique',
+          );
           // A subscriber must belong to a user.
-          await assertRefused(w, dialect, `INSERT INTO vip_subscribers (user_id, expiry_date, status, token_id) VALUES (7, '2025-04-01 00:00:00', 'active', 1)`, 'foreignKey');
+          await assertRefused(
+            w,
+            dialect,
+            `INSERT INTO vip_subscribers (user_id, expiry_date, status, token_id) VALUES (7, '2025-04-01 00:00:00', 'active', 1)`,
+            'foreignKey',
+          );
 
           // A user with a subscription cannot be deleted, and the refusal leaves the interests alone.
           await assertRefused(w, dialect, `DELETE FROM users WHERE user_id = 5000000001`, 'foreignKey');
@@ -742,8 +913,14 @@ for (const dialect of TEST_DIALECTS) {
           // Without it, the user goes and takes only their own interests along.
           await assertAccepted(w, `DELETE FROM vip_subscribers WHERE user_id = 5000000001`);
           await assertAccepted(w, `DELETE FROM users WHERE user_id = 5000000001`);
-          assert.deepEqual((await w.run(`SELECT user_id FROM users`)).map((r) => String(r.user_id)), ['5000000002']);
-          assert.deepEqual((await w.run(`SELECT user_id FROM user_interests`)).map((r) => String(r.user_id)), ['5000000002']);
+          assert.deepEqual(
+            (await w.run(`SELECT user_id FROM users`)).map((r) => String(r.user_id)),
+            ['5000000002'],
+          );
+          assert.deepEqual(
+            (await w.run(`SELECT user_id FROM user_interests`)).map((r) => String(r.user_id)),
+            ['5000000002'],
+          );
           assert.equal((await w.run(`SELECT id FROM content_packages`)).length, 1, 'the package stays');
           // Deleting the package cascades too.
           await assertAccepted(w, `DELETE FROM content_packages`);
@@ -758,20 +935,38 @@ for (const dialect of TEST_DIALECTS) {
         assert.equal(await migrate(db, 'head'), UP_OUTPUT);
         const before = await db.schema();
         // The snapshot really describes the schema (so that comparing it proves something).
-        assert.ok(before.some((l) => l.includes('ix_vip_subscribers_user_id')), 'snapshot lists the indexes');
-        assert.ok(before.some((l) => l.includes('vip_reactions')), 'snapshot lists the columns');
+        assert.ok(
+          before.some((l) => l.includes('ix_vip_subscribers_user_id')),
+          'snapshot lists the indexes',
+        );
+        assert.ok(
+          before.some((l) => l.includes('vip_reactions')),
+          'snapshot lists the columns',
+        );
         if (dialect === 'postgres') {
-          assert.ok(before.some((l) => l.startsWith('type userrole: FREE,VIP,ADMIN')), 'snapshot lists the enum types');
-          assert.ok(before.some((l) => l.includes('user_interests_user_id_fkey') && l.includes('ON DELETE CASCADE')), 'snapshot lists the constraints');
+          assert.ok(
+            before.some((l) => l.startsWith('type userrole: FREE,VIP,ADMIN')),
+            'snapshot lists the enum types',
+          );
+          assert.ok(
+            before.some((l) => l.includes('user_interests_user_id_fkey') && l.includes('ON DELETE CASCADE')),
+            'snapshot lists the constraints',
+          );
         }
 
         // Some rows, so that the rollback also has data to drop (and SQLite ids to forget).
         const w = await openWriter(db);
         try {
           await w.run(`INSERT INTO users (user_id, first_name, role) VALUES (1, 'Ana', 'VIP')`);
-          await w.run(`INSERT INTO subscription_plans (name, duration_days, price, currency, created_by) VALUES ('Monthly', 30, 9.99, 'USD', 1)`);
-          await w.run(`INSERT INTO invitation_tokens (token, generated_by, duration_hours, plan_id) VALUES ('T1', 1, 24, 1)`);
-          await w.run(`INSERT INTO vip_subscribers (user_id, expiry_date, status, token_id) VALUES (1, '2025-03-01 00:00:00', 'active', 1)`);
+          await w.run(
+            `INSERT INTO subscription_plans (name, duration_days, price, currency, created_by) VALUES ('Monthly', 30, 9.99, 'USD', 1)`,
+          );
+          await w.run(
+            `INSERT INTO invitation_tokens (token, generated_by, duration_hours, plan_id) VALUES ('T1', 1, 24, 1)`,
+          );
+          await w.run(
+            `INSERT INTO vip_subscribers (user_id, expiry_date, status, token_id) VALUES (1, '2025-03-01 00:00:00', 'active', 1)`,
+          );
         } finally {
           await w.close();
         }
@@ -780,25 +975,44 @@ for (const dialect of TEST_DIALECTS) {
         assert.deepEqual(await db.tables(), ['schema_migrations']);
         assert.deepEqual(await db.records(), []);
         if (dialect === 'postgres') {
-          assert.deepEqual((await db.query<{ typname: string }>(`SELECT typname FROM pg_type WHERE typtype = 'e'`)).map((r) => r.typname), []);
+          assert.deepEqual(
+            (await db.query<{ typname: string }>(`SELECT typname FROM pg_type WHERE typtype = 'e'`)).map(
+              (r) => r.typname,
+            ),
+            [],
+          );
           // Nothing else is left either: no sequence, index or type of the schema.
           const rels = await db.query<{ relname: string }>(
             `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() ORDER BY c.relname`,
           );
-          assert.deepEqual(rels.map((r) => r.relname).filter((n) => !n.startsWith('schema_migrations')), []);
-        } else {
-          const objects = await db.query<{ type: string; name: string }>(`SELECT type, name FROM sqlite_master ORDER BY type, name`);
           assert.deepEqual(
-            objects.filter((o) => !o.name.startsWith('sqlite_autoindex_') && o.name !== 'sqlite_sequence').map((o) => `${o.type} ${o.name}`),
+            rels.map((r) => r.relname).filter((n) => !n.startsWith('schema_migrations')),
+            [],
+          );
+        } else {
+          const objects = await db.query<{ type: string; name: string }>(
+            `SELECT type, name FROM sqlite_master ORDER BY type, name`,
+          );
+          assert.deepEqual(
+            objects
+              .filter((o) => !o.name.startsWith('sqlite_autoindex_') && o.name !== 'sqlite_sequence')
+              .map((o) => `${o.type} ${o.name}`),
             ['table schema_migrations'],
           );
-          assert.deepEqual((await db.query<{ name: string }>(`SELECT name FROM sqlite_sequence`)).map((r) => r.name), [], 'sqlite_sequence holds no row of the dropped tables');
+          assert.deepEqual(
+            (await db.query<{ name: string }>(`SELECT name FROM sqlite_sequence`)).map((r) => r.name),
+            [],
+            'sqlite_sequence holds no row of the dropped tables',
+          );
         }
         assert.notDeepEqual(await db.schema(), before);
 
         assert.equal(await migrate(db, 'head'), UP_OUTPUT);
         assert.deepEqual(await db.schema(), before);
-        assert.deepEqual((await db.records()).map((r) => [r.revision, r.status]), [[REVISION, 'applied']]);
+        assert.deepEqual(
+          (await db.records()).map((r) => [r.revision, r.status]),
+          [[REVISION, 'applied']],
+        );
         assert.deepEqual(
           (await db.query<{ id: unknown }>(`SELECT id FROM bot_config`)).map((r) => Number(r.id)),
           [1],
@@ -806,8 +1020,13 @@ for (const dialect of TEST_DIALECTS) {
         // Generated ids start again at 1 (the identity / sqlite_sequence row went with the table).
         const w2 = await openWriter(db);
         try {
-          await w2.run(`INSERT INTO subscription_plans (name, duration_days, price, currency, created_by) VALUES ('Weekly', 7, 2.5, 'USD', 1)`);
-          assert.deepEqual((await w2.run(`SELECT id FROM subscription_plans`)).map((r) => Number(r.id)), [1]);
+          await w2.run(
+            `INSERT INTO subscription_plans (name, duration_days, price, currency, created_by) VALUES ('Weekly', 7, 2.5, 'USD', 1)`,
+          );
+          assert.deepEqual(
+            (await w2.run(`SELECT id FROM subscription_plans`)).map((r) => Number(r.id)),
+            [1],
+          );
         } finally {
           await w2.close();
         }

@@ -61,7 +61,7 @@ const cases: Case[] = [
   {
     name: 'pg: $$ holding a tagged quote, and tags compared exactly',
     dialect: 'postgres',
-    text: "SELECT $$ $a$ ; $a$ ; $$; SELECT $A$ $a$; $A$;",
+    text: 'SELECT $$ $a$ ; $a$ ; $$; SELECT $A$ $a$; $A$;',
     want: [
       [0, 'SELECT $$ $a$ ; $a$ ; $$;'],
       [26, 'SELECT $A$ $a$; $A$;'],
@@ -225,7 +225,12 @@ CREATE INDEX CONCURRENTLY users_name ON users (lower(name));
       [62, 'SELECT 1;'],
     ],
   },
-  { name: 'pg: comments and whitespace only', dialect: 'postgres', text: '-- down: nothing\n/* a /* b */ */\n\n', want: [] },
+  {
+    name: 'pg: comments and whitespace only',
+    dialect: 'postgres',
+    text: '-- down: nothing\n/* a /* b */ */\n\n',
+    want: [],
+  },
   { name: 'sqlite: comments only', dialect: 'sqlite', text: '-- only a note', want: [] },
   { name: 'empty text', dialect: 'sqlite', text: '', want: [] },
   {
@@ -297,7 +302,34 @@ function assertInvariants(text: string, dialect: SplitDialect): void {
 }
 
 test('splitStatements: invariants hold on random text made of tricky characters', () => {
-  const alphabet = ["'", '"', '`', '[', ']', '$', '$$', '$a$', 'E', ';', '-', '/', '*', '\\', '\n', ' ', 'a', '1', '(', ')', 'BEGIN', 'ATOMIC', 'CASE', 'END', 'CREATE TRIGGER', '🔥'];
+  const alphabet = [
+    "'",
+    '"',
+    '`',
+    '[',
+    ']',
+    '$',
+    '$$',
+    '$a$',
+    'E',
+    ';',
+    '-',
+    '/',
+    '*',
+    '\\',
+    '\n',
+    ' ',
+    'a',
+    '1',
+    '(',
+    ')',
+    'BEGIN',
+    'ATOMIC',
+    'CASE',
+    'END',
+    'CREATE TRIGGER',
+    '🔥',
+  ];
   let seed = 42;
   const random = (): number => {
     seed = (seed * 1103515245 + 12345) % 2147483648;

@@ -19,7 +19,8 @@ import type { Column, EnumType, Family, ForeignKey, Index, Schema, Table } from 
 /** Runs one query on the caller's connection; rows as postgres.js returns them. */
 export type Query = (text: string, params?: unknown[]) => Promise<ReadonlyArray<Record<string, unknown>>>;
 
-const USER_SCHEMA = (n: string) => `${n}.nspname NOT IN ('pg_catalog', 'information_schema') AND ${n}.nspname !~ '^pg_(toast|temp_)'`;
+const USER_SCHEMA = (n: string) =>
+  `${n}.nspname NOT IN ('pg_catalog', 'information_schema') AND ${n}.nspname !~ '^pg_(toast|temp_)'`;
 const NOT_EXTENSION = (catalog: string, oid: string) =>
   `NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend dep WHERE dep.classid = '${catalog}'::regclass AND dep.objid = ${oid} AND dep.deptype = 'e')`;
 
@@ -54,7 +55,13 @@ const FAMILIES: Record<string, Family> = {
   float8: 'float',
 };
 
-const ON_DELETE: Record<string, string> = { a: 'NO ACTION', r: 'RESTRICT', c: 'CASCADE', n: 'SET NULL', d: 'SET DEFAULT' };
+const ON_DELETE: Record<string, string> = {
+  a: 'NO ACTION',
+  r: 'RESTRICT',
+  c: 'CASCADE',
+  n: 'SET NULL',
+  d: 'SET DEFAULT',
+};
 
 /**
  * The schema `query` sees, without the record table `record` (schema and name). Reads only.
@@ -63,7 +70,8 @@ const ON_DELETE: Record<string, string> = { a: 'NO ACTION', r: 'RESTRICT', c: 'C
 export async function introspectPostgres(query: Query, record: { schema: string; table: string }): Promise<Schema> {
   const [home] = await query('SELECT current_schema() AS s');
   const current = typeof home?.s === 'string' ? home.s : 'public';
-  const qualify = (schema: unknown, name: unknown) => (schema === current ? String(name) : `${String(schema)}.${String(name)}`);
+  const qualify = (schema: unknown, name: unknown) =>
+    schema === current ? String(name) : `${String(schema)}.${String(name)}`;
   const params = [record.schema, record.table];
 
   const enumRows = await query(
@@ -75,7 +83,10 @@ export async function introspectPostgres(query: Query, record: { schema: string;
      GROUP BY t.oid, n.nspname, t.typname
      ORDER BY n.nspname, t.typname`,
   );
-  const enums: EnumType[] = enumRows.map((r) => ({ name: qualify(r.nspname, r.typname), values: JSON.parse(String(r.labels)) as string[] }));
+  const enums: EnumType[] = enumRows.map((r) => ({
+    name: qualify(r.nspname, r.typname),
+    values: JSON.parse(String(r.labels)) as string[],
+  }));
   const enumLabels = new Map(enumRows.map((r) => [String(r.oid), JSON.parse(String(r.labels)) as string[]]));
 
   const columnRows = await query(
@@ -219,7 +230,8 @@ export async function introspectPostgres(query: Query, record: { schema: string;
     const t = tableOf(r);
     const columns = JSON.parse(String(r.cols)) as string[];
     const where = r.predicate === null ? null : String(r.predicate);
-    if (r.is_unique === true && r.is_primary !== true && where === null && r.plain === true) t.uniques.push(columns.map((c) => c.replace(/ DESC$/, '')).sort());
+    if (r.is_unique === true && r.is_primary !== true && where === null && r.plain === true)
+      t.uniques.push(columns.map((c) => c.replace(/ DESC$/, '')).sort());
     if (r.backs_constraint !== true) {
       const index: Index = { name: qualify(r.nspname, r.name), columns, unique: r.is_unique === true, where };
       t.indexes.push(index);
@@ -235,11 +247,19 @@ export async function introspectPostgres(query: Query, record: { schema: string;
   for (const r of otherRows) {
     const name = r.kind === 'schema' || r.kind === 'extension' ? String(r.name) : qualify(r.nspname, r.name);
     const key =
-      r.kind === 'trigger' ? `trigger ${name} on ${qualify(r.nspname, r.extra)}` : r.extra !== null && r.extra !== undefined ? `${String(r.kind)} ${name}(${String(r.extra)})` : `${String(r.kind)} ${name}`;
+      r.kind === 'trigger'
+        ? `trigger ${name} on ${qualify(r.nspname, r.extra)}`
+        : r.extra !== null && r.extra !== undefined
+          ? `${String(r.kind)} ${name}(${String(r.extra)})`
+          : `${String(r.kind)} ${name}`;
     others[key] = String(r.def ?? '');
   }
 
-  return { tables: [...tables.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)), enums, others };
+  return {
+    tables: [...tables.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+    enums,
+    others,
+  };
 }
 
 /**
@@ -252,7 +272,9 @@ function applyCheck(t: Table, column: string, def: string): boolean {
   if (!c) return false;
   const anyArray = /^\(*\(?"?[\w$]+"?\)?(?:::[\w ]+)? = ANY \(\(?ARRAY\[(.*)\]\)?(?:::[\w ]+\[\])?\)\)*$/.exec(def);
   if (anyArray && c.family === 'text') {
-    const labels = [...(anyArray[1] as string).matchAll(/'((?:[^']|'')*)'(?:::[\w ]+)?/g)].map((m) => (m[1] as string).replace(/''/g, "'"));
+    const labels = [...(anyArray[1] as string).matchAll(/'((?:[^']|'')*)'(?:::[\w ]+)?/g)].map((m) =>
+      (m[1] as string).replace(/''/g, "'"),
+    );
     if (labels.length === 0) return false;
     c.family = 'enum';
     c.values = labels;
@@ -279,13 +301,26 @@ export interface ScratchDatabase {
  * database lands anywhere else: an embedded PGlite accepts CREATE DATABASE but serves its one
  * database under every name, and migrating that would not be a scratch database at all.
  */
-export async function createScratchDatabase(url: string, display: string, secrets: readonly string[]): Promise<ScratchDatabase> {
+export async function createScratchDatabase(
+  url: string,
+  display: string,
+  secrets: readonly string[],
+): Promise<ScratchDatabase> {
   const name = `migrate_check_${randomBytes(6).toString('hex')}`;
   const fail = (what: string, error: unknown) =>
-    new MigrateError('CONNECTION_FAILED', `${what} on ${display}: ${hideSecrets((error as Error)?.message ?? String(error), secrets)}`, { cause: error });
+    new MigrateError(
+      'CONNECTION_FAILED',
+      `${what} on ${display}: ${hideSecrets((error as Error)?.message ?? String(error), secrets)}`,
+      { cause: error },
+    );
   await admin(url, `CREATE DATABASE ${name} TEMPLATE template0`).catch((error: unknown) => {
     const denied = (error as { code?: unknown })?.code === '42501';
-    throw fail(denied ? `check cannot create its scratch database: the role may not create databases (grant it CREATEDB, or give check another server)` : `check could not create its scratch database ${name}`, error);
+    throw fail(
+      denied
+        ? `check cannot create its scratch database: the role may not create databases (grant it CREATEDB, or give check another server)`
+        : `check could not create its scratch database ${name}`,
+      error,
+    );
   });
   const target = new URL(url);
   target.pathname = `/${name}`;
@@ -304,7 +339,13 @@ export async function createScratchDatabase(url: string, display: string, secret
     },
   };
   try {
-    const sql = postgres(scratch.url, { max: 1, onnotice: () => {}, connect_timeout: 10, fetch_types: false, prepare: false });
+    const sql = postgres(scratch.url, {
+      max: 1,
+      onnotice: () => {},
+      connect_timeout: 10,
+      fetch_types: false,
+      prepare: false,
+    });
     try {
       const [row] = await sql.unsafe('SELECT current_database() AS db');
       if (row?.db !== name) {
@@ -318,7 +359,9 @@ export async function createScratchDatabase(url: string, display: string, secret
     }
   } catch (error) {
     await scratch.drop().catch(() => {});
-    throw error instanceof MigrateError ? error : fail(`check could not connect to its scratch database ${name}`, error);
+    throw error instanceof MigrateError
+      ? error
+      : fail(`check could not connect to its scratch database ${name}`, error);
   }
   return scratch;
 }

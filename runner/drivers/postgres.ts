@@ -32,7 +32,14 @@ export interface PostgresOptions {
 }
 
 /** postgres.js' own codes for a connection that could not be made or was lost. */
-const CLIENT_CONNECTION_CODES = new Set(['CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'SASL_SIGNATURE_MISMATCH', 'MESSAGE_NOT_SUPPORTED']);
+const CLIENT_CONNECTION_CODES = new Set([
+  'CONNECT_TIMEOUT',
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
+  'SASL_SIGNATURE_MISMATCH',
+  'MESSAGE_NOT_SUPPORTED',
+]);
 
 /**
  * Whether an error means "the database could not be reached, or the session is gone", as
@@ -47,7 +54,12 @@ function isConnectionError(error: unknown): boolean {
   if (typeof error !== 'object' || error === null) return false;
   const e = error as { code?: unknown; syscall?: unknown; library?: unknown };
   const code = typeof e.code === 'string' ? e.code : '';
-  return CLIENT_CONNECTION_CODES.has(code) || typeof e.syscall === 'string' || typeof e.library === 'string' || /^ERR_(TLS|SSL)_|CERT/.test(code);
+  return (
+    CLIENT_CONNECTION_CODES.has(code) ||
+    typeof e.syscall === 'string' ||
+    typeof e.library === 'string' ||
+    /^ERR_(TLS|SSL)_|CERT/.test(code)
+  );
 }
 
 /** Queries sent behind the lock; undefined where they failed or were not sent. */
@@ -166,7 +178,11 @@ export class PostgresDriver implements Driver {
 
   async ping(): Promise<void> {
     const named = this.#schema === undefined ? 'quote_ident(current_schema())' : sqlString(quoteIdent(this.#schema));
-    const [row] = await this.#do((sql) => sql.unsafe(`SELECT current_schema() AS s, to_regclass(${named} || '.' || ${sqlString(quoteIdent(this.#name))}) IS NOT NULL AS seen`));
+    const [row] = await this.#do((sql) =>
+      sql.unsafe(
+        `SELECT current_schema() AS s, to_regclass(${named} || '.' || ${sqlString(quoteIdent(this.#name))}) IS NOT NULL AS seen`,
+      ),
+    );
     if (this.#resolvedSchema === undefined && typeof row?.s === 'string') this.#resolvedSchema = row.s;
     this.#tableSeen = row?.seen === true;
   }
@@ -270,7 +286,9 @@ export class PostgresDriver implements Driver {
     if (this.#resolvedSchema === undefined) {
       const [row] = await this.#do((sql) => sql.unsafe('SELECT current_schema() AS s'));
       if (typeof row?.s !== 'string') {
-        throw new Error(`no schema on the search_path exists to hold the record table ${this.#label}: create one, or name it with --table schema.table`);
+        throw new Error(
+          `no schema on the search_path exists to hold the record table ${this.#label}: create one, or name it with --table schema.table`,
+        );
       }
       this.#resolvedSchema = row.s;
     }
@@ -307,7 +325,11 @@ export class PostgresDriver implements Driver {
         ORDER BY a.attnum`),
     );
     const names = rows.map((r) => String(r.name));
-    return rows.length === 0 ? { kind: 'missing' } : RECORD_COLUMNS.every((c) => names.includes(c)) ? { kind: 'ok' } : { kind: 'foreign', columns: names };
+    return rows.length === 0
+      ? { kind: 'missing' }
+      : RECORD_COLUMNS.every((c) => names.includes(c))
+        ? { kind: 'ok' }
+        : { kind: 'foreign', columns: names };
   }
 
   async tableExists(name: string): Promise<boolean> {
@@ -335,7 +357,8 @@ export class PostgresDriver implements Driver {
     const table = await this.#target();
     await this.#do(async (sql) => {
       if (this.#schema !== undefined) {
-        const [row] = await sql`SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = ${this.#schema}) AS found`;
+        const [row] =
+          await sql`SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = ${this.#schema}) AS found`;
         if (row?.found !== true) await sql.unsafe(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(this.#schema)}`);
       }
       await sql.unsafe(`CREATE TABLE IF NOT EXISTS ${table} (${COLUMNS})`);
@@ -366,7 +389,15 @@ export class PostgresDriver implements Driver {
   async #insertRow(
     q: Query,
     table: string,
-    row: { revision: string; name: string; checksum: string; status: 'applied' | 'failed'; durationMs: number; statementsRun: number | null; error: string | null },
+    row: {
+      revision: string;
+      name: string;
+      checksum: string;
+      status: 'applied' | 'failed';
+      durationMs: number;
+      statementsRun: number | null;
+      error: string | null;
+    },
   ): Promise<void> {
     await q.unsafe(
       `INSERT INTO ${table} (revision, name, checksum, status, applied_at, duration_ms, seq, statements_run, error)
@@ -388,7 +419,12 @@ export class PostgresDriver implements Driver {
         // answers COMMIT with ROLLBACK: nothing of the step remains.
         // postgres.js sends a query when it is first awaited, so nothing may touch these before
         // allSettled awaits them in this order.
-        const queries = [sql.unsafe('BEGIN'), ...(step.empty ? [] : [sql.unsafe(step.sql)]), sql.unsafe(recordChange(table, step)), sql.unsafe('COMMIT')];
+        const queries = [
+          sql.unsafe('BEGIN'),
+          ...(step.empty ? [] : [sql.unsafe(step.sql)]),
+          sql.unsafe(recordChange(table, step)),
+          sql.unsafe('COMMIT'),
+        ];
         const settled = await Promise.allSettled(queries);
         const rejected = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
         if (rejected) {
@@ -415,10 +451,24 @@ export class PostgresDriver implements Driver {
   async #runStatements(step: StepWork, table: string, started: number): Promise<StepDone> {
     const revision = step.record.revision;
     const progress = (ran: number, error: string) =>
-      this.#do((sql) => sql.unsafe(`UPDATE ${table} SET status = 'failed', statements_run = ${ran}, error = ${sqlString(error)} WHERE revision = ${sqlString(revision)}`));
+      this.#do((sql) =>
+        sql.unsafe(
+          `UPDATE ${table} SET status = 'failed', statements_run = ${ran}, error = ${sqlString(error)} WHERE revision = ${sqlString(revision)}`,
+        ),
+      );
     const r = step.record;
     if (r.kind === 'insert') {
-      await this.#do((sql) => this.#insertRow(sql, table, { revision, name: r.name, checksum: r.checksum, status: 'failed', durationMs: 0, statementsRun: 0, error: interrupted('up') }));
+      await this.#do((sql) =>
+        this.#insertRow(sql, table, {
+          revision,
+          name: r.name,
+          checksum: r.checksum,
+          status: 'failed',
+          durationMs: 0,
+          statementsRun: 0,
+          error: interrupted('up'),
+        }),
+      );
     } else {
       await progress(0, interrupted('down'));
     }
@@ -435,7 +485,8 @@ export class PostgresDriver implements Driver {
         sql.begin(async (tx) => {
           // Our BEGIN inside the file's own open transaction only warns (25001): throwing here
           // rolls back both, rather than committing the file's half under our record row.
-          if (this.#notices.has('25001')) throw new Error('the file left a transaction open (BEGIN without COMMIT); it was rolled back');
+          if (this.#notices.has('25001'))
+            throw new Error('the file left a transaction open (BEGIN without COMMIT); it was rolled back');
           if (r.kind === 'insert') {
             await tx.unsafe(
               `UPDATE ${table} SET status = 'applied', statements_run = NULL, error = NULL, applied_at = clock_timestamp(), duration_ms = ${Math.round(performance.now() - started)} WHERE revision = ${sqlString(revision)}`,
@@ -508,7 +559,9 @@ export class PostgresDriver implements Driver {
     return found;
   }
 
-  async writeRecord(rows: Array<Pick<RecordRow, 'revision' | 'name' | 'checksum' | 'appliedAt' | 'durationMs'>>): Promise<void> {
+  async writeRecord(
+    rows: Array<Pick<RecordRow, 'revision' | 'name' | 'checksum' | 'appliedAt' | 'durationMs'>>,
+  ): Promise<void> {
     const table = await this.#target();
     await this.#do((sql) =>
       sql.begin(async (tx) => {
@@ -532,7 +585,10 @@ export class PostgresDriver implements Driver {
 
   async introspect(): Promise<Schema> {
     const schema = await this.#schemaName();
-    return introspectPostgres((text, params = []) => this.#do((sql) => sql.unsafe(text, params as postgres.ParameterOrJSON<never>[])), { schema, table: this.#name });
+    return introspectPostgres(
+      (text, params = []) => this.#do((sql) => sql.unsafe(text, params as postgres.ParameterOrJSON<never>[])),
+      { schema, table: this.#name },
+    );
   }
 
   async close(): Promise<void> {
@@ -579,7 +635,6 @@ function failure(error: unknown, where: { statementIndex?: number; offset?: numb
   if (typeof e?.hint === 'string') details.hint = e.hint;
   return new StepFailure(e?.message ?? String(error), details);
 }
-
 
 /**
  * The step's record change as one literal statement, so it can be pipelined (a parameterised

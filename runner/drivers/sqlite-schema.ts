@@ -39,9 +39,18 @@ interface ColumnRow {
 
 /** The schema of the `main` database, without `sqlite_*` tables and without `recordTable`. */
 export function introspectSqlite(db: Db, recordTable: string): Schema {
-  const listed = db.prepare(`SELECT name, type, wr FROM pragma_table_list WHERE schema = 'main' ORDER BY name`).all() as TableListRow[];
+  const listed = db
+    .prepare(`SELECT name, type, wr FROM pragma_table_list WHERE schema = 'main' ORDER BY name`)
+    .all() as TableListRow[];
   const master = new Map(
-    (db.prepare(`SELECT type, name, tbl_name, sql FROM sqlite_master`).all() as Array<{ type: string; name: string; tbl_name: string; sql: string | null }>).map((r) => [`${r.type} ${r.name}`, r]),
+    (
+      db.prepare(`SELECT type, name, tbl_name, sql FROM sqlite_master`).all() as Array<{
+        type: string;
+        name: string;
+        tbl_name: string;
+        sql: string | null;
+      }>
+    ).map((r) => [`${r.type} ${r.name}`, r]),
   );
   const tables: Table[] = [];
   const others: Record<string, string> = {};
@@ -63,22 +72,29 @@ export function introspectSqlite(db: Db, recordTable: string): Schema {
   for (const t of tables) primaryKeys.set(t.name, t.primaryKey);
   // `REFERENCES parent` without columns means the parent's primary key.
   for (const t of tables) {
-    for (const f of t.foreignKeys) if (f.refColumns.length === 0) f.refColumns = [...(primaryKeys.get(f.refTable) ?? [])];
+    for (const f of t.foreignKeys)
+      if (f.refColumns.length === 0) f.refColumns = [...(primaryKeys.get(f.refTable) ?? [])];
   }
   for (const r of master.values()) {
-    if (r.type === 'trigger' && r.tbl_name !== recordTable) others[`trigger ${r.name} on ${r.tbl_name}`] = normaliseSql(r.sql ?? '');
+    if (r.type === 'trigger' && r.tbl_name !== recordTable)
+      others[`trigger ${r.name} on ${r.tbl_name}`] = normaliseSql(r.sql ?? '');
   }
   return { tables, enums: [], others };
 }
 
 function readTable(db: Db, t: TableListRow, createSql: string): Table {
-  const rows = (db.prepare(`SELECT cid, name, type, "notnull", dflt_value, pk, hidden FROM pragma_table_xinfo(?) ORDER BY cid`).all(t.name) as ColumnRow[]).filter(
-    (c) => c.hidden === 0 || c.hidden === 2 || c.hidden === 3,
-  );
+  const rows = (
+    db
+      .prepare(`SELECT cid, name, type, "notnull", dflt_value, pk, hidden FROM pragma_table_xinfo(?) ORDER BY cid`)
+      .all(t.name) as ColumnRow[]
+  ).filter((c) => c.hidden === 0 || c.hidden === 2 || c.hidden === 3);
   const pkRows = rows.filter((c) => c.pk > 0).sort((a, b) => a.pk - b.pk);
   const primaryKey = pkRows.map((c) => c.name);
   // https://www.sqlite.org/lang_createtable.html#rowid: exactly "INTEGER", any case, alone in the key.
-  const rowidAlias = t.wr === 0 && pkRows.length === 1 && (pkRows[0] as ColumnRow).type.toUpperCase() === 'INTEGER' ? (pkRows[0] as ColumnRow).name : undefined;
+  const rowidAlias =
+    t.wr === 0 && pkRows.length === 1 && (pkRows[0] as ColumnRow).type.toUpperCase() === 'INTEGER'
+      ? (pkRows[0] as ColumnRow).name
+      : undefined;
   const checks = checkExpressions(createSql);
   const facts = checkFacts(checks);
   // A CHECK that made a column boolean, json, an enum or length-limited is compared as that
@@ -120,7 +136,9 @@ function readTable(db: Db, t: TableListRow, createSql: string): Table {
   });
 
   const foreignKeys: ForeignKey[] = [];
-  const fkRows = db.prepare(`SELECT id, seq, "table", "from", "to", on_delete FROM pragma_foreign_key_list(?) ORDER BY id, seq`).all(t.name) as Array<{
+  const fkRows = db
+    .prepare(`SELECT id, seq, "table", "from", "to", on_delete FROM pragma_foreign_key_list(?) ORDER BY id, seq`)
+    .all(t.name) as Array<{
     id: number;
     table: string;
     from: string;
@@ -143,21 +161,49 @@ function readTable(db: Db, t: TableListRow, createSql: string): Table {
 
   const uniques: string[][] = [];
   const indexes: Index[] = [];
-  const list = db.prepare(`SELECT name, "unique", origin, partial FROM pragma_index_list(?) ORDER BY name`).all(t.name) as Array<{ name: string; unique: number; origin: string; partial: number }>;
+  const list = db
+    .prepare(`SELECT name, "unique", origin, partial FROM pragma_index_list(?) ORDER BY name`)
+    .all(t.name) as Array<{ name: string; unique: number; origin: string; partial: number }>;
   for (const ix of list) {
-    const keys = db.prepare(`SELECT seqno, cid, name, "desc" FROM pragma_index_xinfo(?) WHERE key = 1 ORDER BY seqno`).all(ix.name) as Array<{ cid: number; name: string | null; desc: number }>;
-    const columns = keys.map((k) => (k.cid === -2 || k.name === null ? '(expression)' : k.name) + (k.desc ? ' DESC' : ''));
+    const keys = db
+      .prepare(`SELECT seqno, cid, name, "desc" FROM pragma_index_xinfo(?) WHERE key = 1 ORDER BY seqno`)
+      .all(ix.name) as Array<{ cid: number; name: string | null; desc: number }>;
+    const columns = keys.map(
+      (k) => (k.cid === -2 || k.name === null ? '(expression)' : k.name) + (k.desc ? ' DESC' : ''),
+    );
     const plain = keys.every((k) => k.cid >= 0 && k.name !== null);
-    if (ix.unique === 1 && ix.origin !== 'pk' && ix.partial === 0 && plain) uniques.push(keys.map((k) => k.name as string).sort());
+    if (ix.unique === 1 && ix.origin !== 'pk' && ix.partial === 0 && plain)
+      uniques.push(keys.map((k) => k.name as string).sort());
     // sqlite_autoindex_* back UNIQUE and PRIMARY KEY constraints: their names are SQLite's, not the schema's.
     if (ix.origin === 'c') {
-      const sql = (db.prepare(`SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?`).get(ix.name) as { sql: string | null } | undefined)?.sql ?? '';
-      indexes.push({ name: ix.name, columns, unique: ix.unique === 1, where: ix.partial === 1 ? partialWhere(sql) : null });
+      const sql =
+        (
+          db.prepare(`SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?`).get(ix.name) as
+            | { sql: string | null }
+            | undefined
+        )?.sql ?? '';
+      indexes.push({
+        name: ix.name,
+        columns,
+        unique: ix.unique === 1,
+        where: ix.partial === 1 ? partialWhere(sql) : null,
+      });
     }
   }
   uniques.sort((a, b) => a.join(',').localeCompare(b.join(',')));
 
-  return { name: t.name, columns, primaryKey, foreignKeys, uniques, indexes, checks: checks.filter((_, i) => !explained.has(i)).map(normaliseSql).sort() };
+  return {
+    name: t.name,
+    columns,
+    primaryKey,
+    foreignKeys,
+    uniques,
+    indexes,
+    checks: checks
+      .filter((_, i) => !explained.has(i))
+      .map(normaliseSql)
+      .sort(),
+  };
 }
 
 /** The family SQLite's affinity gives a declared type, after the type names SQLite ignores but people write. */
@@ -182,19 +228,27 @@ interface ColumnFacts {
 }
 
 const IDENT = String.raw`(?:"((?:[^"]|"")+)"|\x60([^\x60]+)\x60|\[([^\]]+)\]|([A-Za-z_][\w$]*))`;
-const STRING = String.raw`'(?:[^']|'')*'`;
+const STRING = "'(?:[^']|'')*'";
 
 /** What the simple CHECK forms say about each column, keyed by lower-cased column name. */
 function checkFacts(checks: string[]): Map<string, ColumnFacts> {
   const facts = new Map<string, ColumnFacts>();
-  const add = (name: string, f: ColumnFacts) => facts.set(name.toLowerCase(), { ...facts.get(name.toLowerCase()), ...f });
-  const identOf = (m: RegExpExecArray, from: number) => (m[from] ?? m[from + 1] ?? m[from + 2] ?? m[from + 3] ?? '').replace(/""/g, '"');
+  const add = (name: string, f: ColumnFacts) =>
+    facts.set(name.toLowerCase(), { ...facts.get(name.toLowerCase()), ...f });
+  const identOf = (m: RegExpExecArray, from: number) =>
+    (m[from] ?? m[from + 1] ?? m[from + 2] ?? m[from + 3] ?? '').replace(/""/g, '"');
   checks.forEach((raw, check) => {
     const e = stripParens(raw.replace(/\s+/g, ' ').trim());
     let m: RegExpExecArray | null;
-    if ((m = new RegExp(String.raw`^${IDENT} IN ?\( ?(?:0 ?, ?1|1 ?, ?0) ?\)$`, 'i').exec(e))) add(identOf(m, 1), { boolean: check });
+    if ((m = new RegExp(String.raw`^${IDENT} IN ?\( ?(?:0 ?, ?1|1 ?, ?0) ?\)$`, 'i').exec(e)))
+      add(identOf(m, 1), { boolean: check });
     else if ((m = new RegExp(String.raw`^${IDENT} IN ?\( ?(${STRING}(?: ?, ?${STRING})*) ?\)$`, 'i').exec(e))) {
-      add(identOf(m, 1), { labels: { values: [...(m[5] as string).matchAll(/'((?:[^']|'')*)'/g)].map((s) => (s[1] as string).replace(/''/g, "'")), check } });
+      add(identOf(m, 1), {
+        labels: {
+          values: [...(m[5] as string).matchAll(/'((?:[^']|'')*)'/g)].map((s) => (s[1] as string).replace(/''/g, "'")),
+          check,
+        },
+      });
     } else if ((m = new RegExp(String.raw`^(?:${IDENT} IS NULL OR )?json_valid ?\( ?${IDENT} ?\)$`, 'i').exec(e))) {
       const inner = identOf(m, 5);
       const outer = identOf(m, 1);
@@ -290,5 +344,10 @@ function partialWhere(sql: string): string {
 
 /** One spelling for text that was written by hand: runs of blanks are one space, none inside parentheses. */
 function normaliseSql(sql: string): string {
-  return sql.replace(/\s+/g, ' ').replace(/\(\s/g, '(').replace(/\s\)/g, ')').replace(/\s*;\s*$/, '').trim();
+  return sql
+    .replace(/\s+/g, ' ')
+    .replace(/\(\s/g, '(')
+    .replace(/\s\)/g, ')')
+    .replace(/\s*;\s*$/, '')
+    .trim();
 }

@@ -49,7 +49,11 @@ export class SqliteDriver implements Driver {
       try {
         this.#db = new Database(stand_in ? ':memory:' : this.#filename);
       } catch (error) {
-        throw new MigrateError('CONNECTION_FAILED', `cannot open SQLite database ${this.#filename}: ${(error as Error).message}`, { cause: error });
+        throw new MigrateError(
+          'CONNECTION_FAILED',
+          `cannot open SQLite database ${this.#filename}: ${(error as Error).message}`,
+          { cause: error },
+        );
       }
       // Another process may hold a brief write lock (the bot itself); wait for it rather than fail.
       this.#db.pragma('busy_timeout = 5000');
@@ -91,7 +95,10 @@ export class SqliteDriver implements Driver {
         } catch (error) {
           if ((error as { code?: string }).code !== 'SQLITE_BUSY') throw error;
           if (Date.now() >= deadline) {
-            throw new MigrateError('LOCK_TIMEOUT', `another runner holds the migration lock on ${this.#filename} (waited ${Math.round((timeoutMs ?? 0) / 1000)} s; see --lock-timeout).`);
+            throw new MigrateError(
+              'LOCK_TIMEOUT',
+              `another runner holds the migration lock on ${this.#filename} (waited ${Math.round((timeoutMs ?? 0) / 1000)} s; see --lock-timeout).`,
+            );
           }
           await sleep(25 + Math.random() * 50);
         }
@@ -104,7 +111,9 @@ export class SqliteDriver implements Driver {
   }
 
   async recordTableState(): Promise<RecordTableState> {
-    const cols = this.#conn.prepare(`SELECT name FROM pragma_table_info(?)`).all(this.#table.slice(1, -1)) as Array<{ name: string }>;
+    const cols = this.#conn.prepare(`SELECT name FROM pragma_table_info(?)`).all(this.#table.slice(1, -1)) as Array<{
+      name: string;
+    }>;
     if (cols.length === 0) return { kind: 'missing' };
     const names = cols.map((c) => c.name);
     return RECORD_COLUMNS.every((c) => names.includes(c)) ? { kind: 'ok' } : { kind: 'foreign', columns: names };
@@ -139,12 +148,23 @@ export class SqliteDriver implements Driver {
   async readRecord(): Promise<RecordRow[]> {
     if ((await this.recordTableState()).kind !== 'ok') return [];
     const rows = this.#conn
-      .prepare(`SELECT revision, name, checksum, status, applied_at, duration_ms, seq, statements_run, error FROM ${this.#table} ORDER BY seq`)
+      .prepare(
+        `SELECT revision, name, checksum, status, applied_at, duration_ms, seq, statements_run, error FROM ${this.#table} ORDER BY seq`,
+      )
       .all() as Array<Record<string, unknown>>;
     return rows.map(toRecordRow);
   }
 
-  #insertRow(revision: string, name: string, checksum: string, status: 'applied' | 'failed', durationMs: number, statementsRun: number | null, error: string | null, appliedAt = new Date().toISOString()): void {
+  #insertRow(
+    revision: string,
+    name: string,
+    checksum: string,
+    status: 'applied' | 'failed',
+    durationMs: number,
+    statementsRun: number | null,
+    error: string | null,
+    appliedAt = new Date().toISOString(),
+  ): void {
     this.#stmt(
       `INSERT INTO ${this.#table} (revision, name, checksum, status, applied_at, duration_ms, seq, statements_run, error)
        VALUES (?, ?, ?, ?, ?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM ${this.#table}), ?, ?)`,
@@ -153,7 +173,8 @@ export class SqliteDriver implements Driver {
 
   #applyRecord(step: StepWork, started: number): void {
     const r = step.record;
-    if (r.kind === 'insert') this.#insertRow(r.revision, r.name, r.checksum, 'applied', performance.now() - started, null, null);
+    if (r.kind === 'insert')
+      this.#insertRow(r.revision, r.name, r.checksum, 'applied', performance.now() - started, null, null);
     else this.#stmt(`DELETE FROM ${this.#table} WHERE revision = ?`).run(r.revision);
   }
 
@@ -215,7 +236,9 @@ export class SqliteDriver implements Driver {
     const db = this.#conn;
     const r = step.record;
     const direction = r.kind === 'insert' ? 'up' : 'down';
-    const progress = this.#stmt(`UPDATE ${this.#table} SET status = 'failed', statements_run = ?, error = ? WHERE revision = ?`);
+    const progress = this.#stmt(
+      `UPDATE ${this.#table} SET status = 'failed', statements_run = ?, error = ? WHERE revision = ?`,
+    );
     if (r.kind === 'insert') this.#insertRow(r.revision, r.name, r.checksum, 'failed', 0, 0, interrupted(direction));
     else progress.run(0, interrupted(direction), r.revision);
     let ran = 0;
@@ -230,11 +253,9 @@ export class SqliteDriver implements Driver {
       db.exec('BEGIN IMMEDIATE');
       this.#checkForeignKeys();
       if (r.kind === 'insert') {
-        this.#stmt(`UPDATE ${this.#table} SET status = 'applied', statements_run = NULL, error = NULL, applied_at = ?, duration_ms = ? WHERE revision = ?`).run(
-          new Date().toISOString(),
-          Math.round(performance.now() - started),
-          r.revision,
-        );
+        this.#stmt(
+          `UPDATE ${this.#table} SET status = 'applied', statements_run = NULL, error = NULL, applied_at = ?, duration_ms = ? WHERE revision = ?`,
+        ).run(new Date().toISOString(), Math.round(performance.now() - started), r.revision);
       } else {
         this.#stmt(`DELETE FROM ${this.#table} WHERE revision = ?`).run(r.revision);
       }
@@ -280,16 +301,19 @@ export class SqliteDriver implements Driver {
     return { statementIndex: found, offset: statement.offset + tokenOffset(statement.sql, message) };
   }
 
-  #failure(step: StepWork, error: unknown, where: { statementIndex?: number; offset?: number }): StepFailure {
+  #failure(_step: StepWork, error: unknown, where: { statementIndex?: number; offset?: number }): StepFailure {
     const e = error as { message?: string; code?: string };
     return new StepFailure(e.message ?? String(error), { cause: error, code: e.code, ...where });
   }
 
-  async writeRecord(rows: Array<Pick<RecordRow, 'revision' | 'name' | 'checksum' | 'appliedAt' | 'durationMs'>>): Promise<void> {
+  async writeRecord(
+    rows: Array<Pick<RecordRow, 'revision' | 'name' | 'checksum' | 'appliedAt' | 'durationMs'>>,
+  ): Promise<void> {
     const db = this.#conn;
     db.transaction(() => {
       db.exec(`DELETE FROM ${this.#table}`);
-      for (const r of rows) this.#insertRow(r.revision, r.name, r.checksum, 'applied', r.durationMs, null, null, r.appliedAt);
+      for (const r of rows)
+        this.#insertRow(r.revision, r.name, r.checksum, 'applied', r.durationMs, null, null, r.appliedAt);
     }).immediate();
   }
 
@@ -332,7 +356,10 @@ function countViolations(list: readonly Violation[]): Map<string, number> {
  * start) when the message names nothing findable.
  */
 export function tokenOffset(sql: string, message: string): number {
-  const m = /near "([^"]+)"/.exec(message) ?? /no such (?:table|column|function|index|view|trigger): ([\w.]+)/.exec(message) ?? /(?:table|index|view|trigger) (\S+) already exists/.exec(message);
+  const m =
+    /near "([^"]+)"/.exec(message) ??
+    /no such (?:table|column|function|index|view|trigger): ([\w.]+)/.exec(message) ??
+    /(?:table|index|view|trigger) (\S+) already exists/.exec(message);
   if (!m) return 0;
   const token = (m[1] as string).split('.').pop() as string;
   const escaped = token.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

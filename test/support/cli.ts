@@ -37,15 +37,26 @@ export interface RunningCli {
 
 /** Start the CLI and return at once: for races and kills. */
 export function startCli(args: string[], options: CliOptions = {}): RunningCli {
-  const env: Record<string, string | undefined> = { ...process.env, DATABASE_URL: undefined, MIGRATIONS_DIR: undefined, MIGRATIONS_TABLE: undefined, ...options.env };
+  const env: Record<string, string | undefined> = {
+    ...process.env,
+    DATABASE_URL: undefined,
+    MIGRATIONS_DIR: undefined,
+    MIGRATIONS_TABLE: undefined,
+    ...options.env,
+  };
   for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
   let out = '';
-  let done!: Promise<CliResult>;
-  const child = spawn(process.execPath, [...(options.node ?? []), ...cliEntry(options), ...args], { cwd: options.cwd ?? ROOT, env: env as NodeJS.ProcessEnv, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...(options.node ?? []), ...cliEntry(options), ...args], {
+    cwd: options.cwd ?? ROOT,
+    env: env as NodeJS.ProcessEnv,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
   let err = '';
   child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-  done = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout: out, stderr: err })));
+  const done: Promise<CliResult> = new Promise((resolve) =>
+    child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout: out, stderr: err })),
+  );
   child.stdin.end(options.input ?? '');
   return { child, stdout: () => out, done };
 }
@@ -69,12 +80,19 @@ export function maskDurations(text: string): string {
  * CLI reads it, and Ctrl-C would then be the terminal's, not the CLI's. `stdoutTo`: the CLI's
  * stdout goes to that file, so the terminal shows only its stderr.
  */
-export function onTerminal(args: string[], answer: string, options: { stdoutTo?: string; compiled?: string } = {}): Promise<{ code: number; out: string }> {
+export function onTerminal(
+  args: string[],
+  answer: string,
+  options: { stdoutTo?: string; compiled?: string } = {},
+): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
     const argv = [process.execPath, ...cliEntry(options), ...args].map((a) => `'${a}'`).join(' ');
     const command = options.stdoutTo ? `${argv} > '${options.stdoutTo}'` : argv;
-    const child = execFile('script', ['-qec', command, '/dev/null'], { env: { ...process.env, DATABASE_URL: '' } }, (error, stdout) =>
-      resolve({ code: error ? Number(error.code ?? 1) : 0, out: stdout }),
+    const child = execFile(
+      'script',
+      ['-qec', command, '/dev/null'],
+      { env: { ...process.env, DATABASE_URL: '' } },
+      (error, stdout) => resolve({ code: error ? Number(error.code ?? 1) : 0, out: stdout }),
     );
     let shown = '';
     child.stdout?.on('data', (chunk: Buffer) => {

@@ -55,11 +55,18 @@ export async function createTestDb(dialect: TestDialect): Promise<TestDb> {
       url: `sqlite:${path}`,
       dir,
       query,
-      tables: async () => (await query<{ name: string }>(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)).map((r) => r.name),
+      tables: async () =>
+        (
+          await query<{ name: string }>(
+            `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`,
+          )
+        ).map((r) => r.name),
       schema: async () =>
-        (await query<{ line: string }>(`SELECT type || ' ' || name || ': ' || coalesce(sql, '') AS line FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name`)).map((r) =>
-          r.line.replace(/\s+/g, ' '),
-        ),
+        (
+          await query<{ line: string }>(
+            `SELECT type || ' ' || name || ': ' || coalesce(sql, '') AS line FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name`,
+          )
+        ).map((r) => r.line.replace(/\s+/g, ' ')),
       drop: async () => rmSync(dir, { recursive: true, force: true }),
     });
   }
@@ -79,7 +86,11 @@ export async function createTestDb(dialect: TestDialect): Promise<TestDb> {
     dir,
     query,
     tables: async () =>
-      (await query<{ name: string }>(`SELECT table_name AS name FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema') AND table_type = 'BASE TABLE' ORDER BY 1`)).map((r) => r.name),
+      (
+        await query<{ name: string }>(
+          `SELECT table_name AS name FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema') AND table_type = 'BASE TABLE' ORDER BY 1`,
+        )
+      ).map((r) => r.name),
     schema: async () =>
       (
         await query<{ line: string }>(
@@ -108,7 +119,9 @@ function finish(db: Omit<TestDb, 'records'>): TestDb {
     ...db,
     async records(table = 'schema_migrations') {
       if (!(await db.tables()).includes(table.split('.').pop() as string)) return [];
-      const rows = await db.query<RecordSnapshot>(`SELECT revision, name, status, seq, checksum FROM ${table} ORDER BY seq`);
+      const rows = await db.query<RecordSnapshot>(
+        `SELECT revision, name, status, seq, checksum FROM ${table} ORDER BY seq`,
+      );
       return rows.map((r) => ({ ...r, seq: Number(r.seq) }));
     },
   };
