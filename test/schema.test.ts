@@ -1,7 +1,8 @@
 /**
- * The bot's initial schema (sql/<dialect>/20250128_140000_initial_schema.*.sql) against
- * /work/shared/INITIAL_SCHEMA.md, once per dialect. Every check migrates a fresh database with
- * the CLI, as a user does, and then reads the real database: PostgreSQL's catalogs, SQLite's
+ * The bot's initial schema (sql/<dialect>/20250128_140000_initial_schema.*.sql) against the
+ * schema the bot's models describe (sql/README.md), once per dialect. Every check migrates a fresh
+ * database with the CLI to that revision by name (later migrations in the folder do not change
+ * what it must build), as a user does, and then reads the real database: PostgreSQL's catalogs, SQLite's
  * PRAGMAs, and plain INSERT/UPDATE/DELETE statements. Never the SQL files' text.
  */
 import { describe, it } from 'node:test';
@@ -71,7 +72,7 @@ interface Table {
   columns: Column[];
 }
 
-/** INITIAL_SCHEMA.md, "Tables", in its creation order ("Order"). */
+/** The tables of the initial schema, in their creation order. */
 const TABLES: Table[] = [
   {
     name: 'bot_config',
@@ -597,9 +598,9 @@ const DOWN_OUTPUT = `down  ${REVISION}  initial_schema  (N ms)\nat base\n`;
 
 for (const dialect of TEST_DIALECTS) {
   describe(`initial schema on ${dialect}`, () => {
-    it('head creates the nine tables, each column with its type, nullability and default', () =>
+    it('the initial revision creates the nine tables, each column with its type, nullability and default', () =>
       withTestDb(dialect, async (db) => {
-        assert.equal(await migrate(db, 'head'), UP_OUTPUT);
+        assert.equal(await migrate(db, REVISION), UP_OUTPUT);
         assert.deepEqual(await db.tables(), [...TABLE_NAMES, 'schema_migrations'].sort());
         assert.deepEqual(
           (await db.records()).map((r) => [r.revision, r.name, r.status]),
@@ -626,9 +627,9 @@ for (const dialect of TEST_DIALECTS) {
         }
       }));
 
-    it('head creates each primary key, foreign key (target, ON DELETE), unique constraint and the 24 named indexes', () =>
+    it('the initial revision creates each primary key, foreign key (target, ON DELETE), unique constraint and the 24 named indexes', () =>
       withTestDb(dialect, async (db) => {
-        await migrate(db, 'head');
+        await migrate(db, REVISION);
         const catalog = await readCatalog(db);
         const pg = dialect === 'postgres';
         assert.deepEqual(
@@ -672,7 +673,7 @@ for (const dialect of TEST_DIALECTS) {
 
     it('enums: PostgreSQL types list their labels in order; every label is accepted and role = ROOT is refused on both', () =>
       withTestDb(dialect, async (db) => {
-        await migrate(db, 'head');
+        await migrate(db, REVISION);
         if (dialect === 'postgres') {
           const types = await db.query<{ typname: string; labels: string }>(
             `SELECT t.typname, string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder) AS labels
@@ -716,9 +717,9 @@ for (const dialect of TEST_DIALECTS) {
         }
       }));
 
-    it('head inserts the one default bot_config row', () =>
+    it('the initial revision inserts the one default bot_config row', () =>
       withTestDb(dialect, async (db) => {
-        await migrate(db, 'head');
+        await migrate(db, REVISION);
         const rows = await db.query<Row>(
           `SELECT ${TABLES[0]!.columns.map((c) => `CAST(${c.name} AS TEXT) AS ${c.name}`).join(', ')} FROM bot_config`,
         );
@@ -745,7 +746,7 @@ for (const dialect of TEST_DIALECTS) {
 
     it('each column refuses what its type forbids: string length, boolean, enum label, JSON, NULL', () =>
       withTestDb(dialect, async (db) => {
-        await migrate(db, 'head');
+        await migrate(db, REVISION);
         const w = await openWriter(db);
         try {
           // One row in every table, written with defaults left out.
@@ -800,7 +801,7 @@ for (const dialect of TEST_DIALECTS) {
 
     it("a DBA's plain INSERTs leave defaults out; deleting a user cascades to user_interests and is refused while a subscriber refers to it", () =>
       withTestDb(dialect, async (db) => {
-        await migrate(db, 'head');
+        await migrate(db, REVISION);
         const w = await openWriter(db);
         try {
           // The session's time zone must not leak into the "now, UTC" defaults (UTC+14 here).
@@ -930,9 +931,9 @@ for (const dialect of TEST_DIALECTS) {
         }
       }));
 
-    it('-1 leaves only the record table, and head again rebuilds the same schema', () =>
+    it('-1 leaves only the record table, and the initial revision again rebuilds the same schema', () =>
       withTestDb(dialect, async (db) => {
-        assert.equal(await migrate(db, 'head'), UP_OUTPUT);
+        assert.equal(await migrate(db, REVISION), UP_OUTPUT);
         const before = await db.schema();
         // The snapshot really describes the schema (so that comparing it proves something).
         assert.ok(
@@ -1007,7 +1008,7 @@ for (const dialect of TEST_DIALECTS) {
         }
         assert.notDeepEqual(await db.schema(), before);
 
-        assert.equal(await migrate(db, 'head'), UP_OUTPUT);
+        assert.equal(await migrate(db, REVISION), UP_OUTPUT);
         assert.deepEqual(await db.schema(), before);
         assert.deepEqual(
           (await db.records()).map((r) => [r.revision, r.status]),
