@@ -1,5 +1,5 @@
 /** What both dialects share about the record table: its columns, the shape of its SQL, and rendered scripts. */
-import type { Direction, RecordRow, StepWork } from './driver.ts';
+import type { Direction, RecordRow, RecordTableState, StepWork } from './driver.ts';
 
 /** The record table's columns; a table of the same name without all of them belongs to another tool. */
 export const RECORD_COLUMNS = [
@@ -13,6 +13,12 @@ export const RECORD_COLUMNS = [
   'statements_run',
   'error',
 ] as const;
+
+/** The record table's state from the columns a table of its name has ([] when there is none). */
+export function recordTableState(columns: readonly string[]): RecordTableState {
+  if (columns.length === 0) return { kind: 'missing' };
+  return RECORD_COLUMNS.every((c) => columns.includes(c)) ? { kind: 'ok' } : { kind: 'foreign', columns: [...columns] };
+}
 
 /** A string literal in standard SQL (both dialects): single quotes doubled. */
 export function sqlString(value: string): string {

@@ -60,10 +60,13 @@ describe('step protocol: rolled back, or not', () => {
         [],
       );
       assert.equal(failed.info.rolledBack, false);
-      const tables = (await driver.schemaSource()).db
+      const { default: Database } = await import('better-sqlite3');
+      const look = new Database(tmp.path, { readonly: true });
+      const tables = look
         .prepare(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`)
         .all()
         .map((r) => (r as { name: string }).name);
+      look.close();
       assert.deepEqual(tables, ['b', 'c', 'schema_migrations'], 'what ran before and after the COMMIT stays');
       assert.deepEqual(await driver.readRecord(), []);
     } finally {

@@ -59,3 +59,35 @@ export const postgresSql: DialectSql = {
   errorOffset,
   statementOffset: errorOffset,
 };
+
+/**
+ * The driver's own queries: session, lock and record table. Literals, not parameters: a
+ * parameterised query costs postgres.js a second round trip (describe first) with
+ * `prepare: false`. Every name passed parseTableName or came from current_schema().
+ */
+export const catalog = {
+  currentSchema: 'SELECT current_schema() AS s',
+  /** The schema an unqualified table goes to, and whether the record table is there. */
+  ping(schema: string | undefined, name: string): string {
+    const named = schema === undefined ? 'quote_ident(current_schema())' : sqlString(quoteIdent(schema));
+    return `SELECT current_schema() AS s, to_regclass(${named} || '.' || ${sqlString(quoteIdent(name))}) IS NOT NULL AS seen`;
+  },
+  tryLock: (key: string) => `SELECT pg_try_advisory_lock(${key}) AS ok`,
+  unlock: (key: string) => `SELECT pg_advisory_unlock(${key})`,
+  watchClient: `SELECT CASE WHEN current_setting('server_version_num')::int >= 140000
+                THEN set_config('client_connection_check_interval', '1000', false) END`,
+  /** The columns of the record table, if a table (or view) of its name exists. */
+  columns: (schema: string, name: string) => `
+    SELECT a.attname AS name
+    FROM pg_catalog.pg_class c
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+    WHERE n.nspname = ${sqlString(schema)}
+      AND c.relname = ${sqlString(name)}
+      AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+    ORDER BY a.attnum`,
+  readRecord: (table: string) => `SELECT revision, name, checksum, status,
+    to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS applied_at,
+    duration_ms, seq, statements_run, error
+  FROM ${table} ORDER BY seq`,
+} as const;

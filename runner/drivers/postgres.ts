@@ -13,8 +13,9 @@ import type { Capabilities, Driver, RecordRow, RecordTableState } from '../drive
 import { StatementFailed, TransactionLeftOpen } from '../driver.ts';
 import { MigrateError } from '../errors.ts';
 import { hideSecrets, parseTableName, secretsIn } from '../config.ts';
-import { RECORD_COLUMNS, sqlString, toRecordRow } from '../record.ts';
-import { COLUMNS, postgresSql, quoteIdent } from './postgres-sql.ts';
+import { recordTableState, toRecordRow } from '../record.ts';
+import { catalog, COLUMNS, postgresSql, quoteIdent } from './postgres-sql.ts';
+import type { SchemaSource } from '../introspect.ts';
 
 type Sql = postgres.Sql;
 
@@ -172,12 +173,7 @@ export class PostgresDriver implements Driver {
   }
 
   async ping(): Promise<void> {
-    const named = this.#schema === undefined ? 'quote_ident(current_schema())' : sqlString(quoteIdent(this.#schema));
-    const [row] = await this.#do((sql) =>
-      sql.unsafe(
-        `SELECT current_schema() AS s, to_regclass(${named} || '.' || ${sqlString(quoteIdent(this.#name))}) IS NOT NULL AS seen`,
-      ),
-    );
+    const [row] = await this.#do((sql) => sql.unsafe(catalog.ping(this.#schema, this.#name)));
     if (this.#resolvedSchema === undefined && typeof row?.s === 'string') this.#resolvedSchema = row.s;
     this.#tableSeen = row?.seen === true;
   }
@@ -194,7 +190,7 @@ export class PostgresDriver implements Driver {
     const watching = this.#watchClient();
     const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
     for (let first = true; ; first = false) {
-      const trying = this.#do((sql) => sql.unsafe(`SELECT pg_try_advisory_lock(${key}) AS ok`));
+      const trying = this.#do((sql) => sql.unsafe(catalog.tryLock(key)));
       const ahead = first ? this.#readAhead() : undefined;
       // Both awaited at once: whichever fails, the other's failure is not left unhandled.
       const [, [row]] = await Promise.all([first ? watching : undefined, trying]);
@@ -222,7 +218,7 @@ export class PostgresDriver implements Driver {
       this.#locked = false;
       this.#lost = false;
       // A lost session took the lock with it; an unlock failing here must not hide fn's outcome.
-      if (!lost) await this.#sql?.unsafe(`SELECT pg_advisory_unlock(${key})`).catch(() => {});
+      if (!lost) await this.#sql?.unsafe(catalog.unlock(key)).catch(() => {});
     }
   }
 
@@ -250,12 +246,7 @@ export class PostgresDriver implements Driver {
    * value: then carry on without it.
    */
   async #watchClient(): Promise<void> {
-    await this.#do((sql) =>
-      sql.unsafe(
-        `SELECT CASE WHEN current_setting('server_version_num')::int >= 140000
-                THEN set_config('client_connection_check_interval', '1000', false) END`,
-      ),
-    ).catch((error: unknown) => {
+    await this.#do((sql) => sql.unsafe(catalog.watchClient)).catch((error: unknown) => {
       if (!(error instanceof postgres.PostgresError)) throw error;
     });
   }
@@ -279,7 +270,7 @@ export class PostgresDriver implements Driver {
   async #schemaName(): Promise<string> {
     if (this.#schema !== undefined) return this.#schema;
     if (this.#resolvedSchema === undefined) {
-      const [row] = await this.#do((sql) => sql.unsafe('SELECT current_schema() AS s'));
+      const [row] = await this.#do((sql) => sql.unsafe(catalog.currentSchema));
       if (typeof row?.s !== 'string') {
         throw new Error(
           `no schema on the search_path exists to hold the record table ${this.#label}: create one, or name it with --table schema.table`,
@@ -304,26 +295,8 @@ export class PostgresDriver implements Driver {
 
   async #queryState(): Promise<RecordTableState> {
     const schema = await this.#schemaName();
-    // Literals, not parameters: a parameterised query costs postgres.js a second round trip
-    // (describe first) with `prepare: false`. Both names passed parseTableName or came from
-    // current_schema(), and sqlString quotes them all the same.
-    const rows = await this.#do((sql) =>
-      sql.unsafe(`
-        SELECT a.attname AS name
-        FROM pg_catalog.pg_class c
-        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-        JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-        WHERE n.nspname = ${sqlString(schema)}
-          AND c.relname = ${sqlString(this.#name)}
-          AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
-        ORDER BY a.attnum`),
-    );
-    const names = rows.map((r) => String(r.name));
-    return rows.length === 0
-      ? { kind: 'missing' }
-      : RECORD_COLUMNS.every((c) => names.includes(c))
-        ? { kind: 'ok' }
-        : { kind: 'foreign', columns: names };
+    const rows = await this.#do((sql) => sql.unsafe(catalog.columns(schema, this.#name)));
+    return recordTableState(rows.map((r) => String(r.name)));
   }
 
   async tableExists(name: string): Promise<boolean> {
@@ -360,14 +333,7 @@ export class PostgresDriver implements Driver {
 
   async #queryRecord(): Promise<RecordRow[]> {
     const table = await this.recordTable();
-    const rows = await this.#do((sql) =>
-      sql.unsafe(
-        `SELECT revision, name, checksum, status,
-                to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS applied_at,
-                duration_ms, seq, statements_run, error
-         FROM ${table} ORDER BY seq`,
-      ),
-    );
+    const rows = await this.#do((sql) => sql.unsafe(catalog.readRecord(table)));
     return rows.map(toRecordRow);
   }
 
@@ -423,11 +389,7 @@ export class PostgresDriver implements Driver {
   }
 
   /** What `check`'s introspection reads through: this session, and where the record table lives. */
-  async schemaSource(): Promise<{
-    query: (text: string, params?: unknown[]) => Promise<Array<Record<string, unknown>>>;
-    schema: string;
-    table: string;
-  }> {
+  async schemaSource(): Promise<SchemaSource> {
     return {
       query: (text, params = []) => this.#do((sql) => sql.unsafe(text, params as postgres.ParameterOrJSON<never>[])),
       schema: await this.#schemaName(),

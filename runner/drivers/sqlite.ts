@@ -12,8 +12,9 @@ import { existsSync } from 'node:fs';
 import type { Capabilities, Driver, RecordRow, RecordTableState } from '../driver.ts';
 import { StatementFailed, TransactionLeftOpen } from '../driver.ts';
 import { MigrateError } from '../errors.ts';
-import { RECORD_COLUMNS, toRecordRow } from '../record.ts';
+import { recordTableState, toRecordRow } from '../record.ts';
 import { createTable, sqliteSql } from './sqlite-sql.ts';
+import type { SchemaSource } from '../introspect.ts';
 
 type Db = Database.Database;
 
@@ -114,9 +115,7 @@ export class SqliteDriver implements Driver {
     const cols = this.#conn.prepare(`SELECT name FROM pragma_table_info(?)`).all(this.#table.slice(1, -1)) as Array<{
       name: string;
     }>;
-    if (cols.length === 0) return { kind: 'missing' };
-    const names = cols.map((c) => c.name);
-    return RECORD_COLUMNS.every((c) => names.includes(c)) ? { kind: 'ok' } : { kind: 'foreign', columns: names };
+    return recordTableState(cols.map((c) => c.name));
   }
 
   async tableExists(name: string): Promise<boolean> {
@@ -208,7 +207,7 @@ export class SqliteDriver implements Driver {
   }
 
   /** What `check`'s introspection reads through: this connection, and the record table to leave out. */
-  async schemaSource(): Promise<{ db: Database.Database; table: string }> {
+  async schemaSource(): Promise<SchemaSource> {
     return { db: this.#conn, table: this.#table.slice(1, -1) };
   }
 
