@@ -227,12 +227,13 @@ function lostDuring(error: MigrateError, work: StepWork, ran?: number): MigrateE
   if (error.code !== 'CONNECTION_FAILED') return error;
   const r = work.record;
   const what = `${r.kind === 'insert' ? 'Applying' : 'Rolling back'} ${r.revision} (${work.file})`;
+  const said = /[.!?]$/.test(error.message) ? error.message : `${error.message}.`;
   const after = work.transactional
-    ? ` ${what} ran in one transaction: it committed whole or not at all, and \`history\` shows which.`
+    ? ' Its transaction committed whole or not at all: `history` shows which.'
     : ran === undefined
       ? ''
-      : ` ${work.file} runs outside a transaction: it is now recorded as failed, with ${ran} statement(s) done; the one after them may or may not have taken effect. Check the database, then run \`stamp\`.`;
-  return new MigrateError('CONNECTION_FAILED', `${what} was interrupted: ${error.message}${after}`, { cause: error });
+      : ` The file runs outside a transaction: it is now recorded as failed, with ${ran} statement(s) done; the one after them may or may not have taken effect. Check the database, then run \`stamp\`.`;
+  return new MigrateError('CONNECTION_FAILED', `${what} was interrupted: ${said}${after}`, { cause: error });
 }
 
 /** The `MigrationFailed` a caller sees: file, line and column from the failure's offset or statement. */
