@@ -1,9 +1,10 @@
 /**
- * The record table's SQL on PostgreSQL. Pure: the driver and rendered scripts both build their
- * statements here. Every value is a literal, not a parameter: a parameterised query costs
- * postgres.js a second round trip (describe first) with `prepare: false`, and a literal
- * statement can be pipelined with the file it records.
+ * The record table's SQL on PostgreSQL, and how to read the server's errors. Pure: the driver
+ * and rendered scripts both build their statements here. Every value is a literal, not a
+ * parameter: a parameterised query costs postgres.js a second round trip (describe first) with
+ * `prepare: false`, and a literal statement can be pipelined with the file it records.
  */
+import postgres from 'postgres';
 import { codePointOffsetToIndex } from '../position.ts';
 import { type DialectSql, recordStatements, sqlString } from '../record.ts';
 import { parseTableName } from '../config.ts';
@@ -91,3 +92,34 @@ export const catalog = {
     duration_ms, seq, statements_run, error
   FROM ${table} ORDER BY seq`,
 } as const;
+
+/** postgres.js' own codes for a connection that could not be made or was lost. */
+const CLIENT_CONNECTION_CODES = new Set([
+  'CONNECT_TIMEOUT',
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
+  'SASL_SIGNATURE_MISMATCH',
+  'MESSAGE_NOT_SUPPORTED',
+]);
+
+/**
+ * Whether an error means "the database could not be reached, or the session is gone", as
+ * opposed to an SQL error. Server side: connection exceptions (08), authentication (28), a
+ * database that does not exist (3D000), shutdown / not yet accepting connections (57P01-57P03),
+ * too many connections (53300); https://www.postgresql.org/docs/current/errcodes-appendix.html.
+ * Client side: postgres.js' connection codes, socket errors (ECONNREFUSED, ENOTFOUND, … carry
+ * `syscall`) and TLS failures (OpenSSL errors carry `library`/`reason`, Node's `ERR_TLS_*`).
+ */
+export function isConnectionError(error: unknown): boolean {
+  if (error instanceof postgres.PostgresError) return /^(08|28|3D|57P)/.test(error.code) || error.code === '53300';
+  if (typeof error !== 'object' || error === null) return false;
+  const e = error as { code?: unknown; syscall?: unknown; library?: unknown };
+  const code = typeof e.code === 'string' ? e.code : '';
+  return (
+    CLIENT_CONNECTION_CODES.has(code) ||
+    typeof e.syscall === 'string' ||
+    typeof e.library === 'string' ||
+    /^ERR_(TLS|SSL)_|CERT/.test(code)
+  );
+}

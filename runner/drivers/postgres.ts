@@ -14,7 +14,7 @@ import { StatementFailed, TransactionLeftOpen } from '../driver.ts';
 import { MigrateError } from '../errors.ts';
 import { hideSecrets, parseTableName, secretsIn } from '../config.ts';
 import { recordTableState, toRecordRow } from '../record.ts';
-import { catalog, COLUMNS, postgresSql, quoteIdent } from './postgres-sql.ts';
+import { catalog, COLUMNS, isConnectionError, postgresSql, quoteIdent } from './postgres-sql.ts';
 import type { SchemaSource } from '../introspect.ts';
 
 type Sql = postgres.Sql;
@@ -28,37 +28,6 @@ export interface PostgresOptions {
   table: string;
   /** False for read-only commands. PostgreSQL creates nothing on connect, so only kept for symmetry. */
   create: boolean;
-}
-
-/** postgres.js' own codes for a connection that could not be made or was lost. */
-const CLIENT_CONNECTION_CODES = new Set([
-  'CONNECT_TIMEOUT',
-  'CONNECTION_CLOSED',
-  'CONNECTION_ENDED',
-  'CONNECTION_DESTROYED',
-  'SASL_SIGNATURE_MISMATCH',
-  'MESSAGE_NOT_SUPPORTED',
-]);
-
-/**
- * Whether an error means "the database could not be reached, or the session is gone", as
- * opposed to an SQL error. Server side: connection exceptions (08), authentication (28), a
- * database that does not exist (3D000), shutdown / not yet accepting connections (57P01-57P03),
- * too many connections (53300); https://www.postgresql.org/docs/current/errcodes-appendix.html.
- * Client side: postgres.js' connection codes, socket errors (ECONNREFUSED, ENOTFOUND, … carry
- * `syscall`) and TLS failures (OpenSSL errors carry `library`/`reason`, Node's `ERR_TLS_*`).
- */
-function isConnectionError(error: unknown): boolean {
-  if (error instanceof postgres.PostgresError) return /^(08|28|3D|57P)/.test(error.code) || error.code === '53300';
-  if (typeof error !== 'object' || error === null) return false;
-  const e = error as { code?: unknown; syscall?: unknown; library?: unknown };
-  const code = typeof e.code === 'string' ? e.code : '';
-  return (
-    CLIENT_CONNECTION_CODES.has(code) ||
-    typeof e.syscall === 'string' ||
-    typeof e.library === 'string' ||
-    /^ERR_(TLS|SSL)_|CERT/.test(code)
-  );
 }
 
 /** Queries sent behind the lock; undefined where they failed or were not sent. */
