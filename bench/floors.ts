@@ -7,23 +7,24 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BenchMigration } from './folders.ts';
-import { PostgresDriver } from '../runner/drivers/postgres.ts';
-import { SqliteDriver } from '../runner/drivers/sqlite.ts';
-import { sqlString as q } from '../runner/record.ts';
+import { postgresSql } from '../runner/drivers/postgres-sql.ts';
+import { sqliteSql } from '../runner/drivers/sqlite-sql.ts';
 
-/** The runner's own record-table DDL, so the floors create exactly its table; neither constructor connects. */
+/** The runner's own record-table DDL, so the floors create exactly its table. */
 function recordTableDdl(dialect: 'postgres' | 'sqlite'): string {
-  const table = 'schema_migrations';
-  const driver =
-    dialect === 'postgres'
-      ? new PostgresDriver({ url: 'postgres://localhost/unused', display: '', table, create: false })
-      : new SqliteDriver({ filename: ':memory:', table, create: false });
-  return driver.renderEnsureRecordTable();
+  return (dialect === 'postgres' ? postgresSql : sqliteSql).createTable('schema_migrations');
 }
 
 function insertRow(dialect: 'postgres' | 'sqlite', m: BenchMigration): string {
-  const now = dialect === 'postgres' ? 'clock_timestamp()' : `strftime('%Y-%m-%dT%H:%M:%fZ', 'now')`;
-  return `INSERT INTO schema_migrations (revision, name, checksum, status, applied_at, duration_ms, seq) VALUES (${q(m.revision)}, ${q(m.name)}, ${q(m.checksum)}, 'applied', ${now}, 0, (SELECT coalesce(max(seq), 0) + 1 FROM schema_migrations));`;
+  const sql = dialect === 'postgres' ? postgresSql : sqliteSql;
+  const row = {
+    revision: m.revision,
+    description: m.name,
+    checksum: m.checksum,
+    status: 'applied',
+    durationMs: 0,
+  } as const;
+  return `${sql.insert('schema_migrations', row)};`;
 }
 
 /**
@@ -49,7 +50,9 @@ export function writeFloorScript(
     lines.push(dialect === 'postgres' ? `\\i ${file}` : `.read ${file}`);
     if (dialect === 'sqlite') lines.push('PRAGMA foreign_key_check;');
     lines.push(
-      direction === 'up' ? insertRow(dialect, m) : `DELETE FROM schema_migrations WHERE revision = ${q(m.revision)};`,
+      direction === 'up'
+        ? insertRow(dialect, m)
+        : `${(dialect === 'postgres' ? postgresSql : sqliteSql).remove('schema_migrations', m.revision)};`,
     );
     lines.push('COMMIT;');
   }

@@ -7,7 +7,7 @@
  *    file, statements PostgreSQL refuses inside a transaction, no-transaction files of several
  *    statements, identifiers longer than PostgreSQL keeps.
  * 2. On scratch databases (a SQLite file always; a PostgreSQL database when the URL names a
- *    server, created and dropped here), through the driver's own `runStep`, revision by
+ *    server, created and dropped here), through the runner's own `runStep`, revision by
  *    revision: snapshot, up, snapshot, down, compare with the first snapshot, up again, compare
  *    with the second.
  * 3. The two dialects' snapshots after each revision, on what both can express (schema.ts).
@@ -19,8 +19,7 @@
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Driver, Statement, StepWork } from './driver.ts';
-import { StepFailure } from './driver.ts';
+import type { Direction, Statement, StepWork } from './driver.ts';
 import { MigrateError, type ErrorCode, type MigrationFailed } from './errors.ts';
 import { DEFAULT_DIR, DEFAULT_TABLE, DEFAULT_URL, parseUrl, type Connection } from './config.ts';
 import {
@@ -36,7 +35,9 @@ import {
   type MigrationFile,
   type ParsedName,
 } from './files.ts';
-import { openDriver, stepWork, toMigrationFailed } from './migrator.ts';
+import { openDriver } from './migrator.ts';
+import { runStep, StepFailure, stepWork, toMigrationFailed } from './step.ts';
+import { introspect, introspectable, type Introspectable } from './introspect.ts';
 import type { Step } from './plan.ts';
 import { lineColumn } from './position.ts';
 import { splitStatements } from './split.ts';
@@ -569,15 +570,17 @@ async function withScratch<T>(
   dialect: Dialect,
   connection: Connection,
   table: string,
-  fn: (driver: Driver) => Promise<T>,
+  fn: (driver: Introspectable) => Promise<T>,
 ): Promise<T> {
   if (dialect === 'sqlite') {
     const dir = mkdtempSync(join(tmpdir(), 'migrate-check-'));
     const filename = join(dir, 'scratch.db');
-    const driver = await openDriver(
-      { dialect: 'sqlite', filename, display: `sqlite:${filename}` },
-      table.split('.').pop() as string,
-      true,
+    const driver = introspectable(
+      await openDriver(
+        { dialect: 'sqlite', filename, display: `sqlite:${filename}` },
+        table.split('.').pop() as string,
+        true,
+      ),
     );
     try {
       return await fn(driver);
@@ -590,10 +593,12 @@ async function withScratch<T>(
   const { createScratchDatabase } = await import('./drivers/postgres-schema.ts');
   const scratch = await createScratchDatabase(connection.url, connection.display, connection.secrets);
   try {
-    const driver = await openDriver(
-      { ...connection, url: scratch.url, display: `${connection.display} (scratch database ${scratch.name})` },
-      table,
-      true,
+    const driver = introspectable(
+      await openDriver(
+        { ...connection, url: scratch.url, display: `${connection.display} (scratch database ${scratch.name})` },
+        table,
+        true,
+      ),
     );
     try {
       return await fn(driver);
@@ -612,21 +617,21 @@ async function withScratch<T>(
  */
 async function roundTrip(
   s: DialectState,
-  driver: Driver,
+  driver: Introspectable,
   waivers: Waiver[],
   add: (f: Finding) => void,
   signal: AbortSignal | undefined,
 ): Promise<number> {
   await driver.ensureRecordTable();
-  let before = await driver.introspect();
+  let before = await introspect(driver);
   let done = 0;
   for (const m of s.migrations) {
     const work = s.works.get(m.revision) as { up: StepWork; down: StepWork };
     /** Run one file of the pair; a failure comes back as a finding-to-be (file:line:column and message), not thrown. */
-    const run = async (direction: 'up' | 'down'): Promise<MigrationFailed | undefined> => {
+    const run = async (direction: Direction): Promise<MigrationFailed | undefined> => {
       signal?.throwIfAborted();
       try {
-        await driver.runStep(work[direction]);
+        await runStep(driver, work[direction]);
         return undefined;
       } catch (error) {
         if (!(error instanceof StepFailure)) throw error;
@@ -652,13 +657,13 @@ async function roundTrip(
       report(upFailed, `fails on a scratch ${s.dialect} database`, 'error', stopped);
       return done;
     }
-    const after = await driver.introspect();
+    const after = await introspect(driver);
     const downFailed = await run('down');
     if (downFailed) {
       report(downFailed, `fails on a scratch ${s.dialect} database, right after its up`, 'error', stopped);
       return done;
     }
-    const back = await driver.introspect();
+    const back = await introspect(driver);
     const left = unwaived(compareSnapshots(before, back), waivers, s.dialect, m.revision, ['up', 'down']);
     for (const d of left) {
       add({
@@ -680,7 +685,7 @@ async function roundTrip(
       );
       return done;
     }
-    const again = await driver.introspect();
+    const again = await introspect(driver);
     if (left.length === 0) {
       for (const d of unwaived(compareSnapshots(after, again), waivers, s.dialect, m.revision, ['up', 'down'])) {
         add({ severity: 'error', code: 'REAPPLY', file: m.up.path, message: reapplyMessage(d), subject: d.subject });

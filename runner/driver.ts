@@ -1,22 +1,29 @@
 /**
- * The contract a dialect implements. The migrator only ever talks to a database through this
- * interface, and it asks the driver for what it can do rather than testing the dialect's name.
+ * The contract a dialect implements: I/O only. The step protocol (what runs in which
+ * transaction, the record changes, locating an error) lives once in step.ts, and the SQL of the
+ * record table in a pure module per dialect (drivers/*-sql.ts); a driver only moves statements
+ * to the database and answers what it was asked. The migrator asks the driver what it can do
+ * rather than testing the dialect's name.
  *
  * Every method may be called only while no other method of the same driver is running (the
- * migrator is sequential). A method that cannot reach the database throws
+ * runner is sequential). A method that cannot reach the database throws
  * `MigrateError('CONNECTION_FAILED')`; other database errors pass through unchanged, except in
- * `runStep`, which throws {@link StepFailure} so the migrator can point at file, line and column.
+ * `transaction`, which throws {@link StatementFailed} naming the statement that failed.
  *
  * @module
  */
 
-import type { Schema } from './schema.ts';
+import type { Dialect } from './files.ts';
+import type { DialectSql } from './record.ts';
+
+/** Which file of a pair runs: `up` applies a revision, `down` rolls it back. */
+export type Direction = 'up' | 'down';
 
 /** One row of the record table (`schema_migrations` by default). */
 export interface RecordRow {
   /** The version as written in the file name, e.g. `20250128_140000` or `000001`. */
   revision: string;
-  /** The description part of the file name, e.g. `initial_schema`. */
+  /** The description part of the file name, e.g. `initial_schema` (the record table's `name` column). */
   name: string;
   /** sha256 (hex) of the up file after BOM removal and CRLF → LF. */
   checksum: string;
@@ -35,7 +42,7 @@ export interface RecordRow {
 
 /** What a step writes to the record table, in the same transaction as the file. */
 export type RecordChange =
-  | { kind: 'insert'; revision: string; name: string; checksum: string }
+  | { kind: 'insert'; revision: string; description: string; checksum: string }
   | { kind: 'delete'; revision: string };
 
 /** A statement of a file and where it starts, as produced by the splitter. */
@@ -60,43 +67,34 @@ export interface StepWork {
   record: RecordChange;
 }
 
-/** What `runStep` reports on success. */
-export interface StepDone {
-  durationMs: number;
-}
-
 /**
- * Thrown by `runStep`: the file did not run to its end. For a transactional step nothing of it
- * remains (neither SQL effects nor the record change). For a no-transaction step the first
- * `statementsRun` statements took effect and the driver has written a `failed` record row.
+ * Thrown by `transaction`: statement `index` of those given failed (`statements.length`: the
+ * commit itself, or a check the driver makes before it). `cause` is the database's error.
  */
-export class StepFailure extends Error {
-  override readonly name = 'StepFailure';
+export class StatementFailed extends Error {
+  override readonly name = 'StatementFailed';
   constructor(
-    message: string,
-    readonly details: {
-      /** The driver's own error, unchanged. */
-      cause: unknown;
-      /** Offset (UTF-16 code units into StepWork.sql) the server or the driver pinned the error to. */
-      offset?: number;
-      /** Index into StepWork.statements of the statement that failed, when known for certain. */
-      statementIndex?: number;
-      /** SQLSTATE or the client's error code. */
-      code?: string;
-      detail?: string;
-      hint?: string;
-      /** How many statements completed (no-transaction steps). */
-      statementsRun?: number;
-    },
+    readonly index: number,
+    /** The transaction was still open when the error came, and the driver rolled it back. */
+    readonly rolledBack: boolean,
+    override readonly cause: unknown,
   ) {
-    super(message, { cause: details.cause });
+    super((cause as { message?: string } | null)?.message ?? String(cause), { cause });
   }
 }
 
-/** What the migrator needs to know about a dialect without naming it. */
+/** Thrown by `transaction` when the session is already inside a transaction a file opened and left open. */
+export class TransactionLeftOpen extends Error {
+  override readonly name = 'TransactionLeftOpen';
+  constructor() {
+    super('the file left a transaction open (BEGIN without COMMIT); it was rolled back');
+  }
+}
+
+/** What the runner needs to know about a dialect without naming it. */
 export interface Capabilities {
   /** The dialect folder name under `--dir`: `postgres` or `sqlite`. */
-  folder: 'postgres' | 'sqlite';
+  folder: Dialect;
   /** Table names may be qualified with a schema (`ops.schema_migrations`). */
   schemaQualifiedTables: boolean;
   /**
@@ -115,6 +113,8 @@ export type RecordTableState =
 
 export interface Driver {
   readonly capabilities: Capabilities;
+  /** The dialect's record-table SQL (pure: builds statements, runs nothing). */
+  readonly sql: DialectSql;
 
   /**
    * Prove the database answers. Called first, and repeatedly by `--wait` until it succeeds.
@@ -143,43 +143,27 @@ export interface Driver {
   readRecord(): Promise<RecordRow[]>;
 
   /**
-   * Run one file and its record change.
-   * - transactional: file and record change commit together or not at all;
-   * - no-transaction: statements run one by one outside a transaction; on success the record
-   *   change is written; on failure a `failed` row is written (for an insert) and
-   *   `StepFailure` carries `statementsRun`;
-   * - empty: only the record change.
-   * SQLite also checks foreign keys before committing. Throws `StepFailure`.
+   * The record table's name as every statement the runner sends must spell it (quoted, and on
+   * PostgreSQL qualified with the schema it was resolved to once), for `sql` to build on.
    */
-  runStep(step: StepWork): Promise<StepDone>;
+  recordTable(): Promise<string>;
 
   /**
-   * Replace the record so that it lists exactly `rows` (stamp): keeps nothing else. Runs in one
-   * transaction, runs no migration SQL.
+   * Run `statements` in order inside one transaction and commit (or, with `rollback`, always
+   * roll back: nothing of it remains). Stops at the first failing statement and throws
+   * {@link StatementFailed}; nothing of the transaction then remains, unless a statement ended
+   * the transaction itself (then `rolledBack` is false). Throws {@link TransactionLeftOpen}
+   * (after rolling that transaction back) when a statement run by `exec` left one open.
+   * PostgreSQL sends it all in one round trip; SQLite runs it without yielding to the event
+   * loop, and checks foreign keys (violations added since the lock was taken) before COMMIT.
    */
-  writeRecord(
-    rows: Array<Pick<RecordRow, 'revision' | 'name' | 'checksum' | 'appliedAt' | 'durationMs'>>,
-  ): Promise<void>;
+  transaction(statements: readonly string[], options?: { rollback?: boolean }): Promise<void>;
 
-  /**
-   * The SQL a person would run by hand for this step (`sql` command, `--dry-run`): the file and
-   * its tracking statement, wrapped in BEGIN/COMMIT when transactional.
-   */
-  renderStep(step: StepWork): string;
+  /** Run one statement on its own, outside any transaction the runner opens; throws the database's error. */
+  exec(sql: string): Promise<void>;
 
-  /** The first line of a rendered script: the client's stop-on-first-error setting (psql, sqlite3). */
-  renderHeader(): string;
-
-  /** The statement that creates the record table if missing, for rendered scripts. */
-  renderEnsureRecordTable(): string;
-
-  /**
-   * The database's schema in the shape both dialects share (runner/schema.ts): tables, columns,
-   * keys, indexes, enum types and the other objects a migration can leave behind. Leaves out the
-   * record table and the database's own bookkeeping (`sqlite_sequence`, the indexes PostgreSQL
-   * builds for constraints). Reads only. Called by `check`, on scratch databases, between steps.
-   */
-  introspect(): Promise<Schema>;
+  /** End whatever transaction statements run by `exec` left open or aborted, rolling it back; nothing when none. */
+  rollback(): Promise<void>;
 
   /** Close every connection. Safe to call twice. */
   close(): Promise<void>;

@@ -85,6 +85,8 @@ export class MigrationFailed extends Error {
       hint?: string;
       /** For a no-transaction file: statements that completed before the failure. */
       statementsRun?: number;
+      /** The file's transaction was still open when it failed and was rolled back: nothing of the file remains. */
+      rolledBack: boolean;
       /** Steps of the same run that committed before this one failed. */
       completed: ReadonlyArray<{ direction: 'up' | 'down'; revision: string; name: string; durationMs: number }>;
     },

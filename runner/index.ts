@@ -4,7 +4,7 @@ export type {
   MigrateEvent,
   MigrateOptions,
   MigrateResult,
-  Position,
+  Revision,
   RevisionStatus,
   RunnerConfig,
   StampResult,
@@ -27,4 +27,4 @@ export {
   type Connection,
 } from './config.ts';
 export { MigrateError, MigrationFailed, EXIT, type ErrorCode } from './errors.ts';
-export type { Driver, RecordRow } from './driver.ts';
+export type { Direction, Driver, RecordRow } from './driver.ts';

@@ -3,14 +3,13 @@
  * which dialect it is.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Driver, RecordRow, StepWork } from './driver.ts';
-import { StepFailure } from './driver.ts';
+import type { Direction, Driver, RecordRow, StepWork } from './driver.ts';
 import { MigrateError, MigrationFailed } from './errors.ts';
 import { DEFAULT_DIR, DEFAULT_TABLE, hideSecrets, parseUrl, type Connection } from './config.ts';
 import { loadMigrations, versionOf, type Migration } from './files.ts';
 import { appliedAfter, assess, current, parseTarget, plan, type Step, type Target, type Warning } from './plan.ts';
-import { splitStatements } from './split.ts';
-import { lineColumn } from './position.ts';
+import { renderScript as renderSteps } from './record.ts';
+import { runStep, StepFailure, stepWork, toMigrationFailed, writeRecord } from './step.ts';
 
 export interface RunnerConfig {
   /** Database URL (see README: postgres://…, sqlite:path, the Python forms). */
@@ -28,7 +27,7 @@ export interface RunnerConfig {
 }
 
 export interface StepResult {
-  direction: 'up' | 'down';
+  direction: Direction;
   revision: string;
   name: string;
   file: string;
@@ -51,7 +50,8 @@ export interface MigrateOptions {
   onEvent?: (event: MigrateEvent) => void;
 }
 
-export interface Position {
+/** A revision and its description (`name`, as the CLI's JSON has always called it). */
+export interface Revision {
   revision: string;
   name: string;
 }
@@ -60,7 +60,7 @@ export interface MigrateResult {
   steps: StepResult[];
   warnings: Warning[];
   /** Where the database stands afterwards (for a dry run: where it would stand); null at base. */
-  current: Position | null;
+  current: Revision | null;
   dryRun: boolean;
   /** For a dry run: the script that would run. */
   script?: string;
@@ -205,72 +205,9 @@ async function readRecordChecked(driver: Driver, table: string, allowAlembic = f
 }
 
 /** The last *applied* revision: a failed one is not where the database stands. */
-function positionOf(rows: readonly RecordRow[]): Position | null {
+function lastApplied(rows: readonly RecordRow[]): Revision | null {
   const last = current(rows.filter((r) => r.status === 'applied'));
   return last ? { revision: last.revision, name: last.name } : null;
-}
-
-/** Files a step runs, split and checked; a transactional file that ends its own transaction is refused before anything runs. */
-export function stepWork(step: Step, folder: 'postgres' | 'sqlite'): StepWork {
-  const m = step.migration;
-  const file = step.direction === 'up' ? m.up : m.down;
-  const statements = splitStatements(file.text, folder);
-  if (file.transactional) {
-    for (const s of statements) {
-      if (
-        /^(BEGIN|COMMIT|END|ROLLBACK|START\s+TRANSACTION|ABORT)\b(?!\s+ATOMIC)(?!\s+TO\b)(?!\s+TRANSACTION\s+TO\b)/i.test(
-          s.sql,
-        )
-      ) {
-        const { line, column } = lineColumn(file.text, s.offset);
-        throw new MigrateError(
-          'TRANSACTION_CONTROL',
-          `${file.path}:${line}:${column}: "${s.sql.split(/\s/)[0]}" inside a file that already runs in a transaction. Remove it, or put "-- migrate:no-transaction" at the top of the file to run it as written.`,
-        );
-      }
-    }
-  }
-  return {
-    file: file.path,
-    sql: file.text,
-    statements,
-    transactional: file.transactional,
-    empty: statements.length === 0,
-    record:
-      step.direction === 'up'
-        ? { kind: 'insert', revision: m.revision, name: m.description, checksum: m.up.checksum }
-        : { kind: 'delete', revision: m.revision },
-  };
-}
-
-export function toMigrationFailed(
-  failure: StepFailure,
-  work: StepWork,
-  step: Step,
-  completed: StepResult[],
-): MigrationFailed {
-  const d = failure.details;
-  let offset = d.offset;
-  if (offset === undefined && d.statementIndex !== undefined) offset = work.statements[d.statementIndex]?.offset;
-  const where: { file: string; line?: number; column?: number; sourceLine?: string } = { file: work.file };
-  if (offset !== undefined) {
-    const { line, column } = lineColumn(work.sql, offset);
-    Object.assign(where, { line, column, sourceLine: work.sql.split('\n')[line - 1] });
-  }
-  return new MigrationFailed(
-    failure.message,
-    where,
-    {
-      revision: step.migration.revision,
-      direction: step.direction,
-      sqlState: d.code,
-      detail: d.detail,
-      hint: d.hint,
-      statementsRun: d.statementsRun,
-      completed,
-    },
-    { cause: d.cause },
-  );
 }
 
 /** Move the database to `target` (head, base, +N, -N, a revision). */
@@ -296,17 +233,14 @@ export async function migrate(
       for (const w of warnings) emit({ type: 'warning', code: w.code, message: w.message });
       const after = appliedAfter(migrations, rows, steps);
       const last = after[after.length - 1];
-      const finalPosition = last ? { revision: last.revision, name: last.description } : null;
+      const finalRevision = last ? { revision: last.revision, name: last.description } : null;
       if (options.dryRun) {
-        const script = [
-          driver.renderHeader() +
-            ((await driver.recordTableState()).kind === 'missing' ? driver.renderEnsureRecordTable() + '\n' : ''),
-          ...works.map((w) => driver.renderStep(w)),
-        ].join('\n');
+        const missing = (await driver.recordTableState()).kind === 'missing';
+        const script = renderSteps(driver.sql, table, missing, works);
         return {
           steps: [],
           warnings,
-          current: steps.length > 0 ? finalPosition : positionOf(rows),
+          current: steps.length > 0 ? finalRevision : lastApplied(rows),
           dryRun: true,
           script,
         };
@@ -335,7 +269,7 @@ export async function migrate(
         const work = works[i] as StepWork;
         let durationMs: number;
         try {
-          ({ durationMs } = await driver.runStep(work));
+          ({ durationMs } = await runStep(driver, work));
         } catch (error) {
           if (error instanceof StepFailure) throw toMigrationFailed(error, work, step, done);
           throw error;
@@ -350,7 +284,7 @@ export async function migrate(
         done.push(result);
         emit({ type: 'step', ...result });
       }
-      return { steps: done, warnings, current: steps.length > 0 ? finalPosition : positionOf(rows), dryRun: false };
+      return { steps: done, warnings, current: steps.length > 0 ? finalRevision : lastApplied(rows), dryRun: false };
     };
     return options.dryRun ? run() : driver.withLock(run, config.lockTimeoutMs);
   });
@@ -372,7 +306,7 @@ export interface RevisionStatus {
 }
 
 export interface StatusResult {
-  current: Position | null;
+  current: Revision | null;
   revisions: RevisionStatus[];
 }
 
@@ -410,12 +344,12 @@ export async function status(config: RunnerConfig): Promise<StatusResult> {
       });
     }
     revisions.sort((x, y) => (x.version < y.version ? -1 : x.version > y.version ? 1 : 0));
-    return { current: positionOf(rows), revisions: revisions.map(({ version: _v, ...r }) => r) };
+    return { current: lastApplied(rows), revisions: revisions.map(({ version: _v, ...r }) => r) };
   });
 }
 
 export interface StampResult {
-  current: Position | null;
+  current: Revision | null;
   /** Revisions now recorded, in order. */
   recorded: string[];
 }
@@ -439,12 +373,13 @@ export async function stamp(config: RunnerConfig, target: string | Target): Prom
       const keep = new Map(rows.map((r) => [r.revision, r]));
       const now = new Date().toISOString();
       await driver.ensureRecordTable();
-      await driver.writeRecord(
+      await writeRecord(
+        driver,
         after.map((m) => {
           const old = keep.get(m.revision);
           return {
             revision: m.revision,
-            name: m.description,
+            description: m.description,
             checksum: m.up.checksum,
             appliedAt: old?.appliedAt ?? now,
             durationMs: old?.status === 'applied' ? old.durationMs : 0,

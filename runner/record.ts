@@ -1,5 +1,5 @@
-/** What both drivers share about the record table: its columns, and how rendered scripts spell values and files. */
-import type { RecordRow, StepWork } from './driver.ts';
+/** What both dialects share about the record table: its columns, the shape of its SQL, and rendered scripts. */
+import type { Direction, RecordRow, RecordTableState, StepWork } from './driver.ts';
 
 /** The record table's columns; a table of the same name without all of them belongs to another tool. */
 export const RECORD_COLUMNS = [
@@ -14,25 +14,129 @@ export const RECORD_COLUMNS = [
   'error',
 ] as const;
 
+/** The record table's state from the columns a table of its name has ([] when there is none). */
+export function recordTableState(columns: readonly string[]): RecordTableState {
+  if (columns.length === 0) return { kind: 'missing' };
+  return RECORD_COLUMNS.every((c) => columns.includes(c)) ? { kind: 'ok' } : { kind: 'foreign', columns: [...columns] };
+}
+
 /** A string literal in standard SQL (both dialects): single quotes doubled. */
 export function sqlString(value: string): string {
   return `'${value.replace(/'/g, "''")}'`;
 }
 
+/** The values of one new record row. */
+export interface RecordValues {
+  revision: string;
+  description: string;
+  checksum: string;
+  status: 'applied' | 'failed';
+  /**
+   * Milliseconds, or `step`: the time since the step began, measured by the database inside the
+   * step's transaction (`startedAt` is the step's start by this machine's clock, for a dialect
+   * that cannot ask the transaction when it began).
+   */
+  durationMs: number | { step: string };
+  /** ISO-8601 UTC; the database's current time when left out. */
+  appliedAt?: string;
+  statementsRun?: number | null;
+  error?: string | null;
+}
+
 /**
- * A step as a person would run it by hand (`sql`, `--dry-run`): the file as written, its
- * tracking statement on `table` (`now` is the dialect's current-time expression), and
- * BEGIN/COMMIT around both when the file is transactional.
+ * The record table's SQL in one dialect. Pure: it builds statements, runs nothing, so both the
+ * runner and rendered scripts (`sql`, `--dry-run`) spell each statement the same way. `table`
+ * is always the table as quoted by `quoteTable` (or as the driver resolved it).
  */
-export function renderStepScript(step: StepWork, table: string, now: string): string {
+export interface DialectSql {
+  /** The first line of a rendered script: the client's stop-on-first-error setting (psql, sqlite3). */
+  readonly header: string;
+  /** The record table's name as given (`t`, `s.t`), quoted for SQL. */
+  quoteTable(name: string): string;
+  /** Statement(s) creating the record table named `name` if it is missing, for rendered scripts. */
+  createTable(name: string): string;
+  /** The one INSERT of a record row; `seq` is the next after the highest. */
+  insert(table: string, row: RecordValues): string;
+  /** A no-transaction file's progress: `failed`, with how many statements completed and why. */
+  progress(table: string, revision: string, statementsRun: number, error: string): string;
+  /** A no-transaction file that ran to its end: its row becomes `applied`. */
+  markApplied(table: string, revision: string, durationMs: number): string;
+  /** The record row of one revision goes (a rollback). */
+  remove(table: string, revision: string): string;
+  /** Every row goes (stamp rewrites the record). */
+  removeAll(table: string): string;
+  /**
+   * What a rendered script runs at its start and after each file so it stops where the runner
+   * would ('' where nothing is needed).
+   */
+  readonly scriptGuard: { start: string; afterFile(transactional: boolean): string };
+  /** Where in `text`, sent as one query, the database pinned `error` (UTF-16 offset); undefined when it did not. */
+  errorOffset(error: unknown, text: string): number | undefined;
+  /** Where in one statement a replay found to fail `error` points; undefined when nothing says. */
+  statementOffset(error: unknown, statement: string): number | undefined;
+}
+
+const nullable = (v: string | number | null | undefined) =>
+  v === null || v === undefined ? 'NULL' : typeof v === 'number' ? String(v) : sqlString(v);
+
+/**
+ * The record statements both dialects spell alike, given how each spells the current time, a
+ * literal timestamp and a step's duration.
+ */
+export function recordStatements(spell: {
+  now: string;
+  timestamp: (iso: string) => string;
+  duration: (step: string) => string;
+}): Pick<DialectSql, 'insert' | 'progress' | 'markApplied' | 'remove' | 'removeAll'> {
+  return {
+    insert(table, r) {
+      const at = r.appliedAt === undefined ? spell.now : spell.timestamp(r.appliedAt);
+      const ms =
+        typeof r.durationMs === 'number' ? String(Math.round(r.durationMs)) : spell.duration(r.durationMs.step);
+      return `INSERT INTO ${table} (revision, name, checksum, status, applied_at, duration_ms, seq, statements_run, error)
+VALUES (${sqlString(r.revision)}, ${sqlString(r.description)}, ${sqlString(r.checksum)}, ${sqlString(r.status)}, ${at}, ${ms}, (SELECT coalesce(max(seq), 0) + 1 FROM ${table}), ${nullable(r.statementsRun)}, ${nullable(r.error)})`;
+    },
+    progress: (table, revision, ran, error) =>
+      `UPDATE ${table} SET status = 'failed', statements_run = ${ran}, error = ${sqlString(error)} WHERE revision = ${sqlString(revision)}`,
+    markApplied: (table, revision, durationMs) =>
+      `UPDATE ${table} SET status = 'applied', statements_run = NULL, error = NULL, applied_at = ${spell.now}, duration_ms = ${Math.round(durationMs)} WHERE revision = ${sqlString(revision)}`,
+    remove: (table, revision) => `DELETE FROM ${table} WHERE revision = ${sqlString(revision)}`,
+    removeAll: (table) => `DELETE FROM ${table}`,
+  };
+}
+
+/**
+ * A step as a person would run it by hand (`sql`, `--dry-run`): the file as written, the
+ * dialect's guard, its tracking statement on `table`, and BEGIN/COMMIT around all of it when
+ * the file is transactional.
+ */
+export function renderStep(d: DialectSql, table: string, step: StepWork): string {
   const r = step.record;
   const track =
     r.kind === 'insert'
-      ? `INSERT INTO ${table} (revision, name, checksum, status, applied_at, duration_ms, seq)
-VALUES (${sqlString(r.revision)}, ${sqlString(r.name)}, ${sqlString(r.checksum)}, 'applied', ${now}, 0, (SELECT coalesce(max(seq), 0) + 1 FROM ${table}));`
-      : `DELETE FROM ${table} WHERE revision = ${sqlString(r.revision)};`;
+      ? d.insert(table, {
+          revision: r.revision,
+          description: r.description,
+          checksum: r.checksum,
+          status: 'applied',
+          durationMs: 0,
+        })
+      : d.remove(table, r.revision);
   const body = step.empty ? '' : `${terminated(step).replace(/\s+$/, '')}\n`;
-  return step.transactional ? `BEGIN;\n${body}${track}\nCOMMIT;\n` : `${body}${track}\n`;
+  const guard = d.scriptGuard.afterFile(step.transactional);
+  return step.transactional ? `BEGIN;\n${body}${guard}${track};\nCOMMIT;\n` : `${body}${guard}${track};\n`;
+}
+
+/** A whole script: the header, the record table when missing, then each step. */
+export function renderScript(
+  d: DialectSql,
+  tableName: string,
+  createTable: boolean,
+  steps: readonly StepWork[],
+): string {
+  const head = d.header + d.scriptGuard.start + (createTable ? `${d.createTable(tableName)}\n` : '');
+  const table = d.quoteTable(tableName);
+  return [head, ...steps.map((s) => renderStep(d, table, s))].join('\n');
 }
 
 /**
@@ -68,7 +172,7 @@ const PREFIX = { up: 'applying: ', down: 'rolling back: ' } as const;
  * the direction, and the way out differs, so the text begins with it. The runner's prefix comes
  * first: no error text from the database can pass for it.
  */
-export function failedNote(direction: 'up' | 'down', message: string): string {
+export function failedNote(direction: Direction, message: string): string {
   return PREFIX[direction] + message;
 }
 
@@ -77,7 +181,7 @@ export function failedNote(direction: 'up' | 'down', message: string): string {
  * before the prefix existed say nothing of their direction (undefined), except the interrupted
  * ones, whose wording did.
  */
-export function readFailedNote(error: string | null): { direction: 'up' | 'down' | undefined; message: string } {
+export function readFailedNote(error: string | null): { direction: Direction | undefined; message: string } {
   const text = error ?? 'unknown error';
   for (const direction of ['up', 'down'] as const) {
     if (text.startsWith(PREFIX[direction])) return { direction, message: text.slice(PREFIX[direction].length) };
@@ -90,7 +194,7 @@ export function readFailedNote(error: string | null): { direction: 'up' | 'down'
  * What the record says of a no-transaction file while it runs: read only if the runner dies
  * before the file ends. statements_run counts what completed.
  */
-export function interrupted(direction: 'up' | 'down'): string {
+export function interrupted(direction: Direction): string {
   return failedNote(
     direction,
     'the runner stopped before the end of this file; the statement after those counted may or may not have taken effect',

@@ -180,7 +180,9 @@ function reportFailure(cli: Cli, error: unknown): number {
     lines.push(
       error.info.statementsRun !== undefined
         ? `${error.where.file} ran outside a transaction: ${error.info.statementsRun} statement(s) took effect and it is recorded as failed. Repair by hand, then run \`stamp\`.`
-        : `${error.info.direction === 'up' ? 'Applying' : 'Rolling back'} ${error.info.revision} was rolled back completely.` +
+        : (error.info.rolledBack
+            ? `${error.info.direction === 'up' ? 'Applying' : 'Rolling back'} ${error.info.revision} was rolled back completely.`
+            : `${error.where.file} ended the runner's transaction itself before it failed: what it ran up to there is committed, and ${error.info.revision} is not recorded. Repair by hand, then run \`stamp\`.`) +
             (error.info.completed.length > 0
               ? ` ${error.info.completed.length} earlier step(s) of this run stay applied.`
               : ''),

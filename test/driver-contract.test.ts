@@ -9,8 +9,10 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import Database from 'better-sqlite3';
 import postgres from 'postgres';
-import type { Driver, RecordChange, RecordRow, StepWork } from '../runner/driver.ts';
-import { StepFailure } from '../runner/driver.ts';
+import type { RecordChange, RecordRow, StepWork } from '../runner/driver.ts';
+import { runStep, StepFailure, writeRecord } from '../runner/step.ts';
+import { introspect, type Introspectable } from '../runner/introspect.ts';
+import { renderScript, renderStep } from '../runner/record.ts';
 import { MigrateError } from '../runner/errors.ts';
 import { failedNote } from '../runner/record.ts';
 import { splitStatements, type SplitDialect } from '../runner/split.ts';
@@ -25,7 +27,7 @@ const ISO_UTC_MS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 /** One fresh database, and what the suite needs to look at it from outside the driver. */
 interface Db {
   /** A new driver on this database (closed by `cleanup`). */
-  driver(table?: string): Driver;
+  driver(table?: string): Introspectable;
   /** A query through the test's own connection. */
   query(sql: string): Promise<Array<Record<string, unknown>>>;
   /** Run a script with the dialect's own shell (`psql -v ON_ERROR_STOP=1`, `sqlite3 -bail`). */
@@ -63,7 +65,7 @@ const sqlite: Dialect = {
   uniqueViolation: 'SQLITE_CONSTRAINT_PRIMARYKEY',
   async open() {
     const tmp = tempSqliteUrl();
-    const drivers: Driver[] = [];
+    const drivers: Introspectable[] = [];
     return {
       driver(table = 'schema_migrations') {
         const d = new SqliteDriver({ filename: tmp.path, table, create: true });
@@ -98,7 +100,7 @@ const pg: Dialect = {
   uniqueViolation: '23505',
   async open() {
     const database = await createPostgresDatabase();
-    const drivers: Driver[] = [];
+    const drivers: Introspectable[] = [];
     const client = postgres(database.url, { max: 1, onnotice: () => {}, fetch_types: false });
     return {
       driver(table = 'schema_migrations') {
@@ -122,12 +124,17 @@ const pg: Dialect = {
 };
 
 function insert(revision: string, name = `m${revision}`): RecordChange {
-  return { kind: 'insert', revision, name, checksum: `sum-${revision}` };
+  return { kind: 'insert', revision, description: name, checksum: `sum-${revision}` };
 }
 
 function work(dialect: SplitDialect, sql: string, record: RecordChange, transactional = true): StepWork {
   const statements = splitStatements(sql, dialect);
   return { file: `${record.revision}.sql`, sql, statements, transactional, empty: statements.length === 0, record };
+}
+
+/** The step as a rendered script spells it, on the default record table. */
+function rendered(driver: Introspectable, step: StepWork): string {
+  return renderStep(driver.sql, driver.sql.quoteTable('schema_migrations'), step);
 }
 
 /** The row without what differs from run to run. */
@@ -197,14 +204,16 @@ function contract(dialect: Dialect): void {
     test('transactional steps: file and row commit together, seq rises, readRecord in order of application', async (db) => {
       const driver = db.driver();
       await driver.ensureRecordTable();
-      await driver.runStep(
+      await runStep(
+        driver,
         work(
           d,
           `CREATE TABLE users (id integer PRIMARY KEY, name text);\nINSERT INTO users VALUES (1, 'é🔥');\n`,
           insert('000002', 'users'),
         ),
       );
-      const done = await driver.runStep(
+      const done = await runStep(
+        driver,
         work(d, `CREATE TABLE posts (id integer PRIMARY KEY)`, insert('000001', 'posts')),
       );
       assert.ok(done.durationMs >= 0);
@@ -249,7 +258,7 @@ function contract(dialect: Dialect): void {
         `CREATE TABLE t (id integer PRIMARY KEY);\nINSERT INTO t VALUES (1);\nINSERT INTO t VALUES (1);\nINSERT INTO t VALUES (2);\n`,
         insert('000001'),
       );
-      const error = await rejection(driver.runStep(step));
+      const error = await rejection(runStep(driver, step));
       assert.ok(error instanceof StepFailure, String(error));
       assert.equal(error.details.code, dialect.uniqueViolation);
       assert.equal(
@@ -261,7 +270,7 @@ function contract(dialect: Dialect): void {
       assert.deepEqual(await tableNames(db, d), ['schema_migrations']);
       assert.deepEqual(await driver.readRecord(), []);
       // and the driver is usable afterwards (no transaction left open)
-      await driver.runStep(work(d, `CREATE TABLE ok (id integer);`, insert('000002')));
+      await runStep(driver, work(d, `CREATE TABLE ok (id integer);`, insert('000002')));
       assert.deepEqual(
         (await driver.readRecord()).map((r) => r.revision),
         ['000002'],
@@ -271,9 +280,9 @@ function contract(dialect: Dialect): void {
     test('a no-transaction step that fails keeps what ran and records a failed row', async (db) => {
       const driver = db.driver();
       await driver.ensureRecordTable();
-      await driver.runStep(work(d, `CREATE TABLE first (id integer);`, insert('000001')));
+      await runStep(driver, work(d, `CREATE TABLE first (id integer);`, insert('000001')));
       const sql = `-- migrate:no-transaction\nCREATE TABLE t (id integer PRIMARY KEY);\nINSERT INTO t VALUES (1);\nINSERT INTO t VALUES (1);\nINSERT INTO t VALUES (2);\n`;
-      const error = await rejection(driver.runStep(work(d, sql, insert('000002', 'broken'), false)));
+      const error = await rejection(runStep(driver, work(d, sql, insert('000002', 'broken'), false)));
       assert.ok(error instanceof StepFailure, String(error));
       assert.equal(error.details.statementsRun, 2);
       assert.equal(error.details.statementIndex, 2);
@@ -309,7 +318,7 @@ function contract(dialect: Dialect): void {
       const driver = db.driver();
       await driver.ensureRecordTable();
       const sql = `-- migrate:no-transaction\nCREATE TABLE t (id integer);\nCREATE INDEX t_id ON t (id);\n`;
-      await driver.runStep(work(d, sql, insert('000001'), false));
+      await runStep(driver, work(d, sql, insert('000001'), false));
       assert.deepEqual((await driver.readRecord()).map(stable), [
         {
           revision: '000001',
@@ -328,12 +337,12 @@ function contract(dialect: Dialect): void {
       await driver.ensureRecordTable();
       const step = work(d, `-- nothing to undo\n/* really */\n`, insert('000001'));
       assert.equal(step.empty, true);
-      await driver.runStep(step);
+      await runStep(driver, step);
       assert.deepEqual(
         (await driver.readRecord()).map((r) => r.revision),
         ['000001'],
       );
-      await driver.runStep(work(d, `-- nothing\n`, { kind: 'delete', revision: '000001' }));
+      await runStep(driver, work(d, `-- nothing\n`, { kind: 'delete', revision: '000001' }));
       assert.deepEqual(await driver.readRecord(), []);
       assert.deepEqual(await tableNames(db, d), ['schema_migrations']);
     });
@@ -341,9 +350,9 @@ function contract(dialect: Dialect): void {
     test('a delete record change rolls back with its file', async (db) => {
       const driver = db.driver();
       await driver.ensureRecordTable();
-      await driver.runStep(work(d, `CREATE TABLE a (id integer);`, insert('000001')));
-      await driver.runStep(work(d, `CREATE TABLE b (id integer);`, insert('000002')));
-      await driver.runStep(work(d, `DROP TABLE b;`, { kind: 'delete', revision: '000002' }));
+      await runStep(driver, work(d, `CREATE TABLE a (id integer);`, insert('000001')));
+      await runStep(driver, work(d, `CREATE TABLE b (id integer);`, insert('000002')));
+      await runStep(driver, work(d, `DROP TABLE b;`, { kind: 'delete', revision: '000002' }));
       assert.deepEqual(
         (await driver.readRecord()).map((r) => [r.revision, r.seq]),
         [['000001', 1]],
@@ -351,7 +360,7 @@ function contract(dialect: Dialect): void {
       assert.deepEqual(await tableNames(db, d), ['a', 'schema_migrations']);
       // a failing down file keeps both the table and the row
       const error = await rejection(
-        driver.runStep(work(d, `DROP TABLE a;\nDROP TABLE nope;`, { kind: 'delete', revision: '000001' })),
+        runStep(driver, work(d, `DROP TABLE a;\nDROP TABLE nope;`, { kind: 'delete', revision: '000001' })),
       );
       assert.ok(error instanceof StepFailure);
       assert.deepEqual(
@@ -364,21 +373,32 @@ function contract(dialect: Dialect): void {
     test('writeRecord replaces the whole record, seq 1..n in the order given', async (db) => {
       const driver = db.driver();
       await driver.ensureRecordTable();
-      await driver.runStep(work(d, `CREATE TABLE a (id integer);`, insert('000001')));
-      await driver
-        .runStep(
-          work(
-            d,
-            `-- migrate:no-transaction\nCREATE TABLE b (id integer PRIMARY KEY);\nINSERT INTO nope VALUES (1);`,
-            insert('000009'),
-            false,
-          ),
-        )
-        .catch(() => {});
+      await runStep(driver, work(d, `CREATE TABLE a (id integer);`, insert('000001')));
+      await runStep(
+        driver,
+        work(
+          d,
+          `-- migrate:no-transaction\nCREATE TABLE b (id integer PRIMARY KEY);\nINSERT INTO nope VALUES (1);`,
+          insert('000009'),
+          false,
+        ),
+      ).catch(() => {});
       assert.equal((await driver.readRecord()).length, 2);
-      await driver.writeRecord([
-        { revision: '000003', name: 'c', checksum: 'c1', appliedAt: '2025-01-28T14:00:00.123Z', durationMs: 12.6 },
-        { revision: '000002', name: "it's", checksum: 'b1', appliedAt: '2025-01-29T00:00:00.000Z', durationMs: 0 },
+      await writeRecord(driver, [
+        {
+          revision: '000003',
+          description: 'c',
+          checksum: 'c1',
+          appliedAt: '2025-01-28T14:00:00.123Z',
+          durationMs: 12.6,
+        },
+        {
+          revision: '000002',
+          description: "it's",
+          checksum: 'b1',
+          appliedAt: '2025-01-29T00:00:00.000Z',
+          durationMs: 0,
+        },
       ]);
       assert.deepEqual(await driver.readRecord(), [
         {
@@ -404,21 +424,22 @@ function contract(dialect: Dialect): void {
           error: null,
         },
       ]);
-      await driver.writeRecord([]);
+      await writeRecord(driver, []);
       assert.deepEqual(await driver.readRecord(), []);
     });
 
     test('introspect shows what the migrations built, never the record table', async (db) => {
       const driver = db.driver();
       await driver.ensureRecordTable();
-      await driver.runStep(
+      await runStep(
+        driver,
         work(
           d,
           `CREATE TABLE users (id integer PRIMARY KEY, email text NOT NULL);\nCREATE INDEX users_email ON users (email);\n`,
           insert('000001'),
         ),
       );
-      const schema = await driver.introspect();
+      const schema = await introspect(driver);
       assert.deepEqual(
         schema.tables.map((t) => t.name),
         ['users'],
@@ -521,12 +542,12 @@ function contract(dialect: Dialect): void {
 
         const byDriver = db.driver();
         await byDriver.ensureRecordTable();
-        for (const s of steps) await byDriver.runStep(s);
+        for (const s of steps) await runStep(byDriver, s);
 
         const renderer = other.driver();
-        const script = [renderer.renderEnsureRecordTable(), ...steps.map((s) => renderer.renderStep(s))].join('\n');
-        assert.match(renderer.renderStep(up), /^BEGIN;\n[\s\S]*\nCOMMIT;\n$/);
-        assert.doesNotMatch(renderer.renderStep(noTx), /BEGIN;/);
+        const script = renderScript(renderer.sql, 'schema_migrations', true, steps);
+        assert.match(rendered(renderer, up), /^BEGIN;\n[\s\S]*\nCOMMIT;\n$/);
+        assert.doesNotMatch(rendered(renderer, noTx), /BEGIN;/);
         await other.shell(script);
 
         const want = (await byDriver.readRecord()).map(stable);
@@ -548,7 +569,7 @@ function contract(dialect: Dialect): void {
         `CREATE TABLE a (id integer);\nCREATE TABLE b (id integer) -- no semicolon\n`,
         insert('000001'),
       );
-      await db.shell([driver.renderEnsureRecordTable(), driver.renderStep(step)].join('\n'));
+      await db.shell(renderScript(driver.sql, 'schema_migrations', true, [step]));
       assert.deepEqual(
         (await driver.readRecord()).map((r) => r.revision),
         ['000001'],
@@ -578,12 +599,12 @@ describe('PostgreSQL driver specifics', () => {
       const driver = db.driver('ops.migrations');
       assert.deepEqual(await driver.recordTableState(), { kind: 'missing' });
       assert.match(
-        driver.renderEnsureRecordTable(),
+        driver.sql.createTable('ops.migrations'),
         /^CREATE SCHEMA IF NOT EXISTS "ops";\nCREATE TABLE IF NOT EXISTS "ops"\."migrations" \(/,
       );
       await driver.withLock(async () => {
         await driver.ensureRecordTable();
-        await driver.runStep(work('postgres', `CREATE TABLE users (id integer);`, insert('000001')));
+        await runStep(driver, work('postgres', `CREATE TABLE users (id integer);`, insert('000001')));
       }, 5_000);
       assert.deepEqual(await driver.recordTableState(), { kind: 'ok' });
       assert.deepEqual(await tableNames(db, 'postgres'), ['ops.migrations', 'users']);
@@ -596,7 +617,7 @@ describe('PostgreSQL driver specifics', () => {
         ['000001'],
       );
       assert.deepEqual(
-        (await driver.introspect()).tables.map((t) => t.name),
+        (await introspect(driver)).tables.map((t) => t.name),
         ['users'],
         'ops.migrations is the record, not schema',
       );
@@ -616,14 +637,15 @@ describe('PostgreSQL driver specifics', () => {
     withDb(async (db) => {
       const driver = db.driver();
       await driver.ensureRecordTable();
-      await driver.runStep(
+      await runStep(
+        driver,
         work(
           'postgres',
           `CREATE SCHEMA app;\nSET search_path TO app;\nCREATE TABLE users (id integer);`,
           insert('000001'),
         ),
       );
-      await driver.runStep(work('postgres', `CREATE TABLE posts (id integer);`, insert('000002')));
+      await runStep(driver, work('postgres', `CREATE TABLE posts (id integer);`, insert('000002')));
       assert.deepEqual(await tableNames(db, 'postgres'), ['app.posts', 'app.users', 'schema_migrations']);
       assert.deepEqual(
         (await db.query(`SELECT revision FROM public.schema_migrations ORDER BY seq`)).map((r) => r.revision),
@@ -698,8 +720,9 @@ describe('PostgreSQL driver specifics', () => {
     withDb(async (db) => {
       const driver = db.driver();
       await driver.ensureRecordTable();
-      await driver.runStep(work('postgres', `CREATE TABLE t (id integer);`, insert('000001')));
-      await driver.runStep(
+      await runStep(driver, work('postgres', `CREATE TABLE t (id integer);`, insert('000001')));
+      await runStep(
+        driver,
         work(
           'postgres',
           `-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY t_id ON t (id);\n`,
@@ -712,7 +735,8 @@ describe('PostgreSQL driver specifics', () => {
         ['t_id'],
       );
       const error = await rejection(
-        driver.runStep(
+        runStep(
+          driver,
           work(
             'postgres',
             `-- migrate:no-transaction\nBEGIN;\nCREATE TABLE u (id integer);\n`,
@@ -737,9 +761,10 @@ describe('PostgreSQL driver specifics', () => {
         ],
       );
       // a statement failing inside the file's own BEGIN: rolled back, the failed row still written
-      await driver.writeRecord([]);
+      await writeRecord(driver, []);
       const inner = await rejection(
-        driver.runStep(
+        runStep(
+          driver,
           work(
             'postgres',
             `-- migrate:no-transaction\nBEGIN;\nCREATE TABLE v (id integer);\nSELECT 1/0;\nCOMMIT;\n`,
@@ -764,8 +789,10 @@ describe('PostgreSQL driver specifics', () => {
     withDb(async (db) => {
       const driver = db.driver();
       await driver.ensureRecordTable();
-      await driver.runStep(work('postgres', `CREATE TABLE a (id integer);`, insert('000001')));
-      const error = await rejection(driver.runStep(work('postgres', `CREATE TABLE b (id integer);`, insert('000001'))));
+      await runStep(driver, work('postgres', `CREATE TABLE a (id integer);`, insert('000001')));
+      const error = await rejection(
+        runStep(driver, work('postgres', `CREATE TABLE b (id integer);`, insert('000001'))),
+      );
       assert.ok(error instanceof StepFailure);
       assert.equal(error.details.code, '23505');
       assert.equal(error.details.offset, undefined);
@@ -799,7 +826,8 @@ describe('PostgreSQL driver specifics', () => {
       const holder = db.driver();
       const waiter = db.driver();
       await holder.ensureRecordTable();
-      await holder.runStep(
+      await runStep(
+        holder,
         work(
           'postgres',
           `CREATE TABLE t (id integer); INSERT INTO t SELECT generate_series(1, 1000);`,
@@ -820,7 +848,8 @@ describe('PostgreSQL driver specifics', () => {
           sample = rows[0];
         }
         assert.deepEqual(sample, { state: 'idle', backend_xid: null, backend_xmin: null });
-        await holder.runStep(
+        await runStep(
+          holder,
           work(
             'postgres',
             `-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY t_id ON t (id);`,
@@ -845,12 +874,12 @@ describe('PostgreSQL driver specifics', () => {
       await driver.ensureRecordTable();
       const error = await rejection(
         driver.withLock(async () => {
-          await driver.runStep(work('postgres', `CREATE TABLE a (id integer);`, insert('000001')));
+          await runStep(driver, work('postgres', `CREATE TABLE a (id integer);`, insert('000001')));
           await db.query(
             `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'sql-migrate' AND datname = current_database()`,
           );
           await sleep(200);
-          await driver.runStep(work('postgres', `CREATE TABLE b (id integer);`, insert('000002')));
+          await runStep(driver, work('postgres', `CREATE TABLE b (id integer);`, insert('000002')));
         }, 5_000),
       );
       assert.ok(error instanceof MigrateError, String(error));

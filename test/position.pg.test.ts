@@ -7,14 +7,14 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { RecordChange, StepWork } from '../runner/driver.ts';
-import { StepFailure } from '../runner/driver.ts';
+import { runStep, StepFailure } from '../runner/step.ts';
 import { PostgresDriver } from '../runner/drivers/postgres.ts';
 import { normaliseText } from '../runner/files.ts';
 import { lineColumn } from '../runner/position.ts';
 import { splitStatements } from '../runner/split.ts';
 import { createPostgresDatabase } from './support/postgres.ts';
 
-const record: RecordChange = { kind: 'insert', revision: '20250301_090000', name: 'add_email', checksum: 'x' };
+const record: RecordChange = { kind: 'insert', revision: '20250301_090000', description: 'add_email', checksum: 'x' };
 
 function work(sql: string, transactional = true): StepWork {
   const statements = splitStatements(sql, 'postgres');
@@ -39,9 +39,9 @@ async function failureOf(step: StepWork, setup?: string): Promise<StepFailure> {
   });
   try {
     await driver.ensureRecordTable();
-    if (setup) await driver.runStep(work(setup));
+    if (setup) await runStep(driver, work(setup));
     try {
-      await driver.runStep(step);
+      await runStep(driver, step);
     } catch (error) {
       assert.ok(error instanceof StepFailure, String(error));
       return error;

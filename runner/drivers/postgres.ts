@@ -1,5 +1,6 @@
 /**
- * PostgreSQL through postgres.js. Every line of PostgreSQL-specific SQL lives here.
+ * PostgreSQL through postgres.js: I/O only. The record table's statements come from
+ * postgres-sql.ts, the step protocol from step.ts.
  *
  * One connection per runner (`max: 1`): it holds the session advisory lock and runs every
  * migration, so the lock and the work can never be on two different sessions. A file is sent as
@@ -8,17 +9,15 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import postgres from 'postgres';
 import { createHash } from 'node:crypto';
-import type { Capabilities, Driver, RecordRow, RecordTableState, Statement, StepDone, StepWork } from '../driver.ts';
-import { StepFailure } from '../driver.ts';
+import type { Capabilities, Driver, RecordRow, RecordTableState } from '../driver.ts';
+import { StatementFailed, TransactionLeftOpen } from '../driver.ts';
 import { MigrateError } from '../errors.ts';
 import { hideSecrets, parseTableName, secretsIn } from '../config.ts';
-import { failedNote, interrupted, RECORD_COLUMNS, renderStepScript, sqlString, toRecordRow } from '../record.ts';
-import { codePointOffsetToIndex } from '../position.ts';
-import type { Schema } from '../schema.ts';
-import { introspectPostgres } from './postgres-schema.ts';
+import { recordTableState, toRecordRow } from '../record.ts';
+import { catalog, COLUMNS, isConnectionError, postgresSql, quoteIdent } from './postgres-sql.ts';
+import type { SchemaSource } from '../introspect.ts';
 
 type Sql = postgres.Sql;
-type Query = Pick<Sql, 'unsafe'>;
 
 export interface PostgresOptions {
   /** The connection URL as postgres.js takes it (`postgres://user:password@host:port/db`). */
@@ -31,48 +30,15 @@ export interface PostgresOptions {
   create: boolean;
 }
 
-/** postgres.js' own codes for a connection that could not be made or was lost. */
-const CLIENT_CONNECTION_CODES = new Set([
-  'CONNECT_TIMEOUT',
-  'CONNECTION_CLOSED',
-  'CONNECTION_ENDED',
-  'CONNECTION_DESTROYED',
-  'SASL_SIGNATURE_MISMATCH',
-  'MESSAGE_NOT_SUPPORTED',
-]);
-
-/**
- * Whether an error means "the database could not be reached, or the session is gone", as
- * opposed to an SQL error. Server side: connection exceptions (08), authentication (28), a
- * database that does not exist (3D000), shutdown / not yet accepting connections (57P01-57P03),
- * too many connections (53300); https://www.postgresql.org/docs/current/errcodes-appendix.html.
- * Client side: postgres.js' connection codes, socket errors (ECONNREFUSED, ENOTFOUND, … carry
- * `syscall`) and TLS failures (OpenSSL errors carry `library`/`reason`, Node's `ERR_TLS_*`).
- */
-function isConnectionError(error: unknown): boolean {
-  if (error instanceof postgres.PostgresError) return /^(08|28|3D|57P)/.test(error.code) || error.code === '53300';
-  if (typeof error !== 'object' || error === null) return false;
-  const e = error as { code?: unknown; syscall?: unknown; library?: unknown };
-  const code = typeof e.code === 'string' ? e.code : '';
-  return (
-    CLIENT_CONNECTION_CODES.has(code) ||
-    typeof e.syscall === 'string' ||
-    typeof e.library === 'string' ||
-    /^ERR_(TLS|SSL)_|CERT/.test(code)
-  );
-}
-
 /** Queries sent behind the lock; undefined where they failed or were not sent. */
 interface ReadAhead {
   state: Promise<RecordTableState | undefined>;
   rows: Promise<RecordRow[] | undefined>;
 }
 
-/** Thrown inside a transaction to roll it back on purpose. */
-class Rollback extends Error {}
-
 export class PostgresDriver implements Driver {
   readonly capabilities: Capabilities = { folder: 'postgres', schemaQualifiedTables: true, connectsToServer: true };
+  readonly sql = postgresSql;
   readonly #url: string;
   readonly #display: string;
   readonly #secrets: string[];
@@ -80,8 +46,6 @@ export class PostgresDriver implements Driver {
   readonly #label: string;
   readonly #schema: string | undefined;
   readonly #name: string;
-  /** The record table as the user named it, quoted: `"table"` or `"schema"."table"`; for rendered scripts. */
-  readonly #table: string;
   /** The schema an unqualified record table lives in, resolved once per driver. */
   #resolvedSchema: string | undefined;
   #sql: Sql | undefined;
@@ -99,6 +63,8 @@ export class PostgresDriver implements Driver {
   #tableSeen = false;
   /** The record table's state and rows, sent right behind the lock that was taken; consumed once. */
   #ahead: ReadAhead | undefined;
+  /** `exec` ran since the last transaction: a file's own BEGIN may have left one open. */
+  #execSince = false;
 
   constructor(options: PostgresOptions) {
     this.#url = options.url;
@@ -108,7 +74,6 @@ export class PostgresDriver implements Driver {
     this.#label = options.table;
     this.#schema = schema;
     this.#name = table;
-    this.#table = schema === undefined ? quoteIdent(table) : `${quoteIdent(schema)}.${quoteIdent(table)}`;
   }
 
   /** Created on first use: nothing connects until a method needs the database. */
@@ -177,12 +142,7 @@ export class PostgresDriver implements Driver {
   }
 
   async ping(): Promise<void> {
-    const named = this.#schema === undefined ? 'quote_ident(current_schema())' : sqlString(quoteIdent(this.#schema));
-    const [row] = await this.#do((sql) =>
-      sql.unsafe(
-        `SELECT current_schema() AS s, to_regclass(${named} || '.' || ${sqlString(quoteIdent(this.#name))}) IS NOT NULL AS seen`,
-      ),
-    );
+    const [row] = await this.#do((sql) => sql.unsafe(catalog.ping(this.#schema, this.#name)));
     if (this.#resolvedSchema === undefined && typeof row?.s === 'string') this.#resolvedSchema = row.s;
     this.#tableSeen = row?.seen === true;
   }
@@ -199,7 +159,7 @@ export class PostgresDriver implements Driver {
     const watching = this.#watchClient();
     const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
     for (let first = true; ; first = false) {
-      const trying = this.#do((sql) => sql.unsafe(`SELECT pg_try_advisory_lock(${key}) AS ok`));
+      const trying = this.#do((sql) => sql.unsafe(catalog.tryLock(key)));
       const ahead = first ? this.#readAhead() : undefined;
       // Both awaited at once: whichever fails, the other's failure is not left unhandled.
       const [, [row]] = await Promise.all([first ? watching : undefined, trying]);
@@ -227,7 +187,7 @@ export class PostgresDriver implements Driver {
       this.#locked = false;
       this.#lost = false;
       // A lost session took the lock with it; an unlock failing here must not hide fn's outcome.
-      if (!lost) await this.#sql?.unsafe(`SELECT pg_advisory_unlock(${key})`).catch(() => {});
+      if (!lost) await this.#sql?.unsafe(catalog.unlock(key)).catch(() => {});
     }
   }
 
@@ -255,12 +215,7 @@ export class PostgresDriver implements Driver {
    * value: then carry on without it.
    */
   async #watchClient(): Promise<void> {
-    await this.#do((sql) =>
-      sql.unsafe(
-        `SELECT CASE WHEN current_setting('server_version_num')::int >= 140000
-                THEN set_config('client_connection_check_interval', '1000', false) END`,
-      ),
-    ).catch((error: unknown) => {
+    await this.#do((sql) => sql.unsafe(catalog.watchClient)).catch((error: unknown) => {
       if (!(error instanceof postgres.PostgresError)) throw error;
     });
   }
@@ -284,7 +239,7 @@ export class PostgresDriver implements Driver {
   async #schemaName(): Promise<string> {
     if (this.#schema !== undefined) return this.#schema;
     if (this.#resolvedSchema === undefined) {
-      const [row] = await this.#do((sql) => sql.unsafe('SELECT current_schema() AS s'));
+      const [row] = await this.#do((sql) => sql.unsafe(catalog.currentSchema));
       if (typeof row?.s !== 'string') {
         throw new Error(
           `no schema on the search_path exists to hold the record table ${this.#label}: create one, or name it with --table schema.table`,
@@ -295,8 +250,7 @@ export class PostgresDriver implements Driver {
     return this.#resolvedSchema;
   }
 
-  /** The record table, schema-qualified and quoted, for every statement the driver runs. */
-  async #target(): Promise<string> {
+  async recordTable(): Promise<string> {
     return `${quoteIdent(await this.#schemaName())}.${quoteIdent(this.#name)}`;
   }
 
@@ -310,41 +264,14 @@ export class PostgresDriver implements Driver {
 
   async #queryState(): Promise<RecordTableState> {
     const schema = await this.#schemaName();
-    // Literals, not parameters: a parameterised query costs postgres.js a second round trip
-    // (describe first) with `prepare: false`. Both names passed parseTableName or came from
-    // current_schema(), and sqlString quotes them all the same.
-    const rows = await this.#do((sql) =>
-      sql.unsafe(`
-        SELECT a.attname AS name
-        FROM pg_catalog.pg_class c
-        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-        JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-        WHERE n.nspname = ${sqlString(schema)}
-          AND c.relname = ${sqlString(this.#name)}
-          AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
-        ORDER BY a.attnum`),
-    );
-    const names = rows.map((r) => String(r.name));
-    return rows.length === 0
-      ? { kind: 'missing' }
-      : RECORD_COLUMNS.every((c) => names.includes(c))
-        ? { kind: 'ok' }
-        : { kind: 'foreign', columns: names };
+    const rows = await this.#do((sql) => sql.unsafe(catalog.columns(schema, this.#name)));
+    return recordTableState(rows.map((r) => String(r.name)));
   }
 
   async tableExists(name: string): Promise<boolean> {
     // to_regclass resolves through search_path exactly as an unqualified query would.
     const [row] = await this.#do((sql) => sql`SELECT to_regclass(${quoteIdent(name)}) IS NOT NULL AS found`);
     return row?.found === true;
-  }
-
-  renderHeader(): string {
-    return '\\set ON_ERROR_STOP on\n'; // psql would otherwise carry on after an error and record later steps
-  }
-
-  renderEnsureRecordTable(): string {
-    const schema = this.#schema === undefined ? '' : `CREATE SCHEMA IF NOT EXISTS ${quoteIdent(this.#schema)};\n`;
-    return `${schema}CREATE TABLE IF NOT EXISTS ${this.#table} (${COLUMNS});`;
   }
 
   /**
@@ -354,7 +281,7 @@ export class PostgresDriver implements Driver {
    */
   async ensureRecordTable(): Promise<void> {
     if ((await this.recordTableState()).kind !== 'missing') return;
-    const table = await this.#target();
+    const table = await this.recordTable();
     await this.#do(async (sql) => {
       if (this.#schema !== undefined) {
         const [row] =
@@ -374,221 +301,69 @@ export class PostgresDriver implements Driver {
   }
 
   async #queryRecord(): Promise<RecordRow[]> {
-    const table = await this.#target();
-    const rows = await this.#do((sql) =>
-      sql.unsafe(
-        `SELECT revision, name, checksum, status,
-                to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS applied_at,
-                duration_ms, seq, statements_run, error
-         FROM ${table} ORDER BY seq`,
-      ),
-    );
+    const table = await this.recordTable();
+    const rows = await this.#do((sql) => sql.unsafe(catalog.readRecord(table)));
     return rows.map(toRecordRow);
   }
 
-  async #insertRow(
-    q: Query,
-    table: string,
-    row: {
-      revision: string;
-      name: string;
-      checksum: string;
-      status: 'applied' | 'failed';
-      durationMs: number;
-      statementsRun: number | null;
-      error: string | null;
-    },
-  ): Promise<void> {
-    await q.unsafe(
-      `INSERT INTO ${table} (revision, name, checksum, status, applied_at, duration_ms, seq, statements_run, error)
-       VALUES ($1, $2, $3, $4, clock_timestamp(), $5, (SELECT coalesce(max(seq), 0) + 1 FROM ${table}), $6, $7)`,
-      [row.revision, row.name, row.checksum, row.status, Math.round(row.durationMs), row.statementsRun, row.error],
-    );
-  }
-
-  async runStep(step: StepWork): Promise<StepDone> {
-    const started = performance.now();
-    const table = await this.#target();
-    if (!step.transactional && !step.empty) return this.#runStatements(step, table, started);
-    let fileError: unknown;
-    try {
-      await this.#do(async (sql) => {
-        // One round trip per step: BEGIN, the file (one simple-protocol Query, exactly as written,
-        // so `position` indexes it), its record change and COMMIT leave together, pipelined on the
-        // one connection. If the file fails, the server refuses the record change (25P02) and
-        // answers COMMIT with ROLLBACK: nothing of the step remains.
-        // postgres.js sends a query when it is first awaited, so nothing may touch these before
-        // allSettled awaits them in this order.
-        const queries = [
-          sql.unsafe('BEGIN'),
-          ...(step.empty ? [] : [sql.unsafe(step.sql)]),
-          sql.unsafe(recordChange(table, step)),
-          sql.unsafe('COMMIT'),
-        ];
-        const settled = await Promise.allSettled(queries);
-        const rejected = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-        if (rejected) {
-          if (!step.empty && settled[1] === rejected) fileError = rejected.reason;
-          throw rejected.reason;
+  async transaction(statements: readonly string[], options: { rollback?: boolean } = {}): Promise<void> {
+    const check = this.#execSince;
+    this.#execSince = false;
+    this.#notices.clear();
+    await this.#do(async (sql) => {
+      // After a no-transaction file, our BEGIN inside the file's own open transaction would only
+      // warn (25001) and COMMIT would commit the file's half: wait for BEGIN's answer first.
+      if (check) {
+        await sql.unsafe('BEGIN');
+        if (this.#notices.has('25001')) {
+          await sql.unsafe('ROLLBACK');
+          throw new TransactionLeftOpen();
         }
-        const commit = settled[settled.length - 1] as PromiseFulfilledResult<{ command?: string }>;
-        if (commit.value.command !== 'COMMIT') throw new Error(`COMMIT was answered with ${commit.value.command}`);
-      });
-    } catch (error) {
-      if (!(error instanceof postgres.PostgresError)) throw error;
-      // An error of the tracking statement has its own `position`, not the file's.
-      throw failure(error, error === fileError ? await this.#locate(step, error) : {});
-    }
-    return { durationMs: performance.now() - started };
-  }
-
-  /**
-   * No-transaction files: one statement per simple-protocol query, each its own implicit
-   * transaction (CREATE INDEX CONCURRENTLY needs that), so a failure knows how many took effect.
-   * The record says `failed` before the first statement and counts each one as it completes: a
-   * runner killed in between leaves the truth behind, not statements that no row mentions.
-   */
-  async #runStatements(step: StepWork, table: string, started: number): Promise<StepDone> {
-    const revision = step.record.revision;
-    const progress = (ran: number, error: string) =>
-      this.#do((sql) =>
-        sql.unsafe(
-          `UPDATE ${table} SET status = 'failed', statements_run = ${ran}, error = ${sqlString(error)} WHERE revision = ${sqlString(revision)}`,
-        ),
-      );
-    const r = step.record;
-    if (r.kind === 'insert') {
-      await this.#do((sql) =>
-        this.#insertRow(sql, table, {
-          revision,
-          name: r.name,
-          checksum: r.checksum,
-          status: 'failed',
-          durationMs: 0,
-          statementsRun: 0,
-          error: interrupted('up'),
-        }),
-      );
-    } else {
-      await progress(0, interrupted('down'));
-    }
-    let ran = 0;
-    let error: unknown;
-    try {
-      for (const s of step.statements) {
-        await this.#do((sql) => sql.unsafe(s.sql));
-        ran++;
-        if (ran < step.statements.length) await progress(ran, interrupted(r.kind === 'insert' ? 'up' : 'down'));
       }
-      this.#notices.clear();
-      await this.#do((sql) =>
-        sql.begin(async (tx) => {
-          // Our BEGIN inside the file's own open transaction only warns (25001): throwing here
-          // rolls back both, rather than committing the file's half under our record row.
-          if (this.#notices.has('25001'))
-            throw new Error('the file left a transaction open (BEGIN without COMMIT); it was rolled back');
-          if (r.kind === 'insert') {
-            await tx.unsafe(
-              `UPDATE ${table} SET status = 'applied', statements_run = NULL, error = NULL, applied_at = clock_timestamp(), duration_ms = ${Math.round(performance.now() - started)} WHERE revision = ${sqlString(revision)}`,
-            );
-          } else {
-            await tx.unsafe(`DELETE FROM ${table} WHERE revision = ${sqlString(revision)}`);
-          }
-        }),
-      );
-      return { durationMs: performance.now() - started };
-    } catch (e) {
-      if (e instanceof MigrateError) throw e;
-      error = e;
-    }
-    // A file's own BEGIN may have left an open or aborted transaction; outside one this is a no-op.
+      // Otherwise one round trip: BEGIN, each statement (a file is one simple-protocol Query,
+      // exactly as written, so `position` indexes it) and COMMIT leave together, pipelined on the
+      // one connection. After a failure the server refuses the rest (25P02) and answers COMMIT
+      // with ROLLBACK. postgres.js sends a query when it is first awaited, so nothing may touch
+      // these before allSettled awaits them in this order.
+      const queries = [
+        ...(check ? [] : [sql.unsafe('BEGIN')]),
+        ...statements.map((text) => sql.unsafe(text)),
+        sql.unsafe(options.rollback ? 'ROLLBACK' : 'COMMIT'),
+      ];
+      const settled = await Promise.allSettled(queries);
+      const first = check ? 0 : 1; // where the caller's statements start
+      const index = settled.findIndex((r) => r.status === 'rejected');
+      const end = settled[settled.length - 1] as PromiseSettledResult<{ command?: string }>;
+      if (index >= 0) {
+        const reason = (settled[index] as PromiseRejectedResult).reason;
+        if (index < first || !(reason instanceof postgres.PostgresError) || isConnectionError(reason)) throw reason;
+        // COMMIT answered with ROLLBACK, or failing itself, means the transaction was still open.
+        const rolledBack = end.status === 'rejected' || end.value.command === 'ROLLBACK';
+        throw new StatementFailed(index - first, rolledBack, reason);
+      }
+      const expected = options.rollback ? 'ROLLBACK' : 'COMMIT';
+      const answer = end.status === 'fulfilled' ? end.value.command : undefined;
+      if (answer !== expected) throw new Error(`${expected} was answered with ${answer}`);
+    });
+  }
+
+  async exec(text: string): Promise<void> {
+    this.#execSince = true;
+    await this.#do((sql) => sql.unsafe(text));
+  }
+
+  async rollback(): Promise<void> {
+    // Outside a transaction ROLLBACK only warns.
     await this.#do((sql) => sql.unsafe('ROLLBACK'));
-    const statement = ran < step.statements.length ? (step.statements[ran] as Statement) : undefined;
-    const where: { statementIndex?: number; offset?: number } = {};
-    if (statement) {
-      where.statementIndex = ran;
-      const position = positionOf(error);
-      if (position !== undefined) where.offset = statement.offset + codePointOffsetToIndex(statement.sql, position);
-    }
-    const stepFailure = failure(error, where);
-    stepFailure.details.statementsRun = ran;
-    await progress(ran, failedNote(r.kind === 'insert' ? 'up' : 'down', stepFailure.message));
-    throw stepFailure;
   }
 
-  /**
-   * Where a transactional file failed. The server's `position` counts characters from the start
-   * of the text sent (the whole file). Runtime errors carry none: then replay the statements one
-   * by one in a transaction that is rolled back, and name a statement only when it fails with
-   * the very same SQLSTATE and message. Otherwise say nothing rather than guess.
-   */
-  async #locate(step: StepWork, error: postgres.PostgresError): Promise<{ statementIndex?: number; offset?: number }> {
-    if (step.empty) return {};
-    const position = positionOf(error);
-    if (position !== undefined) {
-      const offset = codePointOffsetToIndex(step.sql, position);
-      let statementIndex: number | undefined;
-      step.statements.forEach((s, i) => {
-        if (s.offset <= offset) statementIndex = i;
-      });
-      return statementIndex === undefined ? { offset } : { offset, statementIndex };
-    }
-    let found: { statementIndex?: number; offset?: number } = {};
-    try {
-      await this.#do((sql) =>
-        sql.begin(async (tx) => {
-          for (let i = 0; i < step.statements.length; i++) {
-            const s = step.statements[i] as Statement;
-            try {
-              await tx.unsafe(s.sql);
-            } catch (e) {
-              if (e instanceof postgres.PostgresError && e.code === error.code && e.message === error.message) {
-                found = { statementIndex: i };
-                const p = positionOf(e);
-                if (p !== undefined) found.offset = s.offset + codePointOffsetToIndex(s.sql, p);
-              }
-              break;
-            }
-          }
-          throw new Rollback();
-        }),
-      );
-    } catch (e) {
-      if (!(e instanceof Rollback)) return {};
-    }
-    return found;
-  }
-
-  async writeRecord(
-    rows: Array<Pick<RecordRow, 'revision' | 'name' | 'checksum' | 'appliedAt' | 'durationMs'>>,
-  ): Promise<void> {
-    const table = await this.#target();
-    await this.#do((sql) =>
-      sql.begin(async (tx) => {
-        await tx.unsafe(`DELETE FROM ${table}`);
-        let seq = 0;
-        for (const r of rows) {
-          await tx.unsafe(
-            `INSERT INTO ${table} (revision, name, checksum, status, applied_at, duration_ms, seq)
-             VALUES ($1, $2, $3, 'applied', $4::timestamptz, $5, $6)`,
-            [r.revision, r.name, r.checksum, r.appliedAt, Math.round(r.durationMs), ++seq],
-          );
-        }
-      }),
-    );
-  }
-
-  /** For `psql -v ON_ERROR_STOP=1 -f`: the file as written, its tracking statement, and BEGIN/COMMIT when transactional. */
-  renderStep(step: StepWork): string {
-    return renderStepScript(step, this.#table, 'now()');
-  }
-
-  async introspect(): Promise<Schema> {
-    const schema = await this.#schemaName();
-    return introspectPostgres(
-      (text, params = []) => this.#do((sql) => sql.unsafe(text, params as postgres.ParameterOrJSON<never>[])),
-      { schema, table: this.#name },
-    );
+  /** What `check`'s introspection reads through: this session, and where the record table lives. */
+  async schemaSource(): Promise<SchemaSource> {
+    return {
+      query: (text, params = []) => this.#do((sql) => sql.unsafe(text, params as postgres.ParameterOrJSON<never>[])),
+      schema: await this.#schemaName(),
+      table: this.#name,
+    };
   }
 
   async close(): Promise<void> {
@@ -598,55 +373,4 @@ export class PostgresDriver implements Driver {
     this.#lost = false;
     await sql?.end({ timeout: 5 });
   }
-}
-
-const COLUMNS = `
-  revision       text        PRIMARY KEY,
-  name           text        NOT NULL,
-  checksum       text        NOT NULL,
-  status         text        NOT NULL CHECK (status IN ('applied', 'failed')),
-  applied_at     timestamptz NOT NULL,
-  duration_ms    integer     NOT NULL,
-  seq            integer     NOT NULL UNIQUE,
-  statements_run integer,
-  error          text
-`;
-
-/** An identifier in double quotes; parseTableName only lets plain names through, so nothing to escape but `"`. */
-function quoteIdent(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
-}
-
-function positionOf(error: unknown): number | undefined {
-  const raw = (error as { position?: unknown } | null)?.position;
-  const n = typeof raw === 'string' ? Number.parseInt(raw, 10) : typeof raw === 'number' ? raw : NaN;
-  return Number.isInteger(n) && n > 0 ? n : undefined;
-}
-
-/**
- * The server's message, SQLSTATE, detail and hint; never its `file`/`line`/`routine`, which
- * are the server's C source location, not the migration's.
- */
-function failure(error: unknown, where: { statementIndex?: number; offset?: number }): StepFailure {
-  const e = error as { message?: string; code?: string; detail?: string; hint?: string } | null;
-  const details: ConstructorParameters<typeof StepFailure>[1] = { cause: error, ...where };
-  if (typeof e?.code === 'string') details.code = e.code;
-  if (typeof e?.detail === 'string') details.detail = e.detail;
-  if (typeof e?.hint === 'string') details.hint = e.hint;
-  return new StepFailure(e?.message ?? String(error), details);
-}
-
-/**
- * The step's record change as one literal statement, so it can be pipelined (a parameterised
- * query costs postgres.js a second round trip to describe it first when `prepare` is off).
- * `duration_ms` is measured by the server: from BEGIN (`now()`) to the end of the file.
- */
-function recordChange(table: string, step: StepWork): string {
-  const r = step.record;
-  return r.kind === 'insert'
-    ? `INSERT INTO ${table} (revision, name, checksum, status, applied_at, duration_ms, seq)
-       VALUES (${sqlString(r.revision)}, ${sqlString(r.name)}, ${sqlString(r.checksum)}, 'applied', clock_timestamp(),
-               round(extract(epoch FROM clock_timestamp() - now()) * 1000)::integer,
-               (SELECT coalesce(max(seq), 0) + 1 FROM ${table}))`
-    : `DELETE FROM ${table} WHERE revision = ${sqlString(r.revision)}`;
 }

@@ -1,20 +1,20 @@
 /**
- * SQLite through better-sqlite3. Every line of SQLite-specific SQL lives here.
+ * SQLite through better-sqlite3: I/O only. The record table's statements come from
+ * sqlite-sql.ts, the step protocol from step.ts.
  *
- * better-sqlite3 is synchronous, and each step runs begin → file → record → commit with no
+ * better-sqlite3 is synchronous, and a transaction runs begin → statements → commit with no
  * `await` in between: an async gap inside a transaction lets other work interleave (ley shipped
  * that bug; better-sqlite3's docs warn about it).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { existsSync } from 'node:fs';
-import type { Capabilities, Driver, RecordRow, RecordTableState, StepDone, StepWork, Statement } from '../driver.ts';
-import { StepFailure } from '../driver.ts';
+import type { Capabilities, Driver, RecordRow, RecordTableState } from '../driver.ts';
+import { StatementFailed, TransactionLeftOpen } from '../driver.ts';
 import { MigrateError } from '../errors.ts';
-import { parseTableName } from '../config.ts';
-import { failedNote, interrupted, RECORD_COLUMNS, renderStepScript, toRecordRow } from '../record.ts';
-import type { Schema } from '../schema.ts';
-import { introspectSqlite } from './sqlite-schema.ts';
+import { recordTableState, toRecordRow } from '../record.ts';
+import { createTable, sqliteSql } from './sqlite-sql.ts';
+import type { SchemaSource } from '../introspect.ts';
 
 type Db = Database.Database;
 
@@ -27,6 +27,7 @@ export interface SqliteOptions {
 
 export class SqliteDriver implements Driver {
   readonly capabilities: Capabilities = { folder: 'sqlite', schemaQualifiedTables: false, connectsToServer: false };
+  readonly sql = sqliteSql;
   readonly #filename: string;
   readonly #table: string;
   readonly #create: boolean;
@@ -38,16 +39,16 @@ export class SqliteDriver implements Driver {
 
   constructor(options: SqliteOptions) {
     this.#filename = options.filename;
-    this.#table = `"${parseTableName(options.table, false).table}"`;
+    this.#table = sqliteSql.quoteTable(options.table);
     this.#create = options.create;
   }
 
   /** Opened on first use, so that a bad folder is reported before any file is created. */
   get #conn(): Db {
     if (!this.#db) {
-      const stand_in = !this.#create && this.#filename !== ':memory:' && !existsSync(this.#filename);
+      const standIn = !this.#create && this.#filename !== ':memory:' && !existsSync(this.#filename);
       try {
-        this.#db = new Database(stand_in ? ':memory:' : this.#filename);
+        this.#db = new Database(standIn ? ':memory:' : this.#filename);
       } catch (error) {
         throw new MigrateError(
           'CONNECTION_FAILED',
@@ -114,35 +115,15 @@ export class SqliteDriver implements Driver {
     const cols = this.#conn.prepare(`SELECT name FROM pragma_table_info(?)`).all(this.#table.slice(1, -1)) as Array<{
       name: string;
     }>;
-    if (cols.length === 0) return { kind: 'missing' };
-    const names = cols.map((c) => c.name);
-    return RECORD_COLUMNS.every((c) => names.includes(c)) ? { kind: 'ok' } : { kind: 'foreign', columns: names };
+    return recordTableState(cols.map((c) => c.name));
   }
 
   async tableExists(name: string): Promise<boolean> {
     return this.#conn.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`).get(name) !== undefined;
   }
 
-  renderHeader(): string {
-    return '.bail on\n'; // sqlite3 would otherwise carry on after an error, into the tracking INSERT and COMMIT
-  }
-
-  renderEnsureRecordTable(): string {
-    return `CREATE TABLE IF NOT EXISTS ${this.#table} (
-  revision       TEXT    PRIMARY KEY,
-  name           TEXT    NOT NULL,
-  checksum       TEXT    NOT NULL,
-  status         TEXT    NOT NULL CHECK (status IN ('applied', 'failed')),
-  applied_at     TEXT    NOT NULL,
-  duration_ms    INTEGER NOT NULL,
-  seq            INTEGER NOT NULL UNIQUE,
-  statements_run INTEGER,
-  error          TEXT
-);`;
-  }
-
   async ensureRecordTable(): Promise<void> {
-    this.#conn.exec(this.renderEnsureRecordTable());
+    this.#conn.exec(createTable(this.#table));
   }
 
   async readRecord(): Promise<RecordRow[]> {
@@ -155,27 +136,8 @@ export class SqliteDriver implements Driver {
     return rows.map(toRecordRow);
   }
 
-  #insertRow(
-    revision: string,
-    name: string,
-    checksum: string,
-    status: 'applied' | 'failed',
-    durationMs: number,
-    statementsRun: number | null,
-    error: string | null,
-    appliedAt = new Date().toISOString(),
-  ): void {
-    this.#stmt(
-      `INSERT INTO ${this.#table} (revision, name, checksum, status, applied_at, duration_ms, seq, statements_run, error)
-       VALUES (?, ?, ?, ?, ?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM ${this.#table}), ?, ?)`,
-    ).run(revision, name, checksum, status, appliedAt, Math.round(durationMs), statementsRun, error);
-  }
-
-  #applyRecord(step: StepWork, started: number): void {
-    const r = step.record;
-    if (r.kind === 'insert')
-      this.#insertRow(r.revision, r.name, r.checksum, 'applied', performance.now() - started, null, null);
-    else this.#stmt(`DELETE FROM ${this.#table} WHERE revision = ?`).run(r.revision);
+  async recordTable(): Promise<string> {
+    return this.#table;
   }
 
   /**
@@ -209,120 +171,44 @@ export class SqliteDriver implements Driver {
     throw error;
   }
 
-  async runStep(step: StepWork): Promise<StepDone> {
-    const started = performance.now();
+  async transaction(statements: readonly string[], options: { rollback?: boolean } = {}): Promise<void> {
     const db = this.#conn;
     this.#noteViolationsBefore();
-    if (!step.transactional) return this.#runStatements(step, started);
+    if (db.inTransaction) {
+      db.exec('ROLLBACK');
+      throw new TransactionLeftOpen();
+    }
+    db.pragma('foreign_keys = ON'); // a file that turned them off for a table rebuild may have forgotten to turn them back on
+    db.exec('BEGIN IMMEDIATE');
+    let index = 0;
     try {
-      db.exec('BEGIN IMMEDIATE');
-      if (!step.empty) db.exec(step.sql);
+      for (; index < statements.length; index++) db.exec(statements[index] as string);
+      if (options.rollback) return;
       this.#checkForeignKeys();
-      this.#applyRecord(step, started);
       db.exec('COMMIT');
     } catch (error) {
-      if (db.inTransaction) db.exec('ROLLBACK');
-      throw this.#failure(step, error, this.#locate(step, error));
-    }
-    return { durationMs: performance.now() - started };
-  }
-
-  /**
-   * No-transaction files: one statement at a time, so a failure knows how many statements took
-   * effect. The record says `failed` before the first statement and counts each one as it
-   * completes: a runner killed in between leaves the truth behind.
-   */
-  #runStatements(step: StepWork, started: number): StepDone {
-    const db = this.#conn;
-    const r = step.record;
-    const direction = r.kind === 'insert' ? 'up' : 'down';
-    const progress = this.#stmt(
-      `UPDATE ${this.#table} SET status = 'failed', statements_run = ?, error = ? WHERE revision = ?`,
-    );
-    if (r.kind === 'insert') this.#insertRow(r.revision, r.name, r.checksum, 'failed', 0, 0, interrupted(direction));
-    else progress.run(0, interrupted(direction), r.revision);
-    let ran = 0;
-    try {
-      for (const s of step.statements) {
-        db.exec(s.sql);
-        ran++;
-        if (ran < step.statements.length && !db.inTransaction) progress.run(ran, interrupted(direction), r.revision);
-      }
-      if (db.inTransaction) throw new Error('the file left a transaction open (BEGIN without COMMIT)');
-      db.pragma('foreign_keys = ON'); // files that turn foreign keys off for a table rebuild may forget to turn them back on
-      db.exec('BEGIN IMMEDIATE');
-      this.#checkForeignKeys();
-      if (r.kind === 'insert') {
-        this.#stmt(
-          `UPDATE ${this.#table} SET status = 'applied', statements_run = NULL, error = NULL, applied_at = ?, duration_ms = ? WHERE revision = ?`,
-        ).run(new Date().toISOString(), Math.round(performance.now() - started), r.revision);
-      } else {
-        this.#stmt(`DELETE FROM ${this.#table} WHERE revision = ?`).run(r.revision);
-      }
-      db.exec('COMMIT');
-    } catch (error) {
-      if (db.inTransaction) db.exec('ROLLBACK');
-      db.pragma('foreign_keys = ON');
-      const failure = this.#failure(step, error, { statementIndex: ran < step.statements.length ? ran : undefined });
-      progress.run(ran, failedNote(direction, failure.message), r.revision);
-      failure.details.statementsRun = ran;
-      throw failure;
-    }
-    return { durationMs: performance.now() - started };
-  }
-
-  /**
-   * better-sqlite3 reports no offset. Find the failing statement by replaying the file one
-   * statement at a time in a transaction that is rolled back, and accept the answer only when
-   * the replay fails with the very same message: otherwise name the file alone, never guess.
-   */
-  #locate(step: StepWork, error: unknown): { statementIndex?: number; offset?: number } {
-    const message = (error as Error).message;
-    if (step.empty || step.statements.length === 0) return {};
-    const db = this.#conn;
-    let found: number | undefined;
-    try {
-      db.exec('BEGIN');
-      for (let i = 0; i < step.statements.length; i++) {
-        try {
-          db.exec((step.statements[i] as Statement).sql);
-        } catch (e) {
-          if ((e as Error).message === message) found = i;
-          break;
-        }
-      }
-    } catch {
-      return {};
+      // A statement that ended the transaction itself (a COMMIT inside the file) left nothing to roll back.
+      const rolledBack = db.inTransaction;
+      if (rolledBack) db.exec('ROLLBACK');
+      throw new StatementFailed(index, rolledBack, error);
     } finally {
-      if (db.inTransaction) db.exec('ROLLBACK');
+      if (options.rollback && db.inTransaction) db.exec('ROLLBACK');
     }
-    if (found === undefined) return {};
-    const statement = step.statements[found] as Statement;
-    return { statementIndex: found, offset: statement.offset + tokenOffset(statement.sql, message) };
   }
 
-  #failure(_step: StepWork, error: unknown, where: { statementIndex?: number; offset?: number }): StepFailure {
-    const e = error as { message?: string; code?: string };
-    return new StepFailure(e.message ?? String(error), { cause: error, code: e.code, ...where });
+  async exec(sql: string): Promise<void> {
+    this.#noteViolationsBefore();
+    this.#conn.exec(sql);
   }
 
-  async writeRecord(
-    rows: Array<Pick<RecordRow, 'revision' | 'name' | 'checksum' | 'appliedAt' | 'durationMs'>>,
-  ): Promise<void> {
-    const db = this.#conn;
-    db.transaction(() => {
-      db.exec(`DELETE FROM ${this.#table}`);
-      for (const r of rows)
-        this.#insertRow(r.revision, r.name, r.checksum, 'applied', r.durationMs, null, null, r.appliedAt);
-    }).immediate();
+  async rollback(): Promise<void> {
+    if (this.#conn.inTransaction) this.#conn.exec('ROLLBACK');
+    this.#conn.pragma('foreign_keys = ON');
   }
 
-  renderStep(step: StepWork): string {
-    return renderStepScript(step, this.#table, "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')");
-  }
-
-  async introspect(): Promise<Schema> {
-    return introspectSqlite(this.#conn, this.#table.slice(1, -1));
+  /** What `check`'s introspection reads through: this connection, and the record table to leave out. */
+  async schemaSource(): Promise<SchemaSource> {
+    return { db: this.#conn, table: this.#table.slice(1, -1) };
   }
 
   async close(): Promise<void> {
@@ -348,21 +234,4 @@ function countViolations(list: readonly Violation[]): Map<string, number> {
   const counts = new Map<string, number>();
   for (const v of list) counts.set(violationKey(v), (counts.get(violationKey(v)) ?? 0) + 1);
   return counts;
-}
-
-/**
- * Where in a statement SQLite's message points: `near "X": syntax error`, `no such table: X`,
- * `no such column: X`. The offset of the first whole-word occurrence, or 0 (the statement's
- * start) when the message names nothing findable.
- */
-export function tokenOffset(sql: string, message: string): number {
-  const m =
-    /near "([^"]+)"/.exec(message) ??
-    /no such (?:table|column|function|index|view|trigger): ([\w.]+)/.exec(message) ??
-    /(?:table|index|view|trigger) (\S+) already exists/.exec(message);
-  if (!m) return 0;
-  const token = (m[1] as string).split('.').pop() as string;
-  const escaped = token.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const hit = new RegExp(`(^|[^\\w])(${escaped})(?![\\w])`, 'i').exec(sql);
-  return hit ? hit.index + (hit[1] as string).length : 0;
 }

@@ -1,0 +1,125 @@
+/**
+ * The record table's SQL on PostgreSQL, and how to read the server's errors. Pure: the driver
+ * and rendered scripts both build their statements here. Every value is a literal, not a
+ * parameter: a parameterised query costs postgres.js a second round trip (describe first) with
+ * `prepare: false`, and a literal statement can be pipelined with the file it records.
+ */
+import postgres from 'postgres';
+import { codePointOffsetToIndex } from '../position.ts';
+import { type DialectSql, recordStatements, sqlString } from '../record.ts';
+import { parseTableName } from '../config.ts';
+
+export const COLUMNS = `
+  revision       text        PRIMARY KEY,
+  name           text        NOT NULL,
+  checksum       text        NOT NULL,
+  status         text        NOT NULL CHECK (status IN ('applied', 'failed')),
+  applied_at     timestamptz NOT NULL,
+  duration_ms    integer     NOT NULL,
+  seq            integer     NOT NULL UNIQUE,
+  statements_run integer,
+  error          text
+`;
+
+/** An identifier in double quotes; parseTableName only lets plain names through, so nothing to escape but `"`. */
+export function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/** The server's `position` (1-based, in characters of the text sent), when the error carries one. */
+function position(error: unknown): number | undefined {
+  const raw = (error as { position?: unknown } | null)?.position;
+  const n = typeof raw === 'string' ? Number.parseInt(raw, 10) : typeof raw === 'number' ? raw : NaN;
+  return Number.isInteger(n) && n > 0 ? n : undefined;
+}
+
+function errorOffset(error: unknown, text: string): number | undefined {
+  const p = position(error);
+  return p === undefined ? undefined : codePointOffsetToIndex(text, p);
+}
+
+export const postgresSql: DialectSql = {
+  // psql would otherwise carry on after an error and record later steps.
+  header: '\\set ON_ERROR_STOP on\n',
+  quoteTable(name) {
+    const { schema, table } = parseTableName(name, true);
+    return schema === undefined ? quoteIdent(table) : `${quoteIdent(schema)}.${quoteIdent(table)}`;
+  },
+  createTable(name) {
+    const { schema } = parseTableName(name, true);
+    const create = schema === undefined ? '' : `CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)};\n`;
+    return `${create}CREATE TABLE IF NOT EXISTS ${this.quoteTable(name)} (${COLUMNS});`;
+  },
+  ...recordStatements({
+    now: 'clock_timestamp()',
+    timestamp: (iso) => `${sqlString(iso)}::timestamptz`,
+    // Inside the step's transaction `now()` is when its BEGIN ran: the server measures the file.
+    duration: () => 'round(extract(epoch FROM clock_timestamp() - now()) * 1000)::integer',
+  }),
+  scriptGuard: { start: '', afterFile: () => '' },
+  errorOffset,
+  statementOffset: errorOffset,
+};
+
+/**
+ * The driver's own queries: session, lock and record table. Literals, not parameters: a
+ * parameterised query costs postgres.js a second round trip (describe first) with
+ * `prepare: false`. Every name passed parseTableName or came from current_schema().
+ */
+export const catalog = {
+  currentSchema: 'SELECT current_schema() AS s',
+  /** The schema an unqualified table goes to, and whether the record table is there. */
+  ping(schema: string | undefined, name: string): string {
+    const named = schema === undefined ? 'quote_ident(current_schema())' : sqlString(quoteIdent(schema));
+    return `SELECT current_schema() AS s, to_regclass(${named} || '.' || ${sqlString(quoteIdent(name))}) IS NOT NULL AS seen`;
+  },
+  tryLock: (key: string) => `SELECT pg_try_advisory_lock(${key}) AS ok`,
+  unlock: (key: string) => `SELECT pg_advisory_unlock(${key})`,
+  watchClient: `SELECT CASE WHEN current_setting('server_version_num')::int >= 140000
+                THEN set_config('client_connection_check_interval', '1000', false) END`,
+  /** The columns of the record table, if a table (or view) of its name exists. */
+  columns: (schema: string, name: string) => `
+    SELECT a.attname AS name
+    FROM pg_catalog.pg_class c
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+    WHERE n.nspname = ${sqlString(schema)}
+      AND c.relname = ${sqlString(name)}
+      AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+    ORDER BY a.attnum`,
+  readRecord: (table: string) => `SELECT revision, name, checksum, status,
+    to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS applied_at,
+    duration_ms, seq, statements_run, error
+  FROM ${table} ORDER BY seq`,
+} as const;
+
+/** postgres.js' own codes for a connection that could not be made or was lost. */
+const CLIENT_CONNECTION_CODES = new Set([
+  'CONNECT_TIMEOUT',
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
+  'SASL_SIGNATURE_MISMATCH',
+  'MESSAGE_NOT_SUPPORTED',
+]);
+
+/**
+ * Whether an error means "the database could not be reached, or the session is gone", as
+ * opposed to an SQL error. Server side: connection exceptions (08), authentication (28), a
+ * database that does not exist (3D000), shutdown / not yet accepting connections (57P01-57P03),
+ * too many connections (53300); https://www.postgresql.org/docs/current/errcodes-appendix.html.
+ * Client side: postgres.js' connection codes, socket errors (ECONNREFUSED, ENOTFOUND, … carry
+ * `syscall`) and TLS failures (OpenSSL errors carry `library`/`reason`, Node's `ERR_TLS_*`).
+ */
+export function isConnectionError(error: unknown): boolean {
+  if (error instanceof postgres.PostgresError) return /^(08|28|3D|57P)/.test(error.code) || error.code === '53300';
+  if (typeof error !== 'object' || error === null) return false;
+  const e = error as { code?: unknown; syscall?: unknown; library?: unknown };
+  const code = typeof e.code === 'string' ? e.code : '';
+  return (
+    CLIENT_CONNECTION_CODES.has(code) ||
+    typeof e.syscall === 'string' ||
+    typeof e.library === 'string' ||
+    /^ERR_(TLS|SSL)_|CERT/.test(code)
+  );
+}
