@@ -2,10 +2,12 @@
  * The migration folder, read without a database: list a dialect folder, parse names and
  * directives, pair up/down files, and refuse anything ambiguous before a database is touched.
  */
+import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { isAbsolute, join, relative } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { MigrateError } from './errors.ts';
+import { lineColumn } from './position.ts';
 
 export type Dialect = 'postgres' | 'sqlite';
 export const DIALECTS: readonly Dialect[] = ['postgres', 'sqlite'];
@@ -114,18 +116,20 @@ function readDirectives(path: string, text: string): { transactional: boolean; a
     if (!m) continue;
     const name = m[1] as string;
     if (!KNOWN_DIRECTIVES.has(name)) {
-      throw new MigrateError(
+      throw MigrateError.at(
         'UNKNOWN_DIRECTIVE',
-        `${path}:${i + 1}: unknown directive "-- migrate:${name}". Known: ${[...KNOWN_DIRECTIVES].map((d) => `-- migrate:${d}`).join(', ')}.` +
+        { file: path, line: i + 1 },
+        `unknown directive "-- migrate:${name}". Known: ${[...KNOWN_DIRECTIVES].map((d) => `-- migrate:${d}`).join(', ')}.` +
           (name === 'up' || name === 'down'
             ? ' (dbmate keeps up and down in one file; here they are two files: .up.sql and .down.sql.)'
             : ''),
       );
     }
     if (!inHeader) {
-      throw new MigrateError(
+      throw MigrateError.at(
         'MISPLACED_DIRECTIVE',
-        `${path}:${i + 1}: "-- migrate:${name}" must stand in the comment block at the top of the file.`,
+        { file: path, line: i + 1 },
+        `"-- migrate:${name}" must stand in the comment block at the top of the file.`,
       );
     }
     if (name === 'no-transaction') transactional = false;
@@ -134,16 +138,68 @@ function readDirectives(path: string, text: string): { transactional: boolean; a
   return { transactional, allowDifferences };
 }
 
+/** Read, validate and decode one migration file; every failure is a MigrateError naming the path. */
 export function readMigrationFile(absPath: string, path: string = displayPath(absPath)): MigrationFile {
-  const text = normaliseText(readFileSync(absPath, 'utf8'));
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(absPath);
+  } catch (error) {
+    throw MigrateError.at('UNREADABLE_FILE', { file: path }, unreadable(error), error);
+  }
+  // A NUL ends the text early for SQLite and breaks the PostgreSQL protocol; invalid UTF-8 would
+  // be stored as U+FFFD. Both scans are native and cost little next to reading the file.
+  const nul = bytes.indexOf(0);
+  if (nul >= 0) {
+    throw MigrateError.at(
+      'NUL_BYTE',
+      placeOf(bytes, nul, path),
+      'holds a NUL byte (\\0), which no SQL text may contain. Remove it; the file may not be the text it seems.',
+    );
+  }
+  if (!isUtf8(bytes)) {
+    throw MigrateError.at(
+      'BAD_ENCODING',
+      placeOf(bytes, firstBadUtf8(bytes), path),
+      'is not valid UTF-8 (this is the first byte that is not). Save the file as UTF-8; a Latin-1 "é" is one such byte.',
+    );
+  }
+  const text = normaliseText(bytes.toString('utf8'));
   const { transactional, allowDifferences } = readDirectives(path, text);
   return new LoadedFile(path, text, transactional, allowDifferences);
 }
 
+/** Why reading failed, in words: the path is in the error's location already. */
+function unreadable(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return 'cannot be read: it is a symbolic link whose target does not exist.';
+  if (code === 'EISDIR') return 'cannot be read: it is a directory, not a file.';
+  if (code === 'EACCES' || code === 'EPERM') return 'cannot be read: permission denied.';
+  return `cannot be read: ${(error as Error).message}.`;
+}
+
+/** File, line and column of the byte at `index`, counted as the runner counts (BOM and CR aside). */
+function placeOf(bytes: Buffer, index: number, file: string): { file: string; line: number; column: number } {
+  const before = normaliseText(bytes.subarray(0, index).toString('utf8'));
+  return { file, ...lineColumn(before, before.length) };
+}
+
+/** Index of the first byte that breaks UTF-8 (called only once `isUtf8` said one does). */
+function firstBadUtf8(bytes: Buffer): number {
+  let i = 0;
+  while (i < bytes.length) {
+    const b = bytes[i] as number;
+    const size =
+      b < 0x80 ? 1 : b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
+    if (size === 0 || i + size > bytes.length) return i;
+    if (size > 1 && !isUtf8(bytes.subarray(i, i + size))) return i;
+    i += size;
+  }
+  return bytes.length;
+}
+
 /**
  * A class rather than an object literal with a getter: V8 gives every instance one compact
- * shape, where the literal took about 2 KB per migration, which a 10,000-file folder pays in
- * memory and in garbage collection.
+ * shape, where the literal took about 2 KB per migration (see docs/performance.md).
  */
 class LoadedFile implements MigrationFile {
   #checksum: string | undefined;
@@ -178,11 +234,14 @@ class LoadedFile implements MigrationFile {
 export function dialectFolder(dir: string, dialect: Dialect): string {
   const sub = join(dir, dialect);
   if (isDirectory(sub)) return sub;
-  if (
-    isDirectory(dir) &&
-    !DIALECTS.some((d) => isDirectory(join(dir, d))) &&
-    readdirSync(dir).some((f) => f.endsWith('.sql'))
-  ) {
+  if (!isDirectory(dir)) {
+    // Most often the command was run from another folder than the project's root.
+    throw new MigrateError(
+      'NO_MIGRATIONS',
+      `no migrations for ${dialect}: the folder ${displayPath(dir)}/ does not exist, so neither ${displayPath(sub)}/ nor .sql files in it (looked in ${resolve(dir)}). Run from the folder that holds it, or name the migrations folder with --dir <path>.`,
+    );
+  }
+  if (!DIALECTS.some((d) => isDirectory(join(dir, d))) && readdirSync(dir).some((f) => f.endsWith('.sql'))) {
     return dir;
   }
   throw new MigrateError(
@@ -195,122 +254,188 @@ export function isDirectory(p: string): boolean {
   return existsSync(p) && statSync(p).isDirectory();
 }
 
-interface Listed {
+/** A dialect folder's names, parsed and paired, with every problem found in them. */
+export interface FolderScan {
+  folder: string;
   /** The `.sql` names of the folder, sorted. */
   names: string[];
   versions: Map<bigint, ParsedName>;
   /** Each version's two halves by file name: a path per file is built once, when it is read. */
   halves: Map<bigint, { up?: string; down?: string; name: ParsedName }>;
+  /** Bad names, entries that are not files, duplicate versions and lone halves, in name order. */
+  problems: MigrateError[];
 }
 
 /**
  * What goes before a file's name to make its path, so that each path costs one concatenation
- * (path.join per file left several string fragments behind per file, which a 10,000-file
- * folder pays in memory and garbage collection). Same result as join: `.` gives ``, `./sql/`
- * gives `sql/`.
+ * (path.join per file costs more; see docs/performance.md). Same result as join: `.` gives ``,
+ * `./sql/` gives `sql/`.
  */
 function prefixOf(folder: string): string {
   return join(folder, '_').slice(0, -1);
 }
 
-/** Parse and pair the names of a folder, refusing bad names, lone halves and duplicate versions. */
-function listFolder(folder: string): Listed {
+/** Parse and pair the names of a folder; every bad name, lone half and duplicate version is a problem. */
+export function listFolder(folder: string): FolderScan {
   const halves = new Map<bigint, { up?: string; down?: string; name: ParsedName }>();
-  const names = readdirSync(folder)
-    .filter((entry) => entry.endsWith('.sql'))
-    .sort(); // READMEs and .gitkeep may share the folder
+  const problems: MigrateError[] = [];
+  const entries = readdirSync(folder, { withFileTypes: true })
+    .filter((entry) => entry.name.endsWith('.sql')) // READMEs and .gitkeep may share the folder
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const names = entries.map((entry) => entry.name);
   const shown = (entry: string) => displayPath(prefixOf(folder) + entry);
-  for (const entry of names) {
-    const parsed = parseName(entry);
+  for (const entry of entries) {
+    const name = entry.name;
+    const parsed = parseName(name);
     if (!parsed) {
-      throw new MigrateError(
-        'BAD_FILENAME',
-        `${shown(entry)}: not a migration name. Expected <version>_<description>.up.sql or .down.sql, the version being YYYYMMDD_HHMMSS or digits (20250128_140000_initial_schema.up.sql, 000001_init.up.sql).`,
+      problems.push(
+        MigrateError.at(
+          'BAD_FILENAME',
+          { file: shown(name) },
+          'not a migration name. Expected <version>_<description>.up.sql or .down.sql, the version being YYYYMMDD_HHMMSS or digits (20250128_140000_initial_schema.up.sql, 000001_init.up.sql).',
+        ),
+      );
+      continue;
+    }
+    // A FIFO would block the read for ever; a directory cannot be read at all.
+    if (
+      entry.isDirectory() ||
+      entry.isFIFO() ||
+      entry.isSocket() ||
+      entry.isBlockDevice() ||
+      entry.isCharacterDevice()
+    ) {
+      const what = entry.isDirectory() ? 'a directory' : 'a special file (pipe, socket or device)';
+      problems.push(
+        MigrateError.at('UNREADABLE_FILE', { file: shown(name) }, `cannot be read: it is ${what}, not a file.`),
       );
     }
     const slot = halves.get(parsed.version) ?? { name: parsed };
     const clash = slot.name.stem !== parsed.stem ? (slot.up ?? slot.down) : slot[parsed.direction];
     if (clash !== undefined) {
-      throw new MigrateError(
-        'DUPLICATE_VERSION',
-        `${shown(entry)}: version ${parsed.revision} is also used by ${shown(clash)}. Each version names one migration; renumber one of them.`,
+      problems.push(
+        MigrateError.at(
+          'DUPLICATE_VERSION',
+          { file: shown(name) },
+          `version ${parsed.revision} is also used by ${shown(clash)}. Each version names one migration; renumber one of them.`,
+        ),
       );
+      continue;
     }
-    slot[parsed.direction] = entry;
+    slot[parsed.direction] = name;
     halves.set(parsed.version, slot);
   }
   for (const { up, down, name } of halves.values()) {
     if (!down)
-      throw new MigrateError(
-        'MISSING_DOWN',
-        `${shown(up as string)}: no matching ${name.stem}.down.sql. Every migration is a pair; a down file with only comments is a deliberate no-op.`,
+      problems.push(
+        MigrateError.at(
+          'MISSING_DOWN',
+          { file: shown(up as string) },
+          `no matching ${name.stem}.down.sql. Every migration is a pair; a down file with only comments is a deliberate no-op.`,
+        ),
       );
-    if (!up) throw new MigrateError('MISSING_UP', `${shown(down)}: no matching ${name.stem}.up.sql.`);
+    if (!up)
+      problems.push(MigrateError.at('MISSING_UP', { file: shown(down as string) }, `no matching ${name.stem}.up.sql.`));
   }
   const versions = new Map<bigint, ParsedName>();
   for (const [v, { name }] of halves) versions.set(v, name);
-  return { names, versions, halves };
+  return { folder, names, versions, halves, problems };
 }
 
-function sameNames(mine: Listed, entries: string[]): boolean {
+function sameNames(mine: FolderScan, entries: string[]): boolean {
   const theirs = entries.filter((entry) => entry.endsWith('.sql')).sort();
   return theirs.length === mine.names.length && theirs.every((name, i) => name === mine.names[i]);
 }
 
 /**
- * Load the migrations of one dialect, in version order, after checking that every dialect
- * folder present under `dir` holds the same revisions.
+ * Read every file of a scanned folder. Complete pairs become migrations, in version order; a file
+ * that cannot be read, or holds a NUL byte, bad UTF-8 or a bad directive, is a problem.
  */
-export function loadMigrations(dir: string, dialect: Dialect): Migration[] {
-  const folder = dialectFolder(dir, dialect);
-  const listed = listFolder(folder);
-  if (folder !== dir) checkSiblings(dir, dialect, listed);
+export function readFolder(scan: FolderScan): { migrations: Migration[]; problems: MigrateError[] } {
   const migrations: Migration[] = [];
-  const absolute = prefixOf(folder);
-  const shown = prefixOf(displayPath(folder)); // one relative() for the folder, not one per file
-  for (const { up, down, name } of listed.halves.values()) {
+  const problems: MigrateError[] = [];
+  const absolute = prefixOf(scan.folder);
+  const shown = prefixOf(displayPath(scan.folder)); // one relative() for the folder, not one per file
+  const read = (entry: string | undefined): MigrationFile | undefined => {
+    if (entry === undefined) return undefined;
+    try {
+      return readMigrationFile(absolute + entry, shown + entry);
+    } catch (error) {
+      if (!(error instanceof MigrateError)) throw error;
+      problems.push(error);
+      return undefined;
+    }
+  };
+  for (const { up, down, name } of scan.halves.values()) {
+    const upFile = read(up);
+    const downFile = read(down);
+    if (!upFile || !downFile) continue;
     migrations.push({
       version: name.version,
       revision: name.revision,
       description: name.description,
       stem: name.stem,
-      up: readMigrationFile(absolute + (up as string), shown + (up as string)),
-      down: readMigrationFile(absolute + (down as string), shown + (down as string)),
+      up: upFile,
+      down: downFile,
     });
   }
-  return migrations.sort((a, b) => (a.version < b.version ? -1 : a.version > b.version ? 1 : 0));
+  migrations.sort((a, b) => (a.version < b.version ? -1 : a.version > b.version ? 1 : 0));
+  return { migrations, problems };
 }
 
-function checkSiblings(dir: string, dialect: Dialect, mine: Listed): void {
-  for (const other of DIALECTS) {
-    if (other === dialect || !isDirectory(join(dir, other))) continue;
-    // The usual case, the same file names on both sides, needs no parsing: mine were checked.
-    if (sameNames(mine, readdirSync(join(dir, other)))) continue;
-    const theirs = listFolder(join(dir, other));
-    for (const [v, name] of mine.versions) {
-      const twin = theirs.versions.get(v);
-      if (!twin) {
-        throw new MigrateError(
-          'DIALECT_MISMATCH',
-          `${displayPath(join(dir, dialect, name.stem))}.up.sql has no counterpart in ${displayPath(join(dir, other))}/. Every dialect folder holds the same revisions.`,
-        );
-      }
-      if (twin.stem !== name.stem) {
-        throw new MigrateError(
-          'DIALECT_MISMATCH',
-          `${displayPath(join(dir, dialect, name.stem))}.up.sql and ${displayPath(join(dir, other, twin.stem))}.up.sql share a version but not a description. Name them alike.`,
-        );
-      }
-    }
-    for (const [v, name] of theirs.versions) {
-      if (!mine.versions.has(v)) {
-        throw new MigrateError(
-          'DIALECT_MISMATCH',
-          `${displayPath(join(dir, other, name.stem))}.up.sql has no counterpart in ${displayPath(join(dir, dialect))}/. Every dialect folder holds the same revisions.`,
-        );
-      }
+/**
+ * Load the migrations of one dialect, in version order, after checking that every dialect
+ * folder present under `dir` holds the same revisions. Throws the first problem found.
+ */
+export function loadMigrations(dir: string, dialect: Dialect): Migration[] {
+  const folder = dialectFolder(dir, dialect);
+  const scan = listFolder(folder);
+  if (scan.problems[0]) throw scan.problems[0];
+  if (folder !== dir) {
+    for (const other of DIALECTS) {
+      if (other === dialect || !isDirectory(join(dir, other))) continue;
+      // The usual case, the same file names on both sides, needs no parsing: mine were checked.
+      if (sameNames(scan, readdirSync(join(dir, other)))) continue;
+      const theirs = listFolder(join(dir, other));
+      if (theirs.problems[0]) throw theirs.problems[0];
+      const mismatch = siblingProblems(scan, theirs)[0];
+      if (mismatch) throw mismatch;
     }
   }
+  const { migrations, problems } = readFolder(scan);
+  if (problems[0]) throw problems[0];
+  return migrations;
+}
+
+/** Two dialect folders must hold the same revisions under the same descriptions: what differs, mine first. */
+export function siblingProblems(mine: FolderScan, theirs: FolderScan): MigrateError[] {
+  const problems: MigrateError[] = [];
+  const fileOf = (scan: FolderScan, stem: string) => displayPath(join(scan.folder, stem)) + '.up.sql';
+  const absent = (scan: FolderScan, name: ParsedName, other: FolderScan) =>
+    MigrateError.at(
+      'DIALECT_MISMATCH',
+      { file: fileOf(scan, name.stem) },
+      `revision ${name.revision} has no counterpart in ${displayPath(other.folder)}/. Every dialect folder holds the same revisions.`,
+    );
+  for (const [v, name] of mine.versions) {
+    const twin = theirs.versions.get(v);
+    if (!twin) {
+      problems.push(absent(mine, name, theirs));
+    } else if (twin.stem !== name.stem) {
+      const file = fileOf(mine, name.stem);
+      problems.push(
+        new MigrateError(
+          'DIALECT_MISMATCH',
+          `${file} and ${fileOf(theirs, twin.stem)} share a version but not a description. Name them alike.`,
+          { where: { file } },
+        ),
+      );
+    }
+  }
+  for (const [v, name] of theirs.versions) {
+    if (!mine.versions.has(v)) problems.push(absent(theirs, name, mine));
+  }
+  return problems;
 }
 
 /** The dialect folders a `new` migration is written into (creating both on a fresh root). */

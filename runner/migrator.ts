@@ -223,9 +223,10 @@ export function stepWork(step: Step, folder: 'postgres' | 'sqlite'): StepWork {
         )
       ) {
         const { line, column } = lineColumn(file.text, s.offset);
-        throw new MigrateError(
+        throw MigrateError.at(
           'TRANSACTION_CONTROL',
-          `${file.path}:${line}:${column}: "${s.sql.split(/\s/)[0]}" inside a file that already runs in a transaction. Remove it, or put "-- migrate:no-transaction" at the top of the file to run it as written.`,
+          { file: file.path, line, column },
+          `"${s.sql.split(/\s/)[0]}" inside a file that already runs in a transaction. Remove it, or put "-- migrate:no-transaction" at the top of the file to run it as written.`,
         );
       }
     }

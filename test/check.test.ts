@@ -16,7 +16,7 @@ import postgres from 'postgres';
 import { fixture, ROOT, runCli, type CliResult } from './support/cli.ts';
 import { createPostgresDatabase, hasPostgresServer } from './support/postgres.ts';
 import { checkExpressions } from '../runner/drivers/sqlite-schema.ts';
-import { identifiers } from '../runner/check.ts';
+import { identifiers } from '../runner/lint.ts';
 import { compareDialects, type Schema, type Table } from '../runner/schema.ts';
 
 const NEEDS_SERVER = hasPostgresServer
