@@ -4,10 +4,8 @@
  * the SQL that failed and keeps the driver's error as `cause`.
  */
 
-/** Stable codes; README.md lists each with its meaning. */
-export type ErrorCode =
-  // the folder (checked before any database is touched)
-  | 'NO_MIGRATIONS'
+/** Problems of the folder's files, found before any database is touched; `check` reports each. */
+export type FolderCode =
   | 'BAD_FILENAME'
   | 'MISSING_DOWN'
   | 'MISSING_UP'
@@ -18,7 +16,13 @@ export type ErrorCode =
   | 'TRANSACTION_CONTROL'
   | 'NUL_BYTE'
   | 'BAD_ENCODING'
-  | 'UNREADABLE_FILE'
+  | 'UNREADABLE_FILE';
+
+/** Stable codes; README.md lists each with its meaning. */
+export type ErrorCode =
+  // the folder (checked before any database is touched)
+  | 'NO_MIGRATIONS'
+  | FolderCode
   // usage
   | 'BAD_URL'
   | 'BAD_TABLE_NAME'

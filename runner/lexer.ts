@@ -35,13 +35,13 @@ export class Lexer {
   kind: TokenKind = 'punct';
   start = 0;
   end = 0;
-  readonly #pg: boolean;
+  readonly pg: boolean;
 
   constructor(
     readonly text: string,
     dialect: LexDialect,
   ) {
-    this.#pg = dialect === 'postgres';
+    this.pg = dialect === 'postgres';
   }
 
   /** Move to the next token; false at the end of the text. */
@@ -65,21 +65,21 @@ export class Lexer {
     } else if (c === 47 && next === 42) {
       // PostgreSQL nests block comments (SQL standard); SQLite ends at the first `*/`.
       this.kind = 'comment';
-      this.end = this.#pg ? skipNestedComment(text, i + 2) : skipPast(text, '*/', i + 2);
+      this.end = this.pg ? skipNestedComment(text, i + 2) : skipPast(text, '*/', i + 2);
     } else if (c === 39) {
       this.kind = 'string';
       this.end = skipQuoted(text, i + 1, 39);
-    } else if (c === 34 || (!this.#pg && c === 96)) {
+    } else if (c === 34 || (!this.pg && c === 96)) {
       this.kind = 'quoted';
       this.end = skipQuoted(text, i + 1, c);
-    } else if (!this.#pg && c === 91) {
+    } else if (!this.pg && c === 91) {
       // In PostgreSQL `[` is an array subscript, not a quote.
       this.kind = 'quoted';
       this.end = skipPast(text, ']', i + 1);
     } else if (isWordChar(c)) {
       this.#word(i);
     } else {
-      const dollarEnd = this.#pg && c === 36 ? dollarOpenEnd(text, i) : -1;
+      const dollarEnd = this.pg && c === 36 ? dollarOpenEnd(text, i) : -1;
       if (dollarEnd > 0) {
         const close = text.indexOf(text.slice(i, dollarEnd), dollarEnd);
         this.kind = 'dollar';
@@ -97,7 +97,7 @@ export class Lexer {
     let j = i + 1;
     // `$` continues a word (`a$b`, `x$$`), so it can only open a dollar quote after a non-word.
     while (isWordChar(text.charCodeAt(j)) || text.charCodeAt(j) === 36) j++;
-    if (this.#pg && j === i + 1 && (c === 69 || c === 101) && text.charCodeAt(j) === 39) {
+    if (this.pg && j === i + 1 && (c === 69 || c === 101) && text.charCodeAt(j) === 39) {
       this.kind = 'string';
       this.end = skipEscapeString(text, j + 1);
     } else {

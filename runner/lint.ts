@@ -6,7 +6,7 @@
  * @module
  */
 import type { Statement, StepWork } from './driver.ts';
-import { MigrateError, type ErrorCode } from './errors.ts';
+import { MigrateError, type FolderCode } from './errors.ts';
 import {
   listFolder,
   readFolder,
@@ -26,20 +26,7 @@ import { splitStatements } from './split.ts';
 /** What a finding is about; README.md lists each. */
 export type CheckCode =
   // the folder, without a database: first the runner's own refusals, by their codes
-  | Extract<
-      ErrorCode,
-      | 'BAD_FILENAME'
-      | 'MISSING_DOWN'
-      | 'MISSING_UP'
-      | 'DUPLICATE_VERSION'
-      | 'UNKNOWN_DIRECTIVE'
-      | 'MISPLACED_DIRECTIVE'
-      | 'DIALECT_MISMATCH'
-      | 'TRANSACTION_CONTROL'
-      | 'NUL_BYTE'
-      | 'BAD_ENCODING'
-      | 'UNREADABLE_FILE'
-    >
+  | FolderCode
   | 'NEEDS_NO_TRANSACTION'
   | 'ENUM_VALUE_IN_TRANSACTION'
   | 'NO_TRANSACTION_MULTI'

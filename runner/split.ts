@@ -71,9 +71,9 @@ export function splitStatements(text: string, dialect: SplitDialect): Statement[
     end = lexer.end;
     let word = '';
     if (kind === 'word') {
-      // Only keywords matter, and they are 2 to 9 letters: skip upper-casing anything else.
+      // Only keywords matter: skip upper-casing words of any other length.
       const length = lexer.end - lexer.start;
-      word = length >= 2 && length <= 9 ? lexer.value.toUpperCase() : '';
+      word = (pg ? length <= 6 : length >= 3) && length <= 9 ? text.slice(lexer.start, lexer.end).toUpperCase() : '';
       // After `.` or AS a keyword is a name (`t.end`, `NEW.begin`, `AS case`): it opens nothing.
       const name = prev === '.' || prev === 'AS';
       if (pg) {
