@@ -113,12 +113,13 @@ export interface FolderScan {
   halves: Map<bigint, { up?: string; down?: string; name: ParsedName }>;
   /** Bad names, entries that are not files, duplicate versions and lone halves, in name order. */
   problems: MigrateError[];
+  /** Names that are not files (directories, pipes): never opened, since a pipe would block the read. */
+  unreadable: Set<string>;
 }
 
 /**
- * What goes before a file's name to make its path, so that each path costs one concatenation
- * (path.join per file costs more; see docs/performance.md). Same result as join: `.` gives ``,
- * `./sql/` gives `sql/`.
+ * What goes before a file's name to make its path: one concatenation per file, cheaper than a
+ * path.join each (see docs/performance.md). As join would: `.` gives ``, `./sql/` gives `sql/`.
  */
 function prefixOf(folder: string): string {
   return join(folder, '_').slice(0, -1);
@@ -128,6 +129,7 @@ function prefixOf(folder: string): string {
 export function listFolder(folder: string): FolderScan {
   const halves = new Map<bigint, { up?: string; down?: string; name: ParsedName }>();
   const problems: MigrateError[] = [];
+  const unreadable = new Set<string>();
   const entries = readdirSync(folder, { withFileTypes: true })
     .filter((entry) => entry.name.endsWith('.sql')) // READMEs and .gitkeep may share the folder
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -158,6 +160,7 @@ export function listFolder(folder: string): FolderScan {
       problems.push(
         MigrateError.at('UNREADABLE_FILE', { file: shown(name) }, `cannot be read: it is ${what}, not a file.`),
       );
+      unreadable.add(name);
     }
     const slot = halves.get(parsed.version) ?? { name: parsed };
     const clash = slot.name.stem !== parsed.stem ? (slot.up ?? slot.down) : slot[parsed.direction];
@@ -188,7 +191,7 @@ export function listFolder(folder: string): FolderScan {
   }
   const versions = new Map<bigint, ParsedName>();
   for (const [v, { name }] of halves) versions.set(v, name);
-  return { folder, names, versions, halves, problems };
+  return { folder, names, versions, halves, problems, unreadable };
 }
 
 function sameNames(mine: FolderScan, entries: string[]): boolean {
@@ -206,7 +209,7 @@ export function readFolder(scan: FolderScan): { migrations: Migration[]; problem
   const absolute = prefixOf(scan.folder);
   const shown = prefixOf(displayPath(scan.folder)); // one relative() for the folder, not one per file
   const read = (entry: string | undefined): MigrationFile | undefined => {
-    if (entry === undefined) return undefined;
+    if (entry === undefined || scan.unreadable.has(entry)) return undefined;
     try {
       return readMigrationFile(absolute + entry, shown + entry);
     } catch (error) {

@@ -130,10 +130,7 @@ function firstBadUtf8(bytes: Buffer): number {
   return bytes.length;
 }
 
-/**
- * A class rather than an object literal with a getter: V8 gives every instance one compact
- * shape, where the literal took about 2 KB per migration (see docs/performance.md).
- */
+/** A class, not an object literal with a getter: one compact shape per file (see docs/performance.md). */
 class LoadedFile implements MigrationFile {
   #checksum: string | undefined;
   constructor(

@@ -88,6 +88,9 @@ for (const dialect of TEST_DIALECTS) {
         const r = await runCli(['head', '--url', db.url, '--dir', dir]);
         assert.equal(r.code, 2, r.stderr);
         assert.ok(r.stderr.includes(`${down}: cannot be read: it is a special file`), r.stderr);
+        const c = await runCli(['check', '--dir', dir, '--url', 'sqlite::memory:']);
+        assert.equal(c.code, 1, c.stdout + c.stderr);
+        assert.ok(c.stdout.includes(`${down}: error: cannot be read: it is a special file`), c.stdout);
       }));
   });
 }
