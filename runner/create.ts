@@ -1,5 +1,5 @@
 /** `new <description>`: an empty up/down pair with one timestamp in every dialect folder. */
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MigrateError } from './errors.ts';
 import { displayPath, foldersForNew, parseName, versionOf } from './files.ts';
@@ -41,25 +41,83 @@ export function createMigration(dir: string, description: string, now: Date = ne
   let at = now.getTime();
   while (taken.has(versionOf(timestamp(new Date(at))).toString())) at += 1000;
   const stem = `${timestamp(new Date(at))}_${slug}`;
+  if (Buffer.byteLength(`${stem}.down.sql`) > MAX_NAME_BYTES) {
+    throw new MigrateError(
+      'BAD_DESCRIPTION',
+      `"${description.slice(0, 40)}…" is too long: ${displayPath(join(folders[0] as string, stem))}.down.sql would pass the ${MAX_NAME_BYTES} bytes a file name can hold. Keep the description under ${MAX_NAME_BYTES - 25} characters, and say the rest in the file's comments.`,
+    );
+  }
   // One line, never first on it: `new no-transaction` or `new migrate:x` must not write a directive.
   const title = description.replace(/\s+/g, ' ').trim();
-  const written: string[] = [];
-  for (const folder of folders) {
-    mkdirSync(folder, { recursive: true });
-    for (const [direction, body] of [
-      [
-        'up',
-        `-- Apply ${title}\n-- Runs in one transaction with its record row. Add "-- migrate:no-transaction" on the first line to run it statement by statement instead.\n\n`,
-      ],
-      [
-        'down',
-        `-- Undo ${title}: drop what the up file created, in reverse order.\n-- A down file with only comments is a deliberate no-op.\n\n`,
-      ],
-    ] as const) {
-      const path = join(folder, `${stem}.${direction}.sql`);
-      writeFileSync(path, body, { flag: 'wx' }); // wx: never overwrite, even if another process raced us
-      written.push(displayPath(path));
+  const files = folders.flatMap((folder) =>
+    (['up', 'down'] as const).map((direction) => ({
+      folder,
+      path: join(folder, `${stem}.${direction}.sql`),
+      direction,
+    })),
+  );
+  return writeAll(files, (direction) => (direction === 'up' ? upBody(title) : downBody(title)));
+}
+
+/** Most file systems cap a name at 255 bytes. */
+const MAX_NAME_BYTES = 255;
+
+function upBody(title: string): string {
+  return `-- Apply ${title}\n-- Runs in one transaction with its record row. Add "-- migrate:no-transaction" on the first line to run it statement by statement instead.\n\n`;
+}
+
+function downBody(title: string): string {
+  return `-- Undo ${title}: drop what the up file created, in reverse order.\n-- A down file with only comments is a deliberate no-op.\n\n`;
+}
+
+/**
+ * Write every file or none: each is written under a temporary name (which the folder scan
+ * ignores), then linked to its real name, which fails rather than overwrite a file another
+ * process made meanwhile. On any failure, whatever was written is removed.
+ */
+function writeAll(
+  files: Array<{ folder: string; path: string; direction: 'up' | 'down' }>,
+  body: (direction: 'up' | 'down') => string,
+): string[] {
+  const temps: string[] = [];
+  const linked: string[] = [];
+  let current = files[0]?.folder ?? '';
+  try {
+    for (const f of files) {
+      current = f.folder;
+      mkdirSync(f.folder, { recursive: true });
+      const temp = join(f.folder, `.new-${process.pid}-${temps.length}.tmp`);
+      writeFileSync(temp, body(f.direction), { flag: 'wx' });
+      temps.push(temp);
     }
+    files.forEach((f, k) => {
+      current = f.path;
+      placeFile(temps[k] as string, f.path);
+      linked.push(f.path);
+    });
+  } catch (error) {
+    for (const p of linked) rmSync(p, { force: true });
+    // Node's message ends with the (temporary) path: keep the reason, name the real place.
+    const why = (error as Error).message.split(', ')[0];
+    throw MigrateError.at(
+      'WRITE_FAILED',
+      { file: displayPath(current) },
+      `cannot be written (${why}). Nothing was written: fix the folder, or choose another with --dir.`,
+      error,
+    );
+  } finally {
+    for (const p of temps) rmSync(p, { force: true });
   }
-  return written;
+  return files.map((f) => displayPath(f.path));
+}
+
+/** Give `temp` its real name without overwriting; a file system without hard links gets a rename after a check. */
+function placeFile(temp: string, path: string): void {
+  try {
+    linkSync(temp, path);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if ((code !== 'ENOTSUP' && code !== 'ENOSYS' && code !== 'EPERM') || existsSync(path)) throw error;
+    renameSync(temp, path);
+  }
 }

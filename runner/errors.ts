@@ -1,13 +1,11 @@
 /**
- * Two kinds of failure, as STYLE.md asks: a `MigrateError` with a stable `code` (usage,
+ * Two kinds of failure: a `MigrateError` with a stable `code` (usage,
  * validation, connection, lock), and a `MigrationFailed` that points at file:line:column of
  * the SQL that failed and keeps the driver's error as `cause`.
  */
 
-/** Stable codes; README.md lists each with its meaning. */
-export type ErrorCode =
-  // the folder (checked before any database is touched)
-  | 'NO_MIGRATIONS'
+/** Problems of the folder's files, found before any database is touched; `check` reports each. */
+export type FolderCode =
   | 'BAD_FILENAME'
   | 'MISSING_DOWN'
   | 'MISSING_UP'
@@ -16,6 +14,15 @@ export type ErrorCode =
   | 'MISPLACED_DIRECTIVE'
   | 'DIALECT_MISMATCH'
   | 'TRANSACTION_CONTROL'
+  | 'NUL_BYTE'
+  | 'BAD_ENCODING'
+  | 'UNREADABLE_FILE';
+
+/** Stable codes; README.md lists each with its meaning. */
+export type ErrorCode =
+  // the folder (checked before any database is touched)
+  | 'NO_MIGRATIONS'
+  | FolderCode
   // usage
   | 'BAD_URL'
   | 'BAD_TABLE_NAME'
@@ -26,6 +33,7 @@ export type ErrorCode =
   | 'NOT_ENOUGH_APPLIED'
   | 'BAD_DESCRIPTION'
   | 'CONFIRMATION_REQUIRED'
+  | 'WRITE_FAILED'
   // the database's record, against the folder
   | 'FOREIGN_RECORD_TABLE'
   | 'ALEMBIC_DATABASE'
@@ -38,31 +46,55 @@ export type ErrorCode =
   | 'DATABASE_REFUSED'
   | 'LOCK_TIMEOUT';
 
-/** Exit status the CLI uses for each kind (SPEC.md, "Exit codes"). */
+/** Exit status the CLI uses for each kind. */
 export const EXIT = { ok: 0, migrationFailed: 1, usage: 2, unreachable: 3 } as const;
 
 const UNREACHABLE: ReadonlySet<ErrorCode> = new Set(['CONNECTION_FAILED', 'DATABASE_REFUSED', 'LOCK_TIMEOUT']);
+
+/** Where in a file something sits; line and column are 1-based and count code points. */
+export interface Where {
+  file: string;
+  line?: number;
+  column?: number;
+}
+
+/** `file:line:column`, `file:line` or `file`: the form editors and terminals jump to. */
+export function formatWhere(where: Where): string {
+  const { file, line, column } = where;
+  return line === undefined ? file : column === undefined ? `${file}:${line}` : `${file}:${line}:${column}`;
+}
 
 /** A usage, validation, connection or lock error: nothing was changed by the call that threw it. */
 export class MigrateError extends Error {
   override readonly name = 'MigrateError';
   readonly exitCode: number;
+  /** The file (and place in it) the error is about, when it is about one. */
+  readonly where?: Where;
+  /** The message without its location, for callers that show `where` themselves (`check`). */
+  readonly reason: string;
   constructor(
     readonly code: ErrorCode,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; where?: Where; reason?: string },
   ) {
     super(message, options);
     this.exitCode = UNREACHABLE.has(code) ? EXIT.unreachable : EXIT.usage;
+    if (options?.where) this.where = options.where;
+    this.reason = options?.reason ?? message;
+  }
+
+  /** An error about a place in a file: the message is `file:line:column: reason`. */
+  static at(code: ErrorCode, where: Where, reason: string, cause?: unknown): MigrateError {
+    return new MigrateError(code, `${formatWhere(where)}: ${reason}`, {
+      where,
+      reason,
+      ...(cause === undefined ? {} : { cause }),
+    });
   }
 }
 
-/** Where in a file an error sits; line and column are 1-based and count code points. */
-export interface SourcePosition {
-  file: string;
-  line?: number;
-  column?: number;
-  /** The text of the failing line, for showing under the message. */
+/** Where a migration failed, with the text of the failing line for showing under the message. */
+export interface SourcePosition extends Where {
   sourceLine?: string;
 }
 
@@ -97,9 +129,7 @@ export class MigrationFailed extends Error {
 
   /** `file:line:column: message (SQLSTATE)`, the form editors and terminals jump to. */
   get headline(): string {
-    const { file, line, column } = this.where;
-    const at = line === undefined ? file : column === undefined ? `${file}:${line}` : `${file}:${line}:${column}`;
     const state = this.info.sqlState ? ` (${this.info.sqlState})` : '';
-    return `${at}: ${this.message}${state}`;
+    return `${formatWhere(this.where)}: ${this.message}${state}`;
   }
 }

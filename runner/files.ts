@@ -1,11 +1,13 @@
 /**
- * The migration folder, read without a database: list a dialect folder, parse names and
- * directives, pair up/down files, and refuse anything ambiguous before a database is touched.
+ * The migration folder, read without a database: list a dialect folder, parse names, pair
+ * up/down files, read each (read.ts), and refuse anything ambiguous before a database is touched.
  */
-import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { isAbsolute, join, relative } from 'node:path';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { MigrateError } from './errors.ts';
+import { readMigrationFile } from './read.ts';
+
+export { checksumOf, normaliseText } from './read.ts';
 
 export type Dialect = 'postgres' | 'sqlite';
 export const DIALECTS: readonly Dialect[] = ['postgres', 'sqlite'];
@@ -37,20 +39,6 @@ export interface Migration {
 
 /** `20250128_140000_initial_schema.up.sql`, or golang-migrate/sqlx style `000001_init.up.sql`. */
 const NAME = /^(?:(\d{8}_\d{6})|(\d+))_(.+)\.(up|down)\.sql$/;
-
-const KNOWN_DIRECTIVES = new Set(['no-transaction', 'allow-difference']);
-
-/** Shared by every file without `allow-difference` lines, rather than an empty array each. */
-const NO_REASONS: readonly string[] = Object.freeze([]);
-
-export function normaliseText(raw: string): string {
-  const noBom = raw.charCodeAt(0) === 0xfeff ? raw.slice(1) : raw;
-  return noBom.includes('\r') ? noBom.replace(/\r\n?/g, '\n') : noBom;
-}
-
-export function checksumOf(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex');
-}
 
 /** Integer ordering key of a revision as written (`20250128_140000` → 20250128140000n). */
 export function versionOf(revision: string): bigint {
@@ -89,100 +77,20 @@ export function displayPath(path: string, cwd: string = process.cwd()): string {
 }
 
 /**
- * Directives live in the file's leading comment block. A `-- migrate:` line further down is an
- * error rather than ignored: dbmate's `-- migrate:up` / `-- migrate:down` sections would
- * otherwise run both halves at once.
- */
-function readDirectives(path: string, text: string): { transactional: boolean; allowDifferences: readonly string[] } {
-  let transactional = true;
-  // Only lines holding `migrate:` or `no-transaction` can matter: most files hold neither.
-  if (!text.includes('migrate:') && !text.includes('no-transaction'))
-    return { transactional, allowDifferences: NO_REASONS };
-  const allowDifferences: string[] = [];
-  let inHeader = true;
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const line = (lines[i] as string).trim();
-    if (inHeader && line !== '' && !line.startsWith('--')) inHeader = false;
-    if (!line.startsWith('--')) continue;
-    const body = line.slice(2).trim();
-    if (inHeader && body === 'no-transaction') {
-      transactional = false; // sqlx's spelling
-      continue;
-    }
-    const m = /^migrate:(\S*)\s*(.*)$/.exec(body);
-    if (!m) continue;
-    const name = m[1] as string;
-    if (!KNOWN_DIRECTIVES.has(name)) {
-      throw new MigrateError(
-        'UNKNOWN_DIRECTIVE',
-        `${path}:${i + 1}: unknown directive "-- migrate:${name}". Known: ${[...KNOWN_DIRECTIVES].map((d) => `-- migrate:${d}`).join(', ')}.` +
-          (name === 'up' || name === 'down'
-            ? ' (dbmate keeps up and down in one file; here they are two files: .up.sql and .down.sql.)'
-            : ''),
-      );
-    }
-    if (!inHeader) {
-      throw new MigrateError(
-        'MISPLACED_DIRECTIVE',
-        `${path}:${i + 1}: "-- migrate:${name}" must stand in the comment block at the top of the file.`,
-      );
-    }
-    if (name === 'no-transaction') transactional = false;
-    else allowDifferences.push((m[2] as string).trim());
-  }
-  return { transactional, allowDifferences };
-}
-
-export function readMigrationFile(absPath: string, path: string = displayPath(absPath)): MigrationFile {
-  const text = normaliseText(readFileSync(absPath, 'utf8'));
-  const { transactional, allowDifferences } = readDirectives(path, text);
-  return new LoadedFile(path, text, transactional, allowDifferences);
-}
-
-/**
- * A class rather than an object literal with a getter: V8 gives every instance one compact
- * shape, where the literal took about 2 KB per migration, which a 10,000-file folder pays in
- * memory and in garbage collection.
- */
-class LoadedFile implements MigrationFile {
-  #checksum: string | undefined;
-  constructor(
-    readonly path: string,
-    readonly text: string,
-    readonly transactional: boolean,
-    readonly allowDifferences: readonly string[],
-  ) {}
-
-  /** Hashed on first use: only applied up files are compared, and down files never are. */
-  get checksum(): string {
-    return (this.#checksum ??= checksumOf(this.text));
-  }
-
-  /** The lazy checksum sits on the prototype: listed here so that a caller's logs carry it. */
-  toJSON(): MigrationFile {
-    return {
-      path: this.path,
-      text: this.text,
-      checksum: this.checksum,
-      transactional: this.transactional,
-      allowDifferences: this.allowDifferences,
-    };
-  }
-}
-
-/**
  * The folder that holds `dialect`'s files: `<dir>/<dialect>` when `dir` is a root of dialect
  * folders, or `dir` itself when it holds `.sql` files directly.
  */
 export function dialectFolder(dir: string, dialect: Dialect): string {
   const sub = join(dir, dialect);
   if (isDirectory(sub)) return sub;
-  if (
-    isDirectory(dir) &&
-    !DIALECTS.some((d) => isDirectory(join(dir, d))) &&
-    readdirSync(dir).some((f) => f.endsWith('.sql'))
-  ) {
+  if (!isDirectory(dir)) {
+    // Most often the command was run from another folder than the project's root.
+    throw new MigrateError(
+      'NO_MIGRATIONS',
+      `no migrations for ${dialect}: the folder ${displayPath(dir)}/ does not exist, so neither ${displayPath(sub)}/ nor .sql files in it (looked in ${resolve(dir)}). Run from the folder that holds it, or name the migrations folder with --dir <path>.`,
+    );
+  }
+  if (!DIALECTS.some((d) => isDirectory(join(dir, d))) && readdirSync(dir).some((f) => f.endsWith('.sql'))) {
     return dir;
   }
   throw new MigrateError(
@@ -195,122 +103,191 @@ export function isDirectory(p: string): boolean {
   return existsSync(p) && statSync(p).isDirectory();
 }
 
-interface Listed {
+/** A dialect folder's names, parsed and paired, with every problem found in them. */
+export interface FolderScan {
+  folder: string;
   /** The `.sql` names of the folder, sorted. */
   names: string[];
   versions: Map<bigint, ParsedName>;
   /** Each version's two halves by file name: a path per file is built once, when it is read. */
   halves: Map<bigint, { up?: string; down?: string; name: ParsedName }>;
+  /** Bad names, entries that are not files, duplicate versions and lone halves, in name order. */
+  problems: MigrateError[];
+  /** Names that are not files (directories, pipes): never opened, since a pipe would block the read. */
+  unreadable: Set<string>;
 }
 
 /**
- * What goes before a file's name to make its path, so that each path costs one concatenation
- * (path.join per file left several string fragments behind per file, which a 10,000-file
- * folder pays in memory and garbage collection). Same result as join: `.` gives ``, `./sql/`
- * gives `sql/`.
+ * What goes before a file's name to make its path: one concatenation per file, cheaper than a
+ * path.join each (see docs/performance.md). As join would: `.` gives ``, `./sql/` gives `sql/`.
  */
 function prefixOf(folder: string): string {
   return join(folder, '_').slice(0, -1);
 }
 
-/** Parse and pair the names of a folder, refusing bad names, lone halves and duplicate versions. */
-function listFolder(folder: string): Listed {
+/** Parse and pair the names of a folder; every bad name, lone half and duplicate version is a problem. */
+export function listFolder(folder: string): FolderScan {
   const halves = new Map<bigint, { up?: string; down?: string; name: ParsedName }>();
-  const names = readdirSync(folder)
-    .filter((entry) => entry.endsWith('.sql'))
-    .sort(); // READMEs and .gitkeep may share the folder
+  const problems: MigrateError[] = [];
+  const unreadable = new Set<string>();
+  const entries = readdirSync(folder, { withFileTypes: true })
+    .filter((entry) => entry.name.endsWith('.sql')) // READMEs and .gitkeep may share the folder
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const names = entries.map((entry) => entry.name);
   const shown = (entry: string) => displayPath(prefixOf(folder) + entry);
-  for (const entry of names) {
-    const parsed = parseName(entry);
+  for (const entry of entries) {
+    const name = entry.name;
+    const parsed = parseName(name);
     if (!parsed) {
-      throw new MigrateError(
-        'BAD_FILENAME',
-        `${shown(entry)}: not a migration name. Expected <version>_<description>.up.sql or .down.sql, the version being YYYYMMDD_HHMMSS or digits (20250128_140000_initial_schema.up.sql, 000001_init.up.sql).`,
+      problems.push(
+        MigrateError.at(
+          'BAD_FILENAME',
+          { file: shown(name) },
+          'not a migration name. Expected <version>_<description>.up.sql or .down.sql, the version being YYYYMMDD_HHMMSS or digits (20250128_140000_initial_schema.up.sql, 000001_init.up.sql).',
+        ),
       );
+      continue;
+    }
+    // A FIFO would block the read for ever; a directory cannot be read at all.
+    if (
+      entry.isDirectory() ||
+      entry.isFIFO() ||
+      entry.isSocket() ||
+      entry.isBlockDevice() ||
+      entry.isCharacterDevice()
+    ) {
+      const what = entry.isDirectory() ? 'a directory' : 'a special file (pipe, socket or device)';
+      problems.push(
+        MigrateError.at('UNREADABLE_FILE', { file: shown(name) }, `cannot be read: it is ${what}, not a file.`),
+      );
+      unreadable.add(name);
     }
     const slot = halves.get(parsed.version) ?? { name: parsed };
     const clash = slot.name.stem !== parsed.stem ? (slot.up ?? slot.down) : slot[parsed.direction];
     if (clash !== undefined) {
-      throw new MigrateError(
-        'DUPLICATE_VERSION',
-        `${shown(entry)}: version ${parsed.revision} is also used by ${shown(clash)}. Each version names one migration; renumber one of them.`,
+      problems.push(
+        MigrateError.at(
+          'DUPLICATE_VERSION',
+          { file: shown(name) },
+          `version ${parsed.revision} is also used by ${shown(clash)}. Each version names one migration; renumber one of them.`,
+        ),
       );
+      continue;
     }
-    slot[parsed.direction] = entry;
+    slot[parsed.direction] = name;
     halves.set(parsed.version, slot);
   }
   for (const { up, down, name } of halves.values()) {
     if (!down)
-      throw new MigrateError(
-        'MISSING_DOWN',
-        `${shown(up as string)}: no matching ${name.stem}.down.sql. Every migration is a pair; a down file with only comments is a deliberate no-op.`,
+      problems.push(
+        MigrateError.at(
+          'MISSING_DOWN',
+          { file: shown(up as string) },
+          `no matching ${name.stem}.down.sql. Every migration is a pair; a down file with only comments is a deliberate no-op.`,
+        ),
       );
-    if (!up) throw new MigrateError('MISSING_UP', `${shown(down)}: no matching ${name.stem}.up.sql.`);
+    if (!up)
+      problems.push(MigrateError.at('MISSING_UP', { file: shown(down as string) }, `no matching ${name.stem}.up.sql.`));
   }
   const versions = new Map<bigint, ParsedName>();
   for (const [v, { name }] of halves) versions.set(v, name);
-  return { names, versions, halves };
+  return { folder, names, versions, halves, problems, unreadable };
 }
 
-function sameNames(mine: Listed, entries: string[]): boolean {
+function sameNames(mine: FolderScan, entries: string[]): boolean {
   const theirs = entries.filter((entry) => entry.endsWith('.sql')).sort();
   return theirs.length === mine.names.length && theirs.every((name, i) => name === mine.names[i]);
 }
 
 /**
- * Load the migrations of one dialect, in version order, after checking that every dialect
- * folder present under `dir` holds the same revisions.
+ * Read every file of a scanned folder. Complete pairs become migrations, in version order; a file
+ * that cannot be read, or holds a NUL byte, bad UTF-8 or a bad directive, is a problem.
  */
-export function loadMigrations(dir: string, dialect: Dialect): Migration[] {
-  const folder = dialectFolder(dir, dialect);
-  const listed = listFolder(folder);
-  if (folder !== dir) checkSiblings(dir, dialect, listed);
+export function readFolder(scan: FolderScan): { migrations: Migration[]; problems: MigrateError[] } {
   const migrations: Migration[] = [];
-  const absolute = prefixOf(folder);
-  const shown = prefixOf(displayPath(folder)); // one relative() for the folder, not one per file
-  for (const { up, down, name } of listed.halves.values()) {
+  const problems: MigrateError[] = [];
+  const absolute = prefixOf(scan.folder);
+  const shown = prefixOf(displayPath(scan.folder)); // one relative() for the folder, not one per file
+  const read = (entry: string | undefined): MigrationFile | undefined => {
+    if (entry === undefined || scan.unreadable.has(entry)) return undefined;
+    try {
+      return readMigrationFile(absolute + entry, shown + entry);
+    } catch (error) {
+      if (!(error instanceof MigrateError)) throw error;
+      problems.push(error);
+      return undefined;
+    }
+  };
+  for (const { up, down, name } of scan.halves.values()) {
+    const upFile = read(up);
+    const downFile = read(down);
+    if (!upFile || !downFile) continue;
     migrations.push({
       version: name.version,
       revision: name.revision,
       description: name.description,
       stem: name.stem,
-      up: readMigrationFile(absolute + (up as string), shown + (up as string)),
-      down: readMigrationFile(absolute + (down as string), shown + (down as string)),
+      up: upFile,
+      down: downFile,
     });
   }
-  return migrations.sort((a, b) => (a.version < b.version ? -1 : a.version > b.version ? 1 : 0));
+  migrations.sort((a, b) => (a.version < b.version ? -1 : a.version > b.version ? 1 : 0));
+  return { migrations, problems };
 }
 
-function checkSiblings(dir: string, dialect: Dialect, mine: Listed): void {
-  for (const other of DIALECTS) {
-    if (other === dialect || !isDirectory(join(dir, other))) continue;
-    // The usual case, the same file names on both sides, needs no parsing: mine were checked.
-    if (sameNames(mine, readdirSync(join(dir, other)))) continue;
-    const theirs = listFolder(join(dir, other));
-    for (const [v, name] of mine.versions) {
-      const twin = theirs.versions.get(v);
-      if (!twin) {
-        throw new MigrateError(
-          'DIALECT_MISMATCH',
-          `${displayPath(join(dir, dialect, name.stem))}.up.sql has no counterpart in ${displayPath(join(dir, other))}/. Every dialect folder holds the same revisions.`,
-        );
-      }
-      if (twin.stem !== name.stem) {
-        throw new MigrateError(
-          'DIALECT_MISMATCH',
-          `${displayPath(join(dir, dialect, name.stem))}.up.sql and ${displayPath(join(dir, other, twin.stem))}.up.sql share a version but not a description. Name them alike.`,
-        );
-      }
-    }
-    for (const [v, name] of theirs.versions) {
-      if (!mine.versions.has(v)) {
-        throw new MigrateError(
-          'DIALECT_MISMATCH',
-          `${displayPath(join(dir, other, name.stem))}.up.sql has no counterpart in ${displayPath(join(dir, dialect))}/. Every dialect folder holds the same revisions.`,
-        );
-      }
+/**
+ * Load the migrations of one dialect, in version order, after checking that every dialect
+ * folder present under `dir` holds the same revisions. Throws the first problem found.
+ */
+export function loadMigrations(dir: string, dialect: Dialect): Migration[] {
+  const folder = dialectFolder(dir, dialect);
+  const scan = listFolder(folder);
+  if (scan.problems[0]) throw scan.problems[0];
+  if (folder !== dir) {
+    for (const other of DIALECTS) {
+      if (other === dialect || !isDirectory(join(dir, other))) continue;
+      // The usual case, the same file names on both sides, needs no parsing: mine were checked.
+      if (sameNames(scan, readdirSync(join(dir, other)))) continue;
+      const theirs = listFolder(join(dir, other));
+      if (theirs.problems[0]) throw theirs.problems[0];
+      const mismatch = siblingProblems(scan, theirs)[0];
+      if (mismatch) throw mismatch;
     }
   }
+  const { migrations, problems } = readFolder(scan);
+  if (problems[0]) throw problems[0];
+  return migrations;
+}
+
+/** Two dialect folders must hold the same revisions under the same descriptions: what differs, mine first. */
+export function siblingProblems(mine: FolderScan, theirs: FolderScan): MigrateError[] {
+  const problems: MigrateError[] = [];
+  const fileOf = (scan: FolderScan, stem: string) => displayPath(join(scan.folder, stem)) + '.up.sql';
+  const absent = (scan: FolderScan, name: ParsedName, other: FolderScan) =>
+    MigrateError.at(
+      'DIALECT_MISMATCH',
+      { file: fileOf(scan, name.stem) },
+      `revision ${name.revision} has no counterpart in ${displayPath(other.folder)}/. Every dialect folder holds the same revisions.`,
+    );
+  for (const [v, name] of mine.versions) {
+    const twin = theirs.versions.get(v);
+    if (!twin) {
+      problems.push(absent(mine, name, theirs));
+    } else if (twin.stem !== name.stem) {
+      const file = fileOf(mine, name.stem);
+      problems.push(
+        new MigrateError(
+          'DIALECT_MISMATCH',
+          `${file} and ${fileOf(theirs, twin.stem)} share a version but not a description. Name them alike.`,
+          { where: { file } },
+        ),
+      );
+    }
+  }
+  for (const [v, name] of theirs.versions) {
+    if (!mine.versions.has(v)) problems.push(absent(theirs, name, mine));
+  }
+  return problems;
 }
 
 /** The dialect folders a `new` migration is written into (creating both on a fresh root). */

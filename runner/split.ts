@@ -1,18 +1,28 @@
 /**
  * A migration file → its statements, without a parser.
  *
- * One left-to-right scan that knows just enough of each dialect's lexer (strings, quoted names,
- * comments, dollar quotes) and of its block bodies to find the semicolons the database's own
- * shell would end a statement at: `psql` (src/fe_utils/psqlscan.l) for PostgreSQL,
- * `sqlite3_complete()` for SQLite. No-transaction files are run statement by statement from this
- * split, and errors are pointed at a statement through its offset, so offsets index the text
- * exactly as it is sent.
+ * One left-to-right walk over the lexer's tokens that knows just enough of each dialect's block
+ * bodies to find the semicolons the database's own shell would end a statement at: `psql`
+ * (src/fe_utils/psqlscan.l) for PostgreSQL, `sqlite3_complete()` for SQLite. No-transaction
+ * files are run statement by statement from this split, and errors are pointed at a statement
+ * through its offset, so offsets index the text exactly as it is sent.
  *
  * @module
  */
 import type { Statement } from './driver.ts';
+import { Lexer, type LexDialect } from './lexer.ts';
 
-export type SplitDialect = 'postgres' | 'sqlite';
+export type SplitDialect = LexDialect;
+
+/**
+ * SQLite trigger bodies, as `sqlite3_complete()` reads them: the body opens at BEGIN, and only a
+ * `;` then END then `;` closes it. No count of BEGIN/CASE/END words, so a column named `begin`,
+ * `end` or `case` cannot open or close the body.
+ */
+const OUTSIDE = 0;
+const BODY = 1;
+const AFTER_SEMI = 2;
+const AFTER_END = 3;
 
 /**
  * Split `text` (BOM removed, CRLF → LF) into statements, in order. Each starts at its first
@@ -22,170 +32,81 @@ export type SplitDialect = 'postgres' | 'sqlite';
  */
 export function splitStatements(text: string, dialect: SplitDialect): Statement[] {
   const pg = dialect === 'postgres';
-  const n = text.length;
+  const lexer = new Lexer(text, dialect);
   const out: Statement[] = [];
 
   let start = -1; // offset of the current statement's first token; -1 before it
   let end = 0; // just past its latest token, so trailing comments are left out
-  let depth = 0; // open BEGIN ATOMIC / trigger BEGIN blocks and the CASEs inside them
+  let depth = 0; // PostgreSQL: open BEGIN ATOMIC blocks and the CASEs inside them
   let parens = 0; // PostgreSQL only: psql ignores `;` inside parentheses (CREATE RULE … DO (a; b))
+  let block = OUTSIDE; // SQLite: where a trigger's body stands
   let words = 0; // words seen in this statement, to recognise CREATE [TEMP] TRIGGER
   let first = '';
   let second = '';
   let trigger = false;
-  let prev = ''; // the previous token when it was a keyword-length word, upper-cased; else ''
+  let prev = ''; // the previous token: a short word upper-cased, `.`, or ''
 
-  let i = 0;
-  while (i < n) {
-    const c = text.charCodeAt(i);
-    if (c === 32 || (c >= 9 && c <= 13)) {
-      i++;
-      continue;
+  while (lexer.next()) {
+    const kind = lexer.kind;
+    if (kind === 'comment') continue;
+    const c = text.charCodeAt(lexer.start);
+    if (kind === 'punct' && c === 59) {
+      if (block === BODY || block === AFTER_SEMI) {
+        block = AFTER_SEMI;
+        end = lexer.end;
+        prev = '';
+        continue;
+      }
+      if (depth === 0 && parens === 0) {
+        if (start >= 0) out.push({ sql: text.slice(start, lexer.end), offset: start });
+        start = -1;
+        words = depth = 0;
+        block = OUTSIDE;
+        first = second = prev = '';
+        trigger = false;
+        continue;
+      }
     }
-    if (c === 45 && text.charCodeAt(i + 1) === 45) {
-      const nl = text.indexOf('\n', i + 2);
-      i = nl < 0 ? n : nl + 1;
-      continue;
-    }
-    if (c === 47 && text.charCodeAt(i + 1) === 42) {
-      // PostgreSQL nests block comments (SQL standard); SQLite ends at the first `*/`.
-      i = pg ? skipNestedComment(text, i + 2) : skipPast(text, '*/', i + 2);
-      continue;
-    }
-    if (c === 59 && depth === 0 && parens === 0) {
-      if (start >= 0) out.push({ sql: text.slice(start, i + 1), offset: start });
-      start = -1;
-      words = 0;
-      first = second = prev = '';
-      trigger = false;
-      i++;
-      continue;
-    }
-
-    if (start < 0) start = i;
+    if (start < 0) start = lexer.start;
+    end = lexer.end;
     let word = '';
-    const dollarEnd = pg && c === 36 ? dollarOpenEnd(text, i) : -1;
-    if (c === 39) {
-      i = skipQuoted(text, i + 1, 39);
-    } else if (c === 34) {
-      i = skipQuoted(text, i + 1, 34);
-    } else if (!pg && c === 96) {
-      i = skipQuoted(text, i + 1, 96);
-    } else if (!pg && c === 91) {
-      // In PostgreSQL `[` is an array subscript, not a quote.
-      i = skipPast(text, ']', i + 1);
-    } else if (dollarEnd > 0) {
-      const close = text.indexOf(text.slice(i, dollarEnd), dollarEnd);
-      i = close < 0 ? n : close + (dollarEnd - i);
-    } else if (isWordChar(c)) {
-      let j = i + 1;
-      // `$` continues a word (`a$b`, `x$$`), so it can only open a dollar quote after a non-word.
-      while (j < n && (isWordChar(text.charCodeAt(j)) || text.charCodeAt(j) === 36)) j++;
-      if (pg && j === i + 1 && (c === 69 || c === 101) && text.charCodeAt(j) === 39) {
-        i = skipEscapeString(text, j + 1);
+    if (kind === 'word') {
+      // Only keywords matter: skip upper-casing words of any other length.
+      const length = lexer.end - lexer.start;
+      word = (pg ? length <= 6 : length >= 3) && length <= 9 ? text.slice(lexer.start, lexer.end).toUpperCase() : '';
+      // After `.` or AS a keyword is a name (`t.end`, `NEW.begin`, `AS case`): it opens nothing.
+      const name = prev === '.' || prev === 'AS';
+      if (pg) {
+        if (name) {
+          // a column or a label, which opens and closes nothing
+        } else if (word === 'ATOMIC' && prev === 'BEGIN') depth++;
+        else if (depth > 0 && word === 'CASE') depth++;
+        else if (depth > 0 && word === 'END') depth--;
       } else {
-        // Only keywords matter, and they are 3 to 9 letters: skip upper-casing anything else.
-        word = j - i >= 3 && j - i <= 9 ? text.slice(i, j).toUpperCase() : '';
-        if (pg) {
-          if (word === 'ATOMIC' && prev === 'BEGIN') depth++;
-          else if (depth > 0 && word === 'CASE') depth++;
-          else if (depth > 0 && word === 'END') depth--;
-        } else {
-          // SQLite's BEGIN is a block only in a trigger; elsewhere `BEGIN;` is a transaction.
-          if (words === 0) first = word;
-          else if (words === 1) {
-            second = word;
-            trigger = first === 'CREATE' && word === 'TRIGGER';
-          } else if (words === 2 && first === 'CREATE' && (second === 'TEMP' || second === 'TEMPORARY')) {
-            trigger = word === 'TRIGGER';
-          }
-          words++;
-          if (trigger) {
-            if (word === 'BEGIN') depth++;
-            else if (depth > 0 && word === 'CASE') depth++;
-            else if (depth > 0 && word === 'END') depth--;
-          }
+        // SQLite's BEGIN is a block only in a trigger; elsewhere `BEGIN;` is a transaction.
+        if (words === 0) first = word;
+        else if (words === 1) {
+          second = word;
+          trigger = first === 'CREATE' && word === 'TRIGGER';
+        } else if (words === 2 && first === 'CREATE' && (second === 'TEMP' || second === 'TEMPORARY')) {
+          trigger = word === 'TRIGGER';
         }
-        i = j;
+        words++;
+        if (block === AFTER_SEMI && word === 'END') block = AFTER_END;
+        else if (block !== OUTSIDE) block = BODY;
+        else if (trigger && word === 'BEGIN' && !name) block = BODY;
       }
     } else {
-      if (pg && c === 40) parens++;
-      else if (pg && c === 41 && parens > 0) parens--;
-      i++;
+      if (block !== OUTSIDE) block = BODY;
+      if (pg && kind === 'punct') {
+        if (c === 40) parens++;
+        else if (c === 41 && parens > 0) parens--;
+      }
+      if (kind === 'punct' && c === 46) word = '.';
     }
-    end = i;
     prev = word;
   }
 
   if (start >= 0) out.push({ sql: text.slice(start, end), offset: start });
   return out;
-}
-
-/** Letters, digits, `_` and every non-ASCII unit: what both lexers accept in a bare word. */
-function isWordChar(c: number): boolean {
-  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 95 || c >= 128;
-}
-
-/**
- * If a PostgreSQL dollar quote opens at `i` (`$$` or `$tag$`, the tag an identifier without `$`),
- * the index just past it; otherwise -1 (`$1` is a parameter).
- */
-function dollarOpenEnd(text: string, i: number): number {
-  let j = i + 1;
-  const c = text.charCodeAt(j);
-  if (c === 36) return j + 1;
-  if (!isWordChar(c) || (c >= 48 && c <= 57)) return -1;
-  while (isWordChar(text.charCodeAt(j))) j++;
-  return text.charCodeAt(j) === 36 ? j + 1 : -1;
-}
-
-/** Past the quote `q` that closes a string opened before `from`; a doubled quote is an escape. */
-export function skipQuoted(text: string, from: number, q: number): number {
-  const quote = String.fromCharCode(q);
-  for (;;) {
-    const k = text.indexOf(quote, from);
-    if (k < 0) return text.length;
-    if (text.charCodeAt(k + 1) !== q) return k + 1;
-    from = k + 2;
-  }
-}
-
-/** Past the end of a PostgreSQL E'…' string, where `\` escapes any character and `''` a quote. */
-function skipEscapeString(text: string, from: number): number {
-  const n = text.length;
-  let k = from;
-  while (k < n) {
-    const c = text.charCodeAt(k);
-    if (c === 92) k += 2;
-    else if (c === 39 && text.charCodeAt(k + 1) === 39) k += 2;
-    else if (c === 39) return k + 1;
-    else k++;
-  }
-  return n;
-}
-
-function skipPast(text: string, close: string, from: number): number {
-  const k = text.indexOf(close, from);
-  return k < 0 ? text.length : k + close.length;
-}
-
-/** Past the `*\/` that closes a PostgreSQL block comment whose body starts at `from`. */
-function skipNestedComment(text: string, from: number): number {
-  const n = text.length;
-  let nesting = 1;
-  let k = from;
-  while (k < n) {
-    const c = text.charCodeAt(k);
-    const next = text.charCodeAt(k + 1);
-    if (c === 47 && next === 42) {
-      nesting++;
-      k += 2;
-    } else if (c === 42 && next === 47) {
-      k += 2;
-      if (--nesting === 0) return k;
-    } else {
-      k++;
-    }
-  }
-  return n;
 }

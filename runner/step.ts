@@ -60,9 +60,10 @@ export function stepWork(step: Step, dialect: Dialect): StepWork {
     for (const s of statements) {
       if (TRANSACTION_CONTROL.test(s.sql)) {
         const { line, column } = lineColumn(file.text, s.offset);
-        throw new MigrateError(
+        throw MigrateError.at(
           'TRANSACTION_CONTROL',
-          `${file.path}:${line}:${column}: "${s.sql.split(/\s/)[0]}" inside a file that already runs in a transaction. Remove it, or put "-- migrate:no-transaction" at the top of the file to run it as written.`,
+          { file: file.path, line, column },
+          `"${s.sql.split(/\s/)[0]}" inside a file that already runs in a transaction. Remove it, or put "-- migrate:no-transaction" at the top of the file to run it as written.`,
         );
       }
     }

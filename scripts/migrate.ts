@@ -8,7 +8,7 @@ import { isatty } from 'node:tty';
 // Straight from the modules every run needs, not runner/index.ts: `check` and `new` load their
 // own modules only when asked, which keeps a container's no-op start short (see bench/).
 import { ACCEPTED_URLS, DEFAULT_DIR, DEFAULT_TABLE, DEFAULT_URL, hideSecrets, parseUrl } from '../runner/config.ts';
-import { EXIT, MigrateError, MigrationFailed } from '../runner/errors.ts';
+import { EXIT, formatWhere, MigrateError, MigrationFailed } from '../runner/errors.ts';
 import { migrate, renderScript, stamp, status, type MigrateEvent, type RunnerConfig } from '../runner/migrator.ts';
 import { parseTarget, type Step } from '../runner/plan.ts';
 import type { CheckResult } from '../runner/check.ts';
@@ -323,13 +323,7 @@ async function main(argv: string[]): Promise<number> {
         }
         emitJson(cli, { command, ...result });
         for (const f of result.findings) {
-          const at =
-            f.line === undefined
-              ? f.file
-              : f.column === undefined
-                ? `${f.file}:${f.line}`
-                : `${f.file}:${f.line}:${f.column}`;
-          say(cli, `${at}: ${f.severity}: ${f.message} [${f.code}]`);
+          say(cli, `${formatWhere(f)}: ${f.severity}: ${f.message} [${f.code}]`);
         }
         say(cli, checkSummary(result));
         return result.ok ? EXIT.ok : EXIT.migrationFailed;

@@ -10,14 +10,14 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import postgres from 'postgres';
 import { fixture, ROOT, runCli, type CliResult } from './support/cli.ts';
 import { createPostgresDatabase, hasPostgresServer } from './support/postgres.ts';
 import { checkExpressions } from '../runner/drivers/sqlite-schema.ts';
-import { identifiers } from '../runner/check.ts';
+import { identifiers } from '../runner/lint.ts';
 import { compareDialects, type Schema, type Table } from '../runner/schema.ts';
 
 const NEEDS_SERVER = hasPostgresServer
@@ -403,5 +403,104 @@ describe('check: pieces, without a database', () => {
       `${d?.at}: ${d?.left} in postgres, ${d?.right} in sqlite`,
       't.c: boolean in postgres, integer in sqlite',
     );
+  });
+});
+
+describe('check: the folder alone, through the runner’s own scan and lexer', () => {
+  /** A temp root holding `files` (paths relative to it) for `fn`, removed afterwards. */
+  async function withFolder(files: Record<string, string>, fn: (root: string) => Promise<void>): Promise<void> {
+    const root = mkdtempSync(join(tmpdir(), 'check-lint-'));
+    try {
+      for (const [rel, body] of Object.entries(files)) {
+        mkdirSync(join(root, rel, '..'), { recursive: true });
+        writeFileSync(join(root, rel), body);
+      }
+      await fn(root);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  }
+
+  it('a 70-character word inside a nested PostgreSQL block comment is no LONG_IDENTIFIER', async () => {
+    const long = 'w'.repeat(70);
+    await withFolder(
+      {
+        'postgres/000001_a.up.sql': `/* outer /* inner */ ${long} still a comment */\nCREATE TABLE t (id int);\n`,
+        'postgres/000001_a.down.sql': 'DROP TABLE t;\n',
+      },
+      async (root) => {
+        const r = await check(root, false, '--json');
+        const codes = (JSON.parse(r.stdout) as { findings: Array<{ code: string }> }).findings.map((f) => f.code);
+        assert.deepEqual(codes, []);
+        assert.equal(
+          identifiers(`/* /* */ ${long} */ x`, 'postgres')
+            .map((i) => i.name)
+            .join(),
+          'x',
+        );
+        // The same word outside the comment is one.
+        writeFileSync(join(root, 'postgres/000001_a.up.sql'), `CREATE TABLE ${long} (id int);\n`);
+        const again = await check(root, false);
+        findingLine(again, join(root, 'postgres/000001_a.up.sql'), 'error', /"w+" is 70 bytes long/, 'LONG_IDENTIFIER');
+      },
+    );
+  });
+
+  it('every folder problem is reported, each at its file, with the runner’s codes', async () => {
+    await withFolder(
+      {
+        'sqlite/000001_a.up.sql': 'SELECT 1;\n',
+        'sqlite/000001_a.down.sql': 'SELECT 1;\n',
+        'sqlite/000002_b.up.sql': 'SELECT 1;\n',
+        'sqlite/notes.sql': '',
+        'sqlite/000003_c.up.sql': 'SELECT 1;\0\n',
+        'sqlite/000003_c.down.sql': '-- migrate:bogus\n',
+      },
+      async (root) => {
+        const r = await check(root, false);
+        assert.equal(r.code, 1, r.stdout + r.stderr);
+        const at = (f: string) => join(root, 'sqlite', f);
+        findingLine(r, at('notes.sql'), 'error', /not a migration name/, 'BAD_FILENAME');
+        findingLine(r, at('000002_b.up.sql'), 'error', /no matching 000002_b\.down\.sql/, 'MISSING_DOWN');
+        assert.ok(r.stdout.includes(`${at('000003_c.up.sql')}:1:10: error: holds a NUL byte`), r.stdout);
+        assert.ok(r.stdout.includes(`${at('000003_c.down.sql')}:1: error: unknown directive`), r.stdout);
+        assert.equal(errorCount(r), 4, r.stdout);
+      },
+    );
+  });
+
+  it('an up file of comments only is an EMPTY_UP warning (exit 0); an empty down is not', async () => {
+    await withFolder(
+      {
+        'sqlite/000001_a.up.sql': '-- Apply a\n-- (forgot to write it)\n\n',
+        'sqlite/000001_a.down.sql': '-- nothing to undo\n',
+      },
+      async (root) => {
+        const r = await check(root, false);
+        assert.equal(r.code, 0, r.stdout + r.stderr);
+        findingLine(
+          r,
+          join(root, 'sqlite/000001_a.up.sql'),
+          'warning',
+          /holds no statement, only comments/,
+          'EMPTY_UP',
+        );
+        assert.doesNotMatch(r.stdout, /000001_a\.down\.sql.*EMPTY_UP/);
+      },
+    );
+  });
+
+  it('a COMMIT after a trigger whose body names a column begin is TRANSACTION_CONTROL', async () => {
+    const up = `CREATE TABLE t (id integer PRIMARY KEY, begin integer);
+CREATE TRIGGER t_touch AFTER INSERT ON t BEGIN
+  UPDATE t SET begin = 1 WHERE id = NEW.id;
+END;
+COMMIT;
+`;
+    await withFolder({ 'sqlite/000001_a.up.sql': up, 'sqlite/000001_a.down.sql': 'DROP TABLE t;\n' }, async (root) => {
+      const r = await check(root, false);
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.ok(r.stdout.includes(`${join(root, 'sqlite/000001_a.up.sql')}:5:1: error: "COMMIT;" inside`), r.stdout);
+    });
   });
 });

@@ -1,11 +1,13 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createMigration, slugify } from '../runner/create.ts';
 import { failure } from './support/assert.ts';
 import { loadMigrations } from '../runner/files.ts';
+import { runCli } from './support/cli.ts';
 
 const roots: string[] = [];
 after(() => {
@@ -159,4 +161,56 @@ describe('createMigration', () => {
       assert.deepEqual(readdirSync(root), []);
     });
   }
+});
+
+/** Every file under `root`, hidden ones included, as paths relative to it. */
+function everything(root: string): string[] {
+  return (readdirSync(root, { recursive: true }) as string[]).sort();
+}
+
+describe('createMigration: all files or none, with the path named', () => {
+  test('a 300-character description is BAD_DESCRIPTION naming the folder, and writes nothing', () => {
+    const root = tempRoot();
+    mkdirSync(join(root, 'postgres'));
+    mkdirSync(join(root, 'sqlite'));
+    const msg = failure(() => createMigration(root, 'a'.repeat(300), NOW), 'BAD_DESCRIPTION');
+    assert.match(msg, /too long: .*postgres\/20250128_140000_a+\.down\.sql would pass the 255 bytes/);
+    assert.deepEqual(everything(root), ['postgres', 'sqlite']);
+  });
+
+  test('the CLI says so and exits 2 (no ENAMETOOLONG stack)', async () => {
+    const root = tempRoot();
+    const r = await runCli(['new', 'x'.repeat(300), '--dir', root]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /too long.*\[BAD_DESCRIPTION\]/);
+    assert.doesNotMatch(r.stderr, /ENAMETOOLONG|at .*\.ts:\d+/);
+  });
+
+  test('a folder that cannot be made (its parent is a file) is WRITE_FAILED naming it; nothing is left', () => {
+    const root = tempRoot();
+    writeFileSync(join(root, 'sql'), 'not a folder');
+    const msg = failure(() => createMigration(join(root, 'sql'), 'add email', NOW), 'WRITE_FAILED');
+    assert.ok(msg.startsWith(`${join(root, 'sql', 'postgres')}:`), msg);
+    assert.deepEqual(everything(root), ['sql']);
+  });
+
+  test('a read-only second dialect folder leaves no half pair in the first (chattr +i: read-only even for root)', (t) => {
+    const root = tempRoot();
+    mkdirSync(join(root, 'postgres'));
+    mkdirSync(join(root, 'sqlite'));
+    try {
+      execFileSync('chattr', ['+i', join(root, 'sqlite')], { stdio: 'ignore' });
+    } catch {
+      t.skip('chattr +i is not available here');
+      return;
+    }
+    try {
+      const msg = failure(() => createMigration(root, 'add email', NOW), 'WRITE_FAILED');
+      assert.ok(msg.startsWith(`${join(root, 'sqlite')}:`), msg);
+      assert.match(msg, /Nothing was written/);
+      assert.deepEqual(everything(root), ['postgres', 'sqlite']);
+    } finally {
+      execFileSync('chattr', ['-i', join(root, 'sqlite')]);
+    }
+  });
 });

@@ -4,9 +4,9 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { MigrateError } from '../runner/errors.ts';
+import { formatWhere, MigrateError, type Where } from '../runner/errors.ts';
 import { failure } from './support/assert.ts';
-import { checksumOf, loadMigrations, normaliseText, parseName } from '../runner/files.ts';
+import { checksumOf, listFolder, loadMigrations, normaliseText, parseName } from '../runner/files.ts';
 
 const roots: string[] = [];
 after(() => {
@@ -371,5 +371,95 @@ describe('names the review found', () => {
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
+  });
+});
+
+describe('one folder scan: every problem, each with its place as fields', () => {
+  test('listFolder returns every bad name, duplicate and lone half, in name order, with stable codes', () => {
+    const dir = folder({
+      'x.sql': '',
+      ...pair('1_a'),
+      '001_b.up.sql': '',
+      '2_c.up.sql': '',
+      '3_d.down.sql': '',
+    });
+    const { problems } = listFolder(dir);
+    assert.deepEqual(
+      problems.map((p) => [p.code, p.where]),
+      [
+        ['DUPLICATE_VERSION', { file: join(dir, '1_a.down.sql') }],
+        ['DUPLICATE_VERSION', { file: join(dir, '1_a.up.sql') }],
+        ['BAD_FILENAME', { file: join(dir, 'x.sql') }],
+        ['MISSING_DOWN', { file: join(dir, '001_b.up.sql') }],
+        ['MISSING_DOWN', { file: join(dir, '2_c.up.sql') }],
+        ['MISSING_UP', { file: join(dir, '3_d.down.sql') }],
+      ],
+    );
+    for (const p of problems) assert.equal(p.message, `${formatWhere(p.where as Where)}: ${p.reason}`);
+    // The runner stops at the first.
+    assert.equal(
+      failure(() => loadMigrations(dir, 'sqlite'), 'DUPLICATE_VERSION'),
+      problems[0]?.message,
+    );
+  });
+
+  test('formatWhere: file, file:line, file:line:column', () => {
+    assert.equal(formatWhere({ file: 'a.sql' }), 'a.sql');
+    assert.equal(formatWhere({ file: 'a.sql', line: 3 }), 'a.sql:3');
+    assert.equal(formatWhere({ file: 'a.sql', line: 3, column: 7 }), 'a.sql:3:7');
+  });
+
+  test('a directive error carries its line as a field', () => {
+    const dir = folder(pair('1_a', 'SELECT 1;\n-- migrate:no-transaction\n'));
+    try {
+      loadMigrations(dir, 'sqlite');
+      assert.fail('expected MISPLACED_DIRECTIVE');
+    } catch (e) {
+      assert.ok(e instanceof MigrateError);
+      assert.deepEqual(e.where, { file: join(dir, '1_a.up.sql'), line: 2 });
+    }
+  });
+});
+
+describe('file contents refused before anything runs', () => {
+  test('a NUL byte is NUL_BYTE at its line and column (CRLF and a BOM counted as the runner counts)', () => {
+    const dir = folder(
+      pair('1_a', Buffer.from('\uFEFFCREATE TABLE e1 (v text);\r\nSELECT 1;\0\nCREATE TABLE e2 (x int);')),
+    );
+    const msg = failure(() => loadMigrations(dir, 'sqlite'), 'NUL_BYTE');
+    assert.ok(msg.startsWith(`${join(dir, '1_a.up.sql')}:2:10: `), msg);
+  });
+
+  test('invalid UTF-8 is BAD_ENCODING at the first bad byte, columns counted in characters', () => {
+    const text = Buffer.concat([Buffer.from("SELECT 'é😀';\nSELECT 'caf"), Buffer.from([0xe9]), Buffer.from("';\n")]);
+    const msg = failure(() => loadMigrations(folder(pair('1_a', text)), 'sqlite'), 'BAD_ENCODING');
+    assert.match(msg, /1_a\.up\.sql:2:12: is not valid UTF-8/);
+    for (const bad of [
+      [0xc0, 0x80],
+      [0xed, 0xa0, 0x80],
+      [0xf4, 0x90, 0x80, 0x80],
+      [0xe2, 0x82],
+    ]) {
+      const m = failure(
+        () => loadMigrations(folder(pair('1_a', Buffer.from([0x41, ...bad, 0x42]))), 'sqlite'),
+        'BAD_ENCODING',
+      );
+      assert.match(m, /1_a\.up\.sql:1:2: /, `bytes ${bad.map((b) => b.toString(16)).join(' ')}`);
+    }
+  });
+
+  test('valid UTF-8 beyond ASCII loads', () => {
+    const [m] = loadMigrations(folder(pair('1_a', "SELECT 'café 😀 日本';\n")), 'sqlite');
+    assert.equal(m?.up.text, "SELECT 'café 😀 日本';\n");
+  });
+});
+
+describe('run from the wrong folder', () => {
+  test('a migrations folder that does not exist suggests --dir and says where it looked', () => {
+    const cwd = folder({ 'README.md': 'a project without sql/' });
+    const msg = failure(() => loadMigrations(join(cwd, 'sql'), 'sqlite'), 'NO_MIGRATIONS');
+    assert.match(msg, /--dir <path>/);
+    assert.ok(msg.includes(`looked in ${join(cwd, 'sql')}`), msg);
+    assert.doesNotMatch(msg, /new <description>/);
   });
 });

@@ -42,6 +42,18 @@ BEGIN ATOMIC
   SELECT CASE WHEN 1 > 0 THEN 'a' ELSE 'b' END;
 END;`;
 
+/** Issue #15.3: a trigger body that names columns begin, end and case. */
+const sqliteKeywordColumns = `CREATE TRIGGER tr AFTER INSERT ON t BEGIN
+  UPDATE t SET begin = 1, "end" = NEW.end WHERE id = NEW.id AND NEW.case = 0;
+  UPDATE t SET end = 2 WHERE begin = 1;
+END;`;
+
+const pgAtomicNames = `CREATE FUNCTION f() RETURNS int LANGUAGE sql
+BEGIN ATOMIC
+  SELECT t.end AS case FROM t WHERE t.case = 1;
+  SELECT begin FROM t;
+END;`;
+
 const cases: Case[] = [
   {
     name: 'pg: dollar-quoted function with semicolons, then another statement',
@@ -273,6 +285,34 @@ CREATE INDEX CONCURRENTLY users_name ON users (lower(name));
     want: [
       [0, 'SELECT 1;'],
       [10, "SELECT 'oops; SELECT 2;\n"],
+    ],
+  },
+  {
+    name: 'sqlite: columns named begin, end and case inside a trigger open and close nothing',
+    dialect: 'sqlite',
+    text: `${sqliteKeywordColumns}\nCOMMIT;\nCREATE TABLE t2 (x int);`,
+    want: [
+      [0, sqliteKeywordColumns],
+      [sqliteKeywordColumns.length + 1, 'COMMIT;'],
+      [sqliteKeywordColumns.length + 9, 'CREATE TABLE t2 (x int);'],
+    ],
+  },
+  {
+    name: 'sqlite: a trigger whose WHEN names NEW.begin',
+    dialect: 'sqlite',
+    text: 'CREATE TRIGGER tr AFTER UPDATE ON t WHEN NEW.begin > 0 BEGIN SELECT 1; END; COMMIT;',
+    want: [
+      [0, 'CREATE TRIGGER tr AFTER UPDATE ON t WHEN NEW.begin > 0 BEGIN SELECT 1; END;'],
+      [76, 'COMMIT;'],
+    ],
+  },
+  {
+    name: 'pg: end and case used as names inside BEGIN ATOMIC close nothing',
+    dialect: 'postgres',
+    text: `${pgAtomicNames}\nCOMMIT;`,
+    want: [
+      [0, pgAtomicNames],
+      [pgAtomicNames.length + 1, 'COMMIT;'],
     ],
   },
 ];

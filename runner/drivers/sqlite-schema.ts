@@ -17,7 +17,7 @@
  */
 import type Database from 'better-sqlite3';
 import type { Column, Family, ForeignKey, Index, Schema, Table } from '../schema.ts';
-import { skipQuoted } from '../split.ts';
+import { tokenize, unquote, type Token } from '../lexer.ts';
 
 type Db = Database.Database;
 
@@ -227,113 +227,111 @@ interface ColumnFacts {
   maxLength?: { n: number; check: number };
 }
 
-const IDENT = String.raw`(?:"((?:[^"]|"")+)"|\x60([^\x60]+)\x60|\[([^\]]+)\]|([A-Za-z_][\w$]*))`;
-const STRING = "'(?:[^']|'')*'";
+/** The tokens of a SQL fragment, comments left out, with the few tests the CHECK forms need. */
+class Tokens {
+  readonly list: Token[];
+  constructor(readonly text: string) {
+    this.list = tokenize(text, 'sqlite').filter((t) => t.kind !== 'comment');
+  }
+  value(k: number): string {
+    const t = this.list[k];
+    return t ? this.text.slice(t.start, t.end) : '';
+  }
+  isPunct(k: number, ch: string): boolean {
+    return this.list[k]?.kind === 'punct' && this.value(k) === ch;
+  }
+  isWord(k: number, word: string): boolean {
+    return this.list[k]?.kind === 'word' && this.value(k).toLowerCase() === word;
+  }
+  /** The column a bare or quoted name token names; undefined for anything else. */
+  name(k: number): string | undefined {
+    const t = this.list[k];
+    if (t?.kind === 'word') return this.value(k);
+    return t?.kind === 'quoted' ? unquote(this.text, t) : undefined;
+  }
+  /** Index of the `)` token that closes the `(` token at `open`; the token count when unclosed. */
+  closing(open: number): number {
+    let depth = 0;
+    for (let k = open; k < this.list.length; k++) {
+      if (this.isPunct(k, '(')) depth++;
+      else if (this.isPunct(k, ')') && --depth === 0) return k;
+    }
+    return this.list.length;
+  }
+}
 
 /** What the simple CHECK forms say about each column, keyed by lower-cased column name. */
 function checkFacts(checks: string[]): Map<string, ColumnFacts> {
   const facts = new Map<string, ColumnFacts>();
-  const add = (name: string, f: ColumnFacts) =>
-    facts.set(name.toLowerCase(), { ...facts.get(name.toLowerCase()), ...f });
-  const identOf = (m: RegExpExecArray, from: number) =>
-    (m[from] ?? m[from + 1] ?? m[from + 2] ?? m[from + 3] ?? '').replace(/""/g, '"');
   checks.forEach((raw, check) => {
-    const e = stripParens(raw.replace(/\s+/g, ' ').trim());
-    let m: RegExpExecArray | null;
-    if ((m = new RegExp(String.raw`^${IDENT} IN ?\( ?(?:0 ?, ?1|1 ?, ?0) ?\)$`, 'i').exec(e)))
-      add(identOf(m, 1), { boolean: check });
-    else if ((m = new RegExp(String.raw`^${IDENT} IN ?\( ?(${STRING}(?: ?, ?${STRING})*) ?\)$`, 'i').exec(e))) {
-      add(identOf(m, 1), {
-        labels: {
-          values: [...(m[5] as string).matchAll(/'((?:[^']|'')*)'/g)].map((s) => (s[1] as string).replace(/''/g, "'")),
-          check,
-        },
-      });
-    } else if ((m = new RegExp(String.raw`^(?:${IDENT} IS NULL OR )?json_valid ?\( ?${IDENT} ?\)$`, 'i').exec(e))) {
-      const inner = identOf(m, 5);
-      const outer = identOf(m, 1);
-      if (outer === '' || outer.toLowerCase() === inner.toLowerCase()) add(inner, { json: check });
-    } else if ((m = new RegExp(String.raw`^length ?\( ?${IDENT} ?\) ?(<=|<) ?(\d+)$`, 'i').exec(e))) {
-      const n = Number(m[6]);
-      add(identOf(m, 1), { maxLength: { n: m[5] === '<' ? n - 1 : n, check } });
+    const fact = checkFact(new Tokens(raw), check);
+    if (fact) {
+      const key = fact.column.toLowerCase();
+      facts.set(key, { ...facts.get(key), ...fact.facts });
     }
   });
   return facts;
 }
 
-/** `((x))` → `x`, only when the outer parentheses enclose the whole expression. */
-function stripParens(e: string): string {
-  let s = e;
-  while (s.startsWith('(') && s.endsWith(')') && closingParen(s, 0) === s.length - 1) s = s.slice(1, -1).trim();
-  return s;
+/**
+ * One CHECK against the four forms: `col IN (0, 1)`, `col IN ('A', …)`, `[col IS NULL OR]
+ * json_valid(col)` and `length(col) <= n` (or `< n`), outer parentheses aside.
+ */
+function checkFact(t: Tokens, check: number): { column: string; facts: ColumnFacts } | undefined {
+  let from = 0;
+  let to = t.list.length - 1; // inclusive
+  while (t.isPunct(from, '(') && t.closing(from) === to) {
+    from++;
+    to--;
+  }
+  const size = to - from + 1;
+  const column = t.name(from);
+  if (column !== undefined && t.isWord(from + 1, 'in') && t.isPunct(from + 2, '(') && t.isPunct(to, ')')) {
+    const items = t.list.slice(from + 3, to);
+    const values = items.filter((_, k) => k % 2 === 0);
+    const commas = items.every((_, k) => k % 2 === 0 || t.isPunct(from + 3 + k, ','));
+    if (!commas || items.length % 2 === 0) return undefined;
+    const texts = values.map((v) => t.text.slice(v.start, v.end));
+    if (values.length === 2 && values.every((v) => v.kind === 'number') && [...texts].sort().join() === '0,1')
+      return { column, facts: { boolean: check } };
+    if (values.every((v) => v.kind === 'string'))
+      return { column, facts: { labels: { values: texts.map((x) => x.slice(1, -1).replace(/''/g, "'")), check } } };
+    return undefined;
+  }
+  const jsonAt = size === 4 ? from : size === 8 ? from + 4 : -1;
+  if (jsonAt >= 0 && t.isWord(jsonAt, 'json_valid') && t.isPunct(jsonAt + 1, '(') && t.isPunct(jsonAt + 3, ')')) {
+    const inner = t.name(jsonAt + 2);
+    if (inner === undefined) return undefined;
+    if (size === 4) return { column: inner, facts: { json: check } };
+    const nullable = t.isWord(from + 1, 'is') && t.isWord(from + 2, 'null') && t.isWord(from + 3, 'or');
+    if (nullable && column?.toLowerCase() === inner.toLowerCase()) return { column: inner, facts: { json: check } };
+    return undefined;
+  }
+  if (t.isWord(from, 'length') && t.isPunct(from + 1, '(') && t.isPunct(from + 3, ')') && t.isPunct(from + 4, '<')) {
+    const inner = t.name(from + 2);
+    const orEqual = t.isPunct(from + 5, '=') && t.list[from + 5]?.start === t.list[from + 4]?.end;
+    const at = orEqual ? from + 6 : from + 5;
+    if (inner === undefined || at !== to || !/^\d+$/.test(t.value(at))) return undefined;
+    const n = Number(t.value(at));
+    return { column: inner, facts: { maxLength: { n: orEqual ? n : n - 1, check } } };
+  }
+  return undefined;
 }
 
 /**
- * The expressions of every CHECK in a CREATE TABLE statement, column or table constraint: a
- * scan that skips strings, quoted names and comments and takes the balanced parentheses after
- * each CHECK keyword.
+ * The expressions of every CHECK in a CREATE TABLE statement, column or table constraint: the
+ * balanced parentheses after each CHECK keyword, strings, quoted names and comments skipped.
  */
 export function checkExpressions(createSql: string): string[] {
   const out: string[] = [];
-  const s = createSql;
-  let i = 0;
-  while (i < s.length) {
-    const c = s[i] as string;
-    if (c === "'" || c === '"' || c === '`') {
-      i = skipQuoted(s, i + 1, s.charCodeAt(i));
-      continue;
-    }
-    if (c === '[') {
-      const k = s.indexOf(']', i + 1);
-      i = k < 0 ? s.length : k + 1;
-      continue;
-    }
-    if (s.startsWith('--', i)) {
-      const k = s.indexOf('\n', i);
-      i = k < 0 ? s.length : k + 1;
-      continue;
-    }
-    if (s.startsWith('/*', i)) {
-      const k = s.indexOf('*/', i + 2);
-      i = k < 0 ? s.length : k + 2;
-      continue;
-    }
-    if (/[A-Za-z_]/.test(c) && !/[\w$]/.test(s[i - 1] ?? ' ')) {
-      const m = /^[A-Za-z_][\w$]*/.exec(s.slice(i, i + 64)) as RegExpExecArray;
-      const word = m[0];
-      if (word.toUpperCase() === 'CHECK') {
-        let j = i + word.length;
-        while (/\s/.test(s[j] ?? '')) j++;
-        if (s[j] === '(') {
-          const end = closingParen(s, j);
-          out.push(s.slice(j + 1, end).trim());
-          i = end + 1;
-          continue;
-        }
-      }
-      i += word.length;
-      continue;
-    }
-    i++;
+  const t = new Tokens(createSql);
+  for (let k = 0; k < t.list.length; k++) {
+    if (!t.isWord(k, 'check') || !t.isPunct(k + 1, '(')) continue;
+    const close = t.closing(k + 1);
+    out.push(createSql.slice((t.list[k + 1] as Token).end, t.list[close]?.start ?? createSql.length).trim());
+    k = close;
   }
   return out;
-}
-
-/** Index of the `)` that closes the `(` at `open`, skipping strings and quoted names. */
-function closingParen(s: string, open: number): number {
-  let depth = 0;
-  let i = open;
-  while (i < s.length) {
-    const c = s[i];
-    if (c === "'" || c === '"' || c === '`') {
-      i = skipQuoted(s, i + 1, s.charCodeAt(i));
-      continue;
-    }
-    if (c === '(') depth++;
-    else if (c === ')' && --depth === 0) return i;
-    i++;
-  }
-  return s.length;
 }
 
 /** The WHERE of a partial index's CREATE INDEX text. */

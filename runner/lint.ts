@@ -1,0 +1,292 @@
+/**
+ * `check`'s first part, without a database: every dialect folder scanned the way the runner
+ * scans it (every problem reported, not only the first), then the rules a file can break on its
+ * own, and the `-- migrate:allow-difference` waivers the later parts honour.
+ *
+ * @module
+ */
+import type { Statement, StepWork } from './driver.ts';
+import { MigrateError, type FolderCode } from './errors.ts';
+import {
+  listFolder,
+  readFolder,
+  siblingProblems,
+  type Dialect,
+  type FolderScan,
+  type Migration,
+  type MigrationFile,
+} from './files.ts';
+import { tokenize, unquote } from './lexer.ts';
+import { stepWork } from './step.ts';
+import type { Step } from './plan.ts';
+import { lineColumn } from './position.ts';
+import { normaliseSubject } from './schema.ts';
+import { splitStatements } from './split.ts';
+
+/** What a finding is about; README.md lists each. */
+export type CheckCode =
+  // the folder, without a database: first the runner's own refusals, by their codes
+  | FolderCode
+  | 'NEEDS_NO_TRANSACTION'
+  | 'ENUM_VALUE_IN_TRANSACTION'
+  | 'NO_TRANSACTION_MULTI'
+  | 'LONG_IDENTIFIER'
+  | 'BAD_WAIVER'
+  | 'EMPTY_UP'
+  // on scratch databases
+  | 'MIGRATION_FAILED'
+  | 'ROUND_TRIP'
+  | 'REAPPLY'
+  | 'DIALECT_DIFFERENCE'
+  | 'UNUSED_WAIVER';
+
+export interface Finding {
+  severity: 'error' | 'warning';
+  code: CheckCode;
+  /** Path as shown to users (relative to the working directory when below it). */
+  file: string;
+  line?: number;
+  column?: number;
+  message: string;
+  /** For a difference a waiver could accept: what `-- migrate:allow-difference` would name. */
+  subject?: string;
+}
+
+/** A `-- migrate:allow-difference <subject>: <reason>` line. */
+export interface Waiver {
+  dialect: Dialect;
+  revision: string;
+  direction: 'up' | 'down';
+  file: string;
+  line?: number;
+  text: string;
+  subject: string;
+  used: boolean;
+}
+
+/** One dialect folder as the folder checks leave it for the scratch databases. */
+export interface FolderState {
+  dialect: Dialect;
+  folder: string;
+  /** No error in the folder: its migrations may run. */
+  runnable: boolean;
+  migrations: Migration[];
+  works: Map<string, { up: StepWork; down: StepWork }>;
+}
+
+type Add = (f: Finding) => void;
+
+/**
+ * Scan every folder, compare their revisions, read and lint every file. Returns whether the
+ * folders hold the same revisions (the dialects can then be compared revision by revision).
+ */
+export function lintFolders(states: FolderState[], add: Add, waivers: Waiver[]): boolean {
+  const scans = states.map((s) => listFolder(s.folder));
+  const refuse = (s: FolderState, problems: readonly MigrateError[]) => {
+    if (problems.length > 0) s.runnable = false;
+    for (const p of problems) add(findingOf(p, s.folder));
+  };
+  states.forEach((s, i) => {
+    refuse(s, (scans[i] as FolderScan).problems);
+  });
+  let sameRevisions = true;
+  for (let i = 1; i < states.length; i++) {
+    const mismatches = siblingProblems(scans[0] as FolderScan, scans[i] as FolderScan);
+    if (mismatches.length > 0) sameRevisions = false;
+    for (const p of mismatches) add(findingOf(p, (states[0] as FolderState).folder));
+  }
+  states.forEach((s, i) => {
+    const scanned = s.runnable;
+    const { migrations, problems } = readFolder(scans[i] as FolderScan);
+    refuse(s, problems);
+    if (!scanned) return;
+    s.migrations = migrations;
+    for (const m of migrations) {
+      for (const direction of ['up', 'down'] as const) lintFile(s, m, direction, add, waivers);
+    }
+  });
+  return sameRevisions;
+}
+
+/** A refusal of the runner's, as a finding at the place it names. */
+function findingOf(error: MigrateError, folder: string): Finding {
+  const where = error.where ?? { file: folder };
+  return { severity: 'error', code: error.code as CheckCode, ...where, message: error.reason };
+}
+
+/** Statements PostgreSQL refuses inside a transaction block. */
+const NOT_IN_TRANSACTION: Array<[RegExp, string]> = [
+  [/^CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\b/i, 'CREATE INDEX CONCURRENTLY'],
+  [/^DROP\s+INDEX\s+CONCURRENTLY\b/i, 'DROP INDEX CONCURRENTLY'],
+  [/^REINDEX\b[^;]*\bCONCURRENTLY\b/i, 'REINDEX CONCURRENTLY'],
+  [/^ALTER\s+TABLE\b[^;]*\bDETACH\s+PARTITION\b[^;]*\bCONCURRENTLY\b/i, 'DETACH PARTITION CONCURRENTLY'],
+  [/^VACUUM\b/i, 'VACUUM'],
+  [/^(?:CREATE|DROP)\s+DATABASE\b/i, 'CREATE/DROP DATABASE'],
+  [/^(?:CREATE|DROP)\s+TABLESPACE\b/i, 'CREATE/DROP TABLESPACE'],
+  [/^ALTER\s+SYSTEM\b/i, 'ALTER SYSTEM'],
+];
+
+const ADD_VALUE = /^ALTER\s+TYPE\s+(\S+)\s+ADD\s+VALUE\s+(?:IF\s+NOT\s+EXISTS\s+)?'((?:[^']|'')*)'/i;
+
+/** PostgreSQL keeps the first NAMEDATALEN - 1 = 63 bytes of a name. https://www.postgresql.org/docs/current/sql-syntax-lexical.html#SQL-SYNTAX-IDENTIFIERS */
+const MAX_IDENTIFIER_BYTES = 63;
+
+function lintFile(s: FolderState, m: Migration, direction: 'up' | 'down', add: Add, waivers: Waiver[]): void {
+  const file = m[direction];
+  let work: StepWork | undefined;
+  try {
+    // The runner's own preparation of a step: its refusal of BEGIN/COMMIT is the check.
+    work = stepWork({ direction, migration: m } satisfies Step, s.dialect);
+    const pair = s.works.get(m.revision) ?? ({} as { up: StepWork; down: StepWork });
+    pair[direction] = work;
+    s.works.set(m.revision, pair);
+  } catch (error) {
+    if (!(error instanceof MigrateError)) throw error;
+    s.runnable = false;
+    add(findingOf(error, file.path));
+  }
+  const statements = work?.statements ?? splitStatements(file.text, s.dialect);
+  if (direction === 'up' && statements.length === 0) {
+    add({
+      severity: 'warning',
+      code: 'EMPTY_UP',
+      file: file.path,
+      message:
+        'holds no statement, only comments: applying it runs nothing and records the revision as applied. Write the migration here, or delete the pair if it is not needed.',
+    });
+  }
+  if (file.transactional) transactionRules(s, file, statements, add);
+  else if (statements.length > 1) {
+    add({
+      severity: 'warning',
+      code: 'NO_TRANSACTION_MULTI',
+      file: file.path,
+      ...lineColumn(file.text, (statements[1] as Statement).offset),
+      message: `runs outside a transaction with ${statements.length} statements: if one fails, those before it stay applied and the revision is recorded as failed until repaired by hand. Keep such files to one statement where you can.`,
+    });
+  }
+  // Only PostgreSQL cuts names; a long name in a SQLite file shows up as a difference between the dialects.
+  if (s.dialect === 'postgres') longIdentifiers(file, add);
+  readWaivers(s.dialect, m, direction, file, add, waivers);
+}
+
+/** Statements a transactional file cannot hold, and enum labels it cannot use. */
+function transactionRules(s: FolderState, file: MigrationFile, statements: Statement[], add: Add): void {
+  const at = (offset: number) => lineColumn(file.text, offset);
+  statements.forEach((st, i) => {
+    const refused =
+      s.dialect === 'postgres'
+        ? NOT_IN_TRANSACTION.find(([re]) => re.test(st.sql))
+        : /^VACUUM\b/i.test(st.sql)
+          ? [null, 'VACUUM']
+          : undefined;
+    if (refused) {
+      s.runnable = false;
+      add({
+        severity: 'error',
+        code: 'NEEDS_NO_TRANSACTION',
+        file: file.path,
+        ...at(st.offset),
+        message: `${refused[1]} cannot run inside a transaction, and this file runs in one. Give it a file of its own that starts with "-- migrate:no-transaction".`,
+      });
+    }
+    const added = s.dialect === 'postgres' ? ADD_VALUE.exec(st.sql) : null;
+    if (added) {
+      const label = added[2] as string;
+      const usedLater = statements.slice(i + 1).some((later: Statement) => later.sql.includes(`'${label}'`));
+      if (usedLater) s.runnable = false;
+      add({
+        severity: usedLater ? 'error' : 'warning',
+        code: 'ENUM_VALUE_IN_TRANSACTION',
+        file: file.path,
+        ...at(st.offset),
+        message:
+          `ALTER TYPE ${added[1]} ADD VALUE '${label}' runs inside this file's transaction: the new label cannot be used before that transaction commits` +
+          (usedLater
+            ? `, and a later statement of this file uses it, so the file fails. `
+            : ` (and before PostgreSQL 12 the statement fails there). `) +
+          `Give it a file of its own that starts with "-- migrate:no-transaction", or use the label from the next migration on.`,
+      });
+    }
+  });
+}
+
+/** Names longer than PostgreSQL keeps, each reported once per file. */
+function longIdentifiers(file: MigrationFile, add: Add): void {
+  const long = new Set<string>();
+  for (const id of identifiers(file.text, 'postgres')) {
+    const bytes = Buffer.byteLength(id.name, 'utf8');
+    if (bytes <= MAX_IDENTIFIER_BYTES || long.has(id.name)) continue;
+    long.add(id.name);
+    add({
+      severity: 'error',
+      code: 'LONG_IDENTIFIER',
+      file: file.path,
+      ...lineColumn(file.text, id.offset),
+      message: `"${id.name}" is ${bytes} bytes long; PostgreSQL keeps ${MAX_IDENTIFIER_BYTES} ("${truncateUtf8(id.name, MAX_IDENTIFIER_BYTES)}"), so the dialects would name it differently and two such names can collide. Shorten it.`,
+    });
+  }
+}
+
+/**
+ * `-- migrate:allow-difference <subject>: <reason>`: the subject names one difference exactly
+ * as check reports it (`users.email nullable`, `index ix_users_email`); the reason is required.
+ */
+function readWaivers(
+  dialect: Dialect,
+  m: Migration,
+  direction: 'up' | 'down',
+  file: MigrationFile,
+  add: Add,
+  waivers: Waiver[],
+): void {
+  const lines = file.text.split('\n');
+  const lineNumbers = lines.flatMap((l, i) => (/^\s*--\s*migrate:allow-difference\b/.test(l) ? [i + 1] : []));
+  file.allowDifferences.forEach((text, k) => {
+    const line = lineNumbers[k];
+    const where = { file: file.path, ...(line === undefined ? {} : { line }) };
+    const parsed = /^(.+?):(?=\s|$)\s*(.*)$/s.exec(text);
+    const subject = parsed?.[1]?.trim() ?? '';
+    const reason = parsed?.[2]?.trim() ?? '';
+    if (subject === '' || reason === '' || subject.includes('*')) {
+      add({
+        severity: 'error',
+        code: 'BAD_WAIVER',
+        ...where,
+        message: `"-- migrate:allow-difference ${text}" must name one difference and say why: "-- migrate:allow-difference <what>: <why>", the <what> as check reports it (e.g. "users.email nullable: …", "index ix_users_email: …").`,
+      });
+      return;
+    }
+    waivers.push({
+      dialect,
+      revision: m.revision,
+      direction,
+      ...where,
+      text,
+      subject: normaliseSubject(subject),
+      used: false,
+    });
+  });
+}
+
+/**
+ * The identifiers of a file (bare words and quoted names) with their offsets: the lexer's word
+ * and quoted-name tokens, so comments, strings and dollar-quoted bodies are never names.
+ */
+export function identifiers(text: string, dialect: Dialect): Array<{ name: string; offset: number }> {
+  const out: Array<{ name: string; offset: number }> = [];
+  for (const t of tokenize(text, dialect)) {
+    if (t.kind === 'word') out.push({ name: text.slice(t.start, t.end), offset: t.start });
+    else if (t.kind === 'quoted') out.push({ name: unquote(text, t), offset: t.start });
+  }
+  return out;
+}
+
+function truncateUtf8(name: string, bytes: number): string {
+  let out = '';
+  for (const ch of name) {
+    if (Buffer.byteLength(out + ch, 'utf8') > bytes) break;
+    out += ch;
+  }
+  return out;
+}
