@@ -1,6 +1,6 @@
 /**
  * Database URL → dialect and connection settings. Values come in as arguments; reading the
- * environment and `.env` is the CLI's job (STYLE.md: the library never reads process.env).
+ * environment and `.env` is the CLI's job: the library never reads process.env.
  */
 import { MigrateError } from './errors.ts';
 

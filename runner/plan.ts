@@ -122,7 +122,7 @@ function editedAfterApplied(a: Assessment): MigrateError {
   );
 }
 
-/** The refusals SPEC lists for migrating; `stamp` skips them, being the way out of each. */
+/** What migrating refuses; `stamp` skips these checks, being the way out of each. */
 function refuseUnsafe(a: Assessment, migrations: readonly Migration[]): void {
   if (a.failed.length > 0) {
     const f = a.failed[0] as RecordRow;

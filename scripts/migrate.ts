@@ -23,7 +23,8 @@ Targets (move the database):
   +N                   apply the next N pending revisions
   -N                   roll back the last N applied revisions
   <revision>           make it the last applied: apply up to it, or roll back what follows it
-                       (by version, 20250128_140000, or full stem, 20250128_140000_initial_schema)
+                       (by version, 20250128_140000, full stem, 20250128_140000_initial_schema,
+                       or description alone, initial_schema, when one migration has it)
 
 Commands:
   current              print the last applied revision, or "base"
@@ -44,7 +45,7 @@ Options:
   --lock-timeout=SECONDS  give up (exit 3) if another runner holds the lock that long
                        (default: wait as long as it takes)
   --dry-run            plan and print the script, change nothing (not even the record table)
-  --yes, -y            confirm a rollback of more than one revision without asking
+  --yes, -y            confirm a rollback (or a stamp) that undoes more than one revision
   --strict             out-of-order pending revisions are an error, not a warning
   --json               print one JSON object on stdout instead of text
   --help, -h           this text

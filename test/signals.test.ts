@@ -18,17 +18,9 @@ const SLEEPY = fixture('sleepy');
 async function setSlow(db: TestDb, slow: boolean): Promise<void> {
   const n = slow ? (db.dialect === 'postgres' ? 60 : 5_000_000_000) : 0;
   const sql = `CREATE TABLE IF NOT EXISTS slow_marker (n bigint); DELETE FROM slow_marker; INSERT INTO slow_marker VALUES (${n});`;
-  if (db.dialect === 'postgres') {
-    await db.query(sql);
-    return;
-  }
-  const { default: Database } = await import('better-sqlite3');
-  const d = new Database(db.url.slice('sqlite:'.length), { timeout: 10_000 });
-  try {
-    d.exec(sql);
-  } finally {
-    d.close();
-  }
+  if (db.dialect === 'postgres') await db.query(sql);
+  else
+    new (await import('better-sqlite3')).default(db.url.slice('sqlite:'.length), { timeout: 10_000 }).exec(sql).close();
 }
 
 async function until(test: () => boolean): Promise<void> {
