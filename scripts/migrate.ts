@@ -334,8 +334,8 @@ function introduce(cli: Cli, url: string, from: UrlSource, command: Command): vo
         `note: ignored URL option(s) ${connection.dropped.join(', ')}: not PostgreSQL connection settings (SQLAlchemy's or its drivers' options, say).`,
       );
   }
-  // check uses a PostgreSQL URL only as the server for its scratch databases; SQLite it never opens.
-  if (!command.database && connection.dialect !== 'postgres') return;
+  // check opens no database of the URL's: it creates scratch ones, and says itself which server it used.
+  if (!command.database) return;
   cli.about = { database: connection.display, urlFrom: from };
 }
 
