@@ -336,7 +336,18 @@ function introduce(cli: Cli, url: string, from: UrlSource, command: Command): vo
   }
   // check opens no database of the URL's: it creates scratch ones, and says itself which server it used.
   if (!command.database) return;
-  cli.about = { database: connection.display, urlFrom: from };
+  cli.about = {
+    database: connection.dialect === 'sqlite' ? sqliteShown(connection.filename) : connection.display,
+    urlFrom: from,
+  };
+}
+
+/** A file in or under the working directory by its relative path: the same run reads the same from any checkout. */
+function sqliteShown(filename: string): string {
+  if (filename === ':memory:') return 'sqlite::memory:';
+  const { isAbsolute, relative, resolve } = process.getBuiltinModule('node:path');
+  const inside = relative(process.cwd(), resolve(filename));
+  return `sqlite:${inside.startsWith('..') || isAbsolute(inside) ? resolve(filename) : inside}`;
 }
 
 /** Last on stderr, after the outcome: the first line stays the one that matters (an error, say). */
