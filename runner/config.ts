@@ -1,6 +1,6 @@
 /**
  * Database URL → dialect and connection settings. Values come in as arguments; reading the
- * environment and `.env` is the CLI's job (STYLE.md: the library never reads process.env).
+ * environment and `.env` is the CLI's job: the library never reads process.env.
  */
 import { MigrateError } from './errors.ts';
 
@@ -8,15 +8,38 @@ export const DEFAULT_URL = 'sqlite:bot.db';
 export const DEFAULT_TABLE = 'schema_migrations';
 export const DEFAULT_DIR = 'sql';
 
+/**
+ * A PostgreSQL server as postgres.js takes it: explicit fields, never a URL string, so that no
+ * part of a password can be read as a host name. Hosts and ports pair up by index.
+ */
+export interface PostgresServer {
+  host?: string[];
+  port?: number[];
+  database?: string;
+  username?: string;
+  password?: string;
+  /** `sslmode` as written (`disable` is false); postgres.js reads the same names. */
+  ssl?: string | false;
+  connectTimeout?: number;
+  targetSessionAttrs?: string;
+  /** Startup parameters the server reads as settings (`application_name`, `options`). */
+  parameters: Record<string, string>;
+}
+
 export type Connection =
   | { dialect: 'sqlite'; filename: string; display: string }
   | {
       dialect: 'postgres';
+      /** The same server as a URL we wrote ourselves (every part percent-encoded), for tools that want one. */
       url: string;
+      server: PostgresServer;
       password: string | undefined;
+      /** The URL with the password shown as `****`, built from the parsed parts. */
       display: string;
-      /** Every spelling of the password a message could carry (see {@link secretsIn}). */
+      /** The password as it could appear in a driver's error text (see {@link hideSecrets}). */
       secrets: string[];
+      /** Query options left out (SQLAlchemy's and its drivers', or unknown to PostgreSQL): for a note. */
+      dropped: string[];
     };
 
 export const ACCEPTED_URLS = [
@@ -30,7 +53,6 @@ export const ACCEPTED_URLS = [
   'sqlite::memory:',
 ];
 
-const PYTHON_PG = /^postgresql\+(asyncpg|psycopg2?|pg8000):\/\//;
 const PYTHON_SQLITE = /^sqlite\+(aiosqlite|pysqlite):/;
 
 /**
@@ -65,44 +87,179 @@ export function parseUrl(raw: string): Connection {
       if (filename) return { dialect: 'sqlite', filename: decodePath(filename), display: url };
     }
   }
-  if (/^postgres(ql)?:\/\//.test(url) || PYTHON_PG.test(url)) {
-    const normal = url.replace(PYTHON_PG, 'postgres://');
-    let parsed: URL;
-    try {
-      parsed = new URL(normal);
-    } catch {
-      throw badUrl(url);
-    }
-    const password = parsed.password
-      ? decodeURIComponent(parsed.password)
-      : (parsed.searchParams.get('password') ?? undefined);
-    return { dialect: 'postgres', url: normal, password, display: redactUrl(url), secrets: secretsIn(url) };
-  }
+  const scheme = /^(postgres|postgresql|postgresql\+(?:asyncpg|psycopg2?|pg8000)):\/\//.exec(url)?.[1];
+  if (scheme) return parsePostgres(url, scheme);
   throw badUrl(url);
 }
 
+/** libpq's query options that postgres.js turns into settings of its own. */
+const KEPT_OPTIONS = new Set(['sslmode', 'application_name', 'connect_timeout', 'options', 'target_session_attrs']);
+/** What a user name or password may hold unencoded (RFC 3986 userinfo). */
+const USERINFO = /^[A-Za-z0-9\-._~!$&'()*+,;=:%]*$/;
+const HOST = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%]+)(?::(\d{1,5}))?$/;
+
 /**
- * The password in every form a message could show it: as written in the URL (percent-encoded
- * or not), decoded, re-encoded, and libpq's `?password=`; longest first, so that no shorter
- * form is hidden inside a longer one and leaves its tail showing. Taken from the raw text, not
- * a parsed URL: a password too broken to parse must still be hidden.
+ * One strict reading of a PostgreSQL URL. A raw `@`, `#`, `/`, `?` or space in the user name
+ * or password (not percent-encoded) makes the URL ambiguous: where the password ends is a
+ * guess, and a wrong guess once sent the password's tail to DNS as a host name. Such a URL is
+ * refused before anything connects, and its message never shows the userinfo.
  */
-export function secretsIn(url: string): string[] {
-  const found: string[] = [];
-  const raw = /^[a-z][a-z0-9+.-]*:\/\/[^:/?#@]*:([^@/?#]*)@/i.exec(url)?.[1];
-  if (raw) found.push(raw);
-  for (const m of url.matchAll(/[?&](?:ssl)?password=([^&#]*)/gi)) if (m[1]) found.push(m[1]);
-  const all = found.flatMap((s) => [s, decodePath(s), encodeURIComponent(decodePath(s))]);
-  return [...new Set(all)].filter((s) => s !== '').sort((a, b) => b.length - a.length);
+function parsePostgres(url: string, scheme: string): Connection {
+  const rest = url.slice(scheme.length + 3);
+  if (rest.includes('#')) throw ambiguous(url, '"#"');
+  const authorityEnd = rest.search(/[/?]/);
+  const authority = authorityEnd < 0 ? rest : rest.slice(0, authorityEnd);
+  const tail = authorityEnd < 0 ? '' : rest.slice(authorityEnd);
+  const queryAt = tail.indexOf('?');
+  const path = queryAt < 0 ? tail : tail.slice(0, queryAt);
+  if (authority.split('@').length > 2 || path.includes('@')) throw ambiguous(url, '"@" or "/"');
+  const at = authority.lastIndexOf('@');
+  const userinfo = at < 0 ? undefined : authority.slice(0, at);
+  if (userinfo !== undefined && !USERINFO.test(userinfo)) throw ambiguous(url, 'character');
+  const colon = userinfo?.indexOf(':') ?? -1;
+  const server: PostgresServer = { parameters: {} };
+  const part = (text: string) => strictDecode(text, url);
+  if (userinfo !== undefined) {
+    server.username = part(colon < 0 ? userinfo : userinfo.slice(0, colon)) || undefined;
+    if (colon >= 0) server.password = part(userinfo.slice(colon + 1));
+  }
+  const hosts = authority.slice(at + 1);
+  if (hosts !== '') setHosts(server, hosts.split(','), url);
+  if (!/^\/?[^/]*$/.test(path)) throw badUrl(url);
+  server.database = part(path.slice(1)) || undefined;
+  const kept: string[] = [];
+  const dropped: string[] = [];
+  const queryPassword = readQuery(queryAt < 0 ? '' : tail.slice(queryAt + 1), url, server, kept, dropped);
+  if (queryPassword !== undefined) server.password ??= queryPassword;
+  const shown = queryHosts(server, hosts) ?? hosts;
+  const display = displayOf(
+    scheme,
+    server,
+    shown,
+    userinfo !== undefined && colon >= 0,
+    kept,
+    queryPassword !== undefined,
+  );
+  return {
+    dialect: 'postgres',
+    url: urlOf(server),
+    server,
+    password: server.password,
+    display,
+    secrets: server.password ? [server.password, encodeURIComponent(server.password)] : [],
+    dropped,
+  };
 }
 
-/** `text` with each of `secrets` replaced by `****`. */
+function setHosts(server: PostgresServer, list: string[], url: string): void {
+  server.host = [];
+  server.port = [];
+  for (const h of list) {
+    const m = HOST.exec(h);
+    const port = m?.[2] === undefined ? 5432 : Number(m[2]);
+    if (!m || port < 1 || port > 65535) throw badUrl(url);
+    server.host.push(strictDecode((m[1] as string).replace(/^\[(.*)\]$/, '$1'), url));
+    server.port.push(port);
+  }
+}
+
+/** Reads the query into `server`; returns a `?password=` (libpq's spelling), kept apart for the display. */
+function readQuery(query: string, url: string, server: PostgresServer, kept: string[], dropped: string[]) {
+  let password: string | undefined;
+  for (const pair of query === '' ? [] : query.split('&')) {
+    const eq = pair.indexOf('=');
+    const name = eq < 0 ? pair : pair.slice(0, eq);
+    // A name that is not one (`?34@db/bot`) is what a raw `?` in a password leaves: refuse it unread.
+    if (eq < 0 || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw ambiguous(url, '"?"');
+    const value = strictDecode(pair.slice(eq + 1).replace(/\+/g, ' '), url);
+    if (name === 'password') password = value;
+    else if (name === 'user') server.username = value;
+    else if (name === 'dbname') server.database = value;
+    else if (name === 'host' || name === 'port') {
+      if (name === 'host') setHosts(server, value.split(','), url);
+      else if (server.host) server.port = server.host.map(() => Number(value));
+      else setHosts(server, [`localhost:${value}`], url);
+    } else if (KEPT_OPTIONS.has(name)) {
+      kept.push(`${name}=${encodeURIComponent(value)}`);
+      if (name === 'sslmode') server.ssl = value === 'disable' ? false : value;
+      else if (name === 'connect_timeout') server.connectTimeout = Number(value) || undefined;
+      else if (name === 'target_session_attrs') server.targetSessionAttrs = value;
+      else server.parameters[name] = value;
+    } else dropped.push(name);
+  }
+  return password;
+}
+
+/** The hosts as the query set them (`?host=`), when it did: else the URL's own text is shown. */
+function queryHosts(s: PostgresServer, written: string): string | undefined {
+  const fromUrl = written === '' ? [] : written.split(',');
+  const same =
+    fromUrl.length === (s.host?.length ?? 0) &&
+    fromUrl.every((h, i) => HOST.exec(h)?.[1]?.replace(/^\[(.*)\]$/, '$1') === s.host?.[i]);
+  return same ? undefined : hostsOf(s);
+}
+
+function displayOf(
+  scheme: string,
+  s: PostgresServer,
+  hosts: string,
+  hidden: boolean,
+  kept: string[],
+  queryPassword: boolean,
+) {
+  const user = s.username === undefined ? '' : encodeURIComponent(s.username);
+  const auth = user !== '' || hidden ? `${user}${hidden ? ':****' : ''}@` : '';
+  const query = [...kept, ...(queryPassword ? ['password=****'] : [])];
+  return `${scheme}://${auth}${hosts}${s.database === undefined ? '' : `/${encodeURIComponent(s.database)}`}${query.length > 0 ? `?${query.join('&')}` : ''}`;
+}
+
+function hostsOf(s: PostgresServer): string {
+  return (s.host ?? [])
+    .map((h, i) => `${h.includes(':') ? `[${h}]` : encodeURIComponent(h)}:${s.port?.[i] ?? 5432}`)
+    .join(',');
+}
+
+/** The server as a URL, every part encoded: reads back to the same parts, by us or by postgres.js. */
+function urlOf(s: PostgresServer): string {
+  const user = s.username === undefined ? '' : encodeURIComponent(s.username);
+  const pass = s.password === undefined ? '' : `:${encodeURIComponent(s.password)}`;
+  const auth = user !== '' || pass !== '' ? `${user}${pass}@` : '';
+  const query = [
+    ...(s.ssl === undefined ? [] : [`sslmode=${s.ssl === false ? 'disable' : encodeURIComponent(s.ssl)}`]),
+    ...(s.connectTimeout === undefined ? [] : [`connect_timeout=${s.connectTimeout}`]),
+    ...(s.targetSessionAttrs === undefined ? [] : [`target_session_attrs=${encodeURIComponent(s.targetSessionAttrs)}`]),
+    ...Object.entries(s.parameters).map(([k, v]) => `${k}=${encodeURIComponent(v)}`),
+  ];
+  const db = s.database === undefined ? '' : encodeURIComponent(s.database);
+  return `postgres://${auth}${hostsOf(s)}/${db}${query.length > 0 ? `?${query.join('&')}` : ''}`;
+}
+
+function strictDecode(text: string, url: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    throw ambiguous(url, '"%"');
+  }
+}
+
+function ambiguous(url: string, what: string): MigrateError {
+  return new MigrateError(
+    'BAD_URL',
+    `the database URL ${redactUrl(url)} cannot be read unambiguously: a raw ${what} in the user name, password or options. Percent-encode it (@ %40, # %23, / %2F, ? %3F, % %25, space %20).`,
+  );
+}
+
+/**
+ * `text` with each of `secrets` replaced by `****`: for a server's or driver's error text only,
+ * where the password could conceivably appear. A password shorter than 6 characters is not
+ * searched for: it would match unrelated text (a port, a revision), and the runner never sends
+ * the password anywhere an error could echo it.
+ */
 export function hideSecrets(text: string, secrets: readonly string[]): string {
   let out = text;
-  for (const s of secrets) if (s) out = out.split(s).join('****');
+  for (const s of secrets) if (s.length >= 6) out = out.split(s).join('****');
   return out;
 }
-
 /** `my%20bot.db` → `my bot.db`; a `%` that starts no escape (`100%_sure.db`) is kept as written. */
 function decodePath(path: string): string {
   try {

@@ -27,6 +27,7 @@ export type ErrorCode =
   | 'BAD_URL'
   | 'BAD_TABLE_NAME'
   | 'BAD_TARGET'
+  | 'BAD_OPTION'
   | 'UNKNOWN_REVISION'
   | 'AMBIGUOUS_REVISION'
   | 'NOT_ENOUGH_PENDING'

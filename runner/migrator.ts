@@ -24,6 +24,17 @@ export interface RunnerConfig {
   waitMs?: number;
   /** Out-of-order pending revisions are an error instead of a warning. */
   strict?: boolean;
+  /** Told when `waitMs` waiting starts, and about every 5 s while it lasts (the CLI prints it). */
+  onWait?: (event: WaitEvent) => void;
+}
+
+export interface WaitEvent {
+  /** The database, password hidden. */
+  database: string;
+  elapsedMs: number;
+  limitMs: number;
+  /** Why the last attempt failed. */
+  reason: string;
 }
 
 export interface StepResult {
@@ -42,8 +53,8 @@ export interface MigrateOptions {
   /** Plan and render, change nothing (not even the record table). */
   dryRun?: boolean;
   /**
-   * Asked before a rollback of more than one revision, with the planned steps; resolve true to
-   * go on. Without it, such a rollback throws CONFIRMATION_REQUIRED.
+   * Asked before a rollback of more than one revision (for `stamp`: before forgetting more than
+   * one), with the planned steps; resolve true to go on. Without it, CONFIRMATION_REQUIRED.
    */
   confirm?: (steps: readonly Step[]) => boolean | Promise<boolean>;
   /** Called after each step commits, and for each warning. */
@@ -72,43 +83,77 @@ interface Session {
   driver: Driver;
 }
 
-export async function openDriver(connection: Connection, table: string, create: boolean): Promise<Driver> {
+export async function openDriver(
+  connection: Connection,
+  table: string,
+  create: boolean,
+  deadline?: number,
+): Promise<Driver> {
   if (connection.dialect === 'sqlite') {
     const { SqliteDriver } = await import('./drivers/sqlite.ts');
     return new SqliteDriver({ filename: connection.filename, table, create });
   }
   const { PostgresDriver } = await import('./drivers/postgres.ts');
-  return new PostgresDriver({ url: connection.url, display: connection.display, table, create });
+  return new PostgresDriver({ url: connection.url, display: connection.display, table, create, deadline });
 }
 
-/** Ping until the database answers or `waitMs` has passed (`--wait`); `signal` stops the retries. */
-async function reach(
-  driver: Driver,
-  connection: Connection,
-  waitMs: number | undefined,
-  signal?: AbortSignal,
-): Promise<void> {
-  const deadline = Date.now() + (waitMs ?? 0);
+/**
+ * Ping until the database answers or the deadline (`--wait`) passes; `signal` stops the retries.
+ * Each attempt's connect timeout ends by the deadline (see openDriver), so the limit holds.
+ * Only what waiting can fix is retried: a refused login or a missing database fails at once.
+ */
+async function reach(driver: Driver, connection: Connection, config: RunnerConfig, signal?: AbortSignal) {
+  const waitMs = config.waitMs ?? 0;
+  const started = Date.now();
+  const deadline = started + waitMs;
+  let nextNote = started;
   for (;;) {
     try {
       await driver.ping();
       return;
     } catch (error) {
-      if (error instanceof MigrateError && error.code !== 'CONNECTION_FAILED') throw error;
-      if (Date.now() >= deadline || signal?.aborted) {
-        const what =
-          error instanceof MigrateError
-            ? error.message
-            : `cannot reach ${connection.display}: ${scrub((error as Error).message ?? String(error), connection)}`;
+      const final = unfixable(error, connection);
+      if (final) throw final;
+      const reason = error instanceof Error ? scrub(error.message, connection) : String(error);
+      // 100 ms: no attempt is worth starting in less; it could not finish its connect.
+      if (Date.now() >= deadline - 100 || signal?.aborted) {
+        const what = error instanceof MigrateError ? error.message : `cannot reach ${connection.display}: ${reason}`;
         throw new MigrateError(
           'CONNECTION_FAILED',
           `${what}${waitMs ? ` (kept trying for ${Math.round(waitMs / 1000)} s)` : ' (--wait keeps trying)'}`,
           { cause: error },
         );
       }
-      await sleep(250, undefined, { signal }).catch(() => {});
+      if (Date.now() >= nextNote) {
+        nextNote += 5000;
+        const elapsedMs = Date.now() - started;
+        config.onWait?.({ database: connection.display, elapsedMs, limitMs: waitMs, reason });
+      }
+      // A fresh client per attempt: postgres.js backs off longer after each failed connect of one client.
+      if (driver.capabilities.connectsToServer) await driver.close();
+      await sleep(Math.min(250, deadline - 100 - Date.now()), undefined, { signal }).catch(() => {});
     }
   }
+}
+
+/**
+ * The server answered and said no: a wrong password (28xxx), a database that does not exist
+ * (3D000), an option it does not know. Waiting changes none of these. Startup and overload
+ * states (08, 57P, 53300) and errors without a server's answer are worth another try.
+ */
+function unfixable(error: unknown, connection: Connection): MigrateError | undefined {
+  if (error instanceof MigrateError && error.code !== 'CONNECTION_FAILED') return error;
+  const answer = error instanceof MigrateError ? error.cause : error;
+  const e = answer as { name?: unknown; code?: unknown; message?: unknown } | null;
+  if (e?.name !== 'PostgresError' || typeof e.code !== 'string') return undefined;
+  if (/^(08|57P)/.test(e.code) || e.code === '53300') return undefined;
+  const text = scrub(String(e.message), connection);
+  const why = e.code.startsWith('28')
+    ? `${connection.display} refused the login: ${text} (${e.code}). Check the user name and password in the URL`
+    : e.code === '3D000'
+      ? `${connection.display}: ${text} (${e.code}). Create the database, or fix its name in the URL`
+      : `${connection.display} refused the connection: ${text} (${e.code})`;
+  return new MigrateError('CONNECTION_FAILED', `${why}; not retried, since waiting cannot fix it.`, { cause: answer });
 }
 
 /** A driver message must never carry the URL's password. */
@@ -124,16 +169,15 @@ function scrub(text: string, connection: Connection): string {
  */
 async function open(config: RunnerConfig, create: boolean): Promise<Session> {
   const connection = parseUrl(config.url);
-  const driver = await openDriver(connection, config.table ?? DEFAULT_TABLE, create);
+  const deadline = config.waitMs ? Date.now() + config.waitMs : undefined;
+  const driver = await openDriver(connection, config.table ?? DEFAULT_TABLE, create, deadline);
   const stop = new AbortController();
-  const early = driver.capabilities.connectsToServer
-    ? reach(driver, connection, config.waitMs, stop.signal)
-    : undefined;
+  const early = driver.capabilities.connectsToServer ? reach(driver, connection, config, stop.signal) : undefined;
   early?.catch(() => {}); // may fail while the folder is read: handled below, not an unhandled rejection
   try {
     if (early) await new Promise(setImmediate); // lets the client open its socket before the event loop is busy
     const migrations = loadMigrations(config.dir ?? DEFAULT_DIR, connection.dialect);
-    await (early ?? reach(driver, connection, config.waitMs));
+    await (early ?? reach(driver, connection, config));
     return { connection, migrations, driver };
   } catch (error) {
     stop.abort();
@@ -184,6 +228,26 @@ function refusedBookkeeping(error: unknown, connection: Connection): MigrateErro
     `${connection.display} refused the runner's own work on its record table or lock: ${message} (${code}). The role needs to create the record table once, then read and write it (README, "Permissions and connections").`,
     { cause: error },
   );
+}
+
+/** More than one revision rolled back, or forgotten by `stamp`, needs the caller's yes. */
+async function confirmed(steps: readonly Step[], options: Pick<MigrateOptions, 'confirm'>, what: string) {
+  const count = steps.filter((s) => s.direction === 'down').length;
+  if (count <= 1) return;
+  let ok = false;
+  try {
+    ok = options.confirm ? await options.confirm(steps) : false;
+  } catch (error) {
+    throw fromCaller(error);
+  }
+  if (!ok) {
+    throw new MigrateError(
+      'CONFIRMATION_REQUIRED',
+      options.confirm
+        ? `${what} ${count} revisions was not confirmed; nothing was changed.`
+        : `${what} ${count} revisions needs confirmation (--yes when not on a terminal).`,
+    );
+  }
 }
 
 /** Refuse a record table of another shape, and an Alembic database nobody has stamped. */
@@ -245,23 +309,7 @@ export async function migrate(
           script,
         };
       }
-      const count = steps.filter((s) => s.direction === 'down').length;
-      if (count > 1) {
-        let ok = false;
-        try {
-          ok = options.confirm ? await options.confirm(steps) : false;
-        } catch (error) {
-          throw fromCaller(error);
-        }
-        if (!ok) {
-          throw new MigrateError(
-            'CONFIRMATION_REQUIRED',
-            options.confirm
-              ? `rolling back ${count} revisions was not confirmed; nothing was changed.`
-              : `rolling back ${count} revisions needs confirmation (--yes when not on a terminal).`,
-          );
-        }
-      }
+      await confirmed(steps, options, 'rolling back');
       await driver.ensureRecordTable();
       const done: StepResult[] = [];
       for (let i = 0; i < steps.length; i++) {
@@ -359,7 +407,11 @@ export interface StampResult {
  * Alembic or `create_all`, accepts reviewed edits (re-records checksums), and resolves a
  * `failed` row. The record afterwards lists exactly the local revisions up to the target.
  */
-export async function stamp(config: RunnerConfig, target: string | Target): Promise<StampResult> {
+export async function stamp(
+  config: RunnerConfig,
+  target: string | Target,
+  options: Pick<MigrateOptions, 'confirm'> = {},
+): Promise<StampResult> {
   const parsed = typeof target === 'string' ? parseTarget(target) : target;
   const table = config.table ?? DEFAULT_TABLE;
   return withSession(config, true, async ({ migrations, driver }) =>
@@ -369,6 +421,7 @@ export async function stamp(config: RunnerConfig, target: string | Target): Prom
       // A failed row counts as recorded here: `stamp -1` forgets it, `stamp <its revision>` keeps it.
       const recorded = rows.map((r) => ({ ...r, status: 'applied' as const }));
       const { steps } = plan(migrations, recorded, parsed, { enforce: false });
+      await confirmed(steps, options, 'forgetting');
       const after = appliedAfter(migrations, recorded, steps);
       const keep = new Map(rows.map((r) => [r.revision, r]));
       const now = new Date().toISOString();

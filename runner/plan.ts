@@ -19,7 +19,7 @@ export interface Step {
   migration: Migration;
 }
 
-export type WarningCode = 'OUT_OF_ORDER' | 'DATABASE_AHEAD' | 'NO_TRANSACTION_MULTI';
+export type WarningCode = 'OUT_OF_ORDER' | 'DATABASE_AHEAD' | 'NO_TRANSACTION_MULTI' | 'EMPTY_UP';
 
 export interface Warning {
   code: WarningCode;
@@ -100,7 +100,29 @@ export function current(rows: readonly RecordRow[]): RecordRow | undefined {
   return rows.length === 0 ? undefined : rows.reduce((a, b) => (b.seq > a.seq ? b : a));
 }
 
-/** The refusals SPEC lists for migrating; `stamp` skips them, being the way out of each. */
+/**
+ * Both ways out, since the record cannot tell them apart: the edit is already in the database
+ * (accept it with `stamp`), or it never ran, as when an empty pair was applied and filled in
+ * afterwards (forget the revision, running nothing, then apply it for real).
+ */
+function editedAfterApplied(a: Assessment): MigrateError {
+  const one = a.changed.length === 1;
+  const files = a.changed.map((m) => m.up.path).join(', ');
+  const applied = [...a.recorded.values()].filter((r) => r.status === 'applied').sort((x, y) => x.seq - y.seq);
+  const last = applied[applied.length - 1];
+  const first = a.changed[0] as Migration;
+  const fromFirst = applied.length - applied.findIndex((r) => versionOf(r.revision) === first.version);
+  const forget =
+    fromFirst === 1 ? '`stamp -1`' : `\`-${fromFirst - 1}\` (roll back what came after it), then \`stamp -1\``;
+  return new MigrateError(
+    'CHECKSUM_MISMATCH',
+    `${files} ${one ? 'was' : 'were'} edited after being applied (checksum differs). Restore ${one ? 'it' : 'them'}; ` +
+      `or, if the database already has what the edited file${one ? '' : 's'} say${one ? 's' : ''}, review and run \`stamp ${last?.revision ?? 'head'}\` to accept ${one ? 'it' : 'them'}; ` +
+      `or, if the edit never ran (an empty file applied before it was filled in), run ${forget} to forget ${first.revision} without running anything, then \`head\`.`,
+  );
+}
+
+/** What migrating refuses; `stamp` skips these checks, being the way out of each. */
 function refuseUnsafe(a: Assessment, migrations: readonly Migration[]): void {
   if (a.failed.length > 0) {
     const f = a.failed[0] as RecordRow;
@@ -120,14 +142,7 @@ function refuseUnsafe(a: Assessment, migrations: readonly Migration[]): void {
       `${what} (${f.statementsRun ?? 0} statement(s) ran): ${message}. It ran outside a transaction, so repair the database by hand, then run ${wayOut}.`,
     );
   }
-  if (a.changed.length > 0) {
-    const files = a.changed.map((m) => m.up.path).join(', ');
-    throw new MigrateError(
-      'CHECKSUM_MISMATCH',
-      `${files} ${a.changed.length === 1 ? 'was' : 'were'} edited after being applied (checksum differs). ` +
-        `Restore ${a.changed.length === 1 ? 'it' : 'them'}, or review the change and run \`stamp <current revision>\` to accept ${a.changed.length === 1 ? 'it' : 'them'}.`,
-    );
-  }
+  if (a.changed.length > 0) throw editedAfterApplied(a);
   if (a.missing.length > 0 && !a.ahead) {
     const names = a.missing.map((r) => `${r.revision}_${r.name}`).join(', ');
     throw new MigrateError(
@@ -138,24 +153,33 @@ function refuseUnsafe(a: Assessment, migrations: readonly Migration[]): void {
   }
 }
 
-function resolveRevision(name: string, migrations: readonly Migration[], rows: readonly RecordRow[]): bigint {
-  const candidates = new Map<string, bigint>();
+/**
+ * A revision by version, by full stem, or by description alone (`add_user_email`) when exactly
+ * one migration has it; the description is tried only when no version or stem matches.
+ */
+export function resolveRevision(name: string, migrations: readonly Migration[], rows: readonly RecordRow[]): bigint {
   const byVersionName = /^\d+(_\d+)?$/.test(name);
-  const consider = (stem: string, version: bigint) => {
-    if (byVersionName ? version === versionOf(name) : stem === name) candidates.set(stem, version);
+  const find = (matches: (stem: string, version: bigint, description: string) => boolean) => {
+    const found = new Map<string, bigint>();
+    for (const m of migrations) if (matches(m.stem, m.version, m.description)) found.set(m.stem, m.version);
+    for (const r of rows) {
+      const version = versionOf(r.revision);
+      if (matches(`${r.revision}_${r.name}`, version, r.name)) found.set(`${r.revision}_${r.name}`, version);
+    }
+    return found;
   };
-  for (const m of migrations) consider(m.stem, m.version);
-  for (const r of rows) consider(`${r.revision}_${r.name}`, versionOf(r.revision));
+  let candidates = find((stem, version) => (byVersionName ? version === versionOf(name) : stem === name));
+  if (candidates.size === 0 && !byVersionName) candidates = find((_s, _v, description) => description === name);
   if (candidates.size === 0) {
     throw new MigrateError(
       'UNKNOWN_REVISION',
-      `unknown revision "${name}": no migration file or applied revision has that version or name. \`history\` lists them.`,
+      `unknown revision "${name}": no migration file or applied revision has that version, name or description. \`history\` lists them.`,
     );
   }
   if (candidates.size > 1) {
     throw new MigrateError(
       'AMBIGUOUS_REVISION',
-      `revision "${name}" is ambiguous: ${[...candidates.keys()].join(', ')}. Name it by its full stem.`,
+      `revision "${name}" is ambiguous: ${[...candidates.keys()].join(', ')}. Name it by its version or full stem.`,
     );
   }
   return candidates.values().next().value as bigint;
@@ -227,6 +251,14 @@ export function plan(
       message: `the database has revisions newer than this folder (${a.missing.map((r) => r.revision).join(', ')}): a newer release migrated it. Nothing of theirs is touched.`,
     });
   }
+  for (const m of ups) {
+    if (commentsOnly(m.up.text)) {
+      warnings.push({
+        code: 'EMPTY_UP',
+        message: `${m.up.path} holds only comments: applying it records ${m.revision} and changes nothing. If you fill it in later, \`stamp -1\` then \`head\` runs it.`,
+      });
+    }
+  }
   const late = ups.filter((m) => a.outOfOrder.includes(m));
   if (late.length > 0) {
     const names = late.map((m) => m.stem).join(', ');
@@ -242,6 +274,18 @@ export function plan(
     });
   }
   return { steps, warnings };
+}
+
+const COMMENT_OR_SPACE = /\s+|--[^\n]*|\/\*[\s\S]*?\*\//y;
+
+/** Nothing but whitespace and comments. Reads only the file's head: any statement ends the scan. */
+export function commentsOnly(text: string): boolean {
+  COMMENT_OR_SPACE.lastIndex = 0;
+  while (COMMENT_OR_SPACE.lastIndex < text.length) {
+    const from = COMMENT_OR_SPACE.lastIndex;
+    if (!COMMENT_OR_SPACE.test(text) || COMMENT_OR_SPACE.lastIndex === from) return false;
+  }
+  return true;
 }
 
 /** The revisions that are applied once `steps` have run, in application order. */

@@ -1,31 +1,16 @@
 /**
  * The CLI: parse argv, read the environment and .env, call the library, print, exit.
- * Only this file touches process.env, the terminal and process.exit (STYLE.md).
+ * Only scripts/ touches process.env, the terminal and process.exit; the library takes values.
  */
 import { parseArgs } from 'node:util';
-import { existsSync } from 'node:fs';
-import { isatty } from 'node:tty';
 // Straight from the modules every run needs, not runner/index.ts: `check` and `new` load their
 // own modules only when asked, which keeps a container's no-op start short (see bench/).
 import { ACCEPTED_URLS, DEFAULT_DIR, DEFAULT_TABLE, DEFAULT_URL, hideSecrets, parseUrl } from '../runner/config.ts';
 import { EXIT, formatWhere, MigrateError, MigrationFailed } from '../runner/errors.ts';
 import { migrate, renderScript, stamp, status, type MigrateEvent, type RunnerConfig } from '../runner/migrator.ts';
-import { parseTarget, type Step } from '../runner/plan.ts';
+import { parseTarget } from '../runner/plan.ts';
 import type { CheckResult } from '../runner/check.ts';
-
-/**
- * V8 doubles the young generation each time enough survives a scavenge, and everything the
- * runner loads (every file of the folder) survives: without this a 1000-file run peaks near
- * 80 MiB, mostly empty young-generation pages. V8 reads the flag at each growth, so it works
- * although set after start-up; and it is set only once there is work (loading node:v8 costs
- * ~1.6 ms, a tenth of what a container's no-op start may spend over its floor; see bench/).
- */
-let youngGenerationCapped = false;
-function capYoungGeneration(): void {
-  if (youngGenerationCapped) return;
-  youngGenerationCapped = true;
-  process.getBuiltinModule('node:v8').setFlagsFromString('--semi-space-growth-factor=1');
-}
+import { capYoungGeneration, confirmation, loadEnv, type UrlSource } from './startup.ts';
 
 /** How this CLI was started, for the usage line: the compiled bundle or the TypeScript source. */
 const SELF = /\.cjs$/.test(process.argv[1] ?? '') ? 'node dist/migrate.cjs' : 'tsx scripts/migrate.ts';
@@ -38,7 +23,8 @@ Targets (move the database):
   +N                   apply the next N pending revisions
   -N                   roll back the last N applied revisions
   <revision>           make it the last applied: apply up to it, or roll back what follows it
-                       (by version, 20250128_140000, or full stem, 20250128_140000_initial_schema)
+                       (by version, 20250128_140000, full stem, 20250128_140000_initial_schema,
+                       or description alone, initial_schema, when one migration has it)
 
 Commands:
   current              print the last applied revision, or "base"
@@ -59,7 +45,7 @@ Options:
   --lock-timeout=SECONDS  give up (exit 3) if another runner holds the lock that long
                        (default: wait as long as it takes)
   --dry-run            plan and print the script, change nothing (not even the record table)
-  --yes, -y            confirm a rollback of more than one revision without asking
+  --yes, -y            confirm a rollback (or a stamp) that undoes more than one revision
   --strict             out-of-order pending revisions are an error, not a warning
   --json               print one JSON object on stdout instead of text
   --help, -h           this text
@@ -70,33 +56,58 @@ error (nothing changed), 3 the database could not be reached or the lock was not
 Database URLs accepted:
   ${ACCEPTED_URLS.join('\n  ')}`;
 
-const COMMANDS = new Set(['current', 'history', 'new', 'stamp', 'sql', 'check']);
+const OPTIONS = {
+  url: { type: 'string' },
+  dir: { type: 'string' },
+  table: { type: 'string' },
+  wait: { type: 'string' },
+  'lock-timeout': { type: 'string' },
+  'dry-run': { type: 'boolean' },
+  yes: { type: 'boolean', short: 'y' },
+  strict: { type: 'boolean' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
 
 interface Cli {
   json: boolean;
+  /** The password, for the one place its text could come from elsewhere: an unexpected error. */
   secrets: string[];
+  /** Which database, and where its URL came from: fields of every --json object. */
+  about: { database?: string; urlFrom?: UrlSource };
 }
 
-/** Every line leaves through here, so a URL's password can never be printed. */
-function scrub(cli: Cli, text: string): string {
-  return hideSecrets(text, cli.secrets);
+/** What a command receives: its operand (a target, or `new`'s description) already checked. */
+interface Run {
+  cli: Cli;
+  config: RunnerConfig;
+  values: Values;
+  operand: string;
+}
+
+interface Command {
+  operand: 'none' | 'target' | 'words';
+  /** Touches the database named by the URL: say which, once. */
+  database: boolean;
+  /** What --dry-run could not keep unchanged, for commands that refuse it. */
+  writes?: string;
+  run: (r: Run) => Promise<number>;
 }
 
 function say(cli: Cli, text: string): void {
-  if (!cli.json) process.stdout.write(scrub(cli, text) + '\n');
+  if (!cli.json) process.stdout.write(text + '\n');
 }
 
-function warn(cli: Cli, text: string): void {
-  process.stderr.write(scrub(cli, text) + '\n');
+function warn(_cli: Cli, text: string): void {
+  process.stderr.write(text + '\n');
 }
 
-function emitJson(cli: Cli, value: unknown): void {
+function emitJson(cli: Cli, value: object): void {
   if (cli.json)
     process.stdout.write(
-      scrub(
-        cli,
-        JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)),
-      ) + '\n',
+      JSON.stringify({ ...value, ...cli.about }, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)) + '\n',
     );
 }
 
@@ -104,7 +115,7 @@ function seconds(name: string, value: string | undefined, fallback?: number): nu
   if (value === undefined || value === '') return fallback === undefined ? undefined : fallback * 1000;
   const n = Number(value);
   if (!Number.isFinite(n) || n < 0)
-    throw new MigrateError('BAD_TARGET', `--${name} takes a number of seconds, not "${value}".`);
+    throw new MigrateError('BAD_OPTION', `--${name} takes a number of seconds, not "${value}".`);
   return n * 1000;
 }
 
@@ -116,26 +127,6 @@ function splitArgv(argv: string[]): string[] {
   const offsets = argv.filter((a) => /^[+-]\d+$/.test(a));
   const rest = argv.filter((a) => !/^[+-]\d+$/.test(a)).map((a) => (a === '--wait' ? '--wait=' : a));
   return offsets.length > 0 ? [...rest.filter((a) => a !== '--'), '--', ...offsets] : rest;
-}
-
-async function askYes(steps: readonly Step[]): Promise<boolean> {
-  const downs = steps.filter((s) => s.direction === 'down');
-  process.stderr.write(
-    `About to roll back ${downs.length} revisions:\n${downs.map((s) => `  ${s.migration.stem}`).join('\n')}\n`,
-  );
-  // Not import(): the compiled CLI runs as a vm script (dist/migrate.cjs), which has no import().
-  const { createInterface } = process.getBuiltinModule('node:readline/promises');
-  const rl = createInterface({ input: process.stdin, output: process.stderr });
-  try {
-    const answer = await rl.question('Roll them back? [y/N] ');
-    return /^y(es)?$/i.test(answer.trim());
-  } catch (error) {
-    // Ctrl-C or Ctrl-D at the question is a no, not a failure to report.
-    if ((error as { code?: unknown }).code === 'ABORT_ERR') return false;
-    throw error;
-  } finally {
-    rl.close();
-  }
 }
 
 function stepLine(e: { direction: 'up' | 'down'; revision: string; name: string; durationMs: number }): string {
@@ -195,183 +186,223 @@ function reportFailure(cli: Cli, error: unknown): number {
     else warn(cli, `error: ${error.message} [${error.code}]`);
     return error.exitCode;
   }
-  const message = error instanceof Error ? error.message : String(error);
+  const message = hideSecrets(error instanceof Error ? error.message : String(error), cli.secrets);
   if (cli.json) emitJson(cli, { ok: false, error: { code: 'UNEXPECTED', message } });
   else warn(cli, `error: ${message}`);
   return EXIT.migrationFailed;
 }
 
-async function main(argv: string[]): Promise<number> {
-  const cli: Cli = { json: argv.includes('--json'), secrets: [] };
+async function runCurrent({ cli, config }: Run): Promise<number> {
+  const s = await status(config);
+  emitJson(cli, { ok: true, command: 'current', current: s.current });
+  say(cli, s.current ? `${s.current.revision} (${s.current.name})` : 'base');
+  return EXIT.ok;
+}
+
+async function runHistory({ cli, config }: Run): Promise<number> {
+  const s = await status(config);
+  emitJson(cli, { ok: true, command: 'history', current: s.current, revisions: s.revisions });
+  if (s.revisions.length === 0) say(cli, '(no migrations)');
+  const width = Math.max(0, ...s.revisions.map((r) => r.name.length));
+  // One write for the whole list: a write per line costs a system call each.
+  const lines = s.revisions.map((r) => {
+    const state = r.state === 'pending' ? 'pending' : `${r.state} ${r.appliedAt ?? ''}`;
+    const flags = r.flags.length > 0 ? `  [${r.flags.join(', ')}]` : '';
+    return `${r.revision}  ${r.name.padEnd(width)}  ${state}${flags}`;
+  });
+  if (lines.length > 0) say(cli, lines.join('\n'));
+  return EXIT.ok;
+}
+
+async function runSql({ cli, config, operand }: Run): Promise<number> {
+  const script = await renderScript(config, operand);
+  emitJson(cli, { ok: true, command: 'sql', script });
+  if (!cli.json) process.stdout.write(script);
+  return EXIT.ok;
+}
+
+async function runNew({ cli, config, operand }: Run): Promise<number> {
+  const { createMigration } = await import('../runner/create.ts');
+  const written = createMigration(config.dir as string, operand);
+  emitJson(cli, { ok: true, command: 'new', files: written });
+  for (const f of written) say(cli, `created ${f}`);
+  return EXIT.ok;
+}
+
+async function runStamp({ cli, config, values, operand }: Run): Promise<number> {
+  const r = await stamp(config, operand, { confirm: confirmation(values.yes, 'forget') });
+  emitJson(cli, { ok: true, command: 'stamp', ...r });
+  say(cli, `stamped: the record now lists ${r.recorded.length} revision(s); at ${where(r.current)}`);
+  return EXIT.ok;
+}
+
+async function runCheck({ cli, config }: Run): Promise<number> {
+  // Ctrl-C stops between two steps, so that the scratch databases are still removed; a
+  // second Ctrl-C ends the process at once.
+  const abort = new AbortController();
+  const stop = () => abort.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  let result: CheckResult;
   try {
-    const { values, positionals } = parseArgs({
-      args: splitArgv(argv),
-      allowPositionals: true,
-      strict: true,
-      options: {
-        url: { type: 'string' },
-        dir: { type: 'string' },
-        table: { type: 'string' },
-        wait: { type: 'string' },
-        'lock-timeout': { type: 'string' },
-        'dry-run': { type: 'boolean' },
-        yes: { type: 'boolean', short: 'y' },
-        strict: { type: 'boolean' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
+    const { check } = await import('../runner/check.ts');
+    result = await check({ url: config.url, dir: config.dir, table: config.table }, { signal: abort.signal });
+  } catch (error) {
+    if (!abort.signal.aborted) throw error;
+    warn(cli, 'check: interrupted; its scratch databases were removed.');
+    return 130;
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
+  emitJson(cli, { command: 'check', ...result });
+  for (const f of result.findings) say(cli, `${formatWhere(f)}: ${f.severity}: ${f.message} [${f.code}]`);
+  say(cli, checkSummary(result));
+  return result.ok ? EXIT.ok : EXIT.migrationFailed;
+}
+
+async function runMigrate({ cli, config, values, operand }: Run): Promise<number> {
+  const dryRun = values['dry-run'] ?? false;
+  const result = await migrate(config, operand, {
+    dryRun,
+    // The question and the list go to stderr: with --json, stdout still holds one object.
+    confirm: confirmation(values.yes, 'roll back'),
+    onEvent: (e: MigrateEvent) => {
+      if (e.type === 'warning') warn(cli, `warning: ${e.message} [${e.code}]`);
+      else {
+        capYoungGeneration();
+        say(cli, stepLine(e));
+      }
+    },
+  });
+  emitJson(cli, { ok: true, command: 'migrate', target: operand, ...result });
+  if (dryRun) {
+    if (!cli.json)
+      process.stdout.write(
+        `-- dry run: nothing was changed. This is what ${operand} would run:\n${result.script ?? ''}`,
+      );
+    say(cli, `-- would then be at ${where(result.current)}`);
+  } else {
+    say(cli, result.steps.length === 0 ? `nothing to do; at ${where(result.current)}` : `at ${where(result.current)}`);
+  }
+  return EXIT.ok;
+}
+
+/** Every command, with the operand it takes; any other first word is a target (dbmate's and ley's table). */
+const COMMANDS: Record<string, Command> = {
+  current: { operand: 'none', database: true, run: runCurrent },
+  history: { operand: 'none', database: true, run: runHistory },
+  new: { operand: 'words', database: false, writes: 'the folder', run: runNew },
+  stamp: { operand: 'target', database: true, writes: 'the record', run: runStamp },
+  sql: { operand: 'target', database: true, run: runSql },
+  check: { operand: 'none', database: false, run: runCheck },
+};
+const MIGRATE: Command = { operand: 'target', database: true, run: runMigrate };
+
+/** The operand as the command takes it; a missing or extra one is BAD_TARGET. */
+function operandOf(name: string, command: Command, words: string[]): string {
+  if (command.operand === 'none') {
+    if (words.length > 0)
+      throw new MigrateError('BAD_TARGET', `${name} takes no argument ("${words[0]}"). See --help.`);
+    return '';
+  }
+  if (words.length === 0) {
+    const what = command.operand === 'words' ? 'a description' : 'a target';
+    throw new MigrateError('BAD_TARGET', `${name} needs ${what}. See --help.`);
+  }
+  if (command.operand === 'words') return words.join(' ');
+  if (words.length > 1) throw new MigrateError('BAD_TARGET', `unexpected argument "${words[1]}". See --help.`);
+  const target = words[0] as string;
+  parseTarget(target); // refuse garbage before anything else happens
+  return target;
+}
+
+/** Says once which database (password hidden) and where its URL came from; notes dropped URL options. */
+function introduce(cli: Cli, url: string, from: UrlSource, command: Command): void {
+  const connection = parseUrl(url);
+  if (connection.dialect === 'postgres') {
+    cli.secrets.push(...connection.secrets);
+    if (connection.dropped.length > 0)
+      warn(
+        cli,
+        `note: ignored URL option(s) ${connection.dropped.join(', ')}: not PostgreSQL connection settings (SQLAlchemy's or its drivers' options, say).`,
+      );
+  }
+  // check opens no database of the URL's: it creates scratch ones, and says itself which server it used.
+  if (!command.database) return;
+  cli.about = {
+    database: connection.dialect === 'sqlite' ? sqliteShown(connection.filename) : connection.display,
+    urlFrom: from,
+  };
+}
+
+/** A file in or under the working directory by its relative path: the same run reads the same from any checkout. */
+function sqliteShown(filename: string): string {
+  if (filename === ':memory:') return 'sqlite::memory:';
+  const { isAbsolute, relative, resolve } = process.getBuiltinModule('node:path');
+  const inside = relative(process.cwd(), resolve(filename));
+  return `sqlite:${inside.startsWith('..') || isAbsolute(inside) ? resolve(filename) : inside}`;
+}
+
+/** Last on stderr, after the outcome: the first line stays the one that matters (an error, say). */
+function sayWhich(cli: Cli): void {
+  const { database, urlFrom } = cli.about;
+  if (!cli.json && database)
+    warn(cli, `database: ${database} (${urlFrom === 'default' ? 'the default' : `from ${urlFrom}`})`);
+}
+
+function configOf(values: Values, cli: Cli, url: string): RunnerConfig {
+  return {
+    url,
+    dir: values.dir ?? process.env.MIGRATIONS_DIR ?? DEFAULT_DIR,
+    table: values.table ?? process.env.MIGRATIONS_TABLE ?? DEFAULT_TABLE,
+    waitMs: seconds('wait', values.wait, values.wait === undefined ? undefined : 30),
+    lockTimeoutMs: seconds('lock-timeout', values['lock-timeout']),
+    strict: values.strict ?? false,
+    onWait: (e) => {
+      const limit = `${Math.round(e.limitMs / 1000)} s`;
+      const when = e.elapsedMs < 1000 ? `up to ${limit}` : `${Math.round(e.elapsedMs / 1000)} s of ${limit}`;
+      warn(cli, `waiting for ${e.database} (${when}): ${e.reason}`);
+    },
+  };
+}
+
+async function main(argv: string[]): Promise<number> {
+  const cli: Cli = { json: argv.includes('--json'), secrets: [], about: {} };
+  try {
+    const { values, positionals } = parseArgs({ args: splitArgv(argv), allowPositionals: true, options: OPTIONS });
     if (values.help) {
       say(cli, USAGE);
       return EXIT.ok;
     }
-    if (positionals.length === 0) {
+    const [word, ...rest] = positionals;
+    if (word === undefined) {
       warn(cli, USAGE);
       return EXIT.usage;
     }
-    // .env fills gaps only: the real environment wins (dotenv never overrides).
-    // dotenv costs ~6 ms to load: only when there is a .env to read (containers rarely have one).
-    if (existsSync('.env')) (await import('dotenv')).config({ quiet: true });
+    const named = Object.hasOwn(COMMANDS, word) ? word : undefined;
+    const command = named === undefined ? MIGRATE : (COMMANDS[named] as Command);
+    const operand = operandOf(named ?? 'migrate', command, named === undefined ? positionals : rest);
+    if (values['dry-run'] && command.writes) {
+      throw new MigrateError(
+        'BAD_OPTION',
+        `--dry-run does not apply to ${named}, which would change ${command.writes}; \`sql <target>\` prints what a target would run.`,
+      );
+    }
+    const from = await loadEnv(values.url);
     const url = values.url ?? process.env.DATABASE_URL ?? DEFAULT_URL;
-    const config: RunnerConfig = {
-      url,
-      dir: values.dir ?? process.env.MIGRATIONS_DIR ?? DEFAULT_DIR,
-      table: values.table ?? process.env.MIGRATIONS_TABLE ?? DEFAULT_TABLE,
-      waitMs: seconds('wait', values.wait, values.wait === undefined ? undefined : 30),
-      lockTimeoutMs: seconds('lock-timeout', values['lock-timeout']),
-      strict: values.strict ?? false,
-    };
-    const [word, ...args] = positionals as [string, ...string[]];
-    const command = COMMANDS.has(word) ? word : 'migrate';
-    if (command !== 'migrate') capYoungGeneration(); // a target caps it at its first step
-    const operand = command === 'migrate' ? word : args[0];
-    const extra = command === 'migrate' ? args : args.slice(1);
-    if (command === 'check' && args.length > 0)
-      throw new MigrateError('BAD_TARGET', `check takes no argument ("${args[0]}"). See --help.`);
-    if (command !== 'current' && command !== 'history' && command !== 'check' && operand === undefined) {
-      throw new MigrateError(
-        'BAD_TARGET',
-        `${command} needs ${command === 'new' ? 'a description' : 'a target'}. See --help.`,
-      );
-    }
-    if (extra.length > 0 && command !== 'new')
-      throw new MigrateError('BAD_TARGET', `unexpected argument "${extra[0]}". See --help.`);
-
-    if (values['dry-run'] && (command === 'new' || command === 'stamp')) {
-      throw new MigrateError(
-        'BAD_TARGET',
-        `--dry-run does not apply to ${command}, which would change ${command === 'new' ? 'the folder' : 'the record'}; \`sql <target>\` prints what a target would run.`,
-      );
-    }
-    if (command === 'new') {
-      const { createMigration } = await import('../runner/create.ts');
-      const written = createMigration(config.dir as string, [operand, ...extra].join(' '));
-      emitJson(cli, { ok: true, command, files: written });
-      for (const f of written) say(cli, `created ${f}`);
-      return EXIT.ok;
-    }
-
-    const connection = parseUrl(url);
-    if (connection.dialect === 'postgres') cli.secrets.push(...connection.secrets);
-    if (operand !== undefined) parseTarget(operand); // refuse garbage before anything else happens
-
-    switch (command) {
-      case 'current': {
-        const s = await status(config);
-        emitJson(cli, { ok: true, command, current: s.current });
-        say(cli, s.current ? `${s.current.revision} (${s.current.name})` : 'base');
-        return EXIT.ok;
-      }
-      case 'history': {
-        const s = await status(config);
-        emitJson(cli, { ok: true, command, current: s.current, revisions: s.revisions });
-        if (s.revisions.length === 0) say(cli, '(no migrations)');
-        const width = Math.max(0, ...s.revisions.map((r) => r.name.length));
-        // One write for the whole list: a write per line costs a system call each.
-        const lines = s.revisions.map((r) => {
-          const state = r.state === 'pending' ? 'pending' : `${r.state} ${r.appliedAt ?? ''}`;
-          const flags = r.flags.length > 0 ? `  [${r.flags.join(', ')}]` : '';
-          return `${r.revision}  ${r.name.padEnd(width)}  ${state}${flags}`;
-        });
-        if (lines.length > 0) say(cli, lines.join('\n'));
-        return EXIT.ok;
-      }
-      case 'sql': {
-        const script = await renderScript(config, operand as string);
-        emitJson(cli, { ok: true, command, script });
-        if (!cli.json) process.stdout.write(scrub(cli, script));
-        return EXIT.ok;
-      }
-      case 'check': {
-        // Ctrl-C stops between two steps, so that the scratch databases are still removed; a
-        // second Ctrl-C ends the process at once.
-        const abort = new AbortController();
-        const stop = () => abort.abort();
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
-        let result: CheckResult;
-        try {
-          const { check } = await import('../runner/check.ts');
-          result = await check({ url, dir: config.dir, table: config.table }, { signal: abort.signal });
-        } catch (error) {
-          if (!abort.signal.aborted) throw error;
-          warn(cli, 'check: interrupted; its scratch databases were removed.');
-          return 130;
-        } finally {
-          process.off('SIGINT', stop);
-          process.off('SIGTERM', stop);
-        }
-        emitJson(cli, { command, ...result });
-        for (const f of result.findings) {
-          say(cli, `${formatWhere(f)}: ${f.severity}: ${f.message} [${f.code}]`);
-        }
-        say(cli, checkSummary(result));
-        return result.ok ? EXIT.ok : EXIT.migrationFailed;
-      }
-      case 'stamp': {
-        const r = await stamp(config, operand as string);
-        emitJson(cli, { ok: true, command, ...r });
-        say(cli, `stamped: the record now lists ${r.recorded.length} revision(s); at ${where(r.current)}`);
-        return EXIT.ok;
-      }
-      default: {
-        const dryRun = values['dry-run'] ?? false;
-        const result = await migrate(config, operand as string, {
-          dryRun,
-          // The question and the list go to stderr: with --json, stdout still holds one object.
-          // isatty(0), not process.stdin.isTTY: building the stdin stream loads a dozen of node's
-          // modules (~1.7 ms), and a no-op start never reads it.
-          confirm: values.yes ? () => true : isatty(0) ? askYes : undefined,
-          onEvent: (e: MigrateEvent) => {
-            if (e.type === 'warning') warn(cli, `warning: ${e.message} [${e.code}]`);
-            else {
-              capYoungGeneration();
-              say(cli, stepLine(e));
-            }
-          },
-        });
-        emitJson(cli, { ok: true, command: 'migrate', target: operand, ...result });
-        if (dryRun) {
-          if (!cli.json)
-            process.stdout.write(
-              scrub(cli, `-- dry run: nothing was changed. This is what ${operand} would run:\n${result.script ?? ''}`),
-            );
-          say(cli, `-- would then be at ${where(result.current)}`);
-        } else {
-          say(
-            cli,
-            result.steps.length === 0 ? `nothing to do; at ${where(result.current)}` : `at ${where(result.current)}`,
-          );
-        }
-        return EXIT.ok;
-      }
-    }
+    const config = configOf(values, cli, url);
+    if (named !== undefined) capYoungGeneration(); // a target caps it at its first step
+    if (named !== 'new') introduce(cli, url, from, command);
+    return await command.run({ cli, config, values, operand });
   } catch (error) {
     if ((error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      warn(cli, `error: ${(error as Error).message}\n\n${USAGE}`);
+      warn(cli, `error: ${(error as Error).message} [BAD_OPTION]\n\n${USAGE}`);
       return EXIT.usage;
     }
     return reportFailure(cli, error);
+  } finally {
+    sayWhich(cli);
   }
 }
 

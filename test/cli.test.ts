@@ -485,3 +485,43 @@ describe('passwords', { skip: !TEST_DIALECTS.includes('postgres') && 'TEST_DIALE
     assert.equal(r.stderr.includes('Hunter2'), false);
   });
 });
+
+for (const dialect of TEST_DIALECTS) {
+  describe(`CLI on ${dialect}: stamp, names and options`, () => {
+    const cli = (db: TestDb, args: string[]) => runCli([...args, '--url', db.url, '--dir', BASIC]);
+
+    it('stamp forgetting more than one revision needs --yes off a terminal, as a rollback does', () =>
+      withTestDb(dialect, async (db) => {
+        assert.equal((await cli(db, ['head'])).code, 0);
+        const refused = await cli(db, ['stamp', '000001']);
+        assert.equal(refused.code, 2, refused.stderr);
+        assert.match(refused.stderr, /forgetting 2 revisions needs confirmation.*\[CONFIRMATION_REQUIRED\]/);
+        assert.equal((await db.records()).length, 3, 'nothing forgotten');
+        const one = await cli(db, ['stamp', '-1']);
+        assert.equal(one.code, 0, one.stderr);
+        const yes = await cli(db, ['stamp', 'base', '--yes']);
+        assert.equal(yes.code, 0, yes.stderr);
+        assert.deepEqual(await db.records(), []);
+        assert.ok((await db.tables()).includes('posts'), 'stamp runs no SQL');
+      }));
+
+    it('a revision named by its description alone', () =>
+      withTestDb(dialect, async (db) => {
+        const r = await cli(db, ['create_posts']);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout, /at 000002 \(create_posts\)\n$/);
+      }));
+
+    it('a bad option value is BAD_OPTION, exit 2', async () => {
+      for (const args of [
+        ['head', '--wait=soon'],
+        ['head', '--lock-timeout=-1'],
+        ['head', '--bogus'],
+      ]) {
+        const r = await runCli([...args, '--url', 'sqlite::memory:', '--dir', BASIC]);
+        assert.equal(r.code, 2, r.stderr);
+        assert.match(r.stderr, /\[BAD_OPTION\]/, args.join(' '));
+      }
+    });
+  });
+}

@@ -43,7 +43,16 @@ describe('parseUrl: PostgreSQL', () => {
       const c = parseUrl(`${scheme}://bot:s3cret@db.internal:5432/bot?sslmode=require`);
       assert.equal(c.dialect, 'postgres');
       if (c.dialect !== 'postgres') return;
-      assert.equal(c.url, `${scheme}://bot:s3cret@db.internal:5432/bot?sslmode=require`);
+      assert.equal(c.url, 'postgres://bot:s3cret@db.internal:5432/bot?sslmode=require');
+      assert.deepEqual(c.server, {
+        host: ['db.internal'],
+        port: [5432],
+        database: 'bot',
+        username: 'bot',
+        password: 's3cret',
+        ssl: 'require',
+        parameters: {},
+      });
       assert.equal(c.password, 's3cret');
       assert.equal(c.display, `${scheme}://bot:****@db.internal:5432/bot?sslmode=require`);
     });
@@ -55,6 +64,7 @@ describe('parseUrl: PostgreSQL', () => {
       assert.equal(c.dialect, 'postgres');
       if (c.dialect !== 'postgres') return;
       assert.equal(c.url, 'postgres://bot:s3cret@db:5432/bot');
+      assert.deepEqual(c.dropped, []);
       assert.equal(c.password, 's3cret');
       assert.equal(c.display, `postgresql+${driver}://bot:****@db:5432/bot`);
     });
@@ -204,5 +214,75 @@ describe('passwords in the query string', () => {
     assert.equal(redactUrl(url), 'postgres://bot@127.0.0.1/db?sslmode=disable&password=****');
     const c = parseUrl(url);
     assert.ok(c.dialect === 'postgres' && c.password === 'hunter2' && !c.display.includes('hunter2'));
+  });
+});
+
+describe('parseUrl: one strict reading, explicit parts for the driver', () => {
+  const parts = (url: string) => {
+    const c = parseUrl(url);
+    assert.ok(c.dialect === 'postgres');
+    return c;
+  };
+
+  test('a ?password= value holding @ is the password, and the display shows none of it', () => {
+    const c = parts('postgres://bot@db:5432/bot?password=pw@MyS3cretTail');
+    assert.equal(c.server.password, 'pw@MyS3cretTail');
+    assert.deepEqual(c.server.host, ['db']);
+    assert.equal(c.display, 'postgres://bot@db:5432/bot?password=****');
+    assert.doesNotMatch(c.display, /S3cret/);
+  });
+
+  for (const url of [
+    'postgres://bot:pw@MyS3cretTail@db/bot',
+    'postgres://bot:pw#MyS3cretTail@db/bot',
+    'postgres://bot:12#MyS3cretTail@db/bot',
+    'postgres://bot:12?MyS3cretTail@db/bot',
+    'postgres://bot:12/MyS3cretTail@db/bot',
+    'postgres://bot:my S3cretTail@db/bot',
+    'postgres://bot:100%S3cretTail@db/bot',
+  ]) {
+    test(`${url.replace('MyS3cretTail', '…')}: BAD_URL, never a host name made of the password`, () => {
+      const msg = failure(() => parseUrl(url), 'BAD_URL');
+      assert.doesNotMatch(msg, /S3cret/);
+      assert.match(msg, /percent-encode/i);
+    });
+  }
+
+  test('a password of 000 is hidden as a value, not as a substring', () => {
+    const c = parts('postgres://bot:000@db:5000/bot_000');
+    assert.equal(c.display, 'postgres://bot:****@db:5000/bot_000');
+    assert.equal(c.server.password, '000');
+  });
+
+  test('percent-encoded parts are decoded once; the URL handed on reads back to the same parts', () => {
+    const c = parts('postgres://b%40t:p%40ss%23w%2F%3F@[::1]:6543,db2/my%20db?application_name=a%20b');
+    assert.deepEqual(c.server, {
+      host: ['::1', 'db2'],
+      port: [6543, 5432],
+      database: 'my db',
+      username: 'b@t',
+      password: 'p@ss#w/?',
+      parameters: { application_name: 'a b' },
+    });
+    assert.deepEqual(parts(c.url).server, c.server);
+  });
+
+  test("SQLAlchemy's and its drivers' options are dropped; libpq's are kept", () => {
+    const c = parts(
+      'postgresql+asyncpg://bot:pw@db/bot?prepared_statement_cache_size=0&sslmode=disable&application_name=bot&connect_timeout=7&options=-c%20search_path%3Dapp&target_session_attrs=read-write&statement_cache_size=0',
+    );
+    assert.deepEqual(c.dropped, ['prepared_statement_cache_size', 'statement_cache_size']);
+    assert.equal(c.server.ssl, false);
+    assert.equal(c.server.connectTimeout, 7);
+    assert.equal(c.server.targetSessionAttrs, 'read-write');
+    assert.deepEqual(c.server.parameters, { application_name: 'bot', options: '-c search_path=app' });
+    assert.doesNotMatch(c.url, /cache_size/);
+    assert.doesNotMatch(c.display, /cache_size|pw/);
+  });
+
+  test('libpq spellings of the parts in the query: user, dbname, host, port', () => {
+    const c = parts('postgres:///?user=bot&dbname=app&host=db&port=6000');
+    assert.deepEqual(c.server, { host: ['db'], port: [6000], database: 'app', username: 'bot', parameters: {} });
+    assert.equal(c.display, 'postgres://bot@db:6000/app');
   });
 });

@@ -551,3 +551,60 @@ describe('appliedAfter', () => {
     assert.deepEqual(appliedAfter(ALL, R, plan(ALL, R, t('base')).steps), []);
   });
 });
+
+describe('plan: a revision by its description alone', () => {
+  test('one migration with that description: accepted, as its version would be', () => {
+    assert.deepEqual(steps(plan(ALL, [], t('two'))), ['up 20250101_000000', 'up 20250102_000000']);
+    assert.deepEqual(steps(plan(ALL, rows(...ALL), t('three'))), ['down 20250104_000000']);
+  });
+
+  test('several with that description: AMBIGUOUS_REVISION listing the candidates', () => {
+    const twice = [M1, mig('20250102_000000', 'add_user_email'), mig('20250105_000000', 'add_user_email')];
+    const msg = failure(() => plan(twice, [], t('add_user_email')), 'AMBIGUOUS_REVISION');
+    assert.ok(msg.includes('20250102_000000_add_user_email') && msg.includes('20250105_000000_add_user_email'), msg);
+  });
+
+  test('a description that is also a version is read as the version', () => {
+    const odd = [mig('000001', 'init'), mig('000002', '1')];
+    assert.deepEqual(steps(plan(odd, [], t('1'))), ['up 000001']);
+  });
+});
+
+describe('plan: the advice for an edited applied file', () => {
+  test('says both ways out: stamp to accept it, or stamp -1 then head when the edit never ran', () => {
+    const R = [row(M1, 1), row(M2, 2, { checksum: checksumOf('') })];
+    const msg = failure(() => plan(ALL, R, t('head')), 'CHECKSUM_MISMATCH');
+    assert.match(msg, /already has what the edited file says, review and run `stamp 20250102_000000`/);
+    assert.match(msg, /never ran .* run `stamp -1` to forget 20250102_000000 without running anything, then `head`/);
+  });
+
+  test('an edited file with later revisions after it: roll those back first', () => {
+    const R = [row(M1, 1, { checksum: checksumOf('') }), row(M2, 2), row(M3, 3)];
+    const msg = failure(() => plan(ALL, R, t('head')), 'CHECKSUM_MISMATCH');
+    assert.match(msg, /`-2` \(roll back what came after it\), then `stamp -1` to forget 20250101_000000/);
+  });
+});
+
+describe('plan: an up file that holds only comments', () => {
+  const empty = (m: Migration, text: string): Migration => ({ ...m, up: file(m.up.path, text) });
+
+  test('applying it warns EMPTY_UP, naming the file', () => {
+    const E = empty(M2, '-- write the migration here\n/* and\n here */\n\n');
+    const p = plan([M1, E], [], t('head'));
+    assert.deepEqual(steps(p), ['up 20250101_000000', 'up 20250102_000000']);
+    assert.deepEqual(
+      p.warnings.map((w) => w.code),
+      ['EMPTY_UP'],
+    );
+    assert.match(p.warnings[0]?.message ?? '', /20250102_000000_two\.up\.sql holds only comments/);
+  });
+
+  test('a file with a statement after its comments, or an empty down, does not', () => {
+    const p = plan(
+      [empty(M1, '-- add t\nCREATE TABLE t (id int);\n'), { ...M2, down: file(M2.down.path, '') }],
+      [],
+      t('head'),
+    );
+    assert.deepEqual(p.warnings, []);
+  });
+});

@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import type { Capabilities, Driver, RecordRow, RecordTableState } from '../driver.ts';
 import { StatementFailed, TransactionLeftOpen } from '../driver.ts';
 import { MigrateError } from '../errors.ts';
-import { hideSecrets, parseTableName, secretsIn } from '../config.ts';
+import { hideSecrets, parseTableName, parseUrl, type PostgresServer } from '../config.ts';
 import { recordTableState, toRecordRow } from '../record.ts';
 import { catalog, COLUMNS, isConnectionError, postgresSql, quoteIdent } from './postgres-sql.ts';
 import type { SchemaSource } from '../introspect.ts';
@@ -20,14 +20,24 @@ import type { SchemaSource } from '../introspect.ts';
 type Sql = postgres.Sql;
 
 export interface PostgresOptions {
-  /** The connection URL as postgres.js takes it (`postgres://user:password@host:port/db`). */
-  url: string;
+  /** The server, as parsed once from the URL (config.ts `parseUrl`): no URL string reaches postgres.js. */
+  server?: PostgresServer;
+  /** Or a URL, read by the same strict parser (for callers that hold only a URL). */
+  url?: string;
   /** The URL with its password shown as `****`: the only form any message may carry. */
   display: string;
   /** The record table, `table` or `schema.table`. */
   table: string;
   /** False for read-only commands. PostgreSQL creates nothing on connect, so only kept for symmetry. */
   create: boolean;
+  /** When set (epoch ms, `--wait`'s limit): each connect attempt gives up by then. */
+  deadline?: number;
+}
+
+function serverOf(url: string): PostgresServer {
+  const c = parseUrl(url);
+  if (c.dialect !== 'postgres') throw new MigrateError('BAD_URL', `${c.display} is not a PostgreSQL URL.`);
+  return c.server;
 }
 
 /** Queries sent behind the lock; undefined where they failed or were not sent. */
@@ -39,7 +49,8 @@ interface ReadAhead {
 export class PostgresDriver implements Driver {
   readonly capabilities: Capabilities = { folder: 'postgres', schemaQualifiedTables: true, connectsToServer: true };
   readonly sql = postgresSql;
-  readonly #url: string;
+  readonly #server: PostgresServer;
+  readonly #deadline: number | undefined;
   readonly #display: string;
   readonly #secrets: string[];
   /** The record table's name as given (`schema_migrations`, `ops.migrations`), for messages. */
@@ -67,9 +78,11 @@ export class PostgresDriver implements Driver {
   #execSince = false;
 
   constructor(options: PostgresOptions) {
-    this.#url = options.url;
+    this.#server = options.server ?? serverOf(options.url ?? '');
+    this.#deadline = options.deadline;
     this.#display = options.display;
-    this.#secrets = secretsIn(options.url);
+    const password = this.#server.password;
+    this.#secrets = password ? [password, encodeURIComponent(password)] : [];
     const { schema, table } = parseTableName(options.table, true);
     this.#label = options.table;
     this.#schema = schema;
@@ -80,14 +93,26 @@ export class PostgresDriver implements Driver {
   get #client(): Sql {
     if (!this.#sql) {
       try {
-        this.#sql = postgres(this.#url, {
+        const s = this.#server;
+        this.#sql = postgres({
+          // Arrays pair hosts with ports by index (postgres.js reads both forms; its types know one).
+          host: s.host as unknown as string | undefined,
+          port: s.port as unknown as number | undefined,
+          database: s.database,
+          username: s.username,
+          password: s.password,
+          ...(s.ssl === undefined ? {} : { ssl: s.ssl as 'require' | false }),
+          ...(s.targetSessionAttrs === undefined ? {} : { target_session_attrs: s.targetSessionAttrs as 'read-write' }),
           max: 1,
           // Holding the session lock on an idle connection must never end it: postgres.js would
           // otherwise recycle the connection after 30-60 min (max_lifetime) and silently release
           // the advisory lock along with it.
           idle_timeout: 0,
           max_lifetime: null,
-          connect_timeout: 10,
+          connect_timeout:
+            this.#deadline === undefined
+              ? (s.connectTimeout ?? 10)
+              : Math.max(0.1, Math.min(s.connectTimeout ?? 10, (this.#deadline - Date.now()) / 1000)),
           // The library never prints; postgres.js would console.log every NOTICE without this.
           onnotice: (notice) => {
             if (typeof notice.code === 'string') this.#notices.add(notice.code);
@@ -100,7 +125,7 @@ export class PostgresDriver implements Driver {
           // We read no arrays or custom types: save the round trip at connect.
           fetch_types: false,
           debug: false,
-          connection: { application_name: 'sql-migrate' },
+          connection: { application_name: 'sql-migrate', ...s.parameters },
         });
       } catch (error) {
         throw this.#unreachable(error);

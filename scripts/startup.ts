@@ -1,0 +1,63 @@
+/**
+ * What the CLI does with its own process and terminal: settings from `.env`, V8's memory
+ * growth, the confirmation question. Kept apart so that migrate.ts reads as its commands.
+ */
+import { existsSync } from 'node:fs';
+import { isatty } from 'node:tty';
+import type { Step } from '../runner/plan.ts';
+
+/** Where the database URL came from, as the CLI reports it. */
+export type UrlSource = '--url' | 'DATABASE_URL' | '.env' | 'default';
+
+/**
+ * Fill gaps in the environment from `.env` (dotenv never overrides the real environment), and
+ * say where DATABASE_URL came from. dotenv is loaded only when there is a .env to read, which
+ * a container rarely has (its load time counts against a no-op start; see docs/performance.md).
+ */
+export async function loadEnv(url: string | undefined): Promise<UrlSource> {
+  const before = process.env.DATABASE_URL;
+  if (existsSync('.env')) (await import('dotenv')).config({ quiet: true });
+  if (url !== undefined) return '--url';
+  if (before !== undefined) return 'DATABASE_URL';
+  return process.env.DATABASE_URL !== undefined ? '.env' : 'default';
+}
+
+let youngGenerationCapped = false;
+
+/**
+ * Keeps V8 from doubling the young generation while every file of the folder survives into
+ * it; set only once there is work, as loading node:v8 costs a no-op start (docs/performance.md).
+ */
+export function capYoungGeneration(): void {
+  if (youngGenerationCapped) return;
+  youngGenerationCapped = true;
+  process.getBuiltinModule('node:v8').setFlagsFromString('--semi-space-growth-factor=1');
+}
+
+/** The question for a rollback (or a `stamp`) that would undo more than one revision; on stderr. */
+function ask(verb: 'roll back' | 'forget') {
+  return async (steps: readonly Step[]): Promise<boolean> => {
+    const downs = steps.filter((s) => s.direction === 'down');
+    const lines = downs.map((s) => `  ${s.migration.stem}`).join('\n');
+    const note = verb === 'forget' ? ' (from the record only: no SQL runs)' : '';
+    process.stderr.write(`About to ${verb} ${downs.length} revisions${note}:\n${lines}\n`);
+    // Not import(): the compiled CLI runs as a vm script (dist/migrate.cjs), which has no import().
+    const { createInterface } = process.getBuiltinModule('node:readline/promises');
+    const rl = createInterface({ input: process.stdin, output: process.stderr });
+    try {
+      const answer = await rl.question(verb === 'forget' ? 'Forget them? [y/N] ' : 'Roll them back? [y/N] ');
+      return /^y(es)?$/i.test(answer.trim());
+    } catch (error) {
+      // Ctrl-C or Ctrl-D at the question is a no, not a failure to report.
+      if ((error as { code?: unknown }).code === 'ABORT_ERR') return false;
+      throw error;
+    } finally {
+      rl.close();
+    }
+  };
+}
+
+/** isatty(0), not process.stdin.isTTY: the stdin stream costs a no-op start (docs/performance.md). */
+export function confirmation(yes: boolean | undefined, verb: 'roll back' | 'forget') {
+  return yes ? () => true : isatty(0) ? ask(verb) : undefined;
+}
