@@ -9,7 +9,7 @@ import { MigrateError, MigrationFailed } from './errors.ts';
 import { DEFAULT_DIR, DEFAULT_TABLE, hideSecrets, parseUrl, type Connection } from './config.ts';
 import { loadMigrations, versionOf, type Migration } from './files.ts';
 import { appliedAfter, assess, current, parseTarget, plan, type Step, type Target, type Warning } from './plan.ts';
-import { splitStatements } from './split.ts';
+import { isTransactionControl, splitStatements } from './split.ts';
 import { lineColumn } from './position.ts';
 
 export interface RunnerConfig {
@@ -217,11 +217,7 @@ export function stepWork(step: Step, folder: 'postgres' | 'sqlite'): StepWork {
   const statements = splitStatements(file.text, folder);
   if (file.transactional) {
     for (const s of statements) {
-      if (
-        /^(BEGIN|COMMIT|END|ROLLBACK|START\s+TRANSACTION|ABORT)\b(?!\s+ATOMIC)(?!\s+TO\b)(?!\s+TRANSACTION\s+TO\b)/i.test(
-          s.sql,
-        )
-      ) {
+      if (isTransactionControl(s.sql)) {
         const { line, column } = lineColumn(file.text, s.offset);
         throw new MigrateError(
           'TRANSACTION_CONTROL',

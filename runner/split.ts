@@ -189,3 +189,14 @@ function skipNestedComment(text: string, from: number): number {
   }
   return n;
 }
+
+/**
+ * Whether a statement (as {@link splitStatements} cuts it) begins or ends a transaction: a file
+ * that already runs in the runner's transaction must not hold one. Savepoints are not counted,
+ * since they nest inside that transaction, and neither is `BEGIN ATOMIC`, a function body.
+ */
+export function isTransactionControl(sql: string): boolean {
+  return /^(BEGIN|COMMIT|END|ROLLBACK|START\s+TRANSACTION|ABORT)\b(?!\s+ATOMIC)(?!\s+TO\b)(?!\s+TRANSACTION\s+TO\b)/i.test(
+    sql,
+  );
+}
