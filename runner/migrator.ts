@@ -217,7 +217,7 @@ export function stepWork(step: Step, folder: 'postgres' | 'sqlite'): StepWork {
   const statements = splitStatements(file.text, folder);
   if (file.transactional) {
     for (const s of statements) {
-      if (isTransactionControl(s.sql)) {
+      if (isTransactionControl(s.sql, folder)) {
         const { line, column } = lineColumn(file.text, s.offset);
         throw new MigrateError(
           'TRANSACTION_CONTROL',

@@ -27,13 +27,14 @@ export function splitStatements(text: string, dialect: SplitDialect): Statement[
 
   let start = -1; // offset of the current statement's first token; -1 before it
   let end = 0; // just past its latest token, so trailing comments are left out
-  let depth = 0; // open BEGIN ATOMIC / trigger BEGIN blocks and the CASEs inside them
+  let depth = 0; // open BEGIN ATOMIC blocks and the CASEs inside them; SQLite: 1 inside a trigger
   let parens = 0; // PostgreSQL only: psql ignores `;` inside parentheses (CREATE RULE … DO (a; b))
   let words = 0; // words seen in this statement, to recognise CREATE [TEMP] TRIGGER
   let first = '';
   let second = '';
   let trigger = false;
-  let prev = ''; // the previous token when it was a keyword-length word, upper-cased; else ''
+  let routine = false; // PostgreSQL: CREATE [OR REPLACE] FUNCTION/PROCEDURE, where BEGIN ATOMIC opens a body
+  let prev = ''; // the previous token when it was a keyword-length word, upper-cased, or `;`; else ''
 
   let i = 0;
   while (i < n) {
@@ -57,7 +58,7 @@ export function splitStatements(text: string, dialect: SplitDialect): Statement[
       start = -1;
       words = 0;
       first = second = prev = '';
-      trigger = false;
+      trigger = routine = false;
       i++;
       continue;
     }
@@ -87,7 +88,14 @@ export function splitStatements(text: string, dialect: SplitDialect): Statement[
         // Only keywords matter, and they are 3 to 9 letters: skip upper-casing anything else.
         word = j - i >= 3 && j - i <= 9 ? text.slice(i, j).toUpperCase() : '';
         if (pg) {
-          if (word === 'ATOMIC' && prev === 'BEGIN') depth++;
+          // As psql: BEGIN ATOMIC opens a body only in a routine's definition, outside parentheses;
+          // elsewhere `begin atomic` is a name and its alias (test/fixtures/lexer/begin-atomic-alias.postgres.sql).
+          if (words === 0) first = word;
+          else if ((words === 1 || words === 3) && first === 'CREATE') {
+            routine ||= word === 'FUNCTION' || word === 'PROCEDURE';
+          }
+          words++;
+          if (word === 'ATOMIC' && prev === 'BEGIN' && routine && parens === 0) depth++;
           else if (depth > 0 && word === 'CASE') depth++;
           else if (depth > 0 && word === 'END') depth--;
         } else {
@@ -100,11 +108,10 @@ export function splitStatements(text: string, dialect: SplitDialect): Statement[
             trigger = word === 'TRIGGER';
           }
           words++;
-          if (trigger) {
-            if (word === 'BEGIN') depth++;
-            else if (depth > 0 && word === 'CASE') depth++;
-            else if (depth > 0 && word === 'END') depth--;
-          }
+          // A trigger ends only at `; END ;` (sqlite3_complete's rule): its body is statements each
+          // ending in `;`, then END. Counting BEGIN/CASE/END instead miscounts columns named `begin`
+          // or `end` (test/fixtures/lexer/trigger-begin-column.sqlite.sql).
+          if (trigger) depth = word === 'END' && prev === ';' ? 0 : 1;
         }
         i = j;
       }
@@ -114,7 +121,7 @@ export function splitStatements(text: string, dialect: SplitDialect): Statement[
       i++;
     }
     end = i;
-    prev = word;
+    prev = c === 59 ? ';' : word;
   }
 
   if (start >= 0) out.push({ sql: text.slice(start, end), offset: start });
@@ -194,9 +201,46 @@ function skipNestedComment(text: string, from: number): number {
  * Whether a statement (as {@link splitStatements} cuts it) begins or ends a transaction: a file
  * that already runs in the runner's transaction must not hold one. Savepoints are not counted,
  * since they nest inside that transaction, and neither is `BEGIN ATOMIC`, a function body.
+ * Comments may sit between the words (`ROLLBACK /* undo *\/ TO s`).
  */
-export function isTransactionControl(sql: string): boolean {
-  return /^(BEGIN|COMMIT|END|ROLLBACK|START\s+TRANSACTION|ABORT)\b(?!\s+ATOMIC)(?!\s+TO\b)(?!\s+TRANSACTION\s+TO\b)/i.test(
-    sql,
-  );
+export function isTransactionControl(sql: string, dialect: SplitDialect = 'postgres'): boolean {
+  const [a, b, c] = leadingWords(sql, dialect);
+  switch (a) {
+    case 'BEGIN':
+      return b !== 'ATOMIC';
+    case 'COMMIT':
+    case 'END':
+    case 'ABORT':
+      return true;
+    case 'ROLLBACK':
+      // ROLLBACK [WORK | TRANSACTION] TO [SAVEPOINT] s undoes to a savepoint, inside the transaction.
+      return b !== 'TO' && !((b === 'WORK' || b === 'TRANSACTION') && c === 'TO');
+    case 'START':
+    case 'PREPARE':
+      // PREPARE TRANSACTION ends the transaction as well: it hands it over to two-phase commit.
+      return b === 'TRANSACTION';
+    default:
+      return false;
+  }
+}
+
+/** The first three bare words of a statement, upper-cased, skipping comments; '' past the last. */
+function leadingWords(sql: string, dialect: SplitDialect): [string, string, string] {
+  const out: [string, string, string] = ['', '', ''];
+  let i = 0;
+  for (let k = 0; k < 3 && i < sql.length; ) {
+    const c = sql.charCodeAt(i);
+    if (c === 32 || (c >= 9 && c <= 13)) i++;
+    else if (c === 45 && sql.charCodeAt(i + 1) === 45) i = skipPast(sql, '\n', i + 2);
+    else if (c === 47 && sql.charCodeAt(i + 1) === 42) {
+      i = dialect === 'postgres' ? skipNestedComment(sql, i + 2) : skipPast(sql, '*/', i + 2);
+    } else {
+      let j = i;
+      while (j < sql.length && isWordChar(sql.charCodeAt(j))) j++;
+      if (j === i) break;
+      out[k++] = sql.slice(i, j).toUpperCase();
+      i = j;
+    }
+  }
+  return out;
 }
