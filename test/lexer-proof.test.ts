@@ -73,7 +73,7 @@ function lexerCuts(text: string): Cut[] {
     return {
       offset: s.offset,
       end: s.sql.endsWith(';') ? end - 1 : skipTrivia(text, end) === text.length ? text.length : end,
-      control: transactionControlIn(s.sql),
+      control: transactionControlIn(s.sql, 'postgres'),
     };
   });
 }
@@ -137,13 +137,14 @@ const MISPLACED_CONTROL = /within a transaction|no transaction is active/;
  * Runs a SQLite text piece by piece on `db`, asserting that each piece is one statement, that
  * the gaps hold none and that the lexer's verdict matches what the piece did to the transaction.
  * A piece failing for any other reason throws when `strict`; otherwise the text's check stops
- * there (fixtures that fail on purpose) and false is returned.
+ * there (fixtures that fail on purpose) and false is returned; else the number of pieces.
  */
-function checkSqlite(db: Database.Database, raw: string, strict: boolean, name = 'generated file'): boolean {
+function checkSqlite(db: Database.Database, raw: string, strict: boolean, name = 'generated file'): number | false {
   const text = normaliseText(raw);
   const where = `${name}: ${JSON.stringify(text)}`;
   let last = 0;
-  for (const s of splitStatements(text, 'sqlite')) {
+  const pieces = splitStatements(text, 'sqlite');
+  for (const s of pieces) {
     assertNoStatement(db, text.slice(last, s.offset), where);
     last = s.offset + s.sql.length;
     const before = db.inTransaction;
@@ -160,10 +161,10 @@ function checkSqlite(db: Database.Database, raw: string, strict: boolean, name =
         assert.fail(`${where}\npiece ${JSON.stringify(s.sql)} is not one statement: ${message}`);
       } else return false;
     }
-    assert.equal(transactionControlIn(s.sql), toggled, `${where}\nverdict on ${JSON.stringify(s.sql)}`);
+    assert.equal(transactionControlIn(s.sql, 'sqlite'), toggled, `${where}\nverdict on ${JSON.stringify(s.sql)}`);
   }
   assertNoStatement(db, text.slice(last), where);
-  return true;
+  return pieces.length;
 }
 
 function assertNoStatement(db: Database.Database, gap: string, where: string): void {
@@ -207,7 +208,7 @@ test('lexer proof: SQLite files in the project run piece by piece', (t) => {
     const db = new Database(':memory:');
     try {
       for (const file of ordered) {
-        if (!checkSqlite(db, read(file), false, file)) break;
+        if (checkSqlite(db, read(file), false, file) === false) break;
         checked++;
       }
     } finally {
@@ -254,17 +255,18 @@ test('lexer proof: generated PostgreSQL files cut as PostgreSQL parses them', as
 
 test('lexer proof: generated SQLite files run piece by piece', (t) => {
   let files = 0;
+  let statements = 0;
   fc.assert(
     fc.property(sqliteFile, (text) => {
       files++;
       const db = new Database(':memory:');
       try {
-        checkSqlite(db, text, true);
+        statements += checkSqlite(db, text, true) || 0;
       } finally {
         db.close();
       }
     }),
     { seed: SEED, numRuns: RUNS, includeErrorInReport: true },
   );
-  t.diagnostic(`${files} generated SQLite files (seed ${SEED})`);
+  t.diagnostic(`${files} generated SQLite files (seed ${SEED}), ${statements} statements`);
 });

@@ -14,8 +14,8 @@ type Arb = fc.Arbitrary<string>;
 type Part = string | Arb;
 
 /** The runner's verdict on one statement as the lexer cut it: does it begin or end a transaction? */
-export function transactionControlIn(statementSql: string): boolean {
-  return isTransactionControl(statementSql);
+export function transactionControlIn(statementSql: string, dialect: 'postgres' | 'sqlite'): boolean {
+  return isTransactionControl(statementSql, dialect);
 }
 
 /** A keyword in upper, lower or mixed case. */
@@ -309,13 +309,16 @@ const sqTriggerStatement = fc.oneof(
 const sqTrigger = fc
   .tuple(
     fc.constantFrom('', 'TEMP ', 'temporary '),
+    fc.constantFrom('tr§', '"end§"', '[begin§]', 'IF NOT EXISTS "case§"'),
+    fc.constantFrom('AFTER INSERT ON base', 'before insert on base', 'AFTER UPDATE OF end, begin ON base'),
     fc.option(sqWhen),
     fc.array(sqTriggerStatement, { minLength: 1, maxLength: 3 }),
   )
-  .chain(([temp, when, body]) =>
+  .chain(([temp, name, event, when, body]) =>
     words(
       'sqlite',
-      `CREATE ${temp}TRIGGER tr§ AFTER INSERT ON base`,
+      `CREATE ${temp}TRIGGER ${name}`,
+      event,
       when === null ? '' : `WHEN ${when}`,
       kw('begin'),
       body.map((s) => `${s};\n`).join(''),
@@ -324,9 +327,15 @@ const sqTrigger = fc
   );
 const sqTransactionBlock = fc
   .tuple(
-    fc.constantFrom('BEGIN', 'begin deferred', 'BEGIN IMMEDIATE TRANSACTION', 'Begin Exclusive'),
+    fc.oneof(
+      fc.constantFrom('BEGIN', 'begin deferred', 'BEGIN IMMEDIATE TRANSACTION', 'Begin Exclusive'),
+      words('sqlite', kw('begin'), kw('transaction')),
+    ),
     sqInsert('base', sqValue),
-    fc.constantFrom('ROLLBACK TO s', 'rollback transaction to savepoint s', 'RELEASE s', 'release savepoint s'),
+    fc.oneof(
+      fc.constantFrom('ROLLBACK TO s', 'rollback transaction to savepoint s', 'RELEASE s', 'release savepoint s'),
+      words('sqlite', kw('rollback'), kw('to'), 's'),
+    ),
     fc.constantFrom('COMMIT', 'END', 'end transaction', 'ROLLBACK', 'commit transaction'),
   )
   .map(([begin, insert, inner, end]) => [begin, 'SAVEPOINT s', insert, inner, end]);
@@ -376,15 +385,21 @@ function file(dialect: 'postgres' | 'sqlite', statement: Arb, fixed?: string[]):
     gap(dialect).map((s) => `;${s}`),
   );
   const statements = fixed === undefined ? fc.array(statement, { minLength: 1, maxLength: 8 }) : fc.constant(fixed);
+  // A file may end in a line comment without its newline; SQLite also lets a block comment run to the end.
+  const tails = ['', '\n', '\n-- last; line', ...(dialect === 'sqlite' ? ['\n/* open; comment'] : [])];
   return fc
-    .tuple(statements, fc.array(g, { minLength: 10, maxLength: 10 }), fc.boolean(), fc.boolean())
-    .chain(([list, gaps, lastOpen, crlf]) =>
-      fc.constant(
-        list
-          .map((s, k) => `${gaps[k % gaps.length]}${s}${lastOpen && k === list.length - 1 ? '' : ';'}`)
-          .join('')
-          .concat(gaps[9] ?? '')
-          .replace(/\n/g, crlf ? '\r\n' : '\n'),
-      ),
+    .tuple(
+      statements,
+      fc.array(g, { minLength: 10, maxLength: 10 }),
+      fc.boolean(),
+      fc.boolean(),
+      fc.constantFrom(...tails),
+    )
+    .map(([list, gaps, lastOpen, crlf, tail]) =>
+      list
+        .map((s, k) => `${gaps[k % gaps.length]}${s}${lastOpen && k === list.length - 1 ? '' : ';'}`)
+        .join('')
+        .concat(gaps[9] ?? '', tail)
+        .replace(/\n/g, crlf ? '\r\n' : '\n'),
     );
 }
