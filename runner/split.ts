@@ -203,7 +203,7 @@ function skipNestedComment(text: string, from: number): number {
  * since they nest inside that transaction, and neither is `BEGIN ATOMIC`, a function body.
  * Comments may sit between the words (`ROLLBACK /* undo *\/ TO s`).
  */
-export function isTransactionControl(sql: string, dialect: SplitDialect = 'postgres'): boolean {
+export function isTransactionControl(sql: string, dialect: SplitDialect): boolean {
   const [a, b, c] = leadingWords(sql, dialect);
   switch (a) {
     case 'BEGIN':

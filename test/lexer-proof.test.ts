@@ -11,8 +11,8 @@
  *   must hold no statement.
  *
  * Generated files come from test/support/sql-gen.ts with a fixed seed; LEXER_PROOF_SEED and
- * LEXER_PROOF_RUNS change the seed and the number of files. A failure prints the seed and the
- * shrunk file; keep that file under test/fixtures/lexer/ once the lexer is fixed.
+ * LEXER_PROOF_RUNS change the seed and the number of files. A failure prints the seed, the path
+ * and the shrunk file; keep that file under test/fixtures/lexer/ once the lexer is fixed.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -27,6 +27,8 @@ import { pgFile, sqliteFile, transactionControlIn } from './support/sql-gen.ts';
 
 const SEED = Number(process.env.LEXER_PROOF_SEED ?? 19);
 const RUNS = Number(process.env.LEXER_PROOF_RUNS ?? 1500);
+/** fast-check's run options; LEXER_PROOF_PATH (the `path` of a failure report) replays just that case. */
+const RUN = { seed: SEED, numRuns: RUNS, path: process.env.LEXER_PROOF_PATH, includeErrorInReport: true };
 const ROOT = join(import.meta.dirname, '..');
 /** Shrunk cases the properties found, each once a bug of the lexer. */
 const KEPT = 'test/fixtures/lexer';
@@ -34,7 +36,7 @@ const KEPT = 'test/fixtures/lexer';
 /** One statement: where it starts and ends (UTF-16 indexes) and whether it is transaction control. */
 interface Cut {
   offset: number;
-  /** Index of its terminating `;`, or where its last token ends when it has none. */
+  /** Index of its terminating `;`; without one, the text's end if only whitespace and comments follow. */
   end: number;
   control: boolean;
 }
@@ -248,7 +250,7 @@ test('lexer proof: generated PostgreSQL files cut as PostgreSQL parses them', as
       // The runner lexes text with CRLF turned into LF; the cut must not depend on it.
       if (text.includes('\r')) checkPostgres(normaliseText(text));
     }),
-    { seed: SEED, numRuns: RUNS, includeErrorInReport: true },
+    RUN,
   );
   t.diagnostic(`${files} generated PostgreSQL files (seed ${SEED}), ${statements} statements`);
 });
@@ -266,7 +268,7 @@ test('lexer proof: generated SQLite files run piece by piece', (t) => {
         db.close();
       }
     }),
-    { seed: SEED, numRuns: RUNS, includeErrorInReport: true },
+    RUN,
   );
   t.diagnostic(`${files} generated SQLite files (seed ${SEED}), ${statements} statements`);
 });
