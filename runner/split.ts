@@ -44,6 +44,7 @@ export function splitStatements(text: string, dialect: SplitDialect): Statement[
   let first = '';
   let second = '';
   let trigger = false;
+  let routine = false; // PostgreSQL: CREATE [OR REPLACE] FUNCTION/PROCEDURE, where BEGIN ATOMIC opens a body
   let prev = ''; // the previous token: a short word upper-cased, `.`, or ''
 
   while (lexer.next()) {
@@ -63,7 +64,7 @@ export function splitStatements(text: string, dialect: SplitDialect): Statement[
         words = depth = 0;
         block = OUTSIDE;
         first = second = prev = '';
-        trigger = false;
+        trigger = routine = false;
         continue;
       }
     }
@@ -73,14 +74,22 @@ export function splitStatements(text: string, dialect: SplitDialect): Statement[
     if (kind === 'word') {
       // Only keywords matter: skip upper-casing words of any other length.
       const length = lexer.end - lexer.start;
-      word = (pg ? length <= 6 : length >= 3) && length <= 9 ? text.slice(lexer.start, lexer.end).toUpperCase() : '';
+      word = (pg || length >= 3) && length <= 9 ? text.slice(lexer.start, lexer.end).toUpperCase() : '';
       // After `.` or AS a keyword is a name (`t.end`, `NEW.begin`, `AS case`): it opens nothing.
       const name = prev === '.' || prev === 'AS';
       if (pg) {
+        if (words === 0) first = word;
+        else if ((words === 1 || words === 3) && first === 'CREATE') {
+          routine ||= word === 'FUNCTION' || word === 'PROCEDURE';
+        }
+        words++;
         if (name) {
           // a column or a label, which opens and closes nothing
-        } else if (word === 'ATOMIC' && prev === 'BEGIN') depth++;
-        else if (depth > 0 && word === 'CASE') depth++;
+        } else if (word === 'ATOMIC' && prev === 'BEGIN' && routine && parens === 0) {
+          // As psql: BEGIN ATOMIC opens a body only in a routine's definition, outside parentheses;
+          // elsewhere `begin atomic` is a table and its alias (test/fixtures/lexer/begin-atomic-alias.postgres.sql).
+          depth++;
+        } else if (depth > 0 && word === 'CASE') depth++;
         else if (depth > 0 && word === 'END') depth--;
       } else {
         // SQLite's BEGIN is a block only in a trigger; elsewhere `BEGIN;` is a transaction.
@@ -108,5 +117,44 @@ export function splitStatements(text: string, dialect: SplitDialect): Statement[
   }
 
   if (start >= 0) out.push({ sql: text.slice(start, end), offset: start });
+  return out;
+}
+
+/**
+ * Whether a statement (as {@link splitStatements} cuts it) begins or ends a transaction: a file
+ * that already runs in the runner's transaction must not hold one. Savepoints are not counted,
+ * since they nest inside that transaction, and neither is `BEGIN ATOMIC`, a function body.
+ * Comments may sit between the words (`ROLLBACK /* undo *\/ TO s`).
+ */
+export function isTransactionControl(sql: string, dialect: SplitDialect): boolean {
+  const [a, b, c] = leadingWords(sql, dialect);
+  switch (a) {
+    case 'BEGIN':
+      return b !== 'ATOMIC';
+    case 'COMMIT':
+    case 'END':
+    case 'ABORT':
+      return true;
+    case 'ROLLBACK':
+      // ROLLBACK [WORK | TRANSACTION] TO [SAVEPOINT] s undoes to a savepoint, inside the transaction.
+      return b !== 'TO' && !((b === 'WORK' || b === 'TRANSACTION') && c === 'TO');
+    case 'START':
+    case 'PREPARE':
+      // PREPARE TRANSACTION ends the transaction as well: it hands it over to two-phase commit.
+      return b === 'TRANSACTION';
+    default:
+      return false;
+  }
+}
+
+/** The first three tokens of a statement, upper-cased when they are words, skipping comments. */
+function leadingWords(sql: string, dialect: SplitDialect): [string, string, string] {
+  const out: [string, string, string] = ['', '', ''];
+  const lexer = new Lexer(sql, dialect);
+  for (let k = 0; k < 3 && lexer.next(); ) {
+    if (lexer.kind === 'comment') continue;
+    if (lexer.kind !== 'word') break;
+    out[k++] = sql.slice(lexer.start, lexer.end).toUpperCase();
+  }
   return out;
 }

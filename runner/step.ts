@@ -9,7 +9,7 @@ import type { Dialect } from './files.ts';
 import { MigrateError, MigrationFailed } from './errors.ts';
 import { failedNote, interrupted } from './record.ts';
 import type { Step } from './plan.ts';
-import { splitStatements } from './split.ts';
+import { isTransactionControl, splitStatements } from './split.ts';
 import { lineColumn } from './position.ts';
 
 /** What `runStep` reports on success. */
@@ -48,9 +48,6 @@ export class StepFailure extends Error {
   }
 }
 
-const TRANSACTION_CONTROL =
-  /^(BEGIN|COMMIT|END|ROLLBACK|START\s+TRANSACTION|ABORT)\b(?!\s+ATOMIC)(?!\s+TO\b)(?!\s+TRANSACTION\s+TO\b)/i;
-
 /** Files a step runs, split and checked; a transactional file that ends its own transaction is refused before anything runs. */
 export function stepWork(step: Step, dialect: Dialect): StepWork {
   const m = step.migration;
@@ -58,7 +55,7 @@ export function stepWork(step: Step, dialect: Dialect): StepWork {
   const statements = splitStatements(file.text, dialect);
   if (file.transactional) {
     for (const s of statements) {
-      if (TRANSACTION_CONTROL.test(s.sql)) {
+      if (isTransactionControl(s.sql, dialect)) {
         const { line, column } = lineColumn(file.text, s.offset);
         throw MigrateError.at(
           'TRANSACTION_CONTROL',
