@@ -66,7 +66,9 @@ export type CheckCode =
   | 'ROUND_TRIP'
   | 'REAPPLY'
   | 'DIALECT_DIFFERENCE'
-  | 'UNUSED_WAIVER';
+  | 'UNUSED_WAIVER'
+  // the committed schema files (<dir>/schema/<dialect>.sql)
+  | 'SCHEMA_STALE';
 
 export interface Finding {
   severity: 'error' | 'warning';
@@ -211,6 +213,11 @@ export async function check(config: CheckConfig = {}, options: CheckOptions = {}
         message: `"-- migrate:allow-difference ${w.text}" accepts nothing: no difference named "${w.subject}" appears at this revision. Remove it, or name the difference as check reports it (a difference between the dialects is accepted in an up file of the revision where it first appears).`,
       });
     }
+  }
+
+  if (states.every((s) => s.runnable)) {
+    const { staleSchemaFindings } = await import('./schema-command.ts');
+    findings.push(...(await staleSchemaFindings({ dir, table: config.table, url: config.url })));
   }
 
   const errors = findings.filter((f) => f.severity === 'error').length;
