@@ -49,6 +49,11 @@ Commands:
   check                validate the folder; then, on scratch databases (a temporary SQLite file,
                        and a new database on the --url server when it is postgres://), prove
                        every down undoes its up and both dialect folders build the same schema
+  schema               print the canonical schema each dialect folder builds (PostgreSQL's on a
+                       scratch database on the postgres:// server of $DATABASE_URL); --write saves
+                       DIR/schema/<dialect>.sql; with --url, the schema of that database (read-only)
+  drift                compare the database with what the revisions its record lists build
+                       (read-only; exit 1 when they differ)
 
 Options:
   --url URL            database URL (default: $DATABASE_URL, then .env, then ${DEFAULT_URL})
@@ -61,16 +66,18 @@ Options:
   --dry-run            plan and print the script, change nothing (not even the record table)
   --yes, -y            confirm a rollback of more than one revision without asking
   --strict             out-of-order pending revisions are an error, not a warning
+  --write              schema: write DIR/schema/postgres.sql and sqlite.sql instead of printing
   --json               print one JSON object on stdout instead of text
   --help, -h           this text
 
-Exit codes: 0 done, 1 a migration failed (check: a problem was found), 2 usage or validation
+Exit codes: 0 done, 1 a migration failed (check: a problem was found; drift: the database differs), 2 usage or validation
 error (nothing changed), 3 the database could not be reached or the lock was not taken in time.
 
 Database URLs accepted:
   ${ACCEPTED_URLS.join('\n  ')}`;
 
-const COMMANDS = new Set(['current', 'history', 'new', 'stamp', 'sql', 'check']);
+const COMMANDS = new Set(['current', 'history', 'new', 'stamp', 'sql', 'check', 'schema', 'drift']);
+const NO_OPERAND = new Set(['current', 'history', 'check', 'schema', 'drift']);
 
 interface Cli {
   json: boolean;
@@ -215,6 +222,7 @@ async function main(argv: string[]): Promise<number> {
         'dry-run': { type: 'boolean' },
         yes: { type: 'boolean', short: 'y' },
         strict: { type: 'boolean' },
+        write: { type: 'boolean' },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -244,9 +252,9 @@ async function main(argv: string[]): Promise<number> {
     if (command !== 'migrate') capYoungGeneration(); // a target caps it at its first step
     const operand = command === 'migrate' ? word : args[0];
     const extra = command === 'migrate' ? args : args.slice(1);
-    if (command === 'check' && args.length > 0)
+    if ((command === 'check' || command === 'schema' || command === 'drift') && args.length > 0)
       throw new MigrateError('BAD_TARGET', `check takes no argument ("${args[0]}"). See --help.`);
-    if (command !== 'current' && command !== 'history' && command !== 'check' && operand === undefined) {
+    if (!NO_OPERAND.has(command) && operand === undefined) {
       throw new MigrateError(
         'BAD_TARGET',
         `${command} needs ${command === 'new' ? 'a description' : 'a target'}. See --help.`,
@@ -331,6 +339,20 @@ async function main(argv: string[]): Promise<number> {
         }
         say(cli, checkSummary(result));
         return result.ok ? EXIT.ok : EXIT.migrationFailed;
+      }
+      case 'schema':
+      case 'drift': {
+        const { runSchema, runDrift } = await import('./schema-commands.ts');
+        const io = {
+          json: cli.json,
+          say: (text: string) => say(cli, text),
+          emitJson: (value: unknown) => emitJson(cli, value),
+          write: (text: string) => process.stdout.write(scrub(cli, text)),
+        };
+        const common = { url, dir: config.dir as string, table: config.table as string };
+        return command === 'schema'
+          ? runSchema({ ...common, live: values.url !== undefined, write: values.write ?? false }, io)
+          : runDrift(common, io);
       }
       case 'stamp': {
         const r = await stamp(config, operand as string);
