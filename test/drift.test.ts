@@ -93,6 +93,21 @@ function folder(): { dir: string; cleanup(): void } {
 /** [what was done by hand, its SQL, what drift must say] */
 type Change = [string, string, RegExp];
 
+/** The same hand-made index changes, spelled alike in both dialects. */
+const INDEX_CHANGES: Change[] = [
+  ['index dropped', 'DROP INDEX ix_orders_user', /^index ix_orders_user on orders: created by the migrations, missing/],
+  [
+    'index made unique',
+    'DROP INDEX ix_orders_user; CREATE UNIQUE INDEX ix_orders_user ON orders (user_id)',
+    /^index ix_orders_user on orders unique: expected not unique, found unique$/,
+  ],
+  [
+    'index predicate',
+    'DROP INDEX ix_orders_open; CREATE INDEX ix_orders_open ON orders (user_id) WHERE note IS NOT NULL',
+    /^index ix_orders_open on orders predicate: expected note IS NULL, found note IS NOT NULL$/,
+  ],
+];
+
 const PG_CHANGES: Change[] = [
   ['table added', 'CREATE TABLE extra (a int)', /^table extra: in the database, created by no migration$/],
   [
@@ -141,17 +156,7 @@ const PG_CHANGES: Change[] = [
     'CREATE INDEX ix_users_email ON users (email)',
     /^index ix_users_email on users: in the database, created by no migration$/,
   ],
-  ['index dropped', 'DROP INDEX ix_orders_user', /^index ix_orders_user on orders: created by the migrations, missing/],
-  [
-    'index made unique',
-    'DROP INDEX ix_orders_user; CREATE UNIQUE INDEX ix_orders_user ON orders (user_id)',
-    /^index ix_orders_user on orders unique: expected not unique, found unique$/,
-  ],
-  [
-    'index predicate',
-    'DROP INDEX ix_orders_open; CREATE INDEX ix_orders_open ON orders (user_id) WHERE note IS NOT NULL',
-    /^index ix_orders_open on orders predicate: expected note IS NULL, found note IS NOT NULL$/,
-  ],
+  ...INDEX_CHANGES,
   [
     'index columns',
     'DROP INDEX ix_orders_user; CREATE INDEX ix_orders_user ON orders (user_id, total)',
@@ -292,17 +297,7 @@ const SQLITE_CHANGES: Change[] = [
     'CREATE INDEX ix_users_nick ON users (nick)',
     /^index ix_users_nick on users: in the database, created by no migration$/,
   ],
-  ['index dropped', 'DROP INDEX ix_orders_user', /^index ix_orders_user on orders: created by the migrations, missing/],
-  [
-    'index made unique',
-    'DROP INDEX ix_orders_user; CREATE UNIQUE INDEX ix_orders_user ON orders (user_id)',
-    /^index ix_orders_user on orders unique: expected not unique, found unique$/,
-  ],
-  [
-    'index predicate',
-    'DROP INDEX ix_orders_open; CREATE INDEX ix_orders_open ON orders (user_id) WHERE note IS NOT NULL',
-    /^index ix_orders_open on orders predicate: expected note IS NULL, found note IS NOT NULL$/,
-  ],
+  ...INDEX_CHANGES,
   [
     'trigger added',
     'CREATE TRIGGER t2 AFTER INSERT ON orders BEGIN SELECT 1; END',
