@@ -37,5 +37,7 @@ export function renderCatalog(catalog: Catalog): string {
     .filter((s) => s.length > 0)
     .map((s) => s.map((statement) => `${statement};\n`).join(''))
     .join('\n');
-  return `-- The ${catalog.dialect === 'postgres' ? 'PostgreSQL' : 'SQLite'} schema the migrations build, written by \`schema --write\`. Edit the migrations, not this file.\n\n${body}`;
+  // The same words for a folder's schema and a live database's, so that the two compare as files.
+  const dialect = catalog.dialect === 'postgres' ? 'PostgreSQL' : 'SQLite';
+  return `-- ${dialect} schema in canonical form, printed by \`schema\` (generated: change it through a migration and \`schema --write\`).\n\n${body}`;
 }

@@ -1,4 +1,4 @@
--- The PostgreSQL schema the migrations build, written by `schema --write`. Edit the migrations, not this file.
+-- PostgreSQL schema in canonical form, printed by `schema` (generated: change it through a migration and `schema --write`).
 
 CREATE TYPE contentcategory AS ENUM ('FREE_CONTENT', 'VIP_CONTENT', 'VIP_PREMIUM');
 CREATE TYPE packagetype AS ENUM ('STANDARD', 'BUNDLE', 'COLLECTION');

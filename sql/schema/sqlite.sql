@@ -1,4 +1,4 @@
--- The SQLite schema the migrations build, written by `schema --write`. Edit the migrations, not this file.
+-- SQLite schema in canonical form, printed by `schema` (generated: change it through a migration and `schema --write`).
 
 CREATE TABLE bot_config (
     id INTEGER NOT NULL PRIMARY KEY,
