@@ -10,7 +10,6 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_DIR, DEFAULT_TABLE, parseTableName, parseUrl, type Connection } from './config.ts';
-import { MigrateError } from './errors.ts';
 import { DIALECTS, displayPath, isDirectory, type Dialect } from './files.ts';
 import { migrate } from './migrator.ts';
 import type { Catalog } from './catalog/model.ts';
@@ -111,57 +110,11 @@ export async function buildCatalog(
 /** The catalog of a live database. Writes nothing: PostgreSQL in a READ ONLY transaction, SQLite opened read-only. */
 export async function readCatalog(connection: Connection, table: string): Promise<Catalog> {
   if (connection.dialect === 'sqlite') {
-    const { default: Database } = await import('better-sqlite3');
-    const { readSqliteCatalog } = await import('./catalog/sqlite.ts');
-    let db: InstanceType<typeof Database>;
-    try {
-      db = new Database(connection.filename, { readonly: true, fileMustExist: true });
-    } catch (error) {
-      throw new MigrateError(
-        'CONNECTION_FAILED',
-        `cannot open ${connection.display} read-only: ${(error as Error).message}`,
-        { cause: error },
-      );
-    }
-    try {
-      return readSqliteCatalog(db, table.split('.').pop() as string);
-    } finally {
-      db.close();
-    }
+    const { readSqliteFile } = await import('./catalog/sqlite.ts');
+    return readSqliteFile(connection.filename, connection.display, table.split('.').pop() as string);
   }
-  const { default: postgres } = await import('postgres');
-  const { readPostgresCatalog } = await import('./catalog/postgres.ts');
-  const record = parseTableName(table, true);
-  const sql = postgres(connection.url, {
-    max: 1,
-    onnotice: () => {},
-    connect_timeout: 10,
-    fetch_types: false,
-    prepare: false,
-  });
-  try {
-    return await sql.begin('READ ONLY', async (tx) => {
-      const [row] = await tx.unsafe('SELECT current_schema() AS s');
-      const home = typeof row?.s === 'string' ? row.s : 'public';
-      // The server's printers qualify a name unless the search_path finds it: one schema on
-      // the path, whatever the role's settings, makes every run print the same.
-      await tx.unsafe(`SELECT set_config('search_path', quote_ident($1), true)`, [home]);
-      return readPostgresCatalog(
-        (text, params) => tx.unsafe(text, (params ?? []) as never[]) as unknown as Promise<Record<string, unknown>[]>,
-        { schema: record.schema ?? home, table: record.table },
-      );
-    });
-  } catch (error) {
-    const code = String((error as { code?: unknown }).code ?? '');
-    if (/^(08|28|3D)/.test(code) || !/^[0-9A-Z]{5}$/.test(code)) {
-      throw new MigrateError('CONNECTION_FAILED', `cannot read ${connection.display}: ${(error as Error).message}`, {
-        cause: error,
-      });
-    }
-    throw error;
-  } finally {
-    await sql.end({ timeout: 5 });
-  }
+  const { readPostgresUrl } = await import('./catalog/postgres.ts');
+  return readPostgresUrl(connection.url, connection.display, parseTableName(table, true));
 }
 
 /**

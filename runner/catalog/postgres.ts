@@ -13,6 +13,8 @@
  *
  * @module
  */
+import postgres from 'postgres';
+import { MigrateError } from '../errors.ts';
 import type { Catalog, CatalogObject } from './model.ts';
 
 /** Runs one query on the caller's connection; rows as postgres.js returns them. */
@@ -168,6 +170,42 @@ export async function readPostgresCatalog(query: Query, record: { schema: string
     });
   }
   return { dialect: 'postgres', objects };
+}
+
+/**
+ * The catalog of the database `url` names, in a READ ONLY transaction: a role that may only
+ * read suffices, and nothing it does can change the database.
+ */
+export async function readPostgresUrl(
+  url: string,
+  display: string,
+  record: { schema?: string; table: string },
+): Promise<Catalog> {
+  const sql = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 10, fetch_types: false, prepare: false });
+  try {
+    return await sql.begin('READ ONLY', async (tx) => {
+      const [row] = await tx.unsafe('SELECT current_schema() AS s');
+      const home = typeof row?.s === 'string' ? row.s : 'public';
+      // The server's printers qualify a name unless the search_path finds it: one schema on
+      // the path, whatever the role's settings, makes every run print the same.
+      await tx.unsafe(`SELECT set_config('search_path', quote_ident($1), true)`, [home]);
+      return readPostgresCatalog((text, params) => tx.unsafe(text, (params ?? []) as never[]) as never, {
+        schema: record.schema ?? home,
+        table: record.table,
+      });
+    });
+  } catch (error) {
+    const code = String((error as { code?: unknown }).code ?? '');
+    // Not a PostgreSQL error (a refused or lost connection), or one about connecting at all.
+    if (/^(08|28|3D)/.test(code) || !/^[0-9A-Z]{5}$/.test(code)) {
+      throw new MigrateError('CONNECTION_FAILED', `cannot read ${display}: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+    throw error;
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
 }
 
 function typeObject(r: Row): CatalogObject {

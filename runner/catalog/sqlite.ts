@@ -9,7 +9,8 @@
  *
  * @module
  */
-import type Database from 'better-sqlite3';
+import Database from 'better-sqlite3';
+import { MigrateError } from '../errors.ts';
 import { introspectSqlite } from '../drivers/sqlite-schema.ts';
 import { skipQuoted } from '../split.ts';
 import type { Catalog, CatalogObject } from './model.ts';
@@ -95,6 +96,23 @@ export function readSqliteCatalog(db: Database.Database, recordTable: string): C
     });
   }
   return { dialect: 'sqlite', objects };
+}
+
+/** The catalog of the SQLite file `filename`, opened read-only (it must exist). */
+export function readSqliteFile(filename: string, display: string, recordTable: string): Catalog {
+  let db: Database.Database;
+  try {
+    db = new Database(filename, { readonly: true, fileMustExist: true });
+  } catch (error) {
+    throw new MigrateError('CONNECTION_FAILED', `cannot open ${display} read-only: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  try {
+    return readSqliteCatalog(db, recordTable);
+  } finally {
+    db.close();
+  }
 }
 
 /** One statement: comments gone, each line trimmed, blank lines dropped, blanks outside quotes collapsed. */
