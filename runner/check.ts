@@ -137,6 +137,11 @@ export async function check(config: CheckConfig = {}, options: CheckOptions = {}
     }
   }
 
+  if (states.every((s) => s.runnable)) {
+    const { staleSchemaFindings } = await import('./schema-command.ts');
+    findings.push(...(await staleSchemaFindings({ dir, table: config.table, url: config.url })));
+  }
+
   const errors = findings.filter((f) => f.severity === 'error').length;
   return {
     ok: errors === 0,

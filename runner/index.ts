@@ -14,6 +14,9 @@ export type {
 export { createMigration } from './create.ts';
 export { check } from './check.ts';
 export type { CheckCode, CheckConfig, CheckOptions, CheckResult, Finding, RoundTrips } from './check.ts';
+export { liveSchema, schemaOf, type DialectSchema, type SchemaConfig } from './schema-command.ts';
+export { drift, type DriftConfig, type DriftResult, type DriftItem } from './drift.ts';
+export type { Catalog, CatalogObject, ObjectKind } from './catalog/model.ts';
 export type { Column, Difference, EnumType, Family, ForeignKey, Index, Schema, Table } from './schema.ts';
 export { loadMigrations, type Dialect, type Migration, type MigrationFile } from './files.ts';
 export { parseTarget, plan, type Plan, type Step, type Target, type Warning } from './plan.ts';

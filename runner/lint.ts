@@ -38,7 +38,9 @@ export type CheckCode =
   | 'ROUND_TRIP'
   | 'REAPPLY'
   | 'DIALECT_DIFFERENCE'
-  | 'UNUSED_WAIVER';
+  | 'UNUSED_WAIVER'
+  // the committed schema files (<dir>/schema/<dialect>.sql)
+  | 'SCHEMA_STALE';
 
 export interface Finding {
   severity: 'error' | 'warning';

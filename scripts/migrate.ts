@@ -35,6 +35,11 @@ Commands:
   check                validate the folder; then, on scratch databases (a temporary SQLite file,
                        and a new database on the --url server when it is postgres://), prove
                        every down undoes its up and both dialect folders build the same schema
+  schema               print the canonical schema each dialect folder builds (PostgreSQL's on a
+                       scratch database on the postgres:// server of $DATABASE_URL); --write saves
+                       DIR/schema/<dialect>.sql; with --url, the schema of that database (read-only)
+  drift                compare the database with what the revisions its record lists build
+                       (read-only; exit 1 when they differ)
 
 Options:
   --url URL            database URL (default: $DATABASE_URL, then .env, then ${DEFAULT_URL})
@@ -47,10 +52,12 @@ Options:
   --dry-run            plan and print the script, change nothing (not even the record table)
   --yes, -y            confirm a rollback (or a stamp) that undoes more than one revision
   --strict             out-of-order pending revisions are an error, not a warning
+  --write              schema: write DIR/schema/postgres.sql and sqlite.sql instead of printing
   --json               print one JSON object on stdout instead of text
   --help, -h           this text
 
-Exit codes: 0 done, 1 a migration failed (check: a problem was found), 2 usage or validation
+Exit codes: 0 done, 1 a migration failed (check: a problem was found; drift: the database
+differs), 2 usage or validation
 error (nothing changed), 3 the database could not be reached or the lock was not taken in time.
 
 Database URLs accepted:
@@ -65,6 +72,7 @@ const OPTIONS = {
   'dry-run': { type: 'boolean' },
   yes: { type: 'boolean', short: 'y' },
   strict: { type: 'boolean' },
+  write: { type: 'boolean' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -261,6 +269,21 @@ async function runCheck({ cli, config }: Run): Promise<number> {
   return result.ok ? EXIT.ok : EXIT.migrationFailed;
 }
 
+/** `schema` and `drift` live in scripts/schema-commands.ts, loaded only when asked for. */
+async function runSchemaCommand({ cli, config, values }: Run, name: 'schema' | 'drift'): Promise<number> {
+  const { runSchema, runDrift } = await import('./schema-commands.ts');
+  const io = {
+    json: cli.json,
+    say: (text: string) => say(cli, text),
+    emitJson: (value: unknown) => emitJson(cli, value as object),
+    write: (text: string) => process.stdout.write(text),
+  };
+  const common = { url: config.url, dir: config.dir as string, table: config.table as string };
+  return name === 'schema'
+    ? runSchema({ ...common, live: values.url !== undefined, write: values.write ?? false }, io)
+    : runDrift(common, io);
+}
+
 async function runMigrate({ cli, config, values, operand }: Run): Promise<number> {
   const dryRun = values['dry-run'] ?? false;
   const result = await migrate(config, operand, {
@@ -296,6 +319,8 @@ const COMMANDS: Record<string, Command> = {
   stamp: { operand: 'target', database: true, writes: 'the record', run: runStamp },
   sql: { operand: 'target', database: true, run: runSql },
   check: { operand: 'none', database: false, run: runCheck },
+  schema: { operand: 'none', database: false, run: (r) => runSchemaCommand(r, 'schema') },
+  drift: { operand: 'none', database: true, run: (r) => runSchemaCommand(r, 'drift') },
 };
 const MIGRATE: Command = { operand: 'target', database: true, run: runMigrate };
 

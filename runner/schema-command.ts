@@ -1,0 +1,194 @@
+/**
+ * `schema`: the canonical schema file of each dialect (catalog/render.ts), built on a scratch
+ * database migrated to head with the public `migrate()`, or read from a live database inside a
+ * read-only transaction; and the comparison `check` makes with the committed files
+ * (`<dir>/schema/<dialect>.sql`, SCHEMA_STALE).
+ *
+ * @module
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DEFAULT_DIR, DEFAULT_TABLE, parseTableName, parseUrl, type Connection } from './config.ts';
+import { DIALECTS, displayPath, isDirectory, type Dialect } from './files.ts';
+import { migrate } from './migrator.ts';
+import type { Catalog } from './catalog/model.ts';
+import { renderCatalog } from './catalog/render.ts';
+import type { Finding } from './check.ts';
+
+export interface SchemaConfig {
+  /** Root of the dialect folders. Default `sql`. */
+  dir?: string;
+  /** The record table, left out of the schema. Default `schema_migrations`. */
+  table?: string;
+  /**
+   * A `postgres://` URL names the server the PostgreSQL scratch database is created on (the
+   * role needs CREATEDB); the database it names is not touched. Without one the PostgreSQL
+   * schema is skipped. It also picks the dialect of a folder that holds .sql files directly.
+   */
+  url?: string;
+}
+
+export interface DialectSchema {
+  dialect: Dialect;
+  /** Where `schema --write` puts it: `<dir>/schema/<dialect>.sql`. */
+  file: string;
+  /** The canonical file; absent when `skipped`. */
+  text?: string;
+  skipped?: string;
+}
+
+/** `<dir>/schema/<dialect>.sql`. */
+export function schemaFile(dir: string, dialect: Dialect): string {
+  return join(dir, 'schema', `${dialect}.sql`);
+}
+
+/** The dialects whose folders `dir` holds (a folder of .sql files alone: the URL's dialect). */
+function dialectsOf(dir: string, connection: Connection | undefined): Dialect[] {
+  const present = DIALECTS.filter((d) => isDirectory(join(dir, d)));
+  return present.length > 0 ? present : [connection?.dialect ?? 'sqlite'];
+}
+
+/** The canonical schema each dialect folder builds at head, each on its own scratch database. */
+export async function schemaOf(config: SchemaConfig = {}): Promise<DialectSchema[]> {
+  const dir = config.dir ?? DEFAULT_DIR;
+  const connection = config.url === undefined ? undefined : parseUrl(config.url);
+  const out: DialectSchema[] = [];
+  for (const dialect of dialectsOf(dir, connection)) {
+    const file = schemaFile(dir, dialect);
+    if (dialect === 'postgres' && connection?.dialect !== 'postgres') {
+      out.push({
+        dialect,
+        file,
+        skipped: 'postgres: needs a server URL (--url postgres://…) for its scratch database',
+      });
+      continue;
+    }
+    const catalog = await buildCatalog(dialect, connection, dir, config.table ?? DEFAULT_TABLE);
+    out.push({ dialect, file, text: renderCatalog(catalog) });
+  }
+  return out;
+}
+
+/** The canonical schema of the database `url` names, read in a read-only transaction. */
+export async function liveSchema(config: { url: string; table?: string }): Promise<string> {
+  return renderCatalog(await readCatalog(parseUrl(config.url), config.table ?? DEFAULT_TABLE));
+}
+
+/**
+ * Migrate a scratch database of `dialect` to head from `dir` and read its catalog; the scratch
+ * database is removed whatever happens. PostgreSQL's is created on the server `connection` names.
+ */
+export async function buildCatalog(
+  dialect: Dialect,
+  connection: Connection | undefined,
+  dir: string,
+  table: string,
+): Promise<Catalog> {
+  if (dialect === 'sqlite') {
+    const tmp = mkdtempSync(join(tmpdir(), 'migrate-schema-'));
+    try {
+      const url = `sqlite:${join(tmp, 'scratch.db')}`;
+      const sqliteTable = table.split('.').pop() as string;
+      await migrate({ url, dir, table: sqliteTable }, 'head');
+      return await readCatalog(parseUrl(url), sqliteTable);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  }
+  if (connection?.dialect !== 'postgres') throw new Error('a PostgreSQL scratch database needs a postgres:// URL');
+  const { createScratchDatabase } = await import('./drivers/postgres-schema.ts');
+  const scratch = await createScratchDatabase(connection.url, connection.display, connection.secrets);
+  try {
+    await migrate({ url: scratch.url, dir, table }, 'head');
+    return await readCatalog(parseUrl(scratch.url), table);
+  } finally {
+    await scratch.drop();
+  }
+}
+
+/** The catalog of a live database. Writes nothing: PostgreSQL in a READ ONLY transaction, SQLite opened read-only. */
+export async function readCatalog(connection: Connection, table: string): Promise<Catalog> {
+  if (connection.dialect === 'sqlite') {
+    const { readSqliteFile } = await import('./catalog/sqlite.ts');
+    return readSqliteFile(connection.filename, connection.display, table.split('.').pop() as string);
+  }
+  const { readPostgresUrl } = await import('./catalog/postgres.ts');
+  return readPostgresUrl(connection.url, connection.display, parseTableName(table, true));
+}
+
+/**
+ * SCHEMA_STALE for each committed `<dir>/schema/<dialect>.sql` that differs from what the
+ * folder builds. No file, no finding; a PostgreSQL file without a postgres:// URL is not built.
+ */
+export async function staleSchemaFindings(config: SchemaConfig): Promise<Finding[]> {
+  const dir = config.dir ?? DEFAULT_DIR;
+  const connection = config.url === undefined ? undefined : parseUrl(config.url);
+  const findings: Finding[] = [];
+  for (const dialect of dialectsOf(dir, connection)) {
+    const file = schemaFile(dir, dialect);
+    if (!existsSync(file)) continue;
+    if (dialect === 'postgres' && connection?.dialect !== 'postgres') continue;
+    let built: string;
+    try {
+      built = renderCatalog(await buildCatalog(dialect, connection, dir, config.table ?? DEFAULT_TABLE));
+    } catch {
+      continue; // the migrations themselves fail: check reports that on its own
+    }
+    const committed = readFileSync(file, 'utf8').replace(/\r\n/g, '\n');
+    if (committed === built) continue;
+    const shown = displayPath(file);
+    findings.push({
+      severity: 'error',
+      code: 'SCHEMA_STALE',
+      file: shown,
+      message: `${shown} is not the schema the migrations build. Run \`schema --write\` and commit the result.\n${unifiedDiff(committed, built, shown)}`,
+    });
+  }
+  return findings;
+}
+
+/**
+ * A unified diff of two texts (the committed file, then what the folder builds), three lines
+ * of context, at most `limit` lines of output.
+ */
+export function unifiedDiff(before: string, after: string, name: string, limit = 40): string {
+  const a = before.split('\n');
+  const b = after.split('\n');
+  // Longest common subsequence, from the end: schema files are a few hundred lines.
+  const lcs: number[][] = Array.from({ length: a.length + 1 }, () => new Array<number>(b.length + 1).fill(0));
+  for (let i = a.length - 1; i >= 0; i--) {
+    const row = lcs[i] as number[];
+    const next = lcs[i + 1] as number[];
+    for (let j = b.length - 1; j >= 0; j--)
+      row[j] = a[i] === b[j] ? (next[j + 1] as number) + 1 : Math.max(next[j] as number, row[j + 1] as number);
+  }
+  const ops: Array<{ op: ' ' | '-' | '+'; text: string; ai: number; bi: number }> = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    if (i < a.length && j < b.length && a[i] === b[j]) ops.push({ op: ' ', text: a[i++] as string, ai: i, bi: ++j });
+    else if (j < b.length && (i === a.length || (lcs[i + 1]?.[j] ?? 0) < (lcs[i]?.[j + 1] ?? 0)))
+      ops.push({ op: '+', text: b[j++] as string, ai: i, bi: j });
+    else ops.push({ op: '-', text: a[i++] as string, ai: i, bi: j });
+  }
+  const lines = [`--- ${name} (committed)`, `+++ ${name} (built from the migrations)`];
+  const changed = ops.flatMap((o, n) => (o.op === ' ' ? [] : [n]));
+  let c = 0;
+  while (c < changed.length) {
+    // One hunk while the next change is within six unchanged lines of the last.
+    let last = changed[c] as number;
+    const firstChange = last;
+    while (c + 1 < changed.length && (changed[c + 1] as number) - last <= 7) last = changed[++c] as number;
+    c++;
+    const hunk = ops.slice(Math.max(0, firstChange - 3), Math.min(ops.length, last + 4));
+    const aFrom = hunk.find((o) => o.op !== '+')?.ai ?? 0;
+    const bFrom = hunk.find((o) => o.op !== '-')?.bi ?? 0;
+    const aCount = hunk.filter((o) => o.op !== '+').length;
+    const bCount = hunk.filter((o) => o.op !== '-').length;
+    lines.push(`@@ -${aFrom},${aCount} +${bFrom},${bCount} @@`);
+    for (const o of hunk) lines.push(`${o.op}${o.text}`);
+  }
+  if (lines.length > limit) return [...lines.slice(0, limit), `… ${lines.length - limit} more lines`].join('\n');
+  return lines.join('\n');
+}
