@@ -31,93 +31,118 @@ const AFTER_END = 3;
  * text of only comments gives `[]`.
  */
 export function splitStatements(text: string, dialect: SplitDialect): Statement[] {
-  const pg = dialect === 'postgres';
   const lexer = new Lexer(text, dialect);
+  const scope = new Scope(dialect === 'postgres');
   const out: Statement[] = [];
-
   let start = -1; // offset of the current statement's first token; -1 before it
   let end = 0; // just past its latest token, so trailing comments are left out
-  let depth = 0; // PostgreSQL: open BEGIN ATOMIC blocks and the CASEs inside them
-  let parens = 0; // PostgreSQL only: psql ignores `;` inside parentheses (CREATE RULE … DO (a; b))
-  let block = OUTSIDE; // SQLite: where a trigger's body stands
-  let words = 0; // words seen in this statement, to recognise CREATE [TEMP] TRIGGER
-  let first = '';
-  let second = '';
-  let trigger = false;
-  let routine = false; // PostgreSQL: CREATE [OR REPLACE] FUNCTION/PROCEDURE, where BEGIN ATOMIC opens a body
-  let prev = ''; // the previous token: a short word upper-cased, `.`, or ''
 
   while (lexer.next()) {
     const kind = lexer.kind;
     if (kind === 'comment') continue;
     const c = text.charCodeAt(lexer.start);
     if (kind === 'punct' && c === 59) {
-      if (block === BODY || block === AFTER_SEMI) {
-        block = AFTER_SEMI;
-        end = lexer.end;
-        prev = '';
-        continue;
-      }
-      if (depth === 0 && parens === 0) {
+      const semicolon = scope.semicolon();
+      if (semicolon === 'ends') {
         if (start >= 0) out.push({ sql: text.slice(start, lexer.end), offset: start });
         start = -1;
-        words = depth = 0;
-        block = OUTSIDE;
-        first = second = prev = '';
-        trigger = routine = false;
+        continue;
+      }
+      if (semicolon === 'body') {
+        end = lexer.end;
         continue;
       }
     }
     if (start < 0) start = lexer.start;
     end = lexer.end;
-    let word = '';
     if (kind === 'word') {
       // Only keywords matter: skip upper-casing words of any other length.
       const length = lexer.end - lexer.start;
-      word = (pg || length >= 3) && length <= 9 ? text.slice(lexer.start, lexer.end).toUpperCase() : '';
-      // After `.` or AS a keyword is a name (`t.end`, `NEW.begin`, `AS case`): it opens nothing.
-      const name = prev === '.' || prev === 'AS';
-      if (pg) {
-        if (words === 0) first = word;
-        else if ((words === 1 || words === 3) && first === 'CREATE') {
-          routine ||= word === 'FUNCTION' || word === 'PROCEDURE';
-        }
-        words++;
-        if (name) {
-          // a column or a label, which opens and closes nothing
-        } else if (word === 'ATOMIC' && prev === 'BEGIN' && routine && parens === 0) {
-          // As psql: BEGIN ATOMIC opens a body only in a routine's definition, outside parentheses;
-          // elsewhere `begin atomic` is a table and its alias (test/fixtures/lexer/begin-atomic-alias.postgres.sql).
-          depth++;
-        } else if (depth > 0 && word === 'CASE') depth++;
-        else if (depth > 0 && word === 'END') depth--;
-      } else {
-        // SQLite's BEGIN is a block only in a trigger; elsewhere `BEGIN;` is a transaction.
-        if (words === 0) first = word;
-        else if (words === 1) {
-          second = word;
-          trigger = first === 'CREATE' && word === 'TRIGGER';
-        } else if (words === 2 && first === 'CREATE' && (second === 'TEMP' || second === 'TEMPORARY')) {
-          trigger = word === 'TRIGGER';
-        }
-        words++;
-        if (block === AFTER_SEMI && word === 'END') block = AFTER_END;
-        else if (block !== OUTSIDE) block = BODY;
-        else if (trigger && word === 'BEGIN' && !name) block = BODY;
-      }
+      const keyword = (scope.pg || length >= 3) && length <= 9;
+      scope.word(keyword ? text.slice(lexer.start, lexer.end).toUpperCase() : '');
     } else {
-      if (block !== OUTSIDE) block = BODY;
-      if (pg && kind === 'punct') {
-        if (c === 40) parens++;
-        else if (c === 41 && parens > 0) parens--;
-      }
-      if (kind === 'punct' && c === 46) word = '.';
+      scope.other(kind === 'punct' ? c : 0);
     }
-    prev = word;
   }
 
   if (start >= 0) out.push({ sql: text.slice(start, end), offset: start });
   return out;
+}
+
+/** What the splitter knows of the statement being read: enough to tell a `;` inside a body from one that ends it. */
+class Scope {
+  depth = 0; // PostgreSQL: open BEGIN ATOMIC blocks and the CASEs inside them
+  parens = 0; // PostgreSQL only: psql ignores `;` inside parentheses (CREATE RULE … DO (a; b))
+  block = OUTSIDE; // SQLite: where a trigger's body stands
+  words = 0; // words seen in this statement, to recognise CREATE [TEMP] TRIGGER / FUNCTION
+  first = '';
+  second = '';
+  trigger = false;
+  routine = false; // PostgreSQL: CREATE [OR REPLACE] FUNCTION/PROCEDURE, where BEGIN ATOMIC opens a body
+  prev = ''; // the previous token: a short word upper-cased, `.`, or ''
+
+  constructor(readonly pg: boolean) {}
+
+  /** A `;`: it ends the statement, sits inside a SQLite trigger body, or is a token of a PostgreSQL body. */
+  semicolon(): 'ends' | 'body' | 'token' {
+    if (this.block === BODY || this.block === AFTER_SEMI) {
+      this.block = AFTER_SEMI;
+      this.prev = '';
+      return 'body';
+    }
+    if (this.depth !== 0 || this.parens !== 0) return this.other(59);
+    this.words = this.depth = 0;
+    this.block = OUTSIDE;
+    this.first = this.second = this.prev = '';
+    this.trigger = this.routine = false;
+    return 'ends';
+  }
+
+  word(word: string): void {
+    // After `.` or AS a keyword is a name (`t.end`, `NEW.begin`, `AS case`): it opens nothing.
+    const name = this.prev === '.' || this.prev === 'AS';
+    if (this.pg) this.#postgresWord(word, name);
+    else this.#sqliteWord(word, name);
+    this.words++;
+    this.prev = word;
+  }
+
+  /** Any token but a word; `c` is the character of a punctuation mark, else 0. */
+  other(c: number): 'token' {
+    if (this.block !== OUTSIDE) this.block = BODY;
+    if (this.pg && c === 40) this.parens++;
+    else if (this.pg && c === 41 && this.parens > 0) this.parens--;
+    this.prev = c === 46 ? '.' : '';
+    return 'token';
+  }
+
+  #postgresWord(word: string, name: boolean): void {
+    if (this.words === 0) this.first = word;
+    else if ((this.words === 1 || this.words === 3) && this.first === 'CREATE') {
+      this.routine ||= word === 'FUNCTION' || word === 'PROCEDURE';
+    }
+    if (name) return; // a column or a label, which opens and closes nothing
+    if (word === 'ATOMIC' && this.prev === 'BEGIN' && this.routine && this.parens === 0) {
+      // As psql: BEGIN ATOMIC opens a body only in a routine's definition, outside parentheses;
+      // elsewhere `begin atomic` is a table and its alias (test/fixtures/lexer/begin-atomic-alias.postgres.sql).
+      this.depth++;
+    } else if (this.depth > 0 && word === 'CASE') this.depth++;
+    else if (this.depth > 0 && word === 'END') this.depth--;
+  }
+
+  #sqliteWord(word: string, name: boolean): void {
+    // SQLite's BEGIN is a block only in a trigger; elsewhere `BEGIN;` is a transaction.
+    if (this.words === 0) this.first = word;
+    else if (this.words === 1) {
+      this.second = word;
+      this.trigger = this.first === 'CREATE' && word === 'TRIGGER';
+    } else if (this.words === 2 && this.first === 'CREATE' && (this.second === 'TEMP' || this.second === 'TEMPORARY')) {
+      this.trigger = word === 'TRIGGER';
+    }
+    if (this.block === AFTER_SEMI && word === 'END') this.block = AFTER_END;
+    else if (this.block !== OUTSIDE) this.block = BODY;
+    else if (this.trigger && word === 'BEGIN' && !name) this.block = BODY;
+  }
 }
 
 /**
