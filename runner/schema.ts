@@ -203,6 +203,26 @@ function compareTables(a: Table, b: Table, mode: Mode, out: Difference[], enumTy
     });
   }
 
+  compareForeignKeys(a, b, out);
+
+  const lu = new Set(a.uniques.map(cols));
+  const ru = new Set(b.uniques.map(cols));
+  for (const key of union(lu, ru)) {
+    if (!lu.has(key) || !ru.has(key)) out.push(only(lu.has(key), `${t} unique ${key}`, `unique ${key} on ${t}`));
+  }
+
+  compareIndexes(a, b, mode, out);
+
+  if (mode === 'same') {
+    const lk = new Set(a.checks);
+    const rk = new Set(b.checks);
+    for (const c of union(lk, rk))
+      if (!lk.has(c) || !rk.has(c)) out.push(only(lk.has(c), `${t} check ${c}`, `check ${c} on ${t}`));
+  }
+}
+
+function compareForeignKeys(a: Table, b: Table, out: Difference[]): void {
+  const t = a.name;
   const lf = new Map(a.foreignKeys.map((f) => [cols(f.columns), f]));
   const rf = new Map(b.foreignKeys.map((f) => [cols(f.columns), f]));
   for (const [key, x, y] of paired(lf, rf)) {
@@ -234,13 +254,10 @@ function compareTables(a: Table, b: Table, mode: Mode, out: Difference[], enumTy
       });
     }
   }
+}
 
-  const lu = new Set(a.uniques.map(cols));
-  const ru = new Set(b.uniques.map(cols));
-  for (const key of union(lu, ru)) {
-    if (!lu.has(key) || !ru.has(key)) out.push(only(lu.has(key), `${t} unique ${key}`, `unique ${key} on ${t}`));
-  }
-
+function compareIndexes(a: Table, b: Table, mode: Mode, out: Difference[]): void {
+  const t = a.name;
   const li = byName(a.indexes);
   const ri = byName(b.indexes);
   for (const [name, x, y] of paired(li, ri)) {
@@ -266,13 +283,6 @@ function compareTables(a: Table, b: Table, mode: Mode, out: Difference[], enumTy
       const w = (i: Index) => (i.where === null ? 'on every row' : mode === 'cross' ? 'partial' : `WHERE ${i.where}`);
       out.push({ subject: `${at} where`, object: at, kind: 'changed', at, left: w(x), right: w(y) });
     }
-  }
-
-  if (mode === 'same') {
-    const lk = new Set(a.checks);
-    const rk = new Set(b.checks);
-    for (const c of union(lk, rk))
-      if (!lk.has(c) || !rk.has(c)) out.push(only(lk.has(c), `${t} check ${c}`, `check ${c} on ${t}`));
   }
 }
 
