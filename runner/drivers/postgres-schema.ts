@@ -63,34 +63,15 @@ const ON_DELETE: Record<string, string> = {
   d: 'SET DEFAULT',
 };
 
-/**
- * The schema `query` sees, without the record table `record` (schema and name). Reads only.
- * Arrays come back as JSON text, so the caller's connection needs no array type parsers.
- */
-export async function introspectPostgres(query: Query, record: { schema: string; table: string }): Promise<Schema> {
-  const [home] = await query('SELECT current_schema() AS s');
-  const current = typeof home?.s === 'string' ? home.s : 'public';
-  const qualify = (schema: unknown, name: unknown) =>
-    schema === current ? String(name) : `${String(schema)}.${String(name)}`;
-  const params = [record.schema, record.table];
-
-  const enumRows = await query(
-    `SELECT t.oid::text AS oid, n.nspname, t.typname, json_agg(e.enumlabel ORDER BY e.enumsortorder)::text AS labels
+const ENUMS_SQL = `SELECT t.oid::text AS oid, n.nspname, t.typname, json_agg(e.enumlabel ORDER BY e.enumsortorder)::text AS labels
      FROM pg_catalog.pg_type t
      JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
      JOIN pg_catalog.pg_enum e ON e.enumtypid = t.oid
      WHERE ${USER_SCHEMA('n')} AND ${NOT_EXTENSION('pg_catalog.pg_type', 't.oid')}
      GROUP BY t.oid, n.nspname, t.typname
-     ORDER BY n.nspname, t.typname`,
-  );
-  const enums: EnumType[] = enumRows.map((r) => ({
-    name: qualify(r.nspname, r.typname),
-    values: JSON.parse(String(r.labels)) as string[],
-  }));
-  const enumLabels = new Map(enumRows.map((r) => [String(r.oid), JSON.parse(String(r.labels)) as string[]]));
+     ORDER BY n.nspname, t.typname`;
 
-  const columnRows = await query(
-    `WITH tabs AS (${TABLES})
+const COLUMNS_SQL = `WITH tabs AS (${TABLES})
      SELECT t.nspname, t.relname, a.attname, format_type(a.atttypid, a.atttypmod) AS type,
             bt.oid::text AS base_oid, bt.typname AS base, bt.typtype AS base_kind, bt.typcategory AS category,
             CASE WHEN ty.typtype = 'd' THEN ty.typtypmod ELSE a.atttypmod END AS typmod,
@@ -101,12 +82,9 @@ export async function introspectPostgres(query: Query, record: { schema: string;
      JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
      JOIN pg_catalog.pg_type bt ON bt.oid = CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE ty.oid END
      LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-     ORDER BY t.nspname, t.relname, a.attnum`,
-    params,
-  );
+     ORDER BY t.nspname, t.relname, a.attnum`;
 
-  const constraintRows = await query(
-    `WITH tabs AS (${TABLES})
+const CONSTRAINTS_SQL = `WITH tabs AS (${TABLES})
      SELECT t.nspname, t.relname, con.contype::text AS kind, con.confdeltype::text AS on_delete,
             (SELECT json_agg(a.attname ORDER BY k.ord) FROM unnest(con.conkey) WITH ORDINALITY k(num, ord)
                JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.num)::text AS cols,
@@ -119,12 +97,9 @@ export async function introspectPostgres(query: Query, record: { schema: string;
      LEFT JOIN pg_catalog.pg_class fc ON fc.oid = con.confrelid
      LEFT JOIN pg_catalog.pg_namespace fn ON fn.oid = fc.relnamespace
      WHERE con.contype IN ('p', 'f', 'c')
-     ORDER BY t.nspname, t.relname, con.conname`,
-    params,
-  );
+     ORDER BY t.nspname, t.relname, con.conname`;
 
-  const indexRows = await query(
-    `WITH tabs AS (${TABLES})
+const INDEXES_SQL = `WITH tabs AS (${TABLES})
      SELECT t.nspname, t.relname, ic.relname AS name, i.indisunique AS is_unique, i.indisprimary AS is_primary,
             EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conindid = i.indexrelid AND c.conrelid = i.indrelid AND c.contype IN ('p', 'u', 'x')) AS backs_constraint,
             (SELECT json_agg(
@@ -138,12 +113,10 @@ export async function introspectPostgres(query: Query, record: { schema: string;
      FROM tabs t
      JOIN pg_catalog.pg_index i ON i.indrelid = t.oid
      JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
-     ORDER BY t.nspname, t.relname, ic.relname`,
-    params,
-  );
+     ORDER BY t.nspname, t.relname, ic.relname`;
 
-  const otherRows = await query(
-    `SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence' WHEN 'c' THEN 'type' ELSE 'foreign table' END AS kind,
+/** Every other object a migration can leave behind, as (kind, schema, name, extra, definition). */
+const OTHERS_SQL = `SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence' WHEN 'c' THEN 'type' ELSE 'foreign table' END AS kind,
             n.nspname, c.relname AS name, NULL::text AS extra,
             CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid, true) ELSE '' END AS def
      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -165,11 +138,33 @@ export async function introspectPostgres(query: Query, record: { schema: string;
      SELECT 'schema', n.nspname, n.nspname, NULL, ''
      FROM pg_catalog.pg_namespace n WHERE ${USER_SCHEMA('n')} AND n.nspname <> 'public'
      UNION ALL
-     SELECT 'extension', NULL, e.extname, NULL, e.extversion FROM pg_catalog.pg_extension e WHERE e.extname <> 'plpgsql'`,
-    params,
-  );
+     SELECT 'extension', NULL, e.extname, NULL, e.extversion FROM pg_catalog.pg_extension e WHERE e.extname <> 'plpgsql'`;
 
+/** Names in the current schema stay bare; tables are made on first mention. */
+interface Reading {
+  qualify(schema: unknown, name: unknown): string;
+  tableOf(r: Record<string, unknown>): Table;
+}
+
+/**
+ * The schema `query` sees, without the record table `record` (schema and name). Reads only.
+ * Arrays come back as JSON text, so the caller's connection needs no array type parsers. The
+ * five catalog queries are sent at once: postgres.js pipelines them on the one connection.
+ */
+export async function introspectPostgres(query: Query, record: { schema: string; table: string }): Promise<Schema> {
+  const params = [record.schema, record.table];
+  const [[home], enumRows, columnRows, constraintRows, indexRows, otherRows] = await Promise.all([
+    query('SELECT current_schema() AS s'),
+    query(ENUMS_SQL),
+    query(COLUMNS_SQL, params),
+    query(CONSTRAINTS_SQL, params),
+    query(INDEXES_SQL, params),
+    query(OTHERS_SQL, params),
+  ]);
+  const current = typeof home?.s === 'string' ? home.s : 'public';
   const tables = new Map<string, Table>();
+  const qualify = (schema: unknown, name: unknown) =>
+    schema === current ? String(name) : `${String(schema)}.${String(name)}`;
   const tableOf = (r: Record<string, unknown>): Table => {
     const name = qualify(r.nspname, r.relname);
     let t = tables.get(name);
@@ -179,7 +174,29 @@ export async function introspectPostgres(query: Query, record: { schema: string;
     }
     return t;
   };
+  const reading: Reading = { qualify, tableOf };
+  const enums: EnumType[] = enumRows.map((r) => ({
+    name: reading.qualify(r.nspname, r.typname),
+    values: JSON.parse(String(r.labels)) as string[],
+  }));
+  const enumLabels = new Map(enumRows.map((r) => [String(r.oid), JSON.parse(String(r.labels)) as string[]]));
+  readColumns(columnRows, reading, enumLabels);
+  readConstraints(constraintRows, reading);
+  readIndexes(indexRows, reading);
+  for (const t of tables.values()) {
+    t.uniques.sort((a, b) => a.join(',').localeCompare(b.join(',')));
+    t.checks.sort();
+  }
+  return {
+    tables: [...tables.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+    enums,
+    others: readOthers(otherRows, reading),
+  };
+}
 
+type Rows = ReadonlyArray<Record<string, unknown>>;
+
+function readColumns(columnRows: Rows, { tableOf }: Reading, enumLabels: ReadonlyMap<string, string[]>): void {
   for (const r of columnRows) {
     const t = tableOf(r);
     const base = String(r.base);
@@ -205,7 +222,9 @@ export async function introspectPostgres(query: Query, record: { schema: string;
     if ((base === 'varchar' || base === 'bpchar') && !isArray && typmod > 4) column.maxLength = typmod - 4;
     t.columns.push(column);
   }
+}
 
+function readConstraints(constraintRows: Rows, { tableOf, qualify }: Reading): void {
   for (const r of constraintRows) {
     const t = tableOf(r);
     const columns = r.cols === null ? [] : (JSON.parse(String(r.cols)) as string[]);
@@ -225,7 +244,9 @@ export async function introspectPostgres(query: Query, record: { schema: string;
       if (columns.length !== 1 || !applyCheck(t, columns[0] as string, def)) t.checks.push(def);
     }
   }
+}
 
+function readIndexes(indexRows: Rows, { tableOf, qualify }: Reading): void {
   for (const r of indexRows) {
     const t = tableOf(r);
     const columns = JSON.parse(String(r.cols)) as string[];
@@ -237,12 +258,9 @@ export async function introspectPostgres(query: Query, record: { schema: string;
       t.indexes.push(index);
     }
   }
+}
 
-  for (const t of tables.values()) {
-    t.uniques.sort((a, b) => a.join(',').localeCompare(b.join(',')));
-    t.checks.sort();
-  }
-
+function readOthers(otherRows: Rows, { qualify }: Reading): Record<string, string> {
   const others: Record<string, string> = {};
   for (const r of otherRows) {
     const name = r.kind === 'schema' || r.kind === 'extension' ? String(r.name) : qualify(r.nspname, r.name);
@@ -254,12 +272,7 @@ export async function introspectPostgres(query: Query, record: { schema: string;
           : `${String(r.kind)} ${name}`;
     others[key] = String(r.def ?? '');
   }
-
-  return {
-    tables: [...tables.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
-    enums,
-    others,
-  };
+  return others;
 }
 
 /**
