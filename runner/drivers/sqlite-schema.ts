@@ -101,44 +101,70 @@ function readTable(db: Db, t: TableListRow, createSql: string): Table {
   // column's fact; `checks` keeps the rest, so one change is not reported twice.
   const explained = new Set<number>();
 
-  const columns: Column[] = rows.map((c) => {
-    const computed = c.hidden === 2 || c.hidden === 3;
-    const keyNotNull = c.pk > 0 && (t.wr === 1 || c.name === rowidAlias);
-    const f = facts.get(c.name.toLowerCase());
-    let family = declaredFamily(c.type);
-    let values: string[] | undefined;
-    if (f?.boolean !== undefined && (family === 'integer' || family === 'numeric' || family === 'boolean')) {
-      family = 'boolean';
-      explained.add(f.boolean);
-    } else if (f?.json !== undefined && (family === 'text' || family === 'other' || family === 'json')) {
-      family = 'json';
-      explained.add(f.json);
-    } else if (f?.labels && (family === 'text' || family === 'other')) {
-      family = 'enum';
-      values = f.labels.values;
-      explained.add(f.labels.check);
-    }
-    const column: Column = {
-      name: c.name,
-      type: c.type,
-      family,
-      nullable: c.notnull === 0 && !keyNotNull && !computed,
-      hasDefault: !computed && c.dflt_value !== null,
-      default: computed ? null : c.dflt_value,
-      generated: computed || c.name === rowidAlias,
-    };
-    if (values) column.values = values;
-    if (f?.maxLength !== undefined) {
-      column.maxLength = f.maxLength.n;
-      explained.add(f.maxLength.check);
-    }
-    return column;
-  });
+  const columns: Column[] = rows.map((c) => readColumn(c, t, rowidAlias, facts, explained));
+  const foreignKeys = readForeignKeys(db, t.name);
+  const { uniques, indexes } = readIndexes(db, t.name);
 
+  return {
+    name: t.name,
+    columns,
+    primaryKey,
+    foreignKeys,
+    uniques,
+    indexes,
+    checks: checks
+      .filter((_, i) => !explained.has(i))
+      .map(normaliseSql)
+      .sort(),
+  };
+}
+
+/** One column, with what the table's CHECKs say of it; `explained` collects the CHECKs used up. */
+function readColumn(
+  c: ColumnRow,
+  t: TableListRow,
+  rowidAlias: string | undefined,
+  facts: ReturnType<typeof checkFacts>,
+  explained: Set<number>,
+): Column {
+  const computed = c.hidden === 2 || c.hidden === 3;
+  const keyNotNull = c.pk > 0 && (t.wr === 1 || c.name === rowidAlias);
+  const f = facts.get(c.name.toLowerCase());
+  let family = declaredFamily(c.type);
+  let values: string[] | undefined;
+  if (f?.boolean !== undefined && (family === 'integer' || family === 'numeric' || family === 'boolean')) {
+    family = 'boolean';
+    explained.add(f.boolean);
+  } else if (f?.json !== undefined && (family === 'text' || family === 'other' || family === 'json')) {
+    family = 'json';
+    explained.add(f.json);
+  } else if (f?.labels && (family === 'text' || family === 'other')) {
+    family = 'enum';
+    values = f.labels.values;
+    explained.add(f.labels.check);
+  }
+  const column: Column = {
+    name: c.name,
+    type: c.type,
+    family,
+    nullable: c.notnull === 0 && !keyNotNull && !computed,
+    hasDefault: !computed && c.dflt_value !== null,
+    default: computed ? null : c.dflt_value,
+    generated: computed || c.name === rowidAlias,
+  };
+  if (values) column.values = values;
+  if (f?.maxLength !== undefined) {
+    column.maxLength = f.maxLength.n;
+    explained.add(f.maxLength.check);
+  }
+  return column;
+}
+
+function readForeignKeys(db: Db, table: string): ForeignKey[] {
   const foreignKeys: ForeignKey[] = [];
   const fkRows = db
     .prepare(`SELECT id, seq, "table", "from", "to", on_delete FROM pragma_foreign_key_list(?) ORDER BY id, seq`)
-    .all(t.name) as Array<{
+    .all(table) as Array<{
     id: number;
     table: string;
     from: string;
@@ -158,12 +184,15 @@ function readTable(db: Db, t: TableListRow, createSql: string): Table {
   }
   // pragma_foreign_key_list lists the last declared first; keep declaration order.
   foreignKeys.reverse();
+  return foreignKeys;
+}
 
+function readIndexes(db: Db, table: string): { uniques: string[][]; indexes: Index[] } {
   const uniques: string[][] = [];
   const indexes: Index[] = [];
   const list = db
     .prepare(`SELECT name, "unique", origin, partial FROM pragma_index_list(?) ORDER BY name`)
-    .all(t.name) as Array<{ name: string; unique: number; origin: string; partial: number }>;
+    .all(table) as Array<{ name: string; unique: number; origin: string; partial: number }>;
   for (const ix of list) {
     const keys = db
       .prepare(`SELECT seqno, cid, name, "desc" FROM pragma_index_xinfo(?) WHERE key = 1 ORDER BY seqno`)
@@ -191,19 +220,7 @@ function readTable(db: Db, t: TableListRow, createSql: string): Table {
     }
   }
   uniques.sort((a, b) => a.join(',').localeCompare(b.join(',')));
-
-  return {
-    name: t.name,
-    columns,
-    primaryKey,
-    foreignKeys,
-    uniques,
-    indexes,
-    checks: checks
-      .filter((_, i) => !explained.has(i))
-      .map(normaliseSql)
-      .sort(),
-  };
+  return { uniques, indexes };
 }
 
 /** The family SQLite's affinity gives a declared type, after the type names SQLite ignores but people write. */
