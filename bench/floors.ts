@@ -2,7 +2,7 @@
  * The floors' scripts: one psql or sqlite3 session running the very same files, a transaction
  * per file, with the same tracking-row work the runner does (its record table, an insert with
  * the next `seq`, or a delete). SQLite also runs `PRAGMA foreign_key_check` before each commit,
- * as the runner must (SPEC: foreign keys are checked after each migration).
+ * as the runner must (docs/safety.md: foreign keys are checked after each migration).
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -30,7 +30,7 @@ export function fullTable(rows: readonly Row[]): string {
   return out.join('\n');
 }
 
-/** One line per workload, ratios only: what the README shows. */
+/** One line per workload, ratios only: what docs/performance.md shows. */
 export function summaryTable(byWorkload: ReadonlyArray<{ workload: Workload; rows: Row[] }>): string {
   const out = [
     '| workload | floor | sql-migrate, compiled | sql-migrate, tsx | lower bound in node | peers (ratio to the floor) | sql-migrate peak RSS |',

@@ -18,7 +18,7 @@ export type FolderCode =
   | 'BAD_ENCODING'
   | 'UNREADABLE_FILE';
 
-/** Stable codes; README.md lists each with its meaning. */
+/** Stable codes; docs/errors.md#error-codes lists each with its meaning. */
 export type ErrorCode =
   // the folder (checked before any database is touched)
   | 'NO_MIGRATIONS'

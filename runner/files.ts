@@ -95,7 +95,7 @@ export function dialectFolder(dir: string, dialect: Dialect): string {
   }
   throw new MigrateError(
     'NO_MIGRATIONS',
-    `no migrations for ${dialect}: neither ${displayPath(sub)}/ nor .sql files in ${displayPath(dir)}/. Create one with: tsx scripts/migrate.ts new <description>`,
+    `no migrations for ${dialect}: neither ${displayPath(sub)}/ nor .sql files in ${displayPath(dir)}/. Create one with: npx tsx scripts/migrate.ts new <description>`,
   );
 }
 

@@ -23,7 +23,7 @@ import { lineColumn } from './position.ts';
 import { normaliseSubject } from './schema.ts';
 import { splitStatements } from './split.ts';
 
-/** What a finding is about; README.md lists each. */
+/** What a finding is about; docs/errors.md#check-findings lists each. */
 export type CheckCode =
   // the folder, without a database: first the runner's own refusals, by their codes
   | FolderCode

@@ -12,7 +12,7 @@ import { renderScript as renderSteps } from './record.ts';
 import { runStep, StepFailure, stepWork, toMigrationFailed, writeRecord } from './step.ts';
 
 export interface RunnerConfig {
-  /** Database URL (see README: postgres://…, sqlite:path, the Python forms). */
+  /** Database URL (see docs/cli.md#the-database-url: postgres://…, sqlite:path, the Python forms). */
   url: string;
   /** Root of the dialect folders, or a folder holding .sql files directly. Default `sql`. */
   dir?: string;
@@ -225,7 +225,7 @@ function refusedBookkeeping(error: unknown, connection: Connection): MigrateErro
   const message = scrub((error as Error).message ?? String(error), connection);
   return new MigrateError(
     'DATABASE_REFUSED',
-    `${connection.display} refused the runner's own work on its record table or lock: ${message} (${code}). The role needs to create the record table once, then read and write it (README, "Permissions and connections").`,
+    `${connection.display} refused the runner's own work on its record table or lock: ${message} (${code}). The role needs to create the record table once, then read and write it (docs/record-table.md, "Permissions and connections").`,
     { cause: error },
   );
 }
@@ -262,7 +262,7 @@ async function readRecordChecked(driver: Driver, table: string, allowAlembic = f
   if (state.kind === 'missing' && !allowAlembic && (await driver.tableExists('alembic_version'))) {
     throw new MigrateError(
       'ALEMBIC_DATABASE',
-      `this database was managed by Alembic (it has an alembic_version table) and has no ${table}. Find the revision matching its schema and run \`tsx scripts/migrate.ts stamp <revision>\` to adopt it; migrations after that will then run.`,
+      `this database was managed by Alembic (it has an alembic_version table) and has no ${table}. Find the revision matching its schema and run \`npx tsx scripts/migrate.ts stamp <revision>\` to adopt it; migrations after that will then run.`,
     );
   }
   return driver.readRecord();

@@ -13,7 +13,7 @@ import type { CheckResult } from '../runner/check.ts';
 import { capYoungGeneration, confirmation, loadEnv, type UrlSource } from './startup.ts';
 
 /** How this CLI was started, for the usage line: the compiled bundle or the TypeScript source. */
-const SELF = /\.cjs$/.test(process.argv[1] ?? '') ? 'node dist/migrate.cjs' : 'tsx scripts/migrate.ts';
+const SELF = /\.cjs$/.test(process.argv[1] ?? '') ? 'node dist/migrate.cjs' : 'npx tsx scripts/migrate.ts';
 
 const USAGE = `Usage: ${SELF} <target | command> [options]
 

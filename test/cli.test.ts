@@ -250,7 +250,7 @@ describe('CLI without a database', () => {
   it('no arguments prints usage and exits 2; --help exits 0', async () => {
     const none = await runCli([]);
     assert.equal(none.code, 2);
-    assert.match(none.stderr, /^Usage: tsx scripts\/migrate\.ts/);
+    assert.match(none.stderr, /^Usage: npx tsx scripts\/migrate\.ts/);
     const help = await runCli(['--help']);
     assert.equal(help.code, 0);
     assert.match(help.stdout, /Exit codes: 0 done, 1 a migration failed/);

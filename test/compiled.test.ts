@@ -130,7 +130,7 @@ describe('compiled CLI (npm run build)', () => {
       });
       assert.deepEqual(
         startedAs(compiled, 'node dist/migrate.cjs'),
-        startedAs(tsx, 'tsx scripts/migrate.ts'),
+        startedAs(tsx, 'npx tsx scripts/migrate.ts'),
         args.join(' '),
       );
       assert.match(compiled.stdout + compiled.stderr, /^Usage: node dist\/migrate\.cjs /m);

@@ -1,5 +1,5 @@
 /**
- * The safety rules of SPEC.md on each dialect: edited, missing and out-of-order revisions,
+ * The safety rules of docs/safety.md on each dialect: edited, missing and out-of-order revisions,
  * stamp, no-transaction files, dry runs and printed scripts, Alembic and foreign record tables.
  */
 import { describe, it } from 'node:test';
