@@ -16,6 +16,7 @@ import {
   type Migration,
   type MigrationFile,
 } from './files.ts';
+import { allowLockLines, parseAllowLock } from './check-locks.ts';
 import { tokenize, unquote } from './lexer.ts';
 import { stepWork } from './step.ts';
 import type { Step } from './plan.ts';
@@ -38,7 +39,9 @@ export type CheckCode =
   | 'ROUND_TRIP'
   | 'REAPPLY'
   | 'DIALECT_DIFFERENCE'
-  | 'UNUSED_WAIVER';
+  | 'UNUSED_WAIVER'
+  | 'LOCKS_TABLE'
+  | 'REWRITES_TABLE';
 
 export interface Finding {
   severity: 'error' | 'warning';
@@ -168,6 +171,34 @@ function lintFile(s: FolderState, m: Migration, direction: 'up' | 'down', add: A
   // Only PostgreSQL cuts names; a long name in a SQLite file shows up as a difference between the dialects.
   if (s.dialect === 'postgres') longIdentifiers(file, add);
   readWaivers(s.dialect, m, direction, file, add, waivers);
+  readAllowLocks(s.dialect, direction, file, add);
+}
+
+/**
+ * `-- migrate:allow-lock <table>: <reason>` lines: well formed, and where locks are measured
+ * (PostgreSQL up files); whether one accepts anything is known only on the scratch database.
+ */
+function readAllowLocks(dialect: Dialect, direction: 'up' | 'down', file: MigrationFile, add: Add): void {
+  const lines = allowLockLines(file.text);
+  (file.allowLocks ?? []).forEach((text, k) => {
+    const line = lines[k];
+    const where = { file: file.path, ...(line === undefined ? {} : { line }) };
+    if (!parseAllowLock(text)) {
+      add({
+        severity: 'error',
+        code: 'BAD_WAIVER',
+        ...where,
+        message: `"-- migrate:allow-lock ${text}" must name one table and say why: "-- migrate:allow-lock <table>: <why>" (e.g. "plans: 12 rows, read once at start-up").`,
+      });
+    } else if (dialect !== 'postgres' || direction !== 'up') {
+      add({
+        severity: 'warning',
+        code: 'UNUSED_WAIVER',
+        ...where,
+        message: `"-- migrate:allow-lock ${text}" accepts nothing here: check measures locks in PostgreSQL up files only. Remove it.`,
+      });
+    }
+  });
 }
 
 /** Statements a transactional file cannot hold, and enum labels it cannot use. */
