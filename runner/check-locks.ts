@@ -32,12 +32,10 @@ const MODES = [
   'AccessExclusiveLock',
 ] as const;
 
-/** Weaker modes than this are what ordinary reads and writes take: not reported. */
-const REPORTED_FROM = MODES.indexOf('ShareUpdateExclusiveLock');
-
 /**
  * What each reported mode keeps others from doing while it is held, from the conflict table of
- * https://www.postgresql.org/docs/15/explicit-locking.html#LOCKING-TABLES
+ * https://www.postgresql.org/docs/15/explicit-locking.html#LOCKING-TABLES. The modes below
+ * SHARE UPDATE EXCLUSIVE are what reads and writes themselves take: not reported.
  */
 const BLOCKS: Record<string, { name: string; blocks: string }> = {
   ShareUpdateExclusiveLock: {
