@@ -14,7 +14,8 @@
 import type { Statement, StepWork } from './driver.ts';
 import type { Migration } from './files.ts';
 import type { Introspectable, SchemaSource } from './introspect.ts';
-import type { Finding } from './lint.ts';
+import { allowLockLines, NOT_IN_TRANSACTION, parseAllowLock, type Finding } from './lint.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { lineColumn } from './position.ts';
 import { isTransactionControl } from './split.ts';
 
@@ -69,7 +70,7 @@ export interface Measured {
 
 /** Each relation of the user's schemas mapped to the table it belongs to; the record table left out. */
 const RELATIONS_SQL = (schema: string, table: string) => `
-SELECT c.oid::int8::text AS oid, c.relkind::text AS kind, c.relfilenode::int8::text AS filenode,
+SELECT c.oid::int8::text AS oid, c.oid::regclass::text AS name, c.relkind::text AS kind, c.relfilenode::int8::text AS filenode,
        t.oid::int8::text AS table_oid, t.oid::regclass::text AS table_name
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -92,22 +93,49 @@ function literal(text: string): string {
   return `'${text.replace(/'/g, "''")}'`;
 }
 
+/** The relations of the user's schemas before the revision, each mapped to its table. */
+interface Before {
+  tableOf: Map<string, string>;
+  nameOf: Map<string, string>;
+  /** Each table's storage file (`relfilenode`), to see a rewrite. */
+  files: Map<string, string>;
+}
+
 /**
- * Run `work`'s statements in a transaction that is rolled back, and measure each. A file of
- * the revision's own creations only (the first revision of a folder, say) costs one query.
+ * Measure each statement of `work` and leave the database as it was. A transactional file runs
+ * in a transaction that is rolled back. A no-transaction file whose first statement is
+ * `CREATE INDEX CONCURRENTLY` has that statement watched from a second session (`url`), and the
+ * index it built dropped again. A file of the revision's own creations only (the first revision
+ * of a folder, say) costs one query.
  */
-export async function measureLocks(query: Query, schema: string, table: string, work: StepWork): Promise<Measured> {
+export async function measureLocks(
+  query: Query,
+  schema: string,
+  table: string,
+  work: StepWork,
+  url?: string,
+): Promise<Measured> {
   const rows = await query(RELATIONS_SQL(schema, table));
   if (rows.length === 0) return { locks: [], complete: true };
-  const tableOf = new Map<string, string>();
-  const nameOf = new Map<string, string>();
-  const files = new Map<string, string>();
+  const before: Before = { tableOf: new Map(), nameOf: new Map(), files: new Map() };
   for (const r of rows) {
-    tableOf.set(String(r.oid), String(r.table_oid));
-    nameOf.set(String(r.table_oid), String(r.table_name));
+    before.tableOf.set(String(r.oid), String(r.table_oid));
+    before.nameOf.set(String(r.table_oid), String(r.table_name));
     // Tables and materialized views have storage a rewrite replaces; a partitioned table has none of its own.
-    if ((r.kind === 'r' || r.kind === 'm') && r.oid === r.table_oid) files.set(String(r.oid), String(r.filenode));
+    if ((r.kind === 'r' || r.kind === 'm') && r.oid === r.table_oid)
+      before.files.set(String(r.oid), String(r.filenode));
   }
+  const first = work.statements[0];
+  if (!work.transactional && first && CONCURRENT_INDEX.test(first.sql)) {
+    if (url === undefined) return { locks: [], complete: false };
+    const locks = await measureConcurrently(query, url, first, before, RELATIONS_SQL(schema, table));
+    return { locks: locks ?? [], complete: locks !== undefined && work.statements.length === 1 };
+  }
+  return measureInTransaction(query, work, before);
+}
+
+async function measureInTransaction(query: Query, work: StepWork, before: Before): Promise<Measured> {
+  const { tableOf, nameOf, files } = before;
   const watched = [...files.keys()];
   const locks: MeasuredLock[] = [];
   let held = new Set<string>();
@@ -115,7 +143,10 @@ export async function measureLocks(query: Query, schema: string, table: string, 
   try {
     for (const statement of work.statements) {
       // A no-transaction file may hold what no transaction can run; measuring stops there.
-      if (isTransactionControl(statement.sql, 'postgres') || NOT_IN_TRANSACTION.test(statement.sql)) {
+      if (
+        isTransactionControl(statement.sql, 'postgres') ||
+        NOT_IN_TRANSACTION.some(([re]) => re.test(statement.sql))
+      ) {
         return { locks, complete: false };
       }
       try {
@@ -143,9 +174,68 @@ export async function measureLocks(query: Query, schema: string, table: string, 
   }
 }
 
-/** PostgreSQL refuses these inside a transaction block (the lint pass reports them in transactional files). */
-const NOT_IN_TRANSACTION =
-  /^(?:CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY|DROP\s+INDEX\s+CONCURRENTLY|REINDEX\b[^;]*\bCONCURRENTLY|ALTER\s+TABLE\b[^;]*\bDETACH\s+PARTITION\b[^;]*\bCONCURRENTLY|VACUUM|(?:CREATE|DROP)\s+(?:DATABASE|TABLESPACE)|ALTER\s+SYSTEM)\b/i;
+const CONCURRENT_INDEX = /^CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\b/i;
+
+/**
+ * `CREATE INDEX CONCURRENTLY` cannot run in a transaction, and its own session cannot look at
+ * it while it runs. A second session holding a REPEATABLE READ snapshot makes the build wait
+ * for it before it finishes (the build waits out every older snapshot of the database); while
+ * it waits, that session reads the build's locks. Then the index is dropped, so that the round
+ * trip finds the schema as it was. Undefined when the build was not seen waiting.
+ */
+async function measureConcurrently(
+  query: Query,
+  url: string,
+  statement: Statement,
+  before: Before,
+  relationsSql: string,
+): Promise<MeasuredLock[] | undefined> {
+  const { default: postgres } = await import('postgres');
+  const watcher = postgres(url, { max: 1, onnotice: () => {}, prepare: false, fetch_types: false });
+  let seen: Array<Record<string, unknown>> | undefined;
+  try {
+    const [me] = await query('SELECT pg_backend_pid() AS pid');
+    await watcher.unsafe('BEGIN ISOLATION LEVEL REPEATABLE READ');
+    await watcher.unsafe('SELECT 1');
+    let settled = false;
+    const running = query(statement.sql).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    void running.finally(() => {
+      settled = true;
+    });
+    const deadline = Date.now() + WATCH_MS;
+    while (!settled && Date.now() < deadline) {
+      const rows = await watcher.unsafe(
+        `SELECT relation::int8::text AS oid, mode, granted FROM pg_locks WHERE pid = ${Number(me?.pid)} AND (NOT granted OR locktype = 'relation')`,
+      );
+      if (rows.some((r) => r.granted === false)) {
+        seen = rows.filter((r) => r.granted === true);
+        break;
+      }
+      await sleep(10);
+    }
+    await watcher.unsafe('COMMIT');
+    await running;
+  } finally {
+    await watcher.end({ timeout: 5 });
+    // The built (or, after a failure, invalid) index goes: the real up builds it again.
+    for (const r of await query(relationsSql)) {
+      if (r.kind === 'i' && !before.tableOf.has(String(r.oid))) await query(`DROP INDEX ${String(r.name)}`);
+    }
+  }
+  if (!seen) return undefined;
+  const now = new Set<string>();
+  for (const r of seen) {
+    const t = before.tableOf.get(String(r.oid));
+    if (t !== undefined) now.add(`${t} ${r.mode}`);
+  }
+  return newLocks(statement, new Set(), now, new Set(), before.nameOf);
+}
+
+/** How long the watcher waits to see a concurrent build wait for it. */
+const WATCH_MS = 10_000;
 
 /** Per table: the strongest mode held now and not before this statement, and whether it was rewritten. */
 function newLocks(
@@ -175,20 +265,6 @@ function newLocks(
   return out;
 }
 
-/** `-- migrate:allow-lock <table>: <reason>`, parsed; undefined when the table or the reason is missing. */
-export function parseAllowLock(text: string): { table: string; reason: string } | undefined {
-  const m = /^(.+?):(?=\s|$)\s*(.*)$/s.exec(text);
-  const table = m?.[1]?.trim() ?? '';
-  const reason = m?.[2]?.trim() ?? '';
-  if (table === '' || reason === '' || /[\s*]/.test(table)) return undefined;
-  return { table, reason };
-}
-
-/** The 1-based line of each `-- migrate:allow-lock` line of a file, in order. */
-export function allowLockLines(text: string): number[] {
-  return text.split('\n').flatMap((l, i) => (/^\s*--\s*migrate:allow-lock\b/.test(l) ? [i + 1] : []));
-}
-
 /** A table name compared as PostgreSQL resolves it: unquoted parts fold to lower case, the default schema may be left out. */
 function tableKey(name: string, schema: string): string {
   const parts = (name.match(/"(?:[^"]|"")*"|[^.]+/g) ?? []).map((p) =>
@@ -197,6 +273,9 @@ function tableKey(name: string, schema: string): string {
   if (parts.length === 2 && parts[0] === schema) parts.shift();
   return parts.join('.');
 }
+
+/** The URL of each scratch PostgreSQL driver check opened: a concurrent index build is watched from a second session. */
+export const scratchUrls = new WeakMap<Introspectable, string>();
 
 /**
  * Measure the up file of `m` on the scratch database `driver` (PostgreSQL), and report each
@@ -211,7 +290,13 @@ export async function checkLocks(
   if (work.empty) return;
   const source = await driver.schemaSource();
   if (!('query' in source)) return;
-  const { locks, complete } = await measureLocks(source.query, source.schema, source.table, work);
+  const { locks, complete } = await measureLocks(
+    source.query,
+    source.schema,
+    source.table,
+    work,
+    scratchUrls.get(driver),
+  );
   const file = m.up;
   const lines = allowLockLines(file.text);
   const waivers = (file.allowLocks ?? []).flatMap((text, k) => {
@@ -224,13 +309,14 @@ export async function checkLocks(
     const reported = lock.mode === undefined ? undefined : BLOCKS[lock.mode];
     if (accepted.length > 0 || (!reported && !lock.rewritten)) continue;
     const where = { file: file.path, ...lineColumn(file.text, lock.statement.offset) };
-    const way = ` If ${lock.table} is small enough for that, say so in this file: -- migrate:allow-lock ${lock.table}: <reason>`;
+    const way = ` If that is acceptable (a small table, a quiet hour), say why in this file: -- migrate:allow-lock ${lock.table}: <reason>`;
     if (reported) {
       add({
         severity: 'warning',
         code: 'LOCKS_TABLE',
         ...where,
-        message: `${reported.name} on ${lock.table}: ${reported.blocks}.${way}`,
+        // Outside a transaction the lock goes when the statement ends.
+        message: `${reported.name} on ${lock.table}: ${work.transactional ? reported.blocks : reported.blocks.replace('until commit', 'until the statement ends')}.${way}`,
         subject: lock.table,
       });
     }

@@ -27,7 +27,7 @@ import { DIALECTS, dialectFolder, displayPath, isDirectory, type Dialect, type M
 import { lintFolders, type Finding, type FolderState, type Waiver } from './lint.ts';
 import { openDriver } from './migrator.ts';
 import { runStep, StepFailure, toMigrationFailed } from './step.ts';
-import { checkLocks } from './check-locks.ts';
+import { checkLocks, scratchUrls } from './check-locks.ts';
 import { introspect, introspectable, type Introspectable } from './introspect.ts';
 import { compareDialects, compareSnapshots, normaliseSubject, type Difference, type Schema } from './schema.ts';
 
@@ -189,6 +189,7 @@ async function withScratch<T>(
         true,
       ),
     );
+    scratchUrls.set(driver, scratch.url);
     try {
       return await fn(driver);
     } finally {

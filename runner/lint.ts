@@ -16,7 +16,6 @@ import {
   type Migration,
   type MigrationFile,
 } from './files.ts';
-import { allowLockLines, parseAllowLock } from './check-locks.ts';
 import { tokenize, unquote } from './lexer.ts';
 import { stepWork } from './step.ts';
 import type { Step } from './plan.ts';
@@ -118,7 +117,7 @@ function findingOf(error: MigrateError, folder: string): Finding {
 }
 
 /** Statements PostgreSQL refuses inside a transaction block. */
-const NOT_IN_TRANSACTION: Array<[RegExp, string]> = [
+export const NOT_IN_TRANSACTION: Array<[RegExp, string]> = [
   [/^CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\b/i, 'CREATE INDEX CONCURRENTLY'],
   [/^DROP\s+INDEX\s+CONCURRENTLY\b/i, 'DROP INDEX CONCURRENTLY'],
   [/^REINDEX\b[^;]*\bCONCURRENTLY\b/i, 'REINDEX CONCURRENTLY'],
@@ -298,6 +297,20 @@ function readWaivers(
       used: false,
     });
   });
+}
+
+/** `-- migrate:allow-lock <table>: <reason>`, parsed; undefined when the table or the reason is missing. */
+export function parseAllowLock(text: string): { table: string; reason: string } | undefined {
+  const m = /^(.+?):(?=\s|$)\s*(.*)$/s.exec(text);
+  const table = m?.[1]?.trim() ?? '';
+  const reason = m?.[2]?.trim() ?? '';
+  if (table === '' || reason === '' || /[\s*]/.test(table)) return undefined;
+  return { table, reason };
+}
+
+/** The 1-based line of each `-- migrate:allow-lock` line of a file, in order. */
+export function allowLockLines(text: string): number[] {
+  return text.split('\n').flatMap((l, i) => (/^\s*--\s*migrate:allow-lock\b/.test(l) ? [i + 1] : []));
 }
 
 /**
