@@ -6,8 +6,8 @@
  * the SQL text.
  *
  * Only tables that existed before the revision are reported: nobody else can be waiting on a
- * table the revision creates. A lock on an index, a sequence a table owns, or a TOAST relation
- * counts toward its table.
+ * table the revision creates. A lock on an index, or on a sequence a table owns, counts toward its
+ * table.
  *
  * @module
  */
