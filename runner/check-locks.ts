@@ -193,12 +193,13 @@ async function measureConcurrently(
   const { default: postgres } = await import('postgres');
   const watcher = postgres(url, { max: 1, onnotice: () => {}, prepare: false, fetch_types: false });
   let seen: Array<Record<string, unknown>> | undefined;
+  let running: Promise<unknown> | undefined;
   try {
     const [me] = await query('SELECT pg_backend_pid() AS pid');
     await watcher.unsafe('BEGIN ISOLATION LEVEL REPEATABLE READ');
     await watcher.unsafe('SELECT 1');
     let settled = false;
-    const running = query(statement.sql).then(
+    running = query(statement.sql).then(
       () => undefined,
       (error: unknown) => error,
     );
@@ -217,9 +218,13 @@ async function measureConcurrently(
       await sleep(10);
     }
     await watcher.unsafe('COMMIT');
-    await running;
+  } catch {
+    // The second session could not watch (a connection refused, say): the build goes unmeasured.
+    seen = undefined;
   } finally {
+    // Closing the watcher ends its snapshot, so the build finishes in any case.
     await watcher.end({ timeout: 5 });
+    await running;
     // The built (or, after a failure, invalid) index goes: the real up builds it again.
     for (const r of await query(relationsSql)) {
       if (r.kind === 'i' && !before.tableOf.has(String(r.oid))) await query(`DROP INDEX ${String(r.name)}`);
