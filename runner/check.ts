@@ -27,6 +27,7 @@ import { DIALECTS, dialectFolder, displayPath, isDirectory, type Dialect, type M
 import { lintFolders, type Finding, type FolderState, type Waiver } from './lint.ts';
 import { openDriver } from './migrator.ts';
 import { runStep, StepFailure, toMigrationFailed } from './step.ts';
+import { checkLocks, scratchUrls } from './check-locks.ts';
 import { introspect, introspectable, type Introspectable } from './introspect.ts';
 import { compareDialects, compareSnapshots, normaliseSubject, type Difference, type Schema } from './schema.ts';
 
@@ -193,6 +194,7 @@ async function withScratch<T>(
         true,
       ),
     );
+    scratchUrls.set(driver, scratch.url);
     try {
       return await fn(driver);
     } finally {
@@ -245,6 +247,8 @@ async function roundTrip(
     };
     const stopped = ` Later revisions were not run on ${s.dialect}.`;
 
+    // Measured before the real up, in a transaction rolled back, against the schema before it.
+    if (s.dialect === 'postgres') await checkLocks(driver, m, work.up, add);
     const upFailed = await run('up');
     if (upFailed) {
       report(upFailed, `fails on a scratch ${s.dialect} database`, 'error', stopped);

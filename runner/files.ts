@@ -23,6 +23,8 @@ export interface MigrationFile {
   transactional: boolean;
   /** Reasons given by `-- migrate:allow-difference <reason>` lines (used by `check`). */
   allowDifferences: readonly string[];
+  /** Tables named by `-- migrate:allow-lock <table>: <reason>` lines, with their reasons (used by `check`). */
+  allowLocks?: readonly string[];
 }
 
 export interface Migration {

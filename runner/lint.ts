@@ -39,6 +39,8 @@ export type CheckCode =
   | 'REAPPLY'
   | 'DIALECT_DIFFERENCE'
   | 'UNUSED_WAIVER'
+  | 'LOCKS_TABLE'
+  | 'REWRITES_TABLE'
   // the committed schema files (<dir>/schema/<dialect>.sql)
   | 'SCHEMA_STALE';
 
@@ -117,7 +119,7 @@ function findingOf(error: MigrateError, folder: string): Finding {
 }
 
 /** Statements PostgreSQL refuses inside a transaction block. */
-const NOT_IN_TRANSACTION: Array<[RegExp, string]> = [
+export const NOT_IN_TRANSACTION: Array<[RegExp, string]> = [
   [/^CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\b/i, 'CREATE INDEX CONCURRENTLY'],
   [/^DROP\s+INDEX\s+CONCURRENTLY\b/i, 'DROP INDEX CONCURRENTLY'],
   [/^REINDEX\b[^;]*\bCONCURRENTLY\b/i, 'REINDEX CONCURRENTLY'],
@@ -170,6 +172,34 @@ function lintFile(s: FolderState, m: Migration, direction: 'up' | 'down', add: A
   // Only PostgreSQL cuts names; a long name in a SQLite file shows up as a difference between the dialects.
   if (s.dialect === 'postgres') longIdentifiers(file, add);
   readWaivers(s.dialect, m, direction, file, add, waivers);
+  readAllowLocks(s.dialect, direction, file, add);
+}
+
+/**
+ * `-- migrate:allow-lock <table>: <reason>` lines: well formed, and where locks are measured
+ * (PostgreSQL up files); whether one accepts anything is known only on the scratch database.
+ */
+function readAllowLocks(dialect: Dialect, direction: 'up' | 'down', file: MigrationFile, add: Add): void {
+  const lines = allowLockLines(file.text);
+  (file.allowLocks ?? []).forEach((text, k) => {
+    const line = lines[k];
+    const where = { file: file.path, ...(line === undefined ? {} : { line }) };
+    if (!parseAllowLock(text)) {
+      add({
+        severity: 'error',
+        code: 'BAD_WAIVER',
+        ...where,
+        message: `"-- migrate:allow-lock ${text}" must name one table and say why: "-- migrate:allow-lock <table>: <why>" (e.g. "plans: 12 rows, read once at start-up").`,
+      });
+    } else if (dialect !== 'postgres' || direction !== 'up') {
+      add({
+        severity: 'warning',
+        code: 'UNUSED_WAIVER',
+        ...where,
+        message: `"-- migrate:allow-lock ${text}" accepts nothing here: check measures locks in PostgreSQL up files only. Remove it.`,
+      });
+    }
+  });
 }
 
 /** Statements a transactional file cannot hold, and enum labels it cannot use. */
@@ -269,6 +299,20 @@ function readWaivers(
       used: false,
     });
   });
+}
+
+/** `-- migrate:allow-lock <table>: <reason>`, parsed; undefined when the table or the reason is missing. */
+export function parseAllowLock(text: string): { table: string; reason: string } | undefined {
+  const m = /^(.+?):(?=\s|$)\s*(.*)$/s.exec(text);
+  const table = m?.[1]?.trim() ?? '';
+  const reason = m?.[2]?.trim() ?? '';
+  if (table === '' || reason === '' || /[\s*]/.test(table)) return undefined;
+  return { table, reason };
+}
+
+/** The 1-based line of each `-- migrate:allow-lock` line of a file, in order. */
+export function allowLockLines(text: string): number[] {
+  return text.split('\n').flatMap((l, i) => (/^\s*--\s*migrate:allow-lock\b/.test(l) ? [i + 1] : []));
 }
 
 /**

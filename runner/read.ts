@@ -9,7 +9,7 @@ import { MigrateError } from './errors.ts';
 import type { MigrationFile } from './files.ts';
 import { lineColumn } from './position.ts';
 
-const KNOWN_DIRECTIVES = new Set(['no-transaction', 'allow-difference']);
+const KNOWN_DIRECTIVES = new Set(['no-transaction', 'allow-difference', 'allow-lock']);
 
 /** Shared by every file without `allow-difference` lines, rather than an empty array each. */
 const NO_REASONS: readonly string[] = Object.freeze([]);
@@ -28,12 +28,16 @@ export function checksumOf(text: string): string {
  * error rather than ignored: dbmate's `-- migrate:up` / `-- migrate:down` sections would
  * otherwise run both halves at once.
  */
-function readDirectives(path: string, text: string): { transactional: boolean; allowDifferences: readonly string[] } {
+function readDirectives(
+  path: string,
+  text: string,
+): { transactional: boolean; allowDifferences: readonly string[]; allowLocks: readonly string[] } {
   let transactional = true;
   // Only lines holding `migrate:` or `no-transaction` can matter: most files hold neither.
   if (!text.includes('migrate:') && !text.includes('no-transaction'))
-    return { transactional, allowDifferences: NO_REASONS };
+    return { transactional, allowDifferences: NO_REASONS, allowLocks: NO_REASONS };
   const allowDifferences: string[] = [];
+  const allowLocks: string[] = [];
   let inHeader = true;
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
@@ -66,9 +70,10 @@ function readDirectives(path: string, text: string): { transactional: boolean; a
       );
     }
     if (name === 'no-transaction') transactional = false;
+    else if (name === 'allow-lock') allowLocks.push((m[2] as string).trim());
     else allowDifferences.push((m[2] as string).trim());
   }
-  return { transactional, allowDifferences };
+  return { transactional, allowDifferences, allowLocks: allowLocks.length > 0 ? allowLocks : NO_REASONS };
 }
 
 /** Read, validate and decode one migration file; every failure is a MigrateError naming the path. */
@@ -97,8 +102,8 @@ export function readMigrationFile(absPath: string, path: string): MigrationFile 
     );
   }
   const text = normaliseText(bytes.toString('utf8'));
-  const { transactional, allowDifferences } = readDirectives(path, text);
-  return new LoadedFile(path, text, transactional, allowDifferences);
+  const { transactional, allowDifferences, allowLocks } = readDirectives(path, text);
+  return new LoadedFile(path, text, transactional, allowDifferences, allowLocks);
 }
 
 /** Why reading failed, in words: the path is in the error's location already. */
@@ -138,6 +143,7 @@ class LoadedFile implements MigrationFile {
     readonly text: string,
     readonly transactional: boolean,
     readonly allowDifferences: readonly string[],
+    readonly allowLocks: readonly string[],
   ) {}
 
   /** Hashed on first use: only applied up files are compared, and down files never are. */
@@ -153,6 +159,7 @@ class LoadedFile implements MigrationFile {
       checksum: this.checksum,
       transactional: this.transactional,
       allowDifferences: this.allowDifferences,
+      ...(this.allowLocks.length > 0 ? { allowLocks: this.allowLocks } : {}),
     };
   }
 }
