@@ -8,6 +8,7 @@ import postgres from 'postgres';
 import { codePointOffsetToIndex } from '../position.ts';
 import { type DialectSql, recordStatements, sqlString } from '../record.ts';
 import { parseTableName } from '../config.ts';
+import type { Limits } from '../driver.ts';
 
 export const COLUMNS = `
   revision       text        PRIMARY KEY,
@@ -71,8 +72,40 @@ export const catalog = {
   /** The schema an unqualified table goes to, and whether the record table is there. */
   ping(schema: string | undefined, name: string): string {
     const named = schema === undefined ? 'quote_ident(current_schema())' : sqlString(quoteIdent(schema));
-    return `SELECT current_schema() AS s, to_regclass(${named} || '.' || ${sqlString(quoteIdent(name))}) IS NOT NULL AS seen`;
+    return `SELECT current_schema() AS s, to_regclass(${named} || '.' || ${sqlString(quoteIdent(name))}) IS NOT NULL AS seen, pg_backend_pid() AS pid`;
   },
+  /** An attempt's limits: `local` for the step's own transaction (SET LOCAL), else for the session until `resetLimits`. */
+  limits(l: Limits, local: boolean): string {
+    const statement =
+      l.statementTimeoutMs === undefined
+        ? ''
+        : `, set_config('statement_timeout', '${Math.round(l.statementTimeoutMs)}ms', ${local})`;
+    return `SELECT set_config('lock_timeout', '${Math.round(l.lockTimeoutMs)}ms', ${local})${statement}`;
+  },
+  /** Back to the session's defaults (the server's, the role's, the URL's), whatever a statement left. */
+  resetLimits: 'RESET lock_timeout; RESET statement_timeout',
+  /**
+   * The relation session `pid` waits to lock and every session ahead of it: holders of a
+   * conflicting lock, and waiters queued before it. One row with null pid when none.
+   */
+  blockers: (pid: number, withQuery: boolean) => `
+    WITH w AS (
+      SELECT l.relation, l.mode FROM pg_catalog.pg_locks l
+      WHERE l.pid = ${pid} AND NOT l.granted ORDER BY l.relation IS NULL LIMIT 1
+    )
+    SELECT (SELECT relation::regclass::text FROM w) AS relation, (SELECT mode FROM w) AS wanted,
+      a.pid, a.application_name, a.usename AS "user", a.state,
+      round(extract(epoch FROM clock_timestamp() - a.xact_start) * 1000)::float8 AS age_ms,
+      (SELECT string_agg(DISTINCT l.mode, ', ') FROM pg_catalog.pg_locks l
+        WHERE l.pid = a.pid AND l.relation = (SELECT relation FROM w)) AS modes,
+      ${withQuery ? 'a.query' : 'NULL::text'} AS query
+    FROM (SELECT 1) one
+    LEFT JOIN LATERAL unnest(pg_catalog.pg_blocking_pids(${pid})) b(pid) ON true
+    LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = b.pid`,
+  indexProgress: (pid: number) =>
+    `SELECT phase, blocks_done::float8 AS done, blocks_total::float8 AS total FROM pg_catalog.pg_stat_progress_create_index WHERE pid = ${pid}`,
+  invalidIndex: (name: string) =>
+    `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = to_regclass(${sqlString(name)}) AND NOT indisvalid) AS bad`,
   tryLock: (key: string) => `SELECT pg_try_advisory_lock(${key}) AS ok`,
   unlock: (key: string) => `SELECT pg_advisory_unlock(${key})`,
   watchClient: `SELECT CASE WHEN current_setting('server_version_num')::int >= 140000

@@ -9,7 +9,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import postgres from 'postgres';
 import { createHash } from 'node:crypto';
-import type { Capabilities, Driver, RecordRow, RecordTableState } from '../driver.ts';
+import type { Capabilities, Driver, Limits, Observation, RecordRow, RecordTableState } from '../driver.ts';
 import { StatementFailed, TransactionLeftOpen } from '../driver.ts';
 import { MigrateError } from '../errors.ts';
 import { hideSecrets, parseTableName, parseUrl, type PostgresServer } from '../config.ts';
@@ -76,6 +76,10 @@ export class PostgresDriver implements Driver {
   #ahead: ReadAhead | undefined;
   /** `exec` ran since the last transaction: a file's own BEGIN may have left one open. */
   #execSince = false;
+  /** The server process of the runner's session (from ping), for the observer to look at. */
+  #pid: number | undefined;
+  /** A second connection, opened only once a step has waited or run a while. */
+  #observer: Sql | undefined;
 
   constructor(options: PostgresOptions) {
     this.#server = options.server ?? serverOf(options.url ?? '');
@@ -93,45 +97,49 @@ export class PostgresDriver implements Driver {
   get #client(): Sql {
     if (!this.#sql) {
       try {
-        const s = this.#server;
-        this.#sql = postgres({
-          // Arrays pair hosts with ports by index (postgres.js reads both forms; its types know one).
-          host: s.host as unknown as string | undefined,
-          port: s.port as unknown as number | undefined,
-          database: s.database,
-          username: s.username,
-          password: s.password,
-          ...(s.ssl === undefined ? {} : { ssl: s.ssl as 'require' | false }),
-          ...(s.targetSessionAttrs === undefined ? {} : { target_session_attrs: s.targetSessionAttrs as 'read-write' }),
-          max: 1,
-          // Holding the session lock on an idle connection must never end it: postgres.js would
-          // otherwise recycle the connection after 30-60 min (max_lifetime) and silently release
-          // the advisory lock along with it.
-          idle_timeout: 0,
-          max_lifetime: null,
-          connect_timeout:
-            this.#deadline === undefined
-              ? (s.connectTimeout ?? 10)
-              : Math.max(0.1, Math.min(s.connectTimeout ?? 10, (this.#deadline - Date.now()) / 1000)),
-          // The library never prints; postgres.js would console.log every NOTICE without this.
-          onnotice: (notice) => {
-            if (typeof notice.code === 'string') this.#notices.add(notice.code);
-          },
-          onclose: () => {
-            if (this.#locked) this.#lost = true;
-          },
-          // Unnamed statements only: works through poolers, and nothing to re-prepare after a reconnect.
-          prepare: false,
-          // We read no arrays or custom types: save the round trip at connect.
-          fetch_types: false,
-          debug: false,
-          connection: { application_name: 'sql-migrate', ...s.parameters },
-        });
+        this.#sql = postgres(this.#options('sql-migrate'));
       } catch (error) {
         throw this.#unreachable(error);
       }
     }
     return this.#sql;
+  }
+
+  #options(name: string): postgres.Options<Record<string, postgres.PostgresType>> {
+    const s = this.#server;
+    return {
+      // Arrays pair hosts with ports by index (postgres.js reads both forms; its types know one).
+      host: s.host as unknown as string | undefined,
+      port: s.port as unknown as number | undefined,
+      database: s.database,
+      username: s.username,
+      password: s.password,
+      ...(s.ssl === undefined ? {} : { ssl: s.ssl as 'require' | false }),
+      ...(s.targetSessionAttrs === undefined ? {} : { target_session_attrs: s.targetSessionAttrs as 'read-write' }),
+      max: 1,
+      // Holding the session lock on an idle connection must never end it: postgres.js would
+      // otherwise recycle the connection after 30-60 min (max_lifetime) and silently release
+      // the advisory lock along with it.
+      idle_timeout: 0,
+      max_lifetime: null,
+      connect_timeout:
+        this.#deadline === undefined
+          ? (s.connectTimeout ?? 10)
+          : Math.max(0.1, Math.min(s.connectTimeout ?? 10, (this.#deadline - Date.now()) / 1000)),
+      // The library never prints; postgres.js would console.log every NOTICE without this.
+      onnotice: (notice) => {
+        if (typeof notice.code === 'string') this.#notices.add(notice.code);
+      },
+      onclose: () => {
+        if (this.#locked) this.#lost = true;
+      },
+      // Unnamed statements only: works through poolers, and nothing to re-prepare after a reconnect.
+      prepare: false,
+      // We read no arrays or custom types: save the round trip at connect.
+      fetch_types: false,
+      debug: false,
+      connection: { application_name: name, ...s.parameters },
+    };
   }
 
   /** Every query goes through here: a connection failure becomes CONNECTION_FAILED, naming the URL without its password. */
@@ -170,6 +178,7 @@ export class PostgresDriver implements Driver {
     const [row] = await this.#do((sql) => sql.unsafe(catalog.ping(this.#schema, this.#name)));
     if (this.#resolvedSchema === undefined && typeof row?.s === 'string') this.#resolvedSchema = row.s;
     this.#tableSeen = row?.seen === true;
+    this.#pid = typeof row?.pid === 'number' ? row.pid : undefined;
   }
 
   /**
@@ -331,7 +340,10 @@ export class PostgresDriver implements Driver {
     return rows.map(toRecordRow);
   }
 
-  async transaction(statements: readonly string[], options: { rollback?: boolean } = {}): Promise<void> {
+  async transaction(
+    statements: readonly string[],
+    options: { rollback?: boolean; limits?: Limits } = {},
+  ): Promise<void> {
     const check = this.#execSince;
     this.#execSince = false;
     this.#notices.clear();
@@ -350,13 +362,16 @@ export class PostgresDriver implements Driver {
       // one connection. After a failure the server refuses the rest (25P02) and answers COMMIT
       // with ROLLBACK. postgres.js sends a query when it is first awaited, so nothing may touch
       // these before allSettled awaits them in this order.
+      // The attempt's limits travel in the same round trip, LOCAL to this transaction.
+      const limits = options.limits ? [sql.unsafe(catalog.limits(options.limits, true))] : [];
       const queries = [
         ...(check ? [] : [sql.unsafe('BEGIN')]),
+        ...limits,
         ...statements.map((text) => sql.unsafe(text)),
         sql.unsafe(options.rollback ? 'ROLLBACK' : 'COMMIT'),
       ];
       const settled = await Promise.allSettled(queries);
-      const first = check ? 0 : 1; // where the caller's statements start
+      const first = (check ? 0 : 1) + limits.length; // where the caller's statements start
       const index = settled.findIndex((r) => r.status === 'rejected');
       const end = settled[settled.length - 1] as PromiseSettledResult<{ command?: string }>;
       if (index >= 0) {
@@ -372,14 +387,78 @@ export class PostgresDriver implements Driver {
     });
   }
 
-  async exec(text: string): Promise<void> {
+  async exec(text: string, limits?: Limits): Promise<void> {
     this.#execSince = true;
-    await this.#do((sql) => sql.unsafe(text));
+    if (!limits) {
+      await this.#do((sql) => sql.unsafe(text));
+      return;
+    }
+    // No transaction to be LOCAL to: set for the statement, back to the defaults right after,
+    // all three in one round trip. The reset runs whether or not the statement failed.
+    await this.#do(async (sql) => {
+      const [set, run, reset] = await Promise.allSettled([
+        sql.unsafe(catalog.limits(limits, false)),
+        sql.unsafe(text),
+        sql.unsafe(catalog.resetLimits),
+      ]);
+      for (const r of [set, run, reset]) if (r.status === 'rejected') throw r.reason;
+    });
   }
 
   async rollback(): Promise<void> {
-    // Outside a transaction ROLLBACK only warns.
-    await this.#do((sql) => sql.unsafe('ROLLBACK'));
+    // Outside a transaction ROLLBACK only warns. A reset that failed in the aborted transaction runs again here.
+    await this.#do((sql) => sql.unsafe(`ROLLBACK; ${catalog.resetLimits}`));
+  }
+
+  lockBusy(error: unknown): boolean {
+    return error instanceof postgres.PostgresError && error.code === '55P03';
+  }
+
+  /**
+   * From a second connection (opened on first use and kept for the run): what the runner's
+   * session waits on, who is ahead of it, and an index build's progress.
+   */
+  async observe(withQuery: boolean): Promise<Observation | undefined> {
+    const pid = this.#pid;
+    if (pid === undefined) return undefined;
+    try {
+      this.#observer ??= postgres({
+        ...this.#options('sql-migrate (observer)'),
+        connect_timeout: 5,
+        onnotice: () => {},
+        onclose: () => {},
+      });
+      const o = this.#observer;
+      const [rows, [index]] = await Promise.all([
+        o.unsafe(catalog.blockers(pid, withQuery)),
+        o.unsafe(catalog.indexProgress(pid)),
+      ]);
+      const first = rows[0];
+      const seen: Observation = {
+        blockers: rows
+          .filter((r) => typeof r.pid === 'number')
+          .map((r) => ({
+            pid: r.pid,
+            applicationName: String(r.application_name ?? ''),
+            user: String(r.user ?? ''),
+            state: String(r.state ?? 'unknown'),
+            transactionAgeMs: typeof r.age_ms === 'number' ? r.age_ms : null,
+            mode: String(r.modes ?? 'no lock on it yet (queued ahead)'),
+            ...(withQuery ? { query: String(r.query ?? '') } : {}),
+          })),
+      };
+      if (typeof first?.relation === 'string') seen.relation = first.relation;
+      if (typeof first?.wanted === 'string') seen.wanted = first.wanted;
+      if (index) seen.index = { phase: String(index.phase), blocksDone: index.done, blocksTotal: index.total };
+      return seen;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async invalidIndex(name: string): Promise<boolean> {
+    const [row] = await this.#do((sql) => sql.unsafe(catalog.invalidIndex(name)));
+    return row?.bad === true;
   }
 
   /** What `check`'s introspection reads through: this session, and where the record table lives. */
@@ -393,7 +472,10 @@ export class PostgresDriver implements Driver {
 
   async close(): Promise<void> {
     const sql = this.#sql;
+    const observer = this.#observer;
     this.#sql = undefined;
+    this.#observer = undefined;
+    await observer?.end({ timeout: 1 });
     this.#locked = false;
     this.#lost = false;
     await sql?.end({ timeout: 5 });
