@@ -74,13 +74,20 @@ export const catalog = {
     const named = schema === undefined ? 'quote_ident(current_schema())' : sqlString(quoteIdent(schema));
     return `SELECT current_schema() AS s, to_regclass(${named} || '.' || ${sqlString(quoteIdent(name))}) IS NOT NULL AS seen, pg_backend_pid() AS pid`;
   },
-  /** An attempt's limits: `local` for the step's own transaction (SET LOCAL), else for the session until `resetLimits`. */
-  limits(l: Limits, local: boolean): string {
+  /**
+   * An attempt's limits: `local` for the step's own transaction (SET LOCAL), else for the
+   * session until `resetLimits`. With `pid`, a statement that reached another server session
+   * than the one holding the migration lock (a transaction-mode pooler) fails here, before the
+   * file runs: `lock_timeout` refuses the value `moved`.
+   */
+  limits(l: Limits, local: boolean, pid?: number): string {
+    const ms = `'${Math.round(l.lockTimeoutMs)}ms'`;
+    const lock = pid === undefined ? ms : `CASE WHEN pg_backend_pid() = ${pid} THEN ${ms} ELSE 'moved' END`;
     const statement =
       l.statementTimeoutMs === undefined
         ? ''
         : `, set_config('statement_timeout', '${Math.round(l.statementTimeoutMs)}ms', ${local})`;
-    return `SELECT set_config('lock_timeout', '${Math.round(l.lockTimeoutMs)}ms', ${local})${statement}`;
+    return `SELECT set_config('lock_timeout', ${lock}, ${local})${statement}`;
   },
   /** Back to the session's defaults (the server's, the role's, the URL's), whatever a statement left. */
   resetLimits: 'RESET lock_timeout; RESET statement_timeout',
@@ -106,7 +113,15 @@ export const catalog = {
     `SELECT phase, blocks_done::float8 AS done, blocks_total::float8 AS total FROM pg_catalog.pg_stat_progress_create_index WHERE pid = ${pid}`,
   invalidIndex: (name: string) =>
     `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = to_regclass(${sqlString(name)}) AND NOT indisvalid) AS bad`,
-  tryLock: (key: string) => `SELECT pg_try_advisory_lock(${key}) AS ok`,
+  /**
+   * Taken only on the backend that answered ping: through a transaction-mode pooler the next
+   * statement may run on another client's backend, and a session lock left there outlives us.
+   */
+  tryLock: (key: string, pid: number | undefined) =>
+    pid === undefined
+      ? `SELECT pg_try_advisory_lock(${key}) AS ok`
+      : `SELECT CASE WHEN pg_backend_pid() = ${pid} THEN pg_try_advisory_lock(${key}) END AS ok, pg_backend_pid() AS pid`,
+  backendPid: 'SELECT pg_backend_pid() AS pid',
   unlock: (key: string) => `SELECT pg_advisory_unlock(${key})`,
   watchClient: `SELECT CASE WHEN current_setting('server_version_num')::int >= 140000
                 THEN set_config('client_connection_check_interval', '1000', false) END`,

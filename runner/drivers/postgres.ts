@@ -78,6 +78,8 @@ export class PostgresDriver implements Driver {
   #execSince = false;
   /** The server process of the runner's session (from ping), for the observer to look at. */
   #pid: number | undefined;
+  /** A pooler stands between us and the server (the session's announced process is not the one that answers). */
+  #pooled = false;
   /** A second connection, opened only once a step has waited or run a while. */
   #observer: Sql | undefined;
 
@@ -175,7 +177,11 @@ export class PostgresDriver implements Driver {
   }
 
   async ping(): Promise<void> {
-    const [row] = await this.#do((sql) => sql.unsafe(catalog.ping(this.#schema, this.#name)));
+    const rows = await this.#do((sql) => sql.unsafe(catalog.ping(this.#schema, this.#name)));
+    const [row] = rows;
+    // The server's startup message names its process; a pooler hands out a key of its own.
+    const announced = (rows as { state?: { pid?: unknown } }).state?.pid;
+    this.#pooled = typeof announced === 'number' && typeof row?.pid === 'number' && announced !== row.pid;
     if (this.#resolvedSchema === undefined && typeof row?.s === 'string') this.#resolvedSchema = row.s;
     this.#tableSeen = row?.seen === true;
     this.#pid = typeof row?.pid === 'number' ? row.pid : undefined;
@@ -189,14 +195,16 @@ export class PostgresDriver implements Driver {
    */
   async withLock<T>(fn: () => Promise<T>, timeoutMs: number | undefined): Promise<T> {
     const key = await this.#lockKey();
+    if (this.#pooled) await this.#refuseTransactionPooler();
     // Sent together with the first try: one round trip for the setting, the lock and the record.
     const watching = this.#watchClient();
     const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
     for (let first = true; ; first = false) {
-      const trying = this.#do((sql) => sql.unsafe(catalog.tryLock(key)));
+      const trying = this.#do((sql) => sql.unsafe(catalog.tryLock(key, this.#pid)));
       const ahead = first ? this.#readAhead() : undefined;
       // Both awaited at once: whichever fails, the other's failure is not left unhandled.
       const [, [row]] = await Promise.all([first ? watching : undefined, trying]);
+      if (this.#pid !== undefined && row?.pid !== this.#pid) throw this.#transactionPooler();
       if (row?.ok === true) {
         this.#ahead = ahead;
         break;
@@ -223,6 +231,39 @@ export class PostgresDriver implements Driver {
       // A lost session took the lock with it; an unlock failing here must not hide fn's outcome.
       if (!lost) await this.#sql?.unsafe(catalog.unlock(key)).catch(() => {});
     }
+  }
+
+  /**
+   * Behind a pooler, a session lock holds only if each client keeps its server session (session
+   * mode). Transaction mode hands a client's next statement to any server session: two runners
+   * could then share one and both "hold" the lock, and it would stay behind on that session.
+   * A second client asks which server session it got while ours sits idle: in session mode never
+   * ours; in transaction mode the pooler usually hands ours straight over. Only paid behind a pooler.
+   */
+  async #refuseTransactionPooler(): Promise<void> {
+    const probe = postgres({ ...this.#options('sql-migrate (pooler probe)'), onnotice: () => {}, onclose: () => {} });
+    try {
+      for (let i = 0; i < 3; i++) {
+        const [ours] = await this.#do((sql) => sql.unsafe(catalog.backendPid));
+        const [theirs] = await probe.unsafe(catalog.backendPid);
+        if (ours?.pid !== this.#pid || theirs?.pid === this.#pid) throw this.#transactionPooler();
+      }
+    } finally {
+      await probe.end({ timeout: 1 });
+    }
+  }
+
+  /** The limits refused `moved`: the statement reached another server session than the lock's. */
+  #moved(error: unknown): unknown {
+    const moved = error instanceof postgres.PostgresError && error.code === '22023' && /"moved"/.test(error.message);
+    return moved ? this.#transactionPooler() : error;
+  }
+
+  #transactionPooler(): MigrateError {
+    return new MigrateError(
+      'TRANSACTION_POOLER',
+      `${this.#display} is a pooler in transaction mode (PgBouncer's pool_mode = transaction, say): the migration lock cannot hold there, so two runners could apply one migration. Use a direct URL to the server, or a session-mode pool, for migrations.`,
+    );
   }
 
   /**
@@ -363,7 +404,7 @@ export class PostgresDriver implements Driver {
       // with ROLLBACK. postgres.js sends a query when it is first awaited, so nothing may touch
       // these before allSettled awaits them in this order.
       // The attempt's limits travel in the same round trip, LOCAL to this transaction.
-      const limits = options.limits ? [sql.unsafe(catalog.limits(options.limits, true))] : [];
+      const limits = options.limits ? [sql.unsafe(catalog.limits(options.limits, true, this.#pid))] : [];
       const queries = [
         ...(check ? [] : [sql.unsafe('BEGIN')]),
         ...limits,
@@ -376,7 +417,8 @@ export class PostgresDriver implements Driver {
       const end = settled[settled.length - 1] as PromiseSettledResult<{ command?: string }>;
       if (index >= 0) {
         const reason = (settled[index] as PromiseRejectedResult).reason;
-        if (index < first || !(reason instanceof postgres.PostgresError) || isConnectionError(reason)) throw reason;
+        if (index < first) throw this.#moved(reason);
+        if (!(reason instanceof postgres.PostgresError) || isConnectionError(reason)) throw reason;
         // COMMIT answered with ROLLBACK, or failing itself, means the transaction was still open.
         const rolledBack = end.status === 'rejected' || end.value.command === 'ROLLBACK';
         throw new StatementFailed(index - first, rolledBack, reason);
@@ -397,11 +439,12 @@ export class PostgresDriver implements Driver {
     // all three in one round trip. The reset runs whether or not the statement failed.
     await this.#do(async (sql) => {
       const [set, run, reset] = await Promise.allSettled([
-        sql.unsafe(catalog.limits(limits, false)),
+        sql.unsafe(catalog.limits(limits, false, this.#pid)),
         sql.unsafe(text),
         sql.unsafe(catalog.resetLimits),
       ]);
-      for (const r of [set, run, reset]) if (r.status === 'rejected') throw r.reason;
+      if (set.status === 'rejected') throw this.#moved(set.reason);
+      for (const r of [run, reset]) if (r.status === 'rejected') throw r.reason;
     });
   }
 
