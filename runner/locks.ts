@@ -63,7 +63,11 @@ export async function withRetries<T>(
       return await attempt();
     } catch (error) {
       if (!(await retryable(error))) throw error;
-      const seen = (await watch.latest()) ?? { blockers: [] };
+      // A driver that waits synchronously (SQLite) gave the timer no chance: ask now.
+      const seen = (await watch.latest()) ??
+        (await a.driver.observe(a.policy.showBlockerQuery ?? false)) ?? {
+          blockers: [],
+        };
       const delay = backoff(n);
       if (Date.now() - started + delay >= budget) throw timedOut(a, seen, Date.now() - started, error);
       a.policy.onEvent?.({

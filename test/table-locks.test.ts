@@ -250,7 +250,8 @@ describe('table locks on PostgreSQL', {
       const dir = folder('-- migrate:no-transaction\nALTER TABLE users ADD COLUMN nickname text;\n');
       const bot = await blocker(db.url);
       const run = startCli(['head', '--url', db.url, '--dir', dir]);
-      await new Promise((r) => setTimeout(r, 3000));
+      await queued(db.url);
+      await new Promise((r) => setTimeout(r, 2500));
       await bot.commit();
       const result = await run.done;
       assert.equal(result.code, 0, result.stderr);
