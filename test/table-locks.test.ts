@@ -244,6 +244,28 @@ describe('table locks on PostgreSQL', {
     }
   });
 
+  it('a step that waits over 5 s reports every 5 s what it waits on and who holds it', async () => {
+    await setup();
+    try {
+      const dir = folder('ALTER TABLE users ADD COLUMN nickname text;');
+      const bot = await blocker(db.url);
+      const run = startCli(['head', '--url', db.url, '--dir', dir, '--table-lock-timeout=0']);
+      await queued(db.url);
+      await new Promise((r) => setTimeout(r, 6500));
+      await bot.commit();
+      const result = await run.done;
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(
+        result.stderr,
+        new RegExp(
+          `still on 20250101_000000 after 5 s: waiting for a lock on users .*held by pid ${bot.pid} .*idle in transaction`,
+        ),
+      );
+    } finally {
+      await db.drop();
+    }
+  });
+
   it('a no-transaction file: a statement that timed out on its lock is retried and applies', async () => {
     await setup();
     try {
