@@ -266,6 +266,25 @@ describe('table locks on PostgreSQL', {
     }
   });
 
+  it('a CREATE INDEX CONCURRENTLY stopped on its lock after it began: the INVALID index is named, with the way out', async () => {
+    await setup();
+    const dir = folder('-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY users_id_idx ON users (id);\n');
+    // A snapshot older than the build: CREATE INDEX CONCURRENTLY waits for it after making the index.
+    const sql = connect(db.url, 'bot-report');
+    await sql`BEGIN ISOLATION LEVEL REPEATABLE READ`;
+    await sql`SELECT count(*) FROM users`;
+    try {
+      const result = await runCli(['head', '--url', db.url, '--dir', dir, '--retry-for=3']);
+      assert.equal(result.code, 1, result.stderr);
+      assert.match(result.stderr, /users_id_idx behind, INVALID/);
+      assert.match(result.stderr, /DROP INDEX CONCURRENTLY users_id_idx;/);
+    } finally {
+      await sql`COMMIT`;
+      await sql.end();
+      await db.drop();
+    }
+  });
+
   it('a no-transaction file: a statement that timed out on its lock is retried and applies', async () => {
     await setup();
     try {
