@@ -29,6 +29,16 @@ export const DEFAULT_LIMITS: Limits = { lockTimeoutMs: 1000 };
 export const DEFAULT_RETRY_FOR_MS = 60_000;
 const PROGRESS_EVERY_MS = 5000;
 
+/** The policy from a runner's settings (all in ms; see RunnerConfig). */
+export function lockPolicy(
+  o: { tableLockTimeoutMs?: number; statementTimeoutMs?: number; retryForMs?: number; showBlockerQuery?: boolean },
+  onEvent: (e: LockEvent) => void,
+): LockPolicy {
+  const limits: Limits = { lockTimeoutMs: o.tableLockTimeoutMs ?? DEFAULT_LIMITS.lockTimeoutMs };
+  if (o.statementTimeoutMs !== undefined) limits.statementTimeoutMs = o.statementTimeoutMs;
+  return { limits, retryForMs: o.retryForMs ?? DEFAULT_RETRY_FOR_MS, showBlockerQuery: o.showBlockerQuery, onEvent };
+}
+
 /** Full jitter (a random wait between 0 and the exponential step) so replicas that collided do not retry in step. */
 export function backoff(attempt: number, random = Math.random): number {
   const cap = Math.min(10_000, 200 * 2 ** Math.min(attempt - 1, 10));

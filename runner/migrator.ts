@@ -10,7 +10,7 @@ import { loadMigrations, versionOf, type Migration } from './files.ts';
 import { appliedAfter, assess, current, parseTarget, plan, type Step, type Target, type Warning } from './plan.ts';
 import { renderScript as renderSteps } from './record.ts';
 import { runStep, StepFailure, stepWork, toMigrationFailed, writeRecord } from './step.ts';
-import { DEFAULT_LIMITS, DEFAULT_RETRY_FOR_MS, type LockEvent, type LockPolicy } from './locks.ts';
+import { type LockEvent, lockPolicy } from './locks.ts';
 
 export interface RunnerConfig {
   /** Database URL (see README: postgres://…, sqlite:path, the Python forms). */
@@ -347,13 +347,6 @@ export async function migrate(
     };
     return options.dryRun ? run() : driver.withLock(run, config.lockTimeoutMs);
   });
-}
-
-function lockPolicy(config: RunnerConfig, emit: (e: LockEvent) => void): LockPolicy {
-  const limits = { lockTimeoutMs: config.tableLockTimeoutMs ?? DEFAULT_LIMITS.lockTimeoutMs };
-  const statement = config.statementTimeoutMs === undefined ? {} : { statementTimeoutMs: config.statementTimeoutMs };
-  const retryForMs = config.retryForMs ?? DEFAULT_RETRY_FOR_MS;
-  return { limits: { ...limits, ...statement }, retryForMs, showBlockerQuery: config.showBlockerQuery, onEvent: emit };
 }
 
 /** The script `target` would run, tracking statements included, for psql or sqlite3 to run by hand. */

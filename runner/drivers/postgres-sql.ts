@@ -8,7 +8,7 @@ import postgres from 'postgres';
 import { codePointOffsetToIndex } from '../position.ts';
 import { type DialectSql, recordStatements, sqlString } from '../record.ts';
 import { parseTableName } from '../config.ts';
-import type { Limits } from '../driver.ts';
+import type { Limits, Observation } from '../driver.ts';
 
 export const COLUMNS = `
   revision       text        PRIMARY KEY,
@@ -170,4 +170,31 @@ export function isConnectionError(error: unknown): boolean {
     typeof e.library === 'string' ||
     /^ERR_(TLS|SSL)_|CERT/.test(code)
   );
+}
+
+/** The rows of `catalog.blockers` and `catalog.indexProgress`, in the shared shape. */
+export function toObservation(
+  rows: ReadonlyArray<Record<string, unknown>>,
+  index: Record<string, unknown> | undefined,
+  withQuery: boolean,
+): Observation {
+  const first = rows[0];
+  const seen: Observation = {
+    blockers: rows
+      .filter((r) => typeof r.pid === 'number')
+      .map((r) => ({
+        pid: r.pid as number,
+        applicationName: String(r.application_name ?? ''),
+        user: String(r.user ?? ''),
+        state: String(r.state ?? 'unknown'),
+        transactionAgeMs: typeof r.age_ms === 'number' ? r.age_ms : null,
+        mode: String(r.modes ?? 'no lock on it yet (queued ahead)'),
+        ...(withQuery ? { query: String(r.query ?? '') } : {}),
+      })),
+  };
+  if (typeof first?.relation === 'string') seen.relation = first.relation;
+  if (typeof first?.wanted === 'string') seen.wanted = first.wanted;
+  if (index)
+    seen.index = { phase: String(index.phase), blocksDone: Number(index.done), blocksTotal: Number(index.total) };
+  return seen;
 }

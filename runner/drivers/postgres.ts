@@ -14,7 +14,7 @@ import { StatementFailed, TransactionLeftOpen } from '../driver.ts';
 import { MigrateError } from '../errors.ts';
 import { hideSecrets, parseTableName, parseUrl, type PostgresServer } from '../config.ts';
 import { recordTableState, toRecordRow } from '../record.ts';
-import { catalog, COLUMNS, isConnectionError, postgresSql, quoteIdent } from './postgres-sql.ts';
+import { catalog, COLUMNS, isConnectionError, postgresSql, quoteIdent, toObservation } from './postgres-sql.ts';
 import type { SchemaSource } from '../introspect.ts';
 
 type Sql = postgres.Sql;
@@ -476,24 +476,7 @@ export class PostgresDriver implements Driver {
         o.unsafe(catalog.blockers(pid, withQuery)),
         o.unsafe(catalog.indexProgress(pid)),
       ]);
-      const first = rows[0];
-      const seen: Observation = {
-        blockers: rows
-          .filter((r) => typeof r.pid === 'number')
-          .map((r) => ({
-            pid: r.pid,
-            applicationName: String(r.application_name ?? ''),
-            user: String(r.user ?? ''),
-            state: String(r.state ?? 'unknown'),
-            transactionAgeMs: typeof r.age_ms === 'number' ? r.age_ms : null,
-            mode: String(r.modes ?? 'no lock on it yet (queued ahead)'),
-            ...(withQuery ? { query: String(r.query ?? '') } : {}),
-          })),
-      };
-      if (typeof first?.relation === 'string') seen.relation = first.relation;
-      if (typeof first?.wanted === 'string') seen.wanted = first.wanted;
-      if (index) seen.index = { phase: String(index.phase), blocksDone: index.done, blocksTotal: index.total };
-      return seen;
+      return toObservation(rows, index, withQuery);
     } catch {
       return undefined;
     }
