@@ -156,7 +156,7 @@ export function describeWait(seen: Partial<Observation>): string {
 function timedOut(a: Attempting, seen: Observation, spentMs: number, cause: unknown): MigrateError {
   const error = new MigrateError(
     'TABLE_LOCK_TIMEOUT',
-    `gave up on ${a.revision} (${a.file}) after ${Math.round(spentMs / 1000)} s of retries waiting for ${describeWait(seen)}. Nothing of it was applied; earlier steps stay applied. End the blocking transaction, or raise --retry-for / --table-lock-timeout, then run again.`,
+    `gave up on ${a.revision} (${a.file}) after ${Math.round(spentMs / 1000)} s of retries waiting for ${describeWait(seen)}. What timed out took no effect (a transactional file: nothing of it), and earlier steps stay applied. End the blocking transaction, or raise --retry-for / --table-lock-timeout, then run again.`,
     { cause },
   );
   return Object.assign(error, { observation: seen });
