@@ -91,6 +91,42 @@ export class TransactionLeftOpen extends Error {
   }
 }
 
+/** How long one attempt of a step may wait: sent with each attempt, never left on the session. */
+export interface Limits {
+  /** Longest wait for a table lock, in ms; 0: as long as it takes. */
+  lockTimeoutMs: number;
+  /** Longest run of one statement, in ms; undefined: the server's own setting. */
+  statementTimeoutMs?: number;
+}
+
+/** A session holding (or queued ahead for) a lock the runner waits on. */
+export interface Blocker {
+  pid: number;
+  applicationName: string;
+  user: string;
+  /** As the server reports it: `idle in transaction`, `active`, … */
+  state: string;
+  /** Age of its open transaction, ms; null when it has none. */
+  transactionAgeMs: number | null;
+  /** The lock modes it holds (or waits for) on the relation. */
+  mode: string;
+  /** Its current or last query: only when asked for (it may hold secrets). */
+  query?: string;
+}
+
+/** What a step that takes long is doing, seen from a second connection. */
+export interface Observation {
+  /** The relation the runner's session waits to lock, when it waits on one. */
+  relation?: string;
+  /** The lock mode it asked for. */
+  wanted?: string;
+  blockers: Blocker[];
+  /** An index build's progress. */
+  index?: { phase: string; blocksDone: number; blocksTotal: number };
+  /** What a database that cannot name sessions can say about who holds it. */
+  holder?: string;
+}
+
 /** What the runner needs to know about a dialect without naming it. */
 export interface Capabilities {
   /** The dialect folder name under `--dir`: `postgres` or `sqlite`. */
@@ -157,10 +193,27 @@ export interface Driver {
    * PostgreSQL sends it all in one round trip; SQLite runs it without yielding to the event
    * loop, and checks foreign keys (violations added since the lock was taken) before COMMIT.
    */
-  transaction(statements: readonly string[], options?: { rollback?: boolean }): Promise<void>;
+  transaction(statements: readonly string[], options?: { rollback?: boolean; limits?: Limits }): Promise<void>;
 
-  /** Run one statement on its own, outside any transaction the runner opens; throws the database's error. */
-  exec(sql: string): Promise<void>;
+  /**
+   * Run one statement on its own, outside any transaction the runner opens; throws the
+   * database's error. With `limits`, they hold for this statement only: the session's own
+   * settings are back afterwards.
+   */
+  exec(sql: string, limits?: Limits): Promise<void>;
+
+  /** The error says a lock was not granted within the attempt's limit (and the statement did nothing). */
+  lockBusy(error: unknown): boolean;
+
+  /**
+   * What the runner's session waits on right now, and who holds it; called only once a step
+   * has run a while, so a driver may open a second connection for it then. Never throws:
+   * undefined when nothing can be learnt. `withQuery`: include the blockers' query text.
+   */
+  observe(withQuery: boolean): Promise<Observation | undefined>;
+
+  /** For a `CREATE INDEX CONCURRENTLY` that failed: whether it left this index behind INVALID. */
+  invalidIndex(name: string): Promise<boolean>;
 
   /** End whatever transaction statements run by `exec` left open or aborted, rolling it back; nothing when none. */
   rollback(): Promise<void>;

@@ -45,12 +45,19 @@ export type ErrorCode =
   // reaching the database
   | 'CONNECTION_FAILED'
   | 'DATABASE_REFUSED'
-  | 'LOCK_TIMEOUT';
+  | 'LOCK_TIMEOUT'
+  | 'TABLE_LOCK_TIMEOUT'
+  | 'TRANSACTION_POOLER';
 
 /** Exit status the CLI uses for each kind. */
 export const EXIT = { ok: 0, migrationFailed: 1, usage: 2, unreachable: 3 } as const;
 
-const UNREACHABLE: ReadonlySet<ErrorCode> = new Set(['CONNECTION_FAILED', 'DATABASE_REFUSED', 'LOCK_TIMEOUT']);
+const UNREACHABLE: ReadonlySet<ErrorCode> = new Set([
+  'CONNECTION_FAILED',
+  'DATABASE_REFUSED',
+  'LOCK_TIMEOUT',
+  'TABLE_LOCK_TIMEOUT',
+]);
 
 /** Where in a file something sits; line and column are 1-based and count code points. */
 export interface Where {

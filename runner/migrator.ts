@@ -10,6 +10,7 @@ import { loadMigrations, versionOf, type Migration } from './files.ts';
 import { appliedAfter, assess, current, parseTarget, plan, type Step, type Target, type Warning } from './plan.ts';
 import { renderScript as renderSteps } from './record.ts';
 import { runStep, StepFailure, stepWork, toMigrationFailed, writeRecord } from './step.ts';
+import { type LockEvent, lockPolicy } from './locks.ts';
 
 export interface RunnerConfig {
   /** Database URL (see docs/cli.md#the-database-url: postgres://…, sqlite:path, the Python forms). */
@@ -24,6 +25,14 @@ export interface RunnerConfig {
   waitMs?: number;
   /** Out-of-order pending revisions are an error instead of a warning. */
   strict?: boolean;
+  /** Longest wait of one attempt for a table lock, ms (default 1000); 0: as long as it takes. */
+  tableLockTimeoutMs?: number;
+  /** Longest run of one statement, ms. Default: the server's setting. */
+  statementTimeoutMs?: number;
+  /** Total time a step may keep retrying after lock timeouts, ms (default 60000), then TABLE_LOCK_TIMEOUT. */
+  retryForMs?: number;
+  /** Name the blockers' query text in lock events (it may hold secrets). */
+  showBlockerQuery?: boolean;
   /** Told when `waitMs` waiting starts, and about every 5 s while it lasts (the CLI prints it). */
   onWait?: (event: WaitEvent) => void;
 }
@@ -47,7 +56,8 @@ export interface StepResult {
 
 export type MigrateEvent =
   | ({ type: 'step' } & StepResult)
-  | { type: 'warning'; code: Warning['code']; message: string };
+  | { type: 'warning'; code: Warning['code']; message: string }
+  | LockEvent;
 
 export interface MigrateOptions {
   /** Plan and render, change nothing (not even the record table). */
@@ -311,13 +321,14 @@ export async function migrate(
       }
       await confirmed(steps, options, 'rolling back');
       await driver.ensureRecordTable();
+      const policy = lockPolicy(config, emit);
       const done: StepResult[] = [];
       for (let i = 0; i < steps.length; i++) {
         const step = steps[i] as Step;
         const work = works[i] as StepWork;
         let durationMs: number;
         try {
-          ({ durationMs } = await runStep(driver, work));
+          ({ durationMs } = await runStep(driver, work, policy));
         } catch (error) {
           if (error instanceof StepFailure) throw toMigrationFailed(error, work, step, done);
           throw error;

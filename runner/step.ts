@@ -11,6 +11,7 @@ import { failedNote, interrupted } from './record.ts';
 import type { Step } from './plan.ts';
 import { isTransactionControl, splitStatements } from './split.ts';
 import { lineColumn } from './position.ts';
+import { concurrentIndexName, DEFAULT_LIMITS, DEFAULT_RETRY_FOR_MS, type LockPolicy, withRetries } from './locks.ts';
 
 /** What `runStep` reports on success. */
 export interface StepDone {
@@ -87,15 +88,30 @@ export function stepWork(step: Step, dialect: Dialect): StepWork {
  * Throws {@link StepFailure} when the file fails, and `MigrateError('CONNECTION_FAILED')`
  * naming the step when the connection is lost during it.
  */
-export async function runStep(driver: Driver, work: StepWork): Promise<StepDone> {
+export async function runStep(
+  driver: Driver,
+  work: StepWork,
+  policy: LockPolicy = { limits: DEFAULT_LIMITS, retryForMs: DEFAULT_RETRY_FOR_MS },
+): Promise<StepDone> {
   const started = performance.now();
   const table = await driver.recordTable();
-  if (!work.transactional && !work.empty) await runStatements(driver, table, work, started);
-  else await runTransaction(driver, table, work);
+  const step: StepRun = { driver, work, policy, revision: work.record.revision, file: work.file };
+  if (!work.transactional && !work.empty) await runStatements(step, table, started);
+  else await runTransaction(step, table);
   return { durationMs: performance.now() - started };
 }
 
-async function runTransaction(driver: Driver, table: string, work: StepWork): Promise<void> {
+/** One step's driver, work and lock policy (what withRetries needs, and the work). */
+interface StepRun {
+  driver: Driver;
+  work: StepWork;
+  policy: LockPolicy;
+  revision: string;
+  file: string;
+}
+
+async function runTransaction(step: StepRun, table: string): Promise<void> {
+  const { driver, work } = step;
   const r = work.record;
   const record =
     r.kind === 'insert'
@@ -108,7 +124,8 @@ async function runTransaction(driver: Driver, table: string, work: StepWork): Pr
         })
       : driver.sql.remove(table, r.revision);
   try {
-    await driver.transaction(work.empty ? [record] : [work.sql, record]);
+    const limits = step.policy.limits;
+    await withRetries(step, () => driver.transaction(work.empty ? [record] : [work.sql, record], { limits }));
   } catch (error) {
     if (error instanceof MigrateError) throw lostDuring(error, work);
     if (!(error instanceof StatementFailed)) throw error;
@@ -119,7 +136,8 @@ async function runTransaction(driver: Driver, table: string, work: StepWork): Pr
 }
 
 /** A no-transaction file, one statement per query, each its own implicit transaction (CREATE INDEX CONCURRENTLY needs that). */
-async function runStatements(driver: Driver, table: string, work: StepWork, started: number): Promise<void> {
+async function runStatements(step: StepRun, table: string, started: number): Promise<void> {
+  const { driver, work } = step;
   const { sql } = driver;
   const r = work.record;
   const direction: Direction = r.kind === 'insert' ? 'up' : 'down';
@@ -136,7 +154,11 @@ async function runStatements(driver: Driver, table: string, work: StepWork, star
     );
     recorded = true;
     for (const s of work.statements) {
-      await driver.exec(s.sql);
+      await withRetries(
+        step,
+        () => driver.exec(s.sql, step.policy.limits),
+        (e) => retryStatement(step, ran, e),
+      );
       ran++;
       if (ran < count) await driver.exec(sql.progress(table, r.revision, ran, note));
     }
@@ -146,6 +168,14 @@ async function runStatements(driver: Driver, table: string, work: StepWork, star
     ]);
     return;
   } catch (e) {
+    if (e instanceof MigrateError && e.code === 'TABLE_LOCK_TIMEOUT') {
+      // The statement that waited did nothing: with none before it, nothing of the file ran either.
+      await driver.exec(
+        ran === 0 && r.kind === 'insert'
+          ? sql.remove(table, r.revision)
+          : sql.progress(table, r.revision, ran, failedNote(direction, e.message)),
+      );
+    }
     if (e instanceof MigrateError) throw lostDuring(e, work, recorded ? ran : undefined);
     if (!recorded) throw e; // the runner's own write on the record table: the migrator reports it
     error = e instanceof StatementFailed ? e.cause : e;
@@ -162,6 +192,25 @@ async function runStatements(driver: Driver, table: string, work: StepWork, star
   const stepFailure = failure(error, { ...where, statementsRun: ran, rolledBack: false });
   await driver.exec(sql.progress(table, r.revision, ran, failedNote(direction, stepFailure.message)));
   throw stepFailure;
+}
+
+/**
+ * A statement of a no-transaction file that stopped on a lock did nothing: run it again, unless
+ * the file opened its own transaction before it (that one is now aborted) or it is a
+ * `CREATE INDEX CONCURRENTLY` that got as far as leaving an INVALID index behind: then the error
+ * names the index and the way out.
+ */
+async function retryStatement(step: StepRun, index: number, error: unknown): Promise<boolean> {
+  const { driver, work } = step;
+  if (!driver.lockBusy(error)) return false;
+  const dialect = driver.capabilities.folder;
+  if (work.statements.slice(0, index).some((s) => isTransactionControl(s.sql, dialect))) return false;
+  const name = concurrentIndexName(work.statements[index]?.sql ?? '');
+  if (name === undefined || !(await driver.invalidIndex(name))) return true;
+  Object.assign(error as object, {
+    hint: `It left the index ${name} behind, INVALID. Remove it with \`DROP INDEX CONCURRENTLY ${name};\`, then run again.`,
+  });
+  return false;
 }
 
 /**

@@ -9,6 +9,7 @@ import { ACCEPTED_URLS, DEFAULT_DIR, DEFAULT_TABLE, DEFAULT_URL, hideSecrets, pa
 import { EXIT, formatWhere, MigrateError, MigrationFailed } from '../runner/errors.ts';
 import { migrate, renderScript, stamp, status, type MigrateEvent, type RunnerConfig } from '../runner/migrator.ts';
 import { parseTarget } from '../runner/plan.ts';
+import { describeWait, type LockEvent } from '../runner/locks.ts';
 import type { CheckResult } from '../runner/check.ts';
 import { capYoungGeneration, confirmation, loadEnv, type UrlSource } from './startup.ts';
 
@@ -49,6 +50,14 @@ Options:
   --wait[=SECONDS]     keep retrying the connection until the database answers (default 30)
   --lock-timeout=SECONDS  give up (exit 3) if another runner holds the lock that long
                        (default: wait as long as it takes)
+  --table-lock-timeout=SECONDS  longest wait of one attempt for a table lock, so queries queued
+                       behind the migration never wait longer (default: $MIGRATE_TABLE_LOCK_TIMEOUT
+                       or 1; 0: wait as long as it takes)
+  --retry-for=SECONDS  keep retrying a step that timed out on a table lock this long, then
+                       exit 3 (default: $MIGRATE_RETRY_FOR or 60)
+  --statement-timeout=SECONDS  longest run of one statement (default: $MIGRATE_STATEMENT_TIMEOUT,
+                       else the server's setting)
+  --show-blocker-query also print the query text of the sessions a migration waits on
   --dry-run            plan and print the script, change nothing (not even the record table)
   --yes, -y            confirm a rollback (or a stamp) that undoes more than one revision
   --strict             out-of-order pending revisions are an error, not a warning
@@ -69,6 +78,10 @@ const OPTIONS = {
   table: { type: 'string' },
   wait: { type: 'string' },
   'lock-timeout': { type: 'string' },
+  'table-lock-timeout': { type: 'string' },
+  'retry-for': { type: 'string' },
+  'statement-timeout': { type: 'string' },
+  'show-blocker-query': { type: 'boolean' },
   'dry-run': { type: 'boolean' },
   yes: { type: 'boolean', short: 'y' },
   strict: { type: 'boolean' },
@@ -190,7 +203,8 @@ function reportFailure(cli: Cli, error: unknown): number {
     return error.exitCode;
   }
   if (error instanceof MigrateError) {
-    if (cli.json) emitJson(cli, { ok: false, error: { code: error.code, message: error.message } });
+    const seen = (error as { observation?: object }).observation;
+    if (cli.json) emitJson(cli, { ok: false, error: { code: error.code, message: error.message, ...seen } });
     else warn(cli, `error: ${error.message} [${error.code}]`);
     return error.exitCode;
   }
@@ -292,6 +306,7 @@ async function runMigrate({ cli, config, values, operand }: Run): Promise<number
     confirm: confirmation(values.yes, 'roll back'),
     onEvent: (e: MigrateEvent) => {
       if (e.type === 'warning') warn(cli, `warning: ${e.message} [${e.code}]`);
+      else if (e.type === 'lock-wait' || e.type === 'progress') lockLine(cli, e);
       else {
         capYoungGeneration();
         say(cli, stepLine(e));
@@ -309,6 +324,26 @@ async function runMigrate({ cli, config, values, operand }: Run): Promise<number
     say(cli, result.steps.length === 0 ? `nothing to do; at ${where(result.current)}` : `at ${where(result.current)}`);
   }
   return EXIT.ok;
+}
+
+/** One line on stderr per retry or progress note (with --json, the event as a JSON line there: stdout keeps one object). */
+function lockLine(cli: Cli, e: LockEvent): void {
+  if (cli.json) {
+    process.stderr.write(`${JSON.stringify({ event: e.type, ...e, type: undefined })}\n`);
+    return;
+  }
+  if (e.type === 'lock-wait') {
+    const retry = `retrying in ${(e.retryInMs / 1000).toFixed(1)} s`;
+    warn(cli, `waiting: ${e.revision} attempt ${e.attempt} timed out on ${describeWait(e)}; ${retry}`);
+    return;
+  }
+  const { index } = e;
+  const doing = index
+    ? `building an index: ${index.phase}, ${index.blocksDone}/${index.blocksTotal} blocks`
+    : e.relation || e.holder || (e.blockers?.length ?? 0) > 0
+      ? `waiting for ${describeWait(e)}`
+      : 'running';
+  warn(cli, `still on ${e.revision} after ${Math.round(e.elapsedMs / 1000)} s: ${doing}`);
 }
 
 /** Every command, with the operand it takes; any other first word is a target (dbmate's and ley's table). */
@@ -383,6 +418,16 @@ function configOf(values: Values, cli: Cli, url: string): RunnerConfig {
     table: values.table ?? process.env.MIGRATIONS_TABLE ?? DEFAULT_TABLE,
     waitMs: seconds('wait', values.wait, values.wait === undefined ? undefined : 30),
     lockTimeoutMs: seconds('lock-timeout', values['lock-timeout']),
+    tableLockTimeoutMs: seconds(
+      'table-lock-timeout',
+      values['table-lock-timeout'] ?? process.env.MIGRATE_TABLE_LOCK_TIMEOUT,
+    ),
+    retryForMs: seconds('retry-for', values['retry-for'] ?? process.env.MIGRATE_RETRY_FOR),
+    statementTimeoutMs: seconds(
+      'statement-timeout',
+      values['statement-timeout'] ?? process.env.MIGRATE_STATEMENT_TIMEOUT,
+    ),
+    showBlockerQuery: values['show-blocker-query'] ?? false,
     strict: values.strict ?? false,
     onWait: (e) => {
       const limit = `${Math.round(e.limitMs / 1000)} s`;

@@ -8,6 +8,7 @@ import postgres from 'postgres';
 import { codePointOffsetToIndex } from '../position.ts';
 import { type DialectSql, recordStatements, sqlString } from '../record.ts';
 import { parseTableName } from '../config.ts';
+import type { Limits, Observation } from '../driver.ts';
 
 export const COLUMNS = `
   revision       text        PRIMARY KEY,
@@ -71,9 +72,56 @@ export const catalog = {
   /** The schema an unqualified table goes to, and whether the record table is there. */
   ping(schema: string | undefined, name: string): string {
     const named = schema === undefined ? 'quote_ident(current_schema())' : sqlString(quoteIdent(schema));
-    return `SELECT current_schema() AS s, to_regclass(${named} || '.' || ${sqlString(quoteIdent(name))}) IS NOT NULL AS seen`;
+    return `SELECT current_schema() AS s, to_regclass(${named} || '.' || ${sqlString(quoteIdent(name))}) IS NOT NULL AS seen, pg_backend_pid() AS pid`;
   },
-  tryLock: (key: string) => `SELECT pg_try_advisory_lock(${key}) AS ok`,
+  /**
+   * An attempt's limits: `local` for the step's own transaction (SET LOCAL), else for the
+   * session until `resetLimits`. With `pid`, a statement that reached another server session
+   * than the one holding the migration lock (a transaction-mode pooler) fails here, before the
+   * file runs: `lock_timeout` refuses the value `moved`.
+   */
+  limits(l: Limits, local: boolean, pid?: number): string {
+    const ms = `'${Math.round(l.lockTimeoutMs)}ms'`;
+    const lock = pid === undefined ? ms : `CASE WHEN pg_backend_pid() = ${pid} THEN ${ms} ELSE 'moved' END`;
+    const statement =
+      l.statementTimeoutMs === undefined
+        ? ''
+        : `, set_config('statement_timeout', '${Math.round(l.statementTimeoutMs)}ms', ${local})`;
+    return `SELECT set_config('lock_timeout', ${lock}, ${local})${statement}`;
+  },
+  /** Back to the session's defaults (the server's, the role's, the URL's), whatever a statement left. */
+  resetLimits: 'RESET lock_timeout; RESET statement_timeout',
+  /**
+   * The relation session `pid` waits to lock and every session ahead of it: holders of a
+   * conflicting lock, and waiters queued before it. One row with null pid when none.
+   */
+  blockers: (pid: number, withQuery: boolean) => `
+    WITH w AS (
+      SELECT l.relation, l.mode FROM pg_catalog.pg_locks l
+      WHERE l.pid = ${pid} AND NOT l.granted ORDER BY l.relation IS NULL LIMIT 1
+    )
+    SELECT (SELECT relation::regclass::text FROM w) AS relation, (SELECT mode FROM w) AS wanted,
+      a.pid, a.application_name, a.usename AS "user", a.state,
+      round(extract(epoch FROM clock_timestamp() - a.xact_start) * 1000)::float8 AS age_ms,
+      (SELECT string_agg(DISTINCT l.mode, ', ') FROM pg_catalog.pg_locks l
+        WHERE l.pid = a.pid AND l.relation = (SELECT relation FROM w)) AS modes,
+      ${withQuery ? 'a.query' : 'NULL::text'} AS query
+    FROM (SELECT 1) one
+    LEFT JOIN LATERAL unnest(pg_catalog.pg_blocking_pids(${pid})) b(pid) ON true
+    LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = b.pid`,
+  indexProgress: (pid: number) =>
+    `SELECT phase, blocks_done::float8 AS done, blocks_total::float8 AS total FROM pg_catalog.pg_stat_progress_create_index WHERE pid = ${pid}`,
+  invalidIndex: (name: string) =>
+    `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = to_regclass(${sqlString(name)}) AND NOT indisvalid) AS bad`,
+  /**
+   * Taken only on the backend that answered ping: through a transaction-mode pooler the next
+   * statement may run on another client's backend, and a session lock left there outlives us.
+   */
+  tryLock: (key: string, pid: number | undefined) =>
+    pid === undefined
+      ? `SELECT pg_try_advisory_lock(${key}) AS ok`
+      : `SELECT CASE WHEN pg_backend_pid() = ${pid} THEN pg_try_advisory_lock(${key}) END AS ok, pg_backend_pid() AS pid`,
+  backendPid: 'SELECT pg_backend_pid() AS pid',
   unlock: (key: string) => `SELECT pg_advisory_unlock(${key})`,
   watchClient: `SELECT CASE WHEN current_setting('server_version_num')::int >= 140000
                 THEN set_config('client_connection_check_interval', '1000', false) END`,
@@ -122,4 +170,31 @@ export function isConnectionError(error: unknown): boolean {
     typeof e.library === 'string' ||
     /^ERR_(TLS|SSL)_|CERT/.test(code)
   );
+}
+
+/** The rows of `catalog.blockers` and `catalog.indexProgress`, in the shared shape. */
+export function toObservation(
+  rows: ReadonlyArray<Record<string, unknown>>,
+  index: Record<string, unknown> | undefined,
+  withQuery: boolean,
+): Observation {
+  const first = rows[0];
+  const seen: Observation = {
+    blockers: rows
+      .filter((r) => typeof r.pid === 'number')
+      .map((r) => ({
+        pid: r.pid as number,
+        applicationName: String(r.application_name ?? ''),
+        user: String(r.user ?? ''),
+        state: String(r.state ?? 'unknown'),
+        transactionAgeMs: typeof r.age_ms === 'number' ? r.age_ms : null,
+        mode: String(r.modes ?? 'no lock on it yet (queued ahead)'),
+        ...(withQuery ? { query: String(r.query ?? '') } : {}),
+      })),
+  };
+  if (typeof first?.relation === 'string') seen.relation = first.relation;
+  if (typeof first?.wanted === 'string') seen.wanted = first.wanted;
+  if (index)
+    seen.index = { phase: String(index.phase), blocksDone: Number(index.done), blocksTotal: Number(index.total) };
+  return seen;
 }

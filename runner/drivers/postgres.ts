@@ -9,12 +9,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import postgres from 'postgres';
 import { createHash } from 'node:crypto';
-import type { Capabilities, Driver, RecordRow, RecordTableState } from '../driver.ts';
+import type { Capabilities, Driver, Limits, Observation, RecordRow, RecordTableState } from '../driver.ts';
 import { StatementFailed, TransactionLeftOpen } from '../driver.ts';
 import { MigrateError } from '../errors.ts';
 import { hideSecrets, parseTableName, parseUrl, type PostgresServer } from '../config.ts';
 import { recordTableState, toRecordRow } from '../record.ts';
-import { catalog, COLUMNS, isConnectionError, postgresSql, quoteIdent } from './postgres-sql.ts';
+import { catalog, COLUMNS, isConnectionError, postgresSql, quoteIdent, toObservation } from './postgres-sql.ts';
 import type { SchemaSource } from '../introspect.ts';
 
 type Sql = postgres.Sql;
@@ -76,6 +76,12 @@ export class PostgresDriver implements Driver {
   #ahead: ReadAhead | undefined;
   /** `exec` ran since the last transaction: a file's own BEGIN may have left one open. */
   #execSince = false;
+  /** The server process of the runner's session (from ping), for the observer to look at. */
+  #pid: number | undefined;
+  /** A pooler stands between us and the server (the session's announced process is not the one that answers). */
+  #pooled = false;
+  /** A second connection, opened only once a step has waited or run a while. */
+  #observer: Sql | undefined;
 
   constructor(options: PostgresOptions) {
     this.#server = options.server ?? serverOf(options.url ?? '');
@@ -93,45 +99,49 @@ export class PostgresDriver implements Driver {
   get #client(): Sql {
     if (!this.#sql) {
       try {
-        const s = this.#server;
-        this.#sql = postgres({
-          // Arrays pair hosts with ports by index (postgres.js reads both forms; its types know one).
-          host: s.host as unknown as string | undefined,
-          port: s.port as unknown as number | undefined,
-          database: s.database,
-          username: s.username,
-          password: s.password,
-          ...(s.ssl === undefined ? {} : { ssl: s.ssl as 'require' | false }),
-          ...(s.targetSessionAttrs === undefined ? {} : { target_session_attrs: s.targetSessionAttrs as 'read-write' }),
-          max: 1,
-          // Holding the session lock on an idle connection must never end it: postgres.js would
-          // otherwise recycle the connection after 30-60 min (max_lifetime) and silently release
-          // the advisory lock along with it.
-          idle_timeout: 0,
-          max_lifetime: null,
-          connect_timeout:
-            this.#deadline === undefined
-              ? (s.connectTimeout ?? 10)
-              : Math.max(0.1, Math.min(s.connectTimeout ?? 10, (this.#deadline - Date.now()) / 1000)),
-          // The library never prints; postgres.js would console.log every NOTICE without this.
-          onnotice: (notice) => {
-            if (typeof notice.code === 'string') this.#notices.add(notice.code);
-          },
-          onclose: () => {
-            if (this.#locked) this.#lost = true;
-          },
-          // Unnamed statements only: works through poolers, and nothing to re-prepare after a reconnect.
-          prepare: false,
-          // We read no arrays or custom types: save the round trip at connect.
-          fetch_types: false,
-          debug: false,
-          connection: { application_name: 'sql-migrate', ...s.parameters },
-        });
+        this.#sql = postgres(this.#options('sql-migrate'));
       } catch (error) {
         throw this.#unreachable(error);
       }
     }
     return this.#sql;
+  }
+
+  #options(name: string): postgres.Options<Record<string, postgres.PostgresType>> {
+    const s = this.#server;
+    return {
+      // Arrays pair hosts with ports by index (postgres.js reads both forms; its types know one).
+      host: s.host as unknown as string | undefined,
+      port: s.port as unknown as number | undefined,
+      database: s.database,
+      username: s.username,
+      password: s.password,
+      ...(s.ssl === undefined ? {} : { ssl: s.ssl as 'require' | false }),
+      ...(s.targetSessionAttrs === undefined ? {} : { target_session_attrs: s.targetSessionAttrs as 'read-write' }),
+      max: 1,
+      // Holding the session lock on an idle connection must never end it: postgres.js would
+      // otherwise recycle the connection after 30-60 min (max_lifetime) and silently release
+      // the advisory lock along with it.
+      idle_timeout: 0,
+      max_lifetime: null,
+      connect_timeout:
+        this.#deadline === undefined
+          ? (s.connectTimeout ?? 10)
+          : Math.max(0.1, Math.min(s.connectTimeout ?? 10, (this.#deadline - Date.now()) / 1000)),
+      // The library never prints; postgres.js would console.log every NOTICE without this.
+      onnotice: (notice) => {
+        if (typeof notice.code === 'string') this.#notices.add(notice.code);
+      },
+      onclose: () => {
+        if (this.#locked) this.#lost = true;
+      },
+      // Unnamed statements only: works through poolers, and nothing to re-prepare after a reconnect.
+      prepare: false,
+      // We read no arrays or custom types: save the round trip at connect.
+      fetch_types: false,
+      debug: false,
+      connection: { application_name: name, ...s.parameters },
+    };
   }
 
   /** Every query goes through here: a connection failure becomes CONNECTION_FAILED, naming the URL without its password. */
@@ -167,9 +177,14 @@ export class PostgresDriver implements Driver {
   }
 
   async ping(): Promise<void> {
-    const [row] = await this.#do((sql) => sql.unsafe(catalog.ping(this.#schema, this.#name)));
+    const rows = await this.#do((sql) => sql.unsafe(catalog.ping(this.#schema, this.#name)));
+    const [row] = rows;
+    // The server's startup message names its process; a pooler hands out a key of its own.
+    const announced = (rows as { state?: { pid?: unknown } }).state?.pid;
+    this.#pooled = typeof announced === 'number' && typeof row?.pid === 'number' && announced !== row.pid;
     if (this.#resolvedSchema === undefined && typeof row?.s === 'string') this.#resolvedSchema = row.s;
     this.#tableSeen = row?.seen === true;
+    this.#pid = typeof row?.pid === 'number' ? row.pid : undefined;
   }
 
   /**
@@ -180,14 +195,16 @@ export class PostgresDriver implements Driver {
    */
   async withLock<T>(fn: () => Promise<T>, timeoutMs: number | undefined): Promise<T> {
     const key = await this.#lockKey();
+    if (this.#pooled) await this.#refuseTransactionPooler();
     // Sent together with the first try: one round trip for the setting, the lock and the record.
     const watching = this.#watchClient();
     const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
     for (let first = true; ; first = false) {
-      const trying = this.#do((sql) => sql.unsafe(catalog.tryLock(key)));
+      const trying = this.#do((sql) => sql.unsafe(catalog.tryLock(key, this.#pid)));
       const ahead = first ? this.#readAhead() : undefined;
       // Both awaited at once: whichever fails, the other's failure is not left unhandled.
       const [, [row]] = await Promise.all([first ? watching : undefined, trying]);
+      if (this.#pid !== undefined && row?.pid !== this.#pid) throw this.#transactionPooler();
       if (row?.ok === true) {
         this.#ahead = ahead;
         break;
@@ -214,6 +231,39 @@ export class PostgresDriver implements Driver {
       // A lost session took the lock with it; an unlock failing here must not hide fn's outcome.
       if (!lost) await this.#sql?.unsafe(catalog.unlock(key)).catch(() => {});
     }
+  }
+
+  /**
+   * Behind a pooler, a session lock holds only if each client keeps its server session (session
+   * mode). Transaction mode hands a client's next statement to any server session: two runners
+   * could then share one and both "hold" the lock, and it would stay behind on that session.
+   * A second client asks which server session it got while ours sits idle: in session mode never
+   * ours; in transaction mode the pooler usually hands ours straight over. Only paid behind a pooler.
+   */
+  async #refuseTransactionPooler(): Promise<void> {
+    const probe = postgres({ ...this.#options('sql-migrate (pooler probe)'), onnotice: () => {}, onclose: () => {} });
+    try {
+      for (let i = 0; i < 3; i++) {
+        const [ours] = await this.#do((sql) => sql.unsafe(catalog.backendPid));
+        const [theirs] = await probe.unsafe(catalog.backendPid);
+        if (ours?.pid !== this.#pid || theirs?.pid === this.#pid) throw this.#transactionPooler();
+      }
+    } finally {
+      await probe.end({ timeout: 1 });
+    }
+  }
+
+  /** The limits refused `moved`: the statement reached another server session than the lock's. */
+  #moved(error: unknown): unknown {
+    const moved = error instanceof postgres.PostgresError && error.code === '22023' && /"moved"/.test(error.message);
+    return moved ? this.#transactionPooler() : error;
+  }
+
+  #transactionPooler(): MigrateError {
+    return new MigrateError(
+      'TRANSACTION_POOLER',
+      `${this.#display} is a pooler in transaction mode (PgBouncer's pool_mode = transaction, say): the migration lock cannot hold there, so two runners could apply one migration. Use a direct URL to the server, or a session-mode pool, for migrations.`,
+    );
   }
 
   /**
@@ -331,7 +381,10 @@ export class PostgresDriver implements Driver {
     return rows.map(toRecordRow);
   }
 
-  async transaction(statements: readonly string[], options: { rollback?: boolean } = {}): Promise<void> {
+  async transaction(
+    statements: readonly string[],
+    options: { rollback?: boolean; limits?: Limits } = {},
+  ): Promise<void> {
     const check = this.#execSince;
     this.#execSince = false;
     this.#notices.clear();
@@ -350,18 +403,22 @@ export class PostgresDriver implements Driver {
       // one connection. After a failure the server refuses the rest (25P02) and answers COMMIT
       // with ROLLBACK. postgres.js sends a query when it is first awaited, so nothing may touch
       // these before allSettled awaits them in this order.
+      // The attempt's limits travel in the same round trip, LOCAL to this transaction.
+      const limits = options.limits ? [sql.unsafe(catalog.limits(options.limits, true, this.#pid))] : [];
       const queries = [
         ...(check ? [] : [sql.unsafe('BEGIN')]),
+        ...limits,
         ...statements.map((text) => sql.unsafe(text)),
         sql.unsafe(options.rollback ? 'ROLLBACK' : 'COMMIT'),
       ];
       const settled = await Promise.allSettled(queries);
-      const first = check ? 0 : 1; // where the caller's statements start
+      const first = (check ? 0 : 1) + limits.length; // where the caller's statements start
       const index = settled.findIndex((r) => r.status === 'rejected');
       const end = settled[settled.length - 1] as PromiseSettledResult<{ command?: string }>;
       if (index >= 0) {
         const reason = (settled[index] as PromiseRejectedResult).reason;
-        if (index < first || !(reason instanceof postgres.PostgresError) || isConnectionError(reason)) throw reason;
+        if (index < first) throw this.#moved(reason);
+        if (!(reason instanceof postgres.PostgresError) || isConnectionError(reason)) throw reason;
         // COMMIT answered with ROLLBACK, or failing itself, means the transaction was still open.
         const rolledBack = end.status === 'rejected' || end.value.command === 'ROLLBACK';
         throw new StatementFailed(index - first, rolledBack, reason);
@@ -372,14 +429,62 @@ export class PostgresDriver implements Driver {
     });
   }
 
-  async exec(text: string): Promise<void> {
+  async exec(text: string, limits?: Limits): Promise<void> {
     this.#execSince = true;
-    await this.#do((sql) => sql.unsafe(text));
+    if (!limits) {
+      await this.#do((sql) => sql.unsafe(text));
+      return;
+    }
+    // No transaction to be LOCAL to: set for the statement, back to the defaults right after,
+    // all three in one round trip. The reset runs whether or not the statement failed.
+    await this.#do(async (sql) => {
+      const [set, run, reset] = await Promise.allSettled([
+        sql.unsafe(catalog.limits(limits, false, this.#pid)),
+        sql.unsafe(text),
+        sql.unsafe(catalog.resetLimits),
+      ]);
+      if (set.status === 'rejected') throw this.#moved(set.reason);
+      for (const r of [run, reset]) if (r.status === 'rejected') throw r.reason;
+    });
   }
 
   async rollback(): Promise<void> {
-    // Outside a transaction ROLLBACK only warns.
-    await this.#do((sql) => sql.unsafe('ROLLBACK'));
+    // Outside a transaction ROLLBACK only warns. A reset that failed in the aborted transaction runs again here.
+    await this.#do((sql) => sql.unsafe(`ROLLBACK; ${catalog.resetLimits}`));
+  }
+
+  lockBusy(error: unknown): boolean {
+    return error instanceof postgres.PostgresError && error.code === '55P03';
+  }
+
+  /**
+   * From a second connection (opened on first use and kept for the run): what the runner's
+   * session waits on, who is ahead of it, and an index build's progress.
+   */
+  async observe(withQuery: boolean): Promise<Observation | undefined> {
+    const pid = this.#pid;
+    if (pid === undefined) return undefined;
+    try {
+      this.#observer ??= postgres({
+        ...this.#options('sql-migrate (observer)'),
+        connect_timeout: 5,
+        onnotice: () => {},
+        onclose: () => {},
+      });
+      const o = this.#observer;
+      const [rows, [index]] = await Promise.all([
+        o.unsafe(catalog.blockers(pid, withQuery)),
+        o.unsafe(catalog.indexProgress(pid)),
+      ]);
+      return toObservation(rows, index, withQuery);
+    } catch {
+      return undefined;
+    }
+  }
+
+  async invalidIndex(name: string): Promise<boolean> {
+    const [row] = await this.#do((sql) => sql.unsafe(catalog.invalidIndex(name)));
+    return row?.bad === true;
   }
 
   /** What `check`'s introspection reads through: this session, and where the record table lives. */
@@ -393,7 +498,10 @@ export class PostgresDriver implements Driver {
 
   async close(): Promise<void> {
     const sql = this.#sql;
+    const observer = this.#observer;
     this.#sql = undefined;
+    this.#observer = undefined;
+    await observer?.end({ timeout: 1 });
     this.#locked = false;
     this.#lost = false;
     await sql?.end({ timeout: 5 });

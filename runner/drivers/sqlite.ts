@@ -9,7 +9,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { existsSync } from 'node:fs';
-import type { Capabilities, Driver, RecordRow, RecordTableState } from '../driver.ts';
+import type { Capabilities, Driver, Limits, Observation, RecordRow, RecordTableState } from '../driver.ts';
 import { StatementFailed, TransactionLeftOpen } from '../driver.ts';
 import { MigrateError } from '../errors.ts';
 import { recordTableState, toRecordRow } from '../record.ts';
@@ -34,6 +34,8 @@ export class SqliteDriver implements Driver {
   #db: Db | undefined;
   /** Statements prepared once per connection: a 1000-step run would otherwise prepare each 1000 times. */
   readonly #prepared = new Map<string, Database.Statement>();
+  /** The busy timeout set on the connection now, ms. */
+  #busyMs = 5000;
   /** Foreign-key violations found before this lock's first step, by key and count. */
   #violationsBefore: Map<string, number> | undefined;
 
@@ -171,15 +173,37 @@ export class SqliteDriver implements Driver {
     throw error;
   }
 
-  async transaction(statements: readonly string[], options: { rollback?: boolean } = {}): Promise<void> {
+  /**
+   * How long SQLite itself waits for another connection's write lock. It waits synchronously,
+   * so an attempt is kept short (the runner retries between attempts); 0 ("wait as long as it
+   * takes") becomes short attempts without a budget.
+   */
+  #busyFor(limits: Limits | undefined): void {
+    const ms = limits ? Math.min(limits.lockTimeoutMs || 1000, 5000) : 5000;
+    if (ms === this.#busyMs) return;
+    this.#conn.pragma(`busy_timeout = ${ms}`);
+    this.#busyMs = ms;
+  }
+
+  async transaction(
+    statements: readonly string[],
+    options: { rollback?: boolean; limits?: Limits } = {},
+  ): Promise<void> {
     const db = this.#conn;
+    this.#busyFor(options.limits);
     this.#noteViolationsBefore();
     if (db.inTransaction) {
       db.exec('ROLLBACK');
       throw new TransactionLeftOpen();
     }
     db.pragma('foreign_keys = ON'); // a file that turned them off for a table rebuild may have forgotten to turn them back on
-    db.exec('BEGIN IMMEDIATE');
+    try {
+      db.exec('BEGIN IMMEDIATE');
+    } catch (error) {
+      // Another connection writes: nothing started, the attempt may run again.
+      if (this.lockBusy(error)) throw new StatementFailed(0, true, error);
+      throw error;
+    }
     let index = 0;
     try {
       for (; index < statements.length; index++) db.exec(statements[index] as string);
@@ -196,9 +220,33 @@ export class SqliteDriver implements Driver {
     }
   }
 
-  async exec(sql: string): Promise<void> {
+  async exec(sql: string, limits?: Limits): Promise<void> {
     this.#noteViolationsBefore();
-    this.#conn.exec(sql);
+    this.#busyFor(limits);
+    try {
+      this.#conn.exec(sql);
+    } finally {
+      this.#busyFor(undefined);
+    }
+  }
+
+  lockBusy(error: unknown): boolean {
+    const code = (error as { code?: unknown } | null)?.code;
+    return typeof code === 'string' && code.startsWith('SQLITE_BUSY');
+  }
+
+  /** SQLite keeps no list of its connections: it can say which file is locked, not by whom. */
+  async observe(): Promise<Observation | undefined> {
+    const wal = existsSync(`${this.#filename}-wal`) ? ' (WAL mode: a writer, or a reader blocking a checkpoint)' : '';
+    return {
+      relation: this.#filename,
+      blockers: [],
+      holder: `another connection holds its write lock${wal}; SQLite cannot tell which process`,
+    };
+  }
+
+  async invalidIndex(): Promise<boolean> {
+    return false;
   }
 
   async rollback(): Promise<void> {

@@ -1,0 +1,173 @@
+/**
+ * Waiting for table locks without stalling everyone else: each attempt of a step waits a bounded
+ * time for its locks, a step that timed out on one is tried again after a jittered backoff within
+ * a total budget, and while a step waits or runs long a second connection looks at what it waits
+ * on, so the caller can be told who holds it.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Driver, Limits, Observation } from './driver.ts';
+import { StatementFailed } from './driver.ts';
+import { MigrateError } from './errors.ts';
+
+/** How long a step may wait for its locks, and what the caller is told meanwhile. */
+export interface LockPolicy {
+  limits: Limits;
+  /** Total time a step may spend retrying after lock timeouts, ms. */
+  retryForMs: number;
+  /** Show the blockers' query text (it may hold secrets). */
+  showBlockerQuery?: boolean;
+  onEvent?: (event: LockEvent) => void;
+}
+
+export type LockEvent =
+  /** An attempt timed out on a lock and was rolled back; the next starts after `retryInMs`. */
+  | ({ type: 'lock-wait'; revision: string; file: string; attempt: number; retryInMs: number } & Observation)
+  /** A step has run a while (every 5 s): what it is doing. */
+  | ({ type: 'progress'; revision: string; file: string; elapsedMs: number } & Partial<Observation>);
+
+export const DEFAULT_LIMITS: Limits = { lockTimeoutMs: 1000 };
+export const DEFAULT_RETRY_FOR_MS = 60_000;
+const PROGRESS_EVERY_MS = 5000;
+
+/** The policy from a runner's settings (all in ms; see RunnerConfig). */
+export function lockPolicy(
+  o: { tableLockTimeoutMs?: number; statementTimeoutMs?: number; retryForMs?: number; showBlockerQuery?: boolean },
+  onEvent: (e: LockEvent) => void,
+): LockPolicy {
+  const limits: Limits = { lockTimeoutMs: o.tableLockTimeoutMs ?? DEFAULT_LIMITS.lockTimeoutMs };
+  if (o.statementTimeoutMs !== undefined) limits.statementTimeoutMs = o.statementTimeoutMs;
+  return { limits, retryForMs: o.retryForMs ?? DEFAULT_RETRY_FOR_MS, showBlockerQuery: o.showBlockerQuery, onEvent };
+}
+
+/** Full jitter (a random wait between 0 and the exponential step) so replicas that collided do not retry in step. */
+export function backoff(attempt: number, random = Math.random): number {
+  const cap = Math.min(10_000, 200 * 2 ** Math.min(attempt - 1, 10));
+  return Math.round(random() * cap);
+}
+
+/** The step and its policy, as `withRetries` needs them. */
+export interface Attempting {
+  driver: Driver;
+  policy: LockPolicy;
+  revision: string;
+  file: string;
+}
+
+/**
+ * Run `attempt` until it succeeds, fails otherwise, or has spent the budget on lock timeouts
+ * (then TABLE_LOCK_TIMEOUT, exit 3). `retryable` says whether a failure did nothing and may run
+ * again; by default a rolled-back transaction that stopped on a lock.
+ */
+export async function withRetries<T>(
+  a: Attempting,
+  attempt: () => Promise<T>,
+  retryable: (error: unknown) => boolean | Promise<boolean> = (e) =>
+    e instanceof StatementFailed && e.rolledBack && a.driver.lockBusy(e.cause),
+): Promise<T> {
+  const started = Date.now();
+  // 0: wait as long as it takes, so there is no budget to run out of either.
+  const budget = a.policy.limits.lockTimeoutMs === 0 ? Infinity : a.policy.retryForMs;
+  for (let n = 1; ; n++) {
+    const watch = watcher(a, started);
+    try {
+      return await attempt();
+    } catch (error) {
+      if (!(await retryable(error))) throw error;
+      // A driver that waits synchronously (SQLite) gave the timer no chance: ask now.
+      const seen = (await watch.latest()) ??
+        (await a.driver.observe(a.policy.showBlockerQuery ?? false)) ?? {
+          blockers: [],
+        };
+      const delay = backoff(n);
+      if (Date.now() - started + delay >= budget) throw timedOut(a, seen, Date.now() - started, error);
+      a.policy.onEvent?.({
+        type: 'lock-wait',
+        revision: a.revision,
+        file: a.file,
+        attempt: n,
+        retryInMs: delay,
+        ...seen,
+      });
+      await sleep(delay);
+    } finally {
+      watch.stop();
+    }
+  }
+}
+
+/**
+ * Timers around one attempt: a look at what it waits on shortly before its lock timeout would
+ * end it (so a retry can name the blocker), and progress every 5 s once the step runs long.
+ * Nothing is opened or asked while steps finish quickly.
+ */
+function watcher(a: Attempting, stepStarted: number) {
+  const { driver, policy } = a;
+  let last: Promise<Observation | undefined> | undefined;
+  const look = () => {
+    last = driver.observe(policy.showBlockerQuery ?? false);
+    return last;
+  };
+  const lockMs = policy.limits.lockTimeoutMs;
+  const early = lockMs > 0 ? setTimeout(look, Math.max(50, lockMs * 0.6)) : undefined;
+  // Progress on every multiple of 5 s of the step's time, across its attempts.
+  let progress: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const next = () => {
+    const elapsed = Date.now() - stepStarted;
+    progress = setTimeout(
+      () => {
+        const elapsedMs = Date.now() - stepStarted;
+        // A caller's handler that throws from a timer must not become an unhandled rejection.
+        void look()
+          .then((seen) =>
+            stopped
+              ? undefined
+              : policy.onEvent?.({ type: 'progress', revision: a.revision, file: a.file, elapsedMs, ...seen }),
+          )
+          .catch(() => {});
+        next();
+      },
+      PROGRESS_EVERY_MS - (elapsed % PROGRESS_EVERY_MS),
+    );
+  };
+  next();
+  return {
+    latest: () => last ?? Promise.resolve(undefined),
+    stop: () => {
+      stopped = true;
+      clearTimeout(early);
+      clearTimeout(progress);
+    },
+  };
+}
+
+/** One line naming who holds what a step waits on: the relation and each blocking session. */
+export function describeWait(seen: Partial<Observation>): string {
+  const on = seen.relation ? `a lock on ${seen.relation}${seen.wanted ? ` (${seen.wanted})` : ''}` : 'a lock';
+  if (seen.holder) return `${on}: ${seen.holder}`;
+  const who = (seen.blockers ?? []).map((b) => {
+    const age = b.transactionAgeMs === null ? '' : `, transaction open ${(b.transactionAgeMs / 1000).toFixed(1)} s`;
+    const query = b.query === undefined ? '' : `, query: ${JSON.stringify(b.query)}`;
+    return `pid ${b.pid} (application_name "${b.applicationName}", user ${b.user}, ${b.state}${age}, holds ${b.mode}${query})`;
+  });
+  return who.length > 0 ? `${on} held by ${who.join('; ')}` : on;
+}
+
+function timedOut(a: Attempting, seen: Observation, spentMs: number, cause: unknown): MigrateError {
+  const error = new MigrateError(
+    'TABLE_LOCK_TIMEOUT',
+    `gave up on ${a.revision} (${a.file}) after ${Math.round(spentMs / 1000)} s of retries waiting for ${describeWait(seen)}. What timed out took no effect (a transactional file: nothing of it), and earlier steps stay applied. End the blocking transaction, or raise --retry-for / --table-lock-timeout, then run again.`,
+    { cause },
+  );
+  return Object.assign(error, { observation: seen });
+}
+
+/** `CREATE [UNIQUE] INDEX CONCURRENTLY [IF NOT EXISTS] name`: the index's name, else undefined. */
+export function concurrentIndexName(statement: string): string | undefined {
+  const m =
+    /^\s*create\s+(?:unique\s+)?index\s+concurrently\s+(?:if\s+not\s+exists\s+)?("(?:[^"]|"")+"|[\w$]+)(?:\s*\.\s*("(?:[^"]|"")+"|[\w$]+))?\s+on\b/i.exec(
+      statement.replace(/^(\s*--[^\n]*\n)+/, ''),
+    );
+  if (!m) return undefined;
+  return m[2] === undefined ? m[1] : `${m[1]}.${m[2]}`;
+}
