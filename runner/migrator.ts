@@ -250,17 +250,16 @@ async function confirmed(steps: readonly Step[], options: Pick<MigrateOptions, '
   }
 }
 
-/**
- * Drivers that can tell, before anything runs, a right the run would lack (write access to a
- * SQLite file; INSERT, UPDATE, DELETE on the record table or CREATE where it goes). Without this
- * the first step fails half-way: its file is blamed, and a no-transaction file's first
- * statements have already run.
- */
+/** A driver that can name, before anything runs, a right the run would lack (both drivers can). */
 interface KnowsRights {
   missingRight?(): Promise<string | undefined>;
 }
 
-/** Refuse, before the first step, a run the database would refuse part-way. Called under the lock. */
+/**
+ * Refuse, under the lock and before the first step, a run the database would refuse part-way:
+ * the first step's file would be blamed, and a no-transaction file's first statements would
+ * already have run (issue #15).
+ */
 async function refuseMissingRights(driver: Driver, display: string): Promise<void> {
   const missing = await (driver as Driver & KnowsRights).missingRight?.();
   if (missing === undefined) return;
