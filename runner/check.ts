@@ -8,9 +8,9 @@
  *    statements, identifiers longer than PostgreSQL keeps, up files without a statement
  *    (lint.ts).
  * 2. On scratch databases (a SQLite file; a PostgreSQL database created and dropped on the
- *    server the URL names, or else an embedded PostgreSQL made for the run), through the runner's own `runStep`, revision by
- *    revision: snapshot, up, snapshot, down, compare with the first snapshot, up again, compare
- *    with the second.
+ *    server the URL names, or else an embedded PostgreSQL made for the run), through the
+ *    runner's own `runStep`, revision by revision: snapshot, up, snapshot, down, compare with
+ *    the first snapshot, up again, compare with the second.
  * 3. The two dialects' snapshots after each revision, on what both can express (schema.ts).
  *
  * Findings are returned, never printed; the database the URL names is never touched.
