@@ -198,7 +198,11 @@ async function withScratch<T>(
     const display = `${connection.display} (scratch database ${scratch.name})`;
     const driver = introspectable(await openDriver({ ...connection, url: scratch.url, display }, table, true));
     try {
-      return await fn(driver, { label: display, embedded: false });
+      // Named without the scratch database's random name: the same folder gives the same output.
+      return await fn(driver, {
+        label: `${connection.display} (a scratch database, dropped afterwards)`,
+        embedded: false,
+      });
     } finally {
       await driver.close();
     }
