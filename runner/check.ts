@@ -7,10 +7,10 @@
  *    file, statements PostgreSQL refuses inside a transaction, no-transaction files of several
  *    statements, identifiers longer than PostgreSQL keeps, up files without a statement
  *    (lint.ts).
- * 2. On scratch databases (a SQLite file always; a PostgreSQL database when the URL names a
- *    server, created and dropped here), through the runner's own `runStep`, revision by
- *    revision: snapshot, up, snapshot, down, compare with the first snapshot, up again, compare
- *    with the second.
+ * 2. On scratch databases (a SQLite file; a PostgreSQL database created and dropped on the
+ *    server the URL names, or else an embedded PostgreSQL made for the run), through the
+ *    runner's own `runStep`, revision by revision: snapshot, up, snapshot, down, compare with
+ *    the first snapshot, up again, compare with the second.
  * 3. The two dialects' snapshots after each revision, on what both can express (schema.ts).
  *
  * Findings are returned, never printed; the database the URL names is never touched.
@@ -26,6 +26,7 @@ import { DEFAULT_DIR, DEFAULT_TABLE, DEFAULT_URL, parseUrl, type Connection } fr
 import { DIALECTS, dialectFolder, displayPath, isDirectory, type Dialect, type Migration } from './files.ts';
 import { lintFolders, type Finding, type FolderState, type Waiver } from './lint.ts';
 import { openDriver } from './migrator.ts';
+import { embeddedLacks, lackedExtension, serveEmbeddedPostgres } from './embedded.ts';
 import { runStep, StepFailure, toMigrationFailed } from './step.ts';
 import { checkLocks, scratchUrls } from './check-locks.ts';
 import { introspect, introspectable, type Introspectable } from './introspect.ts';
@@ -37,7 +38,7 @@ export interface CheckConfig {
   /**
    * A `postgres://` URL adds the PostgreSQL half: a scratch database is created on that server
    * (the role needs CREATEDB) and dropped afterwards. The database the URL names is not touched.
-   * A SQLite URL, or none, checks SQLite on a temporary file only.
+   * A SQLite URL, or none: the PostgreSQL half runs on an embedded PostgreSQL (PGlite) instead.
    */
   url?: string;
   /** Root of the dialect folders, or a folder holding .sql files directly. Default `sql`. */
@@ -58,6 +59,8 @@ export interface RoundTrips {
   of: number;
   /** Why the scratch database was not used at all. */
   skipped?: string;
+  /** PostgreSQL: the database the round trips ran on, for people (a server's scratch database, or the embedded one). */
+  database?: string;
 }
 
 export interface CheckResult {
@@ -105,13 +108,14 @@ export async function check(config: CheckConfig = {}, options: CheckOptions = {}
     const of = s.migrations.length;
     if (!s.runnable) {
       s.roundTrips = { dialect: s.dialect, revisions: 0, of, skipped: `errors in ${displayPath(s.folder)}/` };
-    } else if (s.dialect === 'postgres' && connection.dialect !== 'postgres') {
-      s.roundTrips = { dialect: s.dialect, revisions: 0, of, skipped: 'no postgres:// URL given' };
     } else {
-      const revisions = await withScratch(s.dialect, connection, config.table ?? DEFAULT_TABLE, (driver) =>
-        roundTrip(s, driver, waivers, add, options.signal),
-      );
-      s.roundTrips = { dialect: s.dialect, revisions, of };
+      let database = '';
+      const revisions = await withScratch(s.dialect, connection, config.table ?? DEFAULT_TABLE, (driver, scratch) => {
+        database = scratch.label;
+        return roundTrip(s, driver, waivers, add, options.signal, scratch);
+      });
+      // Which PostgreSQL proved the folder is worth saying: a server's scratch database, or the embedded one.
+      s.roundTrips = { dialect: s.dialect, revisions, of, ...(s.dialect === 'postgres' ? { database } : {}) };
     }
   }
 
@@ -159,12 +163,22 @@ export async function check(config: CheckConfig = {}, options: CheckOptions = {}
 // Scratch databases
 // ---------------------------------------------------------------------------------------------
 
-/** A fresh database of `dialect` for `fn`, removed afterwards whatever happens. */
+/** Which database a scratch is: its label for people, and whether it is the embedded PostgreSQL. */
+export interface Scratch {
+  label: string;
+  embedded: boolean;
+}
+
+/**
+ * A fresh database of `dialect` for `fn`, removed afterwards whatever happens. PostgreSQL: a
+ * scratch database on the server the URL names, or without a server URL a fresh embedded
+ * PostgreSQL (PGlite, loaded only here), so that check always proves both dialects.
+ */
 async function withScratch<T>(
   dialect: Dialect,
   connection: Connection,
   table: string,
-  fn: (driver: Introspectable) => Promise<T>,
+  fn: (driver: Introspectable, scratch: Scratch) => Promise<T>,
 ): Promise<T> {
   if (dialect === 'sqlite') {
     const dir = mkdtempSync(join(tmpdir(), 'migrate-check-'));
@@ -177,31 +191,48 @@ async function withScratch<T>(
       ),
     );
     try {
-      return await fn(driver);
+      return await fn(driver, { label: 'a temporary SQLite file', embedded: false });
     } finally {
       await driver.close();
       rmSync(dir, { recursive: true, force: true });
     }
   }
-  if (connection.dialect !== 'postgres') throw new Error('a PostgreSQL scratch database needs a postgres:// URL');
+  if (connection.dialect !== 'postgres') return withEmbedded(table, fn);
   const { createScratchDatabase } = await import('./drivers/postgres-schema.ts');
   const scratch = await createScratchDatabase(connection.url, connection.display, connection.secrets);
   try {
-    const driver = introspectable(
-      await openDriver(
-        { ...connection, url: scratch.url, display: `${connection.display} (scratch database ${scratch.name})` },
-        table,
-        true,
-      ),
-    );
+    const display = `${connection.display} (scratch database ${scratch.name})`;
+    const driver = introspectable(await openDriver({ ...connection, url: scratch.url, display }, table, true));
     scratchUrls.set(driver, scratch.url);
     try {
-      return await fn(driver);
+      // Named without the scratch database's random name: the same folder gives the same output.
+      return await fn(driver, {
+        label: `${connection.display} (a scratch database, dropped afterwards)`,
+        embedded: false,
+      });
     } finally {
       await driver.close();
     }
   } finally {
     await scratch.drop();
+  }
+}
+
+async function withEmbedded<T>(
+  table: string,
+  fn: (driver: Introspectable, scratch: Scratch) => Promise<T>,
+): Promise<T> {
+  const pg = await serveEmbeddedPostgres({ maxConnections: 2 });
+  try {
+    const connection = { ...parseUrl(pg.url), display: pg.label } as Connection;
+    const driver = introspectable(await openDriver(connection, table, true));
+    try {
+      return await fn(driver, { label: pg.label, embedded: true });
+    } finally {
+      await driver.close();
+    }
+  } finally {
+    await pg.stop();
   }
 }
 
@@ -216,6 +247,7 @@ async function roundTrip(
   waivers: Waiver[],
   add: (f: Finding) => void,
   signal: AbortSignal | undefined,
+  scratch: Scratch,
 ): Promise<number> {
   await driver.ensureRecordTable();
   let before = await introspect(driver);
@@ -235,13 +267,17 @@ async function roundTrip(
     };
     const report = (failed: MigrationFailed, what: string, severity: 'error' | 'warning', suffix: string) => {
       const { file, line, column } = failed.where;
+      const at = { file, ...(line === undefined ? {} : { line }), ...(column === undefined ? {} : { column }) };
+      const lacked = scratch.embedded ? lackedExtension(failed) : undefined;
+      if (lacked) {
+        add({ severity: 'warning', code: 'MIGRATION_FAILED', ...at, message: embeddedLacks(lacked, s.dialect) });
+        return;
+      }
       const state = failed.info.sqlState ? ` (${failed.info.sqlState})` : '';
       add({
         severity,
         code: 'MIGRATION_FAILED',
-        file,
-        ...(line === undefined ? {} : { line }),
-        ...(column === undefined ? {} : { column }),
+        ...at,
         message: `${what}: ${failed.message}${state}.${suffix}`,
       });
     };

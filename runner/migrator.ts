@@ -260,6 +260,25 @@ async function confirmed(steps: readonly Step[], options: Pick<MigrateOptions, '
   }
 }
 
+/** A driver that can name, before anything runs, a right the run would lack (both drivers can). */
+interface KnowsRights {
+  missingRight?(): Promise<string | undefined>;
+}
+
+/**
+ * Refuse, under the lock and before the first step, a run the database would refuse part-way:
+ * the first step's file would be blamed, and a no-transaction file's first statements would
+ * already have run (issue #15).
+ */
+async function refuseMissingRights(driver: Driver, display: string): Promise<void> {
+  const missing = await (driver as Driver & KnowsRights).missingRight?.();
+  if (missing === undefined) return;
+  throw new MigrateError(
+    'DATABASE_REFUSED',
+    `${display}: this user lacks ${missing}, which the run needs; nothing was run. Grant it, or run as a user that has it (README, "Permissions and connections").`,
+  );
+}
+
 /** Refuse a record table of another shape, and an Alembic database nobody has stamped. */
 async function readRecordChecked(driver: Driver, table: string, allowAlembic = false): Promise<RecordRow[]> {
   const state = await driver.recordTableState();
@@ -292,7 +311,7 @@ export async function migrate(
 ): Promise<MigrateResult> {
   const parsed = typeof target === 'string' ? parseTarget(target) : target;
   const table = config.table ?? DEFAULT_TABLE;
-  return withSession(config, !options.dryRun, async ({ migrations, driver }) => {
+  return withSession(config, !options.dryRun, async ({ connection, migrations, driver }) => {
     const run = async (): Promise<MigrateResult> => {
       const rows = await readRecordChecked(driver, table);
       const { steps, warnings } = plan(migrations, rows, parsed, { strict: config.strict });
@@ -320,6 +339,7 @@ export async function migrate(
         };
       }
       await confirmed(steps, options, 'rolling back');
+      if (steps.length > 0) await refuseMissingRights(driver, connection.display);
       await driver.ensureRecordTable();
       const policy = lockPolicy(config, emit);
       const done: StepResult[] = [];
@@ -425,7 +445,7 @@ export async function stamp(
 ): Promise<StampResult> {
   const parsed = typeof target === 'string' ? parseTarget(target) : target;
   const table = config.table ?? DEFAULT_TABLE;
-  return withSession(config, true, async ({ migrations, driver }) =>
+  return withSession(config, true, async ({ connection, migrations, driver }) =>
     driver.withLock(async () => {
       const rows = await readRecordChecked(driver, table, true);
       // Stamping is the way out of a failed, edited or missing revision, so those are not refused.
@@ -436,6 +456,7 @@ export async function stamp(
       const after = appliedAfter(migrations, recorded, steps);
       const keep = new Map(rows.map((r) => [r.revision, r]));
       const now = new Date().toISOString();
+      await refuseMissingRights(driver, connection.display);
       await driver.ensureRecordTable();
       await writeRecord(
         driver,

@@ -34,7 +34,8 @@ Commands:
   stamp <target>       record the database as at <target> without running SQL
   sql <target>         print the script <target> would run (for psql or sqlite3), run nothing
   check                validate the folder; then, on scratch databases (a temporary SQLite file,
-                       and a new database on the --url server when it is postgres://), prove
+                       and a new database on the --url server when it is postgres://, else an
+                       embedded PostgreSQL), prove
                        every down undoes its up and both dialect folders build the same schema
   schema               print the canonical schema each dialect folder builds (PostgreSQL's on a
                        scratch database on the postgres:// server of $DATABASE_URL); --write saves
@@ -279,6 +280,8 @@ async function runCheck({ cli, config }: Run): Promise<number> {
   }
   emitJson(cli, { command: 'check', ...result });
   for (const f of result.findings) say(cli, `${formatWhere(f)}: ${f.severity}: ${f.message} [${f.code}]`);
+  for (const t of result.roundTrips)
+    if (t.dialect === 'postgres' && t.database) say(cli, `check: postgres on ${t.database}`);
   say(cli, checkSummary(result));
   return result.ok ? EXIT.ok : EXIT.migrationFailed;
 }

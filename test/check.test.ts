@@ -5,7 +5,8 @@
  * The PostgreSQL half needs a server that keeps databases apart, since check creates and drops
  * a scratch database on it: TEST_POSTGRES_URL. The embedded PGlite accepts CREATE DATABASE but
  * serves its one database under every name (check refuses it, exit 3), so without a server the
- * tests that need PostgreSQL are skipped and the rest run with SQLite alone. CI sets the URL.
+ * tests that need a server are skipped; with a SQLite URL check proves PostgreSQL on its own
+ * embedded PGlite. CI sets the URL.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -226,7 +227,8 @@ describe('check: what passes', () => {
       );
       assert.deepEqual(left, []);
     } else {
-      assert.match(r.stdout, /round trips: postgres not run \(no postgres:\/\/ URL given\), sqlite 3\/3/);
+      // Without a server URL the PostgreSQL half runs on the embedded PostgreSQL.
+      assert.match(r.stdout, /round trips: postgres 3\/3, sqlite 3\/3; dialects compared at 3 revisions$/m);
     }
   });
 
@@ -502,5 +504,47 @@ COMMIT;
       assert.equal(r.code, 1, r.stdout + r.stderr);
       assert.ok(r.stdout.includes(`${join(root, 'sqlite/000001_a.up.sql')}:5:1: error: "COMMIT;" inside`), r.stdout);
     });
+  });
+});
+
+describe('check without a PostgreSQL server: the embedded PostgreSQL proves the PostgreSQL half', () => {
+  it('a foreign key missing in one dialect is found with a SQLite URL, and the output names the embedded PostgreSQL', async () => {
+    const r = await runCli(['check', '--dir', fixture('check-fk-one-dialect'), '--url', 'sqlite::memory:']);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    findingLine(
+      r,
+      shown('check-fk-one-dialect', 'sqlite', '000002_create_posts.up.sql'),
+      'error',
+      /foreign key posts \(user_id\) → users \(id\) exists in postgres only/,
+      'DIALECT_DIFFERENCE',
+    );
+    assert.match(r.stdout, /^check: postgres on embedded PostgreSQL \S+ \(PGlite [^)]*\)$/m);
+    assert.match(r.stdout, /round trips: postgres 2\/2, sqlite 2\/2; dialects compared at 2 revisions$/m);
+  });
+
+  it('a nullability difference is found with no URL at all', async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'mig-check-nourl-'));
+    try {
+      const r = await runCli(['check', '--dir', fixture('check-nullable-one-dialect')], { cwd });
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.match(r.stdout, /users\.email: NOT NULL in postgres, nullable in sqlite.* \[DIALECT_DIFFERENCE\]$/m);
+      assert.match(r.stdout, /^check: postgres on embedded PostgreSQL/m);
+      assert.deepEqual(readdirSync(cwd), [], 'no database file made for the default URL');
+    } finally {
+      rmSync(cwd, { recursive: true, force: true });
+    }
+  });
+
+  it('an extension the embedded PostgreSQL lacks: a clear warning on that file, the revisions before it proven', async () => {
+    const r = await runCli(['check', '--dir', fixture('check-extension-embedded'), '--url', 'sqlite::memory:']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    findingLine(
+      r,
+      shown('check-extension-embedded', 'postgres', '000002_tag_names.up.sql'),
+      'warning',
+      /needs the extension "citext", which the embedded PostgreSQL \(PGlite\) does not have: this file and the revisions after it were not proven on postgres\. Give check a PostgreSQL server that has it \(--url postgres:\/\/…\)/,
+      'MIGRATION_FAILED',
+    );
+    assert.match(r.stdout, /round trips: postgres 1\/2, sqlite 2\/2; dialects compared at 1 revision$/m);
   });
 });

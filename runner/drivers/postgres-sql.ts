@@ -125,21 +125,60 @@ export const catalog = {
   unlock: (key: string) => `SELECT pg_advisory_unlock(${key})`,
   watchClient: `SELECT CASE WHEN current_setting('server_version_num')::int >= 140000
                 THEN set_config('client_connection_check_interval', '1000', false) END`,
-  /** The columns of the record table, if a table (or view) of its name exists. */
+  /**
+   * The columns of the record table, if a table (or view) of its name exists (`name` null when
+   * none), and on every row this role's rights on the table, its schema and the database (null
+   * where the object does not exist): one statement, so the rights cost no round trip of their own.
+   */
   columns: (schema: string, name: string) => `
-    SELECT a.attname AS name
-    FROM pg_catalog.pg_class c
-    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-    JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-    WHERE n.nspname = ${sqlString(schema)}
-      AND c.relname = ${sqlString(name)}
-      AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+    SELECT a.attname AS name, r.*
+    FROM (SELECT
+        c.oid IS NOT NULL AS table_exists,
+        has_schema_privilege(n.oid, 'USAGE') AS schema_usage,
+        has_schema_privilege(n.oid, 'CREATE') AS schema_create,
+        has_database_privilege(current_database(), 'CREATE') AS database_create,
+        has_table_privilege(c.oid, 'SELECT') AS "SELECT",
+        has_table_privilege(c.oid, 'INSERT') AS "INSERT",
+        has_table_privilege(c.oid, 'UPDATE') AS "UPDATE",
+        has_table_privilege(c.oid, 'DELETE') AS "DELETE",
+        c.oid AS rel
+      FROM (SELECT 1) one
+      LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = ${sqlString(schema)}
+      LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid
+        AND c.relname = ${sqlString(name)}
+        AND c.relkind IN ('r', 'p', 'v', 'm', 'f')) r
+    LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = r.rel AND a.attnum > 0 AND NOT a.attisdropped
     ORDER BY a.attnum`,
   readRecord: (table: string) => `SELECT revision, name, checksum, status,
     to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS applied_at,
     duration_ms, seq, statements_run, error
   FROM ${table} ORDER BY seq`,
 } as const;
+
+const TABLE_RIGHTS = ['SELECT', 'INSERT', 'UPDATE', 'DELETE'] as const;
+
+/**
+ * The right a run lacks, from a row of `catalog.columns`: on an existing record table every
+ * right its bookkeeping uses, else CREATE where the table (and its schema) would be created.
+ */
+export function missingRight(
+  row: Record<string, unknown> | undefined,
+  schema: string,
+  name: string,
+): string | undefined {
+  if (!row) return undefined;
+  const where = `schema ${quoteIdent(schema)}`;
+  const table = `${quoteIdent(schema)}.${quoteIdent(name)}`;
+  if (row.schema_usage === null) {
+    return row.database_create === true ? undefined : `CREATE on this database (to create ${where})`;
+  }
+  if (row.schema_usage !== true) return `USAGE on ${where}`;
+  if (row.table_exists !== true) {
+    return row.schema_create === true ? undefined : `CREATE on ${where} (to create the record table ${table})`;
+  }
+  const lacking = TABLE_RIGHTS.filter((right) => row[right] !== true);
+  return lacking.length === 0 ? undefined : `${lacking.join(', ')} on table ${table}`;
+}
 
 /** postgres.js' own codes for a connection that could not be made or was lost. */
 const CLIENT_CONNECTION_CODES = new Set([

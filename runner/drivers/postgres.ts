@@ -14,7 +14,15 @@ import { StatementFailed, TransactionLeftOpen } from '../driver.ts';
 import { MigrateError } from '../errors.ts';
 import { hideSecrets, parseTableName, parseUrl, type PostgresServer } from '../config.ts';
 import { recordTableState, toRecordRow } from '../record.ts';
-import { catalog, COLUMNS, isConnectionError, postgresSql, quoteIdent, toObservation } from './postgres-sql.ts';
+import {
+  catalog,
+  COLUMNS,
+  isConnectionError,
+  missingRight,
+  postgresSql,
+  quoteIdent,
+  toObservation,
+} from './postgres-sql.ts';
 import type { SchemaSource } from '../introspect.ts';
 
 type Sql = postgres.Sql;
@@ -62,6 +70,8 @@ export class PostgresDriver implements Driver {
   #sql: Sql | undefined;
   /** The record table's state, as read under the current lock. */
   #state: RecordTableState | undefined;
+  /** The right a run lacks, read by the same query as the record table's state. */
+  #missing: string | undefined;
   /** Inside withLock, after the lock was taken. */
   #locked = false;
   /** The connection that held the lock closed: the lock is gone with it. */
@@ -340,7 +350,14 @@ export class PostgresDriver implements Driver {
   async #queryState(): Promise<RecordTableState> {
     const schema = await this.#schemaName();
     const rows = await this.#do((sql) => sql.unsafe(catalog.columns(schema, this.#name)));
-    return recordTableState(rows.map((r) => String(r.name)));
+    this.#missing = missingRight(rows[0], schema, this.#name);
+    return recordTableState(rows.filter((r) => r.name !== null).map((r) => String(r.name)));
+  }
+
+  /** Read with the record table's state (the lock's round trip): costs no query of its own. */
+  async missingRight(): Promise<string | undefined> {
+    await this.recordTableState();
+    return this.#missing;
   }
 
   async tableExists(name: string): Promise<boolean> {

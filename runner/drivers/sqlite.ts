@@ -8,7 +8,8 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
-import { existsSync } from 'node:fs';
+import { accessSync, constants, existsSync, realpathSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import type { Capabilities, Driver, Limits, Observation, RecordRow, RecordTableState } from '../driver.ts';
 import { StatementFailed, TransactionLeftOpen } from '../driver.ts';
 import { MigrateError } from '../errors.ts';
@@ -83,20 +84,21 @@ export class SqliteDriver implements Driver {
    * and waiting must not hold anything on it. SQLite's file locks are released by the OS when
    * the process dies, so kill -9 leaves no stale lock. The side file is never deleted: unlinking
    * a lock file while others hold it open would let two runners lock two different files.
+   * The side file is named after the database's real path, so a runner that reaches it through
+   * a symlink takes the same lock. A side file this user cannot write would open read-only,
+   * where SQLite takes no write lock and nothing would exclude: refused instead (issue #15).
    */
   async withLock<T>(fn: () => Promise<T>, timeoutMs: number | undefined): Promise<T> {
     if (this.#filename === ':memory:' || !this.#create) return fn();
-    // timeout 0: each attempt must return at once. better-sqlite3's default 5 s busy wait would
-    // block the event loop and stretch --lock-timeout to the next 5 s.
-    const lock = new Database(`${this.#filename}.migrate-lock`, { timeout: 0 });
+    const lock = openLockFile(`${realPath(this.#filename)}.migrate-lock`);
     const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
     try {
       for (;;) {
         try {
-          lock.exec('BEGIN EXCLUSIVE');
+          lock.db.exec('BEGIN EXCLUSIVE');
           break;
         } catch (error) {
-          if ((error as { code?: string }).code !== 'SQLITE_BUSY') throw error;
+          if ((error as { code?: string }).code !== 'SQLITE_BUSY') throw lockRefused(lock.path, error);
           if (Date.now() >= deadline) {
             throw new MigrateError(
               'LOCK_TIMEOUT',
@@ -109,7 +111,18 @@ export class SqliteDriver implements Driver {
       this.#violationsBefore = undefined; // counted afresh by the first step under this lock
       return await fn();
     } finally {
-      lock.close(); // closing ends the exclusive transaction and releases the file lock
+      lock.db.close(); // closing ends the exclusive transaction and releases the file lock
+    }
+  }
+
+  /** What this user lacks to migrate the file: write access to it (root has it whatever the mode). */
+  async missingRight(): Promise<string | undefined> {
+    if (this.#filename === ':memory:' || !existsSync(this.#filename)) return undefined;
+    try {
+      accessSync(this.#filename, constants.W_OK);
+      return undefined;
+    } catch {
+      return `write access to the database file ${this.#filename} (it is read-only for this user: chmod u+w, or run as its owner)`;
     }
   }
 
@@ -282,4 +295,47 @@ function countViolations(list: readonly Violation[]): Map<string, number> {
   const counts = new Map<string, number>();
   for (const v of list) counts.set(violationKey(v), (counts.get(violationKey(v)) ?? 0) + 1);
   return counts;
+}
+
+/** The file's real path; for a file not created yet, its folder's real path and its name. */
+function realPath(filename: string): string {
+  try {
+    return realpathSync(filename);
+  } catch {
+    try {
+      return join(realpathSync(dirname(filename)), basename(filename));
+    } catch {
+      return filename;
+    }
+  }
+}
+
+/**
+ * Timeout 0: each attempt must return at once. better-sqlite3's default 5 s busy wait would
+ * block the event loop and stretch --lock-timeout to the next 5 s.
+ */
+function openLockFile(path: string): { db: Db; path: string } {
+  let db: Db;
+  try {
+    db = new Database(path, { timeout: 0 });
+  } catch (error) {
+    throw lockRefused(path, error);
+  }
+  try {
+    accessSync(path, constants.W_OK);
+  } catch (error) {
+    db.close();
+    throw lockRefused(path, error);
+  }
+  return { db, path };
+}
+
+function lockRefused(path: string, error: unknown): MigrateError {
+  const e = error as { code?: string; message?: string } | null;
+  const why = e?.code === 'EACCES' ? 'this user cannot write it' : (e?.message ?? String(error));
+  return new MigrateError(
+    'DATABASE_REFUSED',
+    `cannot take the migration lock ${path}: ${why}${e?.code ? ` (${e.code})` : ''}. The runner never migrates without it: let this user create and write that file (chmod 666 or chown it, and allow writing in its folder), or run as the user that owns it.`,
+    { cause: error },
+  );
 }
