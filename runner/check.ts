@@ -29,6 +29,7 @@ import { openDriver } from './migrator.ts';
 import { runStep, StepFailure, toMigrationFailed } from './step.ts';
 import { introspect, introspectable, type Introspectable } from './introspect.ts';
 import { compareDialects, compareSnapshots, normaliseSubject, type Difference, type Schema } from './schema.ts';
+import type { DataSummary } from './data/pass.ts';
 
 export type { CheckCode, Finding } from './lint.ts';
 
@@ -43,6 +44,8 @@ export interface CheckConfig {
   dir?: string;
   /** The record table the scratch databases keep (left out of every comparison). */
   table?: string;
+  /** The pass on populated tables (runner/data/): false skips it; seed and rows per table otherwise. */
+  data?: false | { seed?: number; rows?: number };
 }
 
 export interface CheckOptions {
@@ -70,6 +73,8 @@ export interface CheckResult {
   roundTrips: RoundTrips[];
   /** Revisions at which the two dialects' schemas were compared. */
   compared: { revisions: number; skipped?: string };
+  /** The pass on populated tables; absent when skipped. */
+  data?: DataSummary;
 }
 
 interface DialectState extends FolderState {
@@ -115,6 +120,16 @@ export async function check(config: CheckConfig = {}, options: CheckOptions = {}
   }
 
   const compared = compareAcross(states, sameRevisions, waivers, add);
+  const data =
+    config.data === false
+      ? undefined
+      : await (await import('./data/pass.ts')).dataPass(
+          config.data,
+          states,
+          (dialect, fn) => withScratch(dialect, connection, config.table ?? DEFAULT_TABLE, fn),
+          add,
+          options.signal,
+        );
 
   const reachedRoundTrip = new Map(states.map((s) => [s.dialect, s.roundTrips?.revisions ?? 0]));
   const order = new Map((states[0]?.migrations ?? []).map((m, i) => [m.revision, i]));
@@ -141,11 +156,12 @@ export async function check(config: CheckConfig = {}, options: CheckOptions = {}
   return {
     ok: errors === 0,
     errors,
-    warnings: findings.length - errors,
+    warnings: findings.filter((f) => f.severity === 'warning').length,
     findings,
     dialects: states.map((s) => s.dialect),
     roundTrips: states.map((s) => s.roundTrips as RoundTrips),
     compared,
+    ...(data ? { data } : {}),
   };
 }
 

@@ -38,10 +38,15 @@ export type CheckCode =
   | 'ROUND_TRIP'
   | 'REAPPLY'
   | 'DIALECT_DIFFERENCE'
-  | 'UNUSED_WAIVER';
+  | 'UNUSED_WAIVER'
+  // on populated scratch tables (data/pass.ts)
+  | 'FAILS_ON_DATA'
+  | 'DATA_LOSS'
+  | 'DATA_GENERATION';
 
 export interface Finding {
-  severity: 'error' | 'warning';
+  /** A note (a waived data loss, say) is shown and counted as neither error nor warning. */
+  severity: 'error' | 'warning' | 'note';
   code: CheckCode;
   /** Path as shown to users (relative to the working directory when below it). */
   file: string;
@@ -50,6 +55,8 @@ export interface Finding {
   message: string;
   /** For a difference a waiver could accept: what `-- migrate:allow-difference` would name. */
   subject?: string;
+  /** The table (and column) a finding on populated tables is about. */
+  on?: { table: string; column?: string };
 }
 
 /** A `-- migrate:allow-difference <subject>: <reason>` line. */

@@ -1,0 +1,259 @@
+/**
+ * `check` on populated tables, on a scratch database of its own: at each revision, fill every
+ * table the revision finds (generate.ts, fill.ts), run the up (a failure here, after the same
+ * up ran on empty tables, is FAILS_ON_DATA), read every row, run the down, read again
+ * (fingerprint.ts): a row lost, added or changed is DATA_LOSS in the down file, unless a
+ * `-- migrate:allow-data-loss <table>[.<column>]: <reason>` line there accepts it.
+ *
+ * @module
+ */
+import type { Direction, StepWork } from '../driver.ts';
+import type { Dialect, Migration, MigrationFile } from '../files.ts';
+import type { Finding } from '../lint.ts';
+import { introspect, type Introspectable } from '../introspect.ts';
+import { runStep, StepFailure } from '../step.ts';
+import { lineColumn } from '../position.ts';
+import { dataDb, fillTables, type DataDb } from './fill.ts';
+import { compareFingerprints, fingerprint, type RowChange } from './fingerprint.ts';
+import { diagnose } from './diagnose.ts';
+
+export interface DataOptions {
+  seed: number;
+  /** Rows generated per table. */
+  rows: number;
+}
+
+/** Rows per table when `--rows` is not given: enough for repeats, NULLs and every label, cheap to read twice. */
+export const DEFAULT_ROWS = 200;
+
+export interface DataRun {
+  dialect: Dialect;
+  /** Revisions whose up and down ran on populated tables (a revision that finds no table counts). */
+  revisions: number;
+  of: number;
+}
+
+interface DataWaiver {
+  file: string;
+  line: number;
+  text: string;
+  /** `table` or `table.column`, lower case. */
+  subject: string;
+  used: boolean;
+}
+
+export interface DataInput {
+  dialect: Dialect;
+  migrations: readonly Migration[];
+  works: ReadonlyMap<string, { up: StepWork; down: StepWork }>;
+  /** How many revisions round-tripped on empty tables: only those are run here. */
+  roundTripped: number;
+  withScratch: <T>(fn: (driver: Introspectable) => Promise<T>) => Promise<T>;
+  add: (f: Finding) => void;
+  options: DataOptions;
+  signal?: AbortSignal | undefined;
+}
+
+export interface DataSummary {
+  /** Give it back as `seed` to generate the same rows again. */
+  seed: number;
+  rows: number;
+  runs: DataRun[];
+}
+
+/** The dialect folders as check's round trips left them. */
+interface DialectRun {
+  dialect: Dialect;
+  migrations: readonly Migration[];
+  works: ReadonlyMap<string, { up: StepWork; down: StepWork }>;
+  roundTrips?: { revisions: number; skipped?: string };
+}
+
+/** The pass for each dialect whose round trips ran, each on a scratch database of its own. */
+export async function dataPass(
+  given: { seed?: number; rows?: number } | undefined,
+  states: readonly DialectRun[],
+  withScratch: <T>(dialect: Dialect, fn: (driver: Introspectable) => Promise<T>) => Promise<T>,
+  add: (f: Finding) => void,
+  signal: AbortSignal | undefined,
+): Promise<DataSummary> {
+  const options = { seed: given?.seed ?? Math.floor(Math.random() * 1_000_000), rows: given?.rows ?? DEFAULT_ROWS };
+  const runs: DataRun[] = [];
+  for (const s of states) {
+    const roundTripped = s.roundTrips?.skipped ? 0 : (s.roundTrips?.revisions ?? 0);
+    if (roundTripped === 0) continue;
+    const scratch = <T>(fn: (driver: Introspectable) => Promise<T>) => withScratch(s.dialect, fn);
+    runs.push(await checkData({ ...s, roundTripped, withScratch: scratch, add, options, signal }));
+  }
+  return { ...options, runs };
+}
+
+/** Run the pass on one dialect; findings go to `add`. */
+export async function checkData(input: DataInput): Promise<DataRun> {
+  const { dialect, migrations, add } = input;
+  const waivers = new Map(migrations.map((m) => [m.revision, readDataWaivers(m.down, add)]));
+  const revisions = await input.withScratch(async (driver) => {
+    await driver.ensureRecordTable();
+    return revisionsOnData(input, driver, dataDb(await driver.schemaSource()), waivers);
+  });
+  for (const m of migrations.slice(0, revisions)) {
+    for (const w of waivers.get(m.revision) ?? []) {
+      if (w.used) continue;
+      add({
+        severity: 'warning',
+        code: 'UNUSED_WAIVER',
+        file: w.file,
+        line: w.line,
+        message: `"-- migrate:allow-data-loss ${w.text}" accepts nothing: the down loses no row or value of "${w.subject}" on populated tables. Remove it, or name the table (or table.column) as check reports it.`,
+      });
+    }
+  }
+  return { dialect, revisions, of: migrations.length };
+}
+
+async function revisionsOnData(
+  input: DataInput,
+  driver: Introspectable,
+  db: DataDb,
+  waivers: Map<string, DataWaiver[]>,
+): Promise<number> {
+  const { migrations, add, options } = input;
+  const filled = new Set<string>();
+  let done = 0;
+  for (const [i, m] of migrations.slice(0, input.roundTripped).entries()) {
+    const work = input.works.get(m.revision) as { up: StepWork; down: StepWork };
+    const run = async (direction: Direction): Promise<StepFailure | undefined> => {
+      input.signal?.throwIfAborted();
+      try {
+        await runStep(driver, work[direction]);
+        return undefined;
+      } catch (error) {
+        if (error instanceof StepFailure) return error;
+        throw error;
+      }
+    };
+    const before = await introspect(driver);
+    const tables = before.tables.map((t) => t.name);
+    if (tables.length === 0) {
+      // Nothing to fill: the round trip on empty tables already proved this revision.
+      if (await run('up')) return done;
+      done++;
+      continue;
+    }
+    const fresh = new Set(tables.filter((t) => !filled.has(t)));
+    for (const f of await fillTables(db, before, fresh, options.rows, options.seed + i)) {
+      filled.add(f.table);
+      if (f.inserted < f.wanted / 2)
+        add({
+          severity: 'note',
+          code: 'DATA_GENERATION',
+          file: m.up.path,
+          message: `check could generate only ${f.inserted} of ${f.wanted} rows for ${f.table} before this revision${f.refused ? ` (${f.refused})` : ''}: its rows are checked as far as they go.`,
+          on: { table: f.table },
+        });
+    }
+    const rowsBefore = await fingerprint(db, before, tables);
+    const stop = (failure: StepFailure, direction: Direction) => {
+      add(failsOnData(failure, work[direction], options));
+      return done;
+    };
+    const upFailed = await run('up');
+    if (upFailed) return stop(upFailed, 'up');
+    const downFailed = await run('down');
+    if (downFailed) return stop(downFailed, 'down');
+    const after = await introspect(driver);
+    const changes = compareFingerprints(rowsBefore, await fingerprint(db, after, tables));
+    for (const c of changes) add(dataLoss(c, m, waivers.get(m.revision) ?? []));
+    const againFailed = await run('up');
+    if (againFailed) {
+      // After a down that lost rows, the up failing on what is left is the sequel, not news.
+      if (changes.length === 0) stop(againFailed, 'up');
+      return done;
+    }
+    done++;
+  }
+  return done;
+}
+
+function failsOnData(failure: StepFailure, work: StepWork, options: DataOptions): Finding {
+  const d = failure.details;
+  const offset = d.offset ?? (d.statementIndex === undefined ? undefined : work.statements[d.statementIndex]?.offset);
+  const statement =
+    d.statementIndex !== undefined
+      ? work.statements[d.statementIndex]?.sql
+      : offset === undefined
+        ? undefined
+        : [...work.statements].reverse().find((s) => s.offset <= offset)?.sql;
+  const what = diagnose(statement ?? '', failure.message, work.sql);
+  const where = offset === undefined ? {} : lineColumn(work.sql, offset);
+  const state = d.code ? ` (${d.code})` : '';
+  return {
+    severity: 'error',
+    code: 'FAILS_ON_DATA',
+    file: work.file,
+    ...where,
+    message: `${what.sentence}: ${failure.message}${state}. It runs on empty tables and fails on ${options.rows} generated rows per table (seed ${options.seed}), as it would at deploy on a database in use.`,
+    ...(what.table === undefined
+      ? {}
+      : { on: { table: what.table, ...(what.column === undefined ? {} : { column: what.column }) } }),
+  };
+}
+
+function dataLoss(c: RowChange, m: Migration, waivers: DataWaiver[]): Finding {
+  const at = c.column === undefined ? c.table : `${c.table}.${c.column}`;
+  const first =
+    c.kind === 'changed'
+      ? `first: ${c.key}: ${c.before} before the up, ${c.after} after the down`
+      : c.kind === 'lost'
+        ? `first: ${c.key}: ${c.before}`
+        : `first: ${c.key}: ${c.after}`;
+  const what =
+    c.kind === 'lost'
+      ? `loses ${c.rows} of the ${c.of} rows of ${c.table} that were there before ${m.stem}.up.sql ran`
+      : c.kind === 'added'
+        ? `leaves ${c.rows} rows in ${c.table} that were not there before ${m.stem}.up.sql ran (duplicated or made up)`
+        : `changes ${at} in ${c.rows} of ${c.of} rows`;
+  const subjects = [c.table.toLowerCase(), at.toLowerCase()];
+  const hits = waivers.filter((w) => subjects.includes(w.subject));
+  for (const w of hits) w.used = true;
+  const finding: Finding = {
+    severity: hits.length > 0 ? 'note' : 'error',
+    code: 'DATA_LOSS',
+    file: m.down.path,
+    message:
+      hits.length > 0
+        ? `${what} (${first}); accepted by "-- migrate:allow-data-loss ${hits[0]?.text}".`
+        : `${what} (${first}). A down must give back the rows its up found. If it cannot, say why in this file: -- migrate:allow-data-loss ${at}: <reason>`,
+    subject: at,
+    on: { table: c.table, ...(c.column === undefined ? {} : { column: c.column }) },
+  };
+  return finding;
+}
+
+const WAIVER = /^\s*--\s*migrate:allow-data-loss\b\s*(.*)$/;
+
+/** The `-- migrate:allow-data-loss` lines of a down file's leading comment block; a malformed one is BAD_WAIVER. */
+function readDataWaivers(file: MigrationFile, add: (f: Finding) => void): DataWaiver[] {
+  if (!file.text.includes('migrate:allow-data-loss')) return [];
+  const out: DataWaiver[] = [];
+  const lines = file.text.split('\n');
+  for (const [i, line] of lines.entries()) {
+    if (line.trim() !== '' && !line.trim().startsWith('--')) break;
+    const m = WAIVER.exec(line);
+    if (!m) continue;
+    const text = (m[1] as string).trim();
+    const parsed = /^([^\s:]+):\s*(\S.*)$/.exec(text);
+    if (!parsed) {
+      add({
+        severity: 'error',
+        code: 'BAD_WAIVER',
+        file: file.path,
+        line: i + 1,
+        message: `"-- migrate:allow-data-loss ${text}" must name a table or column and say why: "-- migrate:allow-data-loss <table>[.<column>]: <why>".`,
+      });
+      continue;
+    }
+    out.push({ file: file.path, line: i + 1, text, subject: (parsed[1] as string).toLowerCase(), used: false });
+  }
+  return out;
+}
