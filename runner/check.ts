@@ -103,6 +103,8 @@ export async function check(config: CheckConfig = {}, options: CheckOptions = {}
 
   const waivers: Waiver[] = [];
   const sameRevisions = lintFolders(states, add, waivers);
+  const data =
+    config.data === false ? undefined : (await import('./data/pass.ts')).dataPass(config.data, add, options.signal);
 
   for (const s of states) {
     options.signal?.throwIfAborted();
@@ -112,24 +114,17 @@ export async function check(config: CheckConfig = {}, options: CheckOptions = {}
     } else if (s.dialect === 'postgres' && connection.dialect !== 'postgres') {
       s.roundTrips = { dialect: s.dialect, revisions: 0, of, skipped: 'no postgres:// URL given' };
     } else {
-      const revisions = await withScratch(s.dialect, connection, config.table ?? DEFAULT_TABLE, (driver) =>
-        roundTrip(s, driver, waivers, add, options.signal),
-      );
+      const table = config.table ?? DEFAULT_TABLE;
+      const revisions = await withScratch(s.dialect, connection, table, async (driver) => {
+        const done = await roundTrip(s, driver, waivers, add, options.signal);
+        await data?.run(s, done, driver, (fn) => withScratch(s.dialect, connection, table, fn));
+        return done;
+      });
       s.roundTrips = { dialect: s.dialect, revisions, of };
     }
   }
 
   const compared = compareAcross(states, sameRevisions, waivers, add);
-  const data =
-    config.data === false
-      ? undefined
-      : await (await import('./data/pass.ts')).dataPass(
-          config.data,
-          states,
-          (dialect, fn) => withScratch(dialect, connection, config.table ?? DEFAULT_TABLE, fn),
-          add,
-          options.signal,
-        );
 
   const reachedRoundTrip = new Map(states.map((s) => [s.dialect, s.roundTrips?.revisions ?? 0]));
   const order = new Map((states[0]?.migrations ?? []).map((m, i) => [m.revision, i]));
@@ -161,7 +156,7 @@ export async function check(config: CheckConfig = {}, options: CheckOptions = {}
     dialects: states.map((s) => s.dialect),
     roundTrips: states.map((s) => s.roundTrips as RoundTrips),
     compared,
-    ...(data ? { data } : {}),
+    ...(data ? { data: data.summary } : {}),
   };
 }
 

@@ -311,7 +311,7 @@ function timeValue(type: string, k: number): string {
   const at = new Date(Date.UTC(2024, 0, 1) + k * 3_600_000 + (k % 7) * 1000);
   const iso = at.toISOString();
   if (/^date$/i.test(type)) return iso.slice(0, 10);
-  if (/^time/i.test(type)) return iso.slice(11, 19);
+  if (/^time(?!stamp)/i.test(type)) return iso.slice(11, 19);
   return `${iso.slice(0, 10)} ${iso.slice(11, 19)}.${String(123456 + k).slice(-6)}`;
 }
 

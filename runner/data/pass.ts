@@ -61,31 +61,56 @@ export interface DataSummary {
   runs: DataRun[];
 }
 
-/** The dialect folders as check's round trips left them. */
+/** One dialect folder as check's round trips left it. */
 interface DialectRun {
   dialect: Dialect;
   migrations: readonly Migration[];
   works: ReadonlyMap<string, { up: StepWork; down: StepWork }>;
-  roundTrips?: { revisions: number; skipped?: string };
 }
 
-/** The pass for each dialect whose round trips ran, each on a scratch database of its own. */
-export async function dataPass(
+type Scratch = <T>(fn: (driver: Introspectable) => Promise<T>) => Promise<T>;
+
+/**
+ * The pass, run once per dialect right after its round trips, on the round trips' own scratch
+ * database when every applied down brings it back to empty (creating a PostgreSQL database
+ * costs more than the whole pass on a short folder), else on a fresh one from `fresh`.
+ */
+export function dataPass(
   given: { seed?: number; rows?: number } | undefined,
-  states: readonly DialectRun[],
-  withScratch: <T>(dialect: Dialect, fn: (driver: Introspectable) => Promise<T>) => Promise<T>,
   add: (f: Finding) => void,
   signal: AbortSignal | undefined,
-): Promise<DataSummary> {
+): {
+  summary: DataSummary;
+  run(s: DialectRun, roundTripped: number, driver: Introspectable, fresh: Scratch): Promise<void>;
+} {
   const options = { seed: given?.seed ?? Math.floor(Math.random() * 1_000_000), rows: given?.rows ?? DEFAULT_ROWS };
-  const runs: DataRun[] = [];
-  for (const s of states) {
-    const roundTripped = s.roundTrips?.skipped ? 0 : (s.roundTrips?.revisions ?? 0);
-    if (roundTripped === 0) continue;
-    const scratch = <T>(fn: (driver: Introspectable) => Promise<T>) => withScratch(s.dialect, fn);
-    runs.push(await checkData({ ...s, roundTripped, withScratch: scratch, add, options, signal }));
+  const summary: DataSummary = { ...options, runs: [] };
+  return {
+    summary,
+    async run(s, roundTripped, driver, fresh) {
+      if (roundTripped === 0) return;
+      const reuse: Scratch = async (fn) => ((await rewind(driver, s)) ? fn(driver) : fresh(fn));
+      summary.runs.push(await checkData({ ...s, roundTripped, withScratch: reuse, add, options, signal }));
+    },
+  };
+}
+
+/** Roll back every applied revision; true when the database is then as empty as a new one. */
+async function rewind(driver: Introspectable, s: DialectRun): Promise<boolean> {
+  const byRevision = new Map(s.migrations.map((m) => [m.revision, m]));
+  for (const row of (await driver.readRecord()).reverse()) {
+    const m = byRevision.get(row.revision);
+    const work = m && s.works.get(m.revision);
+    if (!work || row.status !== 'applied') return false;
+    try {
+      await runStep(driver, work.down);
+    } catch (error) {
+      if (error instanceof StepFailure) return false;
+      throw error;
+    }
   }
-  return { ...options, runs };
+  const left = await introspect(driver);
+  return left.tables.length === 0 && left.enums.length === 0 && Object.keys(left.others).length === 0;
 }
 
 /** Run the pass on one dialect; findings go to `add`. */
