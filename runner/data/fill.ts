@@ -15,6 +15,8 @@ export interface DataDb {
   all(sql: string): Promise<Array<Record<string, unknown>>>;
   /** Run one statement; how many rows it changed. */
   run(sql: string): Promise<number>;
+  /** Run one statement inside an open transaction; a failure undoes that statement only. */
+  attempt(sql: string): Promise<number>;
 }
 
 export function dataDb(source: SchemaSource): DataDb {
@@ -24,13 +26,27 @@ export function dataDb(source: SchemaSource): DataDb {
       dialect: 'sqlite',
       all: async (sql) => db.prepare(sql).all() as Array<Record<string, unknown>>,
       run: async (sql) => db.prepare(sql).run().changes,
+      // SQLite undoes the failed statement alone and keeps the transaction.
+      attempt: async (sql) => db.prepare(sql).run().changes,
     };
   }
+  const run = async (sql: string) => ((await source.query(sql)) as unknown as { count?: number }).count ?? 0;
   return {
     dialect: 'postgres',
     all: (sql) => source.query(sql),
-    // postgres.js gives the affected row count as the result's `count`.
-    run: async (sql) => ((await source.query(sql)) as unknown as { count?: number }).count ?? 0,
+    run,
+    // A failed statement aborts a PostgreSQL transaction: a savepoint keeps the rest.
+    attempt: async (sql) => {
+      await source.query('SAVEPOINT migrate_fill');
+      try {
+        const n = await run(sql);
+        await source.query('RELEASE SAVEPOINT migrate_fill');
+        return n;
+      } catch (error) {
+        await source.query('ROLLBACK TO SAVEPOINT migrate_fill');
+        throw error;
+      }
+    },
   };
 }
 
@@ -83,6 +99,26 @@ export async function fillTables(
 ): Promise<Filled[]> {
   const rng = new Rng(seed);
   const out: Filled[] = [];
+  // One transaction: a commit per statement would cost more than the rows themselves.
+  await db.run('BEGIN');
+  try {
+    await fillInOrder(db, schema, tables, rows, rng, out);
+    await db.run('COMMIT');
+  } catch (error) {
+    await db.run('ROLLBACK');
+    throw error;
+  }
+  return out;
+}
+
+async function fillInOrder(
+  db: DataDb,
+  schema: Schema,
+  tables: ReadonlySet<string>,
+  rows: number,
+  rng: Rng,
+  out: Filled[],
+): Promise<void> {
   for (const t of parentsFirst(schema.tables)) {
     if (!tables.has(t.name)) continue;
     const selfRef = t.foreignKeys.some((f) => f.refTable === t.name);
@@ -98,7 +134,6 @@ export async function fillTables(
     }
     out.push(filled);
   }
-  return out;
 }
 
 const PARENT_KEYS_LIMIT = 5000;
@@ -146,12 +181,12 @@ async function insert(db: DataDb, t: Table, g: Rows, filled: Filled): Promise<vo
   for (let i = 0; i < g.rows.length; i += size) {
     const chunk = g.rows.slice(i, i + size);
     try {
-      filled.inserted += await db.run(statement(head, chunk, db.dialect, t));
+      filled.inserted += await db.attempt(statement(head, chunk, db.dialect, t));
     } catch {
       // Row by row, so that one refused row does not cost the others.
       for (const row of chunk) {
         try {
-          filled.inserted += await db.run(statement(head, [row], db.dialect, t));
+          filled.inserted += await db.attempt(statement(head, [row], db.dialect, t));
         } catch (error) {
           filled.refused ??= (error as Error).message;
         }
