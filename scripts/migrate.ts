@@ -148,10 +148,11 @@ function checkSummary(r: CheckResult): string {
   const compared = r.compared.skipped
     ? `dialects not compared (${r.compared.skipped})`
     : `dialects compared at ${count(r.compared.revisions, 'revision')}`;
+  // The pass on populated tables on a line of its own, with the seed that reproduces its rows.
   const data = r.data
-    ? `; data: ${r.data.runs.map((d) => `${d.dialect} ${d.revisions}/${d.of}`).join(', ') || 'not run'} (seed ${r.data.seed}, ${r.data.rows} rows per table)`
-    : '; data: skipped (--no-data)';
-  return `check: ${count(r.errors, 'error')}, ${count(r.warnings, 'warning')}; round trips: ${trips}; ${compared}${data}`;
+    ? `data: ${r.data.runs.map((d) => `${d.dialect} ${d.revisions}/${d.of}`).join(', ') || 'not run'} on populated tables (seed ${r.data.seed}, ${r.data.rows} rows per table)`
+    : 'data: skipped (--no-data)';
+  return `check: ${count(r.errors, 'error')}, ${count(r.warnings, 'warning')}; round trips: ${trips}; ${compared}\n${data}`;
 }
 
 function where(p: { revision: string; name: string } | null): string {
