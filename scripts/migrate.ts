@@ -50,7 +50,7 @@ Options:
   --json               print one JSON object on stdout instead of text
   --no-data            check: skip the pass on populated tables
   --seed=N, --rows=N   check: the generated rows' seed (printed; random when not given) and
-                       how many per table (default 200)
+                       how many per table (default 100)
   --help, -h           this text
 
 Exit codes: 0 done, 1 a migration failed (check: a problem was found), 2 usage or validation
