@@ -31,6 +31,7 @@ import { runStep, StepFailure, toMigrationFailed } from './step.ts';
 import { checkLocks, scratchUrls } from './check-locks.ts';
 import { introspect, introspectable, type Introspectable } from './introspect.ts';
 import { compareDialects, compareSnapshots, normaliseSubject, type Difference, type Schema } from './schema.ts';
+import type { DataSummary } from './data/pass.ts';
 
 export type { CheckCode, Finding } from './lint.ts';
 
@@ -45,6 +46,8 @@ export interface CheckConfig {
   dir?: string;
   /** The record table the scratch databases keep (left out of every comparison). */
   table?: string;
+  /** The pass on populated tables (runner/data/): false skips it; seed and rows per table otherwise. */
+  data?: false | { seed?: number; rows?: number };
 }
 
 export interface CheckOptions {
@@ -74,6 +77,8 @@ export interface CheckResult {
   roundTrips: RoundTrips[];
   /** Revisions at which the two dialects' schemas were compared. */
   compared: { revisions: number; skipped?: string };
+  /** The pass on populated tables; absent when skipped. */
+  data?: DataSummary;
 }
 
 interface DialectState extends FolderState {
@@ -102,6 +107,8 @@ export async function check(config: CheckConfig = {}, options: CheckOptions = {}
 
   const waivers: Waiver[] = [];
   const sameRevisions = lintFolders(states, add, waivers);
+  const data =
+    config.data === false ? undefined : (await import('./data/pass.ts')).dataPass(config.data, add, options.signal);
 
   for (const s of states) {
     options.signal?.throwIfAborted();
@@ -110,9 +117,12 @@ export async function check(config: CheckConfig = {}, options: CheckOptions = {}
       s.roundTrips = { dialect: s.dialect, revisions: 0, of, skipped: `errors in ${displayPath(s.folder)}/` };
     } else {
       let database = '';
-      const revisions = await withScratch(s.dialect, connection, config.table ?? DEFAULT_TABLE, (driver, scratch) => {
+      const table = config.table ?? DEFAULT_TABLE;
+      const revisions = await withScratch(s.dialect, connection, table, async (driver, scratch) => {
         database = scratch.label;
-        return roundTrip(s, driver, waivers, add, options.signal, scratch);
+        const done = await roundTrip(s, driver, waivers, add, options.signal, scratch);
+        await data?.run(s, done, driver, (fn) => withScratch(s.dialect, connection, table, fn));
+        return done;
       });
       // Which PostgreSQL proved the folder is worth saying: a server's scratch database, or the embedded one.
       s.roundTrips = { dialect: s.dialect, revisions, of, ...(s.dialect === 'postgres' ? { database } : {}) };
@@ -151,11 +161,12 @@ export async function check(config: CheckConfig = {}, options: CheckOptions = {}
   return {
     ok: errors === 0,
     errors,
-    warnings: findings.length - errors,
+    warnings: findings.filter((f) => f.severity === 'warning').length,
     findings,
     dialects: states.map((s) => s.dialect),
     roundTrips: states.map((s) => s.roundTrips as RoundTrips),
     compared,
+    ...(data ? { data: data.summary } : {}),
   };
 }
 

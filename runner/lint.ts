@@ -41,11 +41,16 @@ export type CheckCode =
   | 'UNUSED_WAIVER'
   | 'LOCKS_TABLE'
   | 'REWRITES_TABLE'
+  // on populated scratch tables (data/pass.ts)
+  | 'FAILS_ON_DATA'
+  | 'DATA_LOSS'
+  | 'DATA_GENERATION'
   // the committed schema files (<dir>/schema/<dialect>.sql)
   | 'SCHEMA_STALE';
 
 export interface Finding {
-  severity: 'error' | 'warning';
+  /** A note (a waived data loss, say) is shown and counted as neither error nor warning. */
+  severity: 'error' | 'warning' | 'note';
   code: CheckCode;
   /** Path as shown to users (relative to the working directory when below it). */
   file: string;
@@ -54,6 +59,8 @@ export interface Finding {
   message: string;
   /** For a difference a waiver could accept: what `-- migrate:allow-difference` would name. */
   subject?: string;
+  /** The table (and column) a finding on populated tables is about. */
+  on?: { table: string; column?: string };
 }
 
 /** A `-- migrate:allow-difference <subject>: <reason>` line. */

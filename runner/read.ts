@@ -9,7 +9,7 @@ import { MigrateError } from './errors.ts';
 import type { MigrationFile } from './files.ts';
 import { lineColumn } from './position.ts';
 
-const KNOWN_DIRECTIVES = new Set(['no-transaction', 'allow-difference', 'allow-lock']);
+const KNOWN_DIRECTIVES = new Set(['no-transaction', 'allow-difference', 'allow-lock', 'allow-data-loss']);
 
 /** Shared by every file without `allow-difference` lines, rather than an empty array each. */
 const NO_REASONS: readonly string[] = Object.freeze([]);
@@ -71,7 +71,7 @@ function readDirectives(
     }
     if (name === 'no-transaction') transactional = false;
     else if (name === 'allow-lock') allowLocks.push((m[2] as string).trim());
-    else allowDifferences.push((m[2] as string).trim());
+    else if (name === 'allow-difference') allowDifferences.push((m[2] as string).trim());
   }
   return { transactional, allowDifferences, allowLocks: allowLocks.length > 0 ? allowLocks : NO_REASONS };
 }

@@ -64,6 +64,9 @@ Options:
   --strict             out-of-order pending revisions are an error, not a warning
   --write              schema: write DIR/schema/postgres.sql and sqlite.sql instead of printing
   --json               print one JSON object on stdout instead of text
+  --no-data            check: skip the pass on populated tables
+  --seed=N, --rows=N   check: the generated rows' seed (printed; random when not given) and
+                       how many per table (default 100)
   --help, -h           this text
 
 Exit codes: 0 done, 1 a migration failed (check: a problem was found; drift: the database
@@ -88,6 +91,9 @@ const OPTIONS = {
   strict: { type: 'boolean' },
   write: { type: 'boolean' },
   json: { type: 'boolean' },
+  'no-data': { type: 'boolean' },
+  seed: { type: 'string' },
+  rows: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -164,7 +170,11 @@ function checkSummary(r: CheckResult): string {
   const compared = r.compared.skipped
     ? `dialects not compared (${r.compared.skipped})`
     : `dialects compared at ${count(r.compared.revisions, 'revision')}`;
-  return `check: ${count(r.errors, 'error')}, ${count(r.warnings, 'warning')}; round trips: ${trips}; ${compared}`;
+  // The pass on populated tables on a line of its own, with the seed that reproduces its rows.
+  const data = r.data
+    ? `data: ${r.data.runs.map((d) => `${d.dialect} ${d.revisions}/${d.of}`).join(', ') || 'not run'} on populated tables (seed ${r.data.seed}, ${r.data.rows} rows per table)`
+    : 'data: skipped (--no-data)';
+  return `check: ${count(r.errors, 'error')}, ${count(r.warnings, 'warning')}; round trips: ${trips}; ${compared}\n${data}`;
 }
 
 function where(p: { revision: string; name: string } | null): string {
@@ -259,7 +269,21 @@ async function runStamp({ cli, config, values, operand }: Run): Promise<number> 
   return EXIT.ok;
 }
 
-async function runCheck({ cli, config }: Run): Promise<number> {
+/** `--no-data`, `--seed=N`, `--rows=N` as check's `data` setting. */
+function dataOption(values: Values): false | { seed?: number; rows?: number } {
+  if (values['no-data']) return false;
+  const whole = (name: 'seed' | 'rows', min: number) => {
+    const text = values[name];
+    if (text === undefined) return {};
+    const n = Number(text);
+    if (!Number.isSafeInteger(n) || n < min)
+      throw new MigrateError('BAD_OPTION', `--${name} takes a whole number (at least ${min}), not "${text}".`);
+    return { [name]: n };
+  };
+  return { ...whole('seed', 0), ...whole('rows', 1) };
+}
+
+async function runCheck({ cli, config, values }: Run): Promise<number> {
   // Ctrl-C stops between two steps, so that the scratch databases are still removed; a
   // second Ctrl-C ends the process at once.
   const abort = new AbortController();
@@ -269,7 +293,10 @@ async function runCheck({ cli, config }: Run): Promise<number> {
   let result: CheckResult;
   try {
     const { check } = await import('../runner/check.ts');
-    result = await check({ url: config.url, dir: config.dir, table: config.table }, { signal: abort.signal });
+    result = await check(
+      { url: config.url, dir: config.dir, table: config.table, data: dataOption(values) },
+      { signal: abort.signal },
+    );
   } catch (error) {
     if (!abort.signal.aborted) throw error;
     warn(cli, 'check: interrupted; its scratch databases were removed.');

@@ -121,7 +121,8 @@ describe('check: planted defects, one per fixture', () => {
   });
 
   it('a column nullable in one dialect only', { skip: NEEDS_SERVER }, async () => {
-    const r = await check(fixture('check-nullable-one-dialect'), true);
+    // Its PostgreSQL up also fails on populated tables (test/check-data.test.ts): one defect at a time here.
+    const r = await check(fixture('check-nullable-one-dialect'), true, '--no-data');
     assert.equal(r.code, 1, r.stdout + r.stderr);
     findingLine(
       r,
