@@ -25,7 +25,7 @@ import type { MigrationFailed } from './errors.ts';
 import { DEFAULT_DIR, DEFAULT_TABLE, DEFAULT_URL, parseUrl, type Connection } from './config.ts';
 import { DIALECTS, dialectFolder, displayPath, isDirectory, type Dialect, type Migration } from './files.ts';
 import { lintFolders, type Finding, type FolderState, type Waiver } from './lint.ts';
-import { openDriver } from './migrator.ts';
+import { openDriver } from './session.ts';
 import { embeddedLacks, lackedExtension, serveEmbeddedPostgres } from './embedded.ts';
 import { runStep, StepFailure, toMigrationFailed } from './step.ts';
 import { checkLocks, scratchUrls } from './check-locks.ts';

@@ -12,17 +12,10 @@ import { createHash } from 'node:crypto';
 import type { Capabilities, Driver, Limits, Observation, RecordRow, RecordTableState } from '../driver.ts';
 import { StatementFailed, TransactionLeftOpen } from '../driver.ts';
 import { MigrateError } from '../errors.ts';
-import { hideSecrets, parseTableName, parseUrl, type PostgresServer } from '../config.ts';
+import { hideSecrets, parseTableName, type PostgresServer } from '../config.ts';
+import { type ClientOptions, clientOptions, observeSession, serverOf } from './postgres-client.ts';
 import { recordTableState, toRecordRow } from '../record.ts';
-import {
-  catalog,
-  COLUMNS,
-  isConnectionError,
-  missingRight,
-  postgresSql,
-  quoteIdent,
-  toObservation,
-} from './postgres-sql.ts';
+import { catalog, COLUMNS, isConnectionError, missingRight, postgresSql, quoteIdent } from './postgres-sql.ts';
 import type { SchemaSource } from '../introspect.ts';
 
 type Sql = postgres.Sql;
@@ -40,12 +33,6 @@ export interface PostgresOptions {
   create: boolean;
   /** When set (epoch ms, `--wait`'s limit): each connect attempt gives up by then. */
   deadline?: number;
-}
-
-function serverOf(url: string): PostgresServer {
-  const c = parseUrl(url);
-  if (c.dialect !== 'postgres') throw new MigrateError('BAD_URL', `${c.display} is not a PostgreSQL URL.`);
-  return c.server;
 }
 
 /** Queries sent behind the lock; undefined where they failed or were not sent. */
@@ -117,27 +104,8 @@ export class PostgresDriver implements Driver {
     return this.#sql;
   }
 
-  #options(name: string): postgres.Options<Record<string, postgres.PostgresType>> {
-    const s = this.#server;
-    return {
-      // Arrays pair hosts with ports by index (postgres.js reads both forms; its types know one).
-      host: s.host as unknown as string | undefined,
-      port: s.port as unknown as number | undefined,
-      database: s.database,
-      username: s.username,
-      password: s.password,
-      ...(s.ssl === undefined ? {} : { ssl: s.ssl as 'require' | false }),
-      ...(s.targetSessionAttrs === undefined ? {} : { target_session_attrs: s.targetSessionAttrs as 'read-write' }),
-      max: 1,
-      // Holding the session lock on an idle connection must never end it: postgres.js would
-      // otherwise recycle the connection after 30-60 min (max_lifetime) and silently release
-      // the advisory lock along with it.
-      idle_timeout: 0,
-      max_lifetime: null,
-      connect_timeout:
-        this.#deadline === undefined
-          ? (s.connectTimeout ?? 10)
-          : Math.max(0.1, Math.min(s.connectTimeout ?? 10, (this.#deadline - Date.now()) / 1000)),
+  #options(name: string): ClientOptions {
+    return clientOptions(this.#server, this.#deadline, name, {
       // The library never prints; postgres.js would console.log every NOTICE without this.
       onnotice: (notice) => {
         if (typeof notice.code === 'string') this.#notices.add(notice.code);
@@ -145,13 +113,7 @@ export class PostgresDriver implements Driver {
       onclose: () => {
         if (this.#locked) this.#lost = true;
       },
-      // Unnamed statements only: works through poolers, and nothing to re-prepare after a reconnect.
-      prepare: false,
-      // We read no arrays or custom types: save the round trip at connect.
-      fetch_types: false,
-      debug: false,
-      connection: { application_name: name, ...s.parameters },
-    };
+    });
   }
 
   /** Every query goes through here: a connection failure becomes CONNECTION_FAILED, naming the URL without its password. */
@@ -479,24 +441,14 @@ export class PostgresDriver implements Driver {
    * session waits on, who is ahead of it, and an index build's progress.
    */
   async observe(withQuery: boolean): Promise<Observation | undefined> {
-    const pid = this.#pid;
-    if (pid === undefined) return undefined;
-    try {
-      this.#observer ??= postgres({
-        ...this.#options('sql-migrate (observer)'),
-        connect_timeout: 5,
-        onnotice: () => {},
-        onclose: () => {},
-      });
-      const o = this.#observer;
-      const [rows, [index]] = await Promise.all([
-        o.unsafe(catalog.blockers(pid, withQuery)),
-        o.unsafe(catalog.indexProgress(pid)),
-      ]);
-      return toObservation(rows, index, withQuery);
-    } catch {
-      return undefined;
-    }
+    if (this.#pid === undefined) return undefined;
+    this.#observer ??= postgres({
+      ...this.#options('sql-migrate (observer)'),
+      connect_timeout: 5,
+      onnotice: () => {},
+      onclose: () => {},
+    });
+    return observeSession(this.#observer, this.#pid, withQuery);
   }
 
   async invalidIndex(name: string): Promise<boolean> {

@@ -1,0 +1,78 @@
+/**
+ * How the PostgreSQL driver's connections are made: the options postgres.js gets for the
+ * runner's one session and for the second sessions that watch it, and what a watcher reads.
+ */
+import type postgres from 'postgres';
+import { MigrateError } from '../errors.ts';
+import { parseUrl, type PostgresServer } from '../config.ts';
+import type { Observation } from '../driver.ts';
+import { catalog, toObservation } from './postgres-sql.ts';
+
+export type ClientOptions = postgres.Options<Record<string, postgres.PostgresType>>;
+
+/** The server a URL names; for callers that hold only a URL. */
+export function serverOf(url: string): PostgresServer {
+  const c = parseUrl(url);
+  if (c.dialect !== 'postgres') throw new MigrateError('BAD_URL', `${c.display} is not a PostgreSQL URL.`);
+  return c.server;
+}
+
+/**
+ * One connection (`max: 1`) to `server`, named `name` in pg_stat_activity. `deadline` (epoch ms,
+ * `--wait`'s limit) cuts the connect timeout to what is left.
+ */
+export function clientOptions(
+  server: PostgresServer,
+  deadline: number | undefined,
+  name: string,
+  hooks: Pick<ClientOptions, 'onnotice' | 'onclose'>,
+): ClientOptions {
+  const s = server;
+  return {
+    // Arrays pair hosts with ports by index (postgres.js reads both forms; its types know one).
+    host: s.host as unknown as string | undefined,
+    port: s.port as unknown as number | undefined,
+    database: s.database,
+    username: s.username,
+    password: s.password,
+    ...(s.ssl === undefined ? {} : { ssl: s.ssl as 'require' | false }),
+    ...(s.targetSessionAttrs === undefined ? {} : { target_session_attrs: s.targetSessionAttrs as 'read-write' }),
+    max: 1,
+    // Holding the session lock on an idle connection must never end it: postgres.js would
+    // otherwise recycle the connection after 30-60 min (max_lifetime) and silently release
+    // the advisory lock along with it.
+    idle_timeout: 0,
+    max_lifetime: null,
+    connect_timeout:
+      deadline === undefined
+        ? (s.connectTimeout ?? 10)
+        : Math.max(0.1, Math.min(s.connectTimeout ?? 10, (deadline - Date.now()) / 1000)),
+    ...hooks,
+    // Unnamed statements only: works through poolers, and nothing to re-prepare after a reconnect.
+    prepare: false,
+    // We read no arrays or custom types: save the round trip at connect.
+    fetch_types: false,
+    debug: false,
+    connection: { application_name: name, ...s.parameters },
+  };
+}
+
+/**
+ * From a second connection: what session `pid` waits on, who is ahead of it, and an index
+ * build's progress. Undefined when the watcher cannot tell (it could not connect, say).
+ */
+export async function observeSession(
+  observer: postgres.Sql,
+  pid: number,
+  withQuery: boolean,
+): Promise<Observation | undefined> {
+  try {
+    const [rows, [index]] = await Promise.all([
+      observer.unsafe(catalog.blockers(pid, withQuery)),
+      observer.unsafe(catalog.indexProgress(pid)),
+    ]);
+    return toObservation(rows, index, withQuery);
+  } catch {
+    return undefined;
+  }
+}
