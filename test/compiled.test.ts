@@ -88,7 +88,7 @@ describe('compiled CLI (npm run build)', () => {
 
   it('check, new and a .env match too: the parts the bundle loads only when needed', async () => {
     const url = hasPostgresServer ? (process.env.TEST_POSTGRES_URL as string) : undefined; // check's scratch database needs a server
-    const checkArgs = ['check', '--dir', fixture('check-clean'), ...(url ? ['--url', url] : [])];
+    const checkArgs = ['check', '--seed=7', '--dir', fixture('check-clean'), ...(url ? ['--url', url] : [])];
     assert.deepEqual(await runCli(checkArgs, { compiled: bundle }), await runCli(checkArgs));
     const scratch = mkdtempSync(join(tmpdir(), 'migrate-compiled-'));
     try {
