@@ -2,7 +2,7 @@
  * How the PostgreSQL driver's connections are made: the options postgres.js gets for the
  * runner's one session and for the second sessions that watch it, and what a watcher reads.
  */
-import type postgres from 'postgres';
+import postgres from 'postgres';
 import { MigrateError } from '../errors.ts';
 import { parseUrl, type PostgresServer } from '../config.ts';
 import type { Observation } from '../driver.ts';
@@ -75,4 +75,40 @@ export async function observeSession(
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Behind a pooler, a session lock holds only if each client keeps its server session (session
+ * mode). Transaction mode hands a client's next statement to any server session: two runners
+ * could then share one and both "hold" the lock, and it would stay behind on that session.
+ * A second client (`probe`) asks which server session it got while ours sits idle: in session
+ * mode never ours; in transaction mode the pooler usually hands ours straight over.
+ */
+export async function transactionMode(
+  probe: postgres.Sql,
+  ours: () => Promise<unknown>,
+  pid: number | undefined,
+): Promise<boolean> {
+  try {
+    for (let i = 0; i < 3; i++) {
+      const now = await ours();
+      const [theirs] = await probe.unsafe(catalog.backendPid);
+      if (now !== pid || theirs?.pid === pid) return true;
+    }
+    return false;
+  } finally {
+    await probe.end({ timeout: 1 });
+  }
+}
+
+/** A step's limits refused with `moved`: the statement reached another server session than the lock's. */
+export function movedSession(error: unknown): boolean {
+  return error instanceof postgres.PostgresError && error.code === '22023' && /"moved"/.test(error.message);
+}
+
+export function transactionPooler(display: string): MigrateError {
+  return new MigrateError(
+    'TRANSACTION_POOLER',
+    `${display} is a pooler in transaction mode (PgBouncer's pool_mode = transaction, say): the migration lock cannot hold there, so two runners could apply one migration. Use a direct URL to the server, or a session-mode pool, for migrations.`,
+  );
 }

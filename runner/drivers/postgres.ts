@@ -13,7 +13,15 @@ import type { Capabilities, Driver, Limits, Observation, RecordRow, RecordTableS
 import { StatementFailed, TransactionLeftOpen } from '../driver.ts';
 import { MigrateError } from '../errors.ts';
 import { hideSecrets, parseTableName, type PostgresServer } from '../config.ts';
-import { type ClientOptions, clientOptions, observeSession, serverOf } from './postgres-client.ts';
+import {
+  type ClientOptions,
+  clientOptions,
+  movedSession,
+  observeSession,
+  serverOf,
+  transactionMode,
+  transactionPooler,
+} from './postgres-client.ts';
 import { recordTableState, toRecordRow } from '../record.ts';
 import { catalog, COLUMNS, isConnectionError, missingRight, postgresSql, quoteIdent } from './postgres-sql.ts';
 import type { SchemaSource } from '../introspect.ts';
@@ -205,37 +213,20 @@ export class PostgresDriver implements Driver {
     }
   }
 
-  /**
-   * Behind a pooler, a session lock holds only if each client keeps its server session (session
-   * mode). Transaction mode hands a client's next statement to any server session: two runners
-   * could then share one and both "hold" the lock, and it would stay behind on that session.
-   * A second client asks which server session it got while ours sits idle: in session mode never
-   * ours; in transaction mode the pooler usually hands ours straight over. Only paid behind a pooler.
-   */
+  /** Only paid behind a pooler: see {@link transactionMode}. */
   async #refuseTransactionPooler(): Promise<void> {
     const probe = postgres({ ...this.#options('sql-migrate (pooler probe)'), onnotice: () => {}, onclose: () => {} });
-    try {
-      for (let i = 0; i < 3; i++) {
-        const [ours] = await this.#do((sql) => sql.unsafe(catalog.backendPid));
-        const [theirs] = await probe.unsafe(catalog.backendPid);
-        if (ours?.pid !== this.#pid || theirs?.pid === this.#pid) throw this.#transactionPooler();
-      }
-    } finally {
-      await probe.end({ timeout: 1 });
-    }
+    const ours = async () => (await this.#do((sql) => sql.unsafe(catalog.backendPid)))[0]?.pid;
+    if (await transactionMode(probe, ours, this.#pid)) throw transactionPooler(this.#display);
   }
 
   /** The limits refused `moved`: the statement reached another server session than the lock's. */
   #moved(error: unknown): unknown {
-    const moved = error instanceof postgres.PostgresError && error.code === '22023' && /"moved"/.test(error.message);
-    return moved ? this.#transactionPooler() : error;
+    return movedSession(error) ? transactionPooler(this.#display) : error;
   }
 
   #transactionPooler(): MigrateError {
-    return new MigrateError(
-      'TRANSACTION_POOLER',
-      `${this.#display} is a pooler in transaction mode (PgBouncer's pool_mode = transaction, say): the migration lock cannot hold there, so two runners could apply one migration. Use a direct URL to the server, or a session-mode pool, for migrations.`,
-    );
+    return transactionPooler(this.#display);
   }
 
   /**
