@@ -216,7 +216,7 @@ export class PostgresDriver implements Driver {
   /** Only paid behind a pooler: see {@link transactionMode}. */
   async #refuseTransactionPooler(): Promise<void> {
     const probe = postgres({ ...this.#options('sql-migrate (pooler probe)'), onnotice: () => {}, onclose: () => {} });
-    const ours = async () => (await this.#do((sql) => sql.unsafe(catalog.backendPid)))[0]?.pid;
+    const ours = async (query: string) => (await this.#do((sql) => sql.unsafe(query)))[0];
     if (await transactionMode(probe, ours, this.#pid)) throw transactionPooler(this.#display);
   }
 
