@@ -34,9 +34,14 @@ function folder(up: string, down = '-- nothing'): string {
 const connect = (url: string, app: string) =>
   postgres(url, { max: 1, onnotice: () => {}, fetch_types: false, connection: { application_name: app } });
 
-/** 20 loops reading `users` every 10 ms; returns the longest any one query waited. */
-function clients(url: string) {
+/**
+ * 20 loops reading `users` every 10 ms; `end` returns the longest any one query waited. Each
+ * client has connected and read once before the loops start, so a connection being made is
+ * never counted as a wait.
+ */
+async function clients(url: string) {
   const pools = Array.from({ length: 20 }, (_, i) => connect(url, `client-${i}`));
+  await Promise.all(pools.map((c) => c`SELECT 1`));
   let stop = false;
   let longest = 0;
   const loops = pools.map(async (c) => {
@@ -57,20 +62,24 @@ function clients(url: string) {
   };
 }
 
-/** Until the runner's session waits for a lock. */
-async function queued(url: string): Promise<void> {
+/** Until a session whose application_name matches `app` (a LIKE pattern) waits for a lock it has not been granted. */
+async function waiting(url: string, app: string): Promise<void> {
   const sql = connect(url, 'watch');
   try {
     for (;;) {
-      const rows =
-        await sql`SELECT 1 FROM pg_stat_activity WHERE application_name = 'sql-migrate' AND wait_event_type = 'Lock'`;
+      const rows = await sql`
+        SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE NOT l.granted AND a.application_name LIKE ${app}`;
       if (rows.length > 0) return;
-      await new Promise((r) => setTimeout(r, 50));
+      await new Promise((r) => setTimeout(r, 20));
     }
   } finally {
     await sql.end();
   }
 }
+
+/** Until the runner's session waits for a lock. */
+const queued = (url: string) => waiting(url, 'sql-migrate');
 
 /** A session of "the bot" that read `users` and sits idle in its transaction. */
 async function blocker(url: string) {
@@ -116,7 +125,7 @@ describe('table locks on PostgreSQL', {
     try {
       const dir = folder('ALTER TABLE users ADD COLUMN nickname text;');
       const bot = await blocker(db.url);
-      const load = clients(db.url);
+      const load = await clients(db.url);
       const run = startCli(['head', '--url', db.url, '--dir', dir]);
       await new Promise((r) => setTimeout(r, 8000));
       await bot.commit();
@@ -138,11 +147,14 @@ describe('table locks on PostgreSQL', {
     try {
       const dir = folder('ALTER TABLE users ADD COLUMN nickname text;');
       const bot = await blocker(db.url);
+      const load = await clients(db.url);
       const run = startCli(['head', '--url', db.url, '--dir', dir, '--table-lock-timeout=0']);
-      await queued(db.url); // the ALTER waits in the lock queue before the clients start
-      const load = clients(db.url);
-      // 8.5 s leaves room for a loaded machine; the queue is what the test proves, not its length.
-      await new Promise((r) => setTimeout(r, 8500));
+      // The clients queue behind the ALTER once it is queued (they do not conflict with the
+      // blocker itself): from the moment one is seen waiting, that query cannot end before the
+      // blocker commits, 8 s later, however slow the machine.
+      await queued(db.url);
+      await waiting(db.url, 'client-%');
+      await new Promise((r) => setTimeout(r, 8000));
       await bot.commit();
       const result = await run.done;
       const longest = await load.end();
