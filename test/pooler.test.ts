@@ -190,7 +190,8 @@ describe('poolers', { skip: (!hasPostgresServer || !PGBOUNCER) && 'needs a Postg
 
   const pool = { default_pool_size: 4, min_pool_size: 4 };
 
-  for (const order of [{}, { server_round_robin: 1 }]) {
+  const orders: Array<Record<string, number>> = [{}, { server_round_robin: 1 }];
+  for (const order of orders) {
     const how = 'server_round_robin' in order ? 'rotated (server_round_robin)' : 'most recent first (the default)';
     it(`transaction mode, a lone runner, a pool of 4 idle server sessions handed out ${how}: always refused, nothing applied, no lock left`, async () => {
       const bouncer = await startBouncer('transaction', { ...pool, ...order });

@@ -69,7 +69,7 @@ async function waiting(url: string, app: string): Promise<void> {
     for (;;) {
       const rows = await sql`
         SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-        WHERE NOT l.granted AND a.application_name LIKE ${app}`;
+        WHERE NOT l.granted AND a.application_name LIKE ${app} AND a.datname = current_database()`;
       if (rows.length > 0) return;
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -271,9 +271,95 @@ describe('table locks on PostgreSQL', {
       assert.match(
         result.stderr,
         new RegExp(
-          `still on 20250101_000000 after 5 s: waiting for a lock on users .*held by pid ${bot.pid} .*idle in transaction`,
+          `still on 20250101_000000 after [5-9] s: waiting for a lock on users .*held by pid ${bot.pid} .*idle in transaction`,
         ),
       );
+    } finally {
+      await db.drop();
+    }
+  });
+
+  /** Until an index build on the database is in `phase` (pg_stat_progress_create_index). */
+  async function inPhase(url: string, phase: string): Promise<void> {
+    const sql = connect(url, 'watch');
+    try {
+      while (
+        (await sql`SELECT 1 FROM pg_stat_progress_create_index WHERE phase = ${phase} AND datname = current_database()`)
+          .length === 0
+      ) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    } finally {
+      await sql.end();
+    }
+  }
+
+  const valid = async (index: string) => {
+    const sql = connect(db.url, 'check');
+    const [row] = await sql`SELECT indisvalid AS ok FROM pg_index WHERE indexrelid = to_regclass(${index})`;
+    await sql.end();
+    return row?.ok === true;
+  };
+
+  it('an index build held up by an old snapshot: every 5 s its phase and whose transaction it waits for; once that ends, the index is built, valid', async () => {
+    await setup();
+    const dir = folder('-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY users_id_idx ON users (id);\n');
+    // A snapshot older than the build: CREATE INDEX CONCURRENTLY waits for it before it can finish.
+    const report = connect(db.url, 'bot-report');
+    await report`BEGIN ISOLATION LEVEL REPEATABLE READ`;
+    const [row] = await report`SELECT count(*), pg_backend_pid() AS pid FROM users`;
+    let open = true;
+    try {
+      const run = startCli(['head', '--url', db.url, '--dir', dir, '--table-lock-timeout=0']);
+      await inPhase(db.url, 'waiting for old snapshots');
+      await new Promise((r) => setTimeout(r, 7000));
+      await report`COMMIT`;
+      open = false;
+      const result = await run.done;
+      assert.equal(result.code, 0, result.stderr);
+      const lines = result.stderr.split('\n').filter((l) => l.startsWith('still on '));
+      const line = new RegExp(
+        `^still on 20250101_000000 after [5-9] s: index build: waiting for old snapshots, on pid ${row?.pid} \\(application_name "bot-report", user \\w+, idle in transaction, transaction open \\d+\\.\\d s\\)$`,
+      );
+      assert.ok(
+        lines.some((l) => line.test(l)),
+        result.stderr,
+      );
+      // Blocks are counted in the scanning phases only: none is claimed for a wait.
+      for (const l of lines) if (/: index build: waiting/.test(l)) assert.doesNotMatch(l, /blocks/);
+      assert.ok(await valid('users_id_idx'), 'the index should be valid');
+      assert.deepEqual((await columns()).applied, ['20250101_000000']);
+    } finally {
+      if (open) await report`COMMIT`;
+      await report.end();
+      await db.drop();
+    }
+  });
+
+  it('an index build scanning its table: every 5 s the phase and its blocks done of the total', async () => {
+    await setup();
+    // 100 blocks of 4 rows, and an index expression that takes 20 ms a row: the table scan lasts
+    // about 8 s whatever the machine's speed, long enough to be seen mid-way at 5 s.
+    const sql = connect(db.url, 'setup');
+    await sql`CREATE TABLE docs (id int, body text)`;
+    await sql`INSERT INTO docs SELECT g, repeat('x', 1900) FROM generate_series(1, 400) g`;
+    await sql.unsafe(
+      `CREATE FUNCTION slow_id(int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN PERFORM pg_sleep(0.02); RETURN $1; END $$`,
+    );
+    const [size] = await sql`SELECT (pg_relation_size('docs') / current_setting('block_size')::int)::int AS blocks`;
+    await sql.end();
+    try {
+      const dir = folder('-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY docs_slow_idx ON docs (slow_id(id));\n');
+      const result = await runCli(['head', '--url', db.url, '--dir', dir]);
+      assert.equal(result.code, 0, result.stderr);
+      const m =
+        /^still on 20250101_000000 after [5-7] s: index build: building index: scanning table, (\d+)\/(\d+) blocks$/m.exec(
+          result.stderr,
+        );
+      assert.ok(m, result.stderr);
+      assert.equal(Number(m[2]), size?.blocks);
+      assert.ok(Number(m[1]) > 0 && Number(m[1]) < Number(m[2]), m[0]);
+      assert.ok(await valid('docs_slow_idx'), 'the index should be valid');
     } finally {
       await db.drop();
     }

@@ -408,11 +408,11 @@ export class PostgresDriver implements Driver {
     // No transaction to be LOCAL to: set for the statement, back to the defaults right after,
     // all three in one round trip. The reset runs whether or not the statement failed.
     await this.#do(async (sql) => {
-      const [set, run, reset] = await Promise.allSettled([
-        sql.unsafe(catalog.limits(limits, false, this.#pid)),
-        sql.unsafe(text),
-        sql.unsafe(catalog.resetLimits),
-      ]);
+      const limited = sql.unsafe(catalog.limits(limits, false, this.#pid));
+      // Behind a pooler the statement goes only once its session has been checked: sent along,
+      // it would run even where the check failed.
+      if (this.#pooled) await limited.catch((error: unknown) => Promise.reject(this.#moved(error)));
+      const [set, run, reset] = await Promise.allSettled([limited, sql.unsafe(text), sql.unsafe(catalog.resetLimits)]);
       if (set.status === 'rejected') throw this.#moved(set.reason);
       for (const r of [run, reset]) if (r.status === 'rejected') throw r.reason;
     });
