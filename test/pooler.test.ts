@@ -190,16 +190,37 @@ describe('poolers', { skip: (!hasPostgresServer || !PGBOUNCER) && 'needs a Postg
 
   const pool = { default_pool_size: 4, min_pool_size: 4 };
 
-  const orders: Array<Record<string, number>> = [{}, { server_round_robin: 1 }];
-  for (const order of orders) {
-    const how = 'server_round_robin' in order ? 'rotated (server_round_robin)' : 'most recent first (the default)';
-    it(`transaction mode, a lone runner, a pool of 4 idle server sessions handed out ${how}: always refused, nothing applied, no lock left`, async () => {
-      const bouncer = await startBouncer('transaction', { ...pool, ...order });
+  /** Other clients of the pool (the bot) each reading in a loop with short pauses, until stopped. */
+  function traffic(url: string, count: number) {
+    let stop = false;
+    const clients = Array.from({ length: count }, () => postgres(url, { max: 1, prepare: false, fetch_types: false }));
+    const loops = clients.map(async (c) => {
+      while (!stop) {
+        await c`SELECT pg_sleep(0.002)`;
+        await new Promise((r) => setTimeout(r, Math.random() * 5));
+      }
+    });
+    return async () => {
+      stop = true;
+      await Promise.all(loops);
+      await Promise.all(clients.map((c) => c.end({ timeout: 1 })));
+    };
+  }
+
+  const cases: Array<{ how: string; settings: Record<string, number>; runs: number; busy: number }> = [
+    { how: 'most recent first (the default)', settings: {}, runs: 20, busy: 0 },
+    { how: 'rotated (server_round_robin)', settings: { server_round_robin: 1 }, runs: 6, busy: 0 },
+    { how: 'most recent first, 2 other clients busy on it', settings: {}, runs: 6, busy: 2 },
+  ];
+  for (const c of cases) {
+    it(`transaction mode, a lone runner, a pool of 4 server sessions handed out ${c.how}: always refused, nothing applied, no lock left`, async () => {
+      const bouncer = await startBouncer('transaction', { ...pool, ...c.settings });
       try {
         const url = `postgres://postgres@127.0.0.1:${bouncer.port}/${new URL(db.url).pathname.slice(1)}`;
         assert.ok((await prewarm(url, 4)) >= 4, 'the pool should hold 4 server sessions');
-        const runs = 'server_round_robin' in order ? 6 : 20;
-        for (const r of await lone(url, runs)) {
+        const stop = traffic(url, c.busy);
+        const results = await lone(url, c.runs).finally(stop);
+        for (const r of results) {
           assert.equal(r.code, 2, r.stderr);
           assert.match(r.stderr, /\[TRANSACTION_POOLER\]/);
           assert.match(r.stderr, /direct URL to the server, or a session-mode pool/);
