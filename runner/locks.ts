@@ -145,12 +145,39 @@ function watcher(a: Attempting, stepStarted: number) {
 export function describeWait(seen: Partial<Observation>): string {
   const on = seen.relation ? `a lock on ${seen.relation}${seen.wanted ? ` (${seen.wanted})` : ''}` : 'a lock';
   if (seen.holder) return `${on}: ${seen.holder}`;
-  const who = (seen.blockers ?? []).map((b) => {
-    const age = b.transactionAgeMs === null ? '' : `, transaction open ${(b.transactionAgeMs / 1000).toFixed(1)} s`;
-    const query = b.query === undefined ? '' : `, query: ${JSON.stringify(b.query)}`;
-    return `pid ${b.pid} (application_name "${b.applicationName}", user ${b.user}, ${b.state}${age}, holds ${b.mode}${query})`;
-  });
-  return who.length > 0 ? `${on} held by ${who.join('; ')}` : on;
+  const who = sessions(seen, true);
+  return who ? `${on} held by ${who}` : on;
+}
+
+/**
+ * What a step that has run a while is doing, for its progress line: an index build's phase (with
+ * its blocks in the phases that count them, and the sessions it waits for in those that wait),
+ * else what it waits on, else `running`.
+ */
+export function describeProgress(seen: Partial<Observation>): string {
+  const { index } = seen;
+  if (!index)
+    return seen.relation || seen.holder || (seen.blockers?.length ?? 0) > 0
+      ? `waiting for ${describeWait(seen)}`
+      : 'running';
+  // The view keeps the last phase's counts through the phases that count nothing.
+  const blocks =
+    /scanning/.test(index.phase) && index.blocksTotal > 0 ? `, ${index.blocksDone}/${index.blocksTotal} blocks` : '';
+  // A wait for old snapshots or writers is on each session's transaction, not on a table lock it holds.
+  const who = /^waiting/.test(index.phase) ? sessions(seen, false) : '';
+  return `index build: ${index.phase}${blocks}${who ? `, on ${who}` : ''}`;
+}
+
+/** Each blocking session: pid, application_name, user, state, its transaction's age, and (`mode`) its lock. */
+function sessions(seen: Partial<Observation>, mode: boolean): string {
+  return (seen.blockers ?? [])
+    .map((b) => {
+      const age = b.transactionAgeMs === null ? '' : `, transaction open ${(b.transactionAgeMs / 1000).toFixed(1)} s`;
+      const holds = mode ? `, holds ${b.mode}` : '';
+      const query = b.query === undefined ? '' : `, query: ${JSON.stringify(b.query)}`;
+      return `pid ${b.pid} (application_name "${b.applicationName}", user ${b.user}, ${b.state}${age}${holds}${query})`;
+    })
+    .join('; ');
 }
 
 function timedOut(a: Attempting, seen: Observation, spentMs: number, cause: unknown): MigrateError {

@@ -9,7 +9,7 @@ import { ACCEPTED_URLS, DEFAULT_DIR, DEFAULT_TABLE, DEFAULT_URL, hideSecrets, pa
 import { EXIT, formatWhere, MigrateError, MigrationFailed } from '../runner/errors.ts';
 import { migrate, renderScript, stamp, status, type MigrateEvent, type RunnerConfig } from '../runner/migrator.ts';
 import { parseTarget } from '../runner/plan.ts';
-import { describeWait, type LockEvent } from '../runner/locks.ts';
+import { describeProgress, describeWait, type LockEvent } from '../runner/locks.ts';
 import type { CheckResult } from '../runner/check.ts';
 import { capYoungGeneration, confirmation, loadEnv, type UrlSource } from './startup.ts';
 
@@ -367,13 +367,7 @@ function lockLine(cli: Cli, e: LockEvent): void {
     warn(cli, `waiting: ${e.revision} attempt ${e.attempt} timed out on ${describeWait(e)}; ${retry}`);
     return;
   }
-  const { index } = e;
-  const doing = index
-    ? `building an index: ${index.phase}, ${index.blocksDone}/${index.blocksTotal} blocks`
-    : e.relation || e.holder || (e.blockers?.length ?? 0) > 0
-      ? `waiting for ${describeWait(e)}`
-      : 'running';
-  warn(cli, `still on ${e.revision} after ${Math.round(e.elapsedMs / 1000)} s: ${doing}`);
+  warn(cli, `still on ${e.revision} after ${Math.round(e.elapsedMs / 1000)} s: ${describeProgress(e)}`);
 }
 
 /** Every command, with the operand it takes; any other first word is a target (dbmate's and ley's table). */

@@ -25,8 +25,14 @@ async function freePort(): Promise<number> {
   });
 }
 
-/** A PgBouncer of our own in front of 127.0.0.1:5432, as `nobody` (it refuses to run as root). */
-async function startBouncer(mode: 'transaction' | 'session'): Promise<{ port: number; stop(): Promise<void> }> {
+/**
+ * A PgBouncer of our own in front of 127.0.0.1:5432, as `nobody` (it refuses to run as root).
+ * `settings`: more lines for its [pgbouncer] section (a smaller pool, round robin).
+ */
+async function startBouncer(
+  mode: 'transaction' | 'session',
+  settings: Record<string, string | number> = {},
+): Promise<{ port: number; stop(): Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), 'mig-pgbouncer-'));
   chmodSync(dir, 0o755);
   const port = await freePort();
@@ -43,9 +49,11 @@ unix_socket_dir =
 auth_type = trust
 auth_file = ${join(dir, 'userlist.txt')}
 pool_mode = ${mode}
-default_pool_size = 20
 max_client_conn = 200
 ignore_startup_parameters = extra_float_digits,options,client_connection_check_interval
+${Object.entries({ default_pool_size: 20, ...settings })
+  .map(([k, v]) => `${k} = ${v}`)
+  .join('\n')}
 `,
   );
   const child: ChildProcess = spawn(PGBOUNCER as string, ['-u', 'nobody', join(dir, 'pgbouncer.ini')], {
@@ -125,6 +133,125 @@ describe('poolers', { skip: (!hasPostgresServer || !PGBOUNCER) && 'needs a Postg
       rmSync(dir, { recursive: true, force: true });
     }
   }
+
+  /** A folder of one migration, written once per test. */
+  function folder(name: string, up: string): string {
+    const d = mkdtempSync(join(tmpdir(), 'mig-pool-'));
+    writeFileSync(join(d, `20250101_000000_${name}.up.sql`), up);
+    writeFileSync(join(d, `20250101_000000_${name}.down.sql`), '-- nothing');
+    return d;
+  }
+
+  /**
+   * The pool holds several idle server sessions: `count` clients each hold one at once (a
+   * transaction-mode pool would otherwise hand one client the same session every time), then go.
+   * Returns how many server sessions of this database are left open, idle.
+   */
+  async function prewarm(url: string, count: number): Promise<number> {
+    const clients = Array.from({ length: count }, () => postgres(url, { max: 1, prepare: false, fetch_types: false }));
+    await Promise.all(clients.map((c) => c`SELECT pg_sleep(0.3)`));
+    await Promise.all(clients.map((c) => c.end({ timeout: 1 })));
+    const [row] = await admin`
+      SELECT count(*)::int AS n FROM pg_stat_activity
+      WHERE datname = current_database() AND backend_type = 'client backend' AND pid <> pg_backend_pid()`;
+    return row?.n ?? 0;
+  }
+
+  /**
+   * One runner at a time, `runs` times, alternating a transactional folder and a no-transaction
+   * one (CREATE INDEX CONCURRENTLY): each run's exit, whether anything of either was applied or
+   * recorded, and the advisory locks on this database read on the server itself.
+   */
+  async function lone(url: string, runs: number) {
+    const folders = [
+      folder('tx', 'CREATE TABLE lone_tx (id int);'),
+      folder(
+        'cic',
+        '-- migrate:no-transaction\nCREATE TABLE lone_cic (id int);\nCREATE INDEX CONCURRENTLY lone_cic_id ON lone_cic (id);\n',
+      ),
+    ];
+    const results: Array<{ code: number; stderr: string; made: boolean; recorded: boolean; locks: number }> = [];
+    try {
+      for (let i = 0; i < runs; i++) {
+        await admin`DROP TABLE IF EXISTS schema_migrations, lone_tx, lone_cic`;
+        const r = await runCli(['head', '--url', url, '--dir', folders[i % 2] as string, '--lock-timeout=20']);
+        const [row] = await admin`
+          SELECT to_regclass('lone_tx') IS NOT NULL OR to_regclass('lone_cic') IS NOT NULL AS made,
+            to_regclass('schema_migrations') IS NOT NULL AS recorded,
+            (SELECT count(*)::int FROM pg_locks WHERE locktype = 'advisory'
+              AND database = (SELECT oid FROM pg_database WHERE datname = current_database())) AS locks`;
+        results.push({ code: r.code, stderr: r.stderr, made: row?.made, recorded: row?.recorded, locks: row?.locks });
+      }
+    } finally {
+      for (const d of folders) rmSync(d, { recursive: true, force: true });
+    }
+    return results;
+  }
+
+  const pool = { default_pool_size: 4, min_pool_size: 4 };
+
+  /** Other clients of the pool (the bot) each reading in a loop with short pauses, until stopped. */
+  function traffic(url: string, count: number) {
+    let stop = false;
+    const clients = Array.from({ length: count }, () => postgres(url, { max: 1, prepare: false, fetch_types: false }));
+    const loops = clients.map(async (c) => {
+      while (!stop) {
+        await c`SELECT pg_sleep(0.002)`;
+        await new Promise((r) => setTimeout(r, Math.random() * 5));
+      }
+    });
+    return async () => {
+      stop = true;
+      await Promise.all(loops);
+      await Promise.all(clients.map((c) => c.end({ timeout: 1 })));
+    };
+  }
+
+  const cases: Array<{ how: string; settings: Record<string, number>; runs: number; busy: number }> = [
+    { how: 'most recent first (the default)', settings: {}, runs: 20, busy: 0 },
+    { how: 'rotated (server_round_robin)', settings: { server_round_robin: 1 }, runs: 6, busy: 0 },
+    { how: 'most recent first, 2 other clients busy on it', settings: {}, runs: 6, busy: 2 },
+  ];
+  for (const c of cases) {
+    it(`transaction mode, a lone runner, a pool of 4 server sessions handed out ${c.how}: always refused, nothing applied, no lock left`, async () => {
+      const bouncer = await startBouncer('transaction', { ...pool, ...c.settings });
+      try {
+        const url = `postgres://postgres@127.0.0.1:${bouncer.port}/${new URL(db.url).pathname.slice(1)}`;
+        assert.ok((await prewarm(url, 4)) >= 4, 'the pool should hold 4 server sessions');
+        const stop = traffic(url, c.busy);
+        const results = await lone(url, c.runs).finally(stop);
+        for (const r of results) {
+          assert.equal(r.code, 2, r.stderr);
+          assert.match(r.stderr, /\[TRANSACTION_POOLER\]/);
+          assert.match(r.stderr, /direct URL to the server, or a session-mode pool/);
+          assert.deepEqual(
+            { made: r.made, recorded: r.recorded, locks: r.locks },
+            { made: false, recorded: false, locks: 0 },
+          );
+        }
+        assert.ok((await prewarm(url, 4)) >= 4, 'the pool should still hold 4 server sessions');
+      } finally {
+        await bouncer.stop();
+      }
+    });
+  }
+
+  it('session mode, the same pool of 4: a lone runner is never refused, each folder applies, no lock left', async () => {
+    const bouncer = await startBouncer('session', pool);
+    try {
+      const url = `postgres://postgres@127.0.0.1:${bouncer.port}/${new URL(db.url).pathname.slice(1)}`;
+      assert.ok((await prewarm(url, 4)) >= 4, 'the pool should hold 4 server sessions');
+      for (const r of await lone(url, 20)) {
+        assert.equal(r.code, 0, r.stderr);
+        assert.deepEqual(
+          { made: r.made, recorded: r.recorded, locks: r.locks },
+          { made: true, recorded: true, locks: 0 },
+        );
+      }
+    } finally {
+      await bouncer.stop();
+    }
+  });
 
   it('transaction mode: refused (exit 2, TRANSACTION_POOLER), never applied twice, no lock left behind', async () => {
     const bouncer = await startBouncer('transaction');

@@ -34,9 +34,14 @@ function folder(up: string, down = '-- nothing'): string {
 const connect = (url: string, app: string) =>
   postgres(url, { max: 1, onnotice: () => {}, fetch_types: false, connection: { application_name: app } });
 
-/** 20 loops reading `users` every 10 ms; returns the longest any one query waited. */
-function clients(url: string) {
+/**
+ * 20 loops reading `users` every 10 ms; `end` returns the longest any one query waited. Each
+ * client has connected and read once before the loops start, so a connection being made is
+ * never counted as a wait.
+ */
+async function clients(url: string) {
   const pools = Array.from({ length: 20 }, (_, i) => connect(url, `client-${i}`));
+  await Promise.all(pools.map((c) => c`SELECT 1`));
   let stop = false;
   let longest = 0;
   const loops = pools.map(async (c) => {
@@ -57,20 +62,24 @@ function clients(url: string) {
   };
 }
 
-/** Until the runner's session waits for a lock. */
-async function queued(url: string): Promise<void> {
+/** Until a session whose application_name matches `app` (a LIKE pattern) waits for a lock it has not been granted. */
+async function waiting(url: string, app: string): Promise<void> {
   const sql = connect(url, 'watch');
   try {
     for (;;) {
-      const rows =
-        await sql`SELECT 1 FROM pg_stat_activity WHERE application_name = 'sql-migrate' AND wait_event_type = 'Lock'`;
+      const rows = await sql`
+        SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE NOT l.granted AND a.application_name LIKE ${app} AND a.datname = current_database()`;
       if (rows.length > 0) return;
-      await new Promise((r) => setTimeout(r, 50));
+      await new Promise((r) => setTimeout(r, 20));
     }
   } finally {
     await sql.end();
   }
 }
+
+/** Until the runner's session waits for a lock. */
+const queued = (url: string) => waiting(url, 'sql-migrate');
 
 /** A session of "the bot" that read `users` and sits idle in its transaction. */
 async function blocker(url: string) {
@@ -116,7 +125,7 @@ describe('table locks on PostgreSQL', {
     try {
       const dir = folder('ALTER TABLE users ADD COLUMN nickname text;');
       const bot = await blocker(db.url);
-      const load = clients(db.url);
+      const load = await clients(db.url);
       const run = startCli(['head', '--url', db.url, '--dir', dir]);
       await new Promise((r) => setTimeout(r, 8000));
       await bot.commit();
@@ -138,11 +147,14 @@ describe('table locks on PostgreSQL', {
     try {
       const dir = folder('ALTER TABLE users ADD COLUMN nickname text;');
       const bot = await blocker(db.url);
+      const load = await clients(db.url);
       const run = startCli(['head', '--url', db.url, '--dir', dir, '--table-lock-timeout=0']);
-      await queued(db.url); // the ALTER waits in the lock queue before the clients start
-      const load = clients(db.url);
-      // 8.5 s leaves room for a loaded machine; the queue is what the test proves, not its length.
-      await new Promise((r) => setTimeout(r, 8500));
+      // The clients queue behind the ALTER once it is queued (they do not conflict with the
+      // blocker itself): from the moment one is seen waiting, that query cannot end before the
+      // blocker commits, 8 s later, however slow the machine.
+      await queued(db.url);
+      await waiting(db.url, 'client-%');
+      await new Promise((r) => setTimeout(r, 8000));
       await bot.commit();
       const result = await run.done;
       const longest = await load.end();
@@ -259,9 +271,95 @@ describe('table locks on PostgreSQL', {
       assert.match(
         result.stderr,
         new RegExp(
-          `still on 20250101_000000 after 5 s: waiting for a lock on users .*held by pid ${bot.pid} .*idle in transaction`,
+          `still on 20250101_000000 after [5-9] s: waiting for a lock on users .*held by pid ${bot.pid} .*idle in transaction`,
         ),
       );
+    } finally {
+      await db.drop();
+    }
+  });
+
+  /** Until an index build on the database is in `phase` (pg_stat_progress_create_index). */
+  async function inPhase(url: string, phase: string): Promise<void> {
+    const sql = connect(url, 'watch');
+    try {
+      while (
+        (await sql`SELECT 1 FROM pg_stat_progress_create_index WHERE phase = ${phase} AND datname = current_database()`)
+          .length === 0
+      ) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    } finally {
+      await sql.end();
+    }
+  }
+
+  const valid = async (index: string) => {
+    const sql = connect(db.url, 'check');
+    const [row] = await sql`SELECT indisvalid AS ok FROM pg_index WHERE indexrelid = to_regclass(${index})`;
+    await sql.end();
+    return row?.ok === true;
+  };
+
+  it('an index build held up by an old snapshot: every 5 s its phase and whose transaction it waits for; once that ends, the index is built, valid', async () => {
+    await setup();
+    const dir = folder('-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY users_id_idx ON users (id);\n');
+    // A snapshot older than the build: CREATE INDEX CONCURRENTLY waits for it before it can finish.
+    const report = connect(db.url, 'bot-report');
+    await report`BEGIN ISOLATION LEVEL REPEATABLE READ`;
+    const [row] = await report`SELECT count(*), pg_backend_pid() AS pid FROM users`;
+    let open = true;
+    try {
+      const run = startCli(['head', '--url', db.url, '--dir', dir, '--table-lock-timeout=0']);
+      await inPhase(db.url, 'waiting for old snapshots');
+      await new Promise((r) => setTimeout(r, 7000));
+      await report`COMMIT`;
+      open = false;
+      const result = await run.done;
+      assert.equal(result.code, 0, result.stderr);
+      const lines = result.stderr.split('\n').filter((l) => l.startsWith('still on '));
+      const line = new RegExp(
+        `^still on 20250101_000000 after [5-9] s: index build: waiting for old snapshots, on pid ${row?.pid} \\(application_name "bot-report", user \\w+, idle in transaction, transaction open \\d+\\.\\d s\\)$`,
+      );
+      assert.ok(
+        lines.some((l) => line.test(l)),
+        result.stderr,
+      );
+      // Blocks are counted in the scanning phases only: none is claimed for a wait.
+      for (const l of lines) if (/: index build: waiting/.test(l)) assert.doesNotMatch(l, /blocks/);
+      assert.ok(await valid('users_id_idx'), 'the index should be valid');
+      assert.deepEqual((await columns()).applied, ['20250101_000000']);
+    } finally {
+      if (open) await report`COMMIT`;
+      await report.end();
+      await db.drop();
+    }
+  });
+
+  it('an index build scanning its table: every 5 s the phase and its blocks done of the total', async () => {
+    await setup();
+    // 100 blocks of 4 rows, and an index expression that takes 20 ms a row: the table scan lasts
+    // about 8 s whatever the machine's speed, long enough to be seen mid-way at 5 s.
+    const sql = connect(db.url, 'setup');
+    await sql`CREATE TABLE docs (id int, body text)`;
+    await sql`INSERT INTO docs SELECT g, repeat('x', 1900) FROM generate_series(1, 400) g`;
+    await sql.unsafe(
+      `CREATE FUNCTION slow_id(int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN PERFORM pg_sleep(0.02); RETURN $1; END $$`,
+    );
+    const [size] = await sql`SELECT (pg_relation_size('docs') / current_setting('block_size')::int)::int AS blocks`;
+    await sql.end();
+    try {
+      const dir = folder('-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY docs_slow_idx ON docs (slow_id(id));\n');
+      const result = await runCli(['head', '--url', db.url, '--dir', dir]);
+      assert.equal(result.code, 0, result.stderr);
+      const m =
+        /^still on 20250101_000000 after [5-7] s: index build: building index: scanning table, (\d+)\/(\d+) blocks$/m.exec(
+          result.stderr,
+        );
+      assert.ok(m, result.stderr);
+      assert.equal(Number(m[2]), size?.blocks);
+      assert.ok(Number(m[1]) > 0 && Number(m[1]) < Number(m[2]), m[0]);
+      assert.ok(await valid('docs_slow_idx'), 'the index should be valid');
     } finally {
       await db.drop();
     }

@@ -2,6 +2,7 @@
  * How the PostgreSQL driver's connections are made: the options postgres.js gets for the
  * runner's one session and for the second sessions that watch it, and what a watcher reads.
  */
+import { randomUUID } from 'node:crypto';
 import postgres from 'postgres';
 import { MigrateError } from '../errors.ts';
 import { parseUrl, type PostgresServer } from '../config.ts';
@@ -77,23 +78,45 @@ export async function observeSession(
   }
 }
 
+/** A setting of our own: marks the server session ours ran on, for the probe to find. */
+const MARK = 'sql_migrate.session';
+/** Alternations of ours and the probe: each one the pooler could give away our server session. */
+const ROUNDS = 5;
+
+type Row = Record<string, unknown> | undefined;
+
 /**
  * Behind a pooler, a session lock holds only if each client keeps its server session (session
- * mode). Transaction mode hands a client's next statement to any server session: two runners
- * could then share one and both "hold" the lock, and it would stay behind on that session.
- * A second client (`probe`) asks which server session it got while ours sits idle: in session
- * mode never ours; in transaction mode the pooler usually hands ours straight over.
+ * mode). Transaction mode hands a client's next statement to any idle server session: two
+ * runners could then share one and both "hold" the lock, a lone runner's no-transaction
+ * statement could run on a session without it, and the lock would stay behind.
+ *
+ * Ours marks its server session with a random token (a session setting, outside any
+ * transaction, so it stays with that server session whoever gets it next), then ours and a
+ * second client (`probe`) take turns asking which server session they got and what mark it
+ * carries. Session mode (or a direct connection) keeps ours on `pid` with its mark, and never
+ * gives the probe either. Transaction mode gives itself away both ways: reusing the most
+ * recently released server session first (PgBouncer's default), it hands ours to the probe;
+ * rotating them (`server_round_robin`), it moves ours off `pid`. Any other order that keeps
+ * ours put and the probe off it five times in a row is stopped later by the per-statement
+ * guard (`moved`), and by `tryLock`'s.
  */
 export async function transactionMode(
   probe: postgres.Sql,
-  ours: () => Promise<unknown>,
+  ours: (query: string) => Promise<Row>,
   pid: number | undefined,
 ): Promise<boolean> {
+  const token = randomUUID();
+  const kept = (row: Row) => row?.pid === pid && row?.token === token;
   try {
-    for (let i = 0; i < 3; i++) {
-      const now = await ours();
-      const [theirs] = await probe.unsafe(catalog.backendPid);
-      if (now !== pid || theirs?.pid === pid) return true;
+    if (!kept(await ours(`SELECT set_config('${MARK}', '${token}', false) AS token, pg_backend_pid() AS pid`))) {
+      return true;
+    }
+    const look = `SELECT current_setting('${MARK}', true) AS token, pg_backend_pid() AS pid`;
+    for (let i = 0; i < ROUNDS; i++) {
+      const [theirs] = await probe.unsafe(look);
+      if (theirs?.pid === pid || theirs?.token === token) return true;
+      if (!kept(await ours(look))) return true;
     }
     return false;
   } finally {

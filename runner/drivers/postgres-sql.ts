@@ -121,7 +121,6 @@ export const catalog = {
     pid === undefined
       ? `SELECT pg_try_advisory_lock(${key}) AS ok`
       : `SELECT CASE WHEN pg_backend_pid() = ${pid} THEN pg_try_advisory_lock(${key}) END AS ok, pg_backend_pid() AS pid`,
-  backendPid: 'SELECT pg_backend_pid() AS pid',
   unlock: (key: string) => `SELECT pg_advisory_unlock(${key})`,
   watchClient: `SELECT CASE WHEN current_setting('server_version_num')::int >= 140000
                 THEN set_config('client_connection_check_interval', '1000', false) END`,

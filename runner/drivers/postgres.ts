@@ -216,7 +216,7 @@ export class PostgresDriver implements Driver {
   /** Only paid behind a pooler: see {@link transactionMode}. */
   async #refuseTransactionPooler(): Promise<void> {
     const probe = postgres({ ...this.#options('sql-migrate (pooler probe)'), onnotice: () => {}, onclose: () => {} });
-    const ours = async () => (await this.#do((sql) => sql.unsafe(catalog.backendPid)))[0]?.pid;
+    const ours = async (query: string) => (await this.#do((sql) => sql.unsafe(query)))[0];
     if (await transactionMode(probe, ours, this.#pid)) throw transactionPooler(this.#display);
   }
 
@@ -408,11 +408,11 @@ export class PostgresDriver implements Driver {
     // No transaction to be LOCAL to: set for the statement, back to the defaults right after,
     // all three in one round trip. The reset runs whether or not the statement failed.
     await this.#do(async (sql) => {
-      const [set, run, reset] = await Promise.allSettled([
-        sql.unsafe(catalog.limits(limits, false, this.#pid)),
-        sql.unsafe(text),
-        sql.unsafe(catalog.resetLimits),
-      ]);
+      const limited = sql.unsafe(catalog.limits(limits, false, this.#pid));
+      // Behind a pooler the statement goes only once its session has been checked: sent along,
+      // it would run even where the check failed.
+      if (this.#pooled) await limited.catch((error: unknown) => Promise.reject(this.#moved(error)));
+      const [set, run, reset] = await Promise.allSettled([limited, sql.unsafe(text), sql.unsafe(catalog.resetLimits)]);
       if (set.status === 'rejected') throw this.#moved(set.reason);
       for (const r of [run, reset]) if (r.status === 'rejected') throw r.reason;
     });
