@@ -16,6 +16,7 @@ import {
   type Cli,
   checkSummary,
   emitJson,
+  endQuietlyOnClosedOutput,
   lockLine,
   reportFailure,
   say,
@@ -286,6 +287,7 @@ async function main(argv: string[]): Promise<number> {
 // an ES module left pending would exit 13, CommonJS exits 0 once nothing is left to wait for:
 // a main that never settled must not pass for success with the Docker entrypoint.
 process.exitCode = EXIT.migrationFailed;
+endQuietlyOnClosedOutput();
 void main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;
 });

@@ -1,6 +1,6 @@
 /**
  * What the CLI prints: text on stdout, or one JSON object with --json; notes, warnings and
- * errors on stderr.
+ * errors on stderr. A reader that goes away early (`| head -1`) ends the output, never the run.
  */
 import { EXIT, MigrateError, MigrationFailed } from '../runner/errors.ts';
 import { hideSecrets } from '../runner/config.ts';
@@ -124,4 +124,18 @@ export function sayWhich(cli: Cli): void {
   const { database, urlFrom } = cli.about;
   if (!cli.json && database)
     warn(cli, `database: ${database} (${urlFrom === 'default' ? 'the default' : `from ${urlFrom}`})`);
+}
+
+/**
+ * A reader that stops early (`history | head -1`) closes the pipe, and the next write fails with
+ * EPIPE: an 'error' event on the stream, which unhandled ends the process with a stack trace.
+ * The output is over then, not the run: the command goes on to its end and exits with its own
+ * code, so a migration is never cut short because nobody reads what it prints.
+ */
+export function endQuietlyOnClosedOutput(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE') throw error;
+    });
+  }
 }
