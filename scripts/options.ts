@@ -1,6 +1,6 @@
 /**
  * The CLI's options: the help text, parseArgs' table of options, and reading the values it
- * cannot (offsets that look like short flags, durations in seconds).
+ * cannot (offsets that look like short flags, durations in seconds, check's data options).
  */
 import type { parseArgs } from 'node:util';
 import { ACCEPTED_URLS, DEFAULT_DIR, DEFAULT_TABLE, DEFAULT_URL } from '../runner/config.ts';
