@@ -18,18 +18,15 @@
  * @module
  */
 import { join } from 'node:path';
-import type { Direction, StepWork } from './driver.ts';
-import type { MigrationFailed } from './errors.ts';
 import { DEFAULT_DIR, DEFAULT_TABLE, DEFAULT_URL, parseUrl } from './config.ts';
 import { DIALECTS, dialectFolder, displayPath, isDirectory, type Dialect, type Migration } from './files.ts';
-import { lintFolders, type Finding, type FolderState, type Waiver } from './lint.ts';
-import { embeddedLacks, lackedExtension } from './embedded.ts';
-import { runStep, StepFailure, toMigrationFailed } from './step.ts';
-import { checkLocks } from './check-locks.ts';
+import { lintFolders, unwaived, type Finding, type FolderState, type Waiver } from './lint.ts';
 import { type Scratch, withScratch } from './scratch.ts';
-import { introspect, type Introspectable } from './introspect.ts';
-import { compareDialects, compareSnapshots, normaliseSubject, type Difference, type Schema } from './schema.ts';
-import type { DataSummary } from './data/pass.ts';
+import type { Introspectable } from './introspect.ts';
+import type { Difference, Schema } from './schema.ts';
+import { compareDialects } from './schema-compare.ts';
+import { roundTrip, type TripContext } from './round-trip.ts';
+import type { dataPass, DataSummary } from './data/pass.ts';
 
 export type { CheckCode, Finding } from './lint.ts';
 
@@ -79,7 +76,7 @@ export interface CheckResult {
   data?: DataSummary;
 }
 
-interface DialectState extends FolderState {
+export interface DialectState extends FolderState {
   /** The schema after each revision's up, in order, as far as the round trips got. */
   snapshots: Schema[];
   roundTrips?: RoundTrips;
@@ -92,64 +89,21 @@ export async function check(config: CheckConfig = {}, options: CheckOptions = {}
   const findings: Finding[] = [];
   const add = (f: Finding) => findings.push(f);
 
-  const present = DIALECTS.filter((d) => isDirectory(join(dir, d)));
-  // A folder of .sql files without dialect folders is the URL's dialect (as for every command).
-  const states: DialectState[] = (present.length > 0 ? present : [connection.dialect]).map((dialect) => ({
-    dialect,
-    folder: dialectFolder(dir, dialect),
-    runnable: true,
-    migrations: [],
-    works: new Map(),
-    snapshots: [],
-  }));
-
+  const states = dialectStates(dir, connection.dialect);
   const waivers: Waiver[] = [];
   const sameRevisions = lintFolders(states, add, waivers);
   const data =
     config.data === false ? undefined : (await import('./data/pass.ts')).dataPass(config.data, add, options.signal);
 
+  const table = config.table ?? DEFAULT_TABLE;
   for (const s of states) {
     options.signal?.throwIfAborted();
-    const of = s.migrations.length;
-    if (!s.runnable) {
-      s.roundTrips = { dialect: s.dialect, revisions: 0, of, skipped: `errors in ${displayPath(s.folder)}/` };
-    } else {
-      let database = '';
-      const table = config.table ?? DEFAULT_TABLE;
-      const revisions = await withScratch(s.dialect, connection, table, async (driver, scratch) => {
-        database = scratch.label;
-        const done = await roundTrip(s, driver, waivers, add, options.signal, scratch);
-        await data?.run(s, done, driver, (fn) => withScratch(s.dialect, connection, table, fn));
-        return done;
-      });
-      // Which PostgreSQL proved the folder is worth saying: a server's scratch database, or the embedded one.
-      s.roundTrips = { dialect: s.dialect, revisions, of, ...(s.dialect === 'postgres' ? { database } : {}) };
-    }
+    const scratch: OnScratch = (fn) => withScratch(s.dialect, connection, table, fn);
+    s.roundTrips = await dialectRoundTrips(s, scratch, { waivers, add, signal: options.signal }, data);
   }
 
   const compared = compareAcross(states, sameRevisions, waivers, add);
-
-  const reachedRoundTrip = new Map(states.map((s) => [s.dialect, s.roundTrips?.revisions ?? 0]));
-  const order = new Map((states[0]?.migrations ?? []).map((m, i) => [m.revision, i]));
-  for (const w of waivers) {
-    if (w.used) continue;
-    // Unused only when every comparison that could have used it ran: an up file's waiver may be
-    // meant for the dialects' comparison, which needs both round trips to get that far.
-    const at =
-      states.find((s) => s.dialect === w.dialect)?.migrations.findIndex((m) => m.revision === w.revision) ?? -1;
-    const roundTripped = at >= 0 && at < (reachedRoundTrip.get(w.dialect) ?? 0);
-    const compareRan = states.length < 2 || (order.get(w.revision) ?? Infinity) < compared.revisions;
-    if (roundTripped && (w.direction === 'down' || compareRan)) {
-      add({
-        severity: 'warning',
-        code: 'UNUSED_WAIVER',
-        file: w.file,
-        ...(w.line === undefined ? {} : { line: w.line }),
-        message: `"-- migrate:allow-difference ${w.text}" accepts nothing: no difference named "${w.subject}" appears at this revision. Remove it, or name the difference as check reports it (a difference between the dialects is accepted in an up file of the revision where it first appears).`,
-      });
-    }
-  }
-
+  unusedWaivers(states, waivers, compared.revisions, add);
   if (states.every((s) => s.runnable)) {
     const { staleSchemaFindings } = await import('./schema-command.ts');
     findings.push(...(await staleSchemaFindings({ dir, table: config.table, url: config.url })));
@@ -168,135 +122,74 @@ export async function check(config: CheckConfig = {}, options: CheckOptions = {}
   };
 }
 
-/**
- * Every revision in order: up, down (the schema must be back where it started), up again (the
- * schema must be what the first up made). Returns how many revisions completed; stops at the
- * first failure, since the database is then in no known state.
- */
-async function roundTrip(
+/** Each dialect folder present, or a folder of .sql files without them as the URL's dialect (as for every command). */
+function dialectStates(dir: string, urlDialect: Dialect): DialectState[] {
+  const present = DIALECTS.filter((d) => isDirectory(join(dir, d)));
+  return (present.length > 0 ? present : [urlDialect]).map((dialect) => ({
+    dialect,
+    folder: dialectFolder(dir, dialect),
+    runnable: true,
+    migrations: [],
+    works: new Map(),
+    snapshots: [],
+  }));
+}
+
+/** The pass on populated tables (loaded only when it runs). */
+type DataPass = ReturnType<typeof dataPass>;
+
+/** A fresh scratch database of one dialect for `fn`, removed afterwards. */
+type OnScratch = <T>(fn: (driver: Introspectable, scratch: Scratch) => Promise<T>) => Promise<T>;
+
+/** One dialect's round trips, then its pass on populated tables, on a scratch database; a folder with errors is not run. */
+async function dialectRoundTrips(
   s: DialectState,
-  driver: Introspectable,
-  waivers: Waiver[],
-  add: (f: Finding) => void,
-  signal: AbortSignal | undefined,
-  scratch: Scratch,
-): Promise<number> {
-  await driver.ensureRecordTable();
-  let before = await introspect(driver);
-  let done = 0;
-  for (const m of s.migrations) {
-    const work = s.works.get(m.revision) as { up: StepWork; down: StepWork };
-    /** Run one file of the pair; a failure comes back as a finding-to-be (file:line:column and message), not thrown. */
-    const run = async (direction: Direction): Promise<MigrationFailed | undefined> => {
-      signal?.throwIfAborted();
-      try {
-        await runStep(driver, work[direction]);
-        return undefined;
-      } catch (error) {
-        if (!(error instanceof StepFailure)) throw error;
-        return toMigrationFailed(error, work[direction], { direction, migration: m }, []);
-      }
-    };
-    const report = (failed: MigrationFailed, what: string, severity: 'error' | 'warning', suffix: string) => {
-      const { file, line, column } = failed.where;
-      const at = { file, ...(line === undefined ? {} : { line }), ...(column === undefined ? {} : { column }) };
-      const lacked = scratch.embedded ? lackedExtension(failed) : undefined;
-      if (lacked) {
-        add({ severity: 'warning', code: 'MIGRATION_FAILED', ...at, message: embeddedLacks(lacked, s.dialect) });
-        return;
-      }
-      const state = failed.info.sqlState ? ` (${failed.info.sqlState})` : '';
-      add({
-        severity,
-        code: 'MIGRATION_FAILED',
-        ...at,
-        message: `${what}: ${failed.message}${state}.${suffix}`,
-      });
-    };
-    const stopped = ` Later revisions were not run on ${s.dialect}.`;
-
-    // Measured before the real up, in a transaction rolled back, against the schema before it.
-    if (s.dialect === 'postgres') await checkLocks(driver, m, work.up, add);
-    const upFailed = await run('up');
-    if (upFailed) {
-      report(upFailed, `fails on a scratch ${s.dialect} database`, 'error', stopped);
-      return done;
-    }
-    const after = await introspect(driver);
-    const downFailed = await run('down');
-    if (downFailed) {
-      report(downFailed, `fails on a scratch ${s.dialect} database, right after its up`, 'error', stopped);
-      return done;
-    }
-    const back = await introspect(driver);
-    const left = unwaived(compareSnapshots(before, back), waivers, s.dialect, m.revision, ['up', 'down']);
-    for (const d of left) {
-      add({
-        severity: 'error',
-        code: 'ROUND_TRIP',
-        file: m.down.path,
-        message: roundTripMessage(d, m),
-        subject: d.subject,
-      });
-    }
-    const againFailed = await run('up');
-    if (againFailed) {
-      // After a down that left something behind, the second up failing is the expected sequel.
-      report(
-        againFailed,
-        `fails when run again after its down (as after "-1" then "head")`,
-        left.length > 0 ? 'warning' : 'error',
-        left.length > 0 ? ` That follows from the incomplete down above.${stopped}` : stopped,
-      );
-      return done;
-    }
-    const again = await introspect(driver);
-    if (left.length === 0) {
-      for (const d of unwaived(compareSnapshots(after, again), waivers, s.dialect, m.revision, ['up', 'down'])) {
-        add({ severity: 'error', code: 'REAPPLY', file: m.up.path, message: reapplyMessage(d), subject: d.subject });
-      }
-    }
-    s.snapshots.push(again);
-    before = again;
-    done++;
-  }
-  return done;
-}
-
-function roundTripMessage(d: Difference, m: Migration): string {
-  const what =
-    d.kind === 'onlyRight'
-      ? `leaves ${d.object} behind: it was not there before ${m.stem}.up.sql ran, and the down must remove what the up made.`
-      : d.kind === 'onlyLeft'
-        ? `removes ${d.object}, which was there before ${m.stem}.up.sql ran.`
-        : `does not restore ${d.at}: ${d.left} before the up, ${d.right} after the down.`;
-  return `${what} If it cannot be undone, say why in this file: -- migrate:allow-difference ${d.subject}: <reason>`;
-}
-
-function reapplyMessage(d: Difference): string {
-  if (d.kind === 'onlyLeft') return `run again after its down, no longer creates ${d.object}.`;
-  if (d.kind === 'onlyRight') return `run again after its down, also creates ${d.object}.`;
-  return `run again after its down, gives ${d.at}: ${d.right}, where the first run gave ${d.left}.`;
-}
-
-/** The differences no waiver of this revision's files (in these dialects and directions) accepts; marks the waivers used. */
-function unwaived(
-  diffs: Difference[],
-  waivers: Waiver[],
-  dialects: Dialect | Dialect[],
-  revision: string,
-  directions: Array<'up' | 'down'>,
-): Difference[] {
-  const ds = Array.isArray(dialects) ? dialects : [dialects];
-  return diffs.filter((d) => {
-    const subject = normaliseSubject(d.subject);
-    const hits = waivers.filter(
-      (w) =>
-        ds.includes(w.dialect) && w.revision === revision && directions.includes(w.direction) && w.subject === subject,
-    );
-    for (const w of hits) w.used = true;
-    return hits.length === 0;
+  onScratch: OnScratch,
+  context: TripContext,
+  data: DataPass | undefined,
+): Promise<RoundTrips> {
+  const of = s.migrations.length;
+  if (!s.runnable) return { dialect: s.dialect, revisions: 0, of, skipped: `errors in ${displayPath(s.folder)}/` };
+  let database = '';
+  const revisions = await onScratch(async (driver, scratch) => {
+    database = scratch.label;
+    const done = await roundTrip({ ...context, s, driver, scratch });
+    await data?.run(s, done, driver, onScratch);
+    return done;
   });
+  // Which PostgreSQL proved the folder is worth saying: a server's scratch database, or the embedded one.
+  return { dialect: s.dialect, revisions, of, ...(s.dialect === 'postgres' ? { database } : {}) };
+}
+
+/**
+ * A waiver nothing used is reported only when every comparison that could have used it ran: an
+ * up file's waiver may be meant for the dialects' comparison, which needs both round trips to
+ * get that far (`comparedRevisions`).
+ */
+function unusedWaivers(
+  states: DialectState[],
+  waivers: Waiver[],
+  comparedRevisions: number,
+  add: (f: Finding) => void,
+): void {
+  const reachedRoundTrip = new Map(states.map((s) => [s.dialect, s.roundTrips?.revisions ?? 0]));
+  const order = new Map((states[0]?.migrations ?? []).map((m, i) => [m.revision, i]));
+  for (const w of waivers) {
+    if (w.used) continue;
+    const at =
+      states.find((s) => s.dialect === w.dialect)?.migrations.findIndex((m) => m.revision === w.revision) ?? -1;
+    const roundTripped = at >= 0 && at < (reachedRoundTrip.get(w.dialect) ?? 0);
+    const compareRan = states.length < 2 || (order.get(w.revision) ?? Infinity) < comparedRevisions;
+    if (roundTripped && (w.direction === 'down' || compareRan)) {
+      add({
+        severity: 'warning',
+        code: 'UNUSED_WAIVER',
+        file: w.file,
+        ...(w.line === undefined ? {} : { line: w.line }),
+        message: `"-- migrate:allow-difference ${w.text}" accepts nothing: no difference named "${w.subject}" appears at this revision. Remove it, or name the difference as check reports it (a difference between the dialects is accepted in an up file of the revision where it first appears).`,
+      });
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import { tokenize, unquote } from './lexer.ts';
 import { stepWork } from './step.ts';
 import type { Step } from './plan.ts';
 import { lineColumn } from './position.ts';
-import { normaliseSubject } from './schema.ts';
+import { type Difference, normaliseSubject } from './schema.ts';
 import { splitStatements } from './split.ts';
 
 /** What a finding is about; docs/errors.md#check-findings lists each. */
@@ -73,6 +73,26 @@ export interface Waiver {
   text: string;
   subject: string;
   used: boolean;
+}
+
+/** The differences no waiver of this revision's files (in these dialects and directions) accepts; marks the waivers used. */
+export function unwaived(
+  diffs: Difference[],
+  waivers: Waiver[],
+  dialects: Dialect | Dialect[],
+  revision: string,
+  directions: Array<'up' | 'down'>,
+): Difference[] {
+  const ds = Array.isArray(dialects) ? dialects : [dialects];
+  return diffs.filter((d) => {
+    const subject = normaliseSubject(d.subject);
+    const hits = waivers.filter(
+      (w) =>
+        ds.includes(w.dialect) && w.revision === revision && directions.includes(w.direction) && w.subject === subject,
+    );
+    for (const w of hits) w.used = true;
+    return hits.length === 0;
+  });
 }
 
 /** One dialect folder as the folder checks leave it for the scratch databases. */

@@ -197,41 +197,7 @@ export function plan(
 ): Plan {
   const a = assess(migrations, rows);
   if (options.enforce !== false) refuseUnsafe(a, migrations);
-  const newestFirst = [...rows].sort((x, y) => y.seq - x.seq);
-  let downs: RecordRow[] = [];
-  let ups: Migration[] = [];
-  switch (target.kind) {
-    case 'head':
-      ups = a.pending;
-      break;
-    case 'base':
-      downs = newestFirst;
-      break;
-    case 'forward':
-      if (target.count > a.pending.length) {
-        throw new MigrateError(
-          'NOT_ENOUGH_PENDING',
-          `cannot apply ${target.count}: ${a.pending.length} revision(s) pending.`,
-        );
-      }
-      ups = a.pending.slice(0, target.count);
-      break;
-    case 'back':
-      if (target.count > rows.length) {
-        throw new MigrateError(
-          'NOT_ENOUGH_APPLIED',
-          `cannot roll back ${target.count}: ${rows.length} revision(s) applied.`,
-        );
-      }
-      downs = newestFirst.slice(0, target.count);
-      break;
-    case 'revision': {
-      const v = resolveRevision(target.name, migrations, rows);
-      downs = newestFirst.filter((r) => versionOf(r.revision) > v);
-      ups = a.pending.filter((m) => m.version <= v);
-      break;
-    }
-  }
+  const { downs, ups } = moves(a, migrations, rows, target);
   const steps: Step[] = downs.map((r) => {
     const m = a.local.get(versionOf(r.revision));
     if (!m) {
@@ -243,17 +209,60 @@ export function plan(
     return { direction: 'down' as const, migration: m };
   });
   for (const m of ups) steps.push({ direction: 'up', migration: m });
+  return { steps, warnings: warnings(a, ups, options.strict ?? false) };
+}
 
-  const warnings: Warning[] = [];
+/** The record rows to roll back (newest first) and the migrations to apply (in version order) that reach `target`. */
+function moves(
+  a: Assessment,
+  migrations: readonly Migration[],
+  rows: readonly RecordRow[],
+  target: Target,
+): { downs: RecordRow[]; ups: Migration[] } {
+  const newestFirst = [...rows].sort((x, y) => y.seq - x.seq);
+  switch (target.kind) {
+    case 'head':
+      return { downs: [], ups: a.pending };
+    case 'base':
+      return { downs: newestFirst, ups: [] };
+    case 'forward':
+      if (target.count > a.pending.length) {
+        throw new MigrateError(
+          'NOT_ENOUGH_PENDING',
+          `cannot apply ${target.count}: ${a.pending.length} revision(s) pending.`,
+        );
+      }
+      return { downs: [], ups: a.pending.slice(0, target.count) };
+    case 'back':
+      if (target.count > rows.length) {
+        throw new MigrateError(
+          'NOT_ENOUGH_APPLIED',
+          `cannot roll back ${target.count}: ${rows.length} revision(s) applied.`,
+        );
+      }
+      return { downs: newestFirst.slice(0, target.count), ups: [] };
+    case 'revision': {
+      const v = resolveRevision(target.name, migrations, rows);
+      return {
+        downs: newestFirst.filter((r) => versionOf(r.revision) > v),
+        ups: a.pending.filter((m) => m.version <= v),
+      };
+    }
+  }
+}
+
+/** What a plan that applies `ups` warns about; out-of-order revisions refused instead with `strict`. */
+function warnings(a: Assessment, ups: readonly Migration[], strict: boolean): Warning[] {
+  const out: Warning[] = [];
   if (a.ahead) {
-    warnings.push({
+    out.push({
       code: 'DATABASE_AHEAD',
       message: `the database has revisions newer than this folder (${a.missing.map((r) => r.revision).join(', ')}): a newer release migrated it. Nothing of theirs is touched.`,
     });
   }
   for (const m of ups) {
     if (commentsOnly(m.up.text)) {
-      warnings.push({
+      out.push({
         code: 'EMPTY_UP',
         message: `${m.up.path} holds only comments: applying it records ${m.revision} and changes nothing. If you fill it in later, \`stamp -1\` then \`head\` runs it.`,
       });
@@ -262,18 +271,18 @@ export function plan(
   const late = ups.filter((m) => a.outOfOrder.includes(m));
   if (late.length > 0) {
     const names = late.map((m) => m.stem).join(', ');
-    if (options.strict) {
+    if (strict) {
       throw new MigrateError(
         'OUT_OF_ORDER',
         `${names} ${late.length === 1 ? 'is' : 'are'} older than the newest applied revision (--strict refuses out-of-order revisions). Renumber ${late.length === 1 ? 'it' : 'them'} with a newer timestamp, or run without --strict.`,
       );
     }
-    warnings.push({
+    out.push({
       code: 'OUT_OF_ORDER',
       message: `${names} ${late.length === 1 ? 'is' : 'are'} older than the newest applied revision; applying in version order.`,
     });
   }
-  return { steps, warnings };
+  return out;
 }
 
 const COMMENT_OR_SPACE = /\s+|--[^\n]*|\/\*[\s\S]*?\*\//y;

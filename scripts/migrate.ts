@@ -5,107 +5,26 @@
 import { parseArgs } from 'node:util';
 // Straight from the modules every run needs, not runner/index.ts: `check` and `new` load their
 // own modules only when asked, which keeps a container's no-op start short (see bench/).
-import { ACCEPTED_URLS, DEFAULT_DIR, DEFAULT_TABLE, DEFAULT_URL, hideSecrets, parseUrl } from '../runner/config.ts';
-import { EXIT, formatWhere, MigrateError, MigrationFailed } from '../runner/errors.ts';
+import { DEFAULT_DIR, DEFAULT_TABLE, DEFAULT_URL, parseUrl } from '../runner/config.ts';
+import { EXIT, formatWhere, MigrateError } from '../runner/errors.ts';
 import { migrate, renderScript, stamp, status, type MigrateEvent, type RunnerConfig } from '../runner/migrator.ts';
 import { parseTarget } from '../runner/plan.ts';
-import { describeProgress, describeWait, type LockEvent } from '../runner/locks.ts';
 import type { CheckResult } from '../runner/check.ts';
 import { capYoungGeneration, confirmation, loadEnv, type UrlSource } from './startup.ts';
-
-/** How this CLI was started, for the usage line: the compiled bundle or the TypeScript source. */
-const SELF = /\.cjs$/.test(process.argv[1] ?? '') ? 'node dist/migrate.cjs' : 'npx tsx scripts/migrate.ts';
-
-const USAGE = `Usage: ${SELF} <target | command> [options]
-
-Targets (move the database):
-  head                 apply every pending revision, in version order
-  base                 roll back every applied revision
-  +N                   apply the next N pending revisions
-  -N                   roll back the last N applied revisions
-  <revision>           make it the last applied: apply up to it, or roll back what follows it
-                       (by version, 20250128_140000, full stem, 20250128_140000_initial_schema,
-                       or description alone, initial_schema, when one migration has it)
-
-Commands:
-  current              print the last applied revision, or "base"
-  history              every revision, oldest first: applied (with time) or pending, and flags
-  new <description>    write an empty up/down pair, same timestamp, in every dialect folder
-  stamp <target>       record the database as at <target> without running SQL
-  sql <target>         print the script <target> would run (for psql or sqlite3), run nothing
-  check                validate the folder; then, on scratch databases (a temporary SQLite file,
-                       and a new database on the --url server when it is postgres://, else an
-                       embedded PostgreSQL), prove
-                       every down undoes its up and both dialect folders build the same schema
-  schema               print the canonical schema each dialect folder builds (PostgreSQL's on a
-                       scratch database on the postgres:// server of $DATABASE_URL); --write saves
-                       DIR/schema/<dialect>.sql; with --url, the schema of that database (read-only)
-  drift                compare the database with what the revisions its record lists build
-                       (read-only; exit 1 when they differ)
-
-Options:
-  --url URL            database URL (default: $DATABASE_URL, then .env, then ${DEFAULT_URL})
-  --dir DIR            migrations root holding postgres/ and sqlite/ (default: $MIGRATIONS_DIR or ${DEFAULT_DIR})
-  --table NAME         record table, schema.table allowed on PostgreSQL
-                       (default: $MIGRATIONS_TABLE or ${DEFAULT_TABLE})
-  --wait[=SECONDS]     keep retrying the connection until the database answers (default 30)
-  --lock-timeout=SECONDS  give up (exit 3) if another runner holds the lock that long
-                       (default: wait as long as it takes)
-  --table-lock-timeout=SECONDS  longest wait of one attempt for a table lock, so queries queued
-                       behind the migration never wait longer (default: $MIGRATE_TABLE_LOCK_TIMEOUT
-                       or 1; 0: wait as long as it takes)
-  --retry-for=SECONDS  keep retrying a step that timed out on a table lock this long, then
-                       exit 3 (default: $MIGRATE_RETRY_FOR or 60)
-  --statement-timeout=SECONDS  longest run of one statement (default: $MIGRATE_STATEMENT_TIMEOUT,
-                       else the server's setting)
-  --show-blocker-query also print the query text of the sessions a migration waits on
-  --dry-run            plan and print the script, change nothing (not even the record table)
-  --yes, -y            confirm a rollback (or a stamp) that undoes more than one revision
-  --strict             out-of-order pending revisions are an error, not a warning
-  --write              schema: write DIR/schema/postgres.sql and sqlite.sql instead of printing
-  --json               print one JSON object on stdout instead of text
-  --no-data            check: skip the pass on populated tables
-  --seed=N, --rows=N   check: the generated rows' seed (printed; random when not given) and
-                       how many per table (default 100)
-  --help, -h           this text
-
-Exit codes: 0 done, 1 a migration failed (check: a problem was found; drift: the database
-differs), 2 usage or validation
-error (nothing changed), 3 the database could not be reached or the lock was not taken in time.
-
-Database URLs accepted:
-  ${ACCEPTED_URLS.join('\n  ')}`;
-
-const OPTIONS = {
-  url: { type: 'string' },
-  dir: { type: 'string' },
-  table: { type: 'string' },
-  wait: { type: 'string' },
-  'lock-timeout': { type: 'string' },
-  'table-lock-timeout': { type: 'string' },
-  'retry-for': { type: 'string' },
-  'statement-timeout': { type: 'string' },
-  'show-blocker-query': { type: 'boolean' },
-  'dry-run': { type: 'boolean' },
-  yes: { type: 'boolean', short: 'y' },
-  strict: { type: 'boolean' },
-  write: { type: 'boolean' },
-  json: { type: 'boolean' },
-  'no-data': { type: 'boolean' },
-  seed: { type: 'string' },
-  rows: { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-} as const;
-
-type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
-
-interface Cli {
-  json: boolean;
-  /** The password, for the one place its text could come from elsewhere: an unexpected error. */
-  secrets: string[];
-  /** Which database, and where its URL came from: fields of every --json object. */
-  about: { database?: string; urlFrom?: UrlSource };
-}
+import { dataOption, OPTIONS, seconds, splitArgv, USAGE, type Values } from './options.ts';
+import {
+  type Cli,
+  checkSummary,
+  emitJson,
+  endQuietlyOnClosedOutput,
+  lockLine,
+  reportFailure,
+  say,
+  sayWhich,
+  stepLine,
+  warn,
+  where,
+} from './output.ts';
 
 /** What a command receives: its operand (a target, or `new`'s description) already checked. */
 interface Run {
@@ -122,107 +41,6 @@ interface Command {
   /** What --dry-run could not keep unchanged, for commands that refuse it. */
   writes?: string;
   run: (r: Run) => Promise<number>;
-}
-
-function say(cli: Cli, text: string): void {
-  if (!cli.json) process.stdout.write(text + '\n');
-}
-
-function warn(_cli: Cli, text: string): void {
-  process.stderr.write(text + '\n');
-}
-
-function emitJson(cli: Cli, value: object): void {
-  if (cli.json)
-    process.stdout.write(
-      JSON.stringify({ ...value, ...cli.about }, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)) + '\n',
-    );
-}
-
-function seconds(name: string, value: string | undefined, fallback?: number): number | undefined {
-  if (value === undefined || value === '') return fallback === undefined ? undefined : fallback * 1000;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < 0)
-    throw new MigrateError('BAD_OPTION', `--${name} takes a number of seconds, not "${value}".`);
-  return n * 1000;
-}
-
-/**
- * `-1` and `+1` are targets, not options: parseArgs would read `-1` as a short flag, so offsets
- * are moved behind `--` first. `--wait` alone means the default wait.
- */
-function splitArgv(argv: string[]): string[] {
-  const offsets = argv.filter((a) => /^[+-]\d+$/.test(a));
-  const rest = argv.filter((a) => !/^[+-]\d+$/.test(a)).map((a) => (a === '--wait' ? '--wait=' : a));
-  return offsets.length > 0 ? [...rest.filter((a) => a !== '--'), '--', ...offsets] : rest;
-}
-
-function stepLine(e: { direction: 'up' | 'down'; revision: string; name: string; durationMs: number }): string {
-  return `${e.direction === 'up' ? 'up  ' : 'down'}  ${e.revision}  ${e.name}  (${Math.round(e.durationMs)} ms)`;
-}
-
-/** `check: 0 errors, 1 warning; round trips: sqlite 3/3, postgres 3/3; dialects compared at 3 revisions` */
-function checkSummary(r: CheckResult): string {
-  const count = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
-  const trips = r.roundTrips
-    .map((t) => (t.skipped ? `${t.dialect} not run (${t.skipped})` : `${t.dialect} ${t.revisions}/${t.of}`))
-    .join(', ');
-  const compared = r.compared.skipped
-    ? `dialects not compared (${r.compared.skipped})`
-    : `dialects compared at ${count(r.compared.revisions, 'revision')}`;
-  // The pass on populated tables on a line of its own, with the seed that reproduces its rows.
-  const data = r.data
-    ? `data: ${r.data.runs.map((d) => `${d.dialect} ${d.revisions}/${d.of}`).join(', ') || 'not run'} on populated tables (seed ${r.data.seed}, ${r.data.rows} rows per table)`
-    : 'data: skipped (--no-data)';
-  return `check: ${count(r.errors, 'error')}, ${count(r.warnings, 'warning')}; round trips: ${trips}; ${compared}\n${data}`;
-}
-
-function where(p: { revision: string; name: string } | null): string {
-  return p ? `${p.revision} (${p.name})` : 'base';
-}
-
-function reportFailure(cli: Cli, error: unknown): number {
-  if (error instanceof MigrationFailed) {
-    if (cli.json) {
-      emitJson(cli, {
-        ok: false,
-        error: { code: 'MIGRATION_FAILED', message: error.message, ...error.where, ...error.info },
-      });
-      return error.exitCode;
-    }
-    const lines = [`error: ${error.headline}`];
-    if (error.info.detail) lines.push(`detail: ${error.info.detail}`);
-    if (error.info.hint) lines.push(`hint: ${error.info.hint}`);
-    const { line, column, sourceLine } = error.where;
-    if (line !== undefined && sourceLine !== undefined) {
-      const gutter = `${line} | `;
-      lines.push(`  ${gutter}${sourceLine}`);
-      if (column !== undefined)
-        lines.push(`  ${' '.repeat(gutter.length + [...sourceLine].slice(0, column - 1).join('').length)}^`);
-    }
-    lines.push(
-      error.info.statementsRun !== undefined
-        ? `${error.where.file} ran outside a transaction: ${error.info.statementsRun} statement(s) took effect and it is recorded as failed. Repair by hand, then run \`stamp\`.`
-        : (error.info.rolledBack
-            ? `${error.info.direction === 'up' ? 'Applying' : 'Rolling back'} ${error.info.revision} was rolled back completely.`
-            : `${error.where.file} ended the runner's transaction itself before it failed: what it ran up to there is committed, and ${error.info.revision} is not recorded. Repair by hand, then run \`stamp\`.`) +
-            (error.info.completed.length > 0
-              ? ` ${error.info.completed.length} earlier step(s) of this run stay applied.`
-              : ''),
-    );
-    warn(cli, lines.join('\n'));
-    return error.exitCode;
-  }
-  if (error instanceof MigrateError) {
-    const seen = (error as { observation?: object }).observation;
-    if (cli.json) emitJson(cli, { ok: false, error: { code: error.code, message: error.message, ...seen } });
-    else warn(cli, `error: ${error.message} [${error.code}]`);
-    return error.exitCode;
-  }
-  const message = hideSecrets(error instanceof Error ? error.message : String(error), cli.secrets);
-  if (cli.json) emitJson(cli, { ok: false, error: { code: 'UNEXPECTED', message } });
-  else warn(cli, `error: ${message}`);
-  return EXIT.migrationFailed;
 }
 
 async function runCurrent({ cli, config }: Run): Promise<number> {
@@ -267,20 +85,6 @@ async function runStamp({ cli, config, values, operand }: Run): Promise<number> 
   emitJson(cli, { ok: true, command: 'stamp', ...r });
   say(cli, `stamped: the record now lists ${r.recorded.length} revision(s); at ${where(r.current)}`);
   return EXIT.ok;
-}
-
-/** `--no-data`, `--seed=N`, `--rows=N` as check's `data` setting. */
-function dataOption(values: Values): false | { seed?: number; rows?: number } {
-  if (values['no-data']) return false;
-  const whole = (name: 'seed' | 'rows', min: number) => {
-    const text = values[name];
-    if (text === undefined) return {};
-    const n = Number(text);
-    if (!Number.isSafeInteger(n) || n < min)
-      throw new MigrateError('BAD_OPTION', `--${name} takes a whole number (at least ${min}), not "${text}".`);
-    return { [name]: n };
-  };
-  return { ...whole('seed', 0), ...whole('rows', 1) };
 }
 
 async function runCheck({ cli, config, values }: Run): Promise<number> {
@@ -356,20 +160,6 @@ async function runMigrate({ cli, config, values, operand }: Run): Promise<number
   return EXIT.ok;
 }
 
-/** One line on stderr per retry or progress note (with --json, the event as a JSON line there: stdout keeps one object). */
-function lockLine(cli: Cli, e: LockEvent): void {
-  if (cli.json) {
-    process.stderr.write(`${JSON.stringify({ event: e.type, ...e, type: undefined })}\n`);
-    return;
-  }
-  if (e.type === 'lock-wait') {
-    const retry = `retrying in ${(e.retryInMs / 1000).toFixed(1)} s`;
-    warn(cli, `waiting: ${e.revision} attempt ${e.attempt} timed out on ${describeWait(e)}; ${retry}`);
-    return;
-  }
-  warn(cli, `still on ${e.revision} after ${Math.round(e.elapsedMs / 1000)} s: ${describeProgress(e)}`);
-}
-
 /** Every command, with the operand it takes; any other first word is a target (dbmate's and ley's table). */
 const COMMANDS: Record<string, Command> = {
   current: { operand: 'none', database: true, run: runCurrent },
@@ -426,13 +216,6 @@ function sqliteShown(filename: string): string {
   const { isAbsolute, relative, resolve } = process.getBuiltinModule('node:path');
   const inside = relative(process.cwd(), resolve(filename));
   return `sqlite:${inside.startsWith('..') || isAbsolute(inside) ? resolve(filename) : inside}`;
-}
-
-/** Last on stderr, after the outcome: the first line stays the one that matters (an error, say). */
-function sayWhich(cli: Cli): void {
-  const { database, urlFrom } = cli.about;
-  if (!cli.json && database)
-    warn(cli, `database: ${database} (${urlFrom === 'default' ? 'the default' : `from ${urlFrom}`})`);
 }
 
 function configOf(values: Values, cli: Cli, url: string): RunnerConfig {
@@ -504,6 +287,7 @@ async function main(argv: string[]): Promise<number> {
 // an ES module left pending would exit 13, CommonJS exits 0 once nothing is left to wait for:
 // a main that never settled must not pass for success with the Docker entrypoint.
 process.exitCode = EXIT.migrationFailed;
+endQuietlyOnClosedOutput();
 void main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;
 });

@@ -19,7 +19,8 @@ import { fixture, ROOT, runCli, type CliResult } from './support/cli.ts';
 import { createPostgresDatabase, hasPostgresServer } from './support/postgres.ts';
 import { checkExpressions } from '../runner/drivers/sqlite-schema.ts';
 import { identifiers } from '../runner/lint.ts';
-import { compareDialects, type Schema, type Table } from '../runner/schema.ts';
+import type { Schema, Table } from '../runner/schema.ts';
+import { compareDialects } from '../runner/schema-compare.ts';
 
 const NEEDS_SERVER = hasPostgresServer
   ? false

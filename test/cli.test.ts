@@ -4,9 +4,19 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fixture, maskDurations, onTerminal, ROOT, runCli } from './support/cli.ts';
+import { fixture, maskDurations, onTerminal, ROOT, runCli, startCli } from './support/cli.ts';
 import { createTestDb, TEST_DIALECTS, withTestDb, type TestDb } from './support/db.ts';
 import { hasPostgresServer } from './support/postgres.ts';
 
@@ -525,3 +535,31 @@ for (const dialect of TEST_DIALECTS) {
     });
   });
 }
+
+describe('a reader that goes away early (`| head -1`)', () => {
+  /** The CLI with its stdout a real pipe whose reading end is closed before it writes: every write fails with EPIPE. */
+  const closedEarly = (args: string[]) => {
+    const run = startCli(args);
+    run.child.stdout?.destroy();
+    return run.done;
+  };
+  const quiet = (r: { stderr: string }) => assert.doesNotMatch(r.stderr, /EPIPE|Error|\n {4}at /);
+
+  it('ends the output, not the run: no stack trace, and the command its own exit code', async () => {
+    const help = await closedEarly(['--help']);
+    assert.equal(help.code, 0, help.stderr);
+    assert.equal(help.stderr, '');
+    const url = `sqlite:${join(mkdtempSync(join(tmpdir(), 'sql-migrate-pipe-')), 'bot.db')}`;
+    const head = await closedEarly(['head', '--url', url, '--dir', BASIC]);
+    assert.equal(head.code, 0, head.stderr);
+    quiet(head);
+    // Every step ran although nobody read its line.
+    assert.match((await runCli(['current', '--url', url, '--dir', BASIC])).stdout, /^000003 \(add_email\)\n$/);
+    const history = await closedEarly(['history', '--url', url, '--dir', BASIC]);
+    assert.equal(history.code, 0, history.stderr);
+    quiet(history);
+    const failing = await closedEarly(['nowhere', '--url', url, '--dir', BASIC]);
+    assert.equal(failing.code, 2);
+    assert.match(failing.stderr, /^error: unknown revision "nowhere".*\[UNKNOWN_REVISION\]\n/);
+  });
+});

@@ -5,17 +5,42 @@
 import { randomUUID } from 'node:crypto';
 import postgres from 'postgres';
 import { MigrateError } from '../errors.ts';
-import { parseUrl, type PostgresServer } from '../config.ts';
+import { hideSecrets, parseUrl, type PostgresServer } from '../config.ts';
 import type { Observation } from '../driver.ts';
 import { catalog, toObservation } from './postgres-sql.ts';
 
 export type ClientOptions = postgres.Options<Record<string, postgres.PostgresType>>;
+
+export interface PostgresOptions {
+  /** The server, as parsed once from the URL (config.ts `parseUrl`): no URL string reaches postgres.js. */
+  server?: PostgresServer;
+  /** Or a URL, read by the same strict parser (for callers that hold only a URL). */
+  url?: string;
+  /** The URL with its password shown as `****`: the only form any message may carry. */
+  display: string;
+  /** The record table, `table` or `schema.table`. */
+  table: string;
+  /** False for read-only commands. PostgreSQL creates nothing on connect, so only kept for symmetry. */
+  create: boolean;
+  /** When set (epoch ms, `--wait`'s limit): each connect attempt gives up by then. */
+  deadline?: number;
+}
 
 /** The server a URL names; for callers that hold only a URL. */
 export function serverOf(url: string): PostgresServer {
   const c = parseUrl(url);
   if (c.dialect !== 'postgres') throw new MigrateError('BAD_URL', `${c.display} is not a PostgreSQL URL.`);
   return c.server;
+}
+
+/** A connection failure as CONNECTION_FAILED: `reached`, whether a query had succeeded before; the password hidden. */
+export function unreachable(error: unknown, display: string, secrets: string[], reached: boolean): MigrateError {
+  if (error instanceof MigrateError) return error;
+  const e = error as { message?: string; code?: string } | null;
+  const why = hideSecrets(e?.message ?? String(error), secrets);
+  const code = e?.code && !why.includes(e.code) ? ` (${e.code})` : '';
+  const what = reached ? 'lost the connection to' : 'cannot connect to';
+  return new MigrateError('CONNECTION_FAILED', `${what} ${display}: ${why}${code}`, { cause: error });
 }
 
 /**
@@ -59,22 +84,35 @@ export function clientOptions(
 }
 
 /**
- * From a second connection: what session `pid` waits on, who is ahead of it, and an index
- * build's progress. Undefined when the watcher cannot tell (it could not connect, say).
+ * A second connection, opened only once a step has waited or run a while, and kept for the run:
+ * what the runner's session waits on, who is ahead of it, and an index build's progress.
  */
-export async function observeSession(
-  observer: postgres.Sql,
-  pid: number,
-  withQuery: boolean,
-): Promise<Observation | undefined> {
-  try {
-    const [rows, [index]] = await Promise.all([
-      observer.unsafe(catalog.blockers(pid, withQuery)),
-      observer.unsafe(catalog.indexProgress(pid)),
-    ]);
-    return toObservation(rows, index, withQuery);
-  } catch {
-    return undefined;
+export class Watcher {
+  readonly #options: () => ClientOptions;
+  #sql: postgres.Sql | undefined;
+
+  constructor(options: () => ClientOptions) {
+    this.#options = options;
+  }
+
+  /** What session `pid` waits on; undefined when the watcher cannot tell (it could not connect, say). */
+  async observe(pid: number, withQuery: boolean): Promise<Observation | undefined> {
+    this.#sql ??= postgres({ ...this.#options(), connect_timeout: 5, onnotice: () => {}, onclose: () => {} });
+    try {
+      const [rows, [index]] = await Promise.all([
+        this.#sql.unsafe(catalog.blockers(pid, withQuery)),
+        this.#sql.unsafe(catalog.indexProgress(pid)),
+      ]);
+      return toObservation(rows, index, withQuery);
+    } catch {
+      return undefined;
+    }
+  }
+
+  async end(): Promise<void> {
+    const sql = this.#sql;
+    this.#sql = undefined;
+    await sql?.end({ timeout: 1 });
   }
 }
 

@@ -8,7 +8,7 @@ import postgres from 'postgres';
 import { codePointOffsetToIndex } from '../position.ts';
 import { type DialectSql, recordStatements, sqlString } from '../record.ts';
 import { parseTableName } from '../config.ts';
-import type { Limits, Observation } from '../driver.ts';
+import { type Limits, type Observation, StatementFailed } from '../driver.ts';
 
 export const COLUMNS = `
   revision       text        PRIMARY KEY,
@@ -208,6 +208,28 @@ export function isConnectionError(error: unknown): boolean {
     typeof e.library === 'string' ||
     /^ERR_(TLS|SSL)_|CERT/.test(code)
   );
+}
+
+/**
+ * The pipelined transaction's answers (`first`: where the caller's statements start, `end`: the
+ * command it ends with). The first failed statement throws {@link StatementFailed}; COMMIT
+ * answered with ROLLBACK, or failing itself, means the transaction was still open and is gone.
+ */
+export function throwUnlessEnded(
+  settled: ReadonlyArray<PromiseSettledResult<unknown>>,
+  first: number,
+  end: 'COMMIT' | 'ROLLBACK',
+): void {
+  const index = settled.findIndex((r) => r.status === 'rejected');
+  const last = settled[settled.length - 1] as PromiseSettledResult<{ command?: string }>;
+  if (index >= 0) {
+    const reason = (settled[index] as PromiseRejectedResult).reason;
+    if (!(reason instanceof postgres.PostgresError) || isConnectionError(reason)) throw reason;
+    const rolledBack = last.status === 'rejected' || last.value.command === 'ROLLBACK';
+    throw new StatementFailed(index - first, rolledBack, reason);
+  }
+  const answer = last.status === 'fulfilled' ? last.value.command : undefined;
+  if (answer !== end) throw new Error(`${end} was answered with ${answer}`);
 }
 
 /** The rows of `catalog.blockers` and `catalog.indexProgress`, in the shared shape. */

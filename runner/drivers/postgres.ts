@@ -1,6 +1,8 @@
 /**
  * PostgreSQL through postgres.js: I/O only. The record table's statements come from
- * postgres-sql.ts, the step protocol from step.ts.
+ * postgres-sql.ts, where the table lives and what is read of it under the lock from
+ * postgres-record.ts, the connections' options from postgres-client.ts, the step protocol from
+ * step.ts.
  *
  * One connection per runner (`max: 1`): it holds the session advisory lock and runs every
  * migration, so the lock and the work can never be on two different sessions. A file is sent as
@@ -8,46 +10,28 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import postgres from 'postgres';
-import { createHash } from 'node:crypto';
 import type { Capabilities, Driver, Limits, Observation, RecordRow, RecordTableState } from '../driver.ts';
-import { StatementFailed, TransactionLeftOpen } from '../driver.ts';
+import { TransactionLeftOpen } from '../driver.ts';
 import { MigrateError } from '../errors.ts';
-import { hideSecrets, parseTableName, type PostgresServer } from '../config.ts';
+import type { PostgresServer } from '../config.ts';
 import {
   type ClientOptions,
   clientOptions,
   movedSession,
-  observeSession,
+  type PostgresOptions,
   serverOf,
   transactionMode,
   transactionPooler,
+  unreachable,
+  Watcher,
 } from './postgres-client.ts';
-import { recordTableState, toRecordRow } from '../record.ts';
-import { catalog, COLUMNS, isConnectionError, missingRight, postgresSql, quoteIdent } from './postgres-sql.ts';
+import { catalog, isConnectionError, postgresSql, quoteIdent, throwUnlessEnded } from './postgres-sql.ts';
+import { RecordTable } from './postgres-record.ts';
 import type { SchemaSource } from '../introspect.ts';
 
 type Sql = postgres.Sql;
 
-export interface PostgresOptions {
-  /** The server, as parsed once from the URL (config.ts `parseUrl`): no URL string reaches postgres.js. */
-  server?: PostgresServer;
-  /** Or a URL, read by the same strict parser (for callers that hold only a URL). */
-  url?: string;
-  /** The URL with its password shown as `****`: the only form any message may carry. */
-  display: string;
-  /** The record table, `table` or `schema.table`. */
-  table: string;
-  /** False for read-only commands. PostgreSQL creates nothing on connect, so only kept for symmetry. */
-  create: boolean;
-  /** When set (epoch ms, `--wait`'s limit): each connect attempt gives up by then. */
-  deadline?: number;
-}
-
-/** Queries sent behind the lock; undefined where they failed or were not sent. */
-interface ReadAhead {
-  state: Promise<RecordTableState | undefined>;
-  rows: Promise<RecordRow[] | undefined>;
-}
+export type { PostgresOptions } from './postgres-client.ts';
 
 export class PostgresDriver implements Driver {
   readonly capabilities: Capabilities = { folder: 'postgres', schemaQualifiedTables: true, connectsToServer: true };
@@ -56,17 +40,9 @@ export class PostgresDriver implements Driver {
   readonly #deadline: number | undefined;
   readonly #display: string;
   readonly #secrets: string[];
-  /** The record table's name as given (`schema_migrations`, `ops.migrations`), for messages. */
-  readonly #label: string;
-  readonly #schema: string | undefined;
-  readonly #name: string;
-  /** The schema an unqualified record table lives in, resolved once per driver. */
-  #resolvedSchema: string | undefined;
+  /** Where the record table lives, and its state and rows as read under the current lock. */
+  readonly #record: RecordTable;
   #sql: Sql | undefined;
-  /** The record table's state, as read under the current lock. */
-  #state: RecordTableState | undefined;
-  /** The right a run lacks, read by the same query as the record table's state. */
-  #missing: string | undefined;
   /** Inside withLock, after the lock was taken. */
   #locked = false;
   /** The connection that held the lock closed: the lock is gone with it. */
@@ -75,10 +51,6 @@ export class PostgresDriver implements Driver {
   readonly #notices = new Set<string>();
   /** A query has succeeded: a connection error now means the server went away, not that it was never there. */
   #reached = false;
-  /** The record table existed when last pinged: worth reading it in the lock's round trip. */
-  #tableSeen = false;
-  /** The record table's state and rows, sent right behind the lock that was taken; consumed once. */
-  #ahead: ReadAhead | undefined;
   /** `exec` ran since the last transaction: a file's own BEGIN may have left one open. */
   #execSince = false;
   /** The server process of the runner's session (from ping), for the observer to look at. */
@@ -86,7 +58,7 @@ export class PostgresDriver implements Driver {
   /** A pooler stands between us and the server (the session's announced process is not the one that answers). */
   #pooled = false;
   /** A second connection, opened only once a step has waited or run a while. */
-  #observer: Sql | undefined;
+  readonly #watcher = new Watcher(() => this.#options('sql-migrate (observer)'));
 
   constructor(options: PostgresOptions) {
     this.#server = options.server ?? serverOf(options.url ?? '');
@@ -94,10 +66,7 @@ export class PostgresDriver implements Driver {
     this.#display = options.display;
     const password = this.#server.password;
     this.#secrets = password ? [password, encodeURIComponent(password)] : [];
-    const { schema, table } = parseTableName(options.table, true);
-    this.#label = options.table;
-    this.#schema = schema;
-    this.#name = table;
+    this.#record = new RecordTable(options.table, (fn) => this.#do(fn));
   }
 
   /** Created on first use: nothing connects until a method needs the database. */
@@ -148,22 +117,16 @@ export class PostgresDriver implements Driver {
   }
 
   #unreachable(error: unknown): MigrateError {
-    if (error instanceof MigrateError) return error;
-    const e = error as { message?: string; code?: string } | null;
-    const why = hideSecrets(e?.message ?? String(error), this.#secrets);
-    const code = e?.code && !why.includes(e.code) ? ` (${e.code})` : '';
-    const what = this.#reached ? 'lost the connection to' : 'cannot connect to';
-    return new MigrateError('CONNECTION_FAILED', `${what} ${this.#display}: ${why}${code}`, { cause: error });
+    return unreachable(error, this.#display, this.#secrets, this.#reached);
   }
 
   async ping(): Promise<void> {
-    const rows = await this.#do((sql) => sql.unsafe(catalog.ping(this.#schema, this.#name)));
+    const rows = await this.#do((sql) => sql.unsafe(catalog.ping(this.#record.schema, this.#record.name)));
     const [row] = rows;
     // The server's startup message names its process; a pooler hands out a key of its own.
     const announced = (rows as { state?: { pid?: unknown } }).state?.pid;
     this.#pooled = typeof announced === 'number' && typeof row?.pid === 'number' && announced !== row.pid;
-    if (this.#resolvedSchema === undefined && typeof row?.s === 'string') this.#resolvedSchema = row.s;
-    this.#tableSeen = row?.seen === true;
+    this.#record.pinged(row);
     this.#pid = typeof row?.pid === 'number' ? row.pid : undefined;
   }
 
@@ -174,38 +137,36 @@ export class PostgresDriver implements Driver {
    * CONCURRENTLY). The server releases it when the session ends, kill -9 included.
    */
   async withLock<T>(fn: () => Promise<T>, timeoutMs: number | undefined): Promise<T> {
-    const key = await this.#lockKey();
+    const key = await this.#record.lockKey();
     if (this.#pooled) await this.#refuseTransactionPooler();
     // Sent together with the first try: one round trip for the setting, the lock and the record.
     const watching = this.#watchClient();
     const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
     for (let first = true; ; first = false) {
       const trying = this.#do((sql) => sql.unsafe(catalog.tryLock(key, this.#pid)));
-      const ahead = first ? this.#readAhead() : undefined;
+      const ahead = first ? this.#record.readAhead() : undefined;
       // Both awaited at once: whichever fails, the other's failure is not left unhandled.
       const [, [row]] = await Promise.all([first ? watching : undefined, trying]);
       if (this.#pid !== undefined && row?.pid !== this.#pid) throw this.#transactionPooler();
       if (row?.ok === true) {
-        this.#ahead = ahead;
+        this.#record.locked(ahead);
         break;
       }
       if (Date.now() >= deadline) {
         throw new MigrateError(
           'LOCK_TIMEOUT',
-          `another runner holds the migration lock for ${this.#label} on ${this.#display} (waited ${Math.round((timeoutMs ?? 0) / 1000)} s; see --lock-timeout).`,
+          `another runner holds the migration lock for ${this.#record.label} on ${this.#display} (waited ${Math.round((timeoutMs ?? 0) / 1000)} s; see --lock-timeout).`,
         );
       }
       await sleep(50 + Math.random() * 50);
     }
     this.#locked = true;
     this.#lost = false;
-    this.#state = undefined;
     try {
       return await fn();
     } finally {
       const lost = this.#lost;
-      this.#state = undefined;
-      this.#ahead = undefined;
+      this.#record.unlocked();
       this.#locked = false;
       this.#lost = false;
       // A lost session took the lock with it; an unlock failing here must not hide fn's outcome.
@@ -230,20 +191,6 @@ export class PostgresDriver implements Driver {
   }
 
   /**
-   * The record table's state and rows, queued right behind a try for the lock on the same
-   * session. Each is its own statement with its own snapshot, taken after the lock statement
-   * finished, so when the lock was taken they read what a read under the lock would. When it was
-   * not, they are dropped. Rows are asked for only when the table was there at ping: a fresh
-   * database then gets no "relation does not exist" in its server log. Any failure here just
-   * means the ordinary queries run later.
-   */
-  #readAhead(): ReadAhead {
-    const state = this.#queryState().catch(() => undefined);
-    const rows = this.#tableSeen ? this.#queryRecord().catch(() => undefined) : Promise.resolve(undefined);
-    return { state, rows };
-  }
-
-  /**
    * A runner killed mid-statement (kill -9, OOM) leaves its backend running the statement to
    * its end, holding the lock all along, and for a no-transaction file committing it without a
    * record row. Since PostgreSQL 14 the backend can poll its socket during a query and abort
@@ -258,59 +205,17 @@ export class PostgresDriver implements Driver {
     });
   }
 
-  /**
-   * One lock per record table, so two tables in one database never block each other. An
-   * unqualified name is resolved to the schema it is created in, so `t` and `public.t` agree.
-   */
-  async #lockKey(): Promise<string> {
-    const schema = await this.#schemaName();
-    const digest = createHash('sha256').update(`sql-migrate\0${schema}\0${this.#name}`).digest();
-    return digest.readBigInt64BE(0).toString();
-  }
-
-  /**
-   * The schema of the record table: the one named, else the one an unqualified CREATE TABLE
-   * would use (`current_schema()`), fixed at first use. Every statement on the record table is
-   * then qualified with it, so a migration that runs `SET search_path` cannot send the record
-   * somewhere else halfway through a run.
-   */
-  async #schemaName(): Promise<string> {
-    if (this.#schema !== undefined) return this.#schema;
-    if (this.#resolvedSchema === undefined) {
-      const [row] = await this.#do((sql) => sql.unsafe(catalog.currentSchema));
-      if (typeof row?.s !== 'string') {
-        throw new Error(
-          `no schema on the search_path exists to hold the record table ${this.#label}: create one, or name it with --table schema.table`,
-        );
-      }
-      this.#resolvedSchema = row.s;
-    }
-    return this.#resolvedSchema;
-  }
-
   async recordTable(): Promise<string> {
-    return `${quoteIdent(await this.#schemaName())}.${quoteIdent(this.#name)}`;
+    return this.#record.qualified();
   }
 
   async recordTableState(): Promise<RecordTableState> {
-    // Under the lock nobody else creates or alters the table: asked once per lock, not per call.
-    if (this.#locked && this.#state) return this.#state;
-    const state = (this.#locked ? await this.#ahead?.state : undefined) ?? (await this.#queryState());
-    if (this.#locked) this.#state = state;
-    return state;
-  }
-
-  async #queryState(): Promise<RecordTableState> {
-    const schema = await this.#schemaName();
-    const rows = await this.#do((sql) => sql.unsafe(catalog.columns(schema, this.#name)));
-    this.#missing = missingRight(rows[0], schema, this.#name);
-    return recordTableState(rows.filter((r) => r.name !== null).map((r) => String(r.name)));
+    return this.#record.state();
   }
 
   /** Read with the record table's state (the lock's round trip): costs no query of its own. */
   async missingRight(): Promise<string | undefined> {
-    await this.recordTableState();
-    return this.#missing;
+    return this.#record.missingRight();
   }
 
   async tableExists(name: string): Promise<boolean> {
@@ -319,36 +224,12 @@ export class PostgresDriver implements Driver {
     return row?.found === true;
   }
 
-  /**
-   * Creates only what is missing: `CREATE … IF NOT EXISTS` checks the CREATE privilege before
-   * it checks existence, so a role that may use an existing schema and table but not create
-   * them would fail on it. https://www.postgresql.org/docs/current/sql-createschema.html
-   */
   async ensureRecordTable(): Promise<void> {
-    if ((await this.recordTableState()).kind !== 'missing') return;
-    const table = await this.recordTable();
-    await this.#do(async (sql) => {
-      if (this.#schema !== undefined) {
-        const [row] =
-          await sql`SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = ${this.#schema}) AS found`;
-        if (row?.found !== true) await sql.unsafe(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(this.#schema)}`);
-      }
-      await sql.unsafe(`CREATE TABLE IF NOT EXISTS ${table} (${COLUMNS})`);
-    });
-    this.#state = { kind: 'ok' };
+    await this.#record.ensure();
   }
 
   async readRecord(): Promise<RecordRow[]> {
-    if ((await this.recordTableState()).kind !== 'ok') return [];
-    const ahead = this.#locked ? this.#ahead?.rows : undefined;
-    if (this.#ahead) this.#ahead.rows = Promise.resolve(undefined); // read ahead once: later reads see later steps
-    return (await ahead) ?? (await this.#queryRecord());
-  }
-
-  async #queryRecord(): Promise<RecordRow[]> {
-    const table = await this.recordTable();
-    const rows = await this.#do((sql) => sql.unsafe(catalog.readRecord(table)));
-    return rows.map(toRecordRow);
+    return this.#record.rows();
   }
 
   async transaction(
@@ -384,18 +265,8 @@ export class PostgresDriver implements Driver {
       const settled = await Promise.allSettled(queries);
       const first = (check ? 0 : 1) + limits.length; // where the caller's statements start
       const index = settled.findIndex((r) => r.status === 'rejected');
-      const end = settled[settled.length - 1] as PromiseSettledResult<{ command?: string }>;
-      if (index >= 0) {
-        const reason = (settled[index] as PromiseRejectedResult).reason;
-        if (index < first) throw this.#moved(reason);
-        if (!(reason instanceof postgres.PostgresError) || isConnectionError(reason)) throw reason;
-        // COMMIT answered with ROLLBACK, or failing itself, means the transaction was still open.
-        const rolledBack = end.status === 'rejected' || end.value.command === 'ROLLBACK';
-        throw new StatementFailed(index - first, rolledBack, reason);
-      }
-      const expected = options.rollback ? 'ROLLBACK' : 'COMMIT';
-      const answer = end.status === 'fulfilled' ? end.value.command : undefined;
-      if (answer !== expected) throw new Error(`${expected} was answered with ${answer}`);
+      if (index >= 0 && index < first) throw this.#moved((settled[index] as PromiseRejectedResult).reason);
+      throwUnlessEnded(settled, first, options.rollback ? 'ROLLBACK' : 'COMMIT');
     });
   }
 
@@ -427,19 +298,9 @@ export class PostgresDriver implements Driver {
     return error instanceof postgres.PostgresError && error.code === '55P03';
   }
 
-  /**
-   * From a second connection (opened on first use and kept for the run): what the runner's
-   * session waits on, who is ahead of it, and an index build's progress.
-   */
+  /** From a second connection: what the runner's session waits on, who is ahead of it, an index build's progress. */
   async observe(withQuery: boolean): Promise<Observation | undefined> {
-    if (this.#pid === undefined) return undefined;
-    this.#observer ??= postgres({
-      ...this.#options('sql-migrate (observer)'),
-      connect_timeout: 5,
-      onnotice: () => {},
-      onclose: () => {},
-    });
-    return observeSession(this.#observer, this.#pid, withQuery);
+    return this.#pid === undefined ? undefined : this.#watcher.observe(this.#pid, withQuery);
   }
 
   async invalidIndex(name: string): Promise<boolean> {
@@ -449,19 +310,13 @@ export class PostgresDriver implements Driver {
 
   /** What `check`'s introspection reads through: this session, and where the record table lives. */
   async schemaSource(): Promise<SchemaSource> {
-    return {
-      query: (text, params = []) => this.#do((sql) => sql.unsafe(text, params as postgres.ParameterOrJSON<never>[])),
-      schema: await this.#schemaName(),
-      table: this.#name,
-    };
+    return this.#record.schemaSource();
   }
 
   async close(): Promise<void> {
     const sql = this.#sql;
-    const observer = this.#observer;
     this.#sql = undefined;
-    this.#observer = undefined;
-    await observer?.end({ timeout: 1 });
+    await this.#watcher.end();
     this.#locked = false;
     this.#lost = false;
     await sql?.end({ timeout: 5 });

@@ -1,0 +1,158 @@
+/**
+ * check's round trips on one dialect's scratch database: every revision up, down (the schema
+ * must be back where it started) and up again (the schema must be what the first up made),
+ * through the runner's own `runStep`, with what each statement locks measured on PostgreSQL.
+ *
+ * @module
+ */
+import type { Direction, StepWork } from './driver.ts';
+import type { MigrationFailed } from './errors.ts';
+import type { Migration } from './files.ts';
+import { type Finding, unwaived, type Waiver } from './lint.ts';
+import { embeddedLacks, lackedExtension } from './embedded.ts';
+import { runStep, StepFailure, toMigrationFailed } from './step.ts';
+import { checkLocks } from './check-locks.ts';
+import type { Scratch } from './scratch.ts';
+import { introspect, type Introspectable } from './introspect.ts';
+import type { Difference, Schema } from './schema.ts';
+import { compareSnapshots } from './schema-compare.ts';
+import type { DialectState } from './check.ts';
+
+/** What one dialect's round trips share besides its state and database. */
+export interface TripContext {
+  waivers: Waiver[];
+  add: (f: Finding) => void;
+  signal: AbortSignal | undefined;
+}
+
+/** One dialect's round trips on its scratch database. */
+export interface Trip extends TripContext {
+  s: DialectState;
+  driver: Introspectable;
+  scratch: Scratch;
+}
+
+/**
+ * Every revision in order: up, down (the schema must be back where it started), up again (the
+ * schema must be what the first up made). Returns how many revisions completed; stops at the
+ * first failure, since the database is then in no known state.
+ */
+export async function roundTrip(t: Trip): Promise<number> {
+  await t.driver.ensureRecordTable();
+  let before = await introspect(t.driver);
+  let done = 0;
+  for (const m of t.s.migrations) {
+    const again = await roundTripOne(t, m, before);
+    if (!again) return done;
+    t.s.snapshots.push(again);
+    before = again;
+    done++;
+  }
+  return done;
+}
+
+/** One revision's up, down and up again, from `before`; the schema it ends with, or undefined where it stopped. */
+async function roundTripOne(t: Trip, m: Migration, before: Schema): Promise<Schema | undefined> {
+  const { s, driver, waivers, add } = t;
+  const work = s.works.get(m.revision) as { up: StepWork; down: StepWork };
+  const run = (direction: Direction) => runFile(t, m, work[direction], direction);
+  const stopped = ` Later revisions were not run on ${s.dialect}.`;
+
+  // Measured before the real up, in a transaction rolled back, against the schema before it.
+  if (s.dialect === 'postgres') await checkLocks(driver, m, work.up, add);
+  const upFailed = await run('up');
+  if (upFailed) return reportFailed(t, upFailed, `fails on a scratch ${s.dialect} database`, 'error', stopped);
+  const after = await introspect(driver);
+  const downFailed = await run('down');
+  if (downFailed) {
+    return reportFailed(
+      t,
+      downFailed,
+      `fails on a scratch ${s.dialect} database, right after its up`,
+      'error',
+      stopped,
+    );
+  }
+  const back = await introspect(driver);
+  const left = unwaived(compareSnapshots(before, back), waivers, s.dialect, m.revision, ['up', 'down']);
+  for (const d of left) {
+    add({
+      severity: 'error',
+      code: 'ROUND_TRIP',
+      file: m.down.path,
+      message: roundTripMessage(d, m),
+      subject: d.subject,
+    });
+  }
+  const againFailed = await run('up');
+  if (againFailed) {
+    // After a down that left something behind, the second up failing is the expected sequel.
+    return reportFailed(
+      t,
+      againFailed,
+      `fails when run again after its down (as after "-1" then "head")`,
+      left.length > 0 ? 'warning' : 'error',
+      left.length > 0 ? ` That follows from the incomplete down above.${stopped}` : stopped,
+    );
+  }
+  const again = await introspect(driver);
+  if (left.length === 0) {
+    for (const d of unwaived(compareSnapshots(after, again), waivers, s.dialect, m.revision, ['up', 'down'])) {
+      add({ severity: 'error', code: 'REAPPLY', file: m.up.path, message: reapplyMessage(d), subject: d.subject });
+    }
+  }
+  return again;
+}
+
+/** Run one file of the pair; a failure comes back as a finding-to-be (file:line:column and message), not thrown. */
+async function runFile(
+  t: Trip,
+  migration: Migration,
+  work: StepWork,
+  direction: Direction,
+): Promise<MigrationFailed | undefined> {
+  t.signal?.throwIfAborted();
+  try {
+    await runStep(t.driver, work);
+    return undefined;
+  } catch (error) {
+    if (!(error instanceof StepFailure)) throw error;
+    return toMigrationFailed(error, work, { direction, migration }, []);
+  }
+}
+
+/** A file that failed on the scratch database, as a finding; on the embedded PostgreSQL, an extension it lacks only warns. */
+function reportFailed(
+  t: Trip,
+  failed: MigrationFailed,
+  what: string,
+  severity: 'error' | 'warning',
+  suffix: string,
+): undefined {
+  const { file, line, column } = failed.where;
+  const at = { file, ...(line === undefined ? {} : { line }), ...(column === undefined ? {} : { column }) };
+  const lacked = t.scratch.embedded ? lackedExtension(failed) : undefined;
+  if (lacked) {
+    t.add({ severity: 'warning', code: 'MIGRATION_FAILED', ...at, message: embeddedLacks(lacked, t.s.dialect) });
+    return undefined;
+  }
+  const state = failed.info.sqlState ? ` (${failed.info.sqlState})` : '';
+  t.add({ severity, code: 'MIGRATION_FAILED', ...at, message: `${what}: ${failed.message}${state}.${suffix}` });
+  return undefined;
+}
+
+function roundTripMessage(d: Difference, m: Migration): string {
+  const what =
+    d.kind === 'onlyRight'
+      ? `leaves ${d.object} behind: it was not there before ${m.stem}.up.sql ran, and the down must remove what the up made.`
+      : d.kind === 'onlyLeft'
+        ? `removes ${d.object}, which was there before ${m.stem}.up.sql ran.`
+        : `does not restore ${d.at}: ${d.left} before the up, ${d.right} after the down.`;
+  return `${what} If it cannot be undone, say why in this file: -- migrate:allow-difference ${d.subject}: <reason>`;
+}
+
+function reapplyMessage(d: Difference): string {
+  if (d.kind === 'onlyLeft') return `run again after its down, no longer creates ${d.object}.`;
+  if (d.kind === 'onlyRight') return `run again after its down, also creates ${d.object}.`;
+  return `run again after its down, gives ${d.at}: ${d.right}, where the first run gave ${d.left}.`;
+}

@@ -1,0 +1,125 @@
+/**
+ * The CLI's options: the help text, parseArgs' table of options, and reading the values it
+ * cannot (offsets that look like short flags, durations in seconds, check's data options).
+ */
+import type { parseArgs } from 'node:util';
+import { ACCEPTED_URLS, DEFAULT_DIR, DEFAULT_TABLE, DEFAULT_URL } from '../runner/config.ts';
+import { MigrateError } from '../runner/errors.ts';
+
+/** How this CLI was started, for the usage line: the compiled bundle or the TypeScript source. */
+const SELF = /\.cjs$/.test(process.argv[1] ?? '') ? 'node dist/migrate.cjs' : 'npx tsx scripts/migrate.ts';
+
+export const USAGE = `Usage: ${SELF} <target | command> [options]
+
+Targets (move the database):
+  head                 apply every pending revision, in version order
+  base                 roll back every applied revision
+  +N                   apply the next N pending revisions
+  -N                   roll back the last N applied revisions
+  <revision>           make it the last applied: apply up to it, or roll back what follows it
+                       (by version, 20250128_140000, full stem, 20250128_140000_initial_schema,
+                       or description alone, initial_schema, when one migration has it)
+
+Commands:
+  current              print the last applied revision, or "base"
+  history              every revision, oldest first: applied (with time) or pending, and flags
+  new <description>    write an empty up/down pair, same timestamp, in every dialect folder
+  stamp <target>       record the database as at <target> without running SQL
+  sql <target>         print the script <target> would run (for psql or sqlite3), run nothing
+  check                validate the folder; then, on scratch databases (a temporary SQLite file,
+                       and a new database on the --url server when it is postgres://, else an
+                       embedded PostgreSQL), prove
+                       every down undoes its up and both dialect folders build the same schema
+  schema               print the canonical schema each dialect folder builds (PostgreSQL's on a
+                       scratch database on the postgres:// server of $DATABASE_URL); --write saves
+                       DIR/schema/<dialect>.sql; with --url, the schema of that database (read-only)
+  drift                compare the database with what the revisions its record lists build
+                       (read-only; exit 1 when they differ)
+
+Options:
+  --url URL            database URL (default: $DATABASE_URL, then .env, then ${DEFAULT_URL})
+  --dir DIR            migrations root holding postgres/ and sqlite/ (default: $MIGRATIONS_DIR or ${DEFAULT_DIR})
+  --table NAME         record table, schema.table allowed on PostgreSQL
+                       (default: $MIGRATIONS_TABLE or ${DEFAULT_TABLE})
+  --wait[=SECONDS]     keep retrying the connection until the database answers (default 30)
+  --lock-timeout=SECONDS  give up (exit 3) if another runner holds the lock that long
+                       (default: wait as long as it takes)
+  --table-lock-timeout=SECONDS  longest wait of one attempt for a table lock, so queries queued
+                       behind the migration never wait longer (default: $MIGRATE_TABLE_LOCK_TIMEOUT
+                       or 1; 0: wait as long as it takes)
+  --retry-for=SECONDS  keep retrying a step that timed out on a table lock this long, then
+                       exit 3 (default: $MIGRATE_RETRY_FOR or 60)
+  --statement-timeout=SECONDS  longest run of one statement (default: $MIGRATE_STATEMENT_TIMEOUT,
+                       else the server's setting)
+  --show-blocker-query also print the query text of the sessions a migration waits on
+  --dry-run            plan and print the script, change nothing (not even the record table)
+  --yes, -y            confirm a rollback (or a stamp) that undoes more than one revision
+  --strict             out-of-order pending revisions are an error, not a warning
+  --write              schema: write DIR/schema/postgres.sql and sqlite.sql instead of printing
+  --json               print one JSON object on stdout instead of text
+  --no-data            check: skip the pass on populated tables
+  --seed=N, --rows=N   check: the generated rows' seed (printed; random when not given) and
+                       how many per table (default 100)
+  --help, -h           this text
+
+Exit codes: 0 done, 1 a migration failed (check: a problem was found; drift: the database
+differs), 2 usage or validation
+error (nothing changed), 3 the database could not be reached or the lock was not taken in time.
+
+Database URLs accepted:
+  ${ACCEPTED_URLS.join('\n  ')}`;
+
+export const OPTIONS = {
+  url: { type: 'string' },
+  dir: { type: 'string' },
+  table: { type: 'string' },
+  wait: { type: 'string' },
+  'lock-timeout': { type: 'string' },
+  'table-lock-timeout': { type: 'string' },
+  'retry-for': { type: 'string' },
+  'statement-timeout': { type: 'string' },
+  'show-blocker-query': { type: 'boolean' },
+  'dry-run': { type: 'boolean' },
+  yes: { type: 'boolean', short: 'y' },
+  strict: { type: 'boolean' },
+  write: { type: 'boolean' },
+  json: { type: 'boolean' },
+  'no-data': { type: 'boolean' },
+  seed: { type: 'string' },
+  rows: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
+
+export function seconds(name: string, value: string | undefined, fallback?: number): number | undefined {
+  if (value === undefined || value === '') return fallback === undefined ? undefined : fallback * 1000;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0)
+    throw new MigrateError('BAD_OPTION', `--${name} takes a number of seconds, not "${value}".`);
+  return n * 1000;
+}
+
+/**
+ * `-1` and `+1` are targets, not options: parseArgs would read `-1` as a short flag, so offsets
+ * are moved behind `--` first. `--wait` alone means the default wait.
+ */
+export function splitArgv(argv: string[]): string[] {
+  const offsets = argv.filter((a) => /^[+-]\d+$/.test(a));
+  const rest = argv.filter((a) => !/^[+-]\d+$/.test(a)).map((a) => (a === '--wait' ? '--wait=' : a));
+  return offsets.length > 0 ? [...rest.filter((a) => a !== '--'), '--', ...offsets] : rest;
+}
+
+/** `--no-data`, `--seed=N`, `--rows=N` as check's `data` setting. */
+export function dataOption(values: Values): false | { seed?: number; rows?: number } {
+  if (values['no-data']) return false;
+  const whole = (name: 'seed' | 'rows', min: number) => {
+    const text = values[name];
+    if (text === undefined) return {};
+    const n = Number(text);
+    if (!Number.isSafeInteger(n) || n < min)
+      throw new MigrateError('BAD_OPTION', `--${name} takes a whole number (at least ${min}), not "${text}".`);
+    return { [name]: n };
+  };
+  return { ...whole('seed', 0), ...whole('rows', 1) };
+}
