@@ -3,7 +3,8 @@
  * of scratch), `schema --url` (a live read) and `drift` (each place its scratch can be) on the
  * project's own sql/ (the bot's schema), in this process, several runs each; prints the median
  * and the range of each. Then the CLI as a user runs it (`node --import tsx scripts/migrate.ts`),
- * start-up included, and the bare cost of creating and dropping a scratch database each way.
+ * start-up included (and the compiled one, dist/migrate.cjs, when `npm run build` made it), and
+ * the bare cost of creating and dropping a scratch database each way.
  *
  * Environment: BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres; a
  * bench_schema_<pid> database and a SELECT-only role are created there and dropped),
@@ -11,6 +12,7 @@
  * databases in a loop, as test suites running beside it do).
  */
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
@@ -38,10 +40,13 @@ async function time(label: string, fn: () => Promise<unknown>, runs = RUNS): Pro
   );
 }
 
-/** The CLI as a user runs it: a fresh node, tsx's transform, the command. */
-function cli(args: string[], env: Record<string, string> = {}): () => Promise<void> {
+const COMPILED = join(ROOT, 'dist', 'migrate.cjs');
+
+/** The CLI as a user runs it: a fresh node, and tsx's transform (or `npm run build`'s bundle), then the command. */
+function cli(args: string[], env: Record<string, string> = {}, compiled = false): () => Promise<void> {
+  const entry = compiled ? [COMPILED] : ['--import', 'tsx', 'scripts/migrate.ts'];
   return async () => {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/migrate.ts', ...args], {
+    const r = spawnSync(process.execPath, [...entry, ...args], {
       cwd: ROOT,
       env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
       encoding: 'utf8',
@@ -108,6 +113,14 @@ async function main(): Promise<void> {
     await time('CLI: schema --url (live read)', cli(['schema', '--url', url]));
     await time('CLI: drift (scratch database on the live server)', cli(['drift', '--url', url]));
     await time('CLI: drift --scratch-url', cli(['drift', '--url', url, '--scratch-url', ADMIN_URL]));
+    if (existsSync(COMPILED)) {
+      await time('compiled CLI: schema', cli(['schema'], env, true));
+      await time('compiled CLI: drift', cli(['drift', '--url', url], {}, true));
+      await time(
+        'compiled CLI: drift --scratch-url',
+        cli(['drift', '--url', url, '--scratch-url', ADMIN_URL], {}, true),
+      );
+    } else console.log('(no dist/migrate.cjs: `npm run build` first to time the compiled CLI)');
     for (const how of ['TEMPLATE template0', 'TEMPLATE template0 STRATEGY FILE_COPY', 'TEMPLATE template1']) {
       await time(`CREATE + DROP DATABASE ${how}`, async () => {
         await admin.unsafe(`CREATE DATABASE ${name}_x ${how}`);
