@@ -1,7 +1,8 @@
 /**
  * An in-memory PostgreSQL (PGlite: PostgreSQL compiled to wasm) served over TCP on 127.0.0.1 and
  * a free port, so that postgres.js and psql reach it like any server. `check` proves the
- * PostgreSQL folder on one when no server URL is given; the build warms the compiled CLI's code
+ * PostgreSQL folder on one when no server URL is given, `schema` builds on one then, and
+ * `drift` when the live role may not create a scratch database; the build warms the compiled CLI's code
  * cache on one; the tests use it on a machine without a PostgreSQL server (test/support/postgres.ts
  * says what it can and cannot do: one session for every connection, one database).
  *
