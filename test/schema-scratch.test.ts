@@ -18,6 +18,7 @@ import { ROOT, runCli } from './support/cli.ts';
 import { parseUrl } from '../runner/config.ts';
 import { renderCatalog } from '../runner/catalog/render.ts';
 import { buildCatalog, schemaOf } from '../runner/schema-command.ts';
+import { reachesOut } from '../runner/scratch.ts';
 
 const SERVER = process.env.TEST_POSTGRES_URL || undefined;
 const NEEDS_SERVER = SERVER ? false : 'needs TEST_POSTGRES_URL: a scratch schema and a scratch database are made there';
@@ -130,6 +131,42 @@ describe('schema in a scratch schema (postgres server)', { skip: NEEDS_SERVER },
     } finally {
       f.cleanup();
     }
+  });
+});
+
+describe('reachesOut: when a scratch schema would not build what a scratch database builds', () => {
+  const schemas = ['public', 'pg_catalog', 'information_schema', 'app'];
+  it('lets through what stays in the schema it runs in', () => {
+    for (const up of [
+      readFileSync(join(BOT, 'postgres', '20250128_140000_initial_schema.up.sql'), 'utf8'),
+      RICH,
+      'CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$',
+      "SELECT CAST('1' AS int); INSERT INTO t VALUES ('SYSTEM_AUTOMATIC')",
+      'ALTER SEQUENCE s OWNED BY t.a; CREATE VIEW v AS SELECT u.id FROM users u',
+      '-- public.users, CREATE SCHEMA: in a comment\nCREATE TABLE t (a int)',
+    ])
+      assert.equal(reachesOut([up], schemas), false, up.slice(0, 80));
+  });
+  it('refuses a schema named, and whatever acts on the database as a whole', () => {
+    for (const up of [
+      'CREATE TABLE public.t (a int)',
+      'CREATE TABLE "public".t (a int)',
+      'CREATE TABLE App . t (a int)',
+      'DO $$ BEGIN PERFORM count(*) FROM app.t; END $$',
+      "SELECT pg_catalog.set_config('search_path', 'public', false)",
+      'CREATE SCHEMA s',
+      'CREATE EXTENSION citext',
+      'SET search_path TO x',
+      'CREATE PUBLICATION p FOR TABLE t',
+      'CREATE EVENT TRIGGER e ON ddl_command_start EXECUTE FUNCTION f()',
+      'CREATE CAST (a AS b) WITH INOUT',
+      'CREATE OR REPLACE TRUSTED LANGUAGE x',
+      'ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO x',
+      'DROP OWNED BY bob',
+      'SELECT lo_create(0)',
+      'VACUUM',
+    ])
+      assert.equal(reachesOut([up], schemas), true, up);
   });
 });
 
