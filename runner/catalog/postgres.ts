@@ -132,6 +132,8 @@ export async function readPostgresCatalog(
   record: { schema: string; table: string },
   scratch?: string,
 ): Promise<Catalog> {
+  // Written into the queries' text: a plain name only (scratch.ts makes `sqlmigrate_scratch_<hex>`).
+  if (scratch !== undefined && !/^[a-z_][a-z0-9_]*$/.test(scratch)) throw new Error(`not a scratch schema: ${scratch}`);
   const params = [record.schema, record.table];
   const QUERIES = queries(scratch);
   const query: Query = scratch === undefined ? read : async (text, p) => (await read(text, p)).map(asPublic(scratch));
