@@ -22,10 +22,7 @@ export type Query = (text: string, params?: unknown[]) => Promise<ReadonlyArray<
 
 type Row = Record<string, unknown>;
 
-/**
- * The schemas read: every one but the system's, or only the scratch schema `schema` built the
- * folder in (its name is ours, `sqlmigrate_scratch_<hex>`, so it is written into the text).
- */
+/** The schemas read: every one but the system's, or only the scratch schema `schema` built in. */
 const USER_SCHEMA = (n: string, only?: string) =>
   only === undefined
     ? `${n}.nspname NOT IN ('pg_catalog', 'information_schema') AND ${n}.nspname !~ '^pg_(toast|temp_|toast_temp_)'`
@@ -84,9 +81,8 @@ const queries = (only?: string) => ({
     LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
     WHERE r.relkind IN ('r', 'p')
     ORDER BY r.qname, a.attnum`,
-  // PostgreSQL 18 also lists each NOT NULL as a constraint (`users_email_not_null`); every
-  // version says it as the column's nullability, so that alone is read, and the embedded
-  // PostgreSQL (18) builds the same catalog as a 15 server.
+  // 18 also lists each NOT NULL as a constraint (`t_a_not_null`); every version says it as the
+  // column's nullability, read alone, so the embedded PostgreSQL (18) reads as a 15 server.
   constraints: `WITH rel AS (${RELATIONS(only)})
     SELECT r.qname AS tbl, quote_ident(c.conname) AS name, c.contype AS kind, c.convalidated AS validated,
       pg_get_constraintdef(c.oid, true) AS def
