@@ -18,7 +18,7 @@ import { ROOT, runCli } from './support/cli.ts';
 import { parseUrl } from '../runner/config.ts';
 import { renderCatalog } from '../runner/catalog/render.ts';
 import { buildCatalog, schemaOf } from '../runner/schema-command.ts';
-import { reachesOut } from '../runner/scratch.ts';
+import { reachesOut } from '../runner/catalog/scratch-schema.ts';
 
 const SERVER = process.env.TEST_POSTGRES_URL || undefined;
 const NEEDS_SERVER = SERVER ? false : 'needs TEST_POSTGRES_URL: a scratch schema and a scratch database are made there';
