@@ -10,7 +10,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
@@ -18,6 +18,7 @@ import { ROOT, runCli } from './support/cli.ts';
 import { parseUrl } from '../runner/config.ts';
 import { renderCatalog } from '../runner/catalog/render.ts';
 import { buildCatalog, schemaOf } from '../runner/schema-command.ts';
+import { check } from '../runner/check.ts';
 import { reachesOut } from '../runner/catalog/scratch-schema.ts';
 
 const SERVER = process.env.TEST_POSTGRES_URL || undefined;
@@ -175,6 +176,24 @@ describe('schema without a server: the embedded PostgreSQL', () => {
     const [pg] = (await schemaOf({ dir: BOT })).filter((s) => s.dialect === 'postgres');
     assert.match(pg?.builtOn ?? '', /^embedded PostgreSQL/);
     assert.equal(pg?.text, readFileSync(join(BOT, 'schema', 'postgres.sql'), 'utf8'));
+  });
+
+  it('check without a server holds the committed postgres.sql to it (SCHEMA_STALE)', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'mig-schema-stale-'));
+    try {
+      const dir = join(root, 'sql');
+      cpSync(BOT, dir, { recursive: true });
+      rmSync(join(dir, 'schema', 'sqlite.sql'));
+      const file = join(dir, 'schema', 'postgres.sql');
+      writeFileSync(file, readFileSync(file, 'utf8').replace(/^CREATE INDEX idx_status_expiry .*\n/m, ''));
+      const result = await check({ dir, url: 'sqlite::memory:', data: false });
+      const stale = result.findings.filter((f) => f.code === 'SCHEMA_STALE');
+      assert.equal(stale.length, 1, JSON.stringify(result.findings));
+      assert.match(stale[0]?.file ?? '', /schema\/postgres\.sql$/);
+      assert.match(stale[0]?.message ?? '', /^\+CREATE INDEX idx_status_expiry /m);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 
   it('the CLI prints it and says where it was built, on stderr', async () => {
