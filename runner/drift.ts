@@ -11,7 +11,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { DEFAULT_DIR, DEFAULT_TABLE, parseUrl } from './config.ts';
+import { DEFAULT_DIR, DEFAULT_TABLE, parseUrl, type Connection } from './config.ts';
 import { MigrateError } from './errors.ts';
 import { loadMigrations } from './files.ts';
 import { status } from './migrator.ts';
@@ -21,8 +21,14 @@ import { buildCatalog, readCatalog } from './schema-command.ts';
 export type { DriftItem } from './catalog/model.ts';
 
 export interface DriftConfig {
-  /** The live database. A PostgreSQL scratch database is created on the same server (CREATEDB). */
+  /** The live database: only read. */
   url: string;
+  /**
+   * Where PostgreSQL's scratch is made: a server (and database) the role of this URL may write
+   * to, as `schema` uses its URL. Without it, a scratch database on the live server when its
+   * role may create one, else the embedded PostgreSQL (PGlite).
+   */
+  scratchUrl?: string;
   dir?: string;
   table?: string;
 }
@@ -33,6 +39,10 @@ export interface DriftResult {
   items: DriftItem[];
   /** The revisions the record lists, which the scratch database was built from. */
   revisions: string[];
+  /** Where the expected schema was built, for people. */
+  scratch: string;
+  /** Set when it was built on the embedded PostgreSQL: why, and what to do for a build on the live server's version. */
+  note?: string;
 }
 
 /** Compare a live database with what the revisions its record lists build. Throws for a record that disagrees with the folder. */
@@ -76,11 +86,43 @@ export async function drift(config: DriftConfig): Promise<DriftResult> {
       writeFileSync(join(folder, basename(m.up.path)), m.up.text);
       writeFileSync(join(folder, basename(m.down.path)), m.down.text);
     }
-    const expected = await buildCatalog(connection.dialect, connection, tmp, table);
+    const built = await buildExpected(connection, config.scratchUrl, tmp, table);
     const found = await readCatalog(connection, table);
-    const items = compareCatalogs(expected, found);
-    return { ok: items.length === 0, items, revisions: [...applied] };
+    const items = compareCatalogs(built.catalog, found);
+    return {
+      ok: items.length === 0,
+      items,
+      revisions: [...applied],
+      scratch: built.label,
+      ...(built.embedded ? { note: embeddedNote(built.label) } : {}),
+    };
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
+}
+
+/**
+ * The catalog the applied revisions build. Never a scratch schema in the live database: it is
+ * only read. Without --scratch-url, a scratch database on the live server; a role that may not
+ * create one (42501) falls back to the embedded PostgreSQL, whose catalog model of the same
+ * folder is the 15 server's (catalog/postgres.ts reads NOT NULL the one way both print it).
+ */
+async function buildExpected(live: Connection, scratchUrl: string | undefined, dir: string, table: string) {
+  if (scratchUrl !== undefined) {
+    const scratch = parseUrl(scratchUrl);
+    if (scratch.dialect !== live.dialect)
+      throw new MigrateError('BAD_OPTION', `--scratch-url must be a ${live.dialect} URL, like the database compared.`);
+    return buildCatalog(live.dialect, scratch, dir, table, { inSchema: true });
+  }
+  try {
+    return await buildCatalog(live.dialect, live, dir, table);
+  } catch (error) {
+    const refused = error instanceof MigrateError && (error.cause as { code?: unknown })?.code === '42501';
+    if (!refused) throw error;
+    return buildCatalog(live.dialect, undefined, dir, table);
+  }
+}
+
+function embeddedNote(label: string): string {
+  return `the live role may not create a scratch database, so the migrations were built on the ${label}; give --scratch-url postgres://… (a server of the live one's version the role there may write to) to build them there instead.`;
 }

@@ -6,11 +6,12 @@
  *
  * @module
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_DIR, DEFAULT_TABLE, parseTableName, parseUrl, type Connection } from './config.ts';
-import { DIALECTS, displayPath, isDirectory, type Dialect } from './files.ts';
+import { DIALECTS, displayPath, isDirectory, loadMigrations, type Dialect } from './files.ts';
+import { MigrationFailed } from './errors.ts';
+import { withScratchPlace } from './scratch.ts';
 import { migrate } from './migrator.ts';
 import type { Catalog } from './catalog/model.ts';
 import { renderCatalog } from './catalog/render.ts';
@@ -22,9 +23,10 @@ export interface SchemaConfig {
   /** The record table, left out of the schema. Default `schema_migrations`. */
   table?: string;
   /**
-   * A `postgres://` URL names the server the PostgreSQL scratch database is created on (the
-   * role needs CREATEDB); the database it names is not touched. Without one the PostgreSQL
-   * schema is skipped. It also picks the dialect of a folder that holds .sql files directly.
+   * A `postgres://` URL names where PostgreSQL's scratch is made: a schema in the database it
+   * names (the role needs CREATE there), or a database on its server (CREATEDB), dropped
+   * afterwards; nothing else in that database is touched. Without one, the embedded PostgreSQL
+   * (PGlite). It also picks the dialect of a folder that holds .sql files directly.
    */
   url?: string;
 }
@@ -33,9 +35,10 @@ export interface DialectSchema {
   dialect: Dialect;
   /** Where `schema --write` puts it: `<dir>/schema/<dialect>.sql`. */
   file: string;
-  /** The canonical file; absent when `skipped`. */
-  text?: string;
-  skipped?: string;
+  /** The canonical file. */
+  text: string;
+  /** Set when PostgreSQL's was built on the embedded PostgreSQL (no server URL): which one. */
+  builtOn?: string;
 }
 
 /** `<dir>/schema/<dialect>.sql`. */
@@ -55,17 +58,13 @@ export async function schemaOf(config: SchemaConfig = {}): Promise<DialectSchema
   const connection = config.url === undefined ? undefined : parseUrl(config.url);
   const out: DialectSchema[] = [];
   for (const dialect of dialectsOf(dir, connection)) {
-    const file = schemaFile(dir, dialect);
-    if (dialect === 'postgres' && connection?.dialect !== 'postgres') {
-      out.push({
-        dialect,
-        file,
-        skipped: 'postgres: needs a server URL (--url postgres://…) for its scratch database',
-      });
-      continue;
-    }
-    const catalog = await buildCatalog(dialect, connection, dir, config.table ?? DEFAULT_TABLE);
-    out.push({ dialect, file, text: renderCatalog(catalog) });
+    const built = await buildCatalog(dialect, connection, dir, config.table ?? DEFAULT_TABLE, { inSchema: true });
+    out.push({
+      dialect,
+      file: schemaFile(dir, dialect),
+      text: renderCatalog(built.catalog),
+      ...(built.embedded ? { builtOn: built.label } : {}),
+    });
   }
   return out;
 }
@@ -75,51 +74,70 @@ export async function liveSchema(config: { url: string; table?: string }): Promi
   return renderCatalog(await readCatalog(parseUrl(config.url), config.table ?? DEFAULT_TABLE));
 }
 
+/** A folder's catalog at head, and the scratch it was built on. */
+export interface BuiltCatalog {
+  catalog: Catalog;
+  /** The scratch, for people (scratch.ts). */
+  label: string;
+  /** Built on the embedded PostgreSQL (PGlite): no server was given, or it refused a scratch database. */
+  embedded: boolean;
+}
+
 /**
- * Migrate a scratch database of `dialect` to head from `dir` and read its catalog; the scratch
- * database is removed whatever happens. PostgreSQL's is created on the server `connection` names.
+ * Migrate a scratch of `dialect` to head from `dir` with the public `migrate()` and read its
+ * catalog; the scratch is removed whatever happens. PostgreSQL's is on the server `connection`
+ * names (`inSchema`: in a scratch schema of its database where that builds the same, see
+ * scratch.ts), else on an embedded PostgreSQL.
  */
 export async function buildCatalog(
   dialect: Dialect,
   connection: Connection | undefined,
   dir: string,
   table: string,
-): Promise<Catalog> {
-  if (dialect === 'sqlite') {
-    const tmp = mkdtempSync(join(tmpdir(), 'migrate-schema-'));
-    try {
-      const url = `sqlite:${join(tmp, 'scratch.db')}`;
-      const sqliteTable = table.split('.').pop() as string;
-      await migrate({ url, dir, table: sqliteTable }, 'head');
-      return await readCatalog(parseUrl(url), sqliteTable);
-    } finally {
-      rmSync(tmp, { recursive: true, force: true });
-    }
-  }
-  if (connection?.dialect !== 'postgres') throw new Error('a PostgreSQL scratch database needs a postgres:// URL');
-  const { createScratchDatabase } = await import('./drivers/postgres-schema.ts');
-  const scratch = await createScratchDatabase(connection.url, connection.display, connection.secrets);
+  options: { inSchema?: boolean } = {},
+): Promise<BuiltCatalog> {
+  let inSchema = false;
+  const build = (schemaFor?: readonly string[]) =>
+    withScratchPlace(
+      dialect,
+      connection,
+      async (place) => {
+        inSchema = place.schema !== undefined;
+        // A scratch schema or a SQLite file holds one schema: the record table goes there.
+        const name = inSchema || dialect === 'sqlite' ? (table.split('.').pop() as string) : table;
+        await migrate({ url: place.url, dir, table: name }, 'head');
+        const catalog = await readCatalog(parseUrl(place.url), name, place.schema);
+        return { catalog, label: place.label, embedded: place.embedded };
+      },
+      schemaFor,
+    );
+  if (!options.inSchema || dialect !== 'postgres' || connection?.dialect !== 'postgres') return build();
   try {
-    await migrate({ url: scratch.url, dir, table }, 'head');
-    return await readCatalog(parseUrl(scratch.url), table);
-  } finally {
-    await scratch.drop();
+    return await build(loadMigrations(dir, dialect).map((m) => m.up.text));
+  } catch (error) {
+    // A failure in a scratch schema is confirmed (or not) on a scratch database, whose error is the one reported.
+    if (!inSchema || !(error instanceof MigrationFailed)) throw error;
+    return build();
   }
 }
 
-/** The catalog of a live database. Writes nothing: PostgreSQL in a READ ONLY transaction, SQLite opened read-only. */
-export async function readCatalog(connection: Connection, table: string): Promise<Catalog> {
+/**
+ * The catalog of a live database. Writes nothing: PostgreSQL in a READ ONLY transaction, SQLite
+ * opened read-only. `scratch`: the scratch schema to read alone (catalog/postgres.ts).
+ */
+export async function readCatalog(connection: Connection, table: string, scratch?: string): Promise<Catalog> {
   if (connection.dialect === 'sqlite') {
     const { readSqliteFile } = await import('./catalog/sqlite.ts');
     return readSqliteFile(connection.filename, connection.display, table.split('.').pop() as string);
   }
   const { readPostgresUrl } = await import('./catalog/postgres.ts');
-  return readPostgresUrl(connection.url, connection.display, parseTableName(table, true));
+  return readPostgresUrl(connection.url, connection.display, parseTableName(table, true), scratch);
 }
 
 /**
  * SCHEMA_STALE for each committed `<dir>/schema/<dialect>.sql` that differs from what the
- * folder builds. No file, no finding; a PostgreSQL file without a postgres:// URL is not built.
+ * folder builds. No file, no finding; a PostgreSQL file without a postgres:// URL is built on
+ * the embedded PostgreSQL.
  */
 export async function staleSchemaFindings(config: SchemaConfig): Promise<Finding[]> {
   const dir = config.dir ?? DEFAULT_DIR;
@@ -128,10 +146,12 @@ export async function staleSchemaFindings(config: SchemaConfig): Promise<Finding
   for (const dialect of dialectsOf(dir, connection)) {
     const file = schemaFile(dir, dialect);
     if (!existsSync(file)) continue;
-    if (dialect === 'postgres' && connection?.dialect !== 'postgres') continue;
     let built: string;
     try {
-      built = renderCatalog(await buildCatalog(dialect, connection, dir, config.table ?? DEFAULT_TABLE));
+      const { catalog } = await buildCatalog(dialect, connection, dir, config.table ?? DEFAULT_TABLE, {
+        inSchema: true,
+      });
+      built = renderCatalog(catalog);
     } catch {
       continue; // the migrations themselves fail: check reports that on its own
     }

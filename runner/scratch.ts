@@ -1,7 +1,9 @@
 /**
- * The scratch databases `check` (and its passes) migrate up and down: a temporary SQLite file,
- * a database created and dropped on the PostgreSQL server the URL names, or, without a server
- * URL, a fresh embedded PostgreSQL. The database the URL names is never touched.
+ * The scratch databases `check`, `schema` and `drift` migrate: a temporary SQLite file; for
+ * PostgreSQL a database created and dropped on the server the URL names, a schema created and
+ * dropped in the database it names (`schema` only, when the folder cannot reach past it), or,
+ * without a server URL, a fresh embedded PostgreSQL. Nothing else in the database the URL names
+ * is touched.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,10 +21,62 @@ export interface Scratch {
   embedded: boolean;
 }
 
+/** Where a scratch build runs: a URL any command can open, and what it is. */
+export interface ScratchPlace extends Scratch {
+  url: string;
+  /** The display form of `url`, for the driver's messages. */
+  display: string;
+  /** Set for a scratch schema: its name, which the catalog reader reads alone and prints as `public`. */
+  schema?: string;
+  /** A database of the server the URL names (never the embedded one): check watches its locks from a second session. */
+  server: boolean;
+}
+
 /**
- * A fresh database of `dialect` for `fn`, removed afterwards whatever happens. PostgreSQL: a
- * scratch database on the server the URL names, or without a server URL a fresh embedded
- * PostgreSQL (PGlite, loaded only here), so that check always proves both dialects.
+ * A fresh place of `dialect` for `fn`, removed afterwards whatever happens. PostgreSQL: with
+ * `schemaFor` (the up files' texts) a scratch schema in the database the URL names when
+ * catalog/scratch-schema.ts allows one, else a scratch database on that server; without a
+ * server URL a fresh embedded PostgreSQL (PGlite, loaded only here).
+ */
+export async function withScratchPlace<T>(
+  dialect: Dialect,
+  connection: Connection | undefined,
+  fn: (place: ScratchPlace) => Promise<T>,
+  schemaFor?: readonly string[],
+): Promise<T> {
+  if (dialect === 'sqlite') {
+    const dir = mkdtempSync(join(tmpdir(), 'migrate-scratch-'));
+    const url = `sqlite:${join(dir, 'scratch.db')}`;
+    try {
+      return await fn({ url, display: url, label: 'a temporary SQLite file', embedded: false, server: false });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  if (connection?.dialect !== 'postgres') return withEmbedded(fn);
+  const { openScratchSchema } = await import('./catalog/scratch-schema.ts');
+  const inSchema = schemaFor ? await openScratchSchema(connection, schemaFor) : undefined;
+  const { createScratchDatabase } = await import('./drivers/postgres-schema.ts');
+  const scratch = inSchema ?? (await createScratchDatabase(connection.url, connection.display, connection.secrets));
+  try {
+    const kind = inSchema ? 'schema' : 'database';
+    // Labelled without the scratch's random name: the same folder gives the same output.
+    return await fn({
+      url: scratch.url,
+      display: `${connection.display} (scratch ${kind} ${scratch.name})`,
+      label: `${connection.display} (a scratch ${kind}, dropped afterwards)`,
+      embedded: false,
+      server: true,
+      ...(inSchema ? { schema: inSchema.name } : {}),
+    });
+  } finally {
+    await scratch.drop();
+  }
+}
+
+/**
+ * A fresh database of `dialect` for `fn`, opened as a driver (what check's round trips use):
+ * never a scratch schema, since check also measures locks and fills tables from a second session.
  */
 export async function withScratch<T>(
   dialect: Dialect,
@@ -30,57 +84,23 @@ export async function withScratch<T>(
   table: string,
   fn: (driver: Introspectable, scratch: Scratch) => Promise<T>,
 ): Promise<T> {
-  if (dialect === 'sqlite') {
-    const dir = mkdtempSync(join(tmpdir(), 'migrate-check-'));
-    const filename = join(dir, 'scratch.db');
-    const driver = introspectable(
-      await openDriver(
-        { dialect: 'sqlite', filename, display: `sqlite:${filename}` },
-        table.split('.').pop() as string,
-        true,
-      ),
-    );
+  return withScratchPlace(dialect, connection, async (place) => {
+    const opened = { ...parseUrl(place.url), display: place.display } as Connection;
+    const name = dialect === 'sqlite' ? (table.split('.').pop() as string) : table;
+    const driver = introspectable(await openDriver(opened, name, true));
+    if (place.server) scratchUrls.set(driver, place.url);
     try {
-      return await fn(driver, { label: 'a temporary SQLite file', embedded: false });
-    } finally {
-      await driver.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
-  }
-  if (connection.dialect !== 'postgres') return withEmbedded(table, fn);
-  const { createScratchDatabase } = await import('./drivers/postgres-schema.ts');
-  const scratch = await createScratchDatabase(connection.url, connection.display, connection.secrets);
-  try {
-    const display = `${connection.display} (scratch database ${scratch.name})`;
-    const driver = introspectable(await openDriver({ ...connection, url: scratch.url, display }, table, true));
-    scratchUrls.set(driver, scratch.url);
-    try {
-      // Named without the scratch database's random name: the same folder gives the same output.
-      return await fn(driver, {
-        label: `${connection.display} (a scratch database, dropped afterwards)`,
-        embedded: false,
-      });
+      return await fn(driver, { label: place.label, embedded: place.embedded });
     } finally {
       await driver.close();
     }
-  } finally {
-    await scratch.drop();
-  }
+  });
 }
 
-async function withEmbedded<T>(
-  table: string,
-  fn: (driver: Introspectable, scratch: Scratch) => Promise<T>,
-): Promise<T> {
+async function withEmbedded<T>(fn: (place: ScratchPlace) => Promise<T>): Promise<T> {
   const pg = await serveEmbeddedPostgres({ maxConnections: 2 });
   try {
-    const connection = { ...parseUrl(pg.url), display: pg.label } as Connection;
-    const driver = introspectable(await openDriver(connection, table, true));
-    try {
-      return await fn(driver, { label: pg.label, embedded: true });
-    } finally {
-      await driver.close();
-    }
+    return await fn({ url: pg.url, display: pg.label, label: pg.label, embedded: true, server: false });
   } finally {
     await pg.stop();
   }

@@ -129,7 +129,7 @@ async function runSchemaCommand({ cli, config, values }: Run, name: 'schema' | '
   const common = { url: config.url, dir: config.dir as string, table: config.table as string };
   return name === 'schema'
     ? runSchema({ ...common, live: values.url !== undefined, write: values.write ?? false }, io)
-    : runDrift(common, io);
+    : runDrift({ ...common, scratchUrl: values['scratch-url'] }, io);
 }
 
 async function runMigrate({ cli, config, values, operand }: Run): Promise<number> {

@@ -30,11 +30,12 @@ Commands:
                        and a new database on the --url server when it is postgres://, else an
                        embedded PostgreSQL), prove
                        every down undoes its up and both dialect folders build the same schema
-  schema               print the canonical schema each dialect folder builds (PostgreSQL's on a
-                       scratch database on the postgres:// server of $DATABASE_URL); --write saves
+  schema               print the canonical schema each dialect folder builds (PostgreSQL's in a
+                       scratch schema or database of the postgres:// URL $DATABASE_URL names,
+                       else on an embedded PostgreSQL); --write saves
                        DIR/schema/<dialect>.sql; with --url, the schema of that database (read-only)
   drift                compare the database with what the revisions its record lists build
-                       (read-only; exit 1 when they differ)
+                       (read-only; exit 1 when they differ); --scratch-url URL builds them there
 
 Options:
   --url URL            database URL (default: $DATABASE_URL, then .env, then ${DEFAULT_URL})
@@ -83,6 +84,7 @@ export const OPTIONS = {
   yes: { type: 'boolean', short: 'y' },
   strict: { type: 'boolean' },
   write: { type: 'boolean' },
+  'scratch-url': { type: 'string' },
   json: { type: 'boolean' },
   'no-data': { type: 'boolean' },
   seed: { type: 'string' },

@@ -36,9 +36,8 @@ export async function runSchema(args: SchemaArgs, io: CommandIo): Promise<number
   const schemas = await schemaOf({ dir: args.dir, table: args.table, url: args.url });
   io.emitJson({ ok: true, command: 'schema', schemas });
   for (const s of schemas) {
-    if (s.text === undefined) {
-      io.say(`-- ${s.file}: not built (${s.skipped ?? ''})`);
-    } else if (args.write) {
+    if (s.builtOn !== undefined) note(`schema: ${s.dialect} built on the ${s.builtOn}: no postgres:// URL was given`);
+    if (args.write) {
       mkdirSync(dirname(s.file), { recursive: true });
       writeFileSync(s.file, s.text);
       io.say(`wrote ${s.file}`);
@@ -50,9 +49,15 @@ export async function runSchema(args: SchemaArgs, io: CommandIo): Promise<number
   return EXIT.ok;
 }
 
-export async function runDrift(args: Omit<SchemaArgs, 'live' | 'write'>, io: CommandIo): Promise<number> {
+export interface DriftArgs extends Omit<SchemaArgs, 'live' | 'write'> {
+  /** --scratch-url: where PostgreSQL's scratch is made instead of the live server. */
+  scratchUrl?: string;
+}
+
+export async function runDrift(args: DriftArgs, io: CommandIo): Promise<number> {
   const { drift } = await import('../runner/drift.ts');
-  const result = await drift({ url: args.url, dir: args.dir, table: args.table });
+  const result = await drift({ url: args.url, dir: args.dir, table: args.table, scratchUrl: args.scratchUrl });
+  if (result.note !== undefined) note(`drift: ${result.note}`);
   io.emitJson({ command: 'drift', ...result });
   for (const item of result.items) io.say(item.message);
   io.say(
@@ -61,4 +66,9 @@ export async function runDrift(args: Omit<SchemaArgs, 'live' | 'write'>, io: Com
       : `drift: ${result.items.length} difference(s) from its ${result.revisions.length} applied revision(s)`,
   );
   return result.ok ? EXIT.ok : EXIT.migrationFailed;
+}
+
+/** A note about how the result was made: stderr, so that stdout stays the schema or the JSON. */
+function note(text: string): void {
+  process.stderr.write(`${text}\n`);
 }

@@ -8,17 +8,23 @@
  * to end, runs on the unchanged database and on a few committed changes.
  *
  * PostgreSQL needs a server that keeps databases apart (TEST_POSTGRES_URL), as drift creates
- * its scratch database there.
+ * its scratch database there. A role that may only read builds on the embedded PostgreSQL, or
+ * with --scratch-url elsewhere, and writes nothing on the live server. The server-restart case
+ * runs on a cluster of its own (initdb, pg_ctl), never the shared server; in CI (CI=1 or
+ * TEST_POSTGRES_URL set) a missing initdb fails it rather than skipping it.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import postgres from 'postgres';
-import { runCli } from './support/cli.ts';
+import { ROOT, runCli } from './support/cli.ts';
 import { createPostgresDatabase, hasPostgresServer, type TestDatabase } from './support/postgres.ts';
 import { tempSqliteUrl, type TempSqlite } from './support/sqlite.ts';
 import { migrate } from '../runner/migrator.ts';
@@ -28,6 +34,7 @@ import { compareCatalogs, type Catalog, type DriftItem } from '../runner/catalog
 import { readPostgresCatalog } from '../runner/catalog/postgres.ts';
 import { readSqliteCatalog } from '../runner/catalog/sqlite.ts';
 
+const SERVER_URL = process.env.TEST_POSTGRES_URL || undefined;
 const NEEDS_SERVER = hasPostgresServer ? false : 'needs TEST_POSTGRES_URL: drift builds a scratch database there';
 
 const PG_UP = `
@@ -491,5 +498,183 @@ describe('drift (sqlite)', () => {
     c2.close();
     const clean = await runCli(['drift', '--url', db.url, '--dir', dir.dir]);
     assert.equal(clean.code, 0, clean.stdout + clean.stderr);
+  });
+});
+
+/** A role that may connect to `database` and read its public tables, nothing else (no CREATEDB, no CREATE). */
+async function readOnlyRole(admin: postgres.Sql, database: string): Promise<string> {
+  const role = `drift_reader_${randomBytes(4).toString('hex')}`;
+  await admin.unsafe(`CREATE ROLE ${role} LOGIN NOCREATEDB NOCREATEROLE`);
+  await admin.unsafe(
+    `REVOKE ALL ON DATABASE ${database} FROM PUBLIC; GRANT CONNECT ON DATABASE ${database} TO ${role}`,
+  );
+  return role;
+}
+
+describe('drift with a role that may only read (postgres)', { skip: NEEDS_SERVER }, () => {
+  let db: TestDatabase;
+  let admin: postgres.Sql;
+  let role: string;
+  let readerUrl: string;
+  const bot = join(ROOT, 'sql');
+
+  before(async () => {
+    db = await createPostgresDatabase();
+    await migrate({ url: db.url, dir: bot }, 'head');
+    admin = postgres(db.url, { max: 1, onnotice: () => {}, fetch_types: false });
+    const name = new URL(db.url).pathname.slice(1);
+    role = await readOnlyRole(admin, name);
+    await admin.unsafe(`REVOKE CREATE ON SCHEMA public FROM PUBLIC; GRANT USAGE ON SCHEMA public TO ${role};
+      GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${role}`);
+    const url = new URL(db.url);
+    url.username = role;
+    readerUrl = url.toString();
+  });
+  after(async () => {
+    await admin?.end({ timeout: 5 });
+    await db?.drop();
+    // Roles belong to the server, not the database: dropped there once its grants went with the database.
+    const server = postgres(SERVER_URL as string, { max: 1, onnotice: () => {}, fetch_types: false });
+    try {
+      if (role) await server.unsafe(`DROP ROLE IF EXISTS ${role}`);
+    } finally {
+      await server.end({ timeout: 5 });
+    }
+  });
+
+  /** What a drift run could leave behind on the server, and the live tables' write counters. */
+  async function traces(): Promise<unknown> {
+    const probe = postgres(db.url, { max: 1, onnotice: () => {}, fetch_types: false });
+    try {
+      return {
+        // Other suites make scratch databases on the same server meanwhile: the reader's own, if any, are what count.
+        databases: await probe.unsafe(`SELECT datname FROM pg_database WHERE pg_get_userbyid(datdba) = $1`, [role]),
+        schemas: await probe.unsafe(
+          `SELECT nspname FROM pg_namespace WHERE nspname LIKE 'sqlmigrate_scratch_%' OR pg_get_userbyid(nspowner) = $1`,
+          [role],
+        ),
+        counters: await probe.unsafe(
+          `SELECT relname, n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_user_tables ORDER BY relname`,
+        ),
+      };
+    } finally {
+      await probe.end({ timeout: 5 });
+    }
+  }
+
+  it('builds on the embedded PostgreSQL: exit 0 on the migrated bot schema, 1 naming a hand-made index, nothing written', async () => {
+    await sleep(1200); // a session's counters reach the shared statistics when it idles or ends
+    const before = await traces();
+    const clean = await runCli(['drift', '--url', readerUrl, '--dir', bot]);
+    assert.equal(clean.code, 0, clean.stdout + clean.stderr);
+    assert.match(clean.stdout, /^drift: none; the database matches its 1 applied revision\(s\)$/m);
+    assert.match(
+      clean.stderr,
+      /may not create a scratch database, so the migrations were built on the embedded PostgreSQL .*--scratch-url/,
+    );
+    await admin.unsafe('CREATE INDEX ix_users_username_by_hand ON users (username)');
+    try {
+      const found = await runCli(['drift', '--url', readerUrl, '--dir', bot]);
+      assert.equal(found.code, 1, found.stdout + found.stderr);
+      assert.match(
+        found.stdout,
+        /^index ix_users_username_by_hand on users: in the database, created by no migration$/m,
+      );
+    } finally {
+      await admin.unsafe('DROP INDEX ix_users_username_by_hand');
+    }
+    await sleep(1200);
+    assert.deepEqual(await traces(), before);
+  });
+
+  it('--scratch-url builds on another server the role there may write to; the live one is only read', async () => {
+    const result = await drift({ url: readerUrl, dir: bot, scratchUrl: SERVER_URL });
+    assert.deepEqual(result.items, []);
+    assert.equal(result.note, undefined);
+    assert.match(result.scratch, /a scratch schema, dropped afterwards/);
+    const r = await runCli(['drift', '--url', readerUrl, '--dir', bot, '--scratch-url', 'sqlite:x.db']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--scratch-url must be a postgres URL/);
+  });
+});
+
+const INITDB = '/usr/lib/postgresql/15/bin/initdb';
+const PG_CTL = '/usr/lib/postgresql/15/bin/pg_ctl';
+/** CI has the binaries: there a missing initdb is a failure, never a skipped test. */
+const MUST_RUN = process.env.CI === '1' || process.env.CI === 'true' || hasPostgresServer;
+
+/** PostgreSQL's server refuses to run as root: there it runs as the `postgres` user, which owns its folder. */
+const AS_ROOT = process.getuid?.() === 0;
+
+function run(file: string, args: string[]): Promise<string> {
+  const [command, argv] = AS_ROOT ? ['runuser', ['-u', 'postgres', '--', file, ...args]] : [file, args];
+  return new Promise((resolve, reject) =>
+    execFile(command, argv, (error, stdout, stderr) =>
+      error ? reject(new Error(`${file} ${args.join(' ')}: ${stderr || String(error)}`)) : resolve(stdout),
+    ),
+  );
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+describe('drift after a server restart, VACUUM FULL and REINDEX (a cluster of its own)', {
+  skip: !existsSync(INITDB) && !MUST_RUN ? `${INITDB} is not installed` : false,
+}, () => {
+  let data: string;
+  let started = false;
+  let dir: { dir: string; cleanup(): void };
+
+  before(() => {
+    data = mkdtempSync(join(tmpdir(), 'mig-drift-cluster-'));
+    if (AS_ROOT)
+      chownSync(data, Number(execFileSync('id', ['-u', 'postgres'])), Number(execFileSync('id', ['-g', 'postgres'])));
+    dir = folder();
+  });
+  after(async () => {
+    if (started) await run(PG_CTL, ['-D', join(data, 'pgdata'), '-m', 'immediate', '-w', 'stop']).catch(() => {});
+    rmSync(data, { recursive: true, force: true });
+    dir?.cleanup();
+  });
+
+  it('reports nothing on a database the runner migrated, before and after each', async () => {
+    assert.ok(existsSync(INITDB), `${INITDB} is missing: install postgresql-15 (this test must run in CI)`);
+    const pgdata = join(data, 'pgdata');
+    await run(INITDB, ['-D', pgdata, '-U', 'postgres', '--auth=trust', '--no-sync']);
+    const port = await freePort();
+    const start = ['-D', pgdata, '-l', join(data, 'log'), '-w'];
+    const options = ['-o', `-p ${port} -k ${data} -c listen_addresses=127.0.0.1 -c fsync=off`];
+    await run(PG_CTL, [...start, ...options, 'start']);
+    started = true;
+    const adminUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;
+    const admin = postgres(adminUrl, { max: 1, onnotice: () => {}, fetch_types: false });
+    try {
+      await admin.unsafe('CREATE DATABASE bot');
+    } finally {
+      await admin.end({ timeout: 5 });
+    }
+    const url = `postgres://postgres@127.0.0.1:${port}/bot`;
+    await migrate({ url, dir: dir.dir }, '000001');
+    assert.deepEqual((await drift({ url, dir: dir.dir })).items, []);
+    const sql = postgres(url, { max: 1, onnotice: () => {}, fetch_types: false });
+    try {
+      await sql.unsafe(
+        `INSERT INTO users (email) VALUES ('a@b.c'), ('d@e.f'); DELETE FROM users WHERE email = 'a@b.c'`,
+      );
+      await sql.unsafe('VACUUM FULL');
+      await sql.unsafe('REINDEX DATABASE bot');
+    } finally {
+      await sql.end({ timeout: 5 });
+    }
+    assert.deepEqual((await drift({ url, dir: dir.dir })).items, []);
+    await run(PG_CTL, [...start, ...options, '-m', 'fast', 'restart']);
+    const after = await drift({ url, dir: dir.dir });
+    assert.deepEqual(after.items, []);
+    assert.deepEqual(after.revisions, ['000001']);
   });
 });
