@@ -96,47 +96,51 @@ export async function withRetries<T>(
 }
 
 /**
- * Timers around one attempt: a look at what it waits on shortly before its lock timeout would
- * end it (so a retry can name the blocker), and progress every 5 s once the step runs long.
- * Nothing is opened or asked while steps finish quickly.
+ * One timer around one attempt, due at the earlier of two moments: a look at what it waits on
+ * shortly before its lock timeout would end it (so a retry can name the blocker), and progress
+ * every 5 s once the step runs long. A step that finishes quickly pays for setting and clearing
+ * that one timer; nothing is opened or asked.
  */
 function watcher(a: Attempting, stepStarted: number) {
   const { driver, policy } = a;
   let last: Promise<Observation | undefined> | undefined;
+  let stopped = false;
   const look = () => {
     last = driver.observe(policy.showBlockerQuery ?? false);
     return last;
   };
   const lockMs = policy.limits.lockTimeoutMs;
-  const early = lockMs > 0 ? setTimeout(look, Math.max(50, lockMs * 0.6)) : undefined;
+  let early = lockMs > 0 ? Date.now() + Math.max(50, lockMs * 0.6) : Infinity;
   // Progress on every multiple of 5 s of the step's time, across its attempts.
-  let progress: NodeJS.Timeout | undefined;
-  let stopped = false;
-  const next = () => {
-    const elapsed = Date.now() - stepStarted;
-    progress = setTimeout(
-      () => {
-        const elapsedMs = Date.now() - stepStarted;
-        // A caller's handler that throws from a timer must not become an unhandled rejection.
-        void look()
-          .then((seen) =>
-            stopped
-              ? undefined
-              : policy.onEvent?.({ type: 'progress', revision: a.revision, file: a.file, elapsedMs, ...seen }),
-          )
-          .catch(() => {});
-        next();
-      },
-      PROGRESS_EVERY_MS - (elapsed % PROGRESS_EVERY_MS),
-    );
+  const nextProgress = (now: number) => now + PROGRESS_EVERY_MS - ((now - stepStarted) % PROGRESS_EVERY_MS);
+  let progress = nextProgress(Date.now());
+  let timer: NodeJS.Timeout | undefined;
+  const fire = () => {
+    const now = Date.now();
+    if (now >= early) {
+      early = Infinity;
+      if (now < progress) look(); // else the progress look below serves both
+    }
+    if (now >= progress) {
+      const elapsedMs = now - stepStarted;
+      // A caller's handler that throws from a timer must not become an unhandled rejection.
+      void look()
+        .then((seen) =>
+          stopped
+            ? undefined
+            : policy.onEvent?.({ type: 'progress', revision: a.revision, file: a.file, elapsedMs, ...seen }),
+        )
+        .catch(() => {});
+      progress = nextProgress(now);
+    }
+    timer = setTimeout(fire, Math.max(0, Math.min(early, progress) - now));
   };
-  next();
+  timer = setTimeout(fire, Math.min(early, progress) - Date.now());
   return {
     latest: () => last ?? Promise.resolve(undefined),
     stop: () => {
       stopped = true;
-      clearTimeout(early);
-      clearTimeout(progress);
+      clearTimeout(timer);
     },
   };
 }
