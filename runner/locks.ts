@@ -68,13 +68,16 @@ export async function withRetries<T>(
   // 0: wait as long as it takes, so there is no budget to run out of either.
   const budget = a.policy.limits.lockTimeoutMs === 0 ? Infinity : a.policy.retryForMs;
   for (let n = 1; ; n++) {
-    const watch = watcher(a, started);
+    let watch: ReturnType<typeof watcher> | undefined;
     try {
-      return await attempt();
+      const running = attempt();
+      // An attempt already over (SQLite runs synchronously) ends before any timer could fire: none is set.
+      if (!(await settledAtOnce(running))) watch = watcher(a, started);
+      return await running;
     } catch (error) {
       if (!(await retryable(error))) throw error;
-      // A driver that waits synchronously (SQLite) gave the timer no chance: ask now.
-      const seen = (await watch.latest()) ??
+      // A driver that waits synchronously (SQLite) gave no timer a chance: ask now.
+      const seen = (await watch?.latest()) ??
         (await a.driver.observe(a.policy.showBlockerQuery ?? false)) ?? {
           blockers: [],
         };
@@ -90,9 +93,20 @@ export async function withRetries<T>(
       });
       await sleep(delay);
     } finally {
-      watch.stop();
+      watch?.stop();
     }
   }
+}
+
+/** Whether `p` has settled by the time the jobs queued so far have run: then it was over before it was awaited. */
+async function settledAtOnce(p: Promise<unknown>): Promise<boolean> {
+  let settled = false;
+  const done = () => {
+    settled = true;
+  };
+  p.then(done, done);
+  await undefined;
+  return settled;
 }
 
 /**
