@@ -290,12 +290,14 @@ export function apply(ctx: Context, dialect: Dialect, count = 1000): Workload {
   const f = ctx.small(count);
   const fresh = (name: string) => void d.reset(name);
   const contenders = floorAndBound(ctx, d, f, 'up', fresh);
+  // The BENCH_ALSO build gets its own database: dropping the one ours just filled would slow it.
+  const db = (s: Start) => (s === 'also' ? 'apply_also' : 'apply_ours');
   for (const s of starts(ctx))
     contenders.push({
       label: startLabel(ctx, s),
       role: 'ours',
-      setup: () => fresh('apply_ours'),
-      command: ours(ctx, s, ['head', '--url', d.url('apply_ours'), '--dir', f.ours]),
+      setup: () => fresh(db(s)),
+      command: ours(ctx, s, ['head', '--url', d.url(db(s)), '--dir', f.ours]),
     });
   for (const kind of present(ctx, d)) {
     const name = `apply_${kind.toLowerCase()}`;
@@ -342,12 +344,13 @@ export function rollback(ctx: Context, dialect: Dialect, count = 1000): Workload
   // Templates, built once by each tool itself; each run starts from a copy.
   oursSetup(ctx, ['head', '--url', d.reset('tpl_ours'), '--dir', f.ours]);
   const contenders = floorAndBound(ctx, d, f, 'down', (name) => void d.reset(name, 'tpl_ours'));
+  const db = (s: Start) => (s === 'also' ? 'down_also' : 'down_ours');
   for (const s of starts(ctx))
     contenders.push({
       label: startLabel(ctx, s),
       role: 'ours',
-      setup: () => void d.reset('down_ours', 'tpl_ours'),
-      command: ours(ctx, s, ['base', '--yes', '--url', d.url('down_ours'), '--dir', f.ours]),
+      setup: () => void d.reset(db(s), 'tpl_ours'),
+      command: ours(ctx, s, ['base', '--yes', '--url', d.url(db(s)), '--dir', f.ours]),
     });
   const skipped = skippedOf(ctx, d);
   if (present(ctx, d).includes('nodePgMigrate')) {
