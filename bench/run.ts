@@ -88,14 +88,14 @@ try {
   const applyCount = Number(process.env.BENCH_APPLY ?? 1000);
   const historyFiles = Number(process.env.BENCH_HISTORY_FILES ?? 10_000);
   const plan: Array<{ id: string; needs: 'postgres' | 'sqlite'; make: () => Workload }> = [
-    { id: 'noop-head-pg', needs: 'postgres', make: () => W.noopHeadPg(ctx) },
-    { id: 'noop-head-sqlite', needs: 'sqlite', make: () => W.noopHeadSqlite(ctx) },
-    { id: 'apply-pg', needs: 'postgres', make: () => W.applyPg(ctx, applyCount) },
-    { id: 'apply-sqlite', needs: 'sqlite', make: () => W.applySqlite(ctx, applyCount) },
-    { id: 'rollback-pg', needs: 'postgres', make: () => W.rollbackPg(ctx, applyCount) },
-    { id: 'rollback-sqlite', needs: 'sqlite', make: () => W.rollbackSqlite(ctx, applyCount) },
-    { id: 'history-pg', needs: 'postgres', make: () => W.historyPg(ctx, historyFiles) },
-    { id: 'history-sqlite', needs: 'sqlite', make: () => W.historySqlite(ctx, historyFiles) },
+    { id: 'noop-head-pg', needs: 'postgres', make: () => W.noopHead(ctx, 'postgres') },
+    { id: 'noop-head-sqlite', needs: 'sqlite', make: () => W.noopHead(ctx, 'sqlite') },
+    { id: 'apply-pg', needs: 'postgres', make: () => W.apply(ctx, 'postgres', applyCount) },
+    { id: 'apply-sqlite', needs: 'sqlite', make: () => W.apply(ctx, 'sqlite', applyCount) },
+    { id: 'rollback-pg', needs: 'postgres', make: () => W.rollback(ctx, 'postgres', applyCount) },
+    { id: 'rollback-sqlite', needs: 'sqlite', make: () => W.rollback(ctx, 'sqlite', applyCount) },
+    { id: 'history-pg', needs: 'postgres', make: () => W.history(ctx, 'postgres', historyFiles) },
+    { id: 'history-sqlite', needs: 'sqlite', make: () => W.history(ctx, 'sqlite', historyFiles) },
   ];
 
   const pgVersion = pgMissing ? `unavailable: ${pgMissing}` : psql(ADMIN_URL, 'SHOW server_version').trim();

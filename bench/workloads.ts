@@ -1,7 +1,8 @@
 /**
- * The five workloads of the issue (and their SQLite twins), each with its floor and contenders.
- * Everything a workload needs (folders, databases at the right state, templates) is made here,
- * before anything is timed.
+ * The five workloads of the issue, each with its floor and contenders, written once for both
+ * dialects: what differs between them (scratch databases, the floor's CLI, the peers) is a
+ * `Side`. Everything a workload needs (folders, databases at the right state, templates) is made
+ * here, before anything is timed.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -135,199 +136,189 @@ function noBuild(ctx: Context): string[] {
 const runsShort = (ctx: Context) => (ctx.quick ? 5 : 31); // medians of 15 no-op runs swung by ±0.03×
 const runsLong = (ctx: Context) => (ctx.quick ? 2 : 7); // medians of 5 one-second runs swung by ±0.05×
 
-export function noopHeadPg(ctx: Context, count = 100): Workload {
+export type Dialect = 'postgres' | 'sqlite';
+type PeerKind = 'nodePgMigrate' | 'dbmate';
+
+/** What the twin workloads need to know of a dialect: its scratch databases, its CLI and its peers. */
+interface Side {
+  dialect: Dialect;
+  /** In workload ids and file names: `pg`, `sqlite`. */
+  id: string;
+  name: string;
+  /** The floor's CLI: one session of it runs a script. */
+  tool: string;
+  /** The URL of scratch database `name`. */
+  url(name: string): string;
+  /** Scratch database `name` emptied, or made a copy of scratch database `from`; its URL. */
+  reset(name: string, from?: string): string;
+  /** The argv of one session of `tool` running `script` on `url`. */
+  session(script: string, url: string): string[];
+  /** Runs `sql` on `url` (untimed setup). */
+  exec(url: string, sql: string): void;
+  /** The peers that speak this dialect. */
+  peers: PeerKind[];
+}
+
+function side(ctx: Context, dialect: Dialect): Side {
+  if (dialect === 'postgres') {
+    return {
+      dialect,
+      id: 'pg',
+      name: 'PostgreSQL',
+      tool: 'psql',
+      url: scratchPgUrl,
+      reset: (name, from) => freshPg(name, from),
+      session: (script, url) => ['psql', '-X', '-q', '-f', script, url],
+      exec: (url, sql) => void psql(url, sql),
+      peers: ['nodePgMigrate', 'dbmate'],
+    };
+  }
+  const file = (name: string) => join(ctx.scratch, `${name}.db`);
+  const path = (url: string) => url.slice('sqlite:'.length);
+  return {
+    dialect,
+    id: 'sqlite',
+    name: 'SQLite',
+    tool: 'sqlite3',
+    url: (name) => `sqlite:${file(name)}`,
+    reset: (name, from) => {
+      if (from) copySqlite(file(from), file(name));
+      else removeSqlite(file(name));
+      return `sqlite:${file(name)}`;
+    },
+    session: (script, url) => ['sqlite3', path(url), `.read ${script}`],
+    exec: (url, sql) => void run(['sqlite3', path(url)], ctx.scratch, undefined, sql),
+    peers: ['dbmate'],
+  };
+}
+
+/** A peer's command on `url`, with the folder `f` in that peer's format. */
+function peerCommand(ctx: Context, kind: PeerKind, f: Folder, url: string, args: string[]): Command {
+  const peer = ctx.peers[kind] as Peer;
+  return kind === 'dbmate'
+    ? dbmate(ctx, peer, url, f.dbmate, args)
+    : nodePgMigrate(ctx, peer, url, f.nodePgMigrate, args);
+}
+
+/** Untimed: a peer brings a database to a state by itself (its own `up`, say). */
+function peerSetup(ctx: Context, kind: PeerKind, f: Folder, url: string, args: string[]): void {
+  const c = peerCommand(ctx, kind, f, url, args);
+  run(c.argv, c.cwd, c.env);
+}
+
+/** The dialect's peers that are installed. */
+const present = (ctx: Context, d: Side) => d.peers.filter((k) => ctx.peers[k]);
+
+const skippedOf = (ctx: Context, d: Side) => [...noBuild(ctx), ...missingPeers(ctx, d.peers)];
+
+/** `head` on a database where all `count` revisions are applied already: start-up, lock, record, nothing to do. */
+export function noopHead(ctx: Context, dialect: Dialect, count = 100): Workload {
+  const d = side(ctx, dialect);
   const f = ctx.small(count);
-  const contenders: Contender[] = [];
-  const base = freshPg('noop_ours');
+  const base = d.reset('noop_ours');
   oursSetup(ctx, ['head', '--url', base, '--dir', f.ours]);
-  contenders.push({
-    label: 'floor: node + postgres.js connect + SELECT 1',
-    role: 'floor',
-    command: floorConnect(ctx, base),
-  });
-  contenders.push({ label: BOUND, role: 'bound', command: bound(ctx, 'noop', base, join(f.ours, 'postgres')) });
-  for (const s of starts(ctx, ['tsx', 'tsx-cold', 'node-import-tsx']))
+  const opens = dialect === 'postgres' ? 'postgres.js connect' : 'better-sqlite3 open';
+  const contenders: Contender[] = [
+    { label: `floor: node + ${opens} + SELECT 1`, role: 'floor', command: floorConnect(ctx, base) },
+  ];
+  // bounds.cjs's no-op takes the lock as the runner does only on PostgreSQL.
+  if (dialect === 'postgres')
+    contenders.push({ label: BOUND, role: 'bound', command: bound(ctx, 'noop', base, join(f.ours, dialect)) });
+  const extra: Start[] = dialect === 'postgres' ? ['tsx', 'tsx-cold', 'node-import-tsx'] : ['tsx'];
+  for (const s of starts(ctx, extra))
     contenders.push({
       label: startLabel(ctx, s),
       role: 'ours',
       command: ours(ctx, s, ['head', '--url', base, '--dir', f.ours]),
     });
-  const { nodePgMigrate: npm, dbmate: dbm, dbmateBinary: bin } = ctx.peers;
-  if (npm) {
-    const url = freshPg('noop_npm');
-    run(nodePgMigrate(ctx, npm, url, f.nodePgMigrate, ['up']).argv, ctx.scratch, cleanEnv({ DATABASE_URL: url }));
-    contenders.push({
-      label: peerLabel(npm),
-      role: 'peer',
-      command: nodePgMigrate(ctx, npm, url, f.nodePgMigrate, ['up']),
-    });
-  }
-  if (dbm) {
-    const url = freshPg('noop_dbmate');
-    run(dbmate(ctx, dbm, url, f.dbmate, ['up']).argv, ctx.scratch);
-    contenders.push({ label: peerLabel(dbm), role: 'peer', command: dbmate(ctx, dbm, url, f.dbmate, ['up']) });
-    if (bin) contenders.push({ label: peerLabel(bin), role: 'peer', command: dbmate(ctx, bin, url, f.dbmate, ['up']) });
+  for (const kind of present(ctx, d)) {
+    const url = d.reset(`noop_${kind.toLowerCase()}`);
+    peerSetup(ctx, kind, f, url, ['up']);
+    const peer = ctx.peers[kind] as Peer;
+    contenders.push({ label: peerLabel(peer), role: 'peer', command: peerCommand(ctx, kind, f, url, ['up']) });
+    const bin = ctx.peers.dbmateBinary;
+    if (kind === 'dbmate' && bin)
+      contenders.push({ label: peerLabel(bin), role: 'peer', command: dbmate(ctx, bin, url, f.dbmate, ['up']) });
   }
   return {
-    id: 'noop-head-pg',
-    title: `no-op \`head\`, PostgreSQL, ${count} applied`,
+    id: `noop-head-${d.id}`,
+    title: `no-op \`head\`, ${d.name}, ${count} applied`,
     runs: runsShort(ctx),
     warmup: true,
     contenders,
-    targets: [{ label: OURS, maxRatio: 1.1 }],
-    skipped: [...noBuild(ctx), ...missingPeers(ctx, ['dbmate', 'nodePgMigrate'])],
+    targets: dialect === 'postgres' ? [{ label: OURS, maxRatio: 1.1 }] : [],
+    skipped: skippedOf(ctx, d),
   };
 }
 
-export function noopHeadSqlite(ctx: Context, count = 100): Workload {
-  const f = ctx.small(count);
-  const contenders: Contender[] = [];
-  const file = join(ctx.scratch, 'noop-ours.db');
-  removeSqlite(file);
-  oursSetup(ctx, ['head', '--url', `sqlite:${file}`, '--dir', f.ours]);
-  contenders.push({
-    label: 'floor: node + better-sqlite3 open + SELECT 1',
-    role: 'floor',
-    command: floorConnect(ctx, `sqlite:${file}`),
-  });
-  for (const s of starts(ctx, ['tsx']))
-    contenders.push({
-      label: startLabel(ctx, s),
-      role: 'ours',
-      command: ours(ctx, s, ['head', '--url', `sqlite:${file}`, '--dir', f.ours]),
-    });
-  const { dbmate: dbm, dbmateBinary: bin } = ctx.peers;
-  if (dbm) {
-    const db = join(ctx.scratch, 'noop-dbmate.db');
-    removeSqlite(db);
-    run(dbmate(ctx, dbm, `sqlite:${db}`, f.dbmate, ['up']).argv, ctx.scratch);
-    contenders.push({
-      label: peerLabel(dbm),
-      role: 'peer',
-      command: dbmate(ctx, dbm, `sqlite:${db}`, f.dbmate, ['up']),
-    });
-    if (bin)
-      contenders.push({
-        label: peerLabel(bin),
-        role: 'peer',
-        command: dbmate(ctx, bin, `sqlite:${db}`, f.dbmate, ['up']),
-      });
-  }
-  return {
-    id: 'noop-head-sqlite',
-    title: `no-op \`head\`, SQLite, ${count} applied`,
-    runs: runsShort(ctx),
-    warmup: true,
-    contenders,
-    targets: [],
-    skipped: [...noBuild(ctx), ...missingPeers(ctx, ['dbmate'])],
-  };
-}
-
-export function applyPg(ctx: Context, count = 1000): Workload {
-  const f = ctx.small(count);
+/** The floor and the lower bound, each on its own scratch database prepared by `fresh` before every run. */
+function floorAndBound(
+  ctx: Context,
+  d: Side,
+  f: Folder,
+  direction: 'up' | 'down',
+  fresh: (name: string) => void,
+): Contender[] {
+  const count = f.migrations.length;
   const script = writeFloorScript(
-    join(ctx.scratch, `floor-pg-up-${count}.sql`),
-    'postgres',
+    join(ctx.scratch, `floor-${d.id}-${direction}-${count}.sql`),
+    d.dialect,
     f.ours,
     f.migrations,
-    'up',
+    direction,
   );
-  const contenders: Contender[] = [];
-  const fresh = (name: string) => () => void freshPg(name);
-  const url = (name: string) => scratchPgUrl(name);
-  contenders.push({
-    label: 'floor: one psql session, a transaction per file',
-    role: 'floor',
-    setup: fresh('apply_floor'),
-    command: { argv: ['psql', '-X', '-q', '-f', script, url('apply_floor')], cwd: ctx.scratch },
-  });
-  contenders.push({
-    label: BOUND,
-    role: 'bound',
-    setup: fresh('apply_bound'),
-    command: bound(ctx, 'up', url('apply_bound'), join(f.ours, 'postgres')),
-  });
-  for (const s of starts(ctx))
-    contenders.push({
-      label: startLabel(ctx, s),
-      role: 'ours',
-      setup: fresh('apply_ours'),
-      command: ours(ctx, s, ['head', '--url', url('apply_ours'), '--dir', f.ours]),
-    });
-  const { nodePgMigrate: npm, dbmate: dbm } = ctx.peers;
-  if (npm)
-    contenders.push({
-      label: `${peerLabel(npm)} (--no-single-transaction)`,
-      role: 'peer',
-      setup: fresh('apply_npm'),
-      command: nodePgMigrate(ctx, npm, url('apply_npm'), f.nodePgMigrate, ['up', '--no-single-transaction']),
-    });
-  if (dbm)
-    contenders.push({
-      label: peerLabel(dbm),
-      role: 'peer',
-      setup: fresh('apply_dbmate'),
-      command: dbmate(ctx, dbm, url('apply_dbmate'), f.dbmate, ['up']),
-    });
-  return {
-    id: 'apply-pg',
-    title: `apply ${count} small migrations, PostgreSQL`,
-    runs: runsLong(ctx),
-    warmup: false,
-    contenders,
-    targets: [{ label: OURS, maxRatio: 1.05, maxRssMiB: 70 }],
-    skipped: [...noBuild(ctx), ...missingPeers(ctx, ['dbmate', 'nodePgMigrate'])],
-  };
-}
-
-export function applySqlite(ctx: Context, count = 1000): Workload {
-  const f = ctx.small(count);
-  const script = writeFloorScript(
-    join(ctx.scratch, `floor-sqlite-up-${count}.sql`),
-    'sqlite',
-    f.ours,
-    f.migrations,
-    'up',
-  );
-  const db = (name: string) => join(ctx.scratch, `apply-${name}.db`);
-  const contenders: Contender[] = [
+  const name = direction === 'up' ? 'apply' : 'down';
+  return [
     {
-      label: 'floor: one sqlite3 session, a transaction per file',
+      label: `floor: one ${d.tool} session, a transaction per file`,
       role: 'floor',
-      setup: () => removeSqlite(db('floor')),
-      command: { argv: ['sqlite3', db('floor'), `.read ${script}`], cwd: ctx.scratch },
+      setup: () => fresh(`${name}_floor`),
+      command: { argv: d.session(script, d.url(`${name}_floor`)), cwd: ctx.scratch },
+    },
+    {
+      label: BOUND,
+      role: 'bound',
+      setup: () => fresh(`${name}_bound`),
+      command: bound(ctx, direction, d.url(`${name}_bound`), join(f.ours, d.dialect)),
     },
   ];
-  contenders.push({
-    label: BOUND,
-    role: 'bound',
-    setup: () => removeSqlite(db('bound')),
-    command: bound(ctx, 'up', `sqlite:${db('bound')}`, join(f.ours, 'sqlite')),
-  });
+}
+
+/** `head` on an empty database: `count` small migrations, each in its own transaction. */
+export function apply(ctx: Context, dialect: Dialect, count = 1000): Workload {
+  const d = side(ctx, dialect);
+  const f = ctx.small(count);
+  const fresh = (name: string) => void d.reset(name);
+  const contenders = floorAndBound(ctx, d, f, 'up', fresh);
+  // The BENCH_ALSO build gets its own database: dropping the one ours just filled would slow it.
+  const db = (s: Start) => (s === 'also' ? 'apply_also' : 'apply_ours');
   for (const s of starts(ctx))
     contenders.push({
       label: startLabel(ctx, s),
       role: 'ours',
-      setup: () => removeSqlite(db('ours')),
-      command: ours(ctx, s, ['head', '--url', `sqlite:${db('ours')}`, '--dir', f.ours]),
+      setup: () => fresh(db(s)),
+      command: ours(ctx, s, ['head', '--url', d.url(db(s)), '--dir', f.ours]),
     });
-  const dbm = ctx.peers.dbmate;
-  if (dbm)
+  for (const kind of present(ctx, d)) {
+    const name = `apply_${kind.toLowerCase()}`;
+    // node-pg-migrate runs them all in one transaction unless told otherwise.
+    const args = kind === 'nodePgMigrate' ? ['up', '--no-single-transaction'] : ['up'];
+    const peer = ctx.peers[kind] as Peer;
     contenders.push({
-      label: peerLabel(dbm),
+      label: `${peerLabel(peer)}${kind === 'nodePgMigrate' ? ' (--no-single-transaction)' : ''}`,
       role: 'peer',
-      setup: () => removeSqlite(db('dbmate')),
-      command: dbmate(ctx, dbm, `sqlite:${db('dbmate')}`, f.dbmate, ['up']),
+      setup: () => fresh(name),
+      command: peerCommand(ctx, kind, f, d.url(name), args),
     });
+  }
   return {
-    id: 'apply-sqlite',
-    title: `apply ${count} small migrations, SQLite`,
+    id: `apply-${d.id}`,
+    title: `apply ${count} small migrations, ${d.name}`,
     runs: runsLong(ctx),
     warmup: false,
     contenders,
     targets: [{ label: OURS, maxRatio: 1.05, maxRssMiB: 70 }],
-    skipped: [...noBuild(ctx), ...missingPeers(ctx, ['dbmate'])],
+    skipped: skippedOf(ctx, d),
   };
 }
 
@@ -346,243 +337,110 @@ function repeat(cmd: Command, times: number): Command {
   };
 }
 
-export function rollbackPg(ctx: Context, count = 1000): Workload {
+/** `base --yes` on a database where all `count` are applied: every down, in one call. */
+export function rollback(ctx: Context, dialect: Dialect, count = 1000): Workload {
+  const d = side(ctx, dialect);
   const f = ctx.small(count);
-  const script = writeFloorScript(
-    join(ctx.scratch, `floor-pg-down-${count}.sql`),
-    'postgres',
-    f.ours,
-    f.migrations,
-    'down',
-  );
-  const contenders: Contender[] = [];
   // Templates, built once by each tool itself; each run starts from a copy.
-  const tplOurs = freshPg('tpl_ours');
-  oursSetup(ctx, ['head', '--url', tplOurs, '--dir', f.ours]);
-  const floorUrl = scratchPgUrl('down_floor');
-  const oursUrl = scratchPgUrl('down_ours');
-  contenders.push({
-    label: 'floor: one psql session, a transaction per file',
-    role: 'floor',
-    setup: () => void freshPg('down_floor', 'tpl_ours'),
-    command: { argv: ['psql', '-X', '-q', '-f', script, floorUrl], cwd: ctx.scratch },
-  });
-  contenders.push({
-    label: BOUND,
-    role: 'bound',
-    setup: () => void freshPg('down_bound', 'tpl_ours'),
-    command: bound(ctx, 'down', scratchPgUrl('down_bound'), join(f.ours, 'postgres')),
-  });
+  oursSetup(ctx, ['head', '--url', d.reset('tpl_ours'), '--dir', f.ours]);
+  const contenders = floorAndBound(ctx, d, f, 'down', (name) => void d.reset(name, 'tpl_ours'));
+  const db = (s: Start) => (s === 'also' ? 'down_also' : 'down_ours');
   for (const s of starts(ctx))
     contenders.push({
       label: startLabel(ctx, s),
       role: 'ours',
-      setup: () => void freshPg('down_ours', 'tpl_ours'),
-      command: ours(ctx, s, ['base', '--yes', '--url', oursUrl, '--dir', f.ours]),
+      setup: () => void d.reset(db(s), 'tpl_ours'),
+      command: ours(ctx, s, ['base', '--yes', '--url', d.url(db(s)), '--dir', f.ours]),
     });
-  const { nodePgMigrate: npm, dbmateBinary: bin } = ctx.peers;
-  const skipped = [...noBuild(ctx), ...missingPeers(ctx, ['dbmate', 'nodePgMigrate'])];
-  if (npm) {
-    const tpl = freshPg('tpl_npm');
-    run(nodePgMigrate(ctx, npm, tpl, f.nodePgMigrate, ['up']).argv, ctx.scratch, cleanEnv({ DATABASE_URL: tpl }));
-    const url = scratchPgUrl('down_npm');
+  const skipped = skippedOf(ctx, d);
+  if (present(ctx, d).includes('nodePgMigrate')) {
+    peerSetup(ctx, 'nodePgMigrate', f, d.reset('tpl_npm'), ['up']);
     contenders.push({
-      label: `${peerLabel(npm)} (down ${count} --no-single-transaction)`,
+      label: `${peerLabel(ctx.peers.nodePgMigrate as Peer)} (down ${count} --no-single-transaction)`,
       role: 'peer',
-      setup: () => void freshPg('down_npm', 'tpl_npm'),
-      command: nodePgMigrate(ctx, npm, url, f.nodePgMigrate, ['down', String(count), '--no-single-transaction']),
+      setup: () => void d.reset('down_npm', 'tpl_npm'),
+      command: peerCommand(ctx, 'nodePgMigrate', f, d.url('down_npm'), [
+        'down',
+        String(count),
+        '--no-single-transaction',
+      ]),
     });
   }
-  if (bin && !ctx.quick) {
-    const tpl = freshPg('tpl_dbmate');
-    run(dbmate(ctx, bin, tpl, f.dbmate, ['up']).argv, ctx.scratch);
-    const url = scratchPgUrl('down_dbmate');
-    contenders.push({
-      label: `${peerLabel(bin)}: ${count} calls of \`rollback\` (1 run)`,
-      role: 'peer',
-      runs: 1,
-      setup: () => void freshPg('down_dbmate', 'tpl_dbmate'),
-      command: repeat(dbmate(ctx, bin, url, f.dbmate, ['rollback']), count),
-    });
-  } else if (bin) skipped.push('dbmate rollback (one migration per call): skipped with --quick');
-  return {
-    id: 'rollback-pg',
-    title: `roll back ${count} in one call, PostgreSQL`,
-    runs: runsLong(ctx),
-    warmup: false,
-    contenders,
-    targets: [{ label: OURS, maxRatio: 1.15 }],
-    skipped,
-  };
-}
-
-export function rollbackSqlite(ctx: Context, count = 1000): Workload {
-  const f = ctx.small(count);
-  const script = writeFloorScript(
-    join(ctx.scratch, `floor-sqlite-down-${count}.sql`),
-    'sqlite',
-    f.ours,
-    f.migrations,
-    'down',
-  );
-  const db = (name: string) => join(ctx.scratch, `down-${name}.db`);
-  removeSqlite(db('tpl-ours'));
-  oursSetup(ctx, ['head', '--url', `sqlite:${db('tpl-ours')}`, '--dir', f.ours]);
-  const contenders: Contender[] = [
-    {
-      label: 'floor: one sqlite3 session, a transaction per file',
-      role: 'floor',
-      setup: () => copySqlite(db('tpl-ours'), db('floor')),
-      command: { argv: ['sqlite3', db('floor'), `.read ${script}`], cwd: ctx.scratch },
-    },
-  ];
-  contenders.push({
-    label: BOUND,
-    role: 'bound',
-    setup: () => copySqlite(db('tpl-ours'), db('bound')),
-    command: bound(ctx, 'down', `sqlite:${db('bound')}`, join(f.ours, 'sqlite')),
-  });
-  for (const s of starts(ctx))
-    contenders.push({
-      label: startLabel(ctx, s),
-      role: 'ours',
-      setup: () => copySqlite(db('tpl-ours'), db('ours')),
-      command: ours(ctx, s, ['base', '--yes', '--url', `sqlite:${db('ours')}`, '--dir', f.ours]),
-    });
   const bin = ctx.peers.dbmateBinary;
-  const skipped = [...noBuild(ctx), ...missingPeers(ctx, ['dbmate'])];
   if (bin && !ctx.quick) {
-    removeSqlite(db('tpl-dbmate'));
-    run(dbmate(ctx, bin, `sqlite:${db('tpl-dbmate')}`, f.dbmate, ['up']).argv, ctx.scratch);
+    run(dbmate(ctx, bin, d.reset('tpl_dbmate'), f.dbmate, ['up']).argv, ctx.scratch);
     contenders.push({
       label: `${peerLabel(bin)}: ${count} calls of \`rollback\` (1 run)`,
       role: 'peer',
       runs: 1,
-      setup: () => copySqlite(db('tpl-dbmate'), db('dbmate')),
-      command: repeat(dbmate(ctx, bin, `sqlite:${db('dbmate')}`, f.dbmate, ['rollback']), count),
+      setup: () => void d.reset('down_dbmate', 'tpl_dbmate'),
+      command: repeat(dbmate(ctx, bin, d.url('down_dbmate'), f.dbmate, ['rollback']), count),
     });
   } else if (bin) skipped.push('dbmate rollback (one migration per call): skipped with --quick');
   return {
-    id: 'rollback-sqlite',
-    title: `roll back ${count} in one call, SQLite`,
+    id: `rollback-${d.id}`,
+    title: `roll back ${count} in one call, ${d.name}`,
     runs: runsLong(ctx),
     warmup: false,
     contenders,
-    targets: [{ label: OURS, maxRatio: 1.05 }],
+    targets: [{ label: OURS, maxRatio: dialect === 'postgres' ? 1.15 : 1.05 }],
     skipped,
   };
 }
 
 /** `history` over a folder of `files` .sql files per dialect (files / 2 migrations), all applied. */
-export function historyPg(ctx: Context, files = 10_000): Workload {
+export function history(ctx: Context, dialect: Dialect, files = 10_000): Workload {
+  const d = side(ctx, dialect);
   const f = ctx.trivial(files / 2);
-  const url = freshPg('hist_ours');
+  const url = d.reset('hist_ours');
   oursSetup(ctx, ['stamp', 'head', '--url', url, '--dir', f.ours]);
+  const folder = join(f.ours, dialect);
   const contenders: Contender[] = [
     {
       label: 'floor: node + readdir + read the record table + print',
       role: 'floor',
-      command: {
-        argv: [process.execPath, join(ctx.repo, 'bench/floor-history.cjs'), url, join(f.ours, 'postgres')],
-        cwd: ctx.scratch,
-      },
+      command: { argv: [process.execPath, join(ctx.repo, 'bench/floor-history.cjs'), url, folder], cwd: ctx.scratch },
     },
+    { label: BOUND, role: 'bound', command: bound(ctx, 'history', url, folder) },
   ];
-  contenders.push({ label: BOUND, role: 'bound', command: bound(ctx, 'history', url, join(f.ours, 'postgres')) });
   for (const s of starts(ctx, ['tsx']))
     contenders.push({
       label: startLabel(ctx, s),
       role: 'ours',
       command: ours(ctx, s, ['history', '--url', url, '--dir', f.ours]),
     });
-  const { nodePgMigrate: npm, dbmate: dbm } = ctx.peers;
-  if (npm) {
-    const u = freshPg('hist_npm');
-    run(
-      nodePgMigrate(ctx, npm, u, f.nodePgMigrate, ['up', '--fake', '--no-verbose']).argv,
-      ctx.scratch,
-      cleanEnv({ DATABASE_URL: u }),
-    );
-    contenders.push({
-      label: `${peerLabel(npm)} (up --dry-run)`,
-      role: 'peer',
-      command: nodePgMigrate(ctx, npm, u, f.nodePgMigrate, ['up', '--dry-run']),
-    });
-  }
-  if (dbm) {
-    const u = freshPg('hist_dbmate');
-    // dbmate's own record table (as it creates it), filled directly: it has no `stamp`.
-    psql(
-      u,
-      `CREATE TABLE schema_migrations (version varchar(128) PRIMARY KEY);\nINSERT INTO schema_migrations SELECT lpad(i::text, 6, '0') FROM generate_series(1, ${files / 2}) AS i;`,
-    );
-    contenders.push({
-      label: `${peerLabel(dbm)} (status)`,
-      role: 'peer',
-      command: dbmate(ctx, dbm, u, f.dbmate, ['status']),
-    });
+  for (const kind of present(ctx, d)) {
+    const u = d.reset(`hist_${kind.toLowerCase()}`);
+    const peer = ctx.peers[kind] as Peer;
+    if (kind === 'nodePgMigrate') {
+      peerSetup(ctx, kind, f, u, ['up', '--fake', '--no-verbose']);
+      contenders.push({
+        label: `${peerLabel(peer)} (up --dry-run)`,
+        role: 'peer',
+        command: peerCommand(ctx, kind, f, u, ['up', '--dry-run']),
+      });
+    } else {
+      // dbmate's own record table (as it creates it), filled directly: it has no `stamp`.
+      const versions = f.migrations.map((m) => `('${m.revision}')`).join(',\n');
+      d.exec(
+        u,
+        `CREATE TABLE schema_migrations (version varchar(128) PRIMARY KEY);\nINSERT INTO schema_migrations VALUES\n${versions};\n`,
+      );
+      contenders.push({
+        label: `${peerLabel(peer)} (status)`,
+        role: 'peer',
+        command: peerCommand(ctx, kind, f, u, ['status']),
+      });
+    }
   }
   return {
-    id: 'history-pg',
-    title: `\`history\` with ${files} files (${files / 2} migrations, all applied), PostgreSQL`,
+    id: `history-${d.id}`,
+    title: `\`history\` with ${files} files (${files / 2} migrations, all applied), ${d.name}`,
     runs: runsShort(ctx) > 5 ? 9 : 3,
     warmup: true,
     contenders,
     targets: [{ label: OURS, maxRatio: 1.3, maxRssMiB: 80 }],
-    skipped: [...noBuild(ctx), ...missingPeers(ctx, ['dbmate', 'nodePgMigrate'])],
-  };
-}
-
-export function historySqlite(ctx: Context, files = 10_000): Workload {
-  const f = ctx.trivial(files / 2);
-  const file = join(ctx.scratch, 'hist-ours.db');
-  removeSqlite(file);
-  oursSetup(ctx, ['stamp', 'head', '--url', `sqlite:${file}`, '--dir', f.ours]);
-  const contenders: Contender[] = [
-    {
-      label: 'floor: node + readdir + read the record table + print',
-      role: 'floor',
-      command: {
-        argv: [process.execPath, join(ctx.repo, 'bench/floor-history.cjs'), `sqlite:${file}`, join(f.ours, 'sqlite')],
-        cwd: ctx.scratch,
-      },
-    },
-  ];
-  contenders.push({
-    label: BOUND,
-    role: 'bound',
-    command: bound(ctx, 'history', `sqlite:${file}`, join(f.ours, 'sqlite')),
-  });
-  for (const s of starts(ctx, ['tsx']))
-    contenders.push({
-      label: startLabel(ctx, s),
-      role: 'ours',
-      command: ours(ctx, s, ['history', '--url', `sqlite:${file}`, '--dir', f.ours]),
-    });
-  const dbm = ctx.peers.dbmate;
-  if (dbm) {
-    const db = join(ctx.scratch, 'hist-dbmate.db');
-    removeSqlite(db);
-    run(
-      ['sqlite3', db],
-      ctx.scratch,
-      undefined,
-      `CREATE TABLE schema_migrations (version varchar(128) PRIMARY KEY);\nWITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${files / 2}) INSERT INTO schema_migrations SELECT printf('%06d', i) FROM n;\n`,
-    );
-    contenders.push({
-      label: `${peerLabel(dbm)} (status)`,
-      role: 'peer',
-      command: dbmate(ctx, dbm, `sqlite:${db}`, f.dbmate, ['status']),
-    });
-  }
-  return {
-    id: 'history-sqlite',
-    title: `\`history\` with ${files} files (${files / 2} migrations, all applied), SQLite`,
-    runs: runsShort(ctx) > 5 ? 9 : 3,
-    warmup: true,
-    contenders,
-    targets: [{ label: OURS, maxRatio: 1.3, maxRssMiB: 80 }],
-    skipped: [...noBuild(ctx), ...missingPeers(ctx, ['dbmate'])],
+    skipped: skippedOf(ctx, d),
   };
 }
 

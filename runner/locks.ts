@@ -68,13 +68,16 @@ export async function withRetries<T>(
   // 0: wait as long as it takes, so there is no budget to run out of either.
   const budget = a.policy.limits.lockTimeoutMs === 0 ? Infinity : a.policy.retryForMs;
   for (let n = 1; ; n++) {
-    const watch = watcher(a, started);
+    let watch: ReturnType<typeof watcher> | undefined;
     try {
-      return await attempt();
+      const running = attempt();
+      // An attempt already over (SQLite runs synchronously) ends before any timer could fire: none is set.
+      if (!(await settledAtOnce(running))) watch = watcher(a, started);
+      return await running;
     } catch (error) {
       if (!(await retryable(error))) throw error;
-      // A driver that waits synchronously (SQLite) gave the timer no chance: ask now.
-      const seen = (await watch.latest()) ??
+      // A driver that waits synchronously (SQLite) gave no timer a chance: ask now.
+      const seen = (await watch?.latest()) ??
         (await a.driver.observe(a.policy.showBlockerQuery ?? false)) ?? {
           blockers: [],
         };
@@ -90,53 +93,68 @@ export async function withRetries<T>(
       });
       await sleep(delay);
     } finally {
-      watch.stop();
+      watch?.stop();
     }
   }
 }
 
+/** Whether `p` has settled by the time the jobs queued so far have run: then it was over before it was awaited. */
+async function settledAtOnce(p: Promise<unknown>): Promise<boolean> {
+  let settled = false;
+  const done = () => {
+    settled = true;
+  };
+  p.then(done, done);
+  await undefined;
+  return settled;
+}
+
 /**
- * Timers around one attempt: a look at what it waits on shortly before its lock timeout would
- * end it (so a retry can name the blocker), and progress every 5 s once the step runs long.
- * Nothing is opened or asked while steps finish quickly.
+ * One timer around one attempt, due at the earlier of two moments: a look at what it waits on
+ * shortly before its lock timeout would end it (so a retry can name the blocker), and progress
+ * every 5 s once the step runs long. A step that finishes quickly pays for setting and clearing
+ * that one timer; nothing is opened or asked.
  */
 function watcher(a: Attempting, stepStarted: number) {
   const { driver, policy } = a;
   let last: Promise<Observation | undefined> | undefined;
+  let stopped = false;
   const look = () => {
     last = driver.observe(policy.showBlockerQuery ?? false);
     return last;
   };
   const lockMs = policy.limits.lockTimeoutMs;
-  const early = lockMs > 0 ? setTimeout(look, Math.max(50, lockMs * 0.6)) : undefined;
+  let early = lockMs > 0 ? Date.now() + Math.max(50, lockMs * 0.6) : Infinity;
   // Progress on every multiple of 5 s of the step's time, across its attempts.
-  let progress: NodeJS.Timeout | undefined;
-  let stopped = false;
-  const next = () => {
-    const elapsed = Date.now() - stepStarted;
-    progress = setTimeout(
-      () => {
-        const elapsedMs = Date.now() - stepStarted;
-        // A caller's handler that throws from a timer must not become an unhandled rejection.
-        void look()
-          .then((seen) =>
-            stopped
-              ? undefined
-              : policy.onEvent?.({ type: 'progress', revision: a.revision, file: a.file, elapsedMs, ...seen }),
-          )
-          .catch(() => {});
-        next();
-      },
-      PROGRESS_EVERY_MS - (elapsed % PROGRESS_EVERY_MS),
-    );
+  const nextProgress = (now: number) => now + PROGRESS_EVERY_MS - ((now - stepStarted) % PROGRESS_EVERY_MS);
+  let progress = nextProgress(Date.now());
+  let timer: NodeJS.Timeout | undefined;
+  const fire = () => {
+    const now = Date.now();
+    if (now >= early) {
+      early = Infinity;
+      if (now < progress) look(); // else the progress look below serves both
+    }
+    if (now >= progress) {
+      const elapsedMs = now - stepStarted;
+      // A caller's handler that throws from a timer must not become an unhandled rejection.
+      void look()
+        .then((seen) =>
+          stopped
+            ? undefined
+            : policy.onEvent?.({ type: 'progress', revision: a.revision, file: a.file, elapsedMs, ...seen }),
+        )
+        .catch(() => {});
+      progress = nextProgress(now);
+    }
+    timer = setTimeout(fire, Math.max(0, Math.min(early, progress) - now));
   };
-  next();
+  timer = setTimeout(fire, Math.min(early, progress) - Date.now());
   return {
     latest: () => last ?? Promise.resolve(undefined),
     stop: () => {
       stopped = true;
-      clearTimeout(early);
-      clearTimeout(progress);
+      clearTimeout(timer);
     },
   };
 }

@@ -78,14 +78,22 @@ function readDirectives(
 
 /** Read, validate and decode one migration file; every failure is a MigrateError naming the path. */
 export function readMigrationFile(absPath: string, path: string): MigrationFile {
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(absPath);
-  } catch (error) {
-    throw MigrateError.at('UNREADABLE_FILE', { file: path }, unreadable(error), error);
-  }
-  // A NUL ends the text early for SQLite and breaks the PostgreSQL protocol; invalid UTF-8 would
-  // be stored as U+FFFD. Both scans are native and cost little next to reading the file.
+  // Read and decoded in one native call, the cheapest way to read a file in node.
+  const raw = reading(path, () => readFileSync(absPath, 'utf8'));
+  // A NUL decodes as U+0000 and invalid UTF-8 as U+FFFD; a text holding neither is valid. Only
+  // then are the bytes read again, to tell a written U+FFFD from a bad byte and name its place.
+  if (raw.includes('\0') || raw.includes('\uFFFD')) checkBytes(absPath, path);
+  const text = normaliseText(raw);
+  const { transactional, allowDifferences, allowLocks } = readDirectives(path, text);
+  return new LoadedFile(path, text, transactional, allowDifferences, allowLocks);
+}
+
+/**
+ * A NUL ends the text early for SQLite and breaks the PostgreSQL protocol; invalid UTF-8 would
+ * be stored as U+FFFD. Both throw, at the first offending byte.
+ */
+function checkBytes(absPath: string, path: string): void {
+  const bytes = reading(path, () => readFileSync(absPath));
   const nul = bytes.indexOf(0);
   if (nul >= 0) {
     throw MigrateError.at(
@@ -101,9 +109,14 @@ export function readMigrationFile(absPath: string, path: string): MigrationFile 
       'is not valid UTF-8 (this is the first byte that is not). Save the file as UTF-8; a Latin-1 "é" is one such byte.',
     );
   }
-  const text = normaliseText(bytes.toString('utf8'));
-  const { transactional, allowDifferences, allowLocks } = readDirectives(path, text);
-  return new LoadedFile(path, text, transactional, allowDifferences, allowLocks);
+}
+
+function reading<T>(path: string, read: () => T): T {
+  try {
+    return read();
+  } catch (error) {
+    throw MigrateError.at('UNREADABLE_FILE', { file: path }, unreadable(error), error);
+  }
 }
 
 /** Why reading failed, in words: the path is in the error's location already. */

@@ -172,6 +172,33 @@ export function isTransactionControl(sql: string, dialect: SplitDialect): boolea
   }
 }
 
+/**
+ * Whether `text` holds a statement as {@link splitStatements} cuts them: any token but comments
+ * and `;` starts one. Stops at the first, so a step learns its file is not empty without a split.
+ */
+export function holdsStatement(text: string, dialect: SplitDialect): boolean {
+  const lexer = new Lexer(text, dialect);
+  while (lexer.next()) {
+    if (lexer.kind === 'comment' || (lexer.kind === 'punct' && text.charCodeAt(lexer.start) === 59)) continue;
+    return true;
+  }
+  return false;
+}
+
+/**
+ * A transaction-control statement starts with one of these words. A text in which none stands
+ * alone holds none, and needs no split to know it. Any non-ASCII character sends the text to the
+ * split as well: the verdict upper-cases words as JavaScript does (`ſtart` reads as START), which
+ * this pattern does not.
+ */
+const CONTROL_WORD = /[\u0080-\uffff]|\b(?:begin|commit|end|abort|rollback|start|prepare)\b/i;
+
+/** The first statement of `text` that begins or ends a transaction ({@link isTransactionControl}), if any. */
+export function firstTransactionControl(text: string, dialect: SplitDialect): Statement | undefined {
+  if (!CONTROL_WORD.test(text)) return undefined;
+  return splitStatements(text, dialect).find((s) => isTransactionControl(s.sql, dialect));
+}
+
 /** The first three tokens of a statement, upper-cased when they are words, skipping comments. */
 function leadingWords(sql: string, dialect: SplitDialect): [string, string, string] {
   const out: [string, string, string] = ['', '', ''];

@@ -3,13 +3,13 @@
  * the database through a driver's I/O, how a failure is pinned to a statement, and what the
  * record says when a file that runs outside a transaction stops part-way.
  */
-import type { Direction, Driver, RecordRow, StepWork } from './driver.ts';
+import type { Direction, Driver, RecordChange, RecordRow, Statement, StepWork } from './driver.ts';
 import { StatementFailed } from './driver.ts';
 import type { Dialect } from './files.ts';
 import { MigrateError, MigrationFailed } from './errors.ts';
 import { failedNote, interrupted } from './record.ts';
 import type { Step } from './plan.ts';
-import { isTransactionControl, splitStatements } from './split.ts';
+import { firstTransactionControl, holdsStatement, isTransactionControl, splitStatements } from './split.ts';
 import { lineColumn } from './position.ts';
 import { concurrentIndexName, DEFAULT_LIMITS, DEFAULT_RETRY_FOR_MS, type LockPolicy, withRetries } from './locks.ts';
 
@@ -49,34 +49,59 @@ export class StepFailure extends Error {
   }
 }
 
-/** Files a step runs, split and checked; a transactional file that ends its own transaction is refused before anything runs. */
+/**
+ * Files a step runs, checked; a transactional file that ends its own transaction is refused
+ * before anything runs. The split into statements waits until something asks for it (a
+ * no-transaction file, a failure to locate): a file that runs whole needs none.
+ */
 export function stepWork(step: Step, dialect: Dialect): StepWork {
   const m = step.migration;
   const file = step.direction === 'up' ? m.up : m.down;
-  const statements = splitStatements(file.text, dialect);
-  if (file.transactional) {
-    for (const s of statements) {
-      if (isTransactionControl(s.sql, dialect)) {
-        const { line, column } = lineColumn(file.text, s.offset);
-        throw MigrateError.at(
-          'TRANSACTION_CONTROL',
-          { file: file.path, line, column },
-          `"${s.sql.split(/\s/)[0]}" inside a file that already runs in a transaction. Remove it, or put "-- migrate:no-transaction" at the top of the file to run it as written.`,
-        );
-      }
-    }
+  const control = file.transactional ? firstTransactionControl(file.text, dialect) : undefined;
+  if (control) {
+    const { line, column } = lineColumn(file.text, control.offset);
+    throw MigrateError.at(
+      'TRANSACTION_CONTROL',
+      { file: file.path, line, column },
+      `"${control.sql.split(/\s/)[0]}" inside a file that already runs in a transaction. Remove it, or put "-- migrate:no-transaction" at the top of the file to run it as written.`,
+    );
   }
-  return {
-    file: file.path,
-    sql: file.text,
-    statements,
-    transactional: file.transactional,
-    empty: statements.length === 0,
-    record:
-      step.direction === 'up'
-        ? { kind: 'insert', revision: m.revision, description: m.description, checksum: m.up.checksum }
-        : { kind: 'delete', revision: m.revision },
-  };
+  return new Work(
+    file.path,
+    file.text,
+    file.transactional,
+    step.direction === 'up'
+      ? { kind: 'insert', revision: m.revision, description: m.description, checksum: m.up.checksum }
+      : { kind: 'delete', revision: m.revision },
+    dialect,
+  );
+}
+
+/** A class with the split on first use, rather than a literal split at once (see docs/performance.md). */
+class Work implements StepWork {
+  readonly empty: boolean;
+  #statements: Statement[] | undefined;
+  readonly #dialect: Dialect;
+  constructor(
+    readonly file: string,
+    readonly sql: string,
+    readonly transactional: boolean,
+    readonly record: RecordChange,
+    dialect: Dialect,
+  ) {
+    this.#dialect = dialect;
+    this.empty = !holdsStatement(sql, dialect);
+  }
+
+  get statements(): Statement[] {
+    return (this.#statements ??= splitStatements(this.sql, this.#dialect));
+  }
+
+  /** The split sits on the prototype: listed here so that a caller's logs carry it. */
+  toJSON(): StepWork {
+    const { file, sql, statements, transactional, empty, record } = this;
+    return { file, sql, statements, transactional, empty, record };
+  }
 }
 
 /**

@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import Database from 'better-sqlite3';
 import { loadModule, parseSync } from 'libpg-query';
-import { splitStatements } from '../runner/split.ts';
+import { firstTransactionControl, holdsStatement, splitStatements } from '../runner/split.ts';
 import { normaliseText } from '../runner/files.ts';
 import { pgFile, sqliteFile, transactionControlIn } from './support/sql-gen.ts';
 
@@ -118,8 +118,20 @@ function describe(text: string, cuts: Cut[]): string {
   return cuts.map((c) => `  ${c.control ? 'TX ' : ''}${JSON.stringify(text.slice(c.offset, c.end + 1))}`).join('\n');
 }
 
+/**
+ * A step asks for neither the split nor the verdicts of a file that runs whole: it takes the
+ * shortcuts, which must answer as the split would.
+ */
+function checkShortcuts(text: string, dialect: 'postgres' | 'sqlite', where: string): void {
+  const statements = splitStatements(text, dialect);
+  assert.equal(holdsStatement(text, dialect), statements.length > 0, `${where}\nholdsStatement`);
+  const control = statements.find((s) => transactionControlIn(s.sql, dialect));
+  assert.deepEqual(firstTransactionControl(text, dialect), control, `${where}\nfirstTransactionControl`);
+}
+
 /** Asserts that the lexer cuts a PostgreSQL text as the parser does; returns the statement count. */
 function checkPostgres(text: string, name = 'generated file'): number {
+  checkShortcuts(text, 'postgres', `${name}: ${JSON.stringify(text)}`);
   const want = parserCuts(text);
   const got = lexerCuts(text);
   assert.deepEqual(
@@ -144,6 +156,7 @@ const MISPLACED_CONTROL = /within a transaction|no transaction is active/;
 function checkSqlite(db: Database.Database, raw: string, strict: boolean, name = 'generated file'): number | false {
   const text = normaliseText(raw);
   const where = `${name}: ${JSON.stringify(text)}`;
+  checkShortcuts(text, 'sqlite', where);
   let last = 0;
   const pieces = splitStatements(text, 'sqlite');
   for (const s of pieces) {

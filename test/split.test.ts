@@ -1,6 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { splitStatements, type SplitDialect } from '../runner/split.ts';
+import {
+  firstTransactionControl,
+  holdsStatement,
+  isTransactionControl,
+  splitStatements,
+  type SplitDialect,
+} from '../runner/split.ts';
 import { codePointOffsetToIndex, lineColumn } from '../runner/position.ts';
 
 interface Case {
@@ -339,6 +345,10 @@ function assertInvariants(text: string, dialect: SplitDialect): void {
     if (k < statements.length - 1) assert.ok(s.sql.endsWith(';'), 'ends at its ;');
     last = s.offset + s.sql.length - 1;
   }
+  // The shortcuts a step takes for a file that runs whole answer as the split does.
+  assert.equal(holdsStatement(text, dialect), statements.length > 0, 'holdsStatement');
+  const control = statements.find((s) => isTransactionControl(s.sql, dialect));
+  assert.deepEqual(firstTransactionControl(text, dialect), control, 'firstTransactionControl');
 }
 
 test('splitStatements: invariants hold on random text made of tricky characters', () => {
@@ -368,6 +378,10 @@ test('splitStatements: invariants hold on random text made of tricky characters'
     'CASE',
     'END',
     'CREATE TRIGGER',
+    'COMMIT',
+    'ROLLBACK TO',
+    // Upper-cased by JavaScript, the long s reads as START: the verdict's own rule, kept by the shortcut.
+    'ſtart ',
     '🔥',
   ];
   let seed = 42;
@@ -423,4 +437,23 @@ test('codePointOffsetToIndex: PostgreSQL position (1-based code points) → stri
     assert.equal(codePointOffsetToIndex(mixed, position), index);
     position++;
   }
+});
+
+test('firstTransactionControl: the first statement that begins or ends a transaction, found without a split when no word could', () => {
+  assert.equal(
+    firstTransactionControl("CREATE TABLE t (id int);\nINSERT INTO t VALUES (1); -- 'begin'\n", 'postgres'),
+    undefined,
+  );
+  assert.deepEqual(firstTransactionControl('CREATE TABLE t (id int);\ncommit;\nBEGIN;', 'sqlite'), {
+    sql: 'commit;',
+    offset: 25,
+  });
+  // A word that only looks like one is still read as the split reads it.
+  assert.deepEqual(firstTransactionControl('SELECT 1;\nſtart transaction;', 'postgres'), {
+    sql: 'ſtart transaction;',
+    offset: 10,
+  });
+  assert.equal(firstTransactionControl('SELECT 1 AS "begin"; -- commit\n', 'postgres'), undefined);
+  assert.equal(holdsStatement('-- only a comment\n;;\n/* and another */', 'postgres'), false);
+  assert.equal(holdsStatement('-- a comment\nSELECT 1', 'sqlite'), true);
 });

@@ -209,7 +209,9 @@ export class SqliteDriver implements Driver {
       db.exec('ROLLBACK');
       throw new TransactionLeftOpen();
     }
-    db.pragma('foreign_keys = ON'); // a file that turned them off for a table rebuild may have forgotten to turn them back on
+    // A file that turned them off for a table rebuild may have forgotten to turn them back on.
+    // Read first: setting a pragma prepares a statement and expires every prepared one, each step.
+    if (this.#stmt('PRAGMA foreign_keys').pluck().get() !== 1) db.pragma('foreign_keys = ON');
     try {
       db.exec('BEGIN IMMEDIATE');
     } catch (error) {
