@@ -207,6 +207,19 @@ function timedOut(a: Attempting, seen: Observation, spentMs: number, cause: unkn
   return Object.assign(error, { observation: seen });
 }
 
+/**
+ * An index built, rebuilt or dropped CONCURRENTLY takes SHARE UPDATE EXCLUSIVE, which blocks no
+ * read or write: the bot's queries never queue behind it, so a lock timeout would protect nobody.
+ * It would only cut short the build's waits for transactions older than itself, leaving an
+ * INVALID index. Such a statement waits as long as it takes (the progress lines say on whom); a
+ * statement timeout still applies.
+ */
+export function limitsFor(statement: string, limits: Limits): Limits {
+  return limits.lockTimeoutMs !== 0 && CONCURRENT_INDEX_WORK.test(statement) ? { ...limits, lockTimeoutMs: 0 } : limits;
+}
+
+const CONCURRENT_INDEX_WORK = /^\s*(?:create\s+(?:unique\s+)?index|drop\s+index|reindex\b[^;]*?)\s+concurrently\b/i;
+
 /** `CREATE [UNIQUE] INDEX CONCURRENTLY [IF NOT EXISTS] name`: the index's name, else undefined. */
 export function concurrentIndexName(statement: string): string | undefined {
   const m =

@@ -11,7 +11,14 @@ import { failedNote, interrupted } from './record.ts';
 import type { Step } from './plan.ts';
 import { firstTransactionControl, holdsStatement, isTransactionControl, splitStatements } from './split.ts';
 import { lineColumn } from './position.ts';
-import { concurrentIndexName, DEFAULT_LIMITS, DEFAULT_RETRY_FOR_MS, type LockPolicy, withRetries } from './locks.ts';
+import {
+  concurrentIndexName,
+  DEFAULT_LIMITS,
+  DEFAULT_RETRY_FOR_MS,
+  type LockPolicy,
+  limitsFor,
+  withRetries,
+} from './locks.ts';
 
 /** What `runStep` reports on success. */
 export interface StepDone {
@@ -181,7 +188,7 @@ async function runStatements(step: StepRun, table: string, started: number): Pro
     for (const s of work.statements) {
       await withRetries(
         step,
-        () => driver.exec(s.sql, step.policy.limits),
+        () => driver.exec(s.sql, limitsFor(s.sql, step.policy.limits)),
         (e) => retryStatement(step, ran, e),
       );
       ran++;
@@ -207,6 +214,7 @@ async function runStatements(step: StepRun, table: string, started: number): Pro
   }
   // A file's own BEGIN may have left an open or aborted transaction.
   await driver.rollback();
+  await nameInvalidIndex(driver, work.statements[ran]?.sql, error);
   const where: { statementIndex?: number; offset?: number } = {};
   const statement = work.statements[ran];
   if (statement) {
@@ -222,8 +230,7 @@ async function runStatements(step: StepRun, table: string, started: number): Pro
 /**
  * A statement of a no-transaction file that stopped on a lock did nothing: run it again, unless
  * the file opened its own transaction before it (that one is now aborted) or it is a
- * `CREATE INDEX CONCURRENTLY` that got as far as leaving an INVALID index behind: then the error
- * names the index and the way out.
+ * `CREATE INDEX CONCURRENTLY` that got as far as leaving an INVALID index behind.
  */
 async function retryStatement(step: StepRun, index: number, error: unknown): Promise<boolean> {
   const { driver, work } = step;
@@ -231,11 +238,21 @@ async function retryStatement(step: StepRun, index: number, error: unknown): Pro
   const dialect = driver.capabilities.folder;
   if (work.statements.slice(0, index).some((s) => isTransactionControl(s.sql, dialect))) return false;
   const name = concurrentIndexName(work.statements[index]?.sql ?? '');
-  if (name === undefined || !(await driver.invalidIndex(name))) return true;
-  Object.assign(error as object, {
+  return name === undefined || !(await driver.invalidIndex(name));
+}
+
+/**
+ * A `CREATE INDEX CONCURRENTLY` that failed after it began (a statement timeout, a duplicate
+ * key, a cancel) leaves its index behind, INVALID, and the next run would stop on "already
+ * exists": the error names the index and the way out.
+ */
+async function nameInvalidIndex(driver: Driver, statement: string | undefined, error: unknown): Promise<void> {
+  const name = concurrentIndexName(statement ?? '');
+  if (name === undefined || typeof error !== 'object' || error === null) return;
+  if (!(await driver.invalidIndex(name).catch(() => false))) return;
+  Object.assign(error, {
     hint: `It left the index ${name} behind, INVALID. Remove it with \`DROP INDEX CONCURRENTLY ${name};\`, then run again.`,
   });
-  return false;
 }
 
 /**
