@@ -239,6 +239,10 @@ export function toObservation(
   withQuery: boolean,
 ): Observation {
   const first = rows[0];
+  // A session an index build waits for holds no lock on the table: the build waits for its transaction to end.
+  const unlocked = index
+    ? 'none on the table (the index build waits for its transaction to end)'
+    : 'no lock on it yet (queued ahead)';
   const seen: Observation = {
     blockers: rows
       .filter((r) => typeof r.pid === 'number')
@@ -248,7 +252,7 @@ export function toObservation(
         user: String(r.user ?? ''),
         state: String(r.state ?? 'unknown'),
         transactionAgeMs: typeof r.age_ms === 'number' ? r.age_ms : null,
-        mode: String(r.modes ?? 'no lock on it yet (queued ahead)'),
+        mode: String(r.modes ?? unlocked),
         ...(withQuery ? { query: String(r.query ?? '') } : {}),
       })),
   };
