@@ -10,9 +10,7 @@
  * event loop is free, so spawn clients asynchronously, never with spawnSync/execFileSync.
  * PGlite is loaded only when called, never on the migrate path.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { DataDirCache } from './embedded-cache.ts';
 import type { MigrationFailed } from './errors.ts';
 
 export interface EmbeddedPostgres {
@@ -48,8 +46,7 @@ export async function serveEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: options.maxConnections });
   let label = 'embedded PostgreSQL (PGlite, in this process)';
   try {
-    const [row] = (await db.query<{ v: string }>('SELECT version() AS v')).rows;
-    const m = /^PostgreSQL (\S+) \((PGlite [^)]+)\)/.exec(row?.v ?? '');
+    const m = /^PostgreSQL (\S+) \((PGlite [^)]+)\)/.exec(await versionOf(db));
     if (m) label = `embedded PostgreSQL ${m[1]} (${m[2]}, in this process)`;
     await server.start();
   } catch (error) {
@@ -70,44 +67,36 @@ export async function serveEmbeddedPostgres(options: EmbeddedOptions): Promise<E
 }
 
 /**
- * A fresh instance, from the data directory of one made earlier when this user has it: initdb
- * in wasm takes 2–9 s, loading its dump 0.3–0.7 s. The copy lives in a folder of this user's
- * own under the temp directory (mode 0700, refused if anyone else owns it or may write to it);
- * one another PGlite cannot load is made again.
+ * A fresh instance, from the dump of one made earlier when this user has it (embedded-cache.ts
+ * checks it before PGlite sees a byte); one another PGlite made, or that will not load, is made
+ * again.
  */
 async function fresh(PGlite: PGliteModule['PGlite']): Promise<InstanceType<PGliteModule['PGlite']>> {
-  const file = cacheFile();
-  if (file !== undefined && existsSync(file)) {
+  const cache = DataDirCache.open();
+  const cached = cache?.read();
+  if (cached !== undefined) {
     try {
-      return await PGlite.create({ loadDataDir: new Blob([readFileSync(file)]) });
+      const db = await PGlite.create({ loadDataDir: cached.tar });
+      if ((await versionOf(db)) === cached.version) return db;
+      await db.close();
     } catch {
-      // Another PGlite's (a different PostgreSQL major version): made again below.
+      // Not loadable by this PGlite: made again below.
     }
+    cache?.drop();
   }
   const made = await PGlite.create();
-  if (file === undefined) return made;
+  if (cache === undefined) return made;
   try {
-    const dump = Buffer.from(await (await made.dumpDataDir('none')).arrayBuffer());
-    const partial = `${file}.${process.pid}`;
-    writeFileSync(partial, dump, { mode: 0o600 });
-    renameSync(partial, file);
+    cache.write(Buffer.from(await (await made.dumpDataDir('none')).arrayBuffer()), await versionOf(made));
   } catch {
     // No copy this time: the instance itself is fine.
   }
   return made;
 }
 
-function cacheFile(): string | undefined {
-  const uid = process.getuid?.();
-  if (uid === undefined) return undefined;
-  const dir = join(tmpdir(), `sql-migrate-${uid}`);
-  try {
-    mkdirSync(dir, { mode: 0o700 });
-  } catch (error) {
-    if ((error as { code?: string }).code !== 'EEXIST') return undefined;
-  }
-  const st = statSync(dir);
-  return st.uid === uid && (st.mode & 0o077) === 0 ? join(dir, 'pglite-fresh-datadir.tar') : undefined;
+async function versionOf(db: InstanceType<PGliteModule['PGlite']>): Promise<string> {
+  const [row] = (await db.query<{ v: string }>('SELECT version() AS v')).rows;
+  return row?.v ?? '';
 }
 
 /** The extension a file asked for that the server does not have (PGlite ships few, and loads none unasked). */

@@ -253,6 +253,47 @@ describe('poolers', { skip: (!hasPostgresServer || !PGBOUNCER) && 'needs a Postg
     }
   });
 
+  /** One server session in the pool, and a wait for one far longer than a run: only ever held, never waited out. */
+  const single = { default_pool_size: 1, query_wait_timeout: 60 };
+
+  it('session mode, a pool of one server session (ours holds it, the probe can never get one): each folder applies at once, no lock left', async () => {
+    const bouncer = await startBouncer('session', single);
+    try {
+      const url = `postgres://postgres@127.0.0.1:${bouncer.port}/${new URL(db.url).pathname.slice(1)}`;
+      const started = Date.now();
+      const results = await lone(url, 2);
+      const seconds = (Date.now() - started) / 1000;
+      for (const r of results) {
+        assert.equal(r.code, 0, r.stderr);
+        assert.deepEqual(
+          { made: r.made, recorded: r.recorded, locks: r.locks },
+          { made: true, recorded: true, locks: 0 },
+        );
+      }
+      // Both runs together, well under the one query_wait_timeout the probe would otherwise wait out.
+      assert.ok(seconds < 40, `took ${seconds} s`);
+    } finally {
+      await bouncer.stop();
+    }
+  });
+
+  it('transaction mode, a pool of one server session: the probe gets ours, refused (exit 2), nothing applied, no lock left', async () => {
+    const bouncer = await startBouncer('transaction', single);
+    try {
+      const url = `postgres://postgres@127.0.0.1:${bouncer.port}/${new URL(db.url).pathname.slice(1)}`;
+      for (const r of await lone(url, 4)) {
+        assert.equal(r.code, 2, r.stderr);
+        assert.match(r.stderr, /\[TRANSACTION_POOLER\]/);
+        assert.deepEqual(
+          { made: r.made, recorded: r.recorded, locks: r.locks },
+          { made: false, recorded: false, locks: 0 },
+        );
+      }
+    } finally {
+      await bouncer.stop();
+    }
+  });
+
   it('transaction mode: refused (exit 2, TRANSACTION_POOLER), never applied twice, no lock left behind', async () => {
     const bouncer = await startBouncer('transaction');
     try {

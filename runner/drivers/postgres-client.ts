@@ -120,6 +120,12 @@ export class Watcher {
 const MARK = 'sql_migrate.session';
 /** Alternations of ours and the probe: each one the pooler could give away our server session. */
 const ROUNDS = 5;
+/**
+ * How long a probe query may wait for a server session. A session-mode pool with none free
+ * (ours may hold its only one) queues the probe until the pooler's own wait ends (PgBouncer's
+ * query_wait_timeout, 120 s by default) and then fails it.
+ */
+const PROBE_WAIT_MS = 2000;
 
 type Row = Record<string, unknown> | undefined;
 
@@ -138,6 +144,10 @@ type Row = Record<string, unknown> | undefined;
  * rotating them (`server_round_robin`), it moves ours off `pid`. Any other order that keeps
  * ours put and the probe off it five times in a row is stopped later by the per-statement
  * guard (`moved`), and by `tryLock`'s.
+ *
+ * A probe given no server session at all within {@link PROBE_WAIT_MS} while ours sits idle
+ * means session mode: in transaction mode ours, idle, would have been handed over. So once
+ * ours is seen still on `pid` with its mark, the answer is no.
  */
 export async function transactionMode(
   probe: postgres.Sql,
@@ -152,13 +162,29 @@ export async function transactionMode(
     }
     const look = `SELECT current_setting('${MARK}', true) AS token, pg_backend_pid() AS pid`;
     for (let i = 0; i < ROUNDS; i++) {
-      const [theirs] = await probe.unsafe(look);
+      const answer = await within(probe.unsafe(look), PROBE_WAIT_MS);
+      if (answer === undefined) return !kept(await ours(look));
+      const [theirs] = answer;
       if (theirs?.pid === pid || theirs?.token === token) return true;
       if (!kept(await ours(look))) return true;
     }
     return false;
   } finally {
-    await probe.end({ timeout: 1 });
+    // A probe still queued for a server session is cut off, not waited for.
+    await probe.end({ timeout: 0 });
+  }
+}
+
+/** `query`'s result, or undefined once `ms` have passed without one (its later failure handled by the race). */
+async function within<T>(query: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(resolve, ms, undefined);
+  });
+  try {
+    return await Promise.race([query, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
