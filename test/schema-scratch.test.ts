@@ -142,7 +142,9 @@ describe('reachesOut: when a scratch schema would not build what a scratch datab
       readFileSync(join(BOT, 'postgres', '20250128_140000_initial_schema.up.sql'), 'utf8'),
       RICH,
       'CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$',
-      "SELECT CAST('1' AS int); INSERT INTO t VALUES ('SYSTEM_AUTOMATIC')",
+      "INSERT INTO t VALUES (CAST('1' AS int)); INSERT INTO t VALUES ('SYSTEM_AUTOMATIC')",
+      "BEGIN; SET LOCAL lock_timeout = '1s'; UPDATE t SET a = 2; DELETE FROM t; COMMENT ON TABLE t IS 'x'; COMMIT",
+      'CREATE OR REPLACE VIEW v AS SELECT 1 AS a; CREATE UNIQUE INDEX CONCURRENTLY i ON t (a); DROP MATERIALIZED VIEW m',
       'ALTER SEQUENCE s OWNED BY t.a; CREATE VIEW v AS SELECT u.id FROM users u',
       '-- public.users, CREATE SCHEMA: in a comment\nCREATE TABLE t (a int)',
     ])
@@ -166,6 +168,21 @@ describe('reachesOut: when a scratch schema would not build what a scratch datab
       'DROP OWNED BY bob',
       'SELECT lo_create(0)',
       'VACUUM',
+      // Outside the allowlist of statements: whatever a SELECT, DO or CALL may call.
+      'SELECT 1',
+      'DO $$ BEGIN NULL; END $$',
+      'CALL p()',
+      'GRANT admin TO bob',
+      'SET ROLE bob',
+      'WITH x AS (SELECT 1) INSERT INTO t SELECT * FROM x',
+      // Functions with effects beyond the schema, wherever they are called.
+      "INSERT INTO t VALUES (pg_notify('c', 'x'))",
+      'CREATE TABLE t (a bool DEFAULT pg_terminate_backend(1))',
+      'UPDATE t SET a = pg_cancel_backend(1)',
+      "INSERT INTO t SELECT * FROM dblink('x', 'SELECT 1') AS r(a int)",
+      "INSERT INTO t VALUES (set_config('timezone', 'UTC', false))",
+      "CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NOTIFY c; RETURN NEW; END $$",
+      'INSERT INTO t SELECT oid FROM pg_database',
     ])
       assert.equal(reachesOut([up], schemas), true, up);
   });
