@@ -17,7 +17,9 @@ import postgres from 'postgres';
 import { ROOT, runCli } from './support/cli.ts';
 import { parseUrl } from '../runner/config.ts';
 import { renderCatalog } from '../runner/catalog/render.ts';
-import { buildCatalog, schemaOf } from '../runner/schema-command.ts';
+import { buildCatalog, liveSchema, schemaOf } from '../runner/schema-command.ts';
+import { migrate } from '../runner/migrator.ts';
+import { createPostgresDatabase, type TestDatabase } from './support/postgres.ts';
 import { check } from '../runner/check.ts';
 import { reachesOut } from '../runner/catalog/scratch-schema.ts';
 
@@ -129,6 +131,54 @@ describe('schema in a scratch schema (postgres server)', { skip: NEEDS_SERVER },
         /column "a" of relation "t" already exists/,
       );
       assert.deepEqual([...(await leftovers())], []);
+    } finally {
+      f.cleanup();
+    }
+  });
+});
+
+describe('database and role settings (postgres server)', { skip: NEEDS_SERVER }, () => {
+  const EV = `CREATE TABLE ev (id int primary key, at timestamptz DEFAULT '2024-01-01 00:00:00'::timestamptz, span interval DEFAULT '1 day 2 hours');`;
+  let db: TestDatabase;
+  let sql: postgres.Sql;
+  before(async () => {
+    db = await createPostgresDatabase();
+    sql = postgres(db.url, { max: 1, onnotice: () => {}, fetch_types: false });
+  });
+  after(async () => {
+    await sql?.end({ timeout: 5 });
+    await db?.drop();
+  });
+
+  it('a database with settings of its own builds in a scratch database: the bytes do not depend on them', async () => {
+    const name = new URL(db.url).pathname.slice(1);
+    await sql.unsafe(`ALTER DATABASE ${name} SET timezone = 'Asia/Tokyo'`);
+    await sql.unsafe(`ALTER DATABASE ${name} SET intervalstyle = 'iso_8601'`);
+    const f = folder(EV);
+    try {
+      const inDb = await buildCatalog('postgres', parseUrl(db.url), f.dir, 'schema_migrations', { inSchema: true });
+      assert.match(inDb.label, /a scratch database, dropped afterwards/);
+      const plain = await buildCatalog('postgres', parseUrl(SERVER as string), f.dir, 'schema_migrations');
+      const text = renderCatalog(inDb.catalog);
+      assert.equal(text, renderCatalog(plain.catalog));
+      assert.match(text, /DEFAULT '2024-01-01 00:00:00\+00'::timestamp with time zone/);
+      assert.match(text, /DEFAULT '1 day 02:00:00'::interval/);
+    } finally {
+      f.cleanup();
+      await sql.unsafe(`ALTER DATABASE ${name} RESET ALL`);
+    }
+  });
+
+  it('the catalog is read with the display settings pinned, whatever the reader’s are', async () => {
+    const f = folder(EV);
+    try {
+      await migrate({ url: db.url, dir: f.dir }, 'head');
+      const tokyo = new URL(db.url);
+      tokyo.searchParams.set('options', '-c timezone=Asia/Tokyo -c intervalstyle=iso_8601 -c datestyle=German');
+      const text = await liveSchema({ url: tokyo.toString() });
+      assert.equal(text, await liveSchema({ url: db.url }));
+      assert.match(text, /DEFAULT '2024-01-01 00:00:00\+00'::timestamp with time zone/);
+      assert.match(text, /DEFAULT '1 day 02:00:00'::interval/);
     } finally {
       f.cleanup();
     }
