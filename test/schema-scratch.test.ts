@@ -231,7 +231,7 @@ describe('reachesOut: when a scratch schema would not build what a scratch datab
       'UPDATE t SET a = pg_cancel_backend(1)',
       "INSERT INTO t SELECT * FROM dblink('x', 'SELECT 1') AS r(a int)",
       "INSERT INTO t VALUES (set_config('timezone', 'UTC', false))",
-      "CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NOTIFY c; RETURN NEW; END $$",
+      'CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NOTIFY c; RETURN NEW; END $$',
       'INSERT INTO t SELECT oid FROM pg_database',
     ])
       assert.equal(reachesOut([up], schemas), true, up);

@@ -223,7 +223,9 @@ export async function readPostgresUrl(
       // timestamptz in its TimeZone, an interval in its IntervalStyle): the database's or the
       // role's settings must not change the file.
       await tx.unsafe(
-        `SELECT set_config(name, setting, true) FROM (VALUES ${Object.keys(DISPLAY).map((_, i) => `($${2 * i + 1}, $${2 * i + 2})`).join(', ')}) AS v(name, setting)`,
+        `SELECT set_config(name, setting, true) FROM (VALUES ${Object.keys(DISPLAY)
+          .map((_, i) => `($${2 * i + 1}, $${2 * i + 2})`)
+          .join(', ')}) AS v(name, setting)`,
         Object.entries(DISPLAY).flat(),
       );
       return readPostgresCatalog(
