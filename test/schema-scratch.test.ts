@@ -10,11 +10,12 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import { ROOT, runCli } from './support/cli.ts';
+import { postgresFolder as folder } from './support/folder.ts';
 import { parseUrl } from '../runner/config.ts';
 import { renderCatalog } from '../runner/catalog/render.ts';
 import { buildCatalog, liveSchema, schemaOf } from '../runner/schema-command.ts';
@@ -54,18 +55,6 @@ CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.note :=
 CREATE TRIGGER orders_touch BEFORE UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION touch();
 INSERT INTO users (email) VALUES ('a@b.c');
 `;
-
-/** A migrations root holding one PostgreSQL revision per text. */
-function folder(...ups: string[]): { dir: string; cleanup(): void } {
-  const dir = mkdtempSync(join(tmpdir(), 'mig-schema-scratch-'));
-  mkdirSync(join(dir, 'postgres'));
-  ups.forEach((up, i) => {
-    const stem = `00000${i + 1}_r${i + 1}`;
-    writeFileSync(join(dir, 'postgres', `${stem}.up.sql`), up);
-    writeFileSync(join(dir, 'postgres', `${stem}.down.sql`), '-- not used\n');
-  });
-  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
-}
 
 /** The file each way, and the label of the place the default way chose. */
 async function bothWays(dir: string): Promise<{ fast: string; database: string; label: string }> {

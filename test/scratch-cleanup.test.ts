@@ -10,29 +10,15 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import postgres from 'postgres';
 import { runCli, startCli } from './support/cli.ts';
+import { postgresFolder as folder } from './support/folder.ts';
 import { createPostgresDatabase, hasPostgresServer, type TestDatabase } from './support/postgres.ts';
 import { migrate } from '../runner/migrator.ts';
 
 const SERVER = process.env.TEST_POSTGRES_URL || undefined;
 const NEEDS_SERVER = hasPostgresServer ? false : 'needs TEST_POSTGRES_URL: the scratches are made on a server';
-
-/** A migrations root holding one PostgreSQL revision per text. */
-function folder(...ups: string[]): { dir: string; cleanup(): void } {
-  const dir = mkdtempSync(join(tmpdir(), 'mig-scratch-cleanup-'));
-  mkdirSync(join(dir, 'postgres'));
-  ups.forEach((up, i) => {
-    const stem = `00000${i + 1}_r${i + 1}`;
-    writeFileSync(join(dir, 'postgres', `${stem}.up.sql`), up);
-    writeFileSync(join(dir, 'postgres', `${stem}.down.sql`), '-- not used\n');
-  });
-  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
-}
 
 /** Poll `query` until it returns a row (its first column), or fail after `seconds`. */
 async function waitFor(sql: postgres.Sql, query: string, seconds = 60): Promise<string> {
