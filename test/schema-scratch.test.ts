@@ -13,6 +13,7 @@ import assert from 'node:assert/strict';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { ROOT, runCli } from './support/cli.ts';
 import { postgresFolder as folder } from './support/folder.ts';
@@ -155,6 +156,35 @@ describe('database and role settings (postgres server)', { skip: NEEDS_SERVER },
     } finally {
       f.cleanup();
       await sql.unsafe(`ALTER DATABASE ${name} RESET ALL`);
+    }
+  });
+
+  it('a role with settings of its own builds in a scratch database too (they apply there as well)', async () => {
+    const role = `mig_settings_${randomBytes(4).toString('hex')}`;
+    const name = new URL(db.url).pathname.slice(1);
+    await sql.unsafe(`CREATE ROLE ${role} LOGIN CREATEDB`);
+    const f = folder(EV);
+    try {
+      await sql.unsafe(`GRANT CREATE ON DATABASE ${name} TO ${role}`);
+      const as = new URL(db.url);
+      as.username = role;
+      const plain = await buildCatalog('postgres', parseUrl(as.toString()), f.dir, 'schema_migrations', {
+        inSchema: true,
+      });
+      assert.match(plain.label, /a scratch schema/, 'no settings yet: the fast way');
+      await sql.unsafe(`ALTER ROLE ${role} SET timezone = 'Asia/Tokyo'`);
+      const set = await buildCatalog('postgres', parseUrl(as.toString()), f.dir, 'schema_migrations', {
+        inSchema: true,
+      });
+      assert.match(set.label, /a scratch database/);
+      // The role's settings apply in every database, so a scratch database stores Tokyo's midnight too.
+      const database = await buildCatalog('postgres', parseUrl(as.toString()), f.dir, 'schema_migrations');
+      assert.equal(renderCatalog(set.catalog), renderCatalog(database.catalog));
+      assert.match(renderCatalog(set.catalog), /DEFAULT '2023-12-31 15:00:00\+00'/);
+    } finally {
+      f.cleanup();
+      await sql.unsafe(`REVOKE CREATE ON DATABASE ${name} FROM ${role}`);
+      await sql.unsafe(`DROP ROLE ${role}`);
     }
   });
 
