@@ -106,7 +106,9 @@ export async function check(config: CheckConfig = {}, options: CheckOptions = {}
   unusedWaivers(states, waivers, compared.revisions, add);
   if (states.every((s) => s.runnable)) {
     const { staleSchemaFindings } = await import('./schema-command.ts');
-    findings.push(...(await staleSchemaFindings({ dir, table: config.table, url: config.url })));
+    findings.push(
+      ...(await staleSchemaFindings({ dir, table: config.table, url: config.url }, { signal: options.signal })),
+    );
   }
 
   const errors = findings.filter((f) => f.severity === 'error').length;

@@ -16,7 +16,7 @@ import { MigrateError } from './errors.ts';
 import { loadMigrations } from './files.ts';
 import { status } from './migrator.ts';
 import { compareCatalogs, type DriftItem } from './catalog/model.ts';
-import { buildCatalog, readCatalog } from './schema-command.ts';
+import { type BuildOptions, buildCatalog, readCatalog } from './schema-command.ts';
 
 export type { DriftItem } from './catalog/model.ts';
 
@@ -46,7 +46,7 @@ export interface DriftResult {
 }
 
 /** Compare a live database with what the revisions its record lists build. Throws for a record that disagrees with the folder. */
-export async function drift(config: DriftConfig): Promise<DriftResult> {
+export async function drift(config: DriftConfig, options: BuildOptions = {}): Promise<DriftResult> {
   const dir = config.dir ?? DEFAULT_DIR;
   const table = config.table ?? DEFAULT_TABLE;
   const connection = parseUrl(config.url);
@@ -86,7 +86,7 @@ export async function drift(config: DriftConfig): Promise<DriftResult> {
       writeFileSync(join(folder, basename(m.up.path)), m.up.text);
       writeFileSync(join(folder, basename(m.down.path)), m.down.text);
     }
-    const built = await buildExpected(connection, config.scratchUrl, tmp, table);
+    const built = await buildExpected(connection, config.scratchUrl, tmp, table, options);
     const found = await readCatalog(connection, table);
     const items = compareCatalogs(built.catalog, found);
     return {
@@ -107,19 +107,25 @@ export async function drift(config: DriftConfig): Promise<DriftResult> {
  * create one (42501) falls back to the embedded PostgreSQL, whose catalog model of the same
  * folder is the 15 server's (catalog/postgres.ts reads NOT NULL the one way both print it).
  */
-async function buildExpected(live: Connection, scratchUrl: string | undefined, dir: string, table: string) {
+async function buildExpected(
+  live: Connection,
+  scratchUrl: string | undefined,
+  dir: string,
+  table: string,
+  options: BuildOptions,
+) {
   if (scratchUrl !== undefined) {
     const scratch = parseUrl(scratchUrl);
     if (scratch.dialect !== live.dialect)
       throw new MigrateError('BAD_OPTION', `--scratch-url must be a ${live.dialect} URL, like the database compared.`);
-    return buildCatalog(live.dialect, scratch, dir, table, { inSchema: true });
+    return buildCatalog(live.dialect, scratch, dir, table, { ...options, inSchema: true });
   }
   try {
-    return await buildCatalog(live.dialect, live, dir, table);
+    return await buildCatalog(live.dialect, live, dir, table, options);
   } catch (error) {
     const refused = error instanceof MigrateError && (error.cause as { code?: unknown })?.code === '42501';
     if (!refused) throw error;
-    return buildCatalog(live.dialect, undefined, dir, table);
+    return buildCatalog(live.dialect, undefined, dir, table, options);
   }
 }
 

@@ -39,6 +39,13 @@ export interface DialectSchema {
   text: string;
   /** Set when PostgreSQL's was built on the embedded PostgreSQL (no server URL): which one. */
   builtOn?: string;
+  /** Scratch schemas of an interrupted run, older than ten minutes, dropped on the way (catalog/scratch-schema.ts). */
+  swept?: string[];
+}
+
+/** How a build is stopped: Ctrl-C aborts `signal`, and the build stops after the step it is in, its scratch removed. */
+export interface BuildOptions {
+  signal?: AbortSignal | undefined;
 }
 
 /** `<dir>/schema/<dialect>.sql`. */
@@ -53,17 +60,21 @@ function dialectsOf(dir: string, connection: Connection | undefined): Dialect[] 
 }
 
 /** The canonical schema each dialect folder builds at head, each on its own scratch database. */
-export async function schemaOf(config: SchemaConfig = {}): Promise<DialectSchema[]> {
+export async function schemaOf(config: SchemaConfig = {}, options: BuildOptions = {}): Promise<DialectSchema[]> {
   const dir = config.dir ?? DEFAULT_DIR;
   const connection = config.url === undefined ? undefined : parseUrl(config.url);
   const out: DialectSchema[] = [];
   for (const dialect of dialectsOf(dir, connection)) {
-    const built = await buildCatalog(dialect, connection, dir, config.table ?? DEFAULT_TABLE, { inSchema: true });
+    const built = await buildCatalog(dialect, connection, dir, config.table ?? DEFAULT_TABLE, {
+      ...options,
+      inSchema: true,
+    });
     out.push({
       dialect,
       file: schemaFile(dir, dialect),
       text: renderCatalog(built.catalog),
       ...(built.embedded ? { builtOn: built.label } : {}),
+      ...(built.swept ? { swept: built.swept } : {}),
     });
   }
   return out;
@@ -81,6 +92,8 @@ export interface BuiltCatalog {
   label: string;
   /** Built on the embedded PostgreSQL (PGlite): no server was given, or it refused a scratch database. */
   embedded: boolean;
+  /** Scratch schemas an interrupted run left, dropped first. */
+  swept?: string[];
 }
 
 /**
@@ -94,9 +107,10 @@ export async function buildCatalog(
   connection: Connection | undefined,
   dir: string,
   table: string,
-  options: { inSchema?: boolean } = {},
+  options: BuildOptions & { inSchema?: boolean } = {},
 ): Promise<BuiltCatalog> {
   let inSchema = false;
+  const { signal } = options;
   const build = (schemaFor?: readonly string[]) =>
     withScratchPlace(
       dialect,
@@ -105,9 +119,17 @@ export async function buildCatalog(
         inSchema = place.schema !== undefined;
         // A scratch schema or a SQLite file holds one schema: the record table goes there.
         const name = inSchema || dialect === 'sqlite' ? (table.split('.').pop() as string) : table;
-        await migrate({ url: place.url, dir, table: name }, 'head');
+        signal?.throwIfAborted();
+        // Stopped between two steps, as check's round trips are: the scratch is then dropped.
+        await migrate({ url: place.url, dir, table: name }, 'head', { onEvent: () => signal?.throwIfAborted() });
+        signal?.throwIfAborted();
         const catalog = await readCatalog(parseUrl(place.url), name, place.schema);
-        return { catalog, label: place.label, embedded: place.embedded };
+        return {
+          catalog,
+          label: place.label,
+          embedded: place.embedded,
+          ...(place.swept ? { swept: place.swept } : {}),
+        };
       },
       schemaFor,
     );
@@ -116,7 +138,7 @@ export async function buildCatalog(
     return await build(loadMigrations(dir, dialect).map((m) => m.up.text));
   } catch (error) {
     // A failure in a scratch schema is confirmed (or not) on a scratch database, whose error is the one reported.
-    if (!inSchema || !(error instanceof MigrationFailed)) throw error;
+    if (!inSchema || !(error instanceof MigrationFailed) || signal?.aborted) throw error;
     return build();
   }
 }
@@ -139,7 +161,7 @@ export async function readCatalog(connection: Connection, table: string, scratch
  * folder builds. No file, no finding; a PostgreSQL file without a postgres:// URL is built on
  * the embedded PostgreSQL.
  */
-export async function staleSchemaFindings(config: SchemaConfig): Promise<Finding[]> {
+export async function staleSchemaFindings(config: SchemaConfig, options: BuildOptions = {}): Promise<Finding[]> {
   const dir = config.dir ?? DEFAULT_DIR;
   const connection = config.url === undefined ? undefined : parseUrl(config.url);
   const findings: Finding[] = [];
@@ -149,10 +171,12 @@ export async function staleSchemaFindings(config: SchemaConfig): Promise<Finding
     let built: string;
     try {
       const { catalog } = await buildCatalog(dialect, connection, dir, config.table ?? DEFAULT_TABLE, {
+        ...options,
         inSchema: true,
       });
       built = renderCatalog(catalog);
-    } catch {
+    } catch (error) {
+      if (options.signal?.aborted) throw error;
       continue; // the migrations themselves fail: check reports that on its own
     }
     const committed = readFileSync(file, 'utf8').replace(/\r\n/g, '\n');

@@ -30,6 +30,8 @@ export interface ScratchPlace extends Scratch {
   schema?: string;
   /** A database of the server the URL names (never the embedded one): check watches its locks from a second session. */
   server: boolean;
+  /** Scratch schemas an interrupted run left, dropped before this one was made (catalog/scratch-schema.ts). */
+  swept?: string[];
 }
 
 /**
@@ -55,7 +57,8 @@ export async function withScratchPlace<T>(
   }
   if (connection?.dialect !== 'postgres') return withEmbedded(fn);
   const { openScratchSchema } = await import('./catalog/scratch-schema.ts');
-  const inSchema = schemaFor ? await openScratchSchema(connection, schemaFor) : undefined;
+  const opened = schemaFor ? await openScratchSchema(connection, schemaFor) : undefined;
+  const inSchema = opened?.schema;
   const { createScratchDatabase } = await import('./drivers/postgres-schema.ts');
   const scratch = inSchema ?? (await createScratchDatabase(connection.url, connection.display, connection.secrets));
   try {
@@ -68,6 +71,7 @@ export async function withScratchPlace<T>(
       embedded: false,
       server: true,
       ...(inSchema ? { schema: inSchema.name } : {}),
+      ...(opened && opened.swept.length > 0 ? { swept: opened.swept } : {}),
     });
   } finally {
     await scratch.drop();

@@ -40,6 +40,8 @@ interface Command {
   database: boolean;
   /** What --dry-run could not keep unchanged, for commands that refuse it. */
   writes?: string;
+  /** The options of {@link COMMAND_OPTIONS} this command takes; any other one is refused. */
+  takes?: readonly CommandOption[];
   run: (r: Run) => Promise<number>;
 }
 
@@ -87,28 +89,34 @@ async function runStamp({ cli, config, values, operand }: Run): Promise<number> 
   return EXIT.ok;
 }
 
-async function runCheck({ cli, config, values }: Run): Promise<number> {
-  // Ctrl-C stops between two steps, so that the scratch databases are still removed; a
-  // second Ctrl-C ends the process at once.
+/**
+ * Run a command that builds on scratch databases or schemas with Ctrl-C (or SIGTERM) aborting
+ * `signal`: it stops between two steps, so that its scratches are still removed, and the
+ * command exits 130. A second Ctrl-C ends the process at once.
+ */
+async function interruptible(cli: Cli, name: string, fn: (signal: AbortSignal) => Promise<number>): Promise<number> {
   const abort = new AbortController();
   const stop = () => abort.abort();
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
-  let result: CheckResult;
   try {
-    const { check } = await import('../runner/check.ts');
-    result = await check(
-      { url: config.url, dir: config.dir, table: config.table, data: dataOption(values) },
-      { signal: abort.signal },
-    );
+    return await fn(abort.signal);
   } catch (error) {
     if (!abort.signal.aborted) throw error;
-    warn(cli, 'check: interrupted; its scratch databases were removed.');
+    warn(cli, `${name}: interrupted; its scratch databases and schemas were removed.`);
     return 130;
   } finally {
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
   }
+}
+
+async function runCheck({ cli, config, values }: Run, signal: AbortSignal): Promise<number> {
+  const { check } = await import('../runner/check.ts');
+  const result: CheckResult = await check(
+    { url: config.url, dir: config.dir, table: config.table, data: dataOption(values) },
+    { signal },
+  );
   emitJson(cli, { command: 'check', ...result });
   for (const f of result.findings) say(cli, `${formatWhere(f)}: ${f.severity}: ${f.message} [${f.code}]`);
   for (const t of result.roundTrips)
@@ -118,18 +126,28 @@ async function runCheck({ cli, config, values }: Run): Promise<number> {
 }
 
 /** `schema` and `drift` live in scripts/schema-commands.ts, loaded only when asked for. */
-async function runSchemaCommand({ cli, config, values }: Run, name: 'schema' | 'drift'): Promise<number> {
+async function runSchemaCommand(
+  { cli, config, values }: Run,
+  name: 'schema' | 'drift',
+  signal: AbortSignal,
+): Promise<number> {
   const { runSchema, runDrift } = await import('./schema-commands.ts');
   const io = {
     json: cli.json,
     say: (text: string) => say(cli, text),
     emitJson: (value: unknown) => emitJson(cli, value as object),
     write: (text: string) => process.stdout.write(text),
+    signal,
   };
-  const common = { url: config.url, dir: config.dir as string, table: config.table as string };
+  const common = {
+    url: config.url,
+    dir: config.dir as string,
+    table: config.table as string,
+    scratchUrl: values['scratch-url'],
+  };
   return name === 'schema'
     ? runSchema({ ...common, live: values.url !== undefined, write: values.write ?? false }, io)
-    : runDrift({ ...common, scratchUrl: values['scratch-url'] }, io);
+    : runDrift(common, io);
 }
 
 async function runMigrate({ cli, config, values, operand }: Run): Promise<number> {
@@ -167,11 +185,40 @@ const COMMANDS: Record<string, Command> = {
   new: { operand: 'words', database: false, writes: 'the folder', run: runNew },
   stamp: { operand: 'target', database: true, writes: 'the record', run: runStamp },
   sql: { operand: 'target', database: true, run: runSql },
-  check: { operand: 'none', database: false, run: runCheck },
-  schema: { operand: 'none', database: false, run: (r) => runSchemaCommand(r, 'schema') },
-  drift: { operand: 'none', database: true, run: (r) => runSchemaCommand(r, 'drift') },
+  check: {
+    operand: 'none',
+    database: false,
+    takes: ['no-data', 'seed', 'rows'],
+    run: (r) => interruptible(r.cli, 'check', (s) => runCheck(r, s)),
+  },
+  schema: {
+    operand: 'none',
+    database: false,
+    takes: ['write', 'scratch-url'],
+    run: (r) => interruptible(r.cli, 'schema', (s) => runSchemaCommand(r, 'schema', s)),
+  },
+  drift: {
+    operand: 'none',
+    database: true,
+    takes: ['scratch-url'],
+    run: (r) => interruptible(r.cli, 'drift', (s) => runSchemaCommand(r, 'drift', s)),
+  },
 };
 const MIGRATE: Command = { operand: 'target', database: true, run: runMigrate };
+
+/** The options that mean something to one or two commands only: given to another, exit 2. */
+const COMMAND_OPTIONS = ['write', 'scratch-url', 'no-data', 'seed', 'rows'] as const;
+type CommandOption = (typeof COMMAND_OPTIONS)[number];
+
+function refuseForeignOptions(name: string, command: Command, values: Values): void {
+  const foreign = COMMAND_OPTIONS.find((o) => values[o] !== undefined && !command.takes?.includes(o));
+  if (foreign === undefined) return;
+  const owners = Object.entries(COMMANDS).filter(([, c]) => c.takes?.includes(foreign));
+  throw new MigrateError(
+    'BAD_OPTION',
+    `--${foreign} does not apply to ${name}; only ${owners.map(([n]) => n).join(' and ')} take${owners.length === 1 ? 's' : ''} it. See --help.`,
+  );
+}
 
 /** The operand as the command takes it; a missing or extra one is BAD_TARGET. */
 function operandOf(name: string, command: Command, words: string[]): string {
@@ -260,6 +307,7 @@ async function main(argv: string[]): Promise<number> {
     const named = Object.hasOwn(COMMANDS, word) ? word : undefined;
     const command = named === undefined ? MIGRATE : (COMMANDS[named] as Command);
     const operand = operandOf(named ?? 'migrate', command, named === undefined ? positionals : rest);
+    refuseForeignOptions(named ?? 'migrate', command, values);
     if (values['dry-run'] && command.writes) {
       throw new MigrateError(
         'BAD_OPTION',

@@ -12,6 +12,8 @@ export interface CommandIo {
   emitJson(value: unknown): void;
   /** Text as it is, no newline added (a schema file). */
   write(text: string): void;
+  /** Aborted by Ctrl-C: the build stops after its current step and removes its scratch. */
+  signal?: AbortSignal;
 }
 
 export interface SchemaArgs {
@@ -21,6 +23,8 @@ export interface SchemaArgs {
   dir: string;
   table: string;
   write: boolean;
+  /** --scratch-url: where PostgreSQL's scratch is made instead of the server of `url`. */
+  scratchUrl?: string | undefined;
 }
 
 export async function runSchema(args: SchemaArgs, io: CommandIo): Promise<number> {
@@ -28,14 +32,21 @@ export async function runSchema(args: SchemaArgs, io: CommandIo): Promise<number
   if (args.live) {
     if (args.write)
       throw new MigrateError('BAD_TARGET', 'schema --write writes what the folder builds; drop --url to use it.');
+    if (args.scratchUrl !== undefined)
+      throw new MigrateError('BAD_OPTION', 'schema --url reads that database and builds nothing; drop --scratch-url.');
     const text = await liveSchema({ url: args.url, table: args.table });
     io.emitJson({ ok: true, command: 'schema', schema: text });
     if (!io.json) io.write(text);
     return EXIT.ok;
   }
-  const schemas = await schemaOf({ dir: args.dir, table: args.table, url: args.url });
+  const url = args.scratchUrl ?? args.url;
+  const schemas = await schemaOf({ dir: args.dir, table: args.table, url }, { signal: io.signal });
   io.emitJson({ ok: true, command: 'schema', schemas });
   for (const s of schemas) {
+    if (s.swept !== undefined)
+      note(
+        `schema: dropped ${s.swept.length} scratch schema(s) of this role older than 10 minutes, left by an interrupted run: ${s.swept.join(', ')}`,
+      );
     if (s.builtOn !== undefined) note(`schema: ${s.dialect} built on the ${s.builtOn}: no postgres:// URL was given`);
     if (args.write) {
       mkdirSync(dirname(s.file), { recursive: true });
@@ -49,14 +60,15 @@ export async function runSchema(args: SchemaArgs, io: CommandIo): Promise<number
   return EXIT.ok;
 }
 
-export interface DriftArgs extends Omit<SchemaArgs, 'live' | 'write'> {
-  /** --scratch-url: where PostgreSQL's scratch is made instead of the live server. */
-  scratchUrl?: string;
-}
+export type DriftArgs = Omit<SchemaArgs, 'live' | 'write'>;
 
 export async function runDrift(args: DriftArgs, io: CommandIo): Promise<number> {
   const { drift } = await import('../runner/drift.ts');
-  const result = await drift({ url: args.url, dir: args.dir, table: args.table, scratchUrl: args.scratchUrl });
+  const { url, dir, table, scratchUrl } = args;
+  const result = await drift(
+    { url, dir, table, ...(scratchUrl === undefined ? {} : { scratchUrl }) },
+    { signal: io.signal },
+  );
   if (result.note !== undefined) note(`drift: ${result.note}`);
   io.emitJson({ command: 'drift', ...result });
   for (const item of result.items) io.say(item.message);

@@ -10,14 +10,18 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { ROOT, runCli } from './support/cli.ts';
+import { postgresFolder as folder } from './support/folder.ts';
 import { parseUrl } from '../runner/config.ts';
 import { renderCatalog } from '../runner/catalog/render.ts';
-import { buildCatalog, schemaOf } from '../runner/schema-command.ts';
+import { buildCatalog, liveSchema, schemaOf } from '../runner/schema-command.ts';
+import { migrate } from '../runner/migrator.ts';
+import { createPostgresDatabase, type TestDatabase } from './support/postgres.ts';
 import { check } from '../runner/check.ts';
 import { reachesOut } from '../runner/catalog/scratch-schema.ts';
 
@@ -52,18 +56,6 @@ CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.note :=
 CREATE TRIGGER orders_touch BEFORE UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION touch();
 INSERT INTO users (email) VALUES ('a@b.c');
 `;
-
-/** A migrations root holding one PostgreSQL revision per text. */
-function folder(...ups: string[]): { dir: string; cleanup(): void } {
-  const dir = mkdtempSync(join(tmpdir(), 'mig-schema-scratch-'));
-  mkdirSync(join(dir, 'postgres'));
-  ups.forEach((up, i) => {
-    const stem = `00000${i + 1}_r${i + 1}`;
-    writeFileSync(join(dir, 'postgres', `${stem}.up.sql`), up);
-    writeFileSync(join(dir, 'postgres', `${stem}.down.sql`), '-- not used\n');
-  });
-  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
-}
 
 /** The file each way, and the label of the place the default way chose. */
 async function bothWays(dir: string): Promise<{ fast: string; database: string; label: string }> {
@@ -135,6 +127,83 @@ describe('schema in a scratch schema (postgres server)', { skip: NEEDS_SERVER },
   });
 });
 
+describe('database and role settings (postgres server)', { skip: NEEDS_SERVER }, () => {
+  const EV = `CREATE TABLE ev (id int primary key, at timestamptz DEFAULT '2024-01-01 00:00:00'::timestamptz, span interval DEFAULT '1 day 2 hours');`;
+  let db: TestDatabase;
+  let sql: postgres.Sql;
+  before(async () => {
+    db = await createPostgresDatabase();
+    sql = postgres(db.url, { max: 1, onnotice: () => {}, fetch_types: false });
+  });
+  after(async () => {
+    await sql?.end({ timeout: 5 });
+    await db?.drop();
+  });
+
+  it('a database with settings of its own builds in a scratch database: the bytes do not depend on them', async () => {
+    const name = new URL(db.url).pathname.slice(1);
+    await sql.unsafe(`ALTER DATABASE ${name} SET timezone = 'Asia/Tokyo'`);
+    await sql.unsafe(`ALTER DATABASE ${name} SET intervalstyle = 'iso_8601'`);
+    const f = folder(EV);
+    try {
+      const inDb = await buildCatalog('postgres', parseUrl(db.url), f.dir, 'schema_migrations', { inSchema: true });
+      assert.match(inDb.label, /a scratch database, dropped afterwards/);
+      const plain = await buildCatalog('postgres', parseUrl(SERVER as string), f.dir, 'schema_migrations');
+      const text = renderCatalog(inDb.catalog);
+      assert.equal(text, renderCatalog(plain.catalog));
+      assert.match(text, /DEFAULT '2024-01-01 00:00:00\+00'::timestamp with time zone/);
+      assert.match(text, /DEFAULT '1 day 02:00:00'::interval/);
+    } finally {
+      f.cleanup();
+      await sql.unsafe(`ALTER DATABASE ${name} RESET ALL`);
+    }
+  });
+
+  it('a role with settings of its own builds in a scratch database too (they apply there as well)', async () => {
+    const role = `mig_settings_${randomBytes(4).toString('hex')}`;
+    const name = new URL(db.url).pathname.slice(1);
+    await sql.unsafe(`CREATE ROLE ${role} LOGIN CREATEDB`);
+    const f = folder(EV);
+    try {
+      await sql.unsafe(`GRANT CREATE ON DATABASE ${name} TO ${role}`);
+      const as = new URL(db.url);
+      as.username = role;
+      const plain = await buildCatalog('postgres', parseUrl(as.toString()), f.dir, 'schema_migrations', {
+        inSchema: true,
+      });
+      assert.match(plain.label, /a scratch schema/, 'no settings yet: the fast way');
+      await sql.unsafe(`ALTER ROLE ${role} SET timezone = 'Asia/Tokyo'`);
+      const set = await buildCatalog('postgres', parseUrl(as.toString()), f.dir, 'schema_migrations', {
+        inSchema: true,
+      });
+      assert.match(set.label, /a scratch database/);
+      // The role's settings apply in every database, so a scratch database stores Tokyo's midnight too.
+      const database = await buildCatalog('postgres', parseUrl(as.toString()), f.dir, 'schema_migrations');
+      assert.equal(renderCatalog(set.catalog), renderCatalog(database.catalog));
+      assert.match(renderCatalog(set.catalog), /DEFAULT '2023-12-31 15:00:00\+00'/);
+    } finally {
+      f.cleanup();
+      await sql.unsafe(`REVOKE CREATE ON DATABASE ${name} FROM ${role}`);
+      await sql.unsafe(`DROP ROLE ${role}`);
+    }
+  });
+
+  it('the catalog is read with the display settings pinned, whatever the reader’s are', async () => {
+    const f = folder(EV);
+    try {
+      await migrate({ url: db.url, dir: f.dir }, 'head');
+      const tokyo = new URL(db.url);
+      tokyo.searchParams.set('options', '-c timezone=Asia/Tokyo -c intervalstyle=iso_8601 -c datestyle=German');
+      const text = await liveSchema({ url: tokyo.toString() });
+      assert.equal(text, await liveSchema({ url: db.url }));
+      assert.match(text, /DEFAULT '2024-01-01 00:00:00\+00'::timestamp with time zone/);
+      assert.match(text, /DEFAULT '1 day 02:00:00'::interval/);
+    } finally {
+      f.cleanup();
+    }
+  });
+});
+
 describe('reachesOut: when a scratch schema would not build what a scratch database builds', () => {
   const schemas = ['public', 'pg_catalog', 'information_schema', 'app'];
   it('lets through what stays in the schema it runs in', () => {
@@ -142,7 +211,9 @@ describe('reachesOut: when a scratch schema would not build what a scratch datab
       readFileSync(join(BOT, 'postgres', '20250128_140000_initial_schema.up.sql'), 'utf8'),
       RICH,
       'CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$',
-      "SELECT CAST('1' AS int); INSERT INTO t VALUES ('SYSTEM_AUTOMATIC')",
+      "INSERT INTO t VALUES (CAST('1' AS int)); INSERT INTO t VALUES ('SYSTEM_AUTOMATIC')",
+      "BEGIN; SET LOCAL lock_timeout = '1s'; UPDATE t SET a = 2; DELETE FROM t; COMMENT ON TABLE t IS 'x'; COMMIT",
+      'CREATE OR REPLACE VIEW v AS SELECT 1 AS a; CREATE UNIQUE INDEX CONCURRENTLY i ON t (a); DROP MATERIALIZED VIEW m',
       'ALTER SEQUENCE s OWNED BY t.a; CREATE VIEW v AS SELECT u.id FROM users u',
       '-- public.users, CREATE SCHEMA: in a comment\nCREATE TABLE t (a int)',
     ])
@@ -166,6 +237,21 @@ describe('reachesOut: when a scratch schema would not build what a scratch datab
       'DROP OWNED BY bob',
       'SELECT lo_create(0)',
       'VACUUM',
+      // Outside the allowlist of statements: whatever a SELECT, DO or CALL may call.
+      'SELECT 1',
+      'DO $$ BEGIN NULL; END $$',
+      'CALL p()',
+      'GRANT admin TO bob',
+      'SET ROLE bob',
+      'WITH x AS (SELECT 1) INSERT INTO t SELECT * FROM x',
+      // Functions with effects beyond the schema, wherever they are called.
+      "INSERT INTO t VALUES (pg_notify('c', 'x'))",
+      'CREATE TABLE t (a bool DEFAULT pg_terminate_backend(1))',
+      'UPDATE t SET a = pg_cancel_backend(1)',
+      "INSERT INTO t SELECT * FROM dblink('x', 'SELECT 1') AS r(a int)",
+      "INSERT INTO t VALUES (set_config('timezone', 'UTC', false))",
+      'CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NOTIFY c; RETURN NEW; END $$',
+      'INSERT INTO t SELECT oid FROM pg_database',
     ])
       assert.equal(reachesOut([up], schemas), true, up);
   });

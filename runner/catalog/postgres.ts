@@ -191,6 +191,16 @@ export async function readPostgresCatalog(
   return { dialect: 'postgres', objects };
 }
 
+/** The settings a value's text depends on, pinned to PostgreSQL's defaults (TimeZone to UTC) while reading. */
+const DISPLAY: Record<string, string> = {
+  DateStyle: 'ISO, MDY',
+  IntervalStyle: 'postgres',
+  TimeZone: 'UTC',
+  extra_float_digits: '1',
+  bytea_output: 'hex',
+  standard_conforming_strings: 'on',
+};
+
 /**
  * The catalog of the database `url` names, in a READ ONLY transaction: a role that may only
  * read suffices, and nothing it does can change the database.
@@ -209,6 +219,15 @@ export async function readPostgresUrl(
       // The server's printers qualify a name unless the search_path finds it: one schema on
       // the path, whatever the role's settings, makes every run print the same.
       await tx.unsafe(`SELECT set_config('search_path', quote_ident($1), true)`, [home]);
+      // A constant in a default or a view prints through the reader's own settings (a
+      // timestamptz in its TimeZone, an interval in its IntervalStyle): the database's or the
+      // role's settings must not change the file.
+      await tx.unsafe(
+        `SELECT set_config(name, setting, true) FROM (VALUES ${Object.keys(DISPLAY)
+          .map((_, i) => `($${2 * i + 1}, $${2 * i + 2})`)
+          .join(', ')}) AS v(name, setting)`,
+        Object.entries(DISPLAY).flat(),
+      );
       return readPostgresCatalog(
         (text, params) => tx.unsafe(text, (params ?? []) as never[]) as never,
         {

@@ -1,0 +1,163 @@
+/**
+ * What `schema` and `drift` leave behind in the database of the URL: nothing, even when
+ * interrupted (Ctrl-C stops the build after its current step and drops its scratch schema or
+ * database, exit 130); a scratch schema an earlier run could not drop (killed outright) is
+ * swept by the next `schema` once it is ten minutes old. And `--scratch-url`: `schema` builds
+ * there, every command that does not take it refuses it.
+ *
+ * Needs TEST_POSTGRES_URL.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import postgres from 'postgres';
+import { runCli, startCli } from './support/cli.ts';
+import { postgresFolder as folder } from './support/folder.ts';
+import { createPostgresDatabase, hasPostgresServer, type TestDatabase } from './support/postgres.ts';
+import { migrate } from '../runner/migrator.ts';
+
+const SERVER = process.env.TEST_POSTGRES_URL || undefined;
+const NEEDS_SERVER = hasPostgresServer ? false : 'needs TEST_POSTGRES_URL: the scratches are made on a server';
+
+/** Poll `query` until it returns a row (its first column), or fail after `seconds`. */
+async function waitFor(sql: postgres.Sql, query: string, seconds = 60): Promise<string> {
+  const deadline = Date.now() + seconds * 1000;
+  while (Date.now() < deadline) {
+    const [row] = await sql.unsafe(query);
+    if (row) return String(Object.values(row)[0]);
+    await sleep(50);
+  }
+  throw new Error(`nothing came of ${query} in ${seconds} s`);
+}
+
+/**
+ * A step that takes about five seconds in a scratch schema: a busy loop, since pg_sleep (like
+ * every pg_* function) sends the folder to a scratch database.
+ */
+const SLOW_IN_SCHEMA = `CREATE TABLE t (id int primary key);
+CREATE FUNCTION slow() RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+  WHILE clock_timestamp() < statement_timestamp() + interval '5 seconds' LOOP END LOOP;
+  RETURN 1;
+END $$;
+INSERT INTO t SELECT slow();`;
+
+describe('schema and drift leave no scratch behind (postgres server)', { skip: NEEDS_SERVER }, () => {
+  let db: TestDatabase;
+  let sql: postgres.Sql;
+  let admin: postgres.Sql;
+  before(async () => {
+    db = await createPostgresDatabase();
+    sql = postgres(db.url, { max: 1, onnotice: () => {}, fetch_types: false });
+    admin = postgres(SERVER as string, { max: 1, onnotice: () => {}, fetch_types: false });
+  });
+  after(async () => {
+    await sql?.end({ timeout: 5 });
+    await admin?.end({ timeout: 5 });
+    await db?.drop();
+  });
+  const scratchSchemas = async () =>
+    (await sql.unsafe(`SELECT nspname FROM pg_namespace WHERE nspname LIKE 'sqlmigrate_scratch_%' ORDER BY 1`)).map(
+      (r) => r.nspname as string,
+    );
+
+  it('Ctrl-C during schema drops its scratch schema and exits 130', async () => {
+    const f = folder(SLOW_IN_SCHEMA);
+    try {
+      const run = startCli(['schema', '--dir', f.dir], { env: { DATABASE_URL: db.url } });
+      const name = await waitFor(sql, `SELECT nspname FROM pg_namespace WHERE nspname LIKE 'sqlmigrate_scratch_%'`);
+      assert.match(name, /^sqlmigrate_scratch_[0-9a-f]+_[0-9a-f]+$/);
+      run.child.kill('SIGINT');
+      const r = await run.done;
+      assert.equal(r.code, 130, r.stderr);
+      assert.match(r.stderr, /schema: interrupted; its scratch databases and schemas were removed/);
+      assert.deepEqual(await scratchSchemas(), []);
+    } finally {
+      f.cleanup();
+    }
+  });
+
+  it('Ctrl-C during drift drops its scratch database and exits 130', async () => {
+    const marker = `marker_${randomBytes(4).toString('hex')}`;
+    const f = folder(`CREATE TABLE d (id int primary key); SELECT pg_sleep(4) AS ${marker};`);
+    try {
+      await migrate({ url: db.url, dir: f.dir }, 'head');
+      const run = startCli(['drift', '--dir', f.dir], { env: { DATABASE_URL: db.url } });
+      const scratch = await waitFor(
+        admin,
+        `SELECT datname FROM pg_stat_activity WHERE query LIKE '%${marker}%' AND datname LIKE 'migrate_check_%' AND pid <> pg_backend_pid()`,
+      );
+      run.child.kill('SIGINT');
+      const r = await run.done;
+      assert.equal(r.code, 130, r.stderr);
+      assert.match(r.stderr, /drift: interrupted/);
+      const left = await admin.unsafe('SELECT 1 FROM pg_database WHERE datname = $1', [scratch]);
+      assert.equal(left.length, 0, `${scratch} was left behind`);
+    } finally {
+      f.cleanup();
+      await sql.unsafe('DROP TABLE IF EXISTS d, schema_migrations');
+    }
+  });
+
+  it('the next schema drops this role’s scratch schemas older than ten minutes, and says so', async () => {
+    const [{ now }] = (await sql.unsafe('SELECT floor(extract(epoch FROM now()))::bigint::text AS now')) as never as [
+      { now: string },
+    ];
+    const old = `sqlmigrate_scratch_${(Number(now) - 3600).toString(16)}_deadbeef`;
+    const young = `sqlmigrate_scratch_${Number(now).toString(16)}_cafef00d`;
+    await sql.unsafe(`CREATE SCHEMA ${old}; CREATE TABLE ${old}.x (a int); CREATE SCHEMA ${young}`);
+    const f = folder('CREATE TABLE t (id int primary key);');
+    try {
+      const r = await runCli(['schema', '--dir', f.dir], { env: { DATABASE_URL: db.url } });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /CREATE TABLE t /);
+      assert.match(
+        r.stderr,
+        new RegExp(`dropped 1 scratch schema\\(s\\) of this role older than 10 minutes.*: ${old}`),
+      );
+      // A young one may be another run's, still building.
+      assert.deepEqual(await scratchSchemas(), [young]);
+    } finally {
+      f.cleanup();
+      await sql.unsafe(`DROP SCHEMA IF EXISTS ${old} CASCADE; DROP SCHEMA IF EXISTS ${young}`);
+    }
+  });
+
+  it('schema --scratch-url builds there, not in the database DATABASE_URL names', async () => {
+    const f = folder('CREATE TABLE t (id int primary key);');
+    try {
+      const nowhere = new URL(db.url);
+      nowhere.pathname = `/no_such_db_${randomBytes(4).toString('hex')}`;
+      const r = await runCli(['schema', '--dir', f.dir, '--scratch-url', db.url], {
+        env: { DATABASE_URL: nowhere.toString() },
+      });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /CREATE TABLE t /);
+      assert.deepEqual(await scratchSchemas(), []);
+    } finally {
+      f.cleanup();
+    }
+  });
+});
+
+describe('options a command does not take are refused', () => {
+  it('--scratch-url, --write, --no-data, --seed elsewhere: exit 2, naming the commands that take them', async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [
+        ['history', '--scratch-url', 'postgres://x@h/db'],
+        /--scratch-url does not apply to history; only schema and drift take it/,
+      ],
+      [['check', '--scratch-url', 'postgres://x@h/db'], /--scratch-url does not apply to check/],
+      [['head', '--write'], /--write does not apply to migrate; only schema takes it/],
+      [['drift', '--no-data'], /--no-data does not apply to drift; only check takes it/],
+      [['schema', '--seed=1'], /--seed does not apply to schema; only check takes it/],
+      [['schema', '--url', 'sqlite::memory:', '--scratch-url', 'postgres://x@h/db'], /drop --scratch-url/],
+    ];
+    for (const [args, message] of cases) {
+      const r = await runCli(args, { env: { DATABASE_URL: 'sqlite::memory:' } });
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, message, args.join(' '));
+    }
+  });
+});
