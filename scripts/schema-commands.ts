@@ -31,7 +31,10 @@ export async function runSchema(args: SchemaArgs, io: CommandIo): Promise<number
   const { liveSchema, schemaOf } = await import('../runner/schema-command.ts');
   if (args.live) {
     if (args.write)
-      throw new MigrateError('BAD_TARGET', 'schema --write writes what the folder builds; drop --url to use it.');
+      throw new MigrateError(
+        'BAD_TARGET',
+        "schema --write writes what the folder builds, and --url names a live database to read: drop --url (PostgreSQL's build then uses $DATABASE_URL's server, else the embedded one), or name the server to build on with --scratch-url.",
+      );
     if (args.scratchUrl !== undefined)
       throw new MigrateError('BAD_OPTION', 'schema --url reads that database and builds nothing; drop --scratch-url.');
     const text = await liveSchema({ url: args.url, table: args.table });
