@@ -30,7 +30,7 @@ export interface ScratchPlace extends Scratch {
   schema?: string;
   /** A database of the server the URL names (never the embedded one): check watches its locks from a second session. */
   server: boolean;
-  /** Scratch schemas an interrupted run left, dropped before this one was made (catalog/scratch-schema.ts). */
+  /** Scratch schemas and databases an interrupted run left, dropped before this one was made. */
   swept?: string[];
 }
 
@@ -59,8 +59,12 @@ export async function withScratchPlace<T>(
   const { openScratchSchema } = await import('./catalog/scratch-schema.ts');
   const opened = schemaFor ? await openScratchSchema(connection, schemaFor) : undefined;
   const inSchema = opened?.schema;
-  const { createScratchDatabase } = await import('./drivers/postgres-schema.ts');
-  const scratch = inSchema ?? (await createScratchDatabase(connection.url, connection.display, connection.secrets));
+  const { createScratchDatabase } = await import('./drivers/postgres-scratch.ts');
+  const database = inSchema
+    ? undefined
+    : await createScratchDatabase(connection.url, connection.display, connection.secrets);
+  const scratch = inSchema ?? (database as NonNullable<typeof database>);
+  const swept = [...(opened?.swept ?? []), ...(database?.swept ?? [])];
   try {
     const kind = inSchema ? 'schema' : 'database';
     // Labelled without the scratch's random name: the same folder gives the same output.
@@ -71,7 +75,7 @@ export async function withScratchPlace<T>(
       embedded: false,
       server: true,
       ...(inSchema ? { schema: inSchema.name } : {}),
-      ...(opened && opened.swept.length > 0 ? { swept: opened.swept } : {}),
+      ...(swept.length > 0 ? { swept } : {}),
     });
   } finally {
     await scratch.drop();

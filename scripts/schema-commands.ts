@@ -48,7 +48,7 @@ export async function runSchema(args: SchemaArgs, io: CommandIo): Promise<number
   for (const s of schemas) {
     if (s.swept !== undefined)
       note(
-        `schema: dropped ${s.swept.length} scratch schema(s) of this role older than 10 minutes, left by an interrupted run: ${s.swept.join(', ')}`,
+        `schema: dropped ${s.swept.length} scratch schema(s) or database(s) of this role left by an interrupted run (schemas over 10 minutes old, databases over an hour and unused): ${s.swept.join(', ')}`,
       );
     if (s.builtOn !== undefined) note(`schema: ${s.dialect} built on the ${s.builtOn}: no postgres:// URL was given`);
     if (args.write) {

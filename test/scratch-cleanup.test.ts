@@ -2,7 +2,8 @@
  * What `schema` and `drift` leave behind in the database of the URL: nothing, even when
  * interrupted (Ctrl-C stops the build after its current step and drops its scratch schema or
  * database, exit 130); a scratch schema an earlier run could not drop (killed outright) is
- * swept by the next `schema` once it is ten minutes old. And `--scratch-url`: `schema` builds
+ * swept by the next `schema` once it is ten minutes old, a scratch database once it is an hour
+ * old and nobody is connected to it. And `--scratch-url`: `schema` builds
  * there, every command that does not take it refuses it.
  *
  * Needs TEST_POSTGRES_URL.
@@ -114,13 +115,51 @@ describe('schema and drift leave no scratch behind (postgres server)', { skip: N
       assert.match(r.stdout, /CREATE TABLE t /);
       assert.match(
         r.stderr,
-        new RegExp(`dropped 1 scratch schema\\(s\\) of this role older than 10 minutes.*: ${old}`),
+        new RegExp(`dropped 1 scratch schema\\(s\\) or database\\(s\\) of this role .*: ${old}$`, 'm'),
       );
       // A young one may be another run's, still building.
       assert.deepEqual(await scratchSchemas(), [young]);
     } finally {
       f.cleanup();
       await sql.unsafe(`DROP SCHEMA IF EXISTS ${old} CASCADE; DROP SCHEMA IF EXISTS ${young}`);
+    }
+  });
+
+  it('the next scratch database drops this role’s scratch databases over an hour old that nobody uses, and says so', async () => {
+    const [{ now }] = (await admin.unsafe('SELECT floor(extract(epoch FROM now()))::bigint AS now')) as never as [
+      { now: number },
+    ];
+    const tag = randomBytes(3).toString('hex');
+    const old = `migrate_check_${(Number(now) - 7200).toString(16)}_${tag}01`;
+    const busy = `migrate_check_${(Number(now) - 7200).toString(16)}_${tag}02`;
+    const young = `migrate_check_${Number(now).toString(16)}_${tag}03`;
+    for (const name of [old, busy, young]) await admin.unsafe(`CREATE DATABASE ${name}`);
+    const inUse = new URL(SERVER as string);
+    inUse.pathname = `/${busy}`;
+    const user = postgres(inUse.toString(), { max: 1, onnotice: () => {}, fetch_types: false });
+    await user.unsafe('SELECT 1');
+    // pg_sleep is no DDL: the folder is built in a scratch database, not a scratch schema.
+    const f = folder('CREATE TABLE t (id int primary key);\nSELECT pg_sleep(0);');
+    try {
+      const r = await runCli(['schema', '--dir', f.dir], { env: { DATABASE_URL: db.url } });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /CREATE TABLE t /);
+      assert.match(
+        r.stderr,
+        new RegExp(`dropped 1 scratch schema\\(s\\) or database\\(s\\) of this role .*: ${old}$`, 'm'),
+      );
+      const left = await admin.unsafe('SELECT datname FROM pg_database WHERE datname LIKE $1 ORDER BY 1', [
+        `migrate_check_%_${tag}%`,
+      ]);
+      // A young one may be another run's, still building; one somebody is connected to is in use.
+      assert.deepEqual(
+        left.map((row) => row.datname),
+        [busy, young],
+      );
+    } finally {
+      f.cleanup();
+      await user.end({ timeout: 5 });
+      for (const name of [old, busy, young]) await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     }
   });
 

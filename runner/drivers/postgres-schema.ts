@@ -1,6 +1,6 @@
 /**
  * PostgreSQL's schema in the shape both dialects share (runner/schema.ts), read from the system
- * catalogs; and the scratch databases `check` migrates up and down.
+ * catalogs (the scratch databases `check` migrates are in postgres-scratch.ts).
  *
  * Every schema but the system ones is read. Names in the current schema (`public` as a rule)
  * stay unqualified, so they line up with SQLite's; others are `schema.name`. Objects that belong
@@ -10,10 +10,6 @@
  *
  * @module
  */
-import postgres from 'postgres';
-import { randomBytes } from 'node:crypto';
-import { MigrateError } from '../errors.ts';
-import { hideSecrets } from '../config.ts';
 import type { Column, EnumType, Family, ForeignKey, Index, Schema, Table } from '../schema.ts';
 
 /** Runs one query on the caller's connection; rows as postgres.js returns them. */
@@ -297,93 +293,4 @@ function applyCheck(t: Table, column: string, def: string): boolean {
   if (!length || c.maxLength !== undefined) return false;
   c.maxLength = length[1] === '<' ? Number(length[2]) - 1 : Number(length[2]);
   return true;
-}
-
-export interface ScratchDatabase {
-  /** A URL for the scratch database: the given one with its database name replaced. */
-  url: string;
-  name: string;
-  /** Drop it, `WITH (FORCE)` where the server has it (13+). Safe to call twice. */
-  drop(): Promise<void>;
-}
-
-/**
- * Create an empty database, `migrate_check_<random>`, from `template0` (nothing a site added to
- * template1), through a connection to `url`. Throws `MigrateError('CONNECTION_FAILED')` when
- * the server cannot be reached or refuses (no CREATEDB), or when a connection to the new
- * database lands anywhere else: an embedded PGlite accepts CREATE DATABASE but serves its one
- * database under every name, and migrating that would not be a scratch database at all.
- */
-export async function createScratchDatabase(
-  url: string,
-  display: string,
-  secrets: readonly string[],
-): Promise<ScratchDatabase> {
-  const name = `migrate_check_${randomBytes(6).toString('hex')}`;
-  const fail = (what: string, error: unknown) =>
-    new MigrateError(
-      'CONNECTION_FAILED',
-      `${what} on ${display}: ${hideSecrets((error as Error)?.message ?? String(error), secrets)}`,
-      { cause: error },
-    );
-  await admin(url, `CREATE DATABASE ${name} TEMPLATE template0`).catch((error: unknown) => {
-    const denied = (error as { code?: unknown })?.code === '42501';
-    throw fail(
-      denied
-        ? `check cannot create its scratch database: the role may not create databases (grant it CREATEDB, or give check another server)`
-        : `check could not create its scratch database ${name}`,
-      error,
-    );
-  });
-  const target = new URL(url);
-  target.pathname = `/${name}`;
-  let dropped = false;
-  const scratch: ScratchDatabase = {
-    url: target.toString(),
-    name,
-    async drop() {
-      if (dropped) return;
-      dropped = true;
-      await admin(url, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(async (error: unknown) => {
-        // Before PostgreSQL 13 there is no FORCE; check has closed its own connections by now.
-        if ((error as { code?: string }).code !== '42601') throw error;
-        await admin(url, `DROP DATABASE IF EXISTS ${name}`);
-      });
-    },
-  };
-  try {
-    const sql = postgres(scratch.url, {
-      max: 1,
-      onnotice: () => {},
-      connect_timeout: 10,
-      fetch_types: false,
-      prepare: false,
-    });
-    try {
-      const [row] = await sql.unsafe('SELECT current_database() AS db');
-      if (row?.db !== name) {
-        throw new MigrateError(
-          'CONNECTION_FAILED',
-          `${display} accepted CREATE DATABASE ${name} but a connection to it reached database "${String(row?.db)}": this server does not keep databases apart (an embedded PGlite?), so check cannot migrate a scratch database on it.`,
-        );
-      }
-    } finally {
-      await sql.end({ timeout: 5 });
-    }
-  } catch (error) {
-    await scratch.drop().catch(() => {});
-    throw error instanceof MigrateError
-      ? error
-      : fail(`check could not connect to its scratch database ${name}`, error);
-  }
-  return scratch;
-}
-
-async function admin(url: string, statement: string): Promise<void> {
-  const sql = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 10, fetch_types: false, prepare: false });
-  try {
-    await sql.unsafe(statement);
-  } finally {
-    await sql.end({ timeout: 5 });
-  }
 }
