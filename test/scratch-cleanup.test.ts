@@ -101,6 +101,17 @@ describe('schema and drift leave no scratch behind (postgres server)', { skip: N
     }
   });
 
+  /** `schema` on the folder builds table t and says it dropped `old`, and only that. */
+  const schemaSweeps = async (dir: string, old: string) => {
+    const r = await runCli(['schema', '--dir', dir], { env: { DATABASE_URL: db.url } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /CREATE TABLE t /);
+    assert.match(
+      r.stderr,
+      new RegExp(`dropped 1 scratch schema\\(s\\) or database\\(s\\) of this role .*: ${old}$`, 'm'),
+    );
+  };
+
   it('the next schema drops this role’s scratch schemas older than ten minutes, and says so', async () => {
     const [{ now }] = (await sql.unsafe('SELECT floor(extract(epoch FROM now()))::bigint::text AS now')) as never as [
       { now: string },
@@ -110,13 +121,7 @@ describe('schema and drift leave no scratch behind (postgres server)', { skip: N
     await sql.unsafe(`CREATE SCHEMA ${old}; CREATE TABLE ${old}.x (a int); CREATE SCHEMA ${young}`);
     const f = folder('CREATE TABLE t (id int primary key);');
     try {
-      const r = await runCli(['schema', '--dir', f.dir], { env: { DATABASE_URL: db.url } });
-      assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stdout, /CREATE TABLE t /);
-      assert.match(
-        r.stderr,
-        new RegExp(`dropped 1 scratch schema\\(s\\) or database\\(s\\) of this role .*: ${old}$`, 'm'),
-      );
+      await schemaSweeps(f.dir, old);
       // A young one may be another run's, still building.
       assert.deepEqual(await scratchSchemas(), [young]);
     } finally {
@@ -141,13 +146,7 @@ describe('schema and drift leave no scratch behind (postgres server)', { skip: N
     // pg_sleep is no DDL: the folder is built in a scratch database, not a scratch schema.
     const f = folder('CREATE TABLE t (id int primary key);\nSELECT pg_sleep(0);');
     try {
-      const r = await runCli(['schema', '--dir', f.dir], { env: { DATABASE_URL: db.url } });
-      assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stdout, /CREATE TABLE t /);
-      assert.match(
-        r.stderr,
-        new RegExp(`dropped 1 scratch schema\\(s\\) or database\\(s\\) of this role .*: ${old}$`, 'm'),
-      );
+      await schemaSweeps(f.dir, old);
       const left = await admin.unsafe('SELECT datname FROM pg_database WHERE datname LIKE $1 ORDER BY 1', [
         `migrate_check_%_${tag}%`,
       ]);
