@@ -7,7 +7,7 @@
  * Without a URL, SQLite alone. Prints the median of each and their ratio.
  */
 import { parseArgs } from 'node:util';
-import { check } from '../runner/check.ts';
+import { check } from '../runner/check/check.ts';
 
 const { values, positionals } = parseArgs({
   options: { dir: { type: 'string', default: 'sql' }, runs: { type: 'string', default: '7' } },

@@ -7,8 +7,8 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BenchMigration } from './folders.ts';
-import { postgresSql } from '../runner/drivers/postgres-sql.ts';
-import { sqliteSql } from '../runner/drivers/sqlite-sql.ts';
+import { postgresSql } from '../runner/core/drivers/postgres-sql.ts';
+import { sqliteSql } from '../runner/core/drivers/sqlite-sql.ts';
 
 /** The runner's own record-table DDL, so the floors create exactly its table. */
 function recordTableDdl(dialect: 'postgres' | 'sqlite'): string {

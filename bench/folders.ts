@@ -5,7 +5,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { checksumOf } from '../runner/files.ts';
+import { checksumOf } from '../runner/core/files.ts';
 
 export interface BenchMigration {
   /** Plain-digit version, zero-padded: `000001`. */

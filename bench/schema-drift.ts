@@ -16,10 +16,10 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
-import { parseUrl } from '../runner/config.ts';
-import { drift } from '../runner/drift.ts';
-import { migrate } from '../runner/migrator.ts';
-import { buildCatalog, liveSchema, schemaOf } from '../runner/schema-command.ts';
+import { parseUrl } from '../runner/core/config.ts';
+import { drift } from '../runner/catalog/drift.ts';
+import { migrate } from '../runner/core/migrator.ts';
+import { buildCatalog, liveSchema, schemaOf } from '../runner/catalog/schema-command.ts';
 import { ADMIN_URL, pgUrl } from './db.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');

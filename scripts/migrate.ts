@@ -5,11 +5,11 @@
 import { parseArgs } from 'node:util';
 // Straight from the modules every run needs, not runner/index.ts: `check` and `new` load their
 // own modules only when asked, which keeps a container's no-op start short (see bench/).
-import { DEFAULT_DIR, DEFAULT_TABLE, DEFAULT_URL, parseUrl } from '../runner/config.ts';
-import { EXIT, formatWhere, MigrateError } from '../runner/errors.ts';
-import { migrate, renderScript, stamp, status, type MigrateEvent, type RunnerConfig } from '../runner/migrator.ts';
-import { parseTarget } from '../runner/plan.ts';
-import type { CheckResult } from '../runner/check.ts';
+import { DEFAULT_DIR, DEFAULT_TABLE, DEFAULT_URL, parseUrl } from '../runner/core/config.ts';
+import { EXIT, formatWhere, MigrateError } from '../runner/core/errors.ts';
+import { migrate, renderScript, stamp, status, type MigrateEvent, type RunnerConfig } from '../runner/core/migrator.ts';
+import { parseTarget } from '../runner/core/plan.ts';
+import type { CheckResult } from '../runner/check/check.ts';
 import { capYoungGeneration, confirmation, loadEnv, type UrlSource } from './startup.ts';
 import { dataOption, OPTIONS, seconds, splitArgv, USAGE, type Values } from './options.ts';
 import {
@@ -75,7 +75,7 @@ async function runSql({ cli, config, operand }: Run): Promise<number> {
 }
 
 async function runNew({ cli, config, operand }: Run): Promise<number> {
-  const { createMigration } = await import('../runner/create.ts');
+  const { createMigration } = await import('../runner/core/create.ts');
   const written = createMigration(config.dir as string, operand);
   emitJson(cli, { ok: true, command: 'new', files: written });
   for (const f of written) say(cli, `created ${f}`);
@@ -112,7 +112,7 @@ async function interruptible(cli: Cli, name: string, fn: (signal: AbortSignal) =
 }
 
 async function runCheck({ cli, config, values }: Run, signal: AbortSignal): Promise<number> {
-  const { check } = await import('../runner/check.ts');
+  const { check } = await import('../runner/check/check.ts');
   const result: CheckResult = await check(
     { url: config.url, dir: config.dir, table: config.table, data: dataOption(values) },
     { signal },

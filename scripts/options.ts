@@ -3,8 +3,8 @@
  * cannot (offsets that look like short flags, durations in seconds, check's data options).
  */
 import type { parseArgs } from 'node:util';
-import { ACCEPTED_URLS, DEFAULT_DIR, DEFAULT_TABLE, DEFAULT_URL } from '../runner/config.ts';
-import { MigrateError } from '../runner/errors.ts';
+import { ACCEPTED_URLS, DEFAULT_DIR, DEFAULT_TABLE, DEFAULT_URL } from '../runner/core/config.ts';
+import { MigrateError } from '../runner/core/errors.ts';
 
 /** How this CLI was started, for the usage line: the compiled bundle or the TypeScript source. */
 const SELF = /\.cjs$/.test(process.argv[1] ?? '') ? 'node dist/migrate.cjs' : 'npx tsx scripts/migrate.ts';

@@ -2,10 +2,10 @@
  * What the CLI prints: text on stdout, or one JSON object with --json; notes, warnings and
  * errors on stderr. A reader that goes away early (`| head -1`) ends the output, never the run.
  */
-import { EXIT, MigrateError, MigrationFailed } from '../runner/errors.ts';
-import { hideSecrets } from '../runner/config.ts';
-import { describeProgress, describeWait, type LockEvent } from '../runner/locks.ts';
-import type { CheckResult } from '../runner/check.ts';
+import { EXIT, MigrateError, MigrationFailed } from '../runner/core/errors.ts';
+import { hideSecrets } from '../runner/core/config.ts';
+import { describeProgress, describeWait, type LockEvent } from '../runner/core/locks.ts';
+import type { CheckResult } from '../runner/check/check.ts';
 import type { UrlSource } from './startup.ts';
 
 export interface Cli {

@@ -4,7 +4,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { EXIT, MigrateError } from '../runner/errors.ts';
+import { EXIT, MigrateError } from '../runner/core/errors.ts';
 
 export interface CommandIo {
   json: boolean;
@@ -28,7 +28,7 @@ export interface SchemaArgs {
 }
 
 export async function runSchema(args: SchemaArgs, io: CommandIo): Promise<number> {
-  const { liveSchema, schemaOf } = await import('../runner/schema-command.ts');
+  const { liveSchema, schemaOf } = await import('../runner/catalog/schema-command.ts');
   if (args.live) {
     if (args.write)
       throw new MigrateError(
@@ -66,7 +66,7 @@ export async function runSchema(args: SchemaArgs, io: CommandIo): Promise<number
 export type DriftArgs = Omit<SchemaArgs, 'live' | 'write'>;
 
 export async function runDrift(args: DriftArgs, io: CommandIo): Promise<number> {
-  const { drift } = await import('../runner/drift.ts');
+  const { drift } = await import('../runner/catalog/drift.ts');
   const { url, dir, table, scratchUrl } = args;
   const result = await drift(
     { url, dir, table, ...(scratchUrl === undefined ? {} : { scratchUrl }) },

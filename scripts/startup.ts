@@ -4,7 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import { isatty } from 'node:tty';
-import type { Step } from '../runner/plan.ts';
+import type { Step } from '../runner/core/plan.ts';
 
 /** Where the database URL came from, as the CLI reports it. */
 export type UrlSource = '--url' | 'DATABASE_URL' | '.env' | 'default';

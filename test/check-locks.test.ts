@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { check, type CheckResult, type Finding } from '../runner/check.ts';
+import { check, type CheckResult, type Finding } from '../runner/check/check.ts';
 import { fixture } from './support/cli.ts';
 import { createPostgresDatabase, hasPostgresServer } from './support/postgres.ts';
 

@@ -17,10 +17,10 @@ import { join, relative } from 'node:path';
 import postgres from 'postgres';
 import { fixture, ROOT, runCli, type CliResult } from './support/cli.ts';
 import { createPostgresDatabase, hasPostgresServer } from './support/postgres.ts';
-import { checkExpressions } from '../runner/drivers/sqlite-schema.ts';
-import { identifiers } from '../runner/lint.ts';
-import type { Schema, Table } from '../runner/schema.ts';
-import { compareDialects } from '../runner/schema-compare.ts';
+import { checkExpressions } from '../runner/catalog/sqlite-schema.ts';
+import { identifiers } from '../runner/check/lint.ts';
+import type { Schema, Table } from '../runner/catalog/schema.ts';
+import { compareDialects } from '../runner/catalog/schema-compare.ts';
 
 const NEEDS_SERVER = hasPostgresServer
   ? false

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ACCEPTED_URLS, DEFAULT_URL, parseTableName, parseUrl, redactUrl } from '../runner/config.ts';
+import { ACCEPTED_URLS, DEFAULT_URL, parseTableName, parseUrl, redactUrl } from '../runner/core/config.ts';
 import { failure } from './support/assert.ts';
 
 describe('parseUrl: SQLite', () => {

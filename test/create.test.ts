@@ -4,9 +4,9 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createMigration, slugify } from '../runner/create.ts';
+import { createMigration, slugify } from '../runner/core/create.ts';
 import { failure } from './support/assert.ts';
-import { loadMigrations } from '../runner/files.ts';
+import { loadMigrations } from '../runner/core/files.ts';
 import { runCli } from './support/cli.ts';
 
 const roots: string[] = [];

@@ -24,7 +24,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DataDirCache } from '../runner/embedded-cache.ts';
+import { DataDirCache } from '../runner/scratch/embedded-cache.ts';
 import { CLI, ROOT, runCli, type CliResult } from './support/cli.ts';
 
 const BOT = join(ROOT, 'sql');

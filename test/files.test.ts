@@ -4,9 +4,9 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { formatWhere, MigrateError, type Where } from '../runner/errors.ts';
+import { formatWhere, MigrateError, type Where } from '../runner/core/errors.ts';
 import { failure } from './support/assert.ts';
-import { checksumOf, listFolder, loadMigrations, normaliseText, parseName } from '../runner/files.ts';
+import { checksumOf, listFolder, loadMigrations, normaliseText, parseName } from '../runner/core/files.ts';
 
 const roots: string[] = [];
 after(() => {

@@ -21,8 +21,8 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import Database from 'better-sqlite3';
 import { loadModule, parseSync } from 'libpg-query';
-import { firstTransactionControl, holdsStatement, splitStatements } from '../runner/split.ts';
-import { normaliseText } from '../runner/files.ts';
+import { firstTransactionControl, holdsStatement, splitStatements } from '../runner/core/split.ts';
+import { normaliseText } from '../runner/core/files.ts';
 import { pgFile, sqliteFile, transactionControlIn } from './support/sql-gen.ts';
 
 const SEED = Number(process.env.LEXER_PROOF_SEED ?? 19);

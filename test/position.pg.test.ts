@@ -6,12 +6,12 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { RecordChange, StepWork } from '../runner/driver.ts';
-import { runStep, StepFailure } from '../runner/step.ts';
-import { PostgresDriver } from '../runner/drivers/postgres.ts';
-import { normaliseText } from '../runner/files.ts';
-import { lineColumn } from '../runner/position.ts';
-import { splitStatements } from '../runner/split.ts';
+import type { RecordChange, StepWork } from '../runner/core/driver.ts';
+import { runStep, StepFailure } from '../runner/core/step.ts';
+import { PostgresDriver } from '../runner/core/drivers/postgres.ts';
+import { normaliseText } from '../runner/core/files.ts';
+import { lineColumn } from '../runner/core/position.ts';
+import { splitStatements } from '../runner/core/split.ts';
 import { createPostgresDatabase } from './support/postgres.ts';
 
 const record: RecordChange = { kind: 'insert', revision: '20250301_090000', description: 'add_email', checksum: 'x' };

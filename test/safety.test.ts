@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { appendFileSync, cpSync, mkdirSync, renameSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { migrate } from '../runner/migrator.ts';
+import { migrate } from '../runner/core/migrator.ts';
 import { fixture, ROOT, runCli } from './support/cli.ts';
 import { createTestDb, TEST_DIALECTS, withTestDb, type TestDb } from './support/db.ts';
 

@@ -17,8 +17,8 @@ import Database from 'better-sqlite3';
 import { ROOT, runCli } from './support/cli.ts';
 import { createPostgresDatabase, hasPostgresServer } from './support/postgres.ts';
 import { tempSqliteUrl } from './support/sqlite.ts';
-import { schemaOf, unifiedDiff } from '../runner/schema-command.ts';
-import { check } from '../runner/check.ts';
+import { schemaOf, unifiedDiff } from '../runner/catalog/schema-command.ts';
+import { check } from '../runner/check/check.ts';
 
 const SERVER = process.env.TEST_POSTGRES_URL || undefined;
 const NEEDS_SERVER = hasPostgresServer ? false : 'needs TEST_POSTGRES_URL: schema builds in a scratch schema there';

@@ -17,13 +17,13 @@ import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { ROOT, runCli } from './support/cli.ts';
 import { postgresFolder as folder } from './support/folder.ts';
-import { parseUrl } from '../runner/config.ts';
+import { parseUrl } from '../runner/core/config.ts';
 import { renderCatalog } from '../runner/catalog/render.ts';
-import { buildCatalog, liveSchema, schemaOf } from '../runner/schema-command.ts';
-import { migrate } from '../runner/migrator.ts';
+import { buildCatalog, liveSchema, schemaOf } from '../runner/catalog/schema-command.ts';
+import { migrate } from '../runner/core/migrator.ts';
 import { createPostgresDatabase, type TestDatabase } from './support/postgres.ts';
-import { check } from '../runner/check.ts';
-import { reachesOut } from '../runner/catalog/scratch-schema.ts';
+import { check } from '../runner/check/check.ts';
+import { reachesOut } from '../runner/scratch/postgres-schema.ts';
 
 const SERVER = process.env.TEST_POSTGRES_URL || undefined;
 const NEEDS_SERVER = SERVER ? false : 'needs TEST_POSTGRES_URL: a scratch schema and a scratch database are made there';

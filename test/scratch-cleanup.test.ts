@@ -16,7 +16,7 @@ import postgres from 'postgres';
 import { runCli, startCli } from './support/cli.ts';
 import { postgresFolder as folder } from './support/folder.ts';
 import { createPostgresDatabase, hasPostgresServer, type TestDatabase } from './support/postgres.ts';
-import { migrate } from '../runner/migrator.ts';
+import { migrate } from '../runner/core/migrator.ts';
 
 const SERVER = process.env.TEST_POSTGRES_URL || undefined;
 const NEEDS_SERVER = hasPostgresServer ? false : 'needs TEST_POSTGRES_URL: the scratches are made on a server';

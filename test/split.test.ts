@@ -6,8 +6,8 @@ import {
   isTransactionControl,
   splitStatements,
   type SplitDialect,
-} from '../runner/split.ts';
-import { codePointOffsetToIndex, lineColumn } from '../runner/position.ts';
+} from '../runner/core/split.ts';
+import { codePointOffsetToIndex, lineColumn } from '../runner/core/position.ts';
 
 interface Case {
   name: string;

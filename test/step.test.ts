@@ -6,11 +6,11 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { SqliteDriver } from '../runner/drivers/sqlite.ts';
-import { runStep, StepFailure, toMigrationFailed } from '../runner/step.ts';
-import { splitStatements } from '../runner/split.ts';
-import type { StepWork } from '../runner/driver.ts';
-import type { Migration } from '../runner/files.ts';
+import { SqliteDriver } from '../runner/core/drivers/sqlite.ts';
+import { runStep, StepFailure, toMigrationFailed } from '../runner/core/step.ts';
+import { splitStatements } from '../runner/core/split.ts';
+import type { StepWork } from '../runner/core/driver.ts';
+import type { Migration } from '../runner/core/files.ts';
 import { fixture, runCli, startCli } from './support/cli.ts';
 import { withTestDb, type TestDb } from './support/db.ts';
 import { hasPostgresServer } from './support/postgres.ts';

@@ -14,8 +14,8 @@ import Database from 'better-sqlite3';
 import { runCli, startCli } from './support/cli.ts';
 import { createPostgresDatabase, hasPostgresServer, type TestDatabase } from './support/postgres.ts';
 import { tempSqliteUrl } from './support/sqlite.ts';
-import { PostgresDriver } from '../runner/drivers/postgres.ts';
-import { backoff } from '../runner/locks.ts';
+import { PostgresDriver } from '../runner/core/drivers/postgres.ts';
+import { backoff } from '../runner/core/locks.ts';
 
 const dirs: string[] = [];
 after(() => {

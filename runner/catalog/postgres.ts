@@ -14,7 +14,7 @@
  * @module
  */
 import postgres from 'postgres';
-import { MigrateError } from '../errors.ts';
+import { MigrateError } from '../core/errors.ts';
 import type { Catalog, CatalogObject } from './model.ts';
 
 /** Runs one query on the caller's connection; rows as postgres.js returns them. */

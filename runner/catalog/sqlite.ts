@@ -10,9 +10,9 @@
  * @module
  */
 import Database from 'better-sqlite3';
-import { MigrateError } from '../errors.ts';
-import { introspectSqlite } from '../drivers/sqlite-schema.ts';
-import { Lexer } from '../lexer.ts';
+import { MigrateError } from '../core/errors.ts';
+import { introspectSqlite } from './sqlite-schema.ts';
+import { Lexer } from '../core/lexer.ts';
 import type { Catalog, CatalogObject } from './model.ts';
 
 interface MasterRow {

@@ -1,6 +1,6 @@
 /** Assertions shared by the pure tests. */
 import assert from 'node:assert/strict';
-import { MigrateError, type ErrorCode } from '../../runner/errors.ts';
+import { MigrateError, type ErrorCode } from '../../runner/core/errors.ts';
 
 /** Run `fn`, expect a MigrateError with `code` (a usage error: exit 2), and return its message. */
 export function failure(fn: () => unknown, code: ErrorCode): string {

@@ -8,7 +8,7 @@
  * in order, on an empty database, so their statements only touch the tables they create.
  */
 import fc from 'fast-check';
-import { isTransactionControl } from '../../runner/split.ts';
+import { isTransactionControl } from '../../runner/core/split.ts';
 
 type Arb = fc.Arbitrary<string>;
 type Part = string | Arb;

@@ -16,8 +16,8 @@
  * @module
  */
 import type Database from 'better-sqlite3';
-import type { Column, Family, ForeignKey, Index, Schema, Table } from '../schema.ts';
-import { tokenize, unquote, type Token } from '../lexer.ts';
+import type { Column, Family, ForeignKey, Index, Schema, Table } from './schema.ts';
+import { tokenize, unquote, type Token } from '../core/lexer.ts';
 
 type Db = Database.Database;
 

@@ -11,14 +11,14 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { DEFAULT_DIR, DEFAULT_TABLE, parseUrl, type Connection } from './config.ts';
-import { MigrateError } from './errors.ts';
-import { loadMigrations } from './files.ts';
-import { status } from './migrator.ts';
-import { compareCatalogs, type DriftItem } from './catalog/model.ts';
+import { DEFAULT_DIR, DEFAULT_TABLE, parseUrl, type Connection } from '../core/config.ts';
+import { MigrateError } from '../core/errors.ts';
+import { loadMigrations } from '../core/files.ts';
+import { status } from '../core/migrator.ts';
+import { compareCatalogs, type DriftItem } from './model.ts';
 import { type BuildOptions, buildCatalog, readCatalog } from './schema-command.ts';
 
-export type { DriftItem } from './catalog/model.ts';
+export type { DriftItem } from './model.ts';
 
 export interface DriftConfig {
   /** The live database: only read. */

@@ -8,14 +8,14 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DEFAULT_DIR, DEFAULT_TABLE, parseTableName, parseUrl, type Connection } from './config.ts';
-import { DIALECTS, displayPath, isDirectory, loadMigrations, type Dialect } from './files.ts';
-import { MigrationFailed } from './errors.ts';
-import { withScratchPlace } from './scratch.ts';
-import { migrate } from './migrator.ts';
-import type { Catalog } from './catalog/model.ts';
-import { renderCatalog } from './catalog/render.ts';
-import type { Finding } from './check.ts';
+import { DEFAULT_DIR, DEFAULT_TABLE, parseTableName, parseUrl, type Connection } from '../core/config.ts';
+import { DIALECTS, displayPath, isDirectory, loadMigrations, type Dialect } from '../core/files.ts';
+import { MigrationFailed } from '../core/errors.ts';
+import { withScratchPlace } from '../scratch/scratch.ts';
+import { migrate } from '../core/migrator.ts';
+import type { Catalog } from './model.ts';
+import { renderCatalog } from './render.ts';
+import type { Finding } from '../check/check.ts';
 
 export interface SchemaConfig {
   /** Root of the dialect folders. Default `sql`. */
@@ -149,10 +149,10 @@ export async function buildCatalog(
  */
 export async function readCatalog(connection: Connection, table: string, scratch?: string): Promise<Catalog> {
   if (connection.dialect === 'sqlite') {
-    const { readSqliteFile } = await import('./catalog/sqlite.ts');
+    const { readSqliteFile } = await import('./sqlite.ts');
     return readSqliteFile(connection.filename, connection.display, table.split('.').pop() as string);
   }
-  const { readPostgresUrl } = await import('./catalog/postgres.ts');
+  const { readPostgresUrl } = await import('./postgres.ts');
   return readPostgresUrl(connection.url, connection.display, parseTableName(table, true), scratch);
 }
 

@@ -11,13 +11,13 @@
  *
  * @module
  */
-import type { Statement, StepWork } from './driver.ts';
-import type { Migration } from './files.ts';
-import type { Introspectable, SchemaSource } from './introspect.ts';
+import type { Statement, StepWork } from '../core/driver.ts';
+import type { Migration } from '../core/files.ts';
+import type { Introspectable, SchemaSource } from '../catalog/introspect.ts';
 import { allowLockLines, NOT_IN_TRANSACTION, parseAllowLock, type Finding } from './lint.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { lineColumn } from './position.ts';
-import { isTransactionControl } from './split.ts';
+import { lineColumn } from '../core/position.ts';
+import { isTransactionControl } from '../core/split.ts';
 
 type Query = Extract<SchemaSource, { query: unknown }>['query'];
 

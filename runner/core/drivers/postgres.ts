@@ -27,7 +27,7 @@ import {
 } from './postgres-client.ts';
 import { catalog, isConnectionError, postgresSql, quoteIdent, throwUnlessEnded } from './postgres-sql.ts';
 import { RecordTable } from './postgres-record.ts';
-import type { SchemaSource } from '../introspect.ts';
+import type { SchemaSource } from '../../catalog/introspect.ts';
 
 type Sql = postgres.Sql;
 

@@ -8,8 +8,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
-import { hideSecrets } from '../config.ts';
-import { MigrateError } from '../errors.ts';
+import { hideSecrets } from '../core/config.ts';
+import { MigrateError } from '../core/errors.ts';
 
 /** How old a scratch database must be before a later run takes it for a leftover: far longer than any check. */
 const LEFTOVER_AGE_SECONDS = 3600;

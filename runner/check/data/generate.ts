@@ -11,8 +11,8 @@
  *
  * @module
  */
-import type { Column, Table } from '../schema.ts';
-import type { Dialect } from '../files.ts';
+import type { Column, Table } from '../../catalog/schema.ts';
+import type { Dialect } from '../../core/files.ts';
 
 /** A seeded generator (mulberry32): small, fast, and the same sequence for the same seed on every platform. */
 export class Rng {

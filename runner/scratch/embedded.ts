@@ -11,7 +11,7 @@
  * PGlite is loaded only when called, never on the migrate path.
  */
 import { DataDirCache } from './embedded-cache.ts';
-import type { MigrationFailed } from './errors.ts';
+import type { MigrationFailed } from '../core/errors.ts';
 
 export interface EmbeddedPostgres {
   url: string;

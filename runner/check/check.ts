@@ -18,13 +18,13 @@
  * @module
  */
 import { join } from 'node:path';
-import { DEFAULT_DIR, DEFAULT_TABLE, DEFAULT_URL, parseUrl } from './config.ts';
-import { DIALECTS, dialectFolder, displayPath, isDirectory, type Dialect, type Migration } from './files.ts';
+import { DEFAULT_DIR, DEFAULT_TABLE, DEFAULT_URL, parseUrl } from '../core/config.ts';
+import { DIALECTS, dialectFolder, displayPath, isDirectory, type Dialect, type Migration } from '../core/files.ts';
 import { lintFolders, unwaived, type Finding, type FolderState, type Waiver } from './lint.ts';
-import { type Scratch, withScratch } from './scratch.ts';
-import type { Introspectable } from './introspect.ts';
-import type { Difference, Schema } from './schema.ts';
-import { compareDialects } from './schema-compare.ts';
+import { type Scratch, withScratch } from '../scratch/scratch.ts';
+import type { Introspectable } from '../catalog/introspect.ts';
+import type { Difference, Schema } from '../catalog/schema.ts';
+import { compareDialects } from '../catalog/schema-compare.ts';
 import { roundTrip, type TripContext } from './round-trip.ts';
 import type { dataPass, DataSummary } from './data/pass.ts';
 
@@ -105,7 +105,7 @@ export async function check(config: CheckConfig = {}, options: CheckOptions = {}
   const compared = compareAcross(states, sameRevisions, waivers, add);
   unusedWaivers(states, waivers, compared.revisions, add);
   if (states.every((s) => s.runnable)) {
-    const { staleSchemaFindings } = await import('./schema-command.ts');
+    const { staleSchemaFindings } = await import('../catalog/schema-command.ts');
     findings.push(
       ...(await staleSchemaFindings({ dir, table: config.table, url: config.url }, { signal: options.signal })),
     );

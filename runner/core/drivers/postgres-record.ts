@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import type postgres from 'postgres';
 import type { RecordRow, RecordTableState } from '../driver.ts';
 import { parseTableName } from '../config.ts';
-import type { SchemaSource } from '../introspect.ts';
+import type { SchemaSource } from '../../catalog/introspect.ts';
 import { recordTableState, toRecordRow } from '../record.ts';
 import { catalog, COLUMNS, missingRight, quoteIdent } from './postgres-sql.ts';
 

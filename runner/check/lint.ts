@@ -5,8 +5,8 @@
  *
  * @module
  */
-import type { Statement, StepWork } from './driver.ts';
-import { MigrateError, type FolderCode } from './errors.ts';
+import type { Statement, StepWork } from '../core/driver.ts';
+import { MigrateError, type FolderCode } from '../core/errors.ts';
 import {
   listFolder,
   readFolder,
@@ -15,13 +15,13 @@ import {
   type FolderScan,
   type Migration,
   type MigrationFile,
-} from './files.ts';
-import { tokenize, unquote } from './lexer.ts';
-import { stepWork } from './step.ts';
-import type { Step } from './plan.ts';
-import { lineColumn } from './position.ts';
-import { type Difference, normaliseSubject } from './schema.ts';
-import { splitStatements } from './split.ts';
+} from '../core/files.ts';
+import { tokenize, unquote } from '../core/lexer.ts';
+import { stepWork } from '../core/step.ts';
+import type { Step } from '../core/plan.ts';
+import { lineColumn } from '../core/position.ts';
+import { type Difference, normaliseSubject } from '../catalog/schema.ts';
+import { splitStatements } from '../core/split.ts';
 
 /** What a finding is about; docs/errors.md#check-findings lists each. */
 export type CheckCode =

@@ -4,9 +4,9 @@
  *
  * @module
  */
-import type { SchemaSource } from '../introspect.ts';
-import type { Dialect } from '../files.ts';
-import type { Schema, Table } from '../schema.ts';
+import type { SchemaSource } from '../../catalog/introspect.ts';
+import type { Dialect } from '../../core/files.ts';
+import type { Schema, Table } from '../../catalog/schema.ts';
 import { fkKey, generateRows, quote, Rng, type ParentKeys, type Rows } from './generate.ts';
 
 /** Reads and writes on the scratch database, whatever the dialect: values come back as text (or null). */

@@ -7,14 +7,14 @@
  *
  * @module
  */
-import type { Direction, StepWork } from '../driver.ts';
-import type { Dialect, Migration, MigrationFile } from '../files.ts';
+import type { Direction, StepWork } from '../../core/driver.ts';
+import type { Dialect, Migration, MigrationFile } from '../../core/files.ts';
 import type { Finding } from '../lint.ts';
-import { introspect, type Introspectable } from '../introspect.ts';
-import { runStep, StepFailure } from '../step.ts';
-import { lineColumn } from '../position.ts';
+import { introspect, type Introspectable } from '../../catalog/introspect.ts';
+import { runStep, StepFailure } from '../../core/step.ts';
+import { lineColumn } from '../../core/position.ts';
 import { dataDb, fillTables, type DataDb, type Filled } from './fill.ts';
-import type { Schema } from '../schema.ts';
+import type { Schema } from '../../catalog/schema.ts';
 import { compareFingerprints, fingerprint, type RowChange } from './fingerprint.ts';
 import { diagnose } from './diagnose.ts';
 

@@ -5,9 +5,9 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import type { Connection } from '../config.ts';
-import { Lexer, tokenize } from '../lexer.ts';
-import { splitStatements } from '../split.ts';
+import type { Connection } from '../core/config.ts';
+import { Lexer, tokenize } from '../core/lexer.ts';
+import { splitStatements } from '../core/split.ts';
 
 type PostgresConnection = Extract<Connection, { dialect: 'postgres' }>;
 

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Family, Schema, Table } from '../schema.ts';
+import type { Family, Schema, Table } from '../../catalog/schema.ts';
 import { ident, selectText, type DataDb } from './fill.ts';
 
 export interface TablePrint {

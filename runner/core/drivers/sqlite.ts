@@ -15,7 +15,7 @@ import { StatementFailed, TransactionLeftOpen } from '../driver.ts';
 import { MigrateError } from '../errors.ts';
 import { recordTableState, toRecordRow } from '../record.ts';
 import { createTable, sqliteSql } from './sqlite-sql.ts';
-import type { SchemaSource } from '../introspect.ts';
+import type { SchemaSource } from '../../catalog/introspect.ts';
 
 type Db = Database.Database;
 

@@ -5,17 +5,17 @@
  *
  * @module
  */
-import type { Direction, StepWork } from './driver.ts';
-import type { MigrationFailed } from './errors.ts';
-import type { Migration } from './files.ts';
+import type { Direction, StepWork } from '../core/driver.ts';
+import type { MigrationFailed } from '../core/errors.ts';
+import type { Migration } from '../core/files.ts';
 import { type Finding, unwaived, type Waiver } from './lint.ts';
-import { embeddedLacks, lackedExtension } from './embedded.ts';
-import { runStep, StepFailure, toMigrationFailed } from './step.ts';
-import { checkLocks } from './check-locks.ts';
-import type { Scratch } from './scratch.ts';
-import { introspect, type Introspectable } from './introspect.ts';
-import type { Difference, Schema } from './schema.ts';
-import { compareSnapshots } from './schema-compare.ts';
+import { embeddedLacks, lackedExtension } from '../scratch/embedded.ts';
+import { runStep, StepFailure, toMigrationFailed } from '../core/step.ts';
+import { checkLocks } from './locks.ts';
+import type { Scratch } from '../scratch/scratch.ts';
+import { introspect, type Introspectable } from '../catalog/introspect.ts';
+import type { Difference, Schema } from '../catalog/schema.ts';
+import { compareSnapshots } from '../catalog/schema-compare.ts';
 import type { DialectState } from './check.ts';
 
 /** What one dialect's round trips share besides its state and database. */

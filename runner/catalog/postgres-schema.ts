@@ -10,7 +10,7 @@
  *
  * @module
  */
-import type { Column, EnumType, Family, ForeignKey, Index, Schema, Table } from '../schema.ts';
+import type { Column, EnumType, Family, ForeignKey, Index, Schema, Table } from './schema.ts';
 
 /** Runs one query on the caller's connection; rows as postgres.js returns them. */
 export type Query = (text: string, params?: unknown[]) => Promise<ReadonlyArray<Record<string, unknown>>>;

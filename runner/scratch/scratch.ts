@@ -8,12 +8,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseUrl, type Connection } from './config.ts';
-import type { Dialect } from './files.ts';
-import { introspectable, type Introspectable } from './introspect.ts';
-import { openDriver } from './session.ts';
+import { parseUrl, type Connection } from '../core/config.ts';
+import type { Dialect } from '../core/files.ts';
+import { introspectable, type Introspectable } from '../catalog/introspect.ts';
+import { openDriver } from '../core/session.ts';
 import { serveEmbeddedPostgres } from './embedded.ts';
-import { scratchUrls } from './check-locks.ts';
+import { scratchUrls } from '../check/locks.ts';
 
 /** Which database a scratch is: its label for people, and whether it is the embedded PostgreSQL. */
 export interface Scratch {
@@ -56,10 +56,10 @@ export async function withScratchPlace<T>(
     }
   }
   if (connection?.dialect !== 'postgres') return withEmbedded(fn);
-  const { openScratchSchema } = await import('./catalog/scratch-schema.ts');
+  const { openScratchSchema } = await import('./postgres-schema.ts');
   const opened = schemaFor ? await openScratchSchema(connection, schemaFor) : undefined;
   const inSchema = opened?.schema;
-  const { createScratchDatabase } = await import('./drivers/postgres-scratch.ts');
+  const { createScratchDatabase } = await import('./postgres-database.ts');
   const database = inSchema
     ? undefined
     : await createScratchDatabase(connection.url, connection.display, connection.secrets);

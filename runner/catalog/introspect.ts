@@ -4,7 +4,7 @@
  * dialect's catalog queries load only when asked for.
  */
 import type Database from 'better-sqlite3';
-import type { Driver } from './driver.ts';
+import type { Driver } from '../core/driver.ts';
 import type { Schema } from './schema.ts';
 
 /** What a driver lends to introspection, reads only: its session, and the record table to leave out. */
@@ -25,10 +25,10 @@ export interface Introspectable extends Driver {
 export async function introspect(driver: Introspectable): Promise<Schema> {
   const source = await driver.schemaSource();
   if ('db' in source) {
-    const { introspectSqlite } = await import('./drivers/sqlite-schema.ts');
+    const { introspectSqlite } = await import('./sqlite-schema.ts');
     return introspectSqlite(source.db, source.table);
   }
-  const { introspectPostgres } = await import('./drivers/postgres-schema.ts');
+  const { introspectPostgres } = await import('./postgres-schema.ts');
   return introspectPostgres(source.query, source);
 }
 
