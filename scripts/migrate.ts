@@ -18,6 +18,7 @@ import {
   emitJson,
   endQuietlyOnClosedOutput,
   lockLine,
+  noteServer,
   reportFailure,
   say,
   sayWhich,
@@ -265,6 +266,12 @@ function sqliteShown(filename: string): string {
   return `sqlite:${inside.startsWith('..') || isAbsolute(inside) ? resolve(filename) : inside}`;
 }
 
+/** A PostgreSQL URL naming more than one host: the footer then says which one was used. */
+function multiHost(url: string): boolean {
+  const c = parseUrl(url);
+  return c.dialect === 'postgres' && (c.server.host?.length ?? 0) > 1;
+}
+
 function configOf(values: Values, cli: Cli, url: string): RunnerConfig {
   return {
     url,
@@ -283,6 +290,7 @@ function configOf(values: Values, cli: Cli, url: string): RunnerConfig {
     ),
     showBlockerQuery: values['show-blocker-query'] ?? false,
     strict: values.strict ?? false,
+    onServer: (role) => noteServer(cli, role, multiHost(url)),
     onWait: (e) => {
       const limit = `${Math.round(e.limitMs / 1000)} s`;
       const when = e.elapsedMs < 1000 ? `up to ${limit}` : `${Math.round(e.elapsedMs / 1000)} s of ${limit}`;

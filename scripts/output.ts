@@ -6,14 +6,23 @@ import { EXIT, MigrateError, MigrationFailed } from '../runner/core/errors.ts';
 import { hideSecrets } from '../runner/core/config.ts';
 import { describeProgress, describeWait, type LockEvent } from '../runner/core/locks.ts';
 import type { CheckResult } from '../runner/check/check.ts';
+import type { ServerRole } from '../runner/core/hosts.ts';
 import type { UrlSource } from './startup.ts';
 
 export interface Cli {
   json: boolean;
   /** The password, for the one place its text could come from elsewhere: an unexpected error. */
   secrets: string[];
-  /** Which database, and where its URL came from: fields of every --json object. */
-  about: { database?: string; urlFrom?: UrlSource };
+  /**
+   * Which database, and where its URL came from: fields of every --json object. `host`: the
+   * server a multi-host URL led to; `standby`: set when that server is a hot standby.
+   */
+  about: {
+    database?: string;
+    urlFrom?: UrlSource;
+    host?: string;
+    standby?: { host: string; replayLagMs: number | null };
+  };
 }
 
 export function say(cli: Cli, text: string): void {
@@ -113,11 +122,29 @@ export function lockLine(cli: Cli, e: LockEvent): void {
   warn(cli, `still on ${e.revision} after ${Math.round(e.elapsedMs / 1000)} s: ${describeProgress(e)}`);
 }
 
+/**
+ * The server a session reached: a multi-host URL's choice goes in the footer; a hot standby is
+ * said at once, with how old its last replayed transaction is (issue #27).
+ */
+export function noteServer(cli: Cli, role: ServerRole, multiHost: boolean): void {
+  if (multiHost) cli.about.host = role.address;
+  if (!role.standby) return;
+  cli.about.standby = { host: role.address, replayLagMs: role.replayLagMs ?? null };
+  const lag =
+    role.replayLagMs === undefined
+      ? 'replay lag unknown (nothing replayed since it started)'
+      : `replay lag ${(role.replayLagMs / 1000).toFixed(1)} s (its last replayed transaction's age)`;
+  warn(cli, `note: ${role.address} is a hot standby, read-only: this shows what it has replayed; ${lag}.`);
+}
+
 /** Last on stderr, after the outcome: the first line stays the one that matters (an error, say). */
 export function sayWhich(cli: Cli): void {
-  const { database, urlFrom } = cli.about;
+  const { database, urlFrom, host } = cli.about;
   if (!cli.json && database)
-    warn(cli, `database: ${database} (${urlFrom === 'default' ? 'the default' : `from ${urlFrom}`})`);
+    warn(
+      cli,
+      `database: ${database} (${urlFrom === 'default' ? 'the default' : `from ${urlFrom}`})${host ? `; on ${host}` : ''}`,
+    );
 }
 
 /**

@@ -3,6 +3,7 @@
  * environment and `.env` is the CLI's job: the library never reads process.env.
  */
 import { MigrateError } from './errors.ts';
+import { sessionAttrs } from './hosts.ts';
 
 export const DEFAULT_URL = 'sqlite:bot.db';
 export const DEFAULT_TABLE = 'schema_migrations';
@@ -21,6 +22,7 @@ export interface PostgresServer {
   /** `sslmode` as written (`disable` is false); postgres.js reads the same names. */
   ssl?: string | false;
   connectTimeout?: number;
+  /** libpq's host choice (core/hosts.ts); the runner applies it, never postgres.js. */
   targetSessionAttrs?: string;
   /** Startup parameters the server reads as settings (`application_name`, `options`). */
   parameters: Record<string, string>;
@@ -183,7 +185,7 @@ function readQuery(query: string, url: string, server: PostgresServer, kept: str
       kept.push(`${name}=${encodeURIComponent(value)}`);
       if (name === 'sslmode') server.ssl = value === 'disable' ? false : value;
       else if (name === 'connect_timeout') server.connectTimeout = Number(value) || undefined;
-      else if (name === 'target_session_attrs') server.targetSessionAttrs = value;
+      else if (name === 'target_session_attrs') server.targetSessionAttrs = sessionAttrs(value);
       else server.parameters[name] = value;
     } else dropped.push(name);
   }

@@ -15,6 +15,7 @@
 
 import type { Dialect } from './files.ts';
 import type { DialectSql } from './record.ts';
+import type { ServerRole } from './hosts.ts';
 
 /** Which file of a pair runs: `up` applies a revision, `down` rolls it back. */
 export type Direction = 'up' | 'down';
@@ -154,9 +155,18 @@ export interface Driver {
 
   /**
    * Prove the database answers. Called first, and repeatedly by `--wait` until it succeeds.
-   * Throws the client's error when the database cannot be reached.
+   * Throws the client's error when the database cannot be reached. A server driver also
+   * chooses the URL's host here (core/hosts.ts), and for a command that writes throws
+   * `MigrateError('STANDBY')` on a hot standby and `MigrateError('READ_ONLY_SESSION')` on a
+   * read-only session: before the lock, before any step.
    */
   ping(): Promise<void>;
+
+  /**
+   * The server the session reached, after a successful `ping`: its address, whether it is a
+   * standby, and its replay lag. Absent for a database without servers (SQLite).
+   */
+  serverRole?(): ServerRole | undefined;
 
   /**
    * Hold the migration lock (one runner per database and record table) while `fn` runs, then

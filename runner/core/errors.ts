@@ -47,7 +47,9 @@ export type ErrorCode =
   | 'DATABASE_REFUSED'
   | 'LOCK_TIMEOUT'
   | 'TABLE_LOCK_TIMEOUT'
-  | 'TRANSACTION_POOLER';
+  | 'TRANSACTION_POOLER'
+  | 'STANDBY'
+  | 'READ_ONLY_SESSION';
 
 /** Exit status the CLI uses for each kind. */
 export const EXIT = { ok: 0, migrationFailed: 1, usage: 2, unreachable: 3 } as const;
@@ -57,6 +59,8 @@ const UNREACHABLE: ReadonlySet<ErrorCode> = new Set([
   'DATABASE_REFUSED',
   'LOCK_TIMEOUT',
   'TABLE_LOCK_TIMEOUT',
+  'STANDBY',
+  'READ_ONLY_SESSION',
 ]);
 
 /** Where in a file something sits; line and column are 1-based and count code points. */

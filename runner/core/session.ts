@@ -9,6 +9,7 @@ import { MigrateError, MigrationFailed } from './errors.ts';
 import { DEFAULT_DIR, DEFAULT_TABLE, hideSecrets, parseUrl, type Connection } from './config.ts';
 import { loadMigrations, type Migration } from './files.ts';
 import { StepFailure } from './step.ts';
+import type { ServerRole } from './hosts.ts';
 
 export interface RunnerConfig {
   /** Database URL (see docs/cli.md#the-database-url: postgres://…, sqlite:path, the Python forms). */
@@ -33,6 +34,11 @@ export interface RunnerConfig {
   showBlockerQuery?: boolean;
   /** Told when `waitMs` waiting starts, and about every 5 s while it lasts (the CLI prints it). */
   onWait?: (event: WaitEvent) => void;
+  /**
+   * Told once connected which server of the URL the session uses (a multi-host URL's choice),
+   * and whether it is a hot standby, with its replay lag: read-only commands run there.
+   */
+  onServer?: (role: ServerRole) => void;
 }
 
 export interface WaitEvent {
@@ -61,13 +67,16 @@ export async function openDriver(
     return new SqliteDriver({ filename: connection.filename, table, create });
   }
   const { PostgresDriver } = await import('./drivers/postgres.ts');
-  return new PostgresDriver({ url: connection.url, display: connection.display, table, create, deadline });
+  const { server, display } = connection;
+  return new PostgresDriver({ server, display, table, create, deadline, writes: create });
 }
 
 /**
  * Ping until the database answers or the deadline (`--wait`) passes; `signal` stops the retries.
  * Each attempt's connect timeout ends by the deadline (see openDriver), so the limit holds.
  * Only what waiting can fix is retried: a refused login or a missing database fails at once.
+ * A standby where the command must write (STANDBY) is a failover under way: waited out too,
+ * and reported with its own code when the wait ends.
  */
 async function reach(driver: Driver, connection: Connection, config: RunnerConfig, signal?: AbortSignal) {
   const waitMs = config.waitMs ?? 0;
@@ -81,15 +90,25 @@ async function reach(driver: Driver, connection: Connection, config: RunnerConfi
     } catch (error) {
       const final = unfixable(error, connection);
       if (final) throw final;
-      const reason = error instanceof Error ? scrub(error.message, connection) : String(error);
+      const standby = error instanceof MigrateError && error.code === 'STANDBY';
+      const reason =
+        error instanceof MigrateError
+          ? scrub(error.reason, connection)
+          : error instanceof Error
+            ? scrub(error.message, connection)
+            : String(error);
       // 100 ms: no attempt is worth starting in less; it could not finish its connect.
       if (Date.now() >= deadline - 100 || signal?.aborted) {
         const what = error instanceof MigrateError ? error.message : `cannot reach ${connection.display}: ${reason}`;
-        throw new MigrateError(
-          'CONNECTION_FAILED',
-          `${what}${waitMs ? ` (kept trying for ${Math.round(waitMs / 1000)} s)` : ' (--wait keeps trying)'}`,
-          { cause: error },
-        );
+        const waited = waitMs
+          ? ` (kept trying for ${Math.round(waitMs / 1000)} s)`
+          : standby
+            ? ''
+            : ' (--wait keeps trying)';
+        throw new MigrateError(standby ? 'STANDBY' : 'CONNECTION_FAILED', `${what}${waited}`, {
+          cause: error,
+          reason: standby ? error.reason : `${what}${waited}`,
+        });
       }
       if (Date.now() >= nextNote) {
         nextNote += 5000;
@@ -109,7 +128,7 @@ async function reach(driver: Driver, connection: Connection, config: RunnerConfi
  * states (08, 57P, 53300) and errors without a server's answer are worth another try.
  */
 function unfixable(error: unknown, connection: Connection): MigrateError | undefined {
-  if (error instanceof MigrateError && error.code !== 'CONNECTION_FAILED') return error;
+  if (error instanceof MigrateError && error.code !== 'CONNECTION_FAILED' && error.code !== 'STANDBY') return error;
   const answer = error instanceof MigrateError ? error.cause : error;
   const e = answer as { name?: unknown; code?: unknown; message?: unknown } | null;
   if (e?.name !== 'PostgresError' || typeof e.code !== 'string') return undefined;
@@ -145,6 +164,8 @@ async function open(config: RunnerConfig, create: boolean): Promise<Session> {
     if (early) await new Promise(setImmediate); // lets the client open its socket before the event loop is busy
     const migrations = loadMigrations(config.dir ?? DEFAULT_DIR, connection.dialect);
     await (early ?? reach(driver, connection, config));
+    const role = driver.serverRole?.();
+    if (role) config.onServer?.(role);
     return { connection, migrations, driver };
   } catch (error) {
     stop.abort();

@@ -7,7 +7,8 @@ import postgres from 'postgres';
 import { MigrateError } from '../errors.ts';
 import { hideSecrets, parseUrl, type PostgresServer } from '../config.ts';
 import type { Observation } from '../driver.ts';
-import { catalog, toObservation } from './postgres-sql.ts';
+import { catalog, isConnectionError, toObservation } from './postgres-sql.ts';
+import { chooseHost, type Endpoint, type ServerRole, roleOf, sessionAttrs } from '../hosts.ts';
 
 export type ClientOptions = postgres.Options<Record<string, postgres.PostgresType>>;
 
@@ -24,6 +25,8 @@ export interface PostgresOptions {
   create: boolean;
   /** When set (epoch ms, `--wait`'s limit): each connect attempt gives up by then. */
   deadline?: number;
+  /** The command writes: a hot standby or a read-only session is refused at ping (STANDBY, READ_ONLY_SESSION). */
+  writes?: boolean;
 }
 
 /** The server a URL names; for callers that hold only a URL. */
@@ -43,6 +46,76 @@ export function unreachable(error: unknown, display: string, secrets: string[], 
   return new MigrateError('CONNECTION_FAILED', `${what} ${display}: ${why}${code}`, { cause: error });
 }
 
+/** The URL's hosts in order; none named: the client's default. */
+export function endpointsOf(server: PostgresServer): Endpoint[] {
+  const hosts = server.host ?? [];
+  if (hosts.length === 0) return [{ port: server.port?.[0] ?? 5432 }];
+  return hosts.map((host, i) => ({ host, port: server.port?.[i] ?? 5432 }));
+}
+
+/** `server` with host `index` alone, and no host choice left for postgres.js to make. */
+export function narrow(server: PostgresServer, index: number): PostgresServer {
+  const { targetSessionAttrs: _attrs, ...rest } = server;
+  const e = endpointsOf(server)[index] as Endpoint;
+  return { ...rest, ...(e.host === undefined ? {} : { host: [e.host] }), port: [e.port] };
+}
+
+export interface Chosen {
+  sql: postgres.Sql;
+  /** The host chosen, alone: what every later connection of the run (observer, probe) uses. */
+  server: PostgresServer;
+  role: ServerRole;
+  /** The first query's answer (it holds the role's columns). */
+  rows: postgres.RowList<postgres.Row[]>;
+}
+
+/**
+ * The one way the runner opens its session on a PostgreSQL URL: each host in order, `query`
+ * (which must hold hosts.ts ROLE_COLUMNS) as the first thing it runs, until one suits the URL's
+ * target_session_attrs by libpq's rules (core/hosts.ts). A single-host URL costs exactly that one
+ * query; a connection failure comes back as CONNECTION_FAILED, the password hidden.
+ */
+export async function connectChosen(
+  server: PostgresServer,
+  o: { display: string; secrets: string[]; deadline?: number; name: string; query: string; hooks: Hooks },
+): Promise<Chosen> {
+  const endpoints = endpointsOf(server);
+  let sql: postgres.Sql | undefined;
+  let chosen = server;
+  let rows: postgres.RowList<postgres.Row[]> | undefined;
+  const role = await chooseHost(endpoints, sessionAttrs(server.targetSessionAttrs), o.display, {
+    open: async (index) => {
+      chosen = narrow(server, index);
+      const client = postgres(clientOptions(chosen, o.deadline, o.name, o.hooks));
+      sql = client;
+      try {
+        rows = await client.unsafe(o.query);
+      } catch (error) {
+        throw isConnectionError(error) ? unreachable(error, o.display, o.secrets, false) : error;
+      }
+      return roleOf(rows[0], endpoints[index] as Endpoint);
+    },
+    drop: async () => {
+      const client = sql;
+      sql = undefined;
+      await client?.end({ timeout: 0 });
+    },
+    final: (error) => {
+      const cause = error instanceof MigrateError ? error.cause : error;
+      return cause instanceof postgres.PostgresError && cause.code.startsWith('28');
+    },
+    why: (error) => {
+      const cause = error instanceof MigrateError ? error.cause : error;
+      const e = cause as { message?: string; code?: string } | null;
+      const text = hideSecrets(e?.message ?? String(cause), o.secrets);
+      return e?.code && !text.includes(e.code) ? `${text}, ${e.code}` : text;
+    },
+  });
+  return { sql: sql as unknown as postgres.Sql, server: chosen, role, rows: rows as postgres.RowList<postgres.Row[]> };
+}
+
+type Hooks = Pick<ClientOptions, 'onnotice' | 'onclose'>;
+
 /**
  * One connection (`max: 1`) to `server`, named `name` in pg_stat_activity. `deadline` (epoch ms,
  * `--wait`'s limit) cuts the connect timeout to what is left.
@@ -51,7 +124,7 @@ export function clientOptions(
   server: PostgresServer,
   deadline: number | undefined,
   name: string,
-  hooks: Pick<ClientOptions, 'onnotice' | 'onclose'>,
+  hooks: Hooks,
 ): ClientOptions {
   const s = server;
   return {
@@ -62,7 +135,6 @@ export function clientOptions(
     username: s.username,
     password: s.password,
     ...(s.ssl === undefined ? {} : { ssl: s.ssl as 'require' | false }),
-    ...(s.targetSessionAttrs === undefined ? {} : { target_session_attrs: s.targetSessionAttrs as 'read-write' }),
     max: 1,
     // Holding the session lock on an idle connection must never end it: postgres.js would
     // otherwise recycle the connection after 30-60 min (max_lifetime) and silently release

@@ -9,6 +9,7 @@ import { codePointOffsetToIndex } from '../position.ts';
 import { type DialectSql, recordStatements, sqlString } from '../record.ts';
 import { parseTableName } from '../config.ts';
 import { type Limits, type Observation, StatementFailed } from '../driver.ts';
+import { ROLE_COLUMNS } from '../hosts.ts';
 
 export const COLUMNS = `
   revision       text        PRIMARY KEY,
@@ -69,11 +70,16 @@ export const postgresSql: DialectSql = {
  */
 export const catalog = {
   currentSchema: 'SELECT current_schema() AS s',
-  /** The schema an unqualified table goes to, and whether the record table is there. */
+  /**
+   * The schema an unqualified table goes to, whether the record table is there, and what the
+   * server is (a standby, a read-only session: hosts.ts), in the session's first round trip.
+   */
   ping(schema: string | undefined, name: string): string {
     const named = schema === undefined ? 'quote_ident(current_schema())' : sqlString(quoteIdent(schema));
-    return `SELECT current_schema() AS s, to_regclass(${named} || '.' || ${sqlString(quoteIdent(name))}) IS NOT NULL AS seen, pg_backend_pid() AS pid`;
+    return `SELECT current_schema() AS s, to_regclass(${named} || '.' || ${sqlString(quoteIdent(name))}) IS NOT NULL AS seen, pg_backend_pid() AS pid, ${ROLE_COLUMNS}`;
   },
+  /** What the server is, for sessions that read only (schema --url, drift). */
+  role: `SELECT ${ROLE_COLUMNS}`,
   /**
    * An attempt's limits: `local` for the step's own transaction (SET LOCAL), else for the
    * session until `resetLimits`. With `pid`, a statement that reached another server session

@@ -14,10 +14,13 @@ import type { Capabilities, Driver, Limits, Observation, RecordRow, RecordTableS
 import { TransactionLeftOpen } from '../driver.ts';
 import { MigrateError } from '../errors.ts';
 import type { PostgresServer } from '../config.ts';
+import { refuseWrites, type ServerRole } from '../hosts.ts';
 import {
   type ClientOptions,
   clientOptions,
+  connectChosen,
   movedSession,
+  narrow,
   type PostgresOptions,
   serverOf,
   transactionMode,
@@ -40,6 +43,12 @@ export class PostgresDriver implements Driver {
   readonly #deadline: number | undefined;
   readonly #display: string;
   readonly #secrets: string[];
+  /** The command writes: a standby or a read-only session is refused at ping. */
+  readonly #writes: boolean;
+  /** The host of the URL the session reached (hosts.ts), alone; undefined until ping chose it. */
+  #chosen: PostgresServer | undefined;
+  /** What that server is, as its first query said. */
+  #role: ServerRole | undefined;
   /** Where the record table lives, and its state and rows as read under the current lock. */
   readonly #record: RecordTable;
   #sql: Sql | undefined;
@@ -64,6 +73,7 @@ export class PostgresDriver implements Driver {
     this.#server = options.server ?? serverOf(options.url ?? '');
     this.#deadline = options.deadline;
     this.#display = options.display;
+    this.#writes = options.writes ?? false;
     const password = this.#server.password;
     this.#secrets = password ? [password, encodeURIComponent(password)] : [];
     this.#record = new RecordTable(options.table, (fn) => this.#do(fn));
@@ -82,7 +92,11 @@ export class PostgresDriver implements Driver {
   }
 
   #options(name: string): ClientOptions {
-    return clientOptions(this.#server, this.#deadline, name, {
+    return clientOptions(this.#chosen ?? narrow(this.#server, 0), this.#deadline, name, this.#hooks());
+  }
+
+  #hooks(): Pick<ClientOptions, 'onnotice' | 'onclose'> {
+    return {
       // The library never prints; postgres.js would console.log every NOTICE without this.
       onnotice: (notice) => {
         if (typeof notice.code === 'string') this.#notices.add(notice.code);
@@ -90,7 +104,7 @@ export class PostgresDriver implements Driver {
       onclose: () => {
         if (this.#locked) this.#lost = true;
       },
-    });
+    };
   }
 
   /** Every query goes through here: a connection failure becomes CONNECTION_FAILED, naming the URL without its password. */
@@ -120,14 +134,45 @@ export class PostgresDriver implements Driver {
     return unreachable(error, this.#display, this.#secrets, this.#reached);
   }
 
+  /**
+   * The first query of a session also chooses the URL's host (hosts.ts) and says what the
+   * server is; a command that writes stops here on a standby or a read-only session, before
+   * the lock. Later pings reuse the session.
+   */
   async ping(): Promise<void> {
-    const rows = await this.#do((sql) => sql.unsafe(catalog.ping(this.#record.schema, this.#record.name)));
+    const query = catalog.ping(this.#record.schema, this.#record.name);
+    let rows: postgres.RowList<postgres.Row[]>;
+    if (this.#sql === undefined) {
+      this.#checkSession();
+      const chosen = await connectChosen(this.#server, {
+        display: this.#display,
+        secrets: this.#secrets,
+        deadline: this.#deadline,
+        name: 'sql-migrate',
+        query,
+        hooks: this.#hooks(),
+      });
+      this.#sql = chosen.sql;
+      this.#chosen = chosen.server;
+      this.#role = chosen.role;
+      this.#reached = true;
+      rows = chosen.rows;
+    } else {
+      rows = await this.#do((sql) => sql.unsafe(query));
+    }
     const [row] = rows;
     // The server's startup message names its process; a pooler hands out a key of its own.
     const announced = (rows as { state?: { pid?: unknown } }).state?.pid;
     this.#pooled = typeof announced === 'number' && typeof row?.pid === 'number' && announced !== row.pid;
     this.#record.pinged(row);
     this.#pid = typeof row?.pid === 'number' ? row.pid : undefined;
+    const refusal = this.#writes && this.#role ? refuseWrites(this.#role) : undefined;
+    if (refusal) throw refusal;
+  }
+
+  /** The server the session reached, once ping has run. */
+  serverRole(): ServerRole | undefined {
+    return this.#role;
   }
 
   /**
@@ -316,6 +361,9 @@ export class PostgresDriver implements Driver {
   async close(): Promise<void> {
     const sql = this.#sql;
     this.#sql = undefined;
+    this.#chosen = undefined;
+    this.#role = undefined;
+    this.#reached = false;
     await this.#watcher.end();
     this.#locked = false;
     this.#lost = false;
