@@ -139,6 +139,7 @@ async function runSchemaCommand(
     emitJson: (value: unknown) => emitJson(cli, value as object),
     write: (text: string) => process.stdout.write(text),
     signal,
+    onServer: config.onServer,
   };
   const common = {
     url: config.url,

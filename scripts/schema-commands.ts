@@ -5,6 +5,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { EXIT, MigrateError } from '../runner/core/errors.ts';
+import type { ServerRole } from '../runner/core/hosts.ts';
 
 export interface CommandIo {
   json: boolean;
@@ -14,6 +15,8 @@ export interface CommandIo {
   write(text: string): void;
   /** Aborted by Ctrl-C: the build stops after its current step and removes its scratch. */
   signal?: AbortSignal;
+  /** Told which server the live database is on (a hot standby is said). */
+  onServer?: (role: ServerRole) => void;
 }
 
 export interface SchemaArgs {
@@ -37,7 +40,11 @@ export async function runSchema(args: SchemaArgs, io: CommandIo): Promise<number
       );
     if (args.scratchUrl !== undefined)
       throw new MigrateError('BAD_OPTION', 'schema --url reads that database and builds nothing; drop --scratch-url.');
-    const text = await liveSchema({ url: args.url, table: args.table });
+    const text = await liveSchema({
+      url: args.url,
+      table: args.table,
+      ...(io.onServer ? { onServer: io.onServer } : {}),
+    });
     io.emitJson({ ok: true, command: 'schema', schema: text });
     if (!io.json) io.write(text);
     return EXIT.ok;
@@ -69,7 +76,13 @@ export async function runDrift(args: DriftArgs, io: CommandIo): Promise<number> 
   const { drift } = await import('../runner/catalog/drift.ts');
   const { url, dir, table, scratchUrl } = args;
   const result = await drift(
-    { url, dir, table, ...(scratchUrl === undefined ? {} : { scratchUrl }) },
+    {
+      url,
+      dir,
+      table,
+      ...(scratchUrl === undefined ? {} : { scratchUrl }),
+      ...(io.onServer ? { onServer: io.onServer } : {}),
+    },
     { signal: io.signal },
   );
   if (result.note !== undefined) note(`drift: ${result.note}`);

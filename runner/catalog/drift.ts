@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { DEFAULT_DIR, DEFAULT_TABLE, parseUrl, type Connection } from '../core/config.ts';
 import { MigrateError } from '../core/errors.ts';
+import type { ServerRole } from '../core/hosts.ts';
 import { loadMigrations } from '../core/files.ts';
 import { status } from '../core/migrator.ts';
 import { compareCatalogs, type DriftItem } from './model.ts';
@@ -31,6 +32,8 @@ export interface DriftConfig {
   scratchUrl?: string;
   dir?: string;
   table?: string;
+  /** Told which server was read, and whether it is a hot standby (drift runs there: it only reads). */
+  onServer?: (role: ServerRole) => void;
 }
 
 export interface DriftResult {
@@ -50,7 +53,12 @@ export async function drift(config: DriftConfig, options: BuildOptions = {}): Pr
   const dir = config.dir ?? DEFAULT_DIR;
   const table = config.table ?? DEFAULT_TABLE;
   const connection = parseUrl(config.url);
-  const record = await status({ url: config.url, dir, table });
+  let standby = false;
+  const onServer = (role: ServerRole) => {
+    standby = role.standby;
+    config.onServer?.(role);
+  };
+  const record = await status({ url: config.url, dir, table, onServer });
   const refuse = (flag: 'changed' | 'missing' | 'failed') => record.revisions.filter((r) => r.flags.includes(flag));
   const changed = refuse('changed');
   if (changed.length > 0) {
@@ -86,7 +94,8 @@ export async function drift(config: DriftConfig, options: BuildOptions = {}): Pr
       writeFileSync(join(folder, basename(m.up.path)), m.up.text);
       writeFileSync(join(folder, basename(m.down.path)), m.down.text);
     }
-    const built = await buildExpected(connection, config.scratchUrl, tmp, table, options);
+    // A hot standby cannot hold a scratch database: build on the embedded PostgreSQL unless told where.
+    const built = await buildExpected(connection, config.scratchUrl, tmp, table, options, standby);
     const found = await readCatalog(connection, table);
     const items = compareCatalogs(built.catalog, found);
     return {
@@ -94,7 +103,7 @@ export async function drift(config: DriftConfig, options: BuildOptions = {}): Pr
       items,
       revisions: [...applied],
       scratch: built.label,
-      ...(built.embedded ? { note: embeddedNote(built.label) } : {}),
+      ...(built.embedded ? { note: embeddedNote(built.label, 'standby' in built) } : {}),
     };
   } finally {
     rmSync(tmp, { recursive: true, force: true });
@@ -113,6 +122,7 @@ async function buildExpected(
   dir: string,
   table: string,
   options: BuildOptions,
+  standby = false,
 ) {
   if (scratchUrl !== undefined) {
     const scratch = parseUrl(scratchUrl);
@@ -120,6 +130,7 @@ async function buildExpected(
       throw new MigrateError('BAD_OPTION', `--scratch-url must be a ${live.dialect} URL, like the database compared.`);
     return buildCatalog(live.dialect, scratch, dir, table, { ...options, inSchema: true });
   }
+  if (standby) return { ...(await buildCatalog(live.dialect, undefined, dir, table, options)), standby };
   try {
     return await buildCatalog(live.dialect, live, dir, table, options);
   } catch (error) {
@@ -129,6 +140,9 @@ async function buildExpected(
   }
 }
 
-function embeddedNote(label: string): string {
-  return `the live role may not create a scratch database, so the migrations were built on the ${label}; give --scratch-url postgres://… (a server of the live one's version the role there may write to) to build them there instead.`;
+function embeddedNote(label: string, standby: boolean): string {
+  const why = standby
+    ? 'the live server is a hot standby (read-only)'
+    : 'the live role may not create a scratch database';
+  return `${why}, so the migrations were built on the ${label}; give --scratch-url postgres://… (a server of the live one's version the role there may write to) to build them there instead.`;
 }

@@ -13,8 +13,10 @@
  *
  * @module
  */
-import postgres from 'postgres';
 import { MigrateError } from '../core/errors.ts';
+import type { ServerRole } from '../core/hosts.ts';
+import { connectChosen, serverOf } from '../core/drivers/postgres-client.ts';
+import { catalog as sessionSql } from '../core/drivers/postgres-sql.ts';
 import type { Catalog, CatalogObject } from './model.ts';
 
 /** Runs one query on the caller's connection; rows as postgres.js returns them. */
@@ -210,8 +212,21 @@ export async function readPostgresUrl(
   display: string,
   record: { schema?: string; table: string },
   scratch?: string,
+  onServer?: (role: ServerRole) => void,
 ): Promise<Catalog> {
-  const sql = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 10, fetch_types: false, prepare: false });
+  // The one way to open a session: a multi-host URL's host chosen by libpq's rules (core/hosts.ts).
+  const server = serverOf(url);
+  const secrets = server.password ? [server.password, encodeURIComponent(server.password)] : [];
+  const hooks = { onnotice: () => {}, onclose: () => {} };
+  const chosen = await connectChosen(server, {
+    display,
+    secrets,
+    name: 'sql-migrate (schema)',
+    query: sessionSql.role,
+    hooks,
+  });
+  onServer?.(chosen.role);
+  const { sql } = chosen;
   try {
     return await sql.begin('READ ONLY', async (tx) => {
       const [row] = await tx.unsafe('SELECT current_schema() AS s');
@@ -238,6 +253,7 @@ export async function readPostgresUrl(
       );
     });
   } catch (error) {
+    if (error instanceof MigrateError) throw error;
     const code = String((error as { code?: unknown }).code ?? '');
     // Not a PostgreSQL error (a refused or lost connection), or one about connecting at all.
     if (/^(08|28|3D)/.test(code) || !/^[0-9A-Z]{5}$/.test(code)) {

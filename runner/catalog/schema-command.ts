@@ -9,6 +9,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_DIR, DEFAULT_TABLE, parseTableName, parseUrl, type Connection } from '../core/config.ts';
+import type { ServerRole } from '../core/hosts.ts';
 import { DIALECTS, displayPath, isDirectory, loadMigrations, type Dialect } from '../core/files.ts';
 import { MigrationFailed } from '../core/errors.ts';
 import { withScratchPlace } from '../scratch/scratch.ts';
@@ -81,8 +82,15 @@ export async function schemaOf(config: SchemaConfig = {}, options: BuildOptions 
 }
 
 /** The canonical schema of the database `url` names, read in a read-only transaction. */
-export async function liveSchema(config: { url: string; table?: string }): Promise<string> {
-  return renderCatalog(await readCatalog(parseUrl(config.url), config.table ?? DEFAULT_TABLE));
+export async function liveSchema(config: {
+  url: string;
+  table?: string;
+  /** Told which server was read, and whether it is a hot standby (reading one is fine). */
+  onServer?: (role: ServerRole) => void;
+}): Promise<string> {
+  return renderCatalog(
+    await readCatalog(parseUrl(config.url), config.table ?? DEFAULT_TABLE, undefined, config.onServer),
+  );
 }
 
 /** A folder's catalog at head, and the scratch it was built on. */
@@ -147,13 +155,18 @@ export async function buildCatalog(
  * The catalog of a live database. Writes nothing: PostgreSQL in a READ ONLY transaction, SQLite
  * opened read-only. `scratch`: the scratch schema to read alone (catalog/postgres.ts).
  */
-export async function readCatalog(connection: Connection, table: string, scratch?: string): Promise<Catalog> {
+export async function readCatalog(
+  connection: Connection,
+  table: string,
+  scratch?: string,
+  onServer?: (role: ServerRole) => void,
+): Promise<Catalog> {
   if (connection.dialect === 'sqlite') {
     const { readSqliteFile } = await import('./sqlite.ts');
     return readSqliteFile(connection.filename, connection.display, table.split('.').pop() as string);
   }
   const { readPostgresUrl } = await import('./postgres.ts');
-  return readPostgresUrl(connection.url, connection.display, parseTableName(table, true), scratch);
+  return readPostgresUrl(connection.url, connection.display, parseTableName(table, true), scratch, onServer);
 }
 
 /**
