@@ -40,11 +40,14 @@ Commands:
                        (read-only; exit 1 when they differ); --scratch-url URL builds them there
 
 Options:
-  --url URL            database URL (default: $DATABASE_URL, then .env, then ${DEFAULT_URL})
+  --url URL            database URL (default: $DATABASE_URL, then .env, then ${DEFAULT_URL});
+                       several hosts with ?target_session_attrs=read-write: the primary among them
+                       (libpq's rules). Commands that write refuse a hot standby (exit 3, STANDBY)
   --dir DIR            migrations root holding postgres/ and sqlite/ (default: $MIGRATIONS_DIR or ${DEFAULT_DIR})
   --table NAME         record table, schema.table allowed on PostgreSQL
                        (default: $MIGRATIONS_TABLE or ${DEFAULT_TABLE})
-  --wait[=SECONDS]     keep retrying the connection until the database answers (default 30)
+  --wait[=SECONDS]     keep retrying the connection until the database answers, and until a
+                       primary is promoted during a failover (default 30)
   --lock-timeout=SECONDS  give up (exit 3) if another runner holds the lock that long
                        (default: wait as long as it takes)
   --table-lock-timeout=SECONDS  longest wait of one attempt for a table lock, so queries queued
