@@ -152,6 +152,9 @@ function noSuitableHost(attempts: Attempt[], attrs: SessionAttrs, display: strin
   const reached = attempts.flatMap((a) => (a.role === undefined ? [] : [a.role]));
   const cause = [...attempts].reverse().find((a) => a.error !== undefined)?.error;
   const wantsPrimary = attrs === 'read-write' || attrs === 'primary';
+  const only = reached.length === 1 && attempts.length === 1 ? reached[0] : undefined;
+  const alone = wantsPrimary && only ? refuseWrites(only) : undefined;
+  if (alone) return alone;
   if (wantsPrimary && reached.length > 0 && reached.every((r) => r.standby)) {
     return new MigrateError(
       'STANDBY',
