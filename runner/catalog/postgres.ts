@@ -15,8 +15,7 @@
  */
 import { MigrateError } from '../core/errors.ts';
 import type { ServerRole } from '../core/hosts.ts';
-import { connectChosen, serverOf } from '../core/drivers/postgres-client.ts';
-import { catalog as sessionSql } from '../core/drivers/postgres-sql.ts';
+import { connectUrl } from '../core/drivers/postgres-client.ts';
 import type { Catalog, CatalogObject } from './model.ts';
 
 /** Runs one query on the caller's connection; rows as postgres.js returns them. */
@@ -214,19 +213,8 @@ export async function readPostgresUrl(
   scratch?: string,
   onServer?: (role: ServerRole) => void,
 ): Promise<Catalog> {
-  // The one way to open a session: a multi-host URL's host chosen by libpq's rules (core/hosts.ts).
-  const server = serverOf(url);
-  const secrets = server.password ? [server.password, encodeURIComponent(server.password)] : [];
-  const hooks = { onnotice: () => {}, onclose: () => {} };
-  const chosen = await connectChosen(server, {
-    display,
-    secrets,
-    name: 'sql-migrate (schema)',
-    query: sessionSql.role,
-    hooks,
-  });
-  onServer?.(chosen.role);
-  const { sql } = chosen;
+  const { sql, role } = await connectUrl(url, display, 'sql-migrate (schema)');
+  onServer?.(role);
   try {
     return await sql.begin('READ ONLY', async (tx) => {
       const [row] = await tx.unsafe('SELECT current_schema() AS s');
@@ -253,7 +241,6 @@ export async function readPostgresUrl(
       );
     });
   } catch (error) {
-    if (error instanceof MigrateError) throw error;
     const code = String((error as { code?: unknown }).code ?? '');
     // Not a PostgreSQL error (a refused or lost connection), or one about connecting at all.
     if (/^(08|28|3D)/.test(code) || !/^[0-9A-Z]{5}$/.test(code)) {

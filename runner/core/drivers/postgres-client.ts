@@ -116,6 +116,14 @@ export async function connectChosen(
 
 type Hooks = Pick<ClientOptions, 'onnotice' | 'onclose'>;
 
+/** A session of its own on `url`'s chosen host, for a reader that holds only a URL (schema --url, drift). */
+export function connectUrl(url: string, display: string, name: string): Promise<Chosen> {
+  const server = serverOf(url);
+  const secrets = server.password ? [server.password, encodeURIComponent(server.password)] : [];
+  const hooks = { onnotice: () => {}, onclose: () => {} };
+  return connectChosen(server, { display, secrets, name, query: catalog.role, hooks });
+}
+
 /**
  * One connection (`max: 1`) to `server`, named `name` in pg_stat_activity. `deadline` (epoch ms,
  * `--wait`'s limit) cuts the connect timeout to what is left.
