@@ -5,13 +5,20 @@
  * server at TEST_POSTGRES_URL. `remove()` stops both and deletes everything, also after a failure.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
 
-export const BIN = '/usr/lib/postgresql/15/bin';
+/** Debian's server binaries: 15 as in the issue, else the newest version installed. */
+export const BIN = (() => {
+  const root = '/usr/lib/postgresql';
+  if (existsSync(join(root, '15', 'bin', 'initdb'))) return join(root, '15', 'bin');
+  const versions = existsSync(root) ? readdirSync(root).filter((v) => existsSync(join(root, v, 'bin', 'initdb'))) : [];
+  const newest = versions.sort((a, b) => Number(b) - Number(a))[0];
+  return join(root, newest ?? '15', 'bin');
+})();
 const AS_ROOT = process.getuid?.() === 0;
 
 /** Why a cluster cannot be built here, or undefined when it can. */
