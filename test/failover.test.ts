@@ -247,14 +247,19 @@ describe('failover-correct connections (a primary and a hot standby of its own)'
     await caughtUp(cluster);
     await cluster.primary.stop('fast');
     const url = `postgres://postgres@${cluster.primary.hostPort},${cluster.standby.hostPort}/${db}?target_session_attrs=read-write`;
+    const started = Date.now();
     const run = startCli(['--dir', DIR, 'head', '--wait=45', '--url', url]);
-    await sleep(4000);
+    let err = '';
+    run.child.stderr?.on('data', (chunk: Buffer) => (err += chunk.toString()));
+    // Promoted once the runner is seen waiting (a loaded machine may take seconds to start it), and 4 s in at the earliest.
+    while (!/no primary among 2 hosts yet/.test(err) && Date.now() - started < 40_000) await sleep(100);
+    assert.match(err, /waiting for .*no primary among 2 hosts yet/);
+    await sleep(Math.max(0, 4000 - (Date.now() - started)));
     const promoted = Date.now();
     await pg('pg_ctl', ['-D', cluster.standby.data, '-w', 'promote']);
     const r = await run.done;
     t.diagnostic(`exit ${r.code} ${Date.now() - promoted} ms after the promotion began`);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stderr, /waiting for .*no primary among 2 hosts yet/);
     assert.match(r.stdout, /^up {4}000002/m);
     assert.match(r.stdout, /^up {4}000003/m);
     assert.doesNotMatch(r.stdout, /000001/);
