@@ -14,7 +14,8 @@
  *
  * @module
  */
-import postgres from 'postgres';
+import { connect } from '../core/connect.ts';
+import { quoteIdent, sqlString } from '../core/quote.ts';
 import { MigrateError } from '../core/errors.ts';
 import type { Catalog, CatalogObject } from './model.ts';
 import { type Query, readPostgresRows } from './postgres-read.ts';
@@ -56,7 +57,7 @@ export async function readPostgresCatalog(
       kind: 'extension',
       name: s(r.name),
       props: { version: s(r.version), schema: s(r.schema) },
-      sql: `CREATE EXTENSION IF NOT EXISTS ${quoteIdent(s(r.name))} WITH SCHEMA ${quoteIdent(s(r.schema))}`,
+      sql: `CREATE EXTENSION IF NOT EXISTS ${identAsPrinted(s(r.name))} WITH SCHEMA ${identAsPrinted(s(r.schema))}`,
     });
   }
   for (const r of schemas)
@@ -115,7 +116,7 @@ export async function readPostgresUrl(
   record: { schema?: string; table: string },
   scratch?: string,
 ): Promise<Catalog> {
-  const sql = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 10, fetch_types: false, prepare: false });
+  const sql = connect(url, { name: 'sql-migrate (catalog)' });
   try {
     return await sql.begin('READ ONLY', async (tx) => {
       const [row] = await tx.unsafe('SELECT current_schema() AS s');
@@ -158,7 +159,7 @@ export async function readPostgresUrl(
 function typeObject(r: Row): CatalogObject {
   const name = s(r.name);
   if (r.kind === 'e') {
-    const labels = (JSON.parse(s(r.labels ?? '[]')) as string[]).map(quoteLiteral).join(', ');
+    const labels = (JSON.parse(s(r.labels ?? '[]')) as string[]).map(sqlString).join(', ');
     return { kind: 'type', name, props: { labels }, sql: `CREATE TYPE ${name} AS ENUM (${labels})` };
   }
   if (r.kind === 'd') {
@@ -316,10 +317,7 @@ function s(v: unknown): string {
   return v === null || v === undefined ? '' : String(v);
 }
 
-function quoteIdent(name: string): string {
-  return /^[a-z_][a-z0-9_$]*$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`;
-}
-
-function quoteLiteral(text: string): string {
-  return `'${text.replace(/'/g, "''")}'`;
+/** `name` bare when PostgreSQL would print it so (quote_ident's rule for a plain lower-case name). */
+function identAsPrinted(name: string): string {
+  return /^[a-z_][a-z0-9_$]*$/.test(name) ? name : quoteIdent(name);
 }

@@ -10,7 +10,8 @@ import type { RecordRow, RecordTableState } from '../driver.ts';
 import { parseTableName } from '../config.ts';
 import type { SchemaSource } from '../../catalog/introspect.ts';
 import { recordTableState, toRecordRow } from '../record.ts';
-import { catalog, COLUMNS, missingRight, quoteIdent } from './postgres-sql.ts';
+import { catalog, COLUMNS, missingRight } from './postgres-sql.ts';
+import { quoteIdent } from '../quote.ts';
 
 /** The driver's session: every query through it, a connection failure made readable. */
 export type Run = <T>(fn: (sql: postgres.Sql) => Promise<T>) => Promise<T>;
