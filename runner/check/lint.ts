@@ -21,7 +21,7 @@ import { stepWork } from '../core/step.ts';
 import type { Step } from '../core/plan.ts';
 import { lineColumn } from '../core/position.ts';
 import { type Difference, normaliseSubject } from '../catalog/schema.ts';
-import { splitStatements } from '../core/split.ts';
+import { splitStatements, statementKind } from '../core/split.ts';
 
 /** What a finding is about; docs/errors.md#check-findings lists each. */
 export type CheckCode =
@@ -145,18 +145,6 @@ function findingOf(error: MigrateError, folder: string): Finding {
   return { severity: 'error', code: error.code as CheckCode, ...where, message: error.reason };
 }
 
-/** Statements PostgreSQL refuses inside a transaction block. */
-export const NOT_IN_TRANSACTION: Array<[RegExp, string]> = [
-  [/^CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\b/i, 'CREATE INDEX CONCURRENTLY'],
-  [/^DROP\s+INDEX\s+CONCURRENTLY\b/i, 'DROP INDEX CONCURRENTLY'],
-  [/^REINDEX\b[^;]*\bCONCURRENTLY\b/i, 'REINDEX CONCURRENTLY'],
-  [/^ALTER\s+TABLE\b[^;]*\bDETACH\s+PARTITION\b[^;]*\bCONCURRENTLY\b/i, 'DETACH PARTITION CONCURRENTLY'],
-  [/^VACUUM\b/i, 'VACUUM'],
-  [/^(?:CREATE|DROP)\s+DATABASE\b/i, 'CREATE/DROP DATABASE'],
-  [/^(?:CREATE|DROP)\s+TABLESPACE\b/i, 'CREATE/DROP TABLESPACE'],
-  [/^ALTER\s+SYSTEM\b/i, 'ALTER SYSTEM'],
-];
-
 const ADD_VALUE = /^ALTER\s+TYPE\s+(\S+)\s+ADD\s+VALUE\s+(?:IF\s+NOT\s+EXISTS\s+)?'((?:[^']|'')*)'/i;
 
 /** PostgreSQL keeps the first NAMEDATALEN - 1 = 63 bytes of a name. https://www.postgresql.org/docs/current/sql-syntax-lexical.html#SQL-SYNTAX-IDENTIFIERS */
@@ -233,12 +221,7 @@ function readAllowLocks(dialect: Dialect, direction: 'up' | 'down', file: Migrat
 function transactionRules(s: FolderState, file: MigrationFile, statements: Statement[], add: Add): void {
   const at = (offset: number) => lineColumn(file.text, offset);
   statements.forEach((st, i) => {
-    const refused =
-      s.dialect === 'postgres'
-        ? NOT_IN_TRANSACTION.find(([re]) => re.test(st.sql))
-        : /^VACUUM\b/i.test(st.sql)
-          ? [null, 'VACUUM']
-          : undefined;
+    const refused = statementKind(st.sql, s.dialect);
     if (refused) {
       s.runnable = false;
       add({
@@ -246,7 +229,7 @@ function transactionRules(s: FolderState, file: MigrationFile, statements: State
         code: 'NEEDS_NO_TRANSACTION',
         file: file.path,
         ...at(st.offset),
-        message: `${refused[1]} cannot run inside a transaction, and this file runs in one. Give it a file of its own that starts with "-- migrate:no-transaction".`,
+        message: `${refused} cannot run inside a transaction, and this file runs in one. Give it a file of its own that starts with "-- migrate:no-transaction".`,
       });
     }
     const added = s.dialect === 'postgres' ? ADD_VALUE.exec(st.sql) : null;

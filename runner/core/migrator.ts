@@ -129,7 +129,10 @@ export async function migrate(
   return withSession(config, !options.dryRun, async ({ connection, migrations, driver }) => {
     const run = async (): Promise<MigrateResult> => {
       const rows = await readRecordChecked(driver, table);
-      const { steps, warnings } = plan(migrations, rows, parsed, { strict: config.strict });
+      const { steps, warnings } = plan(migrations, rows, parsed, {
+        strict: config.strict,
+        dialect: driver.capabilities.folder,
+      });
       const works = steps.map((s) => stepWork(s, driver.capabilities.folder));
       const emit = (event: MigrateEvent) => {
         try {

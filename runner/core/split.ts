@@ -210,3 +210,86 @@ function leadingWords(sql: string, dialect: SplitDialect): [string, string, stri
   }
   return out;
 }
+
+/**
+ * Statements PostgreSQL refuses inside a transaction block, named as a person reads them. The
+ * CONCURRENTLY ones take no lock that blocks reads or writes, so the runner gives the index
+ * builds no lock timeout (locks.ts `limitsFor`); `check` measures a CREATE INDEX CONCURRENTLY
+ * from a second session.
+ */
+export type StatementKind =
+  | 'CREATE INDEX CONCURRENTLY'
+  | 'DROP INDEX CONCURRENTLY'
+  | 'REINDEX CONCURRENTLY'
+  | 'DETACH PARTITION CONCURRENTLY'
+  | 'VACUUM'
+  | 'CREATE/DROP DATABASE'
+  | 'CREATE/DROP TABLESPACE'
+  | 'ALTER SYSTEM';
+
+/**
+ * What kind of statement `sql` (one statement, as {@link splitStatements} cuts it) is, read
+ * through the lexer: comments may sit between the words, and a word inside a string or a
+ * quoted name is not one. Undefined for every other statement. SQLite has only VACUUM of these.
+ */
+export function statementKind(sql: string, dialect: SplitDialect): StatementKind | undefined {
+  const lexer = new Lexer(sql, dialect);
+  const word = (): string | undefined => {
+    while (lexer.next()) {
+      if (lexer.kind === 'comment') continue;
+      return lexer.kind === 'word' ? lexer.value.toUpperCase() : undefined;
+    }
+    return undefined;
+  };
+  const first = word();
+  if (first === 'VACUUM') return 'VACUUM';
+  if (dialect !== 'postgres' || first === undefined) return undefined;
+  let second = word();
+  if (first === 'CREATE' || first === 'DROP') {
+    if (second === 'DATABASE') return 'CREATE/DROP DATABASE';
+    if (second === 'TABLESPACE') return 'CREATE/DROP TABLESPACE';
+    if (first === 'CREATE' && second === 'UNIQUE') second = word();
+    if (second === 'INDEX' && word() === 'CONCURRENTLY') return `${first} INDEX CONCURRENTLY` as StatementKind;
+    return undefined;
+  }
+  if (first === 'ALTER' && second === 'SYSTEM') return 'ALTER SYSTEM';
+  if (first !== 'REINDEX' && !(first === 'ALTER' && second === 'TABLE')) return undefined;
+  // The rest of the statement's words: REINDEX [(options)] … CONCURRENTLY …, ALTER TABLE … DETACH PARTITION … CONCURRENTLY.
+  if (first === 'REINDEX' && second === 'CONCURRENTLY') return 'REINDEX CONCURRENTLY';
+  let prev = second;
+  let detach = false;
+  while (lexer.next()) {
+    if (lexer.kind === 'comment') continue;
+    const seen = lexer.kind === 'word' ? lexer.value.toUpperCase() : undefined;
+    if (seen === 'CONCURRENTLY' && first === 'REINDEX') return 'REINDEX CONCURRENTLY';
+    if (seen === 'CONCURRENTLY' && detach) return 'DETACH PARTITION CONCURRENTLY';
+    detach ||= prev === 'DETACH' && seen === 'PARTITION';
+    prev = seen;
+  }
+  return undefined;
+}
+
+/**
+ * The index a `CREATE [UNIQUE] INDEX CONCURRENTLY [IF NOT EXISTS] name ON …` builds, as written
+ * (`ix`, `"Ix"`, `app.ix`); undefined for any other statement and for an unnamed index.
+ */
+export function concurrentIndexName(sql: string): string | undefined {
+  if (statementKind(sql, 'postgres') !== 'CREATE INDEX CONCURRENTLY') return undefined;
+  const lexer = new Lexer(sql, 'postgres');
+  const tokens: Array<{ kind: string; value: string }> = [];
+  while (tokens.length < 12 && lexer.next()) {
+    if (lexer.kind !== 'comment') tokens.push({ kind: lexer.kind, value: lexer.value });
+  }
+  const upper = (k: number) => (tokens[k]?.kind === 'word' ? tokens[k]?.value.toUpperCase() : undefined);
+  let k = upper(1) === 'UNIQUE' ? 4 : 3; // past CONCURRENTLY
+  if (upper(k) === 'IF' && upper(k + 1) === 'NOT' && upper(k + 2) === 'EXISTS') k += 3;
+  const isName = (t: { kind: string; value: string } | undefined) =>
+    t !== undefined && (t.kind === 'quoted' || (t.kind === 'word' && t.value.toUpperCase() !== 'ON'));
+  if (!isName(tokens[k])) return undefined;
+  let name = tokens[k]?.value as string;
+  if (tokens[k + 1]?.value === '.' && isName(tokens[k + 2])) {
+    name = `${name}.${tokens[k + 2]?.value}`;
+    k += 2;
+  }
+  return upper(k + 1) === 'ON' ? name : undefined;
+}

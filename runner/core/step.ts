@@ -9,16 +9,15 @@ import type { Dialect } from './files.ts';
 import { MigrateError, MigrationFailed } from './errors.ts';
 import { failedNote, interrupted } from './record.ts';
 import type { Step } from './plan.ts';
-import { firstTransactionControl, holdsStatement, isTransactionControl, splitStatements } from './split.ts';
-import { lineColumn } from './position.ts';
 import {
   concurrentIndexName,
-  DEFAULT_LIMITS,
-  DEFAULT_RETRY_FOR_MS,
-  type LockPolicy,
-  limitsFor,
-  withRetries,
-} from './locks.ts';
+  firstTransactionControl,
+  holdsStatement,
+  isTransactionControl,
+  splitStatements,
+} from './split.ts';
+import { lineColumn } from './position.ts';
+import { DEFAULT_LIMITS, DEFAULT_RETRY_FOR_MS, type LockPolicy, limitsFor, withRetries } from './locks.ts';
 
 /** What `runStep` reports on success. */
 export interface StepDone {
