@@ -2,11 +2,10 @@
  * Pure planning: (migrations, record rows, target) → steps, or a `MigrateError` saying why the
  * target cannot be met. No I/O here, so every rule is testable in milliseconds.
  */
-import type { RecordRow } from './driver.ts';
+import { type RecordRow, readFailedNote } from './record.ts';
 import { MigrateError } from './errors.ts';
 import { type Dialect, versionOf, type Migration } from './files.ts';
 import { holdsStatement } from './split.ts';
-import { readFailedNote } from './record.ts';
 
 export type Target =
   | { kind: 'head' }

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { SchemaSource } from '../../catalog/introspect.ts';
+import type { SchemaSource } from '../../core/driver.ts';
 import type { Dialect } from '../../core/files.ts';
 import { quoteIdent, sqlString } from '../../core/quote.ts';
 import type { Schema, Table } from '../../catalog/schema.ts';

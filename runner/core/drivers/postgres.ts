@@ -11,8 +11,15 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import postgres from 'postgres';
 import { type ConnectOptions, connect, serverOf } from '../connect.ts';
-import type { Capabilities, Driver, Limits, Observation, RecordRow, RecordTableState } from '../driver.ts';
-import { TransactionLeftOpen } from '../driver.ts';
+import {
+  type Capabilities,
+  type Driver,
+  type Limits,
+  type Observation,
+  TransactionLeftOpen,
+  type SchemaSource,
+} from '../driver.ts';
+import type { RecordRow, RecordTableState } from '../record.ts';
 import { MigrateError } from '../errors.ts';
 import type { PostgresServer } from '../config.ts';
 import {
@@ -26,7 +33,6 @@ import {
 import { catalog, isConnectionError, postgresSql, throwUnlessEnded } from './postgres-sql.ts';
 import { quoteIdent } from '../quote.ts';
 import { RecordTable } from './postgres-record.ts';
-import type { SchemaSource } from '../../catalog/introspect.ts';
 
 type Sql = postgres.Sql;
 
