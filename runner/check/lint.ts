@@ -13,6 +13,7 @@ import {
   readFolder,
   siblingProblems,
   type Dialect,
+  type Direction,
   type FolderScan,
   type Migration,
   type MigrationFile,
@@ -66,7 +67,7 @@ export interface Finding {
 export interface Waiver {
   dialect: Dialect;
   revision: string;
-  direction: 'up' | 'down';
+  direction: Direction;
   file: string;
   line?: number;
   text: string;
@@ -80,7 +81,7 @@ export function unwaived(
   waivers: Waiver[],
   dialects: Dialect | Dialect[],
   revision: string,
-  directions: Array<'up' | 'down'>,
+  directions: Array<Direction>,
 ): Difference[] {
   const ds = Array.isArray(dialects) ? dialects : [dialects];
   return diffs.filter((d) => {
@@ -149,7 +150,7 @@ const ADD_VALUE = /^ALTER\s+TYPE\s+(\S+)\s+ADD\s+VALUE\s+(?:IF\s+NOT\s+EXISTS\s+
 /** PostgreSQL keeps the first NAMEDATALEN - 1 = 63 bytes of a name. https://www.postgresql.org/docs/current/sql-syntax-lexical.html#SQL-SYNTAX-IDENTIFIERS */
 const MAX_IDENTIFIER_BYTES = 63;
 
-function lintFile(s: FolderState, m: Migration, direction: 'up' | 'down', add: Add, waivers: Waiver[]): void {
+function lintFile(s: FolderState, m: Migration, direction: Direction, add: Add, waivers: Waiver[]): void {
   const file = m[direction];
   let work: StepWork | undefined;
   try {
@@ -193,7 +194,7 @@ function lintFile(s: FolderState, m: Migration, direction: 'up' | 'down', add: A
  * `-- migrate:allow-lock <table>: <reason>` lines: well formed, and where locks are measured
  * (PostgreSQL up files); whether one accepts anything is known only on the scratch database.
  */
-function readAllowLocks(dialect: Dialect, direction: 'up' | 'down', file: MigrationFile, add: Add): void {
+function readAllowLocks(dialect: Dialect, direction: Direction, file: MigrationFile, add: Add): void {
   const lines = allowLockLines(file.text);
   (file.allowLocks ?? []).forEach((text, k) => {
     const line = lines[k];
@@ -276,7 +277,7 @@ function longIdentifiers(file: MigrationFile, add: Add): void {
 function readWaivers(
   dialect: Dialect,
   m: Migration,
-  direction: 'up' | 'down',
+  direction: Direction,
   file: MigrationFile,
   add: Add,
   waivers: Waiver[],

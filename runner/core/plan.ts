@@ -4,7 +4,7 @@
  */
 import { type RecordRow, readFailedNote } from './record.ts';
 import { MigrateError } from './errors.ts';
-import { type Dialect, versionOf, type Migration } from './files.ts';
+import { type Dialect, type Direction, versionOf, type Migration } from './files.ts';
 import { holdsStatement } from './split.ts';
 
 export type Target =
@@ -15,7 +15,7 @@ export type Target =
   | { kind: 'revision'; name: string };
 
 export interface Step {
-  direction: 'up' | 'down';
+  direction: Direction;
   migration: Migration;
 }
 
@@ -128,7 +128,7 @@ function refuseUnsafe(a: Assessment, migrations: readonly Migration[]): void {
     const f = a.failed[0] as RecordRow;
     const { direction, message } = readFailedNote(f.error);
     const m = migrations.find((x) => x.version === versionOf(f.revision));
-    const path = (d: 'up' | 'down') => m?.[d].path ?? `${f.revision}_${f.name}.${d}.sql`;
+    const path = (d: Direction) => m?.[d].path ?? `${f.revision}_${f.name}.${d}.sql`;
     const forUp = `\`stamp ${f.revision}\` if all of it is now in place, or \`stamp -1\` to forget it`;
     const forDown = `\`stamp -1\` if all of it took effect (the revision is then rolled back), or \`stamp ${f.revision}\` to keep it applied once what it undid is restored`;
     const what =

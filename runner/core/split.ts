@@ -9,9 +9,8 @@
  *
  * @module
  */
-import { Lexer, type LexDialect } from './lexer.ts';
-
-export type SplitDialect = LexDialect;
+import type { Dialect } from './dialect.ts';
+import { Lexer } from './lexer.ts';
 
 /** A statement of a file and where it starts, as produced by the splitter. */
 export interface Statement {
@@ -36,7 +35,7 @@ const AFTER_END = 3;
  * for a last statement without one, through its last token. Empty statements are dropped, so a
  * text of only comments gives `[]`.
  */
-export function splitStatements(text: string, dialect: SplitDialect): Statement[] {
+export function splitStatements(text: string, dialect: Dialect): Statement[] {
   const lexer = new Lexer(text, dialect);
   const scope = new Scope(dialect === 'postgres');
   const out: Statement[] = [];
@@ -157,7 +156,7 @@ class Scope {
  * since they nest inside that transaction, and neither is `BEGIN ATOMIC`, a function body.
  * Comments may sit between the words (`ROLLBACK /* undo *\/ TO s`).
  */
-export function isTransactionControl(sql: string, dialect: SplitDialect): boolean {
+export function isTransactionControl(sql: string, dialect: Dialect): boolean {
   const [a, b, c] = leadingWords(sql, dialect);
   switch (a) {
     case 'BEGIN':
@@ -182,7 +181,7 @@ export function isTransactionControl(sql: string, dialect: SplitDialect): boolea
  * Whether `text` holds a statement as {@link splitStatements} cuts them: any token but comments
  * and `;` starts one. Stops at the first, so a step learns its file is not empty without a split.
  */
-export function holdsStatement(text: string, dialect: SplitDialect): boolean {
+export function holdsStatement(text: string, dialect: Dialect): boolean {
   const lexer = new Lexer(text, dialect);
   while (lexer.next()) {
     if (lexer.kind === 'comment' || (lexer.kind === 'punct' && text.charCodeAt(lexer.start) === 59)) continue;
@@ -200,13 +199,13 @@ export function holdsStatement(text: string, dialect: SplitDialect): boolean {
 const CONTROL_WORD = /[\u0080-\uffff]|\b(?:begin|commit|end|abort|rollback|start|prepare)\b/i;
 
 /** The first statement of `text` that begins or ends a transaction ({@link isTransactionControl}), if any. */
-export function firstTransactionControl(text: string, dialect: SplitDialect): Statement | undefined {
+export function firstTransactionControl(text: string, dialect: Dialect): Statement | undefined {
   if (!CONTROL_WORD.test(text)) return undefined;
   return splitStatements(text, dialect).find((s) => isTransactionControl(s.sql, dialect));
 }
 
 /** The first three tokens of a statement, upper-cased when they are words, skipping comments. */
-function leadingWords(sql: string, dialect: SplitDialect): [string, string, string] {
+function leadingWords(sql: string, dialect: Dialect): [string, string, string] {
   const out: [string, string, string] = ['', '', ''];
   const lexer = new Lexer(sql, dialect);
   for (let k = 0; k < 3 && lexer.next(); ) {
@@ -238,7 +237,7 @@ export type StatementKind =
  * through the lexer: comments may sit between the words, and a word inside a string or a
  * quoted name is not one. Undefined for every other statement. SQLite has only VACUUM of these.
  */
-export function statementKind(sql: string, dialect: SplitDialect): StatementKind | undefined {
+export function statementKind(sql: string, dialect: Dialect): StatementKind | undefined {
   const lexer = new Lexer(sql, dialect);
   const word = (): string | undefined => {
     while (lexer.next()) {

@@ -1,5 +1,5 @@
 /**
- * Rows for one table, made from the catalog alone (runner/schema.ts): every value is a SQL
+ * Rows for one table, made from the schema alone (catalog/schema.ts): every value is a SQL
  * literal the dialect coerces to the column's type, so no client-side type handling is needed.
  *
  * What the rows respect: NOT NULL, length limits, enum labels, the simple CHECKs (comparisons
