@@ -15,7 +15,8 @@ import { introspect } from '../runner/catalog/introspect.ts';
 import type { Driver } from '../runner/core/driver.ts';
 import { renderScript, renderStep } from '../runner/core/script.ts';
 import { MigrateError } from '../runner/core/errors.ts';
-import { splitStatements, type SplitDialect } from '../runner/core/split.ts';
+import { splitStatements } from '../runner/core/split.ts';
+import type { Dialect as DialectName } from '../runner/core/dialect.ts';
 import { SqliteDriver } from '../runner/core/drivers/sqlite.ts';
 import { PostgresDriver } from '../runner/core/drivers/postgres.ts';
 import { createPostgresDatabase, hasPostgresServer } from './support/postgres.ts';
@@ -36,7 +37,7 @@ interface Db {
 }
 
 interface Dialect {
-  name: SplitDialect;
+  name: DialectName;
   open(): Promise<Db>;
   /** Two drivers on one database exclude each other through the lock (not on embedded PGlite). */
   lockSkip: string | false;
@@ -127,7 +128,7 @@ function insert(revision: string, name = `m${revision}`): RecordChange {
   return { kind: 'insert', revision, description: name, checksum: `sum-${revision}` };
 }
 
-function work(dialect: SplitDialect, sql: string, record: RecordChange, transactional = true): StepWork {
+function work(dialect: DialectName, sql: string, record: RecordChange, transactional = true): StepWork {
   const statements = splitStatements(sql, dialect);
   return { file: `${record.revision}.sql`, sql, statements, transactional, empty: statements.length === 0, record };
 }
@@ -143,7 +144,7 @@ function stable(row: RecordRow): Omit<RecordRow, 'appliedAt' | 'durationMs'> {
   return rest;
 }
 
-async function tableNames(db: Db, dialect: SplitDialect): Promise<string[]> {
+async function tableNames(db: Db, dialect: DialectName): Promise<string[]> {
   const rows =
     dialect === 'sqlite'
       ? await db.query(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
@@ -579,8 +580,205 @@ function contract(dialect: Dialect): void {
   });
 }
 
+/**
+ * Every member of the contract (runner/core/driver.ts), called by name on both dialects, as
+ * golang-migrate's database/testing does; the meta case fails when a driver grows a method this
+ * list does not name.
+ */
+const CONTRACT_METHODS = [
+  'ping',
+  'withLock',
+  'recordTableState',
+  'tableExists',
+  'ensureRecordTable',
+  'readRecord',
+  'recordTable',
+  'transaction',
+  'exec',
+  'lockBusy',
+  'observe',
+  'invalidIndex',
+  'missingRight',
+  'schemaSource',
+  'rollback',
+  'close',
+] as const;
+
+function byName(dialect: Dialect): void {
+  const d = dialect.name;
+  const withDb = (fn: (db: Db) => Promise<void>) => async () => {
+    const db = await dialect.open();
+    try {
+      await fn(db);
+    } finally {
+      await db.cleanup();
+    }
+  };
+
+  describe(`driver contract, method by method: ${d}`, () => {
+    it('the contract list names every public method of the driver, and nothing else', () => {
+      const proto = d === 'sqlite' ? SqliteDriver.prototype : PostgresDriver.prototype;
+      const methods = Object.getOwnPropertyNames(proto).filter((n) => n !== 'constructor');
+      assert.deepEqual([...methods].sort(), CONTRACT_METHODS.filter((m) => m in proto).sort());
+      // Optional capabilities aside (observe, invalidIndex), every method is there.
+      for (const m of CONTRACT_METHODS)
+        if (m !== 'observe' && m !== 'invalidIndex') assert.equal(typeof proto[m], 'function', m);
+    });
+
+    it(
+      'capabilities and sql: what differs, and the record SQL as data',
+      withDb(async (db) => {
+        const driver = db.driver();
+        assert.equal(driver.capabilities.folder, d);
+        assert.equal(driver.capabilities.schemaQualifiedTables, d === 'postgres');
+        assert.equal(driver.capabilities.connectsToServer, d === 'postgres');
+        const table = driver.sql.quoteTable('schema_migrations');
+        assert.match(table, /schema_migrations/);
+        // The rendered statements run as they are: create the table, insert a row, read it back.
+        await db.shell(
+          `${driver.sql.createTable('schema_migrations')};\n${driver.sql.insert(table, { revision: '1', description: 'a', checksum: 'c', status: 'applied', durationMs: 0 })};\n`,
+        );
+        assert.deepEqual(
+          (await driver.readRecord()).map((r) => r.revision),
+          ['1'],
+        );
+      }),
+    );
+
+    it(
+      'ping, ensureRecordTable (twice), recordTableState, tableExists, recordTable, readRecord',
+      withDb(async (db) => {
+        const driver = db.driver();
+        await driver.ping();
+        assert.deepEqual(await driver.recordTableState(), { kind: 'missing' });
+        assert.deepEqual(await driver.readRecord(), []);
+        await driver.ensureRecordTable();
+        await driver.ensureRecordTable();
+        assert.deepEqual(await driver.recordTableState(), { kind: 'ok' });
+        assert.equal(await driver.tableExists('alembic_version'), false);
+        await db.query('CREATE TABLE alembic_version (version_num varchar(32))');
+        assert.equal(await driver.tableExists('alembic_version'), true);
+        const table = await driver.recordTable();
+        assert.match(table, /schema_migrations/);
+        assert.deepEqual(await db.query(`SELECT count(*) AS n FROM ${table}`).then((r) => Number(r[0]?.n)), 0);
+      }),
+    );
+
+    it(
+      'transaction commits, or with rollback leaves nothing; a failure names its statement',
+      withDb(async (db) => {
+        const driver = db.driver();
+        await driver.transaction(['CREATE TABLE kept (a int)', 'INSERT INTO kept VALUES (1)']);
+        await driver.transaction(['CREATE TABLE gone (a int)'], { rollback: true });
+        assert.deepEqual(await tableNames(db, d), ['kept']);
+        const error = await rejection(
+          driver.transaction(['INSERT INTO kept VALUES (2)', 'INSERT INTO nowhere VALUES (1)']),
+        );
+        assert.equal((error as { index?: number }).index, 1);
+        assert.deepEqual(
+          (await db.query('SELECT a FROM kept ORDER BY a')).map((r) => Number(r.a)),
+          [1],
+        );
+      }),
+    );
+
+    it(
+      'exec runs one statement outside any transaction; rollback ends what exec left open',
+      withDb(async (db) => {
+        const driver = db.driver();
+        await driver.rollback(); // nothing open: nothing to do
+        await driver.exec('CREATE TABLE t (a int)');
+        await driver.exec('BEGIN');
+        await driver.exec('INSERT INTO t VALUES (1)');
+        await driver.rollback();
+        await driver.exec('INSERT INTO t VALUES (2)');
+        assert.deepEqual(
+          (await db.query('SELECT a FROM t')).map((r) => Number(r.a)),
+          [2],
+        );
+      }),
+    );
+
+    it(
+      'lockBusy: a lock not granted within the limit is busy; another error is not',
+      { skip: dialect.lockSkip },
+      withDb(async (db) => {
+        const a = db.driver();
+        const b = db.driver();
+        await a.exec('CREATE TABLE t (a int)');
+        await b.exec('BEGIN');
+        await b.exec(d === 'sqlite' ? 'INSERT INTO t VALUES (1)' : 'LOCK TABLE t');
+        const busy = await rejection(a.exec('INSERT INTO t VALUES (2)', { lockTimeoutMs: 50 }));
+        await b.rollback();
+        assert.equal(a.lockBusy(busy), true, String(busy));
+        const other = await rejection(a.exec('INSERT INTO nowhere VALUES (1)'));
+        assert.equal(a.lockBusy(other), false);
+      }),
+    );
+
+    it(
+      'withLock returns what fn returns, and is free again afterwards',
+      withDb(async (db) => {
+        const driver = db.driver();
+        assert.equal(await driver.withLock(async () => 42, 1000), 42);
+        assert.equal(await db.driver().withLock(async () => 'again', 1000), 'again');
+      }),
+    );
+
+    it(
+      'observe (optional) never throws; invalidIndex (optional) tells an INVALID index from a valid or absent one',
+      withDb(async (db) => {
+        const driver = db.driver();
+        await driver.ping();
+        if (driver.observe) {
+          const seen = await driver.observe(false);
+          assert.ok(seen === undefined || Array.isArray(seen.blockers));
+        }
+        if (d === 'sqlite') {
+          assert.equal(driver.invalidIndex, undefined, 'SQLite has no CREATE INDEX CONCURRENTLY');
+          return;
+        }
+        assert.ok(driver.invalidIndex);
+        await driver.exec('CREATE TABLE t (a int)');
+        await driver.exec('INSERT INTO t VALUES (1), (1), (2)');
+        await driver.exec('CREATE INDEX ok_ix ON t (a)');
+        await rejection(driver.exec('CREATE UNIQUE INDEX CONCURRENTLY bad_ix ON t (a)'));
+        assert.equal(await driver.invalidIndex('bad_ix'), true);
+        assert.equal(await driver.invalidIndex('ok_ix'), false);
+        assert.equal(await driver.invalidIndex('no_such_ix'), false);
+      }),
+    );
+
+    it(
+      'missingRight: none for the database owner; schemaSource lends the session without the record table',
+      withDb(async (db) => {
+        const driver = db.driver();
+        await driver.ensureRecordTable();
+        assert.equal(await driver.missingRight(), undefined);
+        const source = await driver.schemaSource();
+        assert.equal(source.table, 'schema_migrations');
+        if ('db' in source) assert.deepEqual(source.db.prepare('SELECT 1 AS one').get(), { one: 1 });
+        else assert.deepEqual([...(await source.query('SELECT 1 AS one'))], [{ one: 1 }]);
+      }),
+    );
+
+    it(
+      'close is safe twice, and the database is usable by the next driver',
+      withDb(async (db) => {
+        const driver = db.driver();
+        await driver.ensureRecordTable();
+        await driver.close();
+        await driver.close();
+        assert.deepEqual(await db.driver().recordTableState(), { kind: 'ok' });
+      }),
+    );
+  });
+}
+
 contract(sqlite);
 contract(pg);
+byName(sqlite);
+byName(pg);
 
 describe('PostgreSQL driver specifics', () => {
   const open = () => pg.open();
