@@ -7,6 +7,9 @@
  * compare them with each other, this model keeps everything one dialect states, exactly as the
  * database prints it back: it is only ever compared with the same dialect.
  *
+ * The rule of the layout: catalog/ imports only core/ and scratch/ (types included); check/
+ * builds on it (docs/architecture.md).
+ *
  * @module
  */
 import type { Dialect } from '../core/dialect.ts';

@@ -15,6 +15,9 @@
  *
  * Findings are returned, never printed; the database the URL names is never touched.
  *
+ * The rule of the layout: check/ may import core/, scratch/ and catalog/; nothing imports check/
+ * but runner/index.ts and the CLI (docs/architecture.md).
+ *
  * @module
  */
 import { join } from 'node:path';
