@@ -1,6 +1,7 @@
 /**
- * How the PostgreSQL driver's connections are made: the options postgres.js gets for the
- * runner's one session and for the second sessions that watch it, and what a watcher reads.
+ * The PostgreSQL driver's connections beyond its own session (made, like every client, by
+ * core/connect.ts): a failure to connect as CONNECTION_FAILED, the second session that watches
+ * the runner's and what it reads, and the pooler probe.
  */
 import { randomUUID } from 'node:crypto';
 import postgres from 'postgres';

@@ -1,8 +1,8 @@
 /**
  * PostgreSQL through postgres.js: I/O only. The record table's statements come from
  * postgres-sql.ts, where the table lives and what is read of it under the lock from
- * postgres-record.ts, the connections' options from postgres-client.ts, the step protocol from
- * step.ts.
+ * postgres-record.ts, its clients from connect.ts (the observer and the pooler probe in
+ * postgres-client.ts), the step protocol from step.ts.
  *
  * One connection per runner (`max: 1`): it holds the session advisory lock and runs every
  * migration, so the lock and the work can never be on two different sessions. A file is sent as
