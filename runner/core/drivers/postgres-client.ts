@@ -43,6 +43,8 @@ export function unreachable(error: unknown, display: string, secrets: string[], 
 export class Watcher {
   readonly #connect: () => Sql;
   #sql: Sql | undefined;
+  /** The observation in flight, which end() waits for: a client ended while still connecting stays open. */
+  #pending: Promise<unknown> | undefined;
 
   constructor(connect: () => Sql) {
     this.#connect = connect;
@@ -51,11 +53,13 @@ export class Watcher {
   /** What session `pid` waits on; undefined when the watcher cannot tell (it could not connect, say). */
   async observe(pid: number, withQuery: boolean): Promise<Observation | undefined> {
     this.#sql ??= this.#connect();
+    const looking = Promise.all([
+      this.#sql.unsafe(catalog.blockers(pid, withQuery)),
+      this.#sql.unsafe(catalog.indexProgress(pid)),
+    ]);
+    this.#pending = looking;
     try {
-      const [rows, [index]] = await Promise.all([
-        this.#sql.unsafe(catalog.blockers(pid, withQuery)),
-        this.#sql.unsafe(catalog.indexProgress(pid)),
-      ]);
+      const [rows, [index]] = await looking;
       return toObservation(rows, index, withQuery);
     } catch {
       return undefined;
@@ -63,6 +67,8 @@ export class Watcher {
   }
 
   async end(): Promise<void> {
+    await this.#pending?.catch(() => {});
+    this.#pending = undefined;
     const sql = this.#sql;
     this.#sql = undefined;
     await sql?.end({ timeout: 1 });
