@@ -83,16 +83,28 @@ export async function runCheckCommand(
 ): Promise<number> {
   const failOn = failOnOf(values);
   const { check } = await import('../runner/check/check.ts');
-  const result: CheckResult = await check(
-    {
-      url: config.url,
-      dir: config.dir,
-      table: config.table,
-      data,
-      ...(values.base === undefined ? {} : { base: values.base }),
-    },
-    { signal },
-  );
+  let result: CheckResult;
+  try {
+    result = await check(
+      {
+        url: config.url,
+        dir: config.dir,
+        table: config.table,
+        data,
+        ...(values.base === undefined ? {} : { base: values.base }),
+      },
+      { signal },
+    );
+  } catch (error) {
+    // Under GitHub Actions a refusal (an unknown --base ref, no folder) is an annotation too;
+    // the error is then reported as usual (stderr, exit code).
+    if (format === 'github' && error instanceof MigrateError) {
+      const { workflowCommand } = await import('../runner/check/report/github.ts');
+      const line = workflowCommand({ kind: 'error', ...error.where, title: error.code, message: error.reason });
+      process.stdout.write(`${line}\n`);
+    }
+    throw error;
+  }
   const code = fails(result.findings, failOn) ? EXIT.migrationFailed : EXIT.ok;
   const used = result.roundTrips
     .filter((t) => t.dialect === 'postgres' && t.database)

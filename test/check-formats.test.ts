@@ -362,9 +362,16 @@ describe('check --base', () => {
       const unknown = await run(r.cwd, '--base=no-such-branch');
       assert.equal(unknown.code, 2);
       assert.match(unknown.stderr, /--base=no-such-branch: no such commit.*\[BAD_BASE\]/s);
+      // Under GitHub Actions the refusal is an annotation as well.
+      const onActions = await runCli(['check', '--dir', 'sql', '--url', 'sqlite::memory:', '--base=no-such-branch'], {
+        cwd: r.cwd,
+        env: { ...NO_CI, GITHUB_ACTIONS: 'true' },
+      });
+      assert.equal(onActions.code, 2);
+      assert.match(onActions.stdout, /^::error title=BAD_BASE::--base=no-such-branch: no such commit/);
       const outside = await check(plain.cwd, ['--base=main']);
       assert.equal(outside.code, 2);
-      assert.match(outside.stderr, /not in one.*\[BAD_BASE\]/s);
+      assert.match(outside.stderr, /is not in a git repository.*\[BAD_BASE\]/s);
     } finally {
       r.cleanup();
       plain.cleanup();

@@ -16,14 +16,14 @@ import { MigrateError } from '../core/errors.ts';
 import { displayPath, listFolder, parseName, type ParsedName } from '../core/files.ts';
 import type { Finding } from './lint.ts';
 
-/** Run git in `cwd`; its stdout, or a MigrateError that gives git's own reason. */
+/** Run git in `cwd`; its stdout, or a BAD_BASE MigrateError that says `what` and git's own reason. */
 function git(cwd: string, args: string[], what: string): string {
   try {
     return execFileSync('git', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20 });
   } catch (error) {
     const e = error as { code?: string; stderr?: string };
-    const reason = e.code === 'ENOENT' ? 'the git command was not found' : (e.stderr ?? '').trim() || String(error);
-    throw new MigrateError('BAD_BASE', `${what}: ${reason}`);
+    const said = e.code === 'ENOENT' ? 'the git command was not found' : (e.stderr ?? '').trim();
+    throw new MigrateError('BAD_BASE', said ? `${what} (git: ${said})` : what);
   }
 }
 
@@ -33,14 +33,13 @@ function versionsAt(folder: string, ref: string): { top: string; commit: string;
   const top = git(
     folder,
     ['rev-parse', '--show-toplevel'],
-    `--base needs the migrations folder in a git repository, and ${shown}/ is not in one`,
+    `--base compares with a git ref, and ${shown}/ is not in a git repository. Run check in the repository's working tree, or leave --base out`,
   ).trim();
   const commit = git(
     top,
     ['rev-parse', '--verify', '--quiet', '--end-of-options', `${ref}^{commit}`],
-    `--base=${ref}: no such commit in ${displayPath(top) || '.'}`,
+    `--base=${ref}: no such commit in the repository at ${top}. Name a branch, tag or commit it has; in CI, fetch the base first (actions/checkout with fetch-depth: 0, or git fetch origin <branch>).`,
   ).trim();
-  if (!commit) throw new MigrateError('BAD_BASE', `--base=${ref}: no such commit.`);
   const prefix = relative(realpathSync(top), realpathSync(folder)).split(sep).join('/');
   const listed = git(
     top,

@@ -28,13 +28,29 @@ export function escapeProperty(text: string): string {
   return escapeData(text).replace(/:/g, '%3A').replace(/,/g, '%2C');
 }
 
+/** What one workflow command says: its kind, where (all optional), a title, the message. */
+export interface Command {
+  kind: 'error' | 'warning' | 'notice';
+  file?: string;
+  line?: number;
+  column?: number;
+  title: string;
+  message: string;
+}
+
+/** `::error file=…,line=…,col=…,title=…::message`, the properties it has. */
+export function workflowCommand(c: Command): string {
+  const props: string[] = [];
+  if (c.file) props.push(`file=${escapeProperty(c.file)}`);
+  if (c.file && c.line !== undefined) props.push(`line=${c.line}`);
+  if (c.file && c.line !== undefined && c.column !== undefined) props.push(`col=${c.column}`);
+  props.push(`title=${escapeProperty(c.title)}`);
+  return `::${c.kind} ${props.join(',')}::${escapeData(c.message)}`;
+}
+
 /** `::error file=…,line=…,col=…,title=CODE::message` for one finding. */
 export function annotation(f: Finding): string {
-  const props = [`file=${escapeProperty(f.file)}`];
-  if (f.line !== undefined) props.push(`line=${f.line}`);
-  if (f.line !== undefined && f.column !== undefined) props.push(`col=${f.column}`);
-  props.push(`title=${escapeProperty(f.code)}`);
-  return `::${COMMAND[f.severity]} ${props.join(',')}::${escapeData(f.message)}`;
+  return workflowCommand({ ...f, kind: COMMAND[f.severity], title: f.code });
 }
 
 export interface Annotations {
