@@ -127,7 +127,14 @@ async function render(format: 'github' | 'sarif' | 'gitlab', result: CheckResult
     const { annotations, stepSummary } = await import('../runner/check/report/github.ts');
     const shown = annotations(result.findings);
     const file = process.env.GITHUB_STEP_SUMMARY;
-    if (file) appendFileSync(file, stepSummary(result.findings, summary.replace(/\n/g, '  \n'), shown.notShown));
+    try {
+      if (file) appendFileSync(file, stepSummary(result.findings, summary.replace(/\n/g, '  \n'), shown.notShown));
+    } catch (error) {
+      // The annotations still tell; a summary that cannot be written is no reason to fail.
+      process.stderr.write(
+        `warning: could not append to $GITHUB_STEP_SUMMARY (${file}): ${(error as Error).message}\n`,
+      );
+    }
     return shown.lines.map((l) => `${l}\n`).join('');
   }
   const { fingerprints } = await import('../runner/check/report/fingerprint.ts');

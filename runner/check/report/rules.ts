@@ -36,6 +36,9 @@ const DESCRIPTIONS: Record<string, string> = {
   DATA_GENERATION: 'check could not generate most rows for a table',
   SCHEMA_STALE: 'A committed schema file differs from what the folder builds',
   ORDER_CONFLICT: 'A revision added since the base sorts before the newest revision the base already has',
+  PHASE_ORDER: 'All pre revisions, then all post ones, build another schema than version order',
+  CONTRACT_IN_PRE: 'A pre-rollout revision removes or narrows what the running release may still use',
+  COMPAT_BREAK: 'A statement of the running release fails after a pre-rollout revision',
 };
 
 /** The code's description, or the code in words when it has none here. */
