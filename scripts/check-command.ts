@@ -50,11 +50,11 @@ function runnerRoot(): { root?: string; version: string } {
     if (existsSync(file)) {
       try {
         const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string };
-        if (pkg.name === 'sql-migrate') return { root: dir, version: pkg.version ?? '0.0.0' };
+        if (pkg.name === 'sql-migrate') return { root: dir, version: pkg.version ?? 'unknown' };
       } catch {}
     }
     const up = dirname(dir);
-    if (up === dir) return { version: '0.0.0' };
+    if (up === dir) return { version: 'unknown' };
     dir = up;
   }
 }

@@ -14,6 +14,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { ROOT, runCli, type CliResult } from './support/cli.ts';
@@ -198,6 +199,31 @@ describe('check --format=sarif', () => {
       const line = (l: typeof log, i: number) => resultsOf(l)[i]?.locations[0]?.physicalLocation.region?.startLine;
       assert.equal(line(third, moved), (line(log, moved) as number) + 1);
       assert.deepEqual(prints(third), prints(log));
+    } finally {
+      f.cleanup();
+    }
+  });
+
+  it("links the rules to the docs in the workflow's repository under GitHub Actions, else to the docs on disk", async () => {
+    const f = folder(1, 0);
+    try {
+      const env = {
+        GITHUB_SERVER_URL: 'https://github.example',
+        GITHUB_REPOSITORY: 'team/bot',
+        GITHUB_SHA: 'abc123',
+        GITHUB_WORKSPACE: ROOT,
+      };
+      const onActions = JSON.parse((await check(f.cwd, ['--format=sarif'], env)).stdout);
+      assert.ok(validate(onActions), JSON.stringify(validator.errors, null, 1));
+      const driver = onActions.runs[0].tool.driver;
+      assert.equal(driver.informationUri, 'https://github.example/team/bot/blob/abc123/docs/check.md');
+      assert.equal(
+        driver.rules[0].helpUri,
+        'https://github.example/team/bot/blob/abc123/docs/errors.md#check-findings',
+      );
+      const local = JSON.parse((await check(f.cwd, ['--format=sarif'])).stdout).runs[0].tool.driver;
+      assert.equal(local.rules[0].helpUri, `${pathToFileURL(join(ROOT, 'docs', 'errors.md')).href}#check-findings`);
+      assert.equal(local.version, JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version);
     } finally {
       f.cleanup();
     }
