@@ -5,7 +5,7 @@
  * (GITHUB_*, $GITHUB_STEP_SUMMARY) and writes.
  */
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { EXIT, formatWhere, MigrateError } from '../runner/core/errors.ts';
 import type { CheckResult } from '../runner/check/check.ts';
@@ -67,7 +67,9 @@ function docsUrl(page: string, env: NodeJS.ProcessEnv, root: string | undefined)
   const { GITHUB_SERVER_URL: server, GITHUB_REPOSITORY: repo, GITHUB_SHA: sha, GITHUB_WORKSPACE: workspace } = env;
   if (root && server && repo && sha && workspace) {
     const inside = relative(resolve(workspace), root);
-    if (!inside.startsWith('..')) return `${server}/${repo}/blob/${sha}/${inside ? `${inside}/` : ''}docs/${page}`;
+    // Installed as a package (node_modules/), the runner's docs are not in the repository.
+    if (!inside.startsWith('..') && !inside.split(sep).includes('node_modules'))
+      return `${server}/${repo}/blob/${sha}/${inside ? `${inside}/` : ''}docs/${page}`;
   }
   return pathToFileURL(join(root ?? process.cwd(), 'docs', page)).href;
 }
