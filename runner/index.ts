@@ -14,6 +14,11 @@ export type {
 export { createMigration } from './core/create.ts';
 export { check } from './check/check.ts';
 export type { CheckCode, CheckConfig, CheckOptions, CheckResult, Finding, RoundTrips } from './check/check.ts';
+export { annotations, stepSummary, type Annotations } from './check/report/github.ts';
+export { sarifLog, type SarifTool } from './check/report/sarif.ts';
+export { codeQuality, type CodeQualityItem } from './check/report/gitlab.ts';
+export { fingerprints, type ReadText } from './check/report/fingerprint.ts';
+export { fails, FAIL_ON, type FailOn } from './check/report/fail-on.ts';
 export { liveSchema, schemaOf, type DialectSchema, type SchemaConfig } from './catalog/schema-command.ts';
 export { drift, type DriftConfig, type DriftResult, type DriftItem } from './catalog/drift.ts';
 export type { Catalog, CatalogObject, ObjectKind } from './catalog/model.ts';

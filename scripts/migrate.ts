@@ -6,15 +6,13 @@ import { parseArgs } from 'node:util';
 // Straight from the modules every run needs, not runner/index.ts: `check` and `new` load their
 // own modules only when asked, which keeps a container's no-op start short (see bench/).
 import { DEFAULT_DIR, DEFAULT_TABLE, DEFAULT_URL, parseUrl } from '../runner/core/config.ts';
-import { EXIT, formatWhere, MigrateError } from '../runner/core/errors.ts';
+import { EXIT, MigrateError } from '../runner/core/errors.ts';
 import { migrate, renderScript, stamp, status, type MigrateEvent, type RunnerConfig } from '../runner/core/migrator.ts';
 import { parseTarget } from '../runner/core/plan.ts';
-import type { CheckResult } from '../runner/check/check.ts';
 import { capYoungGeneration, confirmation, loadEnv, type UrlSource } from './startup.ts';
 import { dataOption, OPTIONS, seconds, splitArgv, USAGE, type Values } from './options.ts';
 import {
   type Cli,
-  checkSummary,
   emitJson,
   endQuietlyOnClosedOutput,
   lockLine,
@@ -111,18 +109,11 @@ async function interruptible(cli: Cli, name: string, fn: (signal: AbortSignal) =
   }
 }
 
+/** `check` lives in scripts/check-command.ts (its formats, --fail-on and --base). */
 async function runCheck({ cli, config, values }: Run, signal: AbortSignal): Promise<number> {
-  const { check } = await import('../runner/check/check.ts');
-  const result: CheckResult = await check(
-    { url: config.url, dir: config.dir, table: config.table, data: dataOption(values) },
-    { signal },
-  );
-  emitJson(cli, { command: 'check', ...result });
-  for (const f of result.findings) say(cli, `${formatWhere(f)}: ${f.severity}: ${f.message} [${f.code}]`);
-  for (const t of result.roundTrips)
-    if (t.dialect === 'postgres' && t.database) say(cli, `check: postgres on ${t.database}`);
-  say(cli, checkSummary(result));
-  return result.ok ? EXIT.ok : EXIT.migrationFailed;
+  const { formatOf, runCheckCommand } = await import('./check-command.ts');
+  const format = formatOf(values, process.env, 'check');
+  return runCheckCommand(cli, config, values, format, dataOption(values), signal);
 }
 
 /** `schema` and `drift` live in scripts/schema-commands.ts, loaded only when asked for. */
@@ -188,7 +179,7 @@ const COMMANDS: Record<string, Command> = {
   check: {
     operand: 'none',
     database: false,
-    takes: ['no-data', 'seed', 'rows'],
+    takes: ['no-data', 'seed', 'rows', 'fail-on', 'base'],
     run: (r) => interruptible(r.cli, 'check', (s) => runCheck(r, s)),
   },
   schema: {
@@ -207,7 +198,7 @@ const COMMANDS: Record<string, Command> = {
 const MIGRATE: Command = { operand: 'target', database: true, run: runMigrate };
 
 /** The options that mean something to one or two commands only: given to another, exit 2. */
-const COMMAND_OPTIONS = ['write', 'scratch-url', 'no-data', 'seed', 'rows'] as const;
+const COMMAND_OPTIONS = ['write', 'scratch-url', 'no-data', 'seed', 'rows', 'fail-on', 'base'] as const;
 type CommandOption = (typeof COMMAND_OPTIONS)[number];
 
 function refuseForeignOptions(name: string, command: Command, values: Values): void {
@@ -308,6 +299,10 @@ async function main(argv: string[]): Promise<number> {
     const command = named === undefined ? MIGRATE : (COMMANDS[named] as Command);
     const operand = operandOf(named ?? 'migrate', command, named === undefined ? positionals : rest);
     refuseForeignOptions(named ?? 'migrate', command, values);
+    if (values.format !== undefined) {
+      const { formatOf } = await import('./check-command.ts');
+      cli.json = formatOf(values, process.env, named ?? 'migrate') === 'json';
+    }
     if (values['dry-run'] && command.writes) {
       throw new MigrateError(
         'BAD_OPTION',

@@ -60,7 +60,14 @@ Options:
   --strict             out-of-order pending revisions are an error, not a warning
   --write              schema: write DIR/schema/postgres.sql and sqlite.sql instead of printing
   --scratch-url URL    schema, drift: make PostgreSQL's scratch schema or database there
-  --json               print one JSON object on stdout instead of text
+  --json               print one JSON object on stdout instead of text (= --format=json)
+  --format=FORMAT      check: text, json, github (workflow commands: annotations, and a
+                       Markdown table of every finding appended to $GITHUB_STEP_SUMMARY), sarif
+                       (SARIF 2.1.0 for code scanning) or gitlab (Code Quality JSON); default
+                       text, github when GITHUB_ACTIONS=true; the counts go to stderr then
+  --fail-on=LEVEL      check: error (default), warning or never: which findings exit 1
+  --base=REF           check: a revision added since the git ref REF (committed or not) that
+                       sorts before the newest revision REF has is an error (ORDER_CONFLICT)
   --no-data            check: skip the pass on populated tables
   --seed=N, --rows=N   check: the generated rows' seed (printed; random when not given) and
                        how many per table (default 100)
@@ -90,6 +97,9 @@ export const OPTIONS = {
   write: { type: 'boolean' },
   'scratch-url': { type: 'string' },
   json: { type: 'boolean' },
+  format: { type: 'string' },
+  'fail-on': { type: 'string' },
+  base: { type: 'string' },
   'no-data': { type: 'boolean' },
   seed: { type: 'string' },
   rows: { type: 'string' },

@@ -46,7 +46,9 @@ export type CheckCode =
   | 'DATA_LOSS'
   | 'DATA_GENERATION'
   // the committed schema files (<dir>/schema/<dialect>.sql)
-  | 'SCHEMA_STALE';
+  | 'SCHEMA_STALE'
+  // against a git ref (check --base, base.ts)
+  | 'ORDER_CONFLICT';
 
 export interface Finding {
   /** A note (a waived data loss, say) is shown and counted as neither error nor warning. */

@@ -29,6 +29,7 @@ export type ErrorCode =
   | 'BAD_TABLE_NAME'
   | 'BAD_TARGET'
   | 'BAD_OPTION'
+  | 'BAD_BASE'
   | 'UNKNOWN_REVISION'
   | 'AMBIGUOUS_REVISION'
   | 'NOT_ENOUGH_PENDING'
