@@ -37,6 +37,13 @@ export interface MigrateOptions {
   confirm?: (steps: readonly Step[]) => boolean | Promise<boolean>;
   /** Called after each step commits, and for each warning. */
   onEvent?: (event: MigrateEvent) => void;
+  /** Told, once the record is read, where the database stands and where the planned steps lead. */
+  onPlan?: (plan: { from: Revision | null; to: Revision | null; steps: readonly Step[] }) => void;
+  /**
+   * Aborted: no further step starts (the one in flight commits or rolls back as it would), and
+   * the call throws the signal's reason. Used by the fleet's Ctrl-C (docs/fleet.md).
+   */
+  signal?: AbortSignal;
 }
 
 /** A revision and its description (`name`, as the CLI's JSON has always called it). */
@@ -142,6 +149,12 @@ export async function migrate(
       const after = appliedAfter(migrations, rows, steps);
       const last = after[after.length - 1];
       const finalRevision = last ? { revision: last.revision, name: last.description } : null;
+      const from = lastApplied(rows);
+      try {
+        options.onPlan?.({ from, to: steps.length > 0 ? finalRevision : from, steps });
+      } catch (error) {
+        throw fromCaller(error);
+      }
       if (options.dryRun) {
         const missing = (await driver.recordTableState()).kind === 'missing';
         const script = renderSteps(driver.sql, table, missing, works);
@@ -161,6 +174,7 @@ export async function migrate(
       for (let i = 0; i < steps.length; i++) {
         const step = steps[i] as Step;
         const work = works[i] as StepWork;
+        options.signal?.throwIfAborted();
         let durationMs: number;
         try {
           ({ durationMs } = await runStep(driver, work, policy));
