@@ -23,7 +23,9 @@ const SLOW = fixture('fleet-slow');
 const FAILS = fixture('fleet-fails');
 const HEAD = ['000001', '000002', '000003'];
 const PASSWORD = `Fleet-${randomBytes(6).toString('hex')}`;
-const NO_SERVER = hasPostgresServer ? false : 'needs TEST_POSTGRES_URL (several databases and sessions on one server)';
+const NO_SERVER = hasPostgresServer
+  ? false
+  : 'the PostgreSQL half (10 databases, the password, the pg_stat_activity sampler) needs TEST_POSTGRES_URL';
 
 async function closedPort(): Promise<number> {
   return new Promise((resolve) => {
@@ -98,7 +100,7 @@ async function setUp(): Promise<FleetSetup> {
     else new Database(blocked.db.url.slice('sqlite:'.length)).exec('CREATE TABLE audit_log (id integer)').close();
     const file = join((dbs[0] as TestDb).dir, 'targets.txt');
     const lines = targets.map((t) => t.url);
-    lines.splice(hasPostgresServer ? 10 : 0, 0, '# the closed port', closedUrl, '');
+    lines.splice(hasPostgresServer ? 10 : 5, 0, '# the closed port', closedUrl, '');
     writeFileSync(file, `# the fleet of this test\n\n${lines.join('\n')}\n`);
     return { file, targets, blocked, closedUrl, pgNames, drop };
   } catch (error) {
@@ -154,7 +156,7 @@ const revisions = async (db: TestDb, table?: string) =>
   (await db.records(table)).filter((r) => r.status === 'applied').map((r) => r.revision);
 const shownUrl = (t: Target) => t.url.replace(`:${PASSWORD}@`, ':****@');
 
-describe('fleet over 10 PostgreSQL databases and 10 SQLite files', () => {
+describe(`fleet over ${hasPostgresServer ? '10 PostgreSQL databases, ' : ''}10 SQLite files and a closed port`, () => {
   let fleet: FleetSetup;
   before(async () => {
     fleet = await setUp();
