@@ -171,6 +171,11 @@ export async function runFleet(r: FleetRun): Promise<number> {
   if (rest.length > 0) throw new MigrateError('BAD_TARGET', `fleet takes one target or status, not "${r.operand}".`);
   if (r.values.canary !== undefined && word === 'status')
     throw new MigrateError('BAD_OPTION', '--canary does not apply to fleet status, which changes nothing.');
+  if (r.values.url !== undefined)
+    throw new MigrateError(
+      'BAD_OPTION',
+      'fleet takes its databases from --targets, not --url (put the URL in the list).',
+    );
   if (word !== 'status') parseTarget(word as string); // refuse garbage before reading the targets
   const { urls, source } = readTargets(r.values);
   return word === 'status' ? runStatus(r, urls) : runApply({ ...r, operand: word as string }, urls, source);

@@ -401,6 +401,24 @@ describe('fleet on SQLite files (no server needed)', () => {
     for (const db of [a, d]) assert.ok(!(await db.tables()).includes('stop_record'), `${db.url} was touched`);
   });
 
+  it('a database that refuses (another tool owns the record table) is refused, the others go on; exit 3', async () => {
+    const [, , a, b] = dbs as [TestDb, TestDb, TestDb, TestDb];
+    new Database(b.url.slice('sqlite:'.length)).exec('CREATE TABLE foreign_record (version_id integer)').close();
+    const file = join(a.dir, 'refused.txt');
+    writeFileSync(file, `${a.url}\n${b.url}\n`);
+    const r = await runCli(['fleet', 'head', '--targets', file, '--dir', FLEET, '--table', 'foreign_record', '--json']);
+    assert.equal(r.code, 3, r.stderr);
+    const summary = oneObject<Summary>(r.stdout);
+    assert.deepEqual(
+      summary.targets.map((t) => [t.outcome, t.error?.code]),
+      [
+        ['applied', undefined],
+        ['refused', 'FOREIGN_RECORD_TABLE'],
+      ],
+    );
+    assert.deepEqual(await revisions(a, 'foreign_record'), HEAD);
+  });
+
   it('--targets - reads stdin (comments and blank lines ignored); a line that is no URL is refused at stdin:line before anything runs (exit 2)', async () => {
     const [a, b] = dbs as [TestDb, TestDb];
     const good = await runCli(
