@@ -419,6 +419,43 @@ describe('fleet on SQLite files (no server needed)', () => {
     assert.deepEqual(await revisions(a, 'foreign_record'), HEAD);
   });
 
+  it('SIGTERM, as a supervisor stops it: the database in work finishes, no other starts, summary printed, exit 130', async () => {
+    const file = join((dbs[0] as TestDb).dir, 'term.txt');
+    writeFileSync(file, `${dbs.map((d) => d.url).join('\n')}\n`);
+    const run = startCli([
+      'fleet',
+      'head',
+      '--targets',
+      file,
+      '--dir',
+      SLOW,
+      '--table',
+      'term_record',
+      '--parallel',
+      '1',
+    ]);
+    for (const end = Date.now() + 60_000; !/^applied /m.test(run.stdout()); await sleep(20))
+      if (Date.now() > end) throw new Error('the first database never finished');
+    run.child.kill('SIGTERM');
+    const r = await run.done;
+    assert.equal(r.code, 130, r.stderr);
+    assert.match(r.stderr, /fleet: SIGTERM: no new database starts/);
+    const outcomes = r.stdout
+      .trim()
+      .split('\n')
+      .filter((l) => !l.startsWith(' '))
+      .map((l) => l.split(' ')[0]);
+    assert.equal(outcomes.length, dbs.length + 1, r.stdout);
+    assert.match(outcomes.at(-1) as string, /^fleet:$/);
+    assert.ok(outcomes.includes('interrupted'), r.stdout);
+    for (const [i, db] of dbs.entries()) {
+      const applied = (await revisions(db, 'term_record')).length === 1;
+      assert.equal(applied, (await db.tables()).includes('fleet_slow'), `${db.url}: half-applied`);
+      assert.equal(applied, r.stdout.includes(`applied      ${db.url}`), `${db.url}: the summary says otherwise`);
+      if (i === 0) assert.ok(applied);
+    }
+  });
+
   it('--targets - reads stdin (comments and blank lines ignored); a line that is no URL is refused at stdin:line before anything runs (exit 2)', async () => {
     const [a, b] = dbs as [TestDb, TestDb];
     const good = await runCli(

@@ -73,6 +73,8 @@ export interface FleetResult {
   /** One per database, in the order they were listed. */
   targets: FleetTargetResult[];
   counts: FleetCounts;
+  /** The signal was aborted while the fleet ran (even if every database in work then finished). */
+  interrupted: boolean;
 }
 
 /** Every setting of a single run but the URL, and the databases. */
@@ -283,7 +285,7 @@ export async function migrateFleet(
     emit({ type: 'done', index, result: left });
     return left;
   });
-  return { targets, counts: countOutcomes(targets) };
+  return { targets, counts: countOutcomes(targets), interrupted: signal?.aborted === true };
 }
 
 function countOutcomes(targets: readonly FleetTargetResult[]): FleetCounts {
@@ -296,7 +298,7 @@ function countOutcomes(targets: readonly FleetTargetResult[]): FleetCounts {
 /** 130 when interrupted, else 1 when any migration failed, else 3 when any could not be reached, locked or refused, else 0. */
 export function fleetExitCode(result: FleetResult): number {
   const c = result.counts;
-  if (c.interrupted > 0) return EXIT_INTERRUPTED;
+  if (result.interrupted || c.interrupted > 0) return EXIT_INTERRUPTED;
   if (c.failed > 0) return EXIT.migrationFailed;
   if (c.unreachable > 0 || c.refused > 0) return EXIT.unreachable;
   return EXIT.ok;
