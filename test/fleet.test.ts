@@ -156,178 +156,185 @@ const revisions = async (db: TestDb, table?: string) =>
   (await db.records(table)).filter((r) => r.status === 'applied').map((r) => r.revision);
 const shownUrl = (t: Target) => t.url.replace(`:${PASSWORD}@`, ':****@');
 
-describe(`fleet over ${hasPostgresServer ? '10 PostgreSQL databases, ' : ''}10 SQLite files and a closed port`, () => {
-  let fleet: FleetSetup;
-  before(async () => {
-    fleet = await setUp();
-  });
-  after(async () => {
-    await fleet?.drop();
-  });
+// A hang (a CLI that never exits, a session that never ends) fails the test instead of the suite.
+const LIMIT = { timeout: 600_000 };
 
-  it('fleet head --parallel 4 --json: all at head but the blocked one (failed at its file and line, 000001 kept) and the closed port; exit 1', async () => {
-    const stopSampler = hasPostgresServer ? sampleSessions(fleet.pgNames) : undefined;
-    const r = await runCli(['fleet', 'head', '--targets', fleet.file, '--dir', FLEET, '--parallel', '4', '--json']);
-    const sessions = await stopSampler?.();
-    assert.equal(r.code, 1, r.stderr);
-    const summary = oneObject<Summary>(r.stdout);
-    assert.equal(summary.command, 'fleet');
-    const n = fleet.targets.length;
-    assert.equal(summary.targets.length, n + 1);
-    assert.equal(summary.counts.applied, n - 1);
-    assert.equal(summary.counts.failed, 1);
-    assert.equal(summary.counts.unreachable, 1);
-    for (const t of fleet.targets) {
-      const got = summary.targets.find((s) => s.url === shownUrl(t));
-      assert.ok(got, `no summary for ${shownUrl(t)}`);
-      if (t === fleet.blocked) {
-        assert.equal(got.outcome, 'failed');
-        assert.deepEqual([got.from, got.to], ['base', '000001']);
-        assert.equal(got.error?.code, 'MIGRATION_FAILED');
-        assert.match(got.error?.file ?? '', /000002_add_audit_log\.up\.sql$/);
-        assert.equal(got.error?.line, 4);
-        assert.match(got.error?.message ?? '', /audit_log/);
-        assert.deepEqual(await revisions(t.db), ['000001'], 'its earlier revision is kept');
-      } else {
-        assert.deepEqual([got.outcome, got.from, got.to], ['applied', 'base', '000003']);
-        assert.deepEqual(await revisions(t.db), HEAD, `${t.url}: read back from its record`);
+describe(
+  `fleet over ${hasPostgresServer ? '10 PostgreSQL databases, ' : ''}10 SQLite files and a closed port`,
+  LIMIT,
+  () => {
+    let fleet: FleetSetup;
+    before(async () => {
+      fleet = await setUp();
+    });
+    after(async () => {
+      await fleet?.drop();
+    });
+
+    it('fleet head --parallel 4 --json: all at head but the blocked one (failed at its file and line, 000001 kept) and the closed port; exit 1', async () => {
+      const stopSampler = hasPostgresServer ? sampleSessions(fleet.pgNames) : undefined;
+      const r = await runCli(['fleet', 'head', '--targets', fleet.file, '--dir', FLEET, '--parallel', '4', '--json']);
+      const sessions = await stopSampler?.();
+      assert.equal(r.code, 1, r.stderr);
+      const summary = oneObject<Summary>(r.stdout);
+      assert.equal(summary.command, 'fleet');
+      const n = fleet.targets.length;
+      assert.equal(summary.targets.length, n + 1);
+      assert.equal(summary.counts.applied, n - 1);
+      assert.equal(summary.counts.failed, 1);
+      assert.equal(summary.counts.unreachable, 1);
+      for (const t of fleet.targets) {
+        const got = summary.targets.find((s) => s.url === shownUrl(t));
+        assert.ok(got, `no summary for ${shownUrl(t)}`);
+        if (t === fleet.blocked) {
+          assert.equal(got.outcome, 'failed');
+          assert.deepEqual([got.from, got.to], ['base', '000001']);
+          assert.equal(got.error?.code, 'MIGRATION_FAILED');
+          assert.match(got.error?.file ?? '', /000002_add_audit_log\.up\.sql$/);
+          assert.equal(got.error?.line, 4);
+          assert.match(got.error?.message ?? '', /audit_log/);
+          assert.deepEqual(await revisions(t.db), ['000001'], 'its earlier revision is kept');
+        } else {
+          assert.deepEqual([got.outcome, got.from, got.to], ['applied', 'base', '000003']);
+          assert.deepEqual(await revisions(t.db), HEAD, `${t.url}: read back from its record`);
+        }
       }
-    }
-    const closed = summary.targets.find((s) => s.url === fleet.closedUrl);
-    assert.equal(closed?.outcome, 'unreachable');
-    assert.equal(closed?.error?.code, 'CONNECTION_FAILED');
-    assert.ok(!`${r.stdout}${r.stderr}`.includes(PASSWORD), 'the password appears in the output');
-    if (sessions) {
-      assert.ok(sessions.max <= 4, `the sampler saw ${sessions.max} target databases with sessions at once`);
-      // It did see the fleet at work, several at once: a sampler that saw nothing proves nothing.
-      assert.ok(sessions.max >= 2, `the sampler saw at most ${sessions.max} in ${sessions.samples} samples`);
-    }
-  });
-
-  it('the blocker removed, a rerun applies only that database; the others have nothing to do; exit 3 (closed port)', async () => {
-    const { db } = fleet.blocked;
-    if (db.dialect === 'postgres') await db.query('DROP TABLE audit_log');
-    else new Database(db.url.slice('sqlite:'.length)).exec('DROP TABLE audit_log').close();
-    const r = await runCli(['fleet', 'head', '--targets', fleet.file, '--dir', FLEET, '--json']);
-    assert.equal(r.code, 3, r.stderr);
-    const summary = oneObject<Summary>(r.stdout);
-    const n = fleet.targets.length;
-    assert.deepEqual(
-      [summary.counts.applied, summary.counts.unchanged, summary.counts.unreachable, summary.counts.failed],
-      [1, n - 1, 1, 0],
-    );
-    const fixed = summary.targets.find((s) => s.url === shownUrl(fleet.blocked));
-    assert.deepEqual([fixed?.outcome, fixed?.from, fixed?.to], ['applied', '000001', '000003']);
-    assert.deepEqual(await revisions(db), HEAD);
-  });
-
-  it('fleet status: counts per revision equal to what the records hold, the closed port unreachable (text and --json)', async () => {
-    const back = fleet.targets[fleet.targets.length - 1] as Target;
-    const down = await runCli(['-1', '--url', back.url, '--dir', FLEET]);
-    assert.equal(down.code, 0, down.stderr);
-    const expected: Record<string, number> = {};
-    for (const t of fleet.targets) {
-      const last = (await revisions(t.db)).at(-1) ?? 'base';
-      expected[last] = (expected[last] ?? 0) + 1;
-    }
-    assert.equal(Object.keys(expected).length, 2, 'two revisions in the fleet');
-    const r = await runCli(['fleet', 'status', '--targets', fleet.file, '--dir', FLEET, '--json']);
-    assert.equal(r.code, 3, r.stderr);
-    const s = oneObject<{ revisions: Record<string, number>; base: number; unreachable: number; atHead: number }>(
-      r.stdout,
-    );
-    assert.deepEqual(s.revisions, expected);
-    assert.equal(s.base, 0);
-    assert.equal(s.unreachable, 1);
-    assert.equal(s.atHead, expected['000003']);
-    const text = await runCli(['fleet', 'status', '--targets', fleet.file, '--dir', FLEET]);
-    assert.match(
-      text.stdout,
-      new RegExp(
-        `fleet status: ${fleet.targets.length + 1} database\\(s\\): 1 at 000002, ${expected['000003']} at 000003`,
-      ),
-    );
-    assert.ok(!`${r.stdout}${text.stdout}${text.stderr}`.includes(PASSWORD));
-  });
-
-  it('--canary 2 with a revision that fails everywhere: exactly one database tried, no other touched; exit 1', async () => {
-    const r = await runCli([
-      'fleet',
-      'head',
-      '--targets',
-      fleet.file,
-      '--dir',
-      FAILS,
-      '--table',
-      'canary_record',
-      '--canary',
-      '2',
-      '--json',
-    ]);
-    assert.equal(r.code, 1, r.stderr);
-    const summary = oneObject<Summary>(r.stdout);
-    const tried = summary.targets.filter((t) => t.outcome !== 'skipped');
-    assert.equal(tried.length, 1);
-    assert.equal(tried[0]?.outcome, 'failed');
-    assert.equal(summary.counts.skipped, fleet.targets.length);
-    const first = fleet.targets[0] as Target;
-    assert.equal(tried[0]?.url, shownUrl(first));
-    for (const t of fleet.targets) {
-      const tables = await t.db.tables();
-      assert.ok(!tables.includes('fleet_never'), `${t.url}: half of the failed revision stayed`);
-      // Only the one tried has the record table that run created (empty): the others were not touched.
-      assert.equal(tables.includes('canary_record'), t === first, `${t.url}: ${tables.join(', ')}`);
-    }
-  });
-
-  it('SIGINT during a slow revision at --parallel 1: exit 130, some applied, the rest untouched, none half-applied, the JSON summary printed', async () => {
-    const run = startCli([
-      'fleet',
-      'head',
-      '--targets',
-      fleet.file,
-      '--dir',
-      SLOW,
-      '--table',
-      'slow_record',
-      '--parallel',
-      '1',
-      '--json',
-    ]);
-    let err = '';
-    run.child.stderr?.on('data', (chunk: Buffer) => (err += chunk.toString()));
-    for (const end = Date.now() + 60_000; (err.match(/"outcome":"applied"/g) ?? []).length < 2; await sleep(20))
-      if (Date.now() > end) throw new Error(`two databases never finished:\n${err}`);
-    run.child.kill('SIGINT');
-    const r = await run.done;
-    assert.equal(r.code, 130, r.stderr);
-    const summary = oneObject<Summary>(r.stdout);
-    assert.ok((summary.counts.applied ?? 0) >= 2, JSON.stringify(summary.counts));
-    assert.ok((summary.counts.interrupted ?? 0) >= 1, JSON.stringify(summary.counts));
-    assert.equal(summary.counts.failed, 0);
-    for (const t of fleet.targets) {
-      const got = summary.targets.find((s) => s.url === shownUrl(t));
-      const done = await revisions(t.db, 'slow_record');
-      const table = (await t.db.tables()).includes('fleet_slow');
-      if (got?.outcome === 'applied') assert.deepEqual([done, table], [['000001'], true], t.url);
-      else {
-        assert.equal(got?.outcome, 'interrupted', t.url);
-        assert.deepEqual([done, table], [[], false], `${t.url} was touched`);
+      const closed = summary.targets.find((s) => s.url === fleet.closedUrl);
+      assert.equal(closed?.outcome, 'unreachable');
+      assert.equal(closed?.error?.code, 'CONNECTION_FAILED');
+      assert.ok(!`${r.stdout}${r.stderr}`.includes(PASSWORD), 'the password appears in the output');
+      if (sessions) {
+        assert.ok(sessions.max <= 4, `the sampler saw ${sessions.max} target databases with sessions at once`);
+        // It did see the fleet at work, several at once: a sampler that saw nothing proves nothing.
+        assert.ok(sessions.max >= 2, `the sampler saw at most ${sessions.max} in ${sessions.samples} samples`);
       }
-    }
-  });
+    });
 
-  it('the database reached with a password shows as ****, in every line of fleet status', {
-    skip: NO_SERVER,
-  }, async () => {
-    const withPassword = fleet.targets.find((t) => t.url.includes(PASSWORD)) as Target;
-    const r = await runCli(['fleet', 'status', '--targets', fleet.file, '--dir', FLEET]);
-    assert.ok(r.stdout.includes(shownUrl(withPassword)), r.stdout);
-    assert.ok(!`${r.stdout}${r.stderr}`.includes(PASSWORD));
-  });
-});
+    it('the blocker removed, a rerun applies only that database; the others have nothing to do; exit 3 (closed port)', async () => {
+      const { db } = fleet.blocked;
+      if (db.dialect === 'postgres') await db.query('DROP TABLE audit_log');
+      else new Database(db.url.slice('sqlite:'.length)).exec('DROP TABLE audit_log').close();
+      const r = await runCli(['fleet', 'head', '--targets', fleet.file, '--dir', FLEET, '--json']);
+      assert.equal(r.code, 3, r.stderr);
+      const summary = oneObject<Summary>(r.stdout);
+      const n = fleet.targets.length;
+      assert.deepEqual(
+        [summary.counts.applied, summary.counts.unchanged, summary.counts.unreachable, summary.counts.failed],
+        [1, n - 1, 1, 0],
+      );
+      const fixed = summary.targets.find((s) => s.url === shownUrl(fleet.blocked));
+      assert.deepEqual([fixed?.outcome, fixed?.from, fixed?.to], ['applied', '000001', '000003']);
+      assert.deepEqual(await revisions(db), HEAD);
+    });
 
-describe('fleet on SQLite files (no server needed)', () => {
+    it('fleet status: counts per revision equal to what the records hold, the closed port unreachable (text and --json)', async () => {
+      const back = fleet.targets[fleet.targets.length - 1] as Target;
+      const down = await runCli(['-1', '--url', back.url, '--dir', FLEET]);
+      assert.equal(down.code, 0, down.stderr);
+      const expected: Record<string, number> = {};
+      for (const t of fleet.targets) {
+        const last = (await revisions(t.db)).at(-1) ?? 'base';
+        expected[last] = (expected[last] ?? 0) + 1;
+      }
+      assert.equal(Object.keys(expected).length, 2, 'two revisions in the fleet');
+      const r = await runCli(['fleet', 'status', '--targets', fleet.file, '--dir', FLEET, '--json']);
+      assert.equal(r.code, 3, r.stderr);
+      const s = oneObject<{ revisions: Record<string, number>; base: number; unreachable: number; atHead: number }>(
+        r.stdout,
+      );
+      assert.deepEqual(s.revisions, expected);
+      assert.equal(s.base, 0);
+      assert.equal(s.unreachable, 1);
+      assert.equal(s.atHead, expected['000003']);
+      const text = await runCli(['fleet', 'status', '--targets', fleet.file, '--dir', FLEET]);
+      assert.match(
+        text.stdout,
+        new RegExp(
+          `fleet status: ${fleet.targets.length + 1} database\\(s\\): 1 at 000002, ${expected['000003']} at 000003`,
+        ),
+      );
+      assert.ok(!`${r.stdout}${text.stdout}${text.stderr}`.includes(PASSWORD));
+    });
+
+    it('--canary 2 with a revision that fails everywhere: exactly one database tried, no other touched; exit 1', async () => {
+      const r = await runCli([
+        'fleet',
+        'head',
+        '--targets',
+        fleet.file,
+        '--dir',
+        FAILS,
+        '--table',
+        'canary_record',
+        '--canary',
+        '2',
+        '--json',
+      ]);
+      assert.equal(r.code, 1, r.stderr);
+      const summary = oneObject<Summary>(r.stdout);
+      const tried = summary.targets.filter((t) => t.outcome !== 'skipped');
+      assert.equal(tried.length, 1);
+      assert.equal(tried[0]?.outcome, 'failed');
+      assert.equal(summary.counts.skipped, fleet.targets.length);
+      const first = fleet.targets[0] as Target;
+      assert.equal(tried[0]?.url, shownUrl(first));
+      for (const t of fleet.targets) {
+        const tables = await t.db.tables();
+        assert.ok(!tables.includes('fleet_never'), `${t.url}: half of the failed revision stayed`);
+        // Only the one tried has the record table that run created (empty): the others were not touched.
+        assert.equal(tables.includes('canary_record'), t === first, `${t.url}: ${tables.join(', ')}`);
+      }
+    });
+
+    it('SIGINT during a slow revision at --parallel 1: exit 130, some applied, the rest untouched, none half-applied, the JSON summary printed', async () => {
+      const run = startCli([
+        'fleet',
+        'head',
+        '--targets',
+        fleet.file,
+        '--dir',
+        SLOW,
+        '--table',
+        'slow_record',
+        '--parallel',
+        '1',
+        '--json',
+      ]);
+      let err = '';
+      run.child.stderr?.on('data', (chunk: Buffer) => (err += chunk.toString()));
+      for (const end = Date.now() + 60_000; (err.match(/"outcome":"applied"/g) ?? []).length < 2; await sleep(20))
+        if (Date.now() > end) throw new Error(`two databases never finished:\n${err}`);
+      run.child.kill('SIGINT');
+      const r = await run.done;
+      assert.equal(r.code, 130, r.stderr);
+      const summary = oneObject<Summary>(r.stdout);
+      assert.ok((summary.counts.applied ?? 0) >= 2, JSON.stringify(summary.counts));
+      assert.ok((summary.counts.interrupted ?? 0) >= 1, JSON.stringify(summary.counts));
+      assert.equal(summary.counts.failed, 0);
+      for (const t of fleet.targets) {
+        const got = summary.targets.find((s) => s.url === shownUrl(t));
+        const done = await revisions(t.db, 'slow_record');
+        const table = (await t.db.tables()).includes('fleet_slow');
+        if (got?.outcome === 'applied') assert.deepEqual([done, table], [['000001'], true], t.url);
+        else {
+          assert.equal(got?.outcome, 'interrupted', t.url);
+          assert.deepEqual([done, table], [[], false], `${t.url} was touched`);
+        }
+      }
+    });
+
+    it('the database reached with a password shows as ****, in every line of fleet status', {
+      skip: NO_SERVER,
+    }, async () => {
+      const withPassword = fleet.targets.find((t) => t.url.includes(PASSWORD)) as Target;
+      const r = await runCli(['fleet', 'status', '--targets', fleet.file, '--dir', FLEET]);
+      assert.ok(r.stdout.includes(shownUrl(withPassword)), r.stdout);
+      assert.ok(!`${r.stdout}${r.stderr}`.includes(PASSWORD));
+    });
+  },
+);
+
+describe('fleet on SQLite files (no server needed)', LIMIT, () => {
   const BASIC = fixture('basic');
   let dbs: TestDb[] = [];
   before(async () => {
