@@ -99,7 +99,7 @@ function onInterrupt(cli: Cli): { signal: AbortSignal; release: () => void } {
 
 async function runApply(r: FleetRun, urls: string[], source: string): Promise<number> {
   const { cli, config, values, operand } = r;
-  const { url: _url, onWait: _onWait, ...settings } = config;
+  const { url: _url, ...settings } = config;
   const started = performance.now();
   const interrupt = onInterrupt(cli);
   warn(cli, `fleet: ${operand} on ${urls.length} database(s) from ${source}`);
@@ -143,7 +143,7 @@ function standingLine(s: FleetStanding): string {
 
 async function runStatus(r: FleetRun, urls: string[]): Promise<number> {
   const { cli, config, values } = r;
-  const { url: _url, onWait: _onWait, ...settings } = config;
+  const { url: _url, ...settings } = config;
   const interrupt = onInterrupt(cli);
   try {
     const s = await fleetStatus(
