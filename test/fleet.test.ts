@@ -336,16 +336,20 @@ describe(
 
 describe('fleet on SQLite files (no server needed)', LIMIT, () => {
   const BASIC = fixture('basic');
-  let dbs: TestDb[] = [];
-  before(async () => {
-    dbs = [];
-    for (let i = 0; i < 4; i++) dbs.push(await createTestDb('sqlite'));
-  });
+  const made: TestDb[] = [];
+  /** Fresh SQLite files for one test, removed after the suite. */
+  const fresh = async (count = 4): Promise<TestDb[]> => {
+    const dbs: TestDb[] = [];
+    for (let i = 0; i < count; i++) dbs.push(await createTestDb('sqlite'));
+    made.push(...dbs);
+    return dbs;
+  };
   after(async () => {
-    for (const db of dbs) await db.drop();
+    for (const db of made) await db.drop();
   });
 
   it('migrateFleet: a per-database event stream; aborted, the database in work stops after its step in flight and no other starts', async () => {
+    const dbs = await fresh();
     const { migrateFleet, fleetExitCode } = await import('../runner/index.ts');
     const abort = new AbortController();
     const seen: string[] = [];
@@ -381,7 +385,27 @@ describe('fleet on SQLite files (no server needed)', LIMIT, () => {
     for (const db of dbs.slice(1)) assert.deepEqual(await db.tables(), [], `${db.url} was touched`);
   });
 
+  it('migrateFleet with a canary of 2: those two one after the other, before any other starts; then the rest together', async () => {
+    const dbs = await fresh();
+    const { migrateFleet } = await import('../runner/index.ts');
+    const order: string[] = [];
+    const result = await migrateFleet({ urls: dbs.map((d) => d.url), dir: FLEET, table: 'canary_ok' }, '+1', {
+      canary: 2,
+      parallel: 4,
+      onEvent: (e) => {
+        if (e.type !== 'target') order.push(`${e.type} ${e.index}`);
+      },
+    });
+    assert.deepEqual(order.slice(0, 4), ['start 0', 'done 0', 'start 1', 'done 1']);
+    assert.deepEqual(order.slice(4, 6).sort(), ['start 2', 'start 3']);
+    assert.deepEqual(
+      result.targets.map((t) => [t.outcome, t.from, t.to]),
+      dbs.map(() => ['applied', 'base', '000001']),
+    );
+  });
+
   it('--on-error=stop at --parallel 1: no database starts after the one that failed; exit 1', async () => {
+    const dbs = await fresh();
     const [a, , c, d] = dbs as [TestDb, TestDb, TestDb, TestDb];
     const file = join(a.dir, 'stop.txt');
     writeFileSync(file, `${c.url}\n${d.url}\n${a.url}\n`);
@@ -409,6 +433,7 @@ describe('fleet on SQLite files (no server needed)', LIMIT, () => {
   });
 
   it('a database that refuses (another tool owns the record table) is refused, the others go on; exit 3', async () => {
+    const dbs = await fresh();
     const [, , a, b] = dbs as [TestDb, TestDb, TestDb, TestDb];
     new Database(b.url.slice('sqlite:'.length)).exec('CREATE TABLE foreign_record (version_id integer)').close();
     const file = join(a.dir, 'refused.txt');
@@ -427,6 +452,7 @@ describe('fleet on SQLite files (no server needed)', LIMIT, () => {
   });
 
   it('SIGTERM, as a supervisor stops it: the database in work finishes, no other starts, summary printed, exit 130', async () => {
+    const dbs = await fresh(8); // the last must not have started when the signal comes
     const file = join((dbs[0] as TestDb).dir, 'term.txt');
     writeFileSync(file, `${dbs.map((d) => d.url).join('\n')}\n`);
     const run = startCli([
@@ -464,6 +490,7 @@ describe('fleet on SQLite files (no server needed)', LIMIT, () => {
   });
 
   it('--targets - reads stdin (comments and blank lines ignored); a line that is no URL is refused at stdin:line before anything runs (exit 2)', async () => {
+    const dbs = await fresh();
     const [a, b] = dbs as [TestDb, TestDb];
     const good = await runCli(
       ['fleet', 'head', '--targets', '-', '--dir', FLEET, '--table', 'stdin_record', '--json'],
@@ -490,6 +517,7 @@ describe('fleet on SQLite files (no server needed)', LIMIT, () => {
   });
 
   it('refuses what cannot work anywhere before touching a database: no --targets, a bad target, fleet options elsewhere (exit 2)', async () => {
+    const dbs = await fresh();
     const none = await runCli(['fleet', 'head', '--dir', FLEET]);
     assert.equal(none.code, 2);
     assert.match(none.stderr, /fleet needs --targets FILE/);
