@@ -184,7 +184,8 @@ async function runTarget(
     return { url: display, outcome, from: from ?? null, to: nameOf(r.current), ms: ms(), steps };
   } catch (error) {
     const outcome = outcomeOf(error, options.signal);
-    // Refused before its plan: nothing changed, so it stands where it stood.
+    // Planned but no step committed: it stands where it stood. Else (refused before its plan, or
+    // stopped part-way) its record says where, read-only.
     const to = outcome === 'unreachable' ? null : steps === 0 && from !== undefined ? from : await standing(config);
     return { url: display, outcome, from: from ?? to, to, ms: ms(), steps, error: describe(error, secrets) };
   }
