@@ -12,6 +12,21 @@ export type {
   StepResult,
 } from './core/migrator.ts';
 export { createMigration } from './core/create.ts';
+export {
+  migrateFleet,
+  fleetExitCode,
+  parseTargets,
+  FLEET_OUTCOMES,
+  type FleetConfig,
+  type FleetCounts,
+  type FleetError,
+  type FleetEvent,
+  type FleetOptions,
+  type FleetOutcome,
+  type FleetResult,
+  type FleetTargetResult,
+} from './core/fleet.ts';
+export { fleetStatus, type FleetStanding, type FleetStatusResult } from './core/fleet-status.ts';
 export { check } from './check/check.ts';
 export type { CheckCode, CheckConfig, CheckOptions, CheckResult, Finding, RoundTrips } from './check/check.ts';
 export { annotations, stepSummary, type Annotations } from './check/report/github.ts';

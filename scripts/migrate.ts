@@ -34,6 +34,8 @@ interface Run {
 
 interface Command {
   operand: 'none' | 'target' | 'words';
+  /** What the operand is, for the message when it is missing (default: a target, or a description). */
+  needs?: string;
   /** Touches the database named by the URL: say which, once. */
   database: boolean;
   /** What --dry-run could not keep unchanged, for commands that refuse it. */
@@ -194,11 +196,32 @@ const COMMANDS: Record<string, Command> = {
     takes: ['scratch-url'],
     run: (r) => interruptible(r.cli, 'drift', (s) => runSchemaCommand(r, 'drift', s)),
   },
+  // scripts/fleet.ts: `fleet <target>` and `fleet status`, both over the --targets databases.
+  fleet: {
+    operand: 'words',
+    needs: 'a target, or status',
+    database: false,
+    writes: 'every database listed',
+    takes: ['targets', 'parallel', 'canary', 'on-error'],
+    run: async (r) => (await import('./fleet.ts')).runFleet(r),
+  },
 };
 const MIGRATE: Command = { operand: 'target', database: true, run: runMigrate };
 
 /** The options that mean something to one or two commands only: given to another, exit 2. */
-const COMMAND_OPTIONS = ['write', 'scratch-url', 'no-data', 'seed', 'rows', 'fail-on', 'base'] as const;
+const COMMAND_OPTIONS = [
+  'write',
+  'scratch-url',
+  'no-data',
+  'seed',
+  'rows',
+  'targets',
+  'parallel',
+  'canary',
+  'on-error',
+  'fail-on',
+  'base',
+] as const;
 type CommandOption = (typeof COMMAND_OPTIONS)[number];
 
 function refuseForeignOptions(name: string, command: Command, values: Values): void {
@@ -219,7 +242,7 @@ function operandOf(name: string, command: Command, words: string[]): string {
     return '';
   }
   if (words.length === 0) {
-    const what = command.operand === 'words' ? 'a description' : 'a target';
+    const what = command.needs ?? (command.operand === 'words' ? 'a description' : 'a target');
     throw new MigrateError('BAD_TARGET', `${name} needs ${what}. See --help.`);
   }
   if (command.operand === 'words') return words.join(' ');
@@ -313,7 +336,8 @@ async function main(argv: string[]): Promise<number> {
     const url = values.url ?? process.env.DATABASE_URL ?? DEFAULT_URL;
     const config = configOf(values, cli, url);
     if (named !== undefined) capYoungGeneration(); // a target caps it at its first step
-    if (named !== 'new') introduce(cli, url, from, command);
+    // A fleet's databases are listed by --targets, not named by the URL.
+    if (named !== 'new' && named !== 'fleet') introduce(cli, url, from, command);
     return await command.run({ cli, config, values, operand });
   } catch (error) {
     if ((error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {

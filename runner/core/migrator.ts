@@ -43,6 +43,13 @@ export interface MigrateOptions {
   confirm?: (steps: readonly Step[]) => boolean | Promise<boolean>;
   /** Called after each step commits, and for each warning. */
   onEvent?: (event: MigrateEvent) => void;
+  /** Told, once the record is read, where the database stands and where the planned steps lead. */
+  onPlan?: (plan: { from: Revision | null; to: Revision | null; steps: readonly Step[] }) => void;
+  /**
+   * Aborted: no further step starts (the one in flight commits or rolls back as it would), and
+   * the call throws the signal's reason. Used by the fleet's Ctrl-C (docs/fleet.md).
+   */
+  signal?: AbortSignal;
 }
 
 /** A revision and its description (`name`, as the CLI's JSON has always called it). */
@@ -130,6 +137,7 @@ export async function migrate(
   return withSession(config, true, (session) =>
     session.driver.withLock(async () => {
       const p = await prepare(session, config, parsed, emitter(options));
+      planned(p, options);
       const steps = await apply(session, config, p, options);
       return { steps, warnings: p.warnings, current: p.current, dryRun: false };
     }, config.lockTimeoutMs),
@@ -140,6 +148,7 @@ export async function migrate(
 async function dryRun(config: RunnerConfig, target: Target, options: MigrateOptions): Promise<MigrateResult> {
   return withSession(config, false, async (session) => {
     const p = await prepare(session, config, target, emitter(options));
+    planned(p, options);
     const script = await render(session, config, p);
     return { steps: [], warnings: p.warnings, current: p.current, dryRun: true, script };
   });
@@ -156,6 +165,8 @@ interface Prepared {
   steps: Step[];
   works: StepWork[];
   warnings: Warning[];
+  /** Where the database stands now; null at base. */
+  from: Revision | null;
   /** Where the database stands once every step has run (now, when there is none); null at base. */
   current: Revision | null;
 }
@@ -178,7 +189,17 @@ async function prepare(
   for (const w of warnings) emit?.({ type: 'warning', code: w.code, message: w.message });
   const last = appliedAfter(migrations, rows, steps).at(-1);
   const then = last ? { revision: last.revision, name: last.description } : null;
-  return { steps, works, warnings, current: steps.length > 0 ? then : lastApplied(rows) };
+  const from = lastApplied(rows);
+  return { steps, works, warnings, from, current: steps.length > 0 ? then : from };
+}
+
+/** Tell the caller where the database stands and where the prepared steps lead. */
+function planned(p: Prepared, options: MigrateOptions): void {
+  try {
+    options.onPlan?.({ from: p.from, to: p.current, steps: p.steps });
+  } catch (error) {
+    throw fromCaller(error);
+  }
 }
 
 /** Run the prepared steps in order, under the lock; each result is emitted once its step commits. */
@@ -197,6 +218,7 @@ async function apply(
   const done: StepResult[] = [];
   for (const [i, step] of p.steps.entries()) {
     const work = p.works[i] as StepWork;
+    options.signal?.throwIfAborted();
     let durationMs: number;
     try {
       ({ durationMs } = await runStep(driver, work, policy));
