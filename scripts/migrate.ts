@@ -11,7 +11,7 @@ import { migrate, renderScript, stamp, status, type MigrateEvent, type RunnerCon
 import { parseTarget } from '../runner/core/plan.ts';
 import type { CheckResult } from '../runner/check/check.ts';
 import { capYoungGeneration, confirmation, loadEnv, type UrlSource } from './startup.ts';
-import { dataOption, OPTIONS, seconds, splitArgv, USAGE, type Values } from './options.ts';
+import { dataOption, OPTIONS, phaseOption, seconds, splitArgv, USAGE, type Values } from './options.ts';
 import {
   type Cli,
   checkSummary,
@@ -59,7 +59,9 @@ async function runHistory({ cli, config }: Run): Promise<number> {
   const width = Math.max(0, ...s.revisions.map((r) => r.name.length));
   // One write for the whole list: a write per line costs a system call each.
   const lines = s.revisions.map((r) => {
-    const state = r.state === 'pending' ? 'pending' : `${r.state} ${r.appliedAt ?? ''}`;
+    // A post revision left by `head --phase=pre` waits for the rollout: say so (issue #30).
+    const state =
+      r.state === 'pending' ? (r.phase === 'post' ? 'pending (post)' : 'pending') : `${r.state} ${r.appliedAt ?? ''}`;
     const flags = r.flags.length > 0 ? `  [${r.flags.join(', ')}]` : '';
     return `${r.revision}  ${r.name.padEnd(width)}  ${state}${flags}`;
   });
@@ -114,7 +116,13 @@ async function interruptible(cli: Cli, name: string, fn: (signal: AbortSignal) =
 async function runCheck({ cli, config, values }: Run, signal: AbortSignal): Promise<number> {
   const { check } = await import('../runner/check/check.ts');
   const result: CheckResult = await check(
-    { url: config.url, dir: config.dir, table: config.table, data: dataOption(values) },
+    {
+      url: config.url,
+      dir: config.dir,
+      table: config.table,
+      data: dataOption(values),
+      ...(values.compat === undefined ? {} : { compat: values.compat }),
+    },
     { signal },
   );
   emitJson(cli, { command: 'check', ...result });
@@ -184,11 +192,11 @@ const COMMANDS: Record<string, Command> = {
   history: { operand: 'none', database: true, run: runHistory },
   new: { operand: 'words', database: false, writes: 'the folder', run: runNew },
   stamp: { operand: 'target', database: true, writes: 'the record', run: runStamp },
-  sql: { operand: 'target', database: true, run: runSql },
+  sql: { operand: 'target', database: true, takes: ['phase'], run: runSql },
   check: {
     operand: 'none',
     database: false,
-    takes: ['no-data', 'seed', 'rows'],
+    takes: ['no-data', 'seed', 'rows', 'compat'],
     run: (r) => interruptible(r.cli, 'check', (s) => runCheck(r, s)),
   },
   schema: {
@@ -204,10 +212,10 @@ const COMMANDS: Record<string, Command> = {
     run: (r) => interruptible(r.cli, 'drift', (s) => runSchemaCommand(r, 'drift', s)),
   },
 };
-const MIGRATE: Command = { operand: 'target', database: true, run: runMigrate };
+const MIGRATE: Command = { operand: 'target', database: true, takes: ['phase'], run: runMigrate };
 
 /** The options that mean something to one or two commands only: given to another, exit 2. */
-const COMMAND_OPTIONS = ['write', 'scratch-url', 'no-data', 'seed', 'rows'] as const;
+const COMMAND_OPTIONS = ['write', 'scratch-url', 'no-data', 'seed', 'rows', 'phase', 'compat'] as const;
 type CommandOption = (typeof COMMAND_OPTIONS)[number];
 
 function refuseForeignOptions(name: string, command: Command, values: Values): void {
@@ -283,6 +291,7 @@ function configOf(values: Values, cli: Cli, url: string): RunnerConfig {
     ),
     showBlockerQuery: values['show-blocker-query'] ?? false,
     strict: values.strict ?? false,
+    ...phaseOption(values['phase'] ?? process.env.MIGRATE_PHASE),
     onWait: (e) => {
       const limit = `${Math.round(e.limitMs / 1000)} s`;
       const when = e.elapsedMs < 1000 ? `up to ${limit}` : `${Math.round(e.elapsedMs / 1000)} s of ${limit}`;

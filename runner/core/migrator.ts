@@ -5,7 +5,7 @@
 import type { Direction, Driver, RecordRow, StepWork } from './driver.ts';
 import { MigrateError } from './errors.ts';
 import { DEFAULT_TABLE } from './config.ts';
-import { versionOf } from './files.ts';
+import { phaseOf, versionOf, type Phase } from './files.ts';
 import { appliedAfter, assess, current, parseTarget, plan, type Step, type Target, type Warning } from './plan.ts';
 import { renderScript as renderSteps } from './record.ts';
 import { runStep, StepFailure, stepWork, toMigrationFailed, writeRecord } from './step.ts';
@@ -129,7 +129,7 @@ export async function migrate(
   return withSession(config, !options.dryRun, async ({ connection, migrations, driver }) => {
     const run = async (): Promise<MigrateResult> => {
       const rows = await readRecordChecked(driver, table);
-      const { steps, warnings } = plan(migrations, rows, parsed, { strict: config.strict });
+      const { steps, warnings } = plan(migrations, rows, parsed, { strict: config.strict, phase: config.phase });
       const works = steps.map((s) => stepWork(s, driver.capabilities.folder));
       const emit = (event: MigrateEvent) => {
         try {
@@ -194,6 +194,8 @@ export interface RevisionStatus {
   revision: string;
   name: string;
   state: 'applied' | 'pending' | 'failed';
+  /** `post` for a `-- migrate:phase post` revision (run once the rollout is done), else `pre`; absent when its files are missing. */
+  phase?: Phase;
   appliedAt: string | null;
   /** changed: edited since applied; missing: applied but its files are gone; out of order: pending, older than the newest applied. */
   flags: Array<'changed' | 'missing' | 'out of order' | 'failed'>;
@@ -223,6 +225,7 @@ export async function status(config: RunnerConfig): Promise<StatusResult> {
         revision: m.revision,
         name: m.description,
         state: row ? row.status : 'pending',
+        phase: phaseOf(m),
         appliedAt: row?.appliedAt ?? null,
         flags,
       };
