@@ -27,6 +27,7 @@ import type { Difference, Schema } from '../catalog/schema.ts';
 import { compareDialects } from '../catalog/schema-compare.ts';
 import { roundTrip, type TripContext } from './round-trip.ts';
 import type { dataPass, DataSummary } from './data/pass.ts';
+import { phasesReorder } from './phases.ts';
 
 export type { CheckCode, Finding } from './lint.ts';
 
@@ -43,6 +44,11 @@ export interface CheckConfig {
   table?: string;
   /** The pass on populated tables (runner/data/): false skips it; seed and rows per table otherwise. */
   data?: false | { seed?: number; rows?: number };
+  /**
+   * A file of the running release's PostgreSQL statements (`$n` parameters, `;`-separated): each
+   * must still prepare, and INSERT/UPDATE/DELETE run, after every pre revision (issue #30).
+   */
+  compat?: string;
 }
 
 export interface CheckOptions {
@@ -100,6 +106,23 @@ export async function check(config: CheckConfig = {}, options: CheckOptions = {}
     options.signal?.throwIfAborted();
     const scratch: OnScratch = (fn) => withScratch(s.dialect, connection, table, fn);
     s.roundTrips = await dialectRoundTrips(s, scratch, { waivers, add, signal: options.signal }, data);
+  }
+
+  for (const s of states) {
+    const trips = s.roundTrips;
+    if (!trips || trips.skipped || trips.revisions < s.migrations.length || !phasesReorder(s.migrations)) continue;
+    options.signal?.throwIfAborted();
+    const { checkPhaseOrder } = await import('./phases.ts');
+    await withScratch(s.dialect, connection, table, (driver) => checkPhaseOrder(s, driver, add, options.signal));
+  }
+  if (config.compat !== undefined) {
+    const { checkCompat } = await import('./compat.ts');
+    const pg = states.find((s) => s.dialect === 'postgres');
+    await checkCompat(config.compat, pg, (fn) => withScratch('postgres', connection, table, fn), {
+      add,
+      data: config.data,
+      signal: options.signal,
+    });
   }
 
   const compared = compareAcross(states, sameRevisions, waivers, add);
