@@ -96,6 +96,9 @@ export async function check(config: CheckConfig = {}, options: CheckOptions = {}
   const add = (f: Finding) => findings.push(f);
 
   const states = dialectStates(dir, connection.dialect);
+  // Read first: a --compat file that cannot be read is a usage error, before any scratch is made.
+  const release =
+    config.compat === undefined ? undefined : (await import('./compat.ts')).readRelease(config.compat, states);
   const waivers: Waiver[] = [];
   const sameRevisions = lintFolders(states, add, waivers);
   const data =
@@ -115,10 +118,9 @@ export async function check(config: CheckConfig = {}, options: CheckOptions = {}
     const { checkPhaseOrder } = await import('./phases.ts');
     await withScratch(s.dialect, connection, table, (driver) => checkPhaseOrder(s, driver, add, options.signal));
   }
-  if (config.compat !== undefined) {
+  if (release) {
     const { checkCompat } = await import('./compat.ts');
-    const pg = states.find((s) => s.dialect === 'postgres');
-    await checkCompat(config.compat, pg, (fn) => withScratch('postgres', connection, table, fn), {
+    await checkCompat(release, (fn) => withScratch('postgres', connection, table, fn), {
       add,
       data: config.data,
       signal: options.signal,

@@ -47,8 +47,29 @@ export interface CompatContext {
   signal: AbortSignal | undefined;
 }
 
-/** The statements of a release file, each with its line; an unreadable file is a usage error (exit 2). */
-export function readRelease(path: string): ReleaseStatement[] {
+/** A release file read, and the PostgreSQL folder its statements are proven against. */
+export interface Release {
+  file: string;
+  statements: ReleaseStatement[];
+  pg: CompatInput;
+}
+
+/**
+ * The statements of a release file, each with its line, and the folder's PostgreSQL state; an
+ * unreadable file, or no postgres/ folder, is a usage error (exit 2).
+ */
+export function readRelease(path: string, states: ReadonlyArray<CompatInput & { dialect: string }>): Release {
+  const pg = states.find((s) => s.dialect === 'postgres');
+  if (!pg) {
+    throw new MigrateError(
+      'BAD_OPTION',
+      `--compat needs a postgres/ folder: the release's statements are PostgreSQL and are proven on PostgreSQL.`,
+    );
+  }
+  return { file: displayPath(path), statements: releaseStatements(path), pg };
+}
+
+function releaseStatements(path: string): ReleaseStatement[] {
   let text: string;
   try {
     text = normaliseText(readFileSync(path, 'utf8'));
@@ -76,19 +97,11 @@ type Outcome = string | undefined;
  * from `onScratch`, and report the breaks.
  */
 export async function checkCompat(
-  path: string,
-  pg: CompatInput | undefined,
+  release: Release,
   onScratch: <T>(fn: (driver: Introspectable) => Promise<T>) => Promise<T>,
   context: CompatContext,
 ): Promise<void> {
-  const statements = readRelease(path);
-  const file = displayPath(path);
-  if (!pg) {
-    throw new MigrateError(
-      'BAD_OPTION',
-      `--compat needs a postgres/ folder: the release's statements are PostgreSQL and are proven on PostgreSQL.`,
-    );
-  }
+  const { file, statements, pg } = release;
   if (!pg.runnable || statements.length === 0) return;
   const proven = pg.migrations.slice(0, pg.snapshots.length);
   const worked = new Array<boolean>(statements.length).fill(false);
