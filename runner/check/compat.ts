@@ -20,7 +20,7 @@ import { runStep, StepFailure } from '../core/step.ts';
 import type { Introspectable, SchemaSource } from '../catalog/introspect.ts';
 import { familyOfType } from '../catalog/postgres-schema.ts';
 import type { Column, Schema, Table } from '../catalog/schema.ts';
-import { dataDb, fillTables } from './data/fill.ts';
+import { dataDb, type DataDb, fillTables, parentKeys } from './data/fill.ts';
 import { generateRows, Rng } from './data/generate.ts';
 import { DEFAULT_ROWS } from './data/pass.ts';
 import type { Finding } from './lint.ts';
@@ -31,6 +31,26 @@ export interface ReleaseStatement {
   line: number;
   /** INSERT, UPDATE or DELETE (also behind a WITH): executed, not only prepared. */
   writes: boolean;
+  /** `INSERT INTO t (a, b) VALUES ($1, $2)`: the table, and the column each parameter fills. */
+  insert?: { table: string; columns: Map<number, string> };
+}
+
+const INSERT = /^INSERT\s+INTO\s+("[^"]+"|[\w.]+)\s*\(([^)]*)\)\s*VALUES\s*\(([^)]*)\)\s*(?:RETURNING\b.*)?$/is;
+
+/** The table and the columns a plain INSERT's parameters fill, so that they get values fit for those columns. */
+function insertTarget(sql: string): ReleaseStatement['insert'] {
+  const m = INSERT.exec(sql);
+  if (!m) return undefined;
+  const name = (s: string) => (s.trim().startsWith('"') ? s.trim().slice(1, -1) : s.trim().toLowerCase());
+  const columns = (m[2] as string).split(',').map(name);
+  const values = (m[3] as string).split(',').map((v) => v.trim());
+  if (columns.length !== values.length) return undefined;
+  const out = new Map<number, string>();
+  values.forEach((v, i) => {
+    const n = /^\$(\d+)$/.exec(v);
+    if (n) out.set(Number(n[1]), columns[i] as string);
+  });
+  return { table: name(m[1] as string).replace(/^public\./, ''), columns: out };
 }
 
 /** The PostgreSQL folder as check's round trips left it (what is read of check.ts's DialectState). */
@@ -80,11 +100,16 @@ function releaseStatements(path: string): ReleaseStatement[] {
       { cause: error },
     );
   }
-  return splitStatements(text, 'postgres').map((st) => ({
-    sql: st.sql.replace(/;\s*$/, ''),
-    line: lineColumn(text, st.offset).line,
-    writes: /^(?:WITH\b[\s\S]*\b)?(?:INSERT|UPDATE|DELETE)\b/i.test(st.sql.replace(/^\(+/, '')),
-  }));
+  return splitStatements(text, 'postgres').map((st) => {
+    const sql = st.sql.replace(/;\s*$/, '');
+    const insert = insertTarget(sql);
+    return {
+      sql,
+      line: lineColumn(text, st.offset).line,
+      writes: /^(?:WITH\b[\s\S]*\b)?(?:INSERT|UPDATE|DELETE)\b/i.test(sql.replace(/^\(+/, '')),
+      ...(insert ? { insert } : {}),
+    };
+  });
 }
 
 type Query = Extract<SchemaSource, { query: unknown }>['query'];
@@ -111,7 +136,9 @@ export async function checkCompat(
     await driver.ensureRecordTable();
     const source = await driver.schemaSource();
     if ('db' in source) throw new Error('check --compat needs a PostgreSQL scratch database');
-    const fill = filler(source, context);
+    const db = dataDb(source);
+    const fill = filler(db, context);
+    const point = (schema: Schema) => ({ query: source.query, db, schema, seed: seedOf(context) });
     const record = (outcomes: Outcome[]) => {
       outcomes.forEach((o, k) => {
         worked[k] = o === undefined;
@@ -119,7 +146,7 @@ export async function checkCompat(
         else lastError[k] = o;
       });
     };
-    record(await runAll(source.query, statements, context));
+    record(await runAll(point(EMPTY), statements));
     for (const [i, m] of proven.entries()) {
       context.signal?.throwIfAborted();
       const work = (pg.works.get(m.revision) as { up: StepWork }).up;
@@ -132,7 +159,7 @@ export async function checkCompat(
       }
       await fill(pg.snapshots[i] as Schema, i);
       const before = [...worked];
-      const outcomes = await runAll(source.query, statements, context);
+      const outcomes = await runAll(point(pg.snapshots[i] as Schema), statements);
       if (phaseOf(m) === 'pre') {
         outcomes.forEach((o, k) => {
           if (o !== undefined && before[k]) context.add(compatBreak(file, statements[k] as ReleaseStatement, m, o));
@@ -149,15 +176,14 @@ export async function checkCompat(
       code: 'COMPAT_BREAK',
       file,
       line: st.line,
-      message: `the running release's statement fails at every revision (last: ${lastError[k]}), so no revision was proven against it. Check it against the release, or give it values that fit (foreign keys are not followed).`,
+      message: `the running release's statement fails at every revision (last: ${lastError[k]}), so no revision was proven against it. Check it against the release: its parameters get values made for their types (for a plain INSERT, for its columns), which may not fit every rule.`,
     });
   });
 }
 
 /** Fill the tables a revision made with generated rows (unless --no-data), as the data pass does. */
-function filler(source: Extract<SchemaSource, { query: unknown }>, context: CompatContext) {
+function filler(db: DataDb, context: CompatContext) {
   const filled = new Set<string>();
-  const db = dataDb(source);
   return async (schema: Schema, salt: number) => {
     if (context.data === false) return;
     const fresh = new Set(schema.tables.map((t) => t.name).filter((t) => !filled.has(t)));
@@ -168,9 +194,23 @@ function filler(source: Extract<SchemaSource, { query: unknown }>, context: Comp
   };
 }
 
-async function runAll(query: Query, statements: readonly ReleaseStatement[], context: CompatContext) {
+const EMPTY: Schema = { tables: [], enums: [], others: {} };
+
+function seedOf(context: CompatContext): number {
+  return context.data === false ? 0 : (context.data?.seed ?? 0);
+}
+
+/** Where the statements run: the scratch session, its tables, the schema they have now. */
+interface Point {
+  query: Query;
+  db: DataDb;
+  schema: Schema;
+  seed: number;
+}
+
+async function runAll(point: Point, statements: readonly ReleaseStatement[]) {
   const out: Outcome[] = [];
-  for (const [k, st] of statements.entries()) out.push(await runOne(query, st, k, context));
+  for (const [k, st] of statements.entries()) out.push(await runOne(point, st, k));
   return out;
 }
 
@@ -180,12 +220,13 @@ const NAME = 'migrate_compat';
  * Prepare `st`, and for a write execute it with generated parameter values, in a transaction
  * rolled back: nothing of it stays, whatever it does.
  */
-async function runOne(query: Query, st: ReleaseStatement, k: number, context: CompatContext): Promise<Outcome> {
+async function runOne(point: Point, st: ReleaseStatement, k: number): Promise<Outcome> {
+  const { query } = point;
   await query('BEGIN');
   try {
     await query(`PREPARE ${NAME} AS ${st.sql}`);
     if (st.writes) {
-      const values = await parameterValues(query, (context.data === false ? 0 : (context.data?.seed ?? 0)) + k);
+      const values = await parameterValues(point, st, point.seed + k);
       await query(`EXECUTE ${NAME}${values.length > 0 ? `(${values.join(', ')})` : ''}`);
     }
     return undefined;
@@ -200,8 +241,8 @@ async function runOne(query: Query, st: ReleaseStatement, k: number, context: Co
 }
 
 /** The prepared statement's parameter types, each given a value by the data pass's generator. */
-async function parameterValues(query: Query, seed: number): Promise<string[]> {
-  const rows = await query(
+async function parameterValues(point: Point, st: ReleaseStatement, seed: number): Promise<string[]> {
+  const rows = await point.query(
     `SELECT u.n, t.typname AS base, format_type(t.oid, NULL) AS type, t.typtype AS kind,
             (SELECT json_agg(e.enumlabel ORDER BY e.enumsortorder)::text FROM pg_catalog.pg_enum e WHERE e.enumtypid = t.oid) AS labels
        FROM pg_catalog.pg_prepared_statements p,
@@ -219,6 +260,8 @@ async function parameterValues(query: Query, seed: number): Promise<string[]> {
     hasDefault: false,
     default: null,
     generated: false,
+    // The parameter's type carries no length (varchar, not varchar(10)): short values fit most.
+    maxLength: 8,
     ...(typeof r.labels === 'string' ? { values: JSON.parse(r.labels) as string[] } : {}),
   }));
   // Each parameter as a unique column: counted values, apart from the generated rows' keys.
@@ -233,10 +276,30 @@ async function parameterValues(query: Query, seed: number): Promise<string[]> {
   };
   const [group] = generateRows(table, 'postgres', 1, new Rng(seed), new Map(), 100_000 + seed);
   const row = group?.rows[0] ?? [];
+  const fitted = await insertValues(point, st, seed);
   return columns.map((c, i) => {
-    const value = row[i] ?? 'NULL';
+    const value = fitted.get(i + 1) ?? row[i] ?? 'NULL';
     return value === 'DEFAULT' ? 'NULL' : `${value}::${c.type}`;
   });
+}
+
+/**
+ * For a plain INSERT, values made for the columns its parameters fill, as the data pass makes a
+ * row of that table: lengths, enum labels, CHECK bounds, and foreign keys pointing at parent rows.
+ */
+async function insertValues(point: Point, st: ReleaseStatement, seed: number): Promise<Map<number, string>> {
+  const out = new Map<number, string>();
+  const table = st.insert && point.schema.tables.find((t) => t.name === st.insert?.table);
+  if (!table || !st.insert) return out;
+  const parents = await parentKeys(point.db, point.schema, table);
+  const groups = generateRows(table, 'postgres', 1, new Rng(seed), parents, 100_000 + seed);
+  const group = groups[groups.length - 1];
+  if (!group) return out;
+  for (const [n, column] of st.insert.columns) {
+    const at = group.columns.indexOf(column);
+    if (at >= 0) out.set(n, group.rows[0]?.[at] as string);
+  }
+  return out;
 }
 
 function compatBreak(file: string, st: ReleaseStatement, m: Migration, error: string): Finding {
