@@ -9,7 +9,10 @@ import assert from 'node:assert/strict';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
+import { readRelease } from '../runner/check/compat.ts';
 import { contractions } from '../runner/check/contract.ts';
+import { phaseOrder } from '../runner/check/phases.ts';
+import { loadMigrations } from '../runner/core/files.ts';
 import { splitStatements } from '../runner/core/split.ts';
 import { fixture, ROOT, runCli, type CliResult } from './support/cli.ts';
 import { createPostgresDatabase, hasPostgresServer } from './support/postgres.ts';
@@ -100,6 +103,42 @@ describe('contracting statements (pure, from the lexer)', () => {
       'ALTER TABLE new_users RENAME TO users;',
     ].join('\n');
     assert.deepEqual(contracts(rebuild, 'sqlite'), []);
+  });
+});
+
+describe('the phase order and the release file (pure)', () => {
+  test('phase order: every pre revision in version order, then every post one', () => {
+    const order = phaseOrder(loadMigrations(fixture('phases'), 'postgres')).map((m) => m.revision);
+    assert.deepEqual(order, ['000001', '000002', '000004', '000003']);
+  });
+
+  test('the release file: one statement each, at its first line, comments left out, writes told apart', () => {
+    const pg = { dialect: 'postgres', migrations: [], works: new Map(), snapshots: [], runnable: true };
+    const release = readRelease(RELEASE, [pg]);
+    assert.equal(release.file, shown(RELEASE));
+    assert.deepEqual(
+      release.statements.map((st) => [st.line, st.writes, st.sql.split('\n')[0]]),
+      [
+        [2, false, 'SELECT id, created_at FROM users WHERE id = $1'],
+        [5, false, 'SELECT id, nick'],
+        [9, true, 'INSERT INTO users (id, nick) VALUES ($1, $2)'],
+        [10, true, 'UPDATE users SET nick = $2 WHERE id = $1'],
+        [11, true, 'DELETE FROM users WHERE id = $1'],
+      ],
+    );
+    // A plain INSERT's parameters are matched with its columns, so they get values fit for them.
+    assert.deepEqual(
+      [...(release.statements[2]?.insert?.columns ?? [])],
+      [
+        [1, 'id'],
+        [2, 'nick'],
+      ],
+    );
+    assert.equal(release.statements[2]?.insert?.table, 'users');
+    assert.throws(
+      () => readRelease(RELEASE, [{ ...pg, dialect: 'sqlite' }]),
+      (e: Error & { code?: string }) => e.code === 'BAD_OPTION' && /needs a postgres\/ folder/.test(e.message),
+    );
   });
 });
 
