@@ -21,7 +21,7 @@ import type { Introspectable, SchemaSource } from '../catalog/introspect.ts';
 import { familyOfType } from '../catalog/postgres-schema.ts';
 import type { Column, Schema, Table } from '../catalog/schema.ts';
 import { dataDb, type DataDb, fillTables, parentKeys } from './data/fill.ts';
-import { generateRows, Rng } from './data/generate.ts';
+import { generateRows, type ParentKeys, Rng } from './data/generate.ts';
 import { DEFAULT_ROWS } from './data/pass.ts';
 import type { Finding } from './lint.ts';
 
@@ -138,7 +138,13 @@ export async function checkCompat(
     if ('db' in source) throw new Error('check --compat needs a PostgreSQL scratch database');
     const db = dataDb(source);
     const fill = filler(db, context);
-    const point = (schema: Schema) => ({ query: source.query, db, schema, seed: seedOf(context) });
+    const point = (schema: Schema): Point => ({
+      query: source.query,
+      db,
+      schema,
+      seed: seedOf(context),
+      parents: new Map(),
+    });
     const record = (outcomes: Outcome[]) => {
       outcomes.forEach((o, k) => {
         worked[k] = o === undefined;
@@ -206,51 +212,70 @@ interface Point {
   db: DataDb;
   schema: Schema;
   seed: number;
+  /** Parent keys by table, read once per point. */
+  parents: Map<string, Promise<ParentKeys>>;
 }
 
-async function runAll(point: Point, statements: readonly ReleaseStatement[]) {
-  const out: Outcome[] = [];
-  for (const [k, st] of statements.entries()) out.push(await runOne(point, st, k));
+/**
+ * Every statement prepared, and each write executed with generated parameter values in a
+ * transaction rolled back: nothing of them stays. Queries are pipelined on the session (sent
+ * without waiting for the answer before), which is most of the time such a pass costs.
+ */
+async function runAll(point: Point, statements: readonly ReleaseStatement[]): Promise<Outcome[]> {
+  const { query } = point;
+  // Outside a transaction each PREPARE stands alone: one that fails does not abort the others.
+  const prepared = await Promise.allSettled(statements.map((st, k) => query(`PREPARE ${NAME}${k} AS ${st.sql}`)));
+  const out = prepared.map((p) => (p.status === 'fulfilled' ? undefined : outcomeOf(p.reason)));
+  const writes = statements.flatMap((st, k) => (st.writes && out[k] === undefined ? [k] : []));
+  const types = writes.length > 0 ? await parameterTypes(query) : new Map<string, Row[]>();
+  for (const k of writes) {
+    const st = statements[k] as ReleaseStatement;
+    const values = await parameterValues(point, st, types.get(`${NAME}${k}`) ?? [], point.seed + k);
+    const args = values.length > 0 ? `(${values.join(', ')})` : '';
+    const [begun, ran] = await Promise.allSettled([
+      query('BEGIN'),
+      query(`EXECUTE ${NAME}${k}${args}`),
+      query('ROLLBACK'),
+    ]);
+    if (begun.status === 'rejected') throw begun.reason;
+    if (ran.status === 'rejected') out[k] = outcomeOf(ran.reason);
+  }
+  await query('DEALLOCATE ALL');
   return out;
 }
 
-const NAME = 'migrate_compat';
-
-/**
- * Prepare `st`, and for a write execute it with generated parameter values, in a transaction
- * rolled back: nothing of it stays, whatever it does.
- */
-async function runOne(point: Point, st: ReleaseStatement, k: number): Promise<Outcome> {
-  const { query } = point;
-  await query('BEGIN');
-  try {
-    await query(`PREPARE ${NAME} AS ${st.sql}`);
-    if (st.writes) {
-      const values = await parameterValues(point, st, point.seed + k);
-      await query(`EXECUTE ${NAME}${values.length > 0 ? `(${values.join(', ')})` : ''}`);
-    }
-    return undefined;
-  } catch (error) {
-    const e = error as { message?: string; code?: string };
-    if (typeof e.code !== 'string' || !/^[0-9A-Z]{5}$/.test(e.code)) throw error;
-    return `${e.message} (${e.code})`;
-  } finally {
-    await query('ROLLBACK');
-    await query(`DEALLOCATE ALL`);
-  }
+/** The server's error as an outcome; anything else (a lost connection) is thrown on. */
+function outcomeOf(error: unknown): Outcome {
+  const e = error as { message?: string; code?: string };
+  if (typeof e.code !== 'string' || !/^[0-9A-Z]{5}$/.test(e.code)) throw error;
+  return `${e.message} (${e.code})`;
 }
 
-/** The prepared statement's parameter types, each given a value by the data pass's generator. */
-async function parameterValues(point: Point, st: ReleaseStatement, seed: number): Promise<string[]> {
-  const rows = await point.query(
-    `SELECT u.n, t.typname AS base, format_type(t.oid, NULL) AS type, t.typtype AS kind,
+const NAME = 'migrate_compat_';
+
+type Row = Record<string, unknown>;
+
+/** The parameter types of every statement prepared here, in one query: by statement name, in order. */
+async function parameterTypes(query: Query): Promise<Map<string, Row[]>> {
+  const rows = await query(
+    `SELECT p.name, u.n, t.typname AS base, format_type(t.oid, NULL) AS type, t.typtype AS kind,
             (SELECT json_agg(e.enumlabel ORDER BY e.enumsortorder)::text FROM pg_catalog.pg_enum e WHERE e.enumtypid = t.oid) AS labels
        FROM pg_catalog.pg_prepared_statements p,
             unnest(p.parameter_types) WITH ORDINALITY AS u(oid, n)
        JOIN pg_catalog.pg_type t ON t.oid = u.oid::oid
-      WHERE p.name = '${NAME}'
-      ORDER BY u.n`,
+      WHERE p.name LIKE '${NAME.replace(/_/g, '\\_')}%'
+      ORDER BY p.name, u.n`,
   );
+  const out = new Map<string, Row[]>();
+  for (const r of rows) {
+    const name = String(r.name);
+    out.set(name, [...(out.get(name) ?? []), r]);
+  }
+  return out;
+}
+
+/** Values for a prepared statement's parameters, by type through the data pass's generator. */
+async function parameterValues(point: Point, st: ReleaseStatement, rows: Row[], seed: number): Promise<string[]> {
   if (rows.length === 0) return [];
   const columns: Column[] = rows.map((r) => ({
     name: `p${String(r.n)}`,
@@ -291,8 +316,9 @@ async function insertValues(point: Point, st: ReleaseStatement, seed: number): P
   const out = new Map<number, string>();
   const table = st.insert && point.schema.tables.find((t) => t.name === st.insert?.table);
   if (!table || !st.insert) return out;
-  const parents = await parentKeys(point.db, point.schema, table);
-  const groups = generateRows(table, 'postgres', 1, new Rng(seed), parents, 100_000 + seed);
+  let parents = point.parents.get(table.name);
+  if (!parents) point.parents.set(table.name, (parents = parentKeys(point.db, point.schema, table)));
+  const groups = generateRows(table, 'postgres', 1, new Rng(seed), await parents, 100_000 + seed);
   const group = groups[groups.length - 1];
   if (!group) return out;
   for (const [n, column] of st.insert.columns) {
