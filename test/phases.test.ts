@@ -5,16 +5,18 @@
  */
 import { describe, it, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RecordRow } from '../runner/core/driver.ts';
 import { checksumOf, loadMigrations, versionOf, type Migration, type MigrationFile } from '../runner/core/files.ts';
 import { assess, parseTarget, plan, type Plan } from '../runner/core/plan.ts';
-import { fixture, maskDurations, runCli } from './support/cli.ts';
+import { fixture, maskDurations, ROOT, runCli } from './support/cli.ts';
 import { TEST_DIALECTS, withTestDb, type TestDb } from './support/db.ts';
 
 const PHASES = fixture('phases');
+const ENTRYPOINT = join(ROOT, 'scripts', 'docker-entrypoint.sh');
 
 function file(path: string, text: string, post: boolean): MigrationFile {
   return {
@@ -197,6 +199,22 @@ for (const dialect of TEST_DIALECTS) {
           assert.ok(!(await db.schema()).some((l) => /users.*nick/.test(l)));
         }));
     }
+
+    it('the Docker entrypoint with MIGRATE_PHASE=pre migrates the pre revisions, then runs the command', () =>
+      withTestDb(dialect, async (db) => {
+        const marker = join(db.dir, 'started');
+        const r = await new Promise<{ code: number; stderr: string }>((resolve) => {
+          execFile(
+            'sh',
+            [ENTRYPOINT, 'node', '-e', `require('fs').writeFileSync(${JSON.stringify(marker)}, 'yes')`],
+            { env: { ...process.env, DATABASE_URL: db.url, MIGRATIONS_DIR: PHASES, MIGRATE_PHASE: 'pre' } },
+            (error, _stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stderr }),
+          );
+        });
+        assert.equal(r.code, 0, r.stderr);
+        assert.ok(existsSync(marker), 'the command ran');
+        assert.deepEqual(await applied(db), ['000001', '000002', '000004']);
+      }));
 
     it('--phase=post applies everything in version order; -1 rolls back as always', () =>
       withTestDb(dialect, async (db) => {
