@@ -28,6 +28,7 @@ import { compareDialects } from '../catalog/schema-compare.ts';
 import { roundTrip, type TripContext } from './round-trip.ts';
 import type { dataPass, DataSummary } from './data/pass.ts';
 import { phasesReorder } from './phases.ts';
+import type { CompatContext, Release } from './compat.ts';
 
 export type { CheckCode, Finding } from './lint.ts';
 
@@ -108,7 +109,11 @@ export async function check(config: CheckConfig = {}, options: CheckOptions = {}
   for (const s of states) {
     options.signal?.throwIfAborted();
     const scratch: OnScratch = (fn) => withScratch(s.dialect, connection, table, fn);
-    s.roundTrips = await dialectRoundTrips(s, scratch, { waivers, add, signal: options.signal }, data);
+    const compat =
+      release && s.dialect === 'postgres'
+        ? { release, context: { add, data: config.data, signal: options.signal } }
+        : undefined;
+    s.roundTrips = await dialectRoundTrips(s, scratch, { waivers, add, signal: options.signal }, data, compat);
   }
 
   for (const s of states) {
@@ -117,14 +122,6 @@ export async function check(config: CheckConfig = {}, options: CheckOptions = {}
     options.signal?.throwIfAborted();
     const { checkPhaseOrder } = await import('./phases.ts');
     await withScratch(s.dialect, connection, table, (driver) => checkPhaseOrder(s, driver, add, options.signal));
-  }
-  if (release) {
-    const { checkCompat } = await import('./compat.ts');
-    await checkCompat(release, (fn) => withScratch('postgres', connection, table, fn), {
-      add,
-      data: config.data,
-      signal: options.signal,
-    });
   }
 
   const compared = compareAcross(states, sameRevisions, waivers, add);
@@ -174,6 +171,7 @@ async function dialectRoundTrips(
   onScratch: OnScratch,
   context: TripContext,
   data: DataPass | undefined,
+  compat?: { release: Release; context: CompatContext },
 ): Promise<RoundTrips> {
   const of = s.migrations.length;
   if (!s.runnable) return { dialect: s.dialect, revisions: 0, of, skipped: `errors in ${displayPath(s.folder)}/` };
@@ -182,6 +180,16 @@ async function dialectRoundTrips(
     database = scratch.label;
     const done = await roundTrip({ ...context, s, driver, scratch });
     await data?.run(s, done, driver, onScratch);
+    // On the same scratch database, rolled back to empty through the downs: cheaper than a new one.
+    if (compat) {
+      const { checkCompat } = await import('./compat.ts');
+      const { rewind } = await import('./data/pass.ts');
+      await checkCompat(
+        compat.release,
+        async (fn) => ((await rewind(driver, s)) ? fn(driver) : onScratch((fresh) => fn(fresh))),
+        compat.context,
+      );
+    }
     return done;
   });
   // Which PostgreSQL proved the folder is worth saying: a server's scratch database, or the embedded one.
