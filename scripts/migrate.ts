@@ -291,7 +291,7 @@ function configOf(values: Values, cli: Cli, url: string): RunnerConfig {
     ),
     showBlockerQuery: values['show-blocker-query'] ?? false,
     strict: values.strict ?? false,
-    ...phaseOption(values['phase'] ?? process.env.MIGRATE_PHASE),
+    ...phaseOption(values.phase ?? process.env.MIGRATE_PHASE),
     onWait: (e) => {
       const limit = `${Math.round(e.limitMs / 1000)} s`;
       const when = e.elapsedMs < 1000 ? `up to ${limit}` : `${Math.round(e.elapsedMs / 1000)} s of ${limit}`;

@@ -28,7 +28,7 @@ import { compareDialects } from '../catalog/schema-compare.ts';
 import { roundTrip, type TripContext } from './round-trip.ts';
 import type { dataPass, DataSummary } from './data/pass.ts';
 import { phasesReorder } from './phases.ts';
-import type { CompatContext, Release } from './compat.ts';
+import type { CompatContext, CompatSummary, Release } from './compat.ts';
 
 export type { CheckCode, Finding } from './lint.ts';
 
@@ -81,6 +81,8 @@ export interface CheckResult {
   compared: { revisions: number; skipped?: string };
   /** The pass on populated tables; absent when skipped. */
   data?: DataSummary;
+  /** `--compat`: the release's statements, how many ran at some point, against how many revisions. */
+  compat?: CompatSummary;
 }
 
 export interface DialectState extends FolderState {
@@ -143,6 +145,7 @@ export async function check(config: CheckConfig = {}, options: CheckOptions = {}
     roundTrips: states.map((s) => s.roundTrips as RoundTrips),
     compared,
     ...(data ? { data: data.summary } : {}),
+    ...(release ? { compat: release.summary } : {}),
   };
 }
 

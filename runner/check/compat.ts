@@ -67,11 +67,24 @@ export interface CompatContext {
   signal: AbortSignal | undefined;
 }
 
+/** What `check --compat` did, for its summary line. */
+export interface CompatSummary {
+  file: string;
+  statements: number;
+  /** Statements that prepared (and ran, for writes) at some point: the ones proven. */
+  proven: number;
+  /** Revisions the statements were run after, of those in the folder. */
+  revisions: number;
+  of: number;
+}
+
 /** A release file read, and the PostgreSQL folder its statements are proven against. */
 export interface Release {
   file: string;
   statements: ReleaseStatement[];
   pg: CompatInput;
+  /** Filled in as the pass runs. */
+  summary: CompatSummary;
 }
 
 /**
@@ -86,7 +99,14 @@ export function readRelease(path: string, states: ReadonlyArray<CompatInput & { 
       `--compat needs a postgres/ folder: the release's statements are PostgreSQL and are proven on PostgreSQL.`,
     );
   }
-  return { file: displayPath(path), statements: releaseStatements(path), pg };
+  const file = displayPath(path);
+  const statements = releaseStatements(path);
+  return {
+    file,
+    statements,
+    pg,
+    summary: { file, statements: statements.length, proven: 0, revisions: 0, of: pg.migrations.length },
+  };
 }
 
 function releaseStatements(path: string): ReleaseStatement[] {
@@ -127,6 +147,7 @@ export async function checkCompat(
   context: CompatContext,
 ): Promise<void> {
   const { file, statements, pg } = release;
+  release.summary.of = pg.migrations.length;
   if (!pg.runnable || statements.length === 0) return;
   const proven = pg.migrations.slice(0, pg.snapshots.length);
   const worked = new Array<boolean>(statements.length).fill(false);
@@ -172,8 +193,10 @@ export async function checkCompat(
         });
       }
       record(outcomes);
+      release.summary.revisions = i + 1;
     }
   });
+  release.summary.proven = everWorked.filter(Boolean).length;
   // A statement that never ran proves nothing either way: said, not counted.
   statements.forEach((st, k) => {
     if (everWorked[k] || lastError[k] === undefined) return;
