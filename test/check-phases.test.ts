@@ -276,7 +276,10 @@ describe('check --compat: the running release against each revision (PostgreSQL)
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.deepEqual(lines(r, 'COMPAT_BREAK'), []);
     assert.match(r.stdout, /data: postgres 3\/3 on populated tables/);
-    assert.match(r.stdout, /^compat: test\/fixtures\/compat-release\.sql: 5 of 5 statements run against postgres 3\/3 revisions$/m);
+    assert.match(
+      r.stdout,
+      /^compat: test\/fixtures\/compat-release\.sql: 5 of 5 statements run against postgres 3\/3 revisions$/m,
+    );
   });
 
   it("a pre NOT NULL without a default on a column the release's INSERT leaves out: COMPAT_BREAK at the INSERT (it prepares, and fails when run)", async () => {

@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { RecordRow } from '../runner/core/driver.ts';
+import type { RecordRow } from '../runner/core/record.ts';
 import { checksumOf, loadMigrations, versionOf, type Migration, type MigrationFile } from '../runner/core/files.ts';
 import { assess, parseTarget, plan, type Plan } from '../runner/core/plan.ts';
 import { fixture, maskDurations, ROOT, runCli } from './support/cli.ts';

@@ -11,13 +11,13 @@
  * @module
  */
 import { readFileSync } from 'node:fs';
-import type { StepWork } from '../core/driver.ts';
+import type { StepWork } from '../core/step.ts';
 import { MigrateError } from '../core/errors.ts';
 import { displayPath, normaliseText, phaseOf, type Migration } from '../core/files.ts';
 import { lineColumn } from '../core/position.ts';
 import { splitStatements } from '../core/split.ts';
 import { runStep, StepFailure } from '../core/step.ts';
-import type { Introspectable, SchemaSource } from '../catalog/introspect.ts';
+import type { Driver, SchemaSource } from '../core/driver.ts';
 import { familyOfType } from '../catalog/postgres-schema.ts';
 import type { Column, Schema, Table } from '../catalog/schema.ts';
 import { dataDb, type DataDb, fillTables, parentKeys } from './data/fill.ts';
@@ -143,7 +143,7 @@ type Outcome = string | undefined;
  */
 export async function checkCompat(
   release: Release,
-  onScratch: <T>(fn: (driver: Introspectable) => Promise<T>) => Promise<T>,
+  onScratch: <T>(fn: (driver: Driver) => Promise<T>) => Promise<T>,
   context: CompatContext,
 ): Promise<void> {
   const { file, statements, pg } = release;

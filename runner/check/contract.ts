@@ -9,7 +9,7 @@
  *
  * @module
  */
-import type { Statement } from '../core/driver.ts';
+import type { Statement } from '../core/split.ts';
 import { phaseOf, type Dialect, type Migration, type MigrationFile } from '../core/files.ts';
 import { tokenize, unquote } from '../core/lexer.ts';
 import { lineColumn } from '../core/position.ts';

@@ -10,10 +10,11 @@
  *
  * @module
  */
-import type { StepWork } from '../core/driver.ts';
+import type { StepWork } from '../core/step.ts';
 import { phaseOf, type Dialect, type Migration } from '../core/files.ts';
 import { runStep, StepFailure, toMigrationFailed } from '../core/step.ts';
-import { introspect, type Introspectable } from '../catalog/introspect.ts';
+import type { Driver } from '../core/driver.ts';
+import { introspect } from '../catalog/introspect.ts';
 import type { Difference, Schema } from '../catalog/schema.ts';
 import { compareSnapshots } from '../catalog/schema-compare.ts';
 import { identifiers, type Finding } from './lint.ts';
@@ -44,7 +45,7 @@ function movedAhead(m: Migration, migrations: readonly Migration[]): Migration[]
  */
 export async function checkPhaseOrder(
   s: PhaseInput,
-  driver: Introspectable,
+  driver: Driver,
   add: (f: Finding) => void,
   signal?: AbortSignal,
 ): Promise<void> {
