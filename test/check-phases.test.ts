@@ -57,6 +57,7 @@ describe('contracting statements (pure, from the lexer)', () => {
           'ALTER TABLE posts ADD CONSTRAINT posts_user_fk FOREIGN KEY (user_id) REFERENCES users (id);',
           'ALTER TABLE posts ADD CHECK (length(body) > 0);',
           'ALTER TABLE ONLY public.posts ADD CONSTRAINT u UNIQUE (slug);',
+          'CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS ix_users_email ON users (email);',
         ].join('\n'),
       ),
       [
@@ -73,6 +74,7 @@ describe('contracting statements (pure, from the lexer)', () => {
         '10: adds a FOREIGN KEY constraint that is not NOT VALID (posts)',
         '11: adds a CHECK constraint that is not NOT VALID (posts)',
         '12: adds a UNIQUE constraint that is not NOT VALID (public.posts)',
+        '13: adds a unique index on users (users)',
       ],
     );
   });
@@ -89,6 +91,8 @@ describe('contracting statements (pure, from the lexer)', () => {
           '-- ALTER TABLE users DROP COLUMN nick;',
           "INSERT INTO notes (body) VALUES ('ALTER TABLE users DROP COLUMN nick');",
           'CREATE TABLE tmp (id int); DROP TABLE tmp;',
+          'CREATE TABLE tags (id int, name text); CREATE UNIQUE INDEX ix_tags_name ON tags (name);',
+          'CREATE INDEX ix_users_name ON users (name);',
         ].join('\n'),
       ),
       [],

@@ -1,8 +1,8 @@
 /**
  * `CONTRACT_IN_PRE` (issue #30): a statement in a `pre` up file that takes something away from
  * the release still running during a rolling deploy — a dropped column or table, a rename, SET
- * NOT NULL, a type change, a new CHECK/FOREIGN KEY/UNIQUE that is not NOT VALID, a dropped
- * default. Such a change belongs in a `-- migrate:phase post` revision, once no replica runs the
+ * NOT NULL, a type change, a new CHECK/FOREIGN KEY/UNIQUE that is not NOT VALID (a unique index
+ * too), a dropped default. Such a change belongs in a `-- migrate:phase post` revision, once no replica runs the
  * old release; `-- migrate:allow-contract <table>: <reason>` in the file accepts one.
  *
  * Read from the project's one lexer: comments, strings and dollar bodies are never keywords.
@@ -157,6 +157,14 @@ export function contractions(statements: readonly Statement[], dialect: Dialect)
           out.push({ table: n.name, what: `drops table ${n.name}`, offset: (words[0] as Word).offset });
         i = n.next;
       }
+      continue;
+    }
+    if (is(words, 0, 'CREATE', 'UNIQUE', 'INDEX')) {
+      // A unique index refuses the old release's duplicates as a UNIQUE constraint does.
+      const on = words.findIndex((w) => w.text === 'ON');
+      const n = on > 0 ? nameAt(words, is(words, on + 1, 'ONLY') ? on + 2 : on + 1) : undefined;
+      if (n && !created.has(n.name))
+        out.push({ table: n.name, what: `adds a unique index on ${n.name}`, offset: (words[0] as Word).offset });
       continue;
     }
     if (!is(words, 0, 'ALTER', 'TABLE')) continue;
