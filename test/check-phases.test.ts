@@ -162,6 +162,19 @@ describe('check: phases', () => {
     assert.equal(found.length, 2, r.stdout);
   });
 
+  it('a post revision that fails once a later pre one ran first: PHASE_ORDER naming both', async () => {
+    const dir = fixture('phase-order-post');
+    const r = await check(dir, '--no-data');
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    const [line, ...more] = lines(r, 'PHASE_ORDER');
+    assert.deepEqual(more, [], r.stdout);
+    assert.ok(line?.startsWith(`${shown(join(dir, 'postgres', '000002_add_nick.up.sql'))}:2:1: error: `), r.stdout);
+    assert.match(
+      line ?? '',
+      /relation "users" does not exist \(42P01\)\. 000002_add_nick is post and runs after 000003_rename_users/,
+    );
+  });
+
   it('a phase order that runs but builds another schema: PHASE_ORDER naming the post revision and the pre one', async () => {
     const dir = fixture('phase-order-schema');
     const r = await check(dir, '--no-data');

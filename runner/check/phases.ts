@@ -39,6 +39,11 @@ function movedAhead(m: Migration, migrations: readonly Migration[]): Migration[]
   return migrations.filter((p) => phaseOf(p) === 'post' && p.version < m.version);
 }
 
+/** The pre revisions that run before post revision `m` in phase order though they come after it in version order. */
+function movedBehind(m: Migration, migrations: readonly Migration[]): Migration[] {
+  return migrations.filter((p) => phaseOf(p) === 'pre' && p.version > m.version);
+}
+
 /**
  * Build the phase order on `driver` (a fresh scratch database) and report where it parts from
  * version order. Only for a dialect whose every revision round-tripped (`snapshots` complete).
@@ -61,13 +66,19 @@ export async function checkPhaseOrder(
       const failed = toMigrationFailed(error, work, { direction: 'up', migration: m }, []);
       const { file, line, column } = failed.where;
       const ahead = movedAhead(m, s.migrations);
+      const state = failed.info.sqlState ? ` (${failed.info.sqlState})` : '';
+      // A pre revision fails ahead of an older post one; or a post revision fails after newer pre ones.
+      const why =
+        phaseOf(m) === 'pre'
+          ? `${m.stem} is pre and runs ahead of the post revision${ahead.length === 1 ? '' : 's'} ${names(ahead)}, which ${ahead.length === 1 ? 'comes' : 'come'} before it in version order. Mark ${m.stem} "-- migrate:phase post" too, or make ${names(ahead)} pre.`
+          : `${m.stem} is post and runs after ${names(movedBehind(m, s.migrations))}, which ${movedBehind(m, s.migrations).length === 1 ? 'comes' : 'come'} after it in version order. Make ${m.stem} pre, or mark ${names(movedBehind(m, s.migrations))} "-- migrate:phase post" too.`;
       add({
         severity: 'error',
         code: 'PHASE_ORDER',
         file,
         ...(line === undefined ? {} : { line }),
         ...(column === undefined ? {} : { column }),
-        message: `fails on ${s.dialect} when run in phase order (all pre revisions, then all post ones, as \`head --phase=pre\` then \`head\` runs them): ${failed.message}${failed.info.sqlState ? ` (${failed.info.sqlState})` : ''}. ${m.stem} is pre and runs ahead of the post revision ${names(ahead)}, which comes before it in version order. Mark ${m.stem} "-- migrate:phase post" too, or make ${names(ahead)} pre.`,
+        message: `fails on ${s.dialect} when run in phase order (all pre revisions, then all post ones, as \`head --phase=pre\` then \`head\` runs them): ${failed.message}${state}. ${why}`,
       });
       return;
     }
