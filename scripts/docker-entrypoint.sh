@@ -12,7 +12,7 @@
 # MIGRATE_LOCK_TIMEOUT (seconds; default: wait for the lock as long as it takes),
 # MIGRATE_PHASE (read by the CLI itself: `pre` for rolling deploys applies the pending pre
 # revisions and leaves `-- migrate:phase post` ones pending; once the rollout is done, run
-# `head` once without it. docs/docker.md, "Rolling deploys").
+# `head --phase=post` once. docs/docker.md, "Rolling deploys").
 set -eu
 
 # Inside a container the CLI's default, sqlite:bot.db, would migrate a throwaway file.
