@@ -243,7 +243,7 @@ for (const dialect of TEST_DIALECTS) {
         assert.deepEqual(await applied(db), []);
       }));
 
-    it('--phase does not apply to history or check (exit 2)', () =>
+    it('--phase does not apply to history (exit 2)', () =>
       withTestDb(dialect, async (db) => {
         const r = await cli(db, ['history', '--phase=pre']);
         assert.equal(r.code, 2, r.stdout + r.stderr);
