@@ -38,7 +38,7 @@ export { liveSchema, schemaOf, type DialectSchema, type SchemaConfig } from './c
 export { drift, type DriftConfig, type DriftResult, type DriftItem } from './catalog/drift.ts';
 export type { Catalog, CatalogObject, ObjectKind } from './catalog/model.ts';
 export type { Column, Difference, EnumType, Family, ForeignKey, Index, Schema, Table } from './catalog/schema.ts';
-export { loadMigrations, type Dialect, type Migration, type MigrationFile } from './core/files.ts';
+export { loadMigrations, type Dialect, type Migration, type MigrationFile, type Phase } from './core/files.ts';
 export { parseTarget, plan, type Plan, type Step, type Target, type Warning } from './core/plan.ts';
 export {
   parseUrl,

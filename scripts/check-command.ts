@@ -94,6 +94,7 @@ export async function runCheckCommand(
         table: config.table,
         data,
         ...(values.base === undefined ? {} : { base: values.base }),
+        ...(values.compat === undefined ? {} : { compat: values.compat }),
       },
       { signal },
     );

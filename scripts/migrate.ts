@@ -10,7 +10,7 @@ import { EXIT, MigrateError } from '../runner/core/errors.ts';
 import { migrate, renderScript, stamp, status, type MigrateEvent, type RunnerConfig } from '../runner/core/migrator.ts';
 import { parseTarget } from '../runner/core/plan.ts';
 import { capYoungGeneration, confirmation, loadEnv, type UrlSource } from './startup.ts';
-import { dataOption, OPTIONS, seconds, splitArgv, USAGE, type Values } from './options.ts';
+import { dataOption, OPTIONS, phaseOption, seconds, splitArgv, USAGE, type Values } from './options.ts';
 import {
   type Cli,
   emitJson,
@@ -59,7 +59,9 @@ async function runHistory({ cli, config }: Run): Promise<number> {
   const width = Math.max(0, ...s.revisions.map((r) => r.name.length));
   // One write for the whole list: a write per line costs a system call each.
   const lines = s.revisions.map((r) => {
-    const state = r.state === 'pending' ? 'pending' : `${r.state} ${r.appliedAt ?? ''}`;
+    // A post revision left by `head --phase=pre` waits for the rollout: say so (issue #30).
+    const state =
+      r.state === 'pending' ? (r.phase === 'post' ? 'pending (post)' : 'pending') : `${r.state} ${r.appliedAt ?? ''}`;
     const flags = r.flags.length > 0 ? `  [${r.flags.join(', ')}]` : '';
     return `${r.revision}  ${r.name.padEnd(width)}  ${state}${flags}`;
   });
@@ -177,11 +179,11 @@ const COMMANDS: Record<string, Command> = {
   history: { operand: 'none', database: true, run: runHistory },
   new: { operand: 'words', database: false, writes: 'the folder', run: runNew },
   stamp: { operand: 'target', database: true, writes: 'the record', run: runStamp },
-  sql: { operand: 'target', database: true, run: runSql },
+  sql: { operand: 'target', database: true, takes: ['phase'], run: runSql },
   check: {
     operand: 'none',
     database: false,
-    takes: ['no-data', 'seed', 'rows', 'fail-on', 'base'],
+    takes: ['no-data', 'seed', 'rows', 'fail-on', 'base', 'compat'],
     run: (r) => interruptible(r.cli, 'check', (s) => runCheck(r, s)),
   },
   schema: {
@@ -206,7 +208,7 @@ const COMMANDS: Record<string, Command> = {
     run: async (r) => (await import('./fleet.ts')).runFleet(r),
   },
 };
-const MIGRATE: Command = { operand: 'target', database: true, run: runMigrate };
+const MIGRATE: Command = { operand: 'target', database: true, takes: ['phase'], run: runMigrate };
 
 /** The options that mean something to one or two commands only: given to another, exit 2. */
 const COMMAND_OPTIONS = [
@@ -221,6 +223,8 @@ const COMMAND_OPTIONS = [
   'on-error',
   'fail-on',
   'base',
+  'phase',
+  'compat',
 ] as const;
 type CommandOption = (typeof COMMAND_OPTIONS)[number];
 
@@ -297,6 +301,7 @@ function configOf(values: Values, cli: Cli, url: string): RunnerConfig {
     ),
     showBlockerQuery: values['show-blocker-query'] ?? false,
     strict: values.strict ?? false,
+    ...phaseOption(values.phase ?? process.env.MIGRATE_PHASE),
     onWait: (e) => {
       const limit = `${Math.round(e.limitMs / 1000)} s`;
       const when = e.elapsedMs < 1000 ? `up to ${limit}` : `${Math.round(e.elapsedMs / 1000)} s of ${limit}`;

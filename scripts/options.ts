@@ -64,6 +64,9 @@ Options:
   --dry-run            plan and print the script, change nothing (not even the record table)
   --yes, -y            confirm a rollback (or a stamp) that undoes more than one revision
   --strict             out-of-order pending revisions are an error, not a warning
+  --phase=pre|post     pre: apply pending revisions except "-- migrate:phase post" ones, which
+                       stay pending until a run after the rollout (head, or --phase=post: all)
+                       (default: $MIGRATE_PHASE, else all; docs/docker.md, rolling deploys)
   --write              schema: write DIR/schema/postgres.sql and sqlite.sql instead of printing
   --scratch-url URL    schema, drift: make PostgreSQL's scratch schema or database there
   --json               print one JSON object on stdout instead of text (= --format=json)
@@ -81,6 +84,9 @@ Options:
   --parallel N         fleet: at most N databases in work at once (default 4)
   --canary K           fleet: the first K databases one at a time first; any failure stops all
   --on-error=continue|stop  fleet: after a failure, go on with the others (default) or start no more
+  --compat=FILE        check: FILE holds the running release's PostgreSQL statements ($n
+                       parameters, ;-separated); each must still prepare and run after every
+                       pre revision (COMPAT_BREAK otherwise)
   --help, -h           this text
 
 Exit codes: 0 done, 1 a migration failed (check: a problem was found; drift: the database
@@ -119,6 +125,8 @@ export const OPTIONS = {
   parallel: { type: 'string' },
   canary: { type: 'string' },
   'on-error': { type: 'string' },
+  phase: { type: 'string' },
+  compat: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -154,4 +162,14 @@ export function dataOption(values: Values): false | { seed?: number; rows?: numb
     return { [name]: n };
   };
   return { ...whole('seed', 0), ...whole('rows', 1) };
+}
+
+/** `--phase` (or MIGRATE_PHASE) as the runner's setting; an empty value is none, anything but pre or post exits 2. */
+export function phaseOption(text: string | undefined): { phase?: 'pre' | 'post' } {
+  if (text === undefined || text === '') return {};
+  if (text === 'pre' || text === 'post') return { phase: text };
+  throw new MigrateError(
+    'BAD_OPTION',
+    `--phase takes pre or post, not "${text}" (MIGRATE_PHASE too): pre applies all but "-- migrate:phase post" revisions, post applies everything.`,
+  );
 }

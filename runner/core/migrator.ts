@@ -8,7 +8,7 @@
  * `head`, `stamp`, `history`, `current`, `sql` and `new` load (docs/architecture.md).
  */
 import type { Driver } from './driver.ts';
-import { type Direction, versionOf } from './files.ts';
+import { type Direction, phaseOf, type Phase, versionOf } from './files.ts';
 import type { RecordRow } from './record.ts';
 import { type StepWork, runStep, StepFailure, stepWork, toMigrationFailed, writeRecord } from './step.ts';
 import { MigrateError } from './errors.ts';
@@ -184,7 +184,7 @@ async function prepare(
   const { migrations, driver } = session;
   const dialect = driver.capabilities.folder;
   const rows = await readRecordChecked(driver, config.table ?? DEFAULT_TABLE);
-  const { steps, warnings } = plan(migrations, rows, target, { strict: config.strict, dialect });
+  const { steps, warnings } = plan(migrations, rows, target, { strict: config.strict, dialect, phase: config.phase });
   const works = steps.map((s) => stepWork(s, dialect));
   for (const w of warnings) emit?.({ type: 'warning', code: w.code, message: w.message });
   const last = appliedAfter(migrations, rows, steps).at(-1);
@@ -261,6 +261,8 @@ export interface RevisionStatus {
   revision: string;
   name: string;
   state: 'applied' | 'pending' | 'failed';
+  /** `post` for a `-- migrate:phase post` revision (run once the rollout is done), else `pre`; absent when its files are missing. */
+  phase?: Phase;
   appliedAt: string | null;
   /** changed: edited since applied; missing: applied but its files are gone; out of order: pending, older than the newest applied. */
   flags: Array<'changed' | 'missing' | 'out of order' | 'failed'>;
@@ -290,6 +292,7 @@ export async function status(config: RunnerConfig): Promise<StatusResult> {
         revision: m.revision,
         name: m.description,
         state: row ? row.status : 'pending',
+        phase: phaseOf(m),
         appliedAt: row?.appliedAt ?? null,
         flags,
       };

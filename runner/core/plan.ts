@@ -4,7 +4,7 @@
  */
 import { type RecordRow, readFailedNote } from './record.ts';
 import { MigrateError } from './errors.ts';
-import { type Dialect, type Direction, versionOf, type Migration } from './files.ts';
+import { type Dialect, type Direction, phaseOf, versionOf, type Migration, type Phase } from './files.ts';
 import { holdsStatement } from './split.ts';
 
 export type Target =
@@ -90,8 +90,14 @@ export function assess(migrations: readonly Migration[], rows: readonly RecordRo
   });
   const failed = rows.filter((r) => r.status === 'failed');
   let newestRecorded = -1n;
-  for (const v of recorded.keys()) if (v > newestRecorded) newestRecorded = v;
-  const outOfOrder = pending.filter((m) => m.version < newestRecorded);
+  let newestPost = -1n;
+  for (const v of recorded.keys()) {
+    if (v > newestRecorded) newestRecorded = v;
+    const m = local.get(v);
+    if (m && phaseOf(m) === 'post' && v > newestPost) newestPost = v;
+  }
+  // A post revision waits for the rollout behind later pre ones: late only once a newer post one ran.
+  const outOfOrder = pending.filter((m) => m.version < (phaseOf(m) === 'post' ? newestPost : newestRecorded));
   return { local, recorded, pending, missing, ahead, changed, failed, outOfOrder };
 }
 
@@ -198,11 +204,13 @@ export function plan(
     enforce?: boolean;
     /** The folder's dialect, whose comment rules say whether an up file holds a statement; without it, both must agree. */
     dialect?: Dialect;
+    /** Run one deploy phase: `pre` leaves post revisions pending (docs/folder.md). */
+    phase?: Phase;
   } = {},
 ): Plan {
   const a = assess(migrations, rows);
   if (options.enforce !== false) refuseUnsafe(a, migrations);
-  const { downs, ups } = moves(a, migrations, rows, target);
+  const { downs, ups } = moves(inPhase(a, options.phase), migrations, rows, target);
   const steps: Step[] = downs.map((r) => {
     const m = a.local.get(versionOf(r.revision));
     if (!m) {
@@ -215,6 +223,15 @@ export function plan(
   });
   for (const m of ups) steps.push({ direction: 'up', migration: m });
   return { steps, warnings: warnings(a, ups, options.strict ?? false, options.dialect) };
+}
+
+/**
+ * The assessment as a phase sees it: `pre` applies pending pre revisions only, leaving post ones
+ * pending for the run after the rollout; `post` (or none) applies everything (issue #30).
+ */
+function inPhase(a: Assessment, phase: Phase | undefined): Assessment {
+  if (phase !== 'pre') return a;
+  return { ...a, pending: a.pending.filter((m) => phaseOf(m) === 'pre') };
 }
 
 /** The record rows to roll back (newest first) and the migrations to apply (in version order) that reach `target`. */
