@@ -5,16 +5,18 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { MigrateError } from './errors.ts';
-import { type MigrationFile, readMigrationFile } from './read.ts';
+import { type MigrationFile, type Phase, readMigrationFile } from './read.ts';
+import { DIALECTS, type Dialect, type Direction } from './dialect.ts';
 
 export { checksumOf, normaliseText } from './read.ts';
-export type { MigrationFile } from './read.ts';
+export type { MigrationFile, Phase } from './read.ts';
 
-export type Dialect = 'postgres' | 'sqlite';
+export { DIALECTS, type Dialect, type Direction } from './dialect.ts';
 
-/** Which file of a pair runs: `up` applies a revision, `down` rolls it back. */
-export type Direction = 'up' | 'down';
-export const DIALECTS: readonly Dialect[] = ['postgres', 'sqlite'];
+/** A revision's phase, as its up file says (`pre` unless `-- migrate:phase post`). */
+export function phaseOf(m: Migration): Phase {
+  return m.up.phase ?? 'pre';
+}
 
 export interface Migration {
   /** The version as an integer: the ordering key, and what two files of a pair share. */
@@ -41,7 +43,7 @@ export interface ParsedName {
   version: bigint;
   description: string;
   stem: string;
-  direction: 'up' | 'down';
+  direction: Direction;
 }
 
 /** Parse a file name; undefined when it does not follow the naming rule. */
@@ -56,7 +58,7 @@ export function parseName(fileName: string): ParsedName | undefined {
     version: versionOf(revision),
     description,
     stem: `${revision}_${description}`,
-    direction: m[4] as 'up' | 'down',
+    direction: m[4] as Direction,
   };
 }
 
@@ -230,7 +232,7 @@ export function readFolder(scan: FolderScan): { migrations: Migration[]; problem
  * Load the migrations of one dialect, in version order, after checking that every dialect
  * folder present under `dir` holds the same revisions. Throws the first problem found.
  */
-export function loadMigrations(dir: string, dialect: Dialect): Migration[] {
+export function loadMigrations(dir: string, dialect: Dialect, options: { phases?: boolean } = {}): Migration[] {
   const folder = dialectFolder(dir, dialect);
   const scan = listFolder(folder);
   if (scan.problems[0]) throw scan.problems[0];
@@ -247,7 +249,47 @@ export function loadMigrations(dir: string, dialect: Dialect): Migration[] {
   }
   const { migrations, problems } = readFolder(scan);
   if (problems[0]) throw problems[0];
+  // Running a phase reads the other dialects' up files too: they must say the same (issue #30).
+  if (options.phases && folder !== dir) {
+    for (const other of DIALECTS) {
+      if (other === dialect || !isDirectory(join(dir, other))) continue;
+      const mismatch = phaseProblems(migrations, readUps(listFolder(join(dir, other))))[0];
+      if (mismatch) throw mismatch;
+    }
+  }
   return migrations;
+}
+
+/** The up files of a scanned folder by version (what phases need of another dialect's folder). */
+function readUps(scan: FolderScan): Map<bigint, MigrationFile> {
+  const out = new Map<bigint, MigrationFile>();
+  const absolute = prefixOf(scan.folder);
+  const shown = prefixOf(displayPath(scan.folder));
+  for (const [v, { up }] of scan.halves) {
+    if (up !== undefined && !scan.unreadable.has(up)) out.set(v, readMigrationFile(absolute + up, shown + up));
+  }
+  return out;
+}
+
+/**
+ * A revision's up files must name the same phase in every dialect folder: one release's
+ * deploy runs one of them, and `check` proves the phases on both (issue #30).
+ */
+export function phaseProblems(mine: readonly Migration[], theirs: ReadonlyMap<bigint, MigrationFile>): MigrateError[] {
+  const problems: MigrateError[] = [];
+  for (const m of mine) {
+    const other = theirs.get(m.version);
+    if (!other || (other.phase ?? 'pre') === phaseOf(m)) continue;
+    const [post, pre] = phaseOf(m) === 'post' ? [m.up, other] : [other, m.up];
+    problems.push(
+      MigrateError.at(
+        'PHASE_MISMATCH',
+        { file: pre.path },
+        `revision ${m.revision} is post in ${post.path} but pre here (no "-- migrate:phase post"): both dialects' up files must name the same phase. Add "-- migrate:phase post" to this file's leading comments, or remove it from the other.`,
+      ),
+    );
+  }
+  return problems;
 }
 
 /** Two dialect folders must hold the same revisions under the same descriptions: what differs, mine first. */

@@ -1,16 +1,16 @@
 /**
- * How the PostgreSQL driver's connections are made: the options postgres.js gets for the
- * runner's one session and for the second sessions that watch it, and what a watcher reads.
+ * The PostgreSQL driver's connections beyond its own session (made, like every client, by
+ * core/connect.ts): a failure to connect as CONNECTION_FAILED, the second session that watches
+ * the runner's and what it reads, and the pooler probe.
  */
 import { randomUUID } from 'node:crypto';
 import postgres from 'postgres';
 import { MigrateError } from '../errors.ts';
-import { hideSecrets, parseUrl, type PostgresServer } from '../config.ts';
+import { hideSecrets, type PostgresServer } from '../config.ts';
+import { type ConnectOptions, connect, type Sql, serverOf } from '../connect.ts';
 import type { Observation } from '../driver.ts';
 import { catalog, isConnectionError, toObservation } from './postgres-sql.ts';
 import { chooseHost, type Endpoint, type ServerRole, roleOf, sessionAttrs } from '../hosts.ts';
-
-export type ClientOptions = postgres.Options<Record<string, postgres.PostgresType>>;
 
 export interface PostgresOptions {
   /** The server, as parsed once from the URL (config.ts `parseUrl`): no URL string reaches postgres.js. */
@@ -29,23 +29,6 @@ export interface PostgresOptions {
   writes?: boolean;
 }
 
-/** The server a URL names; for callers that hold only a URL. */
-export function serverOf(url: string): PostgresServer {
-  const c = parseUrl(url);
-  if (c.dialect !== 'postgres') throw new MigrateError('BAD_URL', `${c.display} is not a PostgreSQL URL.`);
-  return c.server;
-}
-
-/** A connection failure as CONNECTION_FAILED: `reached`, whether a query had succeeded before; the password hidden. */
-export function unreachable(error: unknown, display: string, secrets: string[], reached: boolean): MigrateError {
-  if (error instanceof MigrateError) return error;
-  const e = error as { message?: string; code?: string } | null;
-  const why = hideSecrets(e?.message ?? String(error), secrets);
-  const code = e?.code && !why.includes(e.code) ? ` (${e.code})` : '';
-  const what = reached ? 'lost the connection to' : 'cannot connect to';
-  return new MigrateError('CONNECTION_FAILED', `${what} ${display}: ${why}${code}`, { cause: error });
-}
-
 /** The URL's hosts in order; none named: the client's default. */
 export function endpointsOf(server: PostgresServer): Endpoint[] {
   const hosts = server.host ?? [];
@@ -61,7 +44,7 @@ export function narrow(server: PostgresServer, index: number): PostgresServer {
 }
 
 export interface Chosen {
-  sql: postgres.Sql;
+  sql: Sql;
   /** The host chosen, alone: what every later connection of the run (observer, probe) uses. */
   server: PostgresServer;
   role: ServerRole;
@@ -70,23 +53,23 @@ export interface Chosen {
 }
 
 /**
- * The one way the runner opens its session on a PostgreSQL URL: each host in order, `query`
+ * The runner's session on a PostgreSQL URL: each host in order, through connect.ts, `query`
  * (which must hold hosts.ts ROLE_COLUMNS) as the first thing it runs, until one suits the URL's
  * target_session_attrs by libpq's rules (core/hosts.ts). A single-host URL costs exactly that one
  * query; a connection failure comes back as CONNECTION_FAILED, the password hidden.
  */
 export async function connectChosen(
   server: PostgresServer,
-  o: { display: string; secrets: string[]; deadline?: number; name: string; query: string; hooks: Hooks },
+  o: { display: string; secrets: string[]; query: string; options: ConnectOptions },
 ): Promise<Chosen> {
   const endpoints = endpointsOf(server);
-  let sql: postgres.Sql | undefined;
+  let sql: Sql | undefined;
   let chosen = server;
   let rows: postgres.RowList<postgres.Row[]> | undefined;
   const role = await chooseHost(endpoints, sessionAttrs(server.targetSessionAttrs), o.display, {
     open: async (index) => {
       chosen = narrow(server, index);
-      const client = postgres(clientOptions(chosen, o.deadline, o.name, o.hooks));
+      const client = connect(chosen, o.options);
       sql = client;
       try {
         rows = await client.unsafe(o.query);
@@ -111,56 +94,24 @@ export async function connectChosen(
       return e?.code && !text.includes(e.code) ? `${text}, ${e.code}` : text;
     },
   });
-  return { sql: sql as unknown as postgres.Sql, server: chosen, role, rows: rows as postgres.RowList<postgres.Row[]> };
+  return { sql: sql as unknown as Sql, server: chosen, role, rows: rows as postgres.RowList<postgres.Row[]> };
 }
-
-type Hooks = Pick<ClientOptions, 'onnotice' | 'onclose'>;
 
 /** A session of its own on `url`'s chosen host, for a reader that holds only a URL (schema --url, drift). */
 export function connectUrl(url: string, display: string, name: string): Promise<Chosen> {
   const server = serverOf(url);
   const secrets = server.password ? [server.password, encodeURIComponent(server.password)] : [];
-  const hooks = { onnotice: () => {}, onclose: () => {} };
-  return connectChosen(server, { display, secrets, name, query: catalog.role, hooks });
+  return connectChosen(server, { display, secrets, query: catalog.role, options: { name } });
 }
 
-/**
- * One connection (`max: 1`) to `server`, named `name` in pg_stat_activity. `deadline` (epoch ms,
- * `--wait`'s limit) cuts the connect timeout to what is left.
- */
-export function clientOptions(
-  server: PostgresServer,
-  deadline: number | undefined,
-  name: string,
-  hooks: Hooks,
-): ClientOptions {
-  const s = server;
-  return {
-    // Arrays pair hosts with ports by index (postgres.js reads both forms; its types know one).
-    host: s.host as unknown as string | undefined,
-    port: s.port as unknown as number | undefined,
-    database: s.database,
-    username: s.username,
-    password: s.password,
-    ...(s.ssl === undefined ? {} : { ssl: s.ssl as 'require' | false }),
-    max: 1,
-    // Holding the session lock on an idle connection must never end it: postgres.js would
-    // otherwise recycle the connection after 30-60 min (max_lifetime) and silently release
-    // the advisory lock along with it.
-    idle_timeout: 0,
-    max_lifetime: null,
-    connect_timeout:
-      deadline === undefined
-        ? (s.connectTimeout ?? 10)
-        : Math.max(0.1, Math.min(s.connectTimeout ?? 10, (deadline - Date.now()) / 1000)),
-    ...hooks,
-    // Unnamed statements only: works through poolers, and nothing to re-prepare after a reconnect.
-    prepare: false,
-    // We read no arrays or custom types: save the round trip at connect.
-    fetch_types: false,
-    debug: false,
-    connection: { application_name: name, ...s.parameters },
-  };
+/** A connection failure as CONNECTION_FAILED: `reached`, whether a query had succeeded before; the password hidden. */
+export function unreachable(error: unknown, display: string, secrets: string[], reached: boolean): MigrateError {
+  if (error instanceof MigrateError) return error;
+  const e = error as { message?: string; code?: string } | null;
+  const why = hideSecrets(e?.message ?? String(error), secrets);
+  const code = e?.code && !why.includes(e.code) ? ` (${e.code})` : '';
+  const what = reached ? 'lost the connection to' : 'cannot connect to';
+  return new MigrateError('CONNECTION_FAILED', `${what} ${display}: ${why}${code}`, { cause: error });
 }
 
 /**
@@ -168,21 +119,25 @@ export function clientOptions(
  * what the runner's session waits on, who is ahead of it, and an index build's progress.
  */
 export class Watcher {
-  readonly #options: () => ClientOptions;
-  #sql: postgres.Sql | undefined;
+  readonly #connect: () => Sql;
+  #sql: Sql | undefined;
+  /** The observation in flight, which end() waits for: a client ended while still connecting stays open. */
+  #pending: Promise<unknown> | undefined;
 
-  constructor(options: () => ClientOptions) {
-    this.#options = options;
+  constructor(connect: () => Sql) {
+    this.#connect = connect;
   }
 
   /** What session `pid` waits on; undefined when the watcher cannot tell (it could not connect, say). */
   async observe(pid: number, withQuery: boolean): Promise<Observation | undefined> {
-    this.#sql ??= postgres({ ...this.#options(), connect_timeout: 5, onnotice: () => {}, onclose: () => {} });
+    this.#sql ??= this.#connect();
+    const looking = Promise.all([
+      this.#sql.unsafe(catalog.blockers(pid, withQuery)),
+      this.#sql.unsafe(catalog.indexProgress(pid)),
+    ]);
+    this.#pending = looking;
     try {
-      const [rows, [index]] = await Promise.all([
-        this.#sql.unsafe(catalog.blockers(pid, withQuery)),
-        this.#sql.unsafe(catalog.indexProgress(pid)),
-      ]);
+      const [rows, [index]] = await looking;
       return toObservation(rows, index, withQuery);
     } catch {
       return undefined;
@@ -190,6 +145,8 @@ export class Watcher {
   }
 
   async end(): Promise<void> {
+    await this.#pending?.catch(() => {});
+    this.#pending = undefined;
     const sql = this.#sql;
     this.#sql = undefined;
     await sql?.end({ timeout: 1 });

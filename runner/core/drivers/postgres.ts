@@ -1,8 +1,8 @@
 /**
  * PostgreSQL through postgres.js: I/O only. The record table's statements come from
  * postgres-sql.ts, where the table lives and what is read of it under the lock from
- * postgres-record.ts, the connections' options from postgres-client.ts, the step protocol from
- * step.ts.
+ * postgres-record.ts, its clients from connect.ts (the observer and the pooler probe in
+ * postgres-client.ts), the step protocol from step.ts.
  *
  * One connection per runner (`max: 1`): it holds the session advisory lock and runs every
  * migration, so the lock and the work can never be on two different sessions. A file is sent as
@@ -10,6 +10,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import postgres from 'postgres';
+import { type ConnectOptions, connect, serverOf } from '../connect.ts';
 import {
   type Capabilities,
   type Driver,
@@ -23,19 +24,17 @@ import { MigrateError } from '../errors.ts';
 import type { PostgresServer } from '../config.ts';
 import { refuseWrites, type ServerRole } from '../hosts.ts';
 import {
-  type ClientOptions,
-  clientOptions,
   connectChosen,
   movedSession,
   narrow,
   type PostgresOptions,
-  serverOf,
   transactionMode,
   transactionPooler,
   unreachable,
   Watcher,
 } from './postgres-client.ts';
-import { catalog, isConnectionError, postgresSql, quoteIdent, throwUnlessEnded } from './postgres-sql.ts';
+import { catalog, isConnectionError, postgresSql, throwUnlessEnded } from './postgres-sql.ts';
+import { quoteIdent } from '../quote.ts';
 import { RecordTable } from './postgres-record.ts';
 
 type Sql = postgres.Sql;
@@ -73,7 +72,7 @@ export class PostgresDriver implements Driver {
   /** A pooler stands between us and the server (the session's announced process is not the one that answers). */
   #pooled = false;
   /** A second connection, opened only once a step has waited or run a while. */
-  readonly #watcher = new Watcher(() => this.#options('sql-migrate (observer)'));
+  readonly #watcher = new Watcher(() => connect(this.#target(), { name: 'sql-migrate (observer)', connectTimeout: 5 }));
 
   constructor(options: PostgresOptions) {
     this.#server = options.server ?? serverOf(options.url ?? '');
@@ -89,7 +88,7 @@ export class PostgresDriver implements Driver {
   get #client(): Sql {
     if (!this.#sql) {
       try {
-        this.#sql = postgres(this.#options('sql-migrate'));
+        this.#sql = connect(this.#target(), this.#options('sql-migrate'));
       } catch (error) {
         throw this.#unreachable(error);
       }
@@ -97,13 +96,15 @@ export class PostgresDriver implements Driver {
     return this.#sql;
   }
 
-  #options(name: string): ClientOptions {
-    return clientOptions(this.#chosen ?? narrow(this.#server, 0), this.#deadline, name, this.#hooks());
+  /** The host ping chose (every client of the run goes there), else the URL's first. */
+  #target(): PostgresServer {
+    return this.#chosen ?? narrow(this.#server, 0);
   }
 
-  #hooks(): Pick<ClientOptions, 'onnotice' | 'onclose'> {
+  #options(name: string): ConnectOptions {
     return {
-      // The library never prints; postgres.js would console.log every NOTICE without this.
+      name,
+      deadline: this.#deadline,
       onnotice: (notice) => {
         if (typeof notice.code === 'string') this.#notices.add(notice.code);
       },
@@ -153,10 +154,8 @@ export class PostgresDriver implements Driver {
       const chosen = await connectChosen(this.#server, {
         display: this.#display,
         secrets: this.#secrets,
-        deadline: this.#deadline,
-        name: 'sql-migrate',
         query,
-        hooks: this.#hooks(),
+        options: this.#options('sql-migrate'),
       });
       this.#sql = chosen.sql;
       this.#chosen = chosen.server;
@@ -227,7 +226,7 @@ export class PostgresDriver implements Driver {
 
   /** Only paid behind a pooler: see {@link transactionMode}. */
   async #refuseTransactionPooler(): Promise<void> {
-    const probe = postgres({ ...this.#options('sql-migrate (pooler probe)'), onnotice: () => {}, onclose: () => {} });
+    const probe = connect(this.#target(), { name: 'sql-migrate (pooler probe)', deadline: this.#deadline });
     const ours = async (query: string) => (await this.#do((sql) => sql.unsafe(query)))[0];
     if (await transactionMode(probe, ours, this.#pid)) throw transactionPooler(this.#display);
   }
