@@ -11,7 +11,8 @@ import { migrate, renderScript, stamp, status, type MigrateEvent, type RunnerCon
 import { parseTarget } from '../runner/core/plan.ts';
 import type { CheckResult } from '../runner/check/check.ts';
 import { capYoungGeneration, confirmation, loadEnv, type UrlSource } from './startup.ts';
-import { dataOption, OPTIONS, seconds, splitArgv, USAGE, type Values } from './options.ts';
+import { checkOptions, dataOption, OPTIONS, seconds, splitArgv, type Values } from './options.ts';
+import { commandHelp, didYouMean, HELP, usage, usageLine } from './help.ts';
 import {
   type Cli,
   checkSummary,
@@ -291,20 +292,61 @@ function configOf(values: Values, cli: Cli, url: string): RunnerConfig {
   };
 }
 
+/** `help`, `help <command>`, `<command> --help`: the help asked for, on stdout. */
+function help(cli: Cli, topic: string | undefined): number {
+  if (topic === undefined) {
+    say(cli, usage());
+    return EXIT.ok;
+  }
+  const target = /^[+-]?\d/.test(topic) || topic === 'head' || topic === 'base';
+  const name = Object.hasOwn(HELP, topic) ? topic : target ? 'migrate' : undefined;
+  if (name === undefined) {
+    const guess = didYouMean(
+      topic,
+      Object.keys(HELP).filter((n) => n !== 'migrate'),
+    );
+    throw new MigrateError(
+      'BAD_TARGET',
+      `no command "${topic}".${guess ? ` Did you mean "${guess}"?` : ''} Commands: ${Object.keys(COMMANDS).join(', ')}; targets: \`head --help\`.`,
+    );
+  }
+  say(cli, commandHelp(name));
+  return EXIT.ok;
+}
+
+/**
+ * A first word that is not a command is a target, unless it is a slip of the fingers for a
+ * command (`histroy`): refused before anything is opened or created, with the likely command.
+ */
+function targetOrTypo(word: string): true {
+  if (/^[+-]?\d/.test(word) || word === 'head' || word === 'base') return true;
+  const guess = didYouMean(word, [...Object.keys(COMMANDS), 'help', 'head', 'base']);
+  if (guess !== undefined)
+    throw new MigrateError('BAD_TARGET', `unknown command "${word}". Did you mean "${guess}"? See --help.`);
+  return true;
+}
+
 async function main(argv: string[]): Promise<number> {
   const cli: Cli = { json: argv.includes('--json'), secrets: [], about: {} };
   try {
-    const { values, positionals } = parseArgs({ args: splitArgv(argv), allowPositionals: true, options: OPTIONS });
-    if (values.help) {
-      say(cli, USAGE);
-      return EXIT.ok;
-    }
+    const args = splitArgv(argv);
+    const first = args.find((a) => !a.startsWith('-'));
+    const topic = first !== undefined && Object.hasOwn(COMMANDS, first) ? first : 'migrate';
+    checkOptions(args, `See \`${topic === 'migrate' ? 'head' : topic} --help\`.`);
+    const { values, positionals } = parseArgs({ args, allowPositionals: true, options: OPTIONS });
     const [word, ...rest] = positionals;
+    if (word === 'help') {
+      if (rest.length > 1) throw new MigrateError('BAD_TARGET', `help takes one command ("${rest[1]}"). See --help.`);
+      return help(cli, rest[0]);
+    }
+    if (values.help) return help(cli, word);
     if (word === undefined) {
-      warn(cli, USAGE);
+      if (cli.json) throw new MigrateError('BAD_TARGET', 'no target or command given. See --help.');
+      warn(cli, usage());
       return EXIT.usage;
     }
     const named = Object.hasOwn(COMMANDS, word) ? word : undefined;
+    if (named === undefined) targetOrTypo(word);
     const command = named === undefined ? MIGRATE : (COMMANDS[named] as Command);
     const operand = operandOf(named ?? 'migrate', command, named === undefined ? positionals : rest);
     refuseForeignOptions(named ?? 'migrate', command, values);
@@ -321,11 +363,13 @@ async function main(argv: string[]): Promise<number> {
     if (named !== 'new') introduce(cli, url, from, command);
     return await command.run({ cli, config, values, operand });
   } catch (error) {
-    if ((error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      warn(cli, `error: ${(error as Error).message} [BAD_OPTION]\n\n${USAGE}`);
-      return EXIT.usage;
+    const code = reportFailure(cli, error);
+    // A usage error ends with the usage line of the command it is about, so the way out is in view.
+    if (!cli.json && error instanceof MigrateError && (error.code === 'BAD_OPTION' || error.code === 'BAD_TARGET')) {
+      const first = argv.find((a) => !a.startsWith('-'));
+      warn(cli, usageLine(first !== undefined && Object.hasOwn(COMMANDS, first) ? first : 'migrate'));
     }
-    return reportFailure(cli, error);
+    return code;
   } finally {
     sayWhich(cli);
   }

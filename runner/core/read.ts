@@ -9,7 +9,13 @@ import { MigrateError } from './errors.ts';
 import type { MigrationFile } from './files.ts';
 import { lineColumn } from './position.ts';
 
-const KNOWN_DIRECTIVES = new Set(['no-transaction', 'allow-difference', 'allow-lock', 'allow-data-loss']);
+const KNOWN_DIRECTIVES = new Set([
+  'no-transaction',
+  'allow-difference',
+  'allow-lock',
+  'allow-data-loss',
+  'allow-fails-on-data',
+]);
 
 /** Shared by every file without `allow-difference` lines, rather than an empty array each. */
 const NO_REASONS: readonly string[] = Object.freeze([]);
