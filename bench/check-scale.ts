@@ -26,7 +26,7 @@ function revision(i: number): { up: string; down: string } {
   const t = (k: number) => `scale_${String(k).padStart(5, '0')}`;
   if (i % 3 !== 0 || i < 3) {
     return {
-      up: `CREATE TABLE ${t(i)} (\n  id integer PRIMARY KEY,\n  name text NOT NULL,\n  amount integer\n);\nCREATE INDEX ${t(i)}_name ON ${t(i)} (name);\nINSERT INTO ${t(i)} (id, name, amount) VALUES (1, 'one', 1);\n`,
+      up: `CREATE TABLE ${t(i)} (\n  id bigint NOT NULL PRIMARY KEY,\n  name text NOT NULL,\n  amount integer\n);\nCREATE INDEX ${t(i)}_name ON ${t(i)} (name);\nINSERT INTO ${t(i)} (id, name, amount) VALUES (1, 'one', 1);\n`,
       down: `DROP TABLE ${t(i)};\n`,
     };
   }

@@ -19,6 +19,7 @@ import {
   emitJson,
   endQuietlyOnClosedOutput,
   lockLine,
+  progressLine,
   reportFailure,
   say,
   sayWhich,
@@ -114,10 +115,13 @@ async function interruptible(cli: Cli, name: string, fn: (signal: AbortSignal) =
 
 async function runCheck({ cli, config, values }: Run, signal: AbortSignal): Promise<number> {
   const { check } = await import('../runner/check/check.ts');
+  // A progress line only on a terminal: rewritten in place, cleared before the findings.
+  const tty = process.stderr.isTTY === true;
   const result: CheckResult = await check(
     { url: config.url, dir: config.dir, table: config.table, data: dataOption(values) },
-    { signal },
+    { signal, ...(tty ? { onProgress: (e) => progressLine(cli, e) } : {}) },
   );
+  if (tty) process.stderr.write('\r\x1b[K');
   emitJson(cli, { command: 'check', ...result });
   for (const f of result.findings) say(cli, `${formatWhere(f)}: ${f.severity}: ${f.message} [${f.code}]`);
   for (const t of result.roundTrips)

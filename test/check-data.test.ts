@@ -208,7 +208,10 @@ describe('the fault corpus (test/fixtures/check-data-*)', () => {
       assert.equal(w.warnings, 0);
       const note = flagged(w, dialect, DOWN, 'DATA_LOSS', { table: 'users', column: 'email' }, 'note');
       // One short line: what was accepted and by which waiver, never the rows.
-      assert.match(note.message, /^users\.email: \d+ of 50 values changed: accepted \(-- migrate:allow-data-loss users\.email\)\.$/);
+      assert.match(
+        note.message,
+        /^users\.email: \d+ of 50 values changed: accepted \(-- migrate:allow-data-loss users\.email\)\.$/,
+      );
     });
   }
 

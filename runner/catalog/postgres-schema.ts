@@ -59,7 +59,7 @@ const ON_DELETE: Record<string, string> = {
   d: 'SET DEFAULT',
 };
 
-const ENUMS_SQL = `SELECT t.oid::text AS oid, n.nspname, t.typname, json_agg(e.enumlabel ORDER BY e.enumsortorder)::text AS labels
+export const ENUMS_SQL = `SELECT t.oid::text AS oid, n.nspname, t.typname, json_agg(e.enumlabel ORDER BY e.enumsortorder)::text AS labels
      FROM pg_catalog.pg_type t
      JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
      JOIN pg_catalog.pg_enum e ON e.enumtypid = t.oid
@@ -67,8 +67,8 @@ const ENUMS_SQL = `SELECT t.oid::text AS oid, n.nspname, t.typname, json_agg(e.e
      GROUP BY t.oid, n.nspname, t.typname
      ORDER BY n.nspname, t.typname`;
 
-const COLUMNS_SQL = `WITH tabs AS (${TABLES})
-     SELECT t.nspname, t.relname, a.attname, format_type(a.atttypid, a.atttypmod) AS type,
+const COLUMNS_SQL = (only = '') => `WITH tabs AS (${TABLES}${only})
+     SELECT t.oid::text AS table_oid, t.nspname, t.relname, a.attname, format_type(a.atttypid, a.atttypmod) AS type,
             bt.oid::text AS base_oid, bt.typname AS base, bt.typtype AS base_kind, bt.typcategory AS category,
             CASE WHEN ty.typtype = 'd' THEN ty.typtypmod ELSE a.atttypmod END AS typmod,
             a.attnotnull AS notnull, a.attidentity AS identity, a.attgenerated AS computed,
@@ -80,8 +80,8 @@ const COLUMNS_SQL = `WITH tabs AS (${TABLES})
      LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
      ORDER BY t.nspname, t.relname, a.attnum`;
 
-const CONSTRAINTS_SQL = `WITH tabs AS (${TABLES})
-     SELECT t.nspname, t.relname, con.contype::text AS kind, con.confdeltype::text AS on_delete,
+const CONSTRAINTS_SQL = (only = '') => `WITH tabs AS (${TABLES}${only})
+     SELECT t.oid::text AS table_oid, t.nspname, t.relname, con.contype::text AS kind, con.confdeltype::text AS on_delete,
             (SELECT json_agg(a.attname ORDER BY k.ord) FROM unnest(con.conkey) WITH ORDINALITY k(num, ord)
                JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.num)::text AS cols,
             fn.nspname AS ref_schema, fc.relname AS ref_table,
@@ -95,8 +95,8 @@ const CONSTRAINTS_SQL = `WITH tabs AS (${TABLES})
      WHERE con.contype IN ('p', 'f', 'c')
      ORDER BY t.nspname, t.relname, con.conname`;
 
-const INDEXES_SQL = `WITH tabs AS (${TABLES})
-     SELECT t.nspname, t.relname, ic.relname AS name, i.indisunique AS is_unique, i.indisprimary AS is_primary,
+const INDEXES_SQL = (only = '') => `WITH tabs AS (${TABLES}${only})
+     SELECT t.oid::text AS table_oid, t.nspname, t.relname, ic.relname AS name, i.indisunique AS is_unique, i.indisprimary AS is_primary,
             EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conindid = i.indexrelid AND c.conrelid = i.indrelid AND c.contype IN ('p', 'u', 'x')) AS backs_constraint,
             (SELECT json_agg(
                       CASE WHEN i.indkey[k - 1] = 0 THEN '(' || pg_get_indexdef(i.indexrelid, k, true) || ')'
@@ -111,8 +111,39 @@ const INDEXES_SQL = `WITH tabs AS (${TABLES})
      JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
      ORDER BY t.nspname, t.relname, ic.relname`;
 
+/**
+ * Per table, the row versions (xmin) of every catalog row its model is read from: the table and
+ * its schema, its columns with their types and defaults, its constraints with the tables they
+ * reference, its indexes. DDL writes new row versions, so an unchanged string means an unchanged
+ * table; a rolled-back change leaves the old versions. Lets check read again only what changed
+ * (issue #26: reading every table after every step made it quadratic in the folder's length).
+ */
+export const VERSIONS_SQL = `WITH tabs AS (${TABLES}),
+     att AS (SELECT a.attrelid AS oid, string_agg(a.xmin::text || ':' || ty.xmin::text || ':' || coalesce(d.xmin::text, ''), ',' ORDER BY a.attnum) AS v
+          FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
+          LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+          WHERE a.attrelid IN (SELECT oid FROM tabs) AND a.attnum > 0 GROUP BY a.attrelid),
+     con AS (SELECT con.conrelid AS oid, string_agg(con.xmin::text || ':' || coalesce(fc.xmin::text, '') || ':' || coalesce(fn.xmin::text, ''), ',' ORDER BY con.oid) AS v
+          FROM pg_catalog.pg_constraint con LEFT JOIN pg_catalog.pg_class fc ON fc.oid = con.confrelid
+          LEFT JOIN pg_catalog.pg_namespace fn ON fn.oid = fc.relnamespace
+          WHERE con.conrelid IN (SELECT oid FROM tabs) GROUP BY con.conrelid),
+     idx AS (SELECT i.indrelid AS oid, string_agg(i.xmin::text || ':' || ic.xmin::text, ',' ORDER BY i.indexrelid) AS v
+          FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+          WHERE i.indrelid IN (SELECT oid FROM tabs) GROUP BY i.indrelid)
+     SELECT t.oid::text AS oid, concat_ws('|', c.xmin::text, n.xmin::text, att.v, con.v, idx.v) AS v
+     FROM tabs t JOIN pg_catalog.pg_class c ON c.oid = t.oid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     LEFT JOIN att ON att.oid = t.oid LEFT JOIN con ON con.oid = t.oid LEFT JOIN idx ON idx.oid = t.oid`;
+
+/** What one connection's last reading found, per table oid, to read again only the tables that changed. */
+export interface PostgresSchemaCache {
+  versions: Map<string, string>;
+  tables: Map<string, Table>;
+  /** The enum types and the current schema as last read: when they change, every table is read again. */
+  context: string;
+}
+
 /** Every other object a migration can leave behind, as (kind, schema, name, extra, definition). */
-const OTHERS_SQL = `SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence' WHEN 'c' THEN 'type' ELSE 'foreign table' END AS kind,
+export const OTHERS_SQL = `SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence' WHEN 'c' THEN 'type' ELSE 'foreign table' END AS kind,
             n.nspname, c.relname AS name, NULL::text AS extra,
             CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid, true) ELSE '' END AS def
      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -147,18 +178,42 @@ interface Reading {
  * Arrays come back as JSON text, so the caller's connection needs no array type parsers. The
  * five catalog queries are sent at once: postgres.js pipelines them on the one connection.
  */
-export async function introspectPostgres(query: Query, record: { schema: string; table: string }): Promise<Schema> {
+export async function introspectPostgres(
+  query: Query,
+  record: { schema: string; table: string },
+  cache?: PostgresSchemaCache,
+  names?: readonly string[],
+  others = true,
+): Promise<Schema> {
   const params = [record.schema, record.table];
-  const [[home], enumRows, columnRows, constraintRows, indexRows, otherRows] = await Promise.all([
+  // Only tables of these (lower-cased, bare) names; with a cache, only those whose catalog rows changed.
+  const named =
+    names === undefined
+      ? ''
+      : ` AND lower(c.relname) IN (${[...new Set(names.map((n) => n.split('.').pop() as string))].map((n) => `'${n.replace(/'/g, "''")}'`).join(', ') || 'NULL'})`;
+  const [[home], enumRows, otherRows, versionRows] = await Promise.all([
     query('SELECT current_schema() AS s'),
     query(ENUMS_SQL),
-    query(COLUMNS_SQL, params),
-    query(CONSTRAINTS_SQL, params),
-    query(INDEXES_SQL, params),
-    query(OTHERS_SQL, params),
+    others ? query(OTHERS_SQL, params) : Promise.resolve([]),
+    cache ? query(VERSIONS_SQL, params) : Promise.resolve(undefined),
   ]);
   const current = typeof home?.s === 'string' ? home.s : 'public';
+  const context = `${current}\0${JSON.stringify(enumRows)}`;
+  const fresh = !cache || cache.context !== context;
+  // The tables to read: every one, or (with a cache) those whose catalog rows changed.
+  const changed = versionRows?.filter((r) => fresh || cache?.versions.get(String(r.oid)) !== String(r.v));
+  const only =
+    changed === undefined ? named : ` AND c.oid IN (${changed.map((r) => `${Number(r.oid)}`).join(', ') || 'NULL'})`;
+  const [columnRows, constraintRows, indexRows] =
+    changed?.length === 0
+      ? [[], [], []]
+      : await Promise.all([
+          query(COLUMNS_SQL(only), params),
+          query(CONSTRAINTS_SQL(only), params),
+          query(INDEXES_SQL(only), params),
+        ]);
   const tables = new Map<string, Table>();
+  const oids = new Map<Table, string>();
   const qualify = (schema: unknown, name: unknown) =>
     schema === current ? String(name) : `${String(schema)}.${String(name)}`;
   const tableOf = (r: Record<string, unknown>): Table => {
@@ -167,6 +222,7 @@ export async function introspectPostgres(query: Query, record: { schema: string;
     if (!t) {
       t = { name, columns: [], primaryKey: [], foreignKeys: [], uniques: [], indexes: [], checks: [] };
       tables.set(name, t);
+      oids.set(t, String(r.table_oid));
     }
     return t;
   };
@@ -182,6 +238,20 @@ export async function introspectPostgres(query: Query, record: { schema: string;
   for (const t of tables.values()) {
     t.uniques.sort((a, b) => a.join(',').localeCompare(b.join(',')));
     t.checks.sort();
+  }
+  if (cache && versionRows) {
+    const read = new Map([...oids].map(([t, oid]) => [oid, t]));
+    const next = new Map<string, Table>();
+    for (const r of versionRows) {
+      const oid = String(r.oid);
+      const t = read.get(oid) ?? (changed?.includes(r) ? undefined : cache.tables.get(oid));
+      if (!t) continue;
+      next.set(oid, t);
+      tables.set(t.name, t);
+    }
+    cache.versions = new Map(versionRows.map((r) => [String(r.oid), String(r.v)]));
+    cache.tables = next;
+    cache.context = context;
   }
   return {
     tables: [...tables.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),

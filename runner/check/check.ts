@@ -48,6 +48,16 @@ export interface CheckConfig {
 export interface CheckOptions {
   /** Stop between two steps; the scratch databases are still removed. */
   signal?: AbortSignal;
+  /** Called after each revision of each pass, for a progress line (the CLI shows one on a terminal). */
+  onProgress?: (e: CheckProgress) => void;
+}
+
+/** How far one pass of check has got: `round trips` or `data` (on populated tables), per dialect. */
+export interface CheckProgress {
+  dialect: Dialect;
+  pass: 'round trips' | 'data';
+  done: number;
+  of: number;
 }
 
 export interface RoundTrips {
@@ -93,13 +103,31 @@ export async function check(config: CheckConfig = {}, options: CheckOptions = {}
   const waivers: Waiver[] = [];
   const sameRevisions = lintFolders(states, add, waivers);
   const data =
-    config.data === false ? undefined : (await import('./data/pass.ts')).dataPass(config.data, add, options.signal);
+    config.data === false
+      ? undefined
+      : (await import('./data/pass.ts')).dataPass(config.data, add, options.signal, options.onProgress);
 
   const table = config.table ?? DEFAULT_TABLE;
   for (const s of states) {
     options.signal?.throwIfAborted();
     const scratch: OnScratch = (fn) => withScratch(s.dialect, connection, table, fn);
-    s.roundTrips = await dialectRoundTrips(s, scratch, { waivers, add, signal: options.signal }, data);
+    const progress = options.onProgress;
+    s.roundTrips = await dialectRoundTrips(
+      s,
+      scratch,
+      {
+        waivers,
+        add,
+        signal: options.signal,
+        ...(progress
+          ? {
+              progress: (done: number) =>
+                progress({ dialect: s.dialect, pass: 'round trips', done, of: s.migrations.length }),
+            }
+          : {}),
+      },
+      data,
+    );
   }
 
   const compared = compareAcross(states, sameRevisions, waivers, add);

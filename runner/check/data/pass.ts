@@ -10,6 +10,7 @@
 import type { Direction, StepWork } from '../../core/driver.ts';
 import type { Dialect, Migration } from '../../core/files.ts';
 import type { Finding } from '../lint.ts';
+import { reachedNames, reachedTables } from '../scope.ts';
 import { introspect, type Introspectable } from '../../catalog/introspect.ts';
 import { runStep, StepFailure } from '../../core/step.ts';
 import { lineColumn } from '../../core/position.ts';
@@ -46,6 +47,8 @@ export interface DataInput {
   add: (f: Finding) => void;
   options: DataOptions;
   signal?: AbortSignal | undefined;
+  /** Called with the number of revisions done after each one. */
+  progress?: (done: number) => void;
 }
 
 export interface DataSummary {
@@ -76,6 +79,7 @@ export function dataPass(
   given: { seed?: number; rows?: number } | undefined,
   add: (f: Finding) => void,
   signal: AbortSignal | undefined,
+  onProgress?: (e: { dialect: Dialect; pass: 'data'; done: number; of: number }) => void,
 ): {
   summary: DataSummary;
   run(
@@ -99,7 +103,19 @@ export function dataPass(
           return fn(driver, true);
         return (await rewind(driver, s)) ? fn(driver, false) : fresh((d) => fn(d, false));
       };
-      summary.runs.push(await checkData({ ...s, roundTripped, withScratch: reuse, add, options, signal }));
+      const progress =
+        onProgress && ((done: number) => onProgress({ dialect: s.dialect, pass: 'data', done, of: roundTripped }));
+      summary.runs.push(
+        await checkData({
+          ...s,
+          roundTripped,
+          withScratch: reuse,
+          add,
+          options,
+          signal,
+          ...(progress ? { progress } : {}),
+        }),
+      );
     },
   };
 }
@@ -227,7 +243,9 @@ async function revisionsOnData(
       return again === undefined;
     };
     const before = i === 0 ? EMPTY : (input.snapshots[i - 1] as Schema);
-    const tables = before.tables.map((t) => t.name);
+    // Only the rows this revision can reach are read and compared: reading every table at every
+    // revision made check quadratic in the folder's length (issue #26).
+    const tables = reachedTables(before, [work.up.sql, work.down.sql], input.dialect);
     await fill(before, m.up.path, 2 * i);
     const rowsBefore = await fingerprint(db, before, tables);
     // On empty tables (the first revision finds none) the round trips' own up stands for this one.
@@ -237,21 +255,32 @@ async function revisionsOnData(
     // The tables this revision made get rows too, so that its down runs on populated tables.
     await fill(made, m.down.path, 2 * i + 1);
     if (!(await runOnData('down'))) return done;
-    for (const t of made.tables) if (!tables.includes(t.name)) filled.delete(t.name);
+    for (const t of made.tables) if (!before.tables.some((b) => b.name === t.name)) filled.delete(t.name);
     const compared = tables.filter((t) => !emptied.has(t));
     const changes =
       compared.length === 0
         ? []
         : compareFingerprints(
             rowsBefore.filter((p) => compared.includes(p.table)),
-            await fingerprint(db, await introspect(driver), compared),
+            await fingerprint(
+              db,
+              await introspect(driver, {
+                previous: before,
+                names: reachedNames(before, [work.up.sql, work.down.sql], input.dialect),
+              }),
+              compared,
+            ),
           );
     reportChanges(changes, m, work.down.empty, mine, add);
     // The last revision is not applied again: no later one needs it, and the round trips ran it twice.
-    if (i === input.roundTripped - 1) return done + 1;
+    if (i === input.roundTripped - 1) {
+      input.progress?.(done + 1);
+      return done + 1;
+    }
     // After a down that lost rows, the up failing on what is left is the sequel, not news.
     if (!(await runOnData('up', changes.length === 0))) return done;
     done++;
+    input.progress?.(done);
   }
   return done;
 }
