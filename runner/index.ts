@@ -10,10 +10,21 @@ export type {
   StampResult,
   StatusResult,
   StepResult,
+  WaitEvent,
 } from './core/migrator.ts';
+export type { LockEvent } from './core/locks.ts';
+export type { Blocker, Limits, Observation } from './core/driver.ts';
 export { createMigration } from './core/create.ts';
 export { check } from './check/check.ts';
-export type { CheckCode, CheckConfig, CheckOptions, CheckResult, Finding, RoundTrips } from './check/check.ts';
+export type {
+  CheckCode,
+  CheckConfig,
+  CheckOptions,
+  CheckProgress,
+  CheckResult,
+  Finding,
+  RoundTrips,
+} from './check/check.ts';
 export { liveSchema, schemaOf, type DialectSchema, type SchemaConfig } from './catalog/schema-command.ts';
 export { drift, type DriftConfig, type DriftResult, type DriftItem } from './catalog/drift.ts';
 export type { Catalog, CatalogObject, ObjectKind } from './catalog/model.ts';
@@ -29,5 +40,5 @@ export {
   DEFAULT_URL,
   type Connection,
 } from './core/config.ts';
-export { MigrateError, MigrationFailed, EXIT, type ErrorCode } from './core/errors.ts';
+export { MigrateError, MigrationFailed, EXIT, formatWhere, type ErrorCode, type Where } from './core/errors.ts';
 export type { Direction, Driver, RecordRow } from './core/driver.ts';
