@@ -181,6 +181,22 @@ describe('the generator covers the values a careless down drops', () => {
   }
 });
 
+describe('rows written while a revision is applied', () => {
+  it('a down that narrows a widened column with USING left(v, 50) cuts them: DATA_LOSS', async () => {
+    const r = await checkPairs('postgres', [
+      ['CREATE TABLE notes (id int PRIMARY KEY, body varchar(50) NOT NULL);\n', 'DROP TABLE notes;\n'],
+      [
+        'ALTER TABLE notes ALTER COLUMN body TYPE varchar(200);\n',
+        'ALTER TABLE notes ALTER COLUMN body TYPE varchar(50) USING left(body, 50);\n',
+      ],
+    ]);
+    const [loss] = of(r, 'DATA_LOSS', 'error');
+    assert.ok(loss, show(r));
+    assert.deepEqual(loss.on, { table: 'notes', column: 'body' });
+    assert.match(loss.file, /000002_r2\.down\.sql$/);
+  });
+});
+
 describe('a NOT NULL column added to a table check could not fill', () => {
   it('is FAILS_ON_DATA at the up, not a note only', async () => {
     // Every generated row breaks the CHECK, which the generator cannot read: the table stays empty.

@@ -16,7 +16,8 @@ import { runStep, StepFailure } from '../../core/step.ts';
 import { lineColumn } from '../../core/position.ts';
 import { dataDb, fillTables, ident, type DataDb, type Filled } from './fill.ts';
 import type { Schema } from '../../catalog/schema.ts';
-import { compareFingerprints, fingerprint } from './fingerprint.ts';
+import { compareFingerprints, fingerprint, type TablePrint } from './fingerprint.ts';
+import { addLateRows, partition, splitByKeys, widened } from './late.ts';
 import { diagnose } from './diagnose.ts';
 import { acceptedNote, acceptsFailure, readDataWaivers, reportChanges, type DataWaiver } from './waivers.ts';
 
@@ -252,25 +253,41 @@ async function revisionsOnData(
     if (!(i === 0 && firstApplied) && !(await runOnData('up'))) return done;
     const made = input.snapshots[i] as Schema;
     notNullOnUnfilled(before, made, rowsIn, work.up.file, mine, add);
+    // Rows written while the revision is applied, using the room a widened column gives (late.ts).
+    const grown = widened(before, made, tables).map((t) => t.name);
+    let late: TablePrint[] = [];
+    if (grown.length > 0) {
+      const ahead = await fingerprint(db, made, grown);
+      await addLateRows(db, made, widened(before, made, tables), options.rows, options.seed + 2 * i + 1);
+      late = splitByKeys(await fingerprint(db, made, grown), ahead).late;
+    }
     // The tables this revision made get rows too, so that its down runs on populated tables.
     await fill(made, m.down.path, 2 * i + 1);
     if (!(await runOnData('down'))) return done;
     for (const t of made.tables) if (!before.tables.some((b) => b.name === t.name)) filled.delete(t.name);
     const compared = tables.filter((t) => !emptied.has(t));
-    const changes =
+    const afterDown =
       compared.length === 0
         ? []
-        : compareFingerprints(
-            rowsBefore.filter((p) => compared.includes(p.table)),
-            await fingerprint(
-              db,
-              await introspect(driver, {
-                previous: before,
-                names: reachedNames(before, [work.up.sql, work.down.sql], input.dialect),
-              }),
-              compared,
-            ),
+        : await fingerprint(
+            db,
+            await introspect(driver, {
+              previous: before,
+              names: reachedNames(before, [work.up.sql, work.down.sql], input.dialect),
+            }),
+            compared,
           );
+    const { rest, mine: lateAfter } = partition(afterDown, late);
+    const changes = [
+      ...compareFingerprints(
+        rowsBefore.filter((p) => compared.includes(p.table)),
+        rest,
+      ),
+      ...compareFingerprints(
+        late.filter((p) => compared.includes(p.table)),
+        lateAfter,
+      ),
+    ];
     reportChanges(changes, m, work.down.empty, mine, add);
     // The last revision is not applied again: no later one needs it, and the round trips ran it twice.
     if (i === input.roundTripped - 1) {
