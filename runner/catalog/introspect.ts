@@ -3,31 +3,16 @@
  * (on its scratch databases, between steps). Each driver lends the connection it holds; the
  * dialect's catalog queries load only when asked for.
  */
-import type Database from 'better-sqlite3';
 import type { Driver } from '../core/driver.ts';
 import type { Schema } from './schema.ts';
 import type { PostgresSchemaCache } from './postgres-schema.ts';
-
-/** What a driver lends to introspection, reads only: its session, and the record table to leave out. */
-export type SchemaSource =
-  | {
-      query: (text: string, params?: unknown[]) => Promise<Array<Record<string, unknown>>>;
-      schema: string;
-      table: string;
-    }
-  | { db: Database.Database; table: string };
-
-/** A driver that can lend its connection to introspection (both of this project's drivers). */
-export interface Introspectable extends Driver {
-  schemaSource(): Promise<SchemaSource>;
-}
 
 /** The database's schema in the shape both dialects share (runner/schema.ts), without the record table. */
 /**
  * Per driver, what its last reading found: check reads a scratch database after every step, and
  * reads again only the tables whose catalog rows changed (postgres-schema.ts).
  */
-const caches = new WeakMap<Introspectable, PostgresSchemaCache>();
+const caches = new WeakMap<Driver, PostgresSchemaCache>();
 
 /**
  * What changed since `previous` can only be in the tables `names` holds (lower-cased, bare or
@@ -41,7 +26,7 @@ export interface Scope {
 }
 
 /** The driver's schema; with a scope, only the tables it names are read again (check's round trips). */
-export async function introspect(driver: Introspectable, scope?: Scope): Promise<Schema> {
+export async function introspect(driver: Driver, scope?: Scope): Promise<Schema> {
   const source = await driver.schemaSource();
   if ('db' in source) {
     // SQLite keeps each table's last reading while its CREATE text stands: no scope needed.
@@ -61,11 +46,4 @@ export async function introspect(driver: Introspectable, scope?: Scope): Promise
   let cache = caches.get(driver);
   if (!cache) caches.set(driver, (cache = { versions: new Map(), tables: new Map(), context: '' }));
   return introspectPostgres(source.query, source, cache);
-}
-
-export function introspectable(driver: Driver): Introspectable {
-  if (typeof (driver as Partial<Introspectable>).schemaSource !== 'function') {
-    throw new Error('this driver cannot read its schema, which check needs');
-  }
-  return driver as Introspectable;
 }
