@@ -169,7 +169,7 @@ for (const dialect of TEST_DIALECTS) {
           [['head'], fixture('bad-name'), /BAD_FILENAME/],
           [['stamp'], undefined, /BAD_TARGET/],
           [['head', 'extra'], undefined, /BAD_TARGET/],
-          [['head', '--bogus'], undefined, /Unknown option/],
+          [['head', '--bogus'], undefined, /unknown option --bogus\. See `head --help`\. \[BAD_OPTION\]/],
         ];
         for (const [args, dir, message] of cases) {
           const r = await cli(db, args, dir);
