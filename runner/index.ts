@@ -15,6 +15,21 @@ export type {
 export type { LockEvent } from './core/locks.ts';
 export type { Blocker, Limits, Observation } from './core/driver.ts';
 export { createMigration } from './core/create.ts';
+export {
+  migrateFleet,
+  fleetExitCode,
+  parseTargets,
+  FLEET_OUTCOMES,
+  type FleetConfig,
+  type FleetCounts,
+  type FleetError,
+  type FleetEvent,
+  type FleetOptions,
+  type FleetOutcome,
+  type FleetResult,
+  type FleetTargetResult,
+} from './core/fleet.ts';
+export { fleetStatus, type FleetStanding, type FleetStatusResult } from './core/fleet-status.ts';
 export { check } from './check/check.ts';
 export type {
   CheckCode,
@@ -25,6 +40,11 @@ export type {
   Finding,
   RoundTrips,
 } from './check/check.ts';
+export { annotations, stepSummary, type Annotations } from './check/report/github.ts';
+export { sarifLog, type SarifTool } from './check/report/sarif.ts';
+export { codeQuality, type CodeQualityItem } from './check/report/gitlab.ts';
+export { fingerprints, type ReadText } from './check/report/fingerprint.ts';
+export { fails, FAIL_ON, type FailOn } from './check/report/fail-on.ts';
 export { liveSchema, schemaOf, type DialectSchema, type SchemaConfig } from './catalog/schema-command.ts';
 export { drift, type DriftConfig, type DriftResult, type DriftItem } from './catalog/drift.ts';
 export type { Catalog, CatalogObject, ObjectKind } from './catalog/model.ts';

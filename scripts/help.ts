@@ -38,6 +38,18 @@ export const OPTION_HELP: Record<string, string> = {
   'no-data': '--no-data            skip the pass on populated tables',
   seed: `--seed=N             the generated rows' seed (printed; random when not given)`,
   rows: '--rows=N             how many rows per table (default 100)',
+  format: `--format=FORMAT      text, json, github (workflow commands: annotations, and a Markdown
+                       table of every finding appended to $GITHUB_STEP_SUMMARY), sarif (SARIF
+                       2.1.0 for code scanning) or gitlab (Code Quality JSON); default text,
+                       github when GITHUB_ACTIONS=true; the counts go to stderr then`,
+  'fail-on': '--fail-on=LEVEL      error (default), warning or never: which findings exit 1',
+  base: `--base=REF           a revision added since the git ref REF (committed or not) that sorts
+                       before the newest revision REF has is an error (ORDER_CONFLICT)`,
+  targets: '--targets FILE|-     the databases, one URL a line (# comments; - reads stdin)',
+  parallel: '--parallel N         at most N databases in work at once (default 4)',
+  canary: '--canary K           the first K databases one at a time first; any failure stops all',
+  'on-error': `--on-error=continue|stop
+                       after a failure, go on with the others (default) or start no more`,
   help: '--help, -h           this text',
 };
 
@@ -123,7 +135,7 @@ on the --url server when it is postgres://, else an embedded PostgreSQL), prove 
 down undoes its up, that both dialect folders build the same schema, and that every pair
 runs on populated tables. A committed DIR/schema/<dialect>.sql is compared with a build.
 The database --url names is never changed. Exit 1 when an error is found.`,
-    options: ['url', 'dir', 'table', 'json', 'no-data', 'seed', 'rows'],
+    options: ['url', 'dir', 'table', 'json', 'format', 'fail-on', 'base', 'no-data', 'seed', 'rows'],
   },
   schema: {
     usage: 'schema [options]',
@@ -140,6 +152,16 @@ PostgreSQL); --write saves DIR/schema/<dialect>.sql; with --url, the schema of t
     text: `Compare the database with what the revisions its record lists build (read-only; exit 1
 when they differ); --scratch-url URL builds them there.`,
     options: [...CONNECT, 'json', 'scratch-url'],
+  },
+  fleet: {
+    usage: 'fleet <target> --targets FILE [options]',
+    summary: 'apply <target> on every database FILE lists; `fleet status`: where each stands',
+    text: `Apply <target> on every database FILE lists (one URL a line, # comments; - reads stdin), each
+as a single run would; one line per database as it finishes, then totals (docs/fleet.md).
+\`fleet status --targets FILE\`: how many of those databases stand at each revision (read-only).
+Exit: 130 interrupted, else 1 a migration failed on any database, else 3 any database could not
+be reached, locked or refused, else 0 (fleet status: 3 when any could not be read).`,
+    options: ['dir', 'table', 'targets', 'parallel', 'canary', 'on-error', 'lock-timeout', 'yes', 'json'],
   },
   help: {
     usage: 'help [<command>]',
@@ -165,7 +187,8 @@ export function usage(): string {
     .filter(([name]) => name !== 'migrate')
     .map(([, h]) => {
       const head = h.usage.replace(/ \[options\]$/, '');
-      return `  ${head.padEnd(19)}  ${h.summary}`;
+      // A long usage takes a line of its own, the summary goes under it.
+      return head.length > 19 ? `  ${head}\n  ${' '.repeat(21)}${h.summary}` : `  ${head.padEnd(19)}  ${h.summary}`;
     });
   return `Usage: ${SELF} <target | command> [options]
 

@@ -23,9 +23,16 @@ export const OPTIONS = {
   write: { type: 'boolean' },
   'scratch-url': { type: 'string' },
   json: { type: 'boolean' },
+  format: { type: 'string' },
+  'fail-on': { type: 'string' },
+  base: { type: 'string' },
   'no-data': { type: 'boolean' },
   seed: { type: 'string' },
   rows: { type: 'string' },
+  targets: { type: 'string' },
+  parallel: { type: 'string' },
+  canary: { type: 'string' },
+  'on-error': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 

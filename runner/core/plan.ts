@@ -4,7 +4,8 @@
  */
 import { type RecordRow, readFailedNote } from './record.ts';
 import { MigrateError } from './errors.ts';
-import { versionOf, type Migration } from './files.ts';
+import { type Dialect, type Direction, versionOf, type Migration } from './files.ts';
+import { holdsStatement } from './split.ts';
 
 export type Target =
   | { kind: 'head' }
@@ -14,7 +15,7 @@ export type Target =
   | { kind: 'revision'; name: string };
 
 export interface Step {
-  direction: 'up' | 'down';
+  direction: Direction;
   migration: Migration;
 }
 
@@ -127,7 +128,7 @@ function refuseUnsafe(a: Assessment, migrations: readonly Migration[]): void {
     const f = a.failed[0] as RecordRow;
     const { direction, message } = readFailedNote(f.error);
     const m = migrations.find((x) => x.version === versionOf(f.revision));
-    const path = (d: 'up' | 'down') => m?.[d].path ?? `${f.revision}_${f.name}.${d}.sql`;
+    const path = (d: Direction) => m?.[d].path ?? `${f.revision}_${f.name}.${d}.sql`;
     const forUp = `\`stamp ${f.revision}\` if all of it is now in place, or \`stamp -1\` to forget it`;
     const forDown = `\`stamp -1\` if all of it took effect (the revision is then rolled back), or \`stamp ${f.revision}\` to keep it applied once what it undid is restored`;
     const what =
@@ -192,7 +193,12 @@ export function plan(
   migrations: readonly Migration[],
   rows: readonly RecordRow[],
   target: Target,
-  options: { strict?: boolean; enforce?: boolean } = {},
+  options: {
+    strict?: boolean;
+    enforce?: boolean;
+    /** The folder's dialect, whose comment rules say whether an up file holds a statement; without it, both must agree. */
+    dialect?: Dialect;
+  } = {},
 ): Plan {
   const a = assess(migrations, rows);
   if (options.enforce !== false) refuseUnsafe(a, migrations);
@@ -208,7 +214,7 @@ export function plan(
     return { direction: 'down' as const, migration: m };
   });
   for (const m of ups) steps.push({ direction: 'up', migration: m });
-  return { steps, warnings: warnings(a, ups, options.strict ?? false) };
+  return { steps, warnings: warnings(a, ups, options.strict ?? false, options.dialect) };
 }
 
 /** The record rows to roll back (newest first) and the migrations to apply (in version order) that reach `target`. */
@@ -251,7 +257,7 @@ function moves(
 }
 
 /** What a plan that applies `ups` warns about; out-of-order revisions refused instead with `strict`. */
-function warnings(a: Assessment, ups: readonly Migration[], strict: boolean): Warning[] {
+function warnings(a: Assessment, ups: readonly Migration[], strict: boolean, dialect?: Dialect): Warning[] {
   const out: Warning[] = [];
   if (a.ahead) {
     out.push({
@@ -260,7 +266,10 @@ function warnings(a: Assessment, ups: readonly Migration[], strict: boolean): Wa
     });
   }
   for (const m of ups) {
-    if (commentsOnly(m.up.text)) {
+    const empty = dialect
+      ? !holdsStatement(m.up.text, dialect)
+      : !holdsStatement(m.up.text, 'postgres') && !holdsStatement(m.up.text, 'sqlite');
+    if (empty) {
       out.push({
         code: 'EMPTY_UP',
         message: `${m.up.path} holds only comments: applying it records ${m.revision} and changes nothing. If you fill it in later, \`stamp -1\` then \`head\` runs it.`,
@@ -282,18 +291,6 @@ function warnings(a: Assessment, ups: readonly Migration[], strict: boolean): Wa
     });
   }
   return out;
-}
-
-const COMMENT_OR_SPACE = /\s+|--[^\n]*|\/\*[\s\S]*?\*\//y;
-
-/** Nothing but whitespace and comments. Reads only the file's head: any statement ends the scan. */
-export function commentsOnly(text: string): boolean {
-  COMMENT_OR_SPACE.lastIndex = 0;
-  while (COMMENT_OR_SPACE.lastIndex < text.length) {
-    const from = COMMENT_OR_SPACE.lastIndex;
-    if (!COMMENT_OR_SPACE.test(text) || COMMENT_OR_SPACE.lastIndex === from) return false;
-  }
-  return true;
 }
 
 /** The revisions that are applied once `steps` have run, in application order. */
