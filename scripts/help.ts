@@ -155,7 +155,7 @@ when they differ); --scratch-url URL builds them there.`,
   },
   fleet: {
     usage: 'fleet <target> --targets FILE [options]',
-    summary: 'apply <target> on every database FILE lists; `fleet status`: where each stands',
+    summary: 'apply <target> on every database FILE lists; `fleet status`: where each is',
     text: `Apply <target> on every database FILE lists (one URL a line, # comments; - reads stdin), each
 as a single run would; one line per database as it finishes, then totals (docs/fleet.md).
 \`fleet status --targets FILE\`: how many of those databases stand at each revision (read-only).
