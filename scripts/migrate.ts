@@ -85,6 +85,9 @@ async function runNew({ cli, config, operand }: Run): Promise<number> {
 async function runStamp({ cli, config, values, operand }: Run): Promise<number> {
   const r = await stamp(config, operand, { confirm: confirmation(values.yes, 'forget') });
   emitJson(cli, { ok: true, command: 'stamp', ...r });
+  for (const f of r.forgotten) say(cli, `forgot    ${f.revision}  ${f.name}  (from the record only: no SQL ran)`);
+  for (const a of r.added) say(cli, `recorded  ${a.revision}  ${a.name}  (as applied, without running it)`);
+  for (const c of r.rerecorded) say(cli, `accepted  ${c.revision}  ${c.name}  (its file as it is now)`);
   say(cli, `stamped: the record now lists ${r.recorded.length} revision(s); at ${where(r.current)}`);
   return EXIT.ok;
 }

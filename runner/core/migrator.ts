@@ -5,8 +5,18 @@
 import type { Direction, Driver, RecordRow, StepWork } from './driver.ts';
 import { MigrateError } from './errors.ts';
 import { DEFAULT_TABLE } from './config.ts';
-import { versionOf } from './files.ts';
-import { appliedAfter, assess, current, parseTarget, plan, type Step, type Target, type Warning } from './plan.ts';
+import { versionOf, type Migration } from './files.ts';
+import {
+  appliedAfter,
+  assess,
+  commentsOnly,
+  current,
+  parseTarget,
+  plan,
+  type Step,
+  type Target,
+  type Warning,
+} from './plan.ts';
 import { renderScript as renderSteps } from './record.ts';
 import { runStep, StepFailure, stepWork, toMigrationFailed, writeRecord } from './step.ts';
 import { type LockEvent, lockPolicy } from './locks.ts';
@@ -55,24 +65,37 @@ export interface MigrateResult {
   script?: string;
 }
 
-/** More than one revision rolled back, or forgotten by `stamp`, needs the caller's yes. */
-async function confirmed(steps: readonly Step[], options: Pick<MigrateOptions, 'confirm'>, what: string) {
+/**
+ * More than one revision rolled back, or forgotten by `stamp`, needs the caller's yes; so does
+ * `stamp` forgetting one that may have left schema behind (`risky`, issue #26).
+ */
+async function confirmed(
+  steps: readonly Step[],
+  options: Pick<MigrateOptions, 'confirm'>,
+  what: string,
+  risky: readonly Migration[] = [],
+) {
   const count = steps.filter((s) => s.direction === 'down').length;
-  if (count <= 1) return;
+  if (count <= 1 && risky.length === 0) return;
   let ok = false;
   try {
     ok = options.confirm ? await options.confirm(steps) : false;
   } catch (error) {
     throw fromCaller(error);
   }
-  if (!ok) {
-    throw new MigrateError(
-      'CONFIRMATION_REQUIRED',
-      options.confirm
-        ? `${what} ${count} revisions was not confirmed; nothing was changed.`
-        : `${what} ${count} revisions needs confirmation (--yes when not on a terminal).`,
-    );
-  }
+  if (ok) return;
+  const subject =
+    count === 1 ? (steps.find((s) => s.direction === 'down')?.migration.revision ?? '') : `${count} revisions`;
+  const why =
+    risky.length > 0
+      ? ` (${risky.map((m) => m.revision).join(', ')} ran statements: what ${risky.length === 1 ? 'it' : 'they'} built stays in the database; \`-${count}\` rolls back instead)`
+      : '';
+  throw new MigrateError(
+    'CONFIRMATION_REQUIRED',
+    options.confirm
+      ? `${what} ${subject} was not confirmed; nothing was changed.`
+      : `${what} ${subject}${why} needs confirmation (--yes when not on a terminal).`,
+  );
 }
 
 /** A driver that can name, before anything runs, a right the run would lack (both drivers can). */
@@ -246,6 +269,12 @@ export interface StampResult {
   current: Revision | null;
   /** Revisions now recorded, in order. */
   recorded: string[];
+  /** Revisions taken off the record (no SQL ran: what they built stays), newest first. */
+  forgotten: Revision[];
+  /** Revisions recorded as applied without running them. */
+  added: Revision[];
+  /** Revisions kept whose record changed: an edited file's checksum accepted, or a failed row resolved. */
+  rerecorded: Revision[];
 }
 
 /**
@@ -267,9 +296,12 @@ export async function stamp(
       // A failed row counts as recorded here: `stamp -1` forgets it, `stamp <its revision>` keeps it.
       const recorded = rows.map((r) => ({ ...r, status: 'applied' as const }));
       const { steps } = plan(migrations, recorded, parsed, { enforce: false });
-      await confirmed(steps, options, 'forgetting');
-      const after = appliedAfter(migrations, recorded, steps);
       const keep = new Map(rows.map((r) => [r.revision, r]));
+      const downs = steps.filter((s) => s.direction === 'down').map((s) => s.migration);
+      // A failed row is exempt: its way out (FAILED_MIGRATION) has the operator repair by hand first.
+      const risky = downs.filter((m) => keep.get(m.revision)?.status === 'applied' && !commentsOnly(m.up.text));
+      await confirmed(steps, options, 'forgetting', risky);
+      const after = appliedAfter(migrations, recorded, steps);
       const now = new Date().toISOString();
       await refuseMissingRights(driver, connection.display);
       await driver.ensureRecordTable();
@@ -287,9 +319,18 @@ export async function stamp(
         }),
       );
       const last = after[after.length - 1];
+      const named = (m: Migration): Revision => ({ revision: m.revision, name: m.description });
       return {
-        current: last ? { revision: last.revision, name: last.description } : null,
+        current: last ? named(last) : null,
         recorded: after.map((m) => m.revision),
+        forgotten: downs.map(named),
+        added: after.filter((m) => !keep.has(m.revision)).map(named),
+        rerecorded: after
+          .filter((m) => {
+            const old = keep.get(m.revision);
+            return old !== undefined && (old.status !== 'applied' || old.checksum !== m.up.checksum);
+          })
+          .map(named),
       };
     }, config.lockTimeoutMs),
   );
