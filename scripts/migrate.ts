@@ -9,6 +9,7 @@ import { DEFAULT_DIR, DEFAULT_TABLE, DEFAULT_URL, parseUrl } from '../runner/cor
 import { EXIT, formatWhere, MigrateError } from '../runner/core/errors.ts';
 import { migrate, renderScript, stamp, status, type MigrateEvent, type RunnerConfig } from '../runner/core/migrator.ts';
 import { parseTarget } from '../runner/core/plan.ts';
+import { describeHolder } from '../runner/core/lock-wait.ts';
 import type { CheckResult } from '../runner/check/check.ts';
 import { capYoungGeneration, confirmation, loadEnv, type UrlSource } from './startup.ts';
 import { dataOption, OPTIONS, seconds, splitArgv, USAGE, type Values } from './options.ts';
@@ -290,6 +291,13 @@ function configOf(values: Values, cli: Cli, url: string): RunnerConfig {
       const limit = `${Math.round(e.limitMs / 1000)} s`;
       const when = e.elapsedMs < 1000 ? `up to ${limit}` : `${Math.round(e.elapsedMs / 1000)} s of ${limit}`;
       warn(cli, `waiting for ${e.database} (${when}): ${e.reason}`);
+    },
+    onLockWait: (e) => {
+      const limit = e.limitMs === undefined ? 'no --lock-timeout' : `--lock-timeout ${Math.round(e.limitMs / 1000)} s`;
+      warn(
+        cli,
+        `waiting for the migration lock on ${e.database} (${Math.round(e.elapsedMs / 1000)} s so far, ${limit}): held by ${describeHolder(e.holder)}`,
+      );
     },
   };
 }

@@ -13,6 +13,7 @@
  * @module
  */
 
+import type { LockWaitEvent } from './lock-wait.ts';
 import type { Dialect } from './files.ts';
 import type { DialectSql } from './record.ts';
 
@@ -162,9 +163,11 @@ export interface Driver {
    * Hold the migration lock (one runner per database and record table) while `fn` runs, then
    * release it, also when `fn` throws. Waiting holds no transaction and no snapshot: it polls.
    * The lock is released by the database or the OS when the process dies (kill -9 included).
-   * Throws `MigrateError('LOCK_TIMEOUT')` when not taken within `timeoutMs` (undefined: wait on).
+   * Throws `MigrateError('LOCK_TIMEOUT')`, naming the holder, when not taken within `timeoutMs`
+   * (undefined: wait on). While another runner holds it, `onWait` is told who, within 2 s and
+   * then every 5 s (see lock-wait.ts).
    */
-  withLock<T>(fn: () => Promise<T>, timeoutMs: number | undefined): Promise<T>;
+  withLock<T>(fn: () => Promise<T>, timeoutMs: number | undefined, onWait?: (event: LockWaitEvent) => void): Promise<T>;
 
   /** Whether the record table exists, and whether it has our shape. Creates nothing. */
   recordTableState(): Promise<RecordTableState>;

@@ -23,6 +23,7 @@ import { type LockEvent, lockPolicy } from './locks.ts';
 import { fromCaller, type RunnerConfig, withSession } from './session.ts';
 
 export type { RunnerConfig, WaitEvent } from './session.ts';
+export type { LockHolder, LockWaitEvent } from './lock-wait.ts';
 
 export interface StepResult {
   direction: Direction;
@@ -203,7 +204,7 @@ export async function migrate(
       }
       return { steps: done, warnings, current: steps.length > 0 ? finalRevision : lastApplied(rows), dryRun: false };
     };
-    return options.dryRun ? run() : driver.withLock(run, config.lockTimeoutMs);
+    return options.dryRun ? run() : driver.withLock(run, config.lockTimeoutMs, config.onLockWait);
   });
 }
 
@@ -290,48 +291,52 @@ export async function stamp(
   const parsed = typeof target === 'string' ? parseTarget(target) : target;
   const table = config.table ?? DEFAULT_TABLE;
   return withSession(config, true, async ({ connection, migrations, driver }) =>
-    driver.withLock(async () => {
-      const rows = await readRecordChecked(driver, table, true);
-      // Stamping is the way out of a failed, edited or missing revision, so those are not refused.
-      // A failed row counts as recorded here: `stamp -1` forgets it, `stamp <its revision>` keeps it.
-      const recorded = rows.map((r) => ({ ...r, status: 'applied' as const }));
-      const { steps } = plan(migrations, recorded, parsed, { enforce: false });
-      const keep = new Map(rows.map((r) => [r.revision, r]));
-      const downs = steps.filter((s) => s.direction === 'down').map((s) => s.migration);
-      // A failed row is exempt: its way out (FAILED_MIGRATION) has the operator repair by hand first.
-      const risky = downs.filter((m) => keep.get(m.revision)?.status === 'applied' && !commentsOnly(m.up.text));
-      await confirmed(steps, options, 'forgetting', risky);
-      const after = appliedAfter(migrations, recorded, steps);
-      const now = new Date().toISOString();
-      await refuseMissingRights(driver, connection.display);
-      await driver.ensureRecordTable();
-      await writeRecord(
-        driver,
-        after.map((m) => {
-          const old = keep.get(m.revision);
-          return {
-            revision: m.revision,
-            description: m.description,
-            checksum: m.up.checksum,
-            appliedAt: old?.appliedAt ?? now,
-            durationMs: old?.status === 'applied' ? old.durationMs : 0,
-          };
-        }),
-      );
-      const last = after[after.length - 1];
-      const named = (m: Migration): Revision => ({ revision: m.revision, name: m.description });
-      return {
-        current: last ? named(last) : null,
-        recorded: after.map((m) => m.revision),
-        forgotten: downs.map(named),
-        added: after.filter((m) => !keep.has(m.revision)).map(named),
-        rerecorded: after
-          .filter((m) => {
+    driver.withLock(
+      async () => {
+        const rows = await readRecordChecked(driver, table, true);
+        // Stamping is the way out of a failed, edited or missing revision, so those are not refused.
+        // A failed row counts as recorded here: `stamp -1` forgets it, `stamp <its revision>` keeps it.
+        const recorded = rows.map((r) => ({ ...r, status: 'applied' as const }));
+        const { steps } = plan(migrations, recorded, parsed, { enforce: false });
+        const keep = new Map(rows.map((r) => [r.revision, r]));
+        const downs = steps.filter((s) => s.direction === 'down').map((s) => s.migration);
+        // A failed row is exempt: its way out (FAILED_MIGRATION) has the operator repair by hand first.
+        const risky = downs.filter((m) => keep.get(m.revision)?.status === 'applied' && !commentsOnly(m.up.text));
+        await confirmed(steps, options, 'forgetting', risky);
+        const after = appliedAfter(migrations, recorded, steps);
+        const now = new Date().toISOString();
+        await refuseMissingRights(driver, connection.display);
+        await driver.ensureRecordTable();
+        await writeRecord(
+          driver,
+          after.map((m) => {
             const old = keep.get(m.revision);
-            return old !== undefined && (old.status !== 'applied' || old.checksum !== m.up.checksum);
-          })
-          .map(named),
-      };
-    }, config.lockTimeoutMs),
+            return {
+              revision: m.revision,
+              description: m.description,
+              checksum: m.up.checksum,
+              appliedAt: old?.appliedAt ?? now,
+              durationMs: old?.status === 'applied' ? old.durationMs : 0,
+            };
+          }),
+        );
+        const last = after[after.length - 1];
+        const named = (m: Migration): Revision => ({ revision: m.revision, name: m.description });
+        return {
+          current: last ? named(last) : null,
+          recorded: after.map((m) => m.revision),
+          forgotten: downs.map(named),
+          added: after.filter((m) => !keep.has(m.revision)).map(named),
+          rerecorded: after
+            .filter((m) => {
+              const old = keep.get(m.revision);
+              return old !== undefined && (old.status !== 'applied' || old.checksum !== m.up.checksum);
+            })
+            .map(named),
+        };
+      },
+      config.lockTimeoutMs,
+      config.onLockWait,
+    ),
   );
 }

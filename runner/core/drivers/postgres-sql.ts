@@ -122,6 +122,14 @@ export const catalog = {
       ? `SELECT pg_try_advisory_lock(${key}) AS ok`
       : `SELECT CASE WHEN pg_backend_pid() = ${pid} THEN pg_try_advisory_lock(${key}) END AS ok, pg_backend_pid() AS pid`,
   unlock: (key: string) => `SELECT pg_advisory_unlock(${key})`,
+  /** Who holds the advisory lock `key` in this database (a bigint key: classid high, objid low, objsubid 1). */
+  lockHolder: (key: string) => `
+    SELECT a.pid, a.application_name, a.usename AS "user", a.backend_start
+    FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
+    WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+      AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())
+      AND ((l.classid::int8 << 32) | l.objid::int8) = ${key}
+    LIMIT 1`,
   watchClient: `SELECT CASE WHEN current_setting('server_version_num')::int >= 140000
                 THEN set_config('client_connection_check_interval', '1000', false) END`,
   /**
