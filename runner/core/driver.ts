@@ -126,6 +126,8 @@ export interface Observation {
   index?: { phase: string; blocksDone: number; blocksTotal: number };
   /** What a database that cannot name sessions can say about who holds it. */
   holder?: string;
+  /** The wait is for other transactions to end, not for a lock on `relation` (DROP INDEX CONCURRENTLY). */
+  transactionWait?: boolean;
 }
 
 /** What the runner needs to know about a dialect without naming it. */
