@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 // own modules only when asked, which keeps a container's no-op start short (see bench/).
 import { DEFAULT_DIR, DEFAULT_TABLE, DEFAULT_URL, parseUrl } from '../runner/core/config.ts';
 import { EXIT, formatWhere, MigrateError } from '../runner/core/errors.ts';
-import { migrate, renderScript, stamp, status, type MigrateEvent, type RunnerConfig } from '../runner/core/migrator.ts';
+import { migrate, planScript, stamp, status, type MigrateEvent, type RunnerConfig } from '../runner/core/migrator.ts';
 import { parseTarget } from '../runner/core/plan.ts';
 import { describeHolder } from '../runner/core/lock-wait.ts';
 import type { CheckResult } from '../runner/check/check.ts';
@@ -69,9 +69,12 @@ async function runHistory({ cli, config }: Run): Promise<number> {
 }
 
 async function runSql({ cli, config, operand }: Run): Promise<number> {
-  const script = await renderScript(config, operand);
-  emitJson(cli, { ok: true, command: 'sql', script });
-  if (!cli.json) process.stdout.write(script);
+  const { script, steps, current } = await planScript(config, operand);
+  emitJson(cli, { ok: true, command: 'sql', script, steps });
+  // Said in the script too, for whoever reads only the file it was saved to.
+  const nothing = steps === 0 ? `-- nothing to do: the database is at ${where(current)}\n` : '';
+  if (!cli.json) process.stdout.write(script + nothing);
+  if (steps === 0) warn(cli, `sql: nothing to do for ${operand}; at ${where(current)}`);
   return EXIT.ok;
 }
 

@@ -64,6 +64,8 @@ export interface MigrateResult {
   dryRun: boolean;
   /** For a dry run: the script that would run. */
   script?: string;
+  /** For a dry run: how many steps the script holds (0: nothing to do). */
+  planned?: number;
 }
 
 /**
@@ -167,7 +169,9 @@ export async function migrate(
       const last = after[after.length - 1];
       const finalRevision = last ? { revision: last.revision, name: last.description } : null;
       if (options.dryRun) {
-        const missing = (await driver.recordTableState()).kind === 'missing';
+        // A script that writes the record creates the table if it is missing wherever it is run:
+        // it may be run on another database than the one it was printed from (issue #26).
+        const missing = works.length > 0 || (await driver.recordTableState()).kind === 'missing';
         const script = renderSteps(driver.sql, table, missing, works);
         return {
           steps: [],
@@ -175,6 +179,7 @@ export async function migrate(
           current: steps.length > 0 ? finalRevision : lastApplied(rows),
           dryRun: true,
           script,
+          planned: steps.length,
         };
       }
       await confirmed(steps, options, 'rolling back');
@@ -212,6 +217,15 @@ export async function migrate(
 export async function renderScript(config: RunnerConfig, target: string | Target): Promise<string> {
   const result = await migrate(config, target, { dryRun: true, confirm: () => true });
   return result.script ?? '';
+}
+
+/** {@link renderScript} with where the database stands and how many steps the script holds. */
+export async function planScript(
+  config: RunnerConfig,
+  target: string | Target,
+): Promise<{ script: string; steps: number; current: Revision | null }> {
+  const result = await migrate(config, target, { dryRun: true, confirm: () => true });
+  return { script: result.script ?? '', steps: result.planned ?? 0, current: result.current };
 }
 
 export interface RevisionStatus {
