@@ -248,13 +248,13 @@ function operandOf(name: string, command: Command, words: string[]): string {
 /** Says once which database (password hidden) and where its URL came from; notes dropped URL options. */
 function introduce(cli: Cli, url: string, from: UrlSource, command: Command): void {
   const connection = parseUrl(url);
-  if (connection.dialect === 'postgres') {
-    cli.secrets.push(...connection.secrets);
-    if (connection.dropped.length > 0)
-      warn(
-        cli,
-        `note: ignored URL option(s) ${connection.dropped.join(', ')}: not PostgreSQL connection settings (SQLAlchemy's or its drivers' options, say).`,
-      );
+  if (connection.dialect === 'postgres') cli.secrets.push(...connection.secrets);
+  if (connection.dropped.length > 0) {
+    const what = connection.dialect === 'postgres' ? 'PostgreSQL connection settings' : 'settings the runner uses';
+    warn(
+      cli,
+      `note: ignored URL option(s) ${connection.dropped.join(', ')}: not ${what} (SQLAlchemy's or its drivers' options, say).`,
+    );
   }
   // check opens no database of the URL's: it creates scratch ones, and says itself which server it used.
   if (!command.database) return;
