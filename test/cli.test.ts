@@ -233,9 +233,11 @@ for (const dialect of TEST_DIALECTS) {
           4,
           'a second pair, not an overwrite',
         );
+        // Until they are written, head refuses them (EMPTY_UP) and applies nothing.
         const h = await cli(db, ['head'], dir);
-        assert.equal(h.code, 0, 'comment-only files apply and are recorded: ' + h.stderr);
-        assert.equal((await db.records()).length, 5);
+        assert.equal(h.code, 2, h.stderr);
+        assert.match(h.stderr, /add_email_index\.up\.sql hold no statement, only comments.*\[EMPTY_UP\]/);
+        assert.equal((await db.records()).length, 0);
       }));
 
     it('--json prints one object on stdout', () =>
