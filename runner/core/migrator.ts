@@ -2,10 +2,13 @@
  * lock → read record → plan → apply step by step. Asks the driver what it can do; never asks
  * which dialect it is.
  */
-import type { Direction, Driver, RecordRow, StepWork } from './driver.ts';
+import type { Driver } from './driver.ts';
+import { type Direction, versionOf } from './files.ts';
+import type { RecordRow } from './record.ts';
+import { type StepWork, runStep, StepFailure, stepWork, toMigrationFailed, writeRecord } from './step.ts';
 import { MigrateError } from './errors.ts';
 import { DEFAULT_TABLE } from './config.ts';
-import { versionOf, type Migration } from './files.ts';
+import type { Migration } from './files.ts';
 import {
   appliedAfter,
   assess,
@@ -17,8 +20,7 @@ import {
   type Target,
   type Warning,
 } from './plan.ts';
-import { renderScript as renderSteps } from './record.ts';
-import { runStep, StepFailure, stepWork, toMigrationFailed, writeRecord } from './step.ts';
+import { renderScript as renderSteps } from './script.ts';
 import { type LockEvent, lockPolicy } from './locks.ts';
 import { fromCaller, type RunnerConfig, withSession } from './session.ts';
 
@@ -101,18 +103,13 @@ async function confirmed(
   );
 }
 
-/** A driver that can name, before anything runs, a right the run would lack (both drivers can). */
-interface KnowsRights {
-  missingRight?(): Promise<string | undefined>;
-}
-
 /**
  * Refuse, under the lock and before the first step, a run the database would refuse part-way:
  * the first step's file would be blamed, and a no-transaction file's first statements would
  * already have run (issue #15).
  */
 async function refuseMissingRights(driver: Driver, display: string): Promise<void> {
-  const missing = await (driver as Driver & KnowsRights).missingRight?.();
+  const missing = await driver.missingRight();
   if (missing === undefined) return;
   throw new MigrateError(
     'DATABASE_REFUSED',

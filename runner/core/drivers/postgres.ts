@@ -11,8 +11,15 @@
 import { describeHolder, type LockHolder, type LockWaitEvent, lockWaiter } from '../lock-wait.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import postgres from 'postgres';
-import type { Capabilities, Driver, Limits, Observation, RecordRow, RecordTableState } from '../driver.ts';
-import { TransactionLeftOpen } from '../driver.ts';
+import {
+  type Capabilities,
+  type Driver,
+  type Limits,
+  type Observation,
+  TransactionLeftOpen,
+  type SchemaSource,
+} from '../driver.ts';
+import type { RecordRow, RecordTableState } from '../record.ts';
 import { MigrateError } from '../errors.ts';
 import type { PostgresServer } from '../config.ts';
 import {
@@ -28,7 +35,6 @@ import {
 } from './postgres-client.ts';
 import { catalog, isConnectionError, postgresSql, quoteIdent, throwUnlessEnded } from './postgres-sql.ts';
 import { RecordTable } from './postgres-record.ts';
-import type { SchemaSource } from '../../catalog/introspect.ts';
 
 type Sql = postgres.Sql;
 
