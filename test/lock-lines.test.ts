@@ -48,6 +48,23 @@ async function blocker(url: string) {
   };
 }
 
+/** Until the runner's session waits for a lock it has not been granted (a table's, or another transaction's). */
+async function runnerWaits(url: string): Promise<void> {
+  const sql = connect(url, 'watch');
+  try {
+    for (let i = 0; i < 1200; i++) {
+      const rows = await sql`
+        SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE NOT l.granted AND a.application_name LIKE 'sql-migrate%' AND a.datname = current_database()`;
+      if (rows.length > 0) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.fail('the runner never waited');
+  } finally {
+    await sql.end();
+  }
+}
+
 describe('lock lines', { skip: !hasPostgresServer && 'needs a PostgreSQL server (TEST_POSTGRES_URL)' }, () => {
   let db: TestDatabase;
   const setup = async () => {
@@ -83,8 +100,9 @@ describe('lock lines', { skip: !hasPostgresServer && 'needs a PostgreSQL server 
     try {
       const dir = folder('-- migrate:no-transaction\nDROP INDEX CONCURRENTLY users_id_idx;\n');
       const run = startCli(['head', '--url', db.url, '--dir', dir]);
-      // Past the progress line at 5 s of the step (the CLI's own start comes first), then let it finish.
-      await new Promise((res) => setTimeout(res, 9000));
+      // Once the runner's session waits, past the progress line at 5 s of the step, then let it finish.
+      await runnerWaits(db.url);
+      await new Promise((res) => setTimeout(res, 7000));
       await bot.commit();
       const r = await run.done;
       assert.equal(r.code, 0, r.stderr);
