@@ -7,8 +7,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fixture, runCli, type CliResult } from './support/cli.ts';
-import { TEST_DIALECTS, withTestDb, type TestDb } from './support/db.ts';
+import { fixture, onTerminal, runCli, type CliResult } from './support/cli.ts';
+import { createTestDb, TEST_DIALECTS, withTestDb, type TestDb } from './support/db.ts';
 
 /** The commands a message names in backticks, in order, each as an argument list. */
 function commandsIn(message: string, from: RegExp): string[][] {
@@ -102,3 +102,28 @@ for (const dialect of TEST_DIALECTS) {
       }));
   });
 }
+
+describe('stamp on a terminal', () => {
+  it('forgetting one revision that ran statements asks first; no keeps it, yes forgets it and says so', async () => {
+    const db = await createTestDb('sqlite');
+    try {
+      const dir = fixture('basic');
+      assert.equal((await runCli(['head', '--url', db.url, '--dir', dir])).code, 0);
+      const args = ['stamp', '-1', '--url', db.url, '--dir', dir];
+      const no = await onTerminal(args, 'n');
+      assert.match(
+        no.out,
+        /About to forget 1 revision \(from the record only: no SQL runs, and what they built stays in the database\):\s+000003_add_email/,
+      );
+      assert.match(no.out, /Forget it\? \[y\/N\]/);
+      assert.equal(no.code, 2);
+      assert.equal((await db.records()).length, 3, 'nothing forgotten');
+      const yes = await onTerminal(args, 'y');
+      assert.equal(yes.code, 0, yes.out);
+      assert.match(yes.out, /forgot {4}000003 {2}add_email/);
+      assert.equal((await db.records()).length, 2);
+    } finally {
+      await db.drop();
+    }
+  });
+});
