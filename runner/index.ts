@@ -33,3 +33,4 @@ export { MigrateError, MigrationFailed, EXIT, type ErrorCode } from './core/erro
 export type { Driver } from './core/driver.ts';
 export type { Direction } from './core/files.ts';
 export type { RecordRow } from './core/record.ts';
+export type { LockHolder, LockWaitEvent } from './core/lock-wait.ts';
