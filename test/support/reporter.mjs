@@ -40,7 +40,9 @@ export default async function* reporter(source) {
       if (isSuite(data) && error?.failureType === 'subtestsFailed') continue;
       const cause = error?.cause ?? error;
       failures.push(`✖ ${data.name}  (${where(data)})\n${indent(inspect(cause, { depth: 4 }))}`);
-      yield mark('F');
+      // Named at once too, so that a long run shows what failed while it goes on; details at the end.
+      column = 0;
+      yield `F\n✖ ${data.name}  (${where(data)})\n`;
     } else if (type === 'test:diagnostic' && data.nesting === 0) {
       summary.push(`ℹ ${data.message}`);
     } else if (type === 'test:stderr' || type === 'test:stdout') {
