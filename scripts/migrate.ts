@@ -6,16 +6,15 @@ import { parseArgs } from 'node:util';
 // Straight from the modules every run needs, not runner/index.ts: `check` and `new` load their
 // own modules only when asked, which keeps a container's no-op start short (see bench/).
 import { DEFAULT_DIR, DEFAULT_TABLE, DEFAULT_URL, parseUrl } from '../runner/core/config.ts';
-import { EXIT, formatWhere, MigrateError } from '../runner/core/errors.ts';
-import { migrate, planScript, stamp, status, type MigrateEvent, type RunnerConfig } from '../runner/core/migrator.ts';
+import { EXIT, MigrateError } from '../runner/core/errors.ts';
+import { migrate, planScript, status, type MigrateEvent, type RunnerConfig } from '../runner/core/migrator.ts';
+import { stamp } from '../runner/core/stamp.ts';
 import { parseTarget } from '../runner/core/plan.ts';
 import { describeHolder } from '../runner/core/lock-wait.ts';
-import type { CheckResult } from '../runner/check/check.ts';
 import { capYoungGeneration, confirmation, loadEnv, type UrlSource } from './startup.ts';
 import { dataOption, OPTIONS, seconds, splitArgv, USAGE, type Values } from './options.ts';
 import {
   type Cli,
-  checkSummary,
   emitJson,
   endQuietlyOnClosedOutput,
   lockLine,
@@ -37,6 +36,8 @@ interface Run {
 
 interface Command {
   operand: 'none' | 'target' | 'words';
+  /** What the operand is, for the message when it is missing (default: a target, or a description). */
+  needs?: string;
   /** Touches the database named by the URL: say which, once. */
   database: boolean;
   /** What --dry-run could not keep unchanged, for commands that refuse it. */
@@ -118,18 +119,11 @@ async function interruptible(cli: Cli, name: string, fn: (signal: AbortSignal) =
   }
 }
 
+/** `check` lives in scripts/check-command.ts (its formats, --fail-on and --base). */
 async function runCheck({ cli, config, values }: Run, signal: AbortSignal): Promise<number> {
-  const { check } = await import('../runner/check/check.ts');
-  const result: CheckResult = await check(
-    { url: config.url, dir: config.dir, table: config.table, data: dataOption(values) },
-    { signal },
-  );
-  emitJson(cli, { command: 'check', ...result });
-  for (const f of result.findings) say(cli, `${formatWhere(f)}: ${f.severity}: ${f.message} [${f.code}]`);
-  for (const t of result.roundTrips)
-    if (t.dialect === 'postgres' && t.database) say(cli, `check: postgres on ${t.database}`);
-  say(cli, checkSummary(result));
-  return result.ok ? EXIT.ok : EXIT.migrationFailed;
+  const { formatOf, runCheckCommand } = await import('./check-command.ts');
+  const format = formatOf(values, process.env, 'check');
+  return runCheckCommand(cli, config, values, format, dataOption(values), signal);
 }
 
 /** `schema` and `drift` live in scripts/schema-commands.ts, loaded only when asked for. */
@@ -195,7 +189,7 @@ const COMMANDS: Record<string, Command> = {
   check: {
     operand: 'none',
     database: false,
-    takes: ['no-data', 'seed', 'rows'],
+    takes: ['no-data', 'seed', 'rows', 'fail-on', 'base'],
     run: (r) => interruptible(r.cli, 'check', (s) => runCheck(r, s)),
   },
   schema: {
@@ -210,11 +204,32 @@ const COMMANDS: Record<string, Command> = {
     takes: ['scratch-url'],
     run: (r) => interruptible(r.cli, 'drift', (s) => runSchemaCommand(r, 'drift', s)),
   },
+  // scripts/fleet.ts: `fleet <target>` and `fleet status`, both over the --targets databases.
+  fleet: {
+    operand: 'words',
+    needs: 'a target, or status',
+    database: false,
+    writes: 'every database listed',
+    takes: ['targets', 'parallel', 'canary', 'on-error'],
+    run: async (r) => (await import('./fleet.ts')).runFleet(r),
+  },
 };
 const MIGRATE: Command = { operand: 'target', database: true, run: runMigrate };
 
 /** The options that mean something to one or two commands only: given to another, exit 2. */
-const COMMAND_OPTIONS = ['write', 'scratch-url', 'no-data', 'seed', 'rows'] as const;
+const COMMAND_OPTIONS = [
+  'write',
+  'scratch-url',
+  'no-data',
+  'seed',
+  'rows',
+  'targets',
+  'parallel',
+  'canary',
+  'on-error',
+  'fail-on',
+  'base',
+] as const;
 type CommandOption = (typeof COMMAND_OPTIONS)[number];
 
 function refuseForeignOptions(name: string, command: Command, values: Values): void {
@@ -235,7 +250,7 @@ function operandOf(name: string, command: Command, words: string[]): string {
     return '';
   }
   if (words.length === 0) {
-    const what = command.operand === 'words' ? 'a description' : 'a target';
+    const what = command.needs ?? (command.operand === 'words' ? 'a description' : 'a target');
     throw new MigrateError('BAD_TARGET', `${name} needs ${what}. See --help.`);
   }
   if (command.operand === 'words') return words.join(' ');
@@ -322,6 +337,10 @@ async function main(argv: string[]): Promise<number> {
     const command = named === undefined ? MIGRATE : (COMMANDS[named] as Command);
     const operand = operandOf(named ?? 'migrate', command, named === undefined ? positionals : rest);
     refuseForeignOptions(named ?? 'migrate', command, values);
+    if (values.format !== undefined) {
+      const { formatOf } = await import('./check-command.ts');
+      cli.json = formatOf(values, process.env, named ?? 'migrate') === 'json';
+    }
     if (values['dry-run'] && command.writes) {
       throw new MigrateError(
         'BAD_OPTION',
@@ -332,7 +351,8 @@ async function main(argv: string[]): Promise<number> {
     const url = values.url ?? process.env.DATABASE_URL ?? DEFAULT_URL;
     const config = configOf(values, cli, url);
     if (named !== undefined) capYoungGeneration(); // a target caps it at its first step
-    if (named !== 'new') introduce(cli, url, from, command);
+    // A fleet's databases are listed by --targets, not named by the URL.
+    if (named !== 'new' && named !== 'fleet') introduce(cli, url, from, command);
     return await command.run({ cli, config, values, operand });
   } catch (error) {
     if ((error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {

@@ -2,6 +2,7 @@
  * What the CLI prints: text on stdout, or one JSON object with --json; notes, warnings and
  * errors on stderr. A reader that goes away early (`| head -1`) ends the output, never the run.
  */
+import type { Direction } from '../runner/core/dialect.ts';
 import { EXIT, MigrateError, MigrationFailed } from '../runner/core/errors.ts';
 import { hideSecrets } from '../runner/core/config.ts';
 import { describeProgress, describeWait, type LockEvent } from '../runner/core/locks.ts';
@@ -31,7 +32,7 @@ export function emitJson(cli: Cli, value: object): void {
     );
 }
 
-export function stepLine(e: { direction: 'up' | 'down'; revision: string; name: string; durationMs: number }): string {
+export function stepLine(e: { direction: Direction; revision: string; name: string; durationMs: number }): string {
   return `${e.direction === 'up' ? 'up  ' : 'down'}  ${e.revision}  ${e.name}  (${Math.round(e.durationMs)} ms)`;
 }
 

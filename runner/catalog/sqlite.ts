@@ -5,7 +5,7 @@
  * constraints one per line. Loading the result stores that text, which normalises to itself,
  * so a file read back from a database it built is byte-identical.
  *
- * The properties `drift` compares come from the PRAGMAs, through runner/drivers/sqlite-schema.ts.
+ * The properties `drift` compares come from the PRAGMAs, through catalog/sqlite-schema.ts.
  *
  * @module
  */

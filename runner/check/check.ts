@@ -15,6 +15,9 @@
  *
  * Findings are returned, never printed; the database the URL names is never touched.
  *
+ * The rule of the layout: check/ may import core/, scratch/ and catalog/; nothing imports check/
+ * but runner/index.ts and the CLI (docs/architecture.md).
+ *
  * @module
  */
 import { join } from 'node:path';
@@ -27,6 +30,7 @@ import type { Driver } from '../core/driver.ts';
 import type { Difference, Schema } from '../catalog/schema.ts';
 import { compareDialects } from '../catalog/schema-compare.ts';
 import { type DialectState, roundTrip, type RoundTrips, type TripContext } from './round-trip.ts';
+import { orderConflicts } from './base.ts';
 import type { dataPass, DataSummary } from './data/pass.ts';
 
 export type { CheckCode, Finding } from './lint.ts';
@@ -45,6 +49,11 @@ export interface CheckConfig {
   table?: string;
   /** The pass on populated tables (runner/data/): false skips it; seed and rows per table otherwise. */
   data?: false | { seed?: number; rows?: number };
+  /**
+   * A git ref (`main`, `origin/main`): revisions added since it that sort before its newest are
+   * `ORDER_CONFLICT` (base.ts). An unknown ref or a folder outside a git repository throws BAD_BASE.
+   */
+  base?: string;
 }
 
 export interface CheckOptions {
@@ -75,8 +84,17 @@ export async function check(config: CheckConfig = {}, options: CheckOptions = {}
   const add = (f: Finding) => findings.push(f);
 
   const states = dialectStates(dir, connection.dialect);
+  // Before any scratch work: an unknown ref is a usage error, and the conflicts need no database.
+  const conflicts =
+    config.base === undefined
+      ? []
+      : orderConflicts(
+          states.map((s) => s.folder),
+          config.base,
+        );
   const waivers: Waiver[] = [];
   const sameRevisions = lintFolders(states, add, waivers);
+  findings.push(...conflicts);
   const data =
     config.data === false ? undefined : (await import('./data/pass.ts')).dataPass(config.data, add, options.signal);
 

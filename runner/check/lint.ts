@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type Statement, splitStatements } from '../core/split.ts';
+import { type Statement, splitStatements, statementKind } from '../core/split.ts';
 import { type StepWork, stepWork } from '../core/step.ts';
 import { MigrateError, type FolderCode } from '../core/errors.ts';
 import {
@@ -13,6 +13,7 @@ import {
   readFolder,
   siblingProblems,
   type Dialect,
+  type Direction,
   type FolderScan,
   type Migration,
   type MigrationFile,
@@ -45,7 +46,9 @@ export type CheckCode =
   | 'DATA_LOSS'
   | 'DATA_GENERATION'
   // the committed schema files (<dir>/schema/<dialect>.sql)
-  | 'SCHEMA_STALE';
+  | 'SCHEMA_STALE'
+  // against a git ref (check --base, base.ts)
+  | 'ORDER_CONFLICT';
 
 export interface Finding {
   /** A note (a waived data loss, say) is shown and counted as neither error nor warning. */
@@ -66,7 +69,7 @@ export interface Finding {
 export interface Waiver {
   dialect: Dialect;
   revision: string;
-  direction: 'up' | 'down';
+  direction: Direction;
   file: string;
   line?: number;
   text: string;
@@ -80,7 +83,7 @@ export function unwaived(
   waivers: Waiver[],
   dialects: Dialect | Dialect[],
   revision: string,
-  directions: Array<'up' | 'down'>,
+  directions: Array<Direction>,
 ): Difference[] {
   const ds = Array.isArray(dialects) ? dialects : [dialects];
   return diffs.filter((d) => {
@@ -144,24 +147,12 @@ function findingOf(error: MigrateError, folder: string): Finding {
   return { severity: 'error', code: error.code as CheckCode, ...where, message: error.reason };
 }
 
-/** Statements PostgreSQL refuses inside a transaction block. */
-export const NOT_IN_TRANSACTION: Array<[RegExp, string]> = [
-  [/^CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\b/i, 'CREATE INDEX CONCURRENTLY'],
-  [/^DROP\s+INDEX\s+CONCURRENTLY\b/i, 'DROP INDEX CONCURRENTLY'],
-  [/^REINDEX\b[^;]*\bCONCURRENTLY\b/i, 'REINDEX CONCURRENTLY'],
-  [/^ALTER\s+TABLE\b[^;]*\bDETACH\s+PARTITION\b[^;]*\bCONCURRENTLY\b/i, 'DETACH PARTITION CONCURRENTLY'],
-  [/^VACUUM\b/i, 'VACUUM'],
-  [/^(?:CREATE|DROP)\s+DATABASE\b/i, 'CREATE/DROP DATABASE'],
-  [/^(?:CREATE|DROP)\s+TABLESPACE\b/i, 'CREATE/DROP TABLESPACE'],
-  [/^ALTER\s+SYSTEM\b/i, 'ALTER SYSTEM'],
-];
-
 const ADD_VALUE = /^ALTER\s+TYPE\s+(\S+)\s+ADD\s+VALUE\s+(?:IF\s+NOT\s+EXISTS\s+)?'((?:[^']|'')*)'/i;
 
 /** PostgreSQL keeps the first NAMEDATALEN - 1 = 63 bytes of a name. https://www.postgresql.org/docs/current/sql-syntax-lexical.html#SQL-SYNTAX-IDENTIFIERS */
 const MAX_IDENTIFIER_BYTES = 63;
 
-function lintFile(s: FolderState, m: Migration, direction: 'up' | 'down', add: Add, waivers: Waiver[]): void {
+function lintFile(s: FolderState, m: Migration, direction: Direction, add: Add, waivers: Waiver[]): void {
   const file = m[direction];
   let work: StepWork | undefined;
   try {
@@ -205,7 +196,7 @@ function lintFile(s: FolderState, m: Migration, direction: 'up' | 'down', add: A
  * `-- migrate:allow-lock <table>: <reason>` lines: well formed, and where locks are measured
  * (PostgreSQL up files); whether one accepts anything is known only on the scratch database.
  */
-function readAllowLocks(dialect: Dialect, direction: 'up' | 'down', file: MigrationFile, add: Add): void {
+function readAllowLocks(dialect: Dialect, direction: Direction, file: MigrationFile, add: Add): void {
   const lines = allowLockLines(file.text);
   (file.allowLocks ?? []).forEach((text, k) => {
     const line = lines[k];
@@ -232,12 +223,7 @@ function readAllowLocks(dialect: Dialect, direction: 'up' | 'down', file: Migrat
 function transactionRules(s: FolderState, file: MigrationFile, statements: Statement[], add: Add): void {
   const at = (offset: number) => lineColumn(file.text, offset);
   statements.forEach((st, i) => {
-    const refused =
-      s.dialect === 'postgres'
-        ? NOT_IN_TRANSACTION.find(([re]) => re.test(st.sql))
-        : /^VACUUM\b/i.test(st.sql)
-          ? [null, 'VACUUM']
-          : undefined;
+    const refused = statementKind(st.sql, s.dialect);
     if (refused) {
       s.runnable = false;
       add({
@@ -245,7 +231,7 @@ function transactionRules(s: FolderState, file: MigrationFile, statements: State
         code: 'NEEDS_NO_TRANSACTION',
         file: file.path,
         ...at(st.offset),
-        message: `${refused[1]} cannot run inside a transaction, and this file runs in one. Give it a file of its own that starts with "-- migrate:no-transaction".`,
+        message: `${refused} cannot run inside a transaction, and this file runs in one. Give it a file of its own that starts with "-- migrate:no-transaction".`,
       });
     }
     const added = s.dialect === 'postgres' ? ADD_VALUE.exec(st.sql) : null;
@@ -293,7 +279,7 @@ function longIdentifiers(file: MigrationFile, add: Add): void {
 function readWaivers(
   dialect: Dialect,
   m: Migration,
-  direction: 'up' | 'down',
+  direction: Direction,
   file: MigrationFile,
   add: Add,
   waivers: Waiver[],

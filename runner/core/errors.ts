@@ -3,6 +3,7 @@
  * validation, connection, lock), and a `MigrationFailed` that points at file:line:column of
  * the SQL that failed and keeps the driver's error as `cause`.
  */
+import type { Direction } from './dialect.ts';
 
 /** Problems of the folder's files, found before any database is touched; `check` reports each. */
 export type FolderCode =
@@ -28,6 +29,7 @@ export type ErrorCode =
   | 'BAD_TABLE_NAME'
   | 'BAD_TARGET'
   | 'BAD_OPTION'
+  | 'BAD_BASE'
   | 'UNKNOWN_REVISION'
   | 'AMBIGUOUS_REVISION'
   | 'NOT_ENOUGH_PENDING'
@@ -119,7 +121,7 @@ export class MigrationFailed extends Error {
     readonly where: SourcePosition,
     readonly info: {
       revision: string;
-      direction: 'up' | 'down';
+      direction: Direction;
       /** SQLSTATE on PostgreSQL, the SQLite result code name on SQLite. */
       sqlState?: string;
       detail?: string;
@@ -129,7 +131,7 @@ export class MigrationFailed extends Error {
       /** The file's transaction was still open when it failed and was rolled back: nothing of the file remains. */
       rolledBack: boolean;
       /** Steps of the same run that committed before this one failed. */
-      completed: ReadonlyArray<{ direction: 'up' | 'down'; revision: string; name: string; durationMs: number }>;
+      completed: ReadonlyArray<{ direction: Direction; revision: string; name: string; durationMs: number }>;
     },
     options: { cause: unknown },
   ) {

@@ -6,15 +6,12 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { MigrateError } from './errors.ts';
 import { type MigrationFile, readMigrationFile } from './read.ts';
+import { DIALECTS, type Dialect, type Direction } from './dialect.ts';
 
 export { checksumOf, normaliseText } from './read.ts';
 export type { MigrationFile } from './read.ts';
 
-export type Dialect = 'postgres' | 'sqlite';
-
-/** Which file of a pair runs: `up` applies a revision, `down` rolls it back. */
-export type Direction = 'up' | 'down';
-export const DIALECTS: readonly Dialect[] = ['postgres', 'sqlite'];
+export { DIALECTS, type Dialect, type Direction } from './dialect.ts';
 
 export interface Migration {
   /** The version as an integer: the ordering key, and what two files of a pair share. */
@@ -41,7 +38,7 @@ export interface ParsedName {
   version: bigint;
   description: string;
   stem: string;
-  direction: 'up' | 'down';
+  direction: Direction;
 }
 
 /** Parse a file name; undefined when it does not follow the naming rule. */
@@ -58,7 +55,7 @@ export function parseName(fileName: string): ParsedName | undefined {
     version: versionOf(revision),
     description,
     stem: `${revision}_${description}`,
-    direction: m[4] as 'up' | 'down',
+    direction: m[4] as Direction,
   };
 }
 

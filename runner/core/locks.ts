@@ -7,6 +7,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Driver, type Limits, type Observation, StatementFailed } from './driver.ts';
 import { MigrateError } from './errors.ts';
+import { type StatementKind, statementKind } from './split.ts';
 
 /** How long a step may wait for its locks, and what the caller is told meanwhile. */
 export interface LockPolicy {
@@ -222,17 +223,13 @@ function timedOut(a: Attempting, seen: Observation, spentMs: number, cause: unkn
  * statement timeout still applies.
  */
 export function limitsFor(statement: string, limits: Limits): Limits {
-  return limits.lockTimeoutMs !== 0 && CONCURRENT_INDEX_WORK.test(statement) ? { ...limits, lockTimeoutMs: 0 } : limits;
+  if (limits.lockTimeoutMs === 0) return limits;
+  const kind = statementKind(statement, 'postgres');
+  return kind !== undefined && INDEX_WORK.has(kind) ? { ...limits, lockTimeoutMs: 0 } : limits;
 }
 
-const CONCURRENT_INDEX_WORK = /^\s*(?:create\s+(?:unique\s+)?index|drop\s+index|reindex\b[^;]*?)\s+concurrently\b/i;
-
-/** `CREATE [UNIQUE] INDEX CONCURRENTLY [IF NOT EXISTS] name`: the index's name, else undefined. */
-export function concurrentIndexName(statement: string): string | undefined {
-  const m =
-    /^\s*create\s+(?:unique\s+)?index\s+concurrently\s+(?:if\s+not\s+exists\s+)?("(?:[^"]|"")+"|[\w$]+)(?:\s*\.\s*("(?:[^"]|"")+"|[\w$]+))?\s+on\b/i.exec(
-      statement.replace(/^(\s*--[^\n]*\n)+/, ''),
-    );
-  if (!m) return undefined;
-  return m[2] === undefined ? m[1] : `${m[1]}.${m[2]}`;
-}
+const INDEX_WORK: ReadonlySet<StatementKind> = new Set([
+  'CREATE INDEX CONCURRENTLY',
+  'DROP INDEX CONCURRENTLY',
+  'REINDEX CONCURRENTLY',
+]);

@@ -4,7 +4,8 @@
  */
 import { type RecordRow, readFailedNote } from './record.ts';
 import { MigrateError } from './errors.ts';
-import { versionOf, type Migration } from './files.ts';
+import { type Dialect, type Direction, versionOf, type Migration } from './files.ts';
+import { holdsStatement } from './split.ts';
 
 export type Target =
   | { kind: 'head' }
@@ -14,7 +15,7 @@ export type Target =
   | { kind: 'revision'; name: string };
 
 export interface Step {
-  direction: 'up' | 'down';
+  direction: Direction;
   migration: Migration;
 }
 
@@ -134,7 +135,7 @@ function refuseUnsafe(a: Assessment, migrations: readonly Migration[], rollbackO
     const f = a.failed[0] as RecordRow;
     const { direction, message } = readFailedNote(f.error);
     const m = migrations.find((x) => x.version === versionOf(f.revision));
-    const path = (d: 'up' | 'down') => m?.[d].path ?? `${f.revision}_${f.name}.${d}.sql`;
+    const path = (d: Direction) => m?.[d].path ?? `${f.revision}_${f.name}.${d}.sql`;
     const forUp = `\`stamp ${f.revision}\` if all of it is now in place, or \`stamp -1\` to forget it`;
     const forDown = `\`stamp -1\` if all of it took effect (the revision is then rolled back), or \`stamp ${f.revision}\` to keep it applied once what it undid is restored`;
     const what =
@@ -199,7 +200,12 @@ export function plan(
   migrations: readonly Migration[],
   rows: readonly RecordRow[],
   target: Target,
-  options: { strict?: boolean; enforce?: boolean } = {},
+  options: {
+    strict?: boolean;
+    enforce?: boolean;
+    /** The folder's dialect, whose comment rules say whether an up file holds a statement; without it, both must agree. */
+    dialect?: Dialect;
+  } = {},
 ): Plan {
   const a = assess(migrations, rows);
   const { downs, ups } = moves(a, migrations, rows, target);
@@ -222,7 +228,7 @@ export function plan(
     return { direction: 'down' as const, migration: m };
   });
   for (const m of ups) steps.push({ direction: 'up', migration: m });
-  if (options.enforce !== false) refuseEmptyUps(ups);
+  if (options.enforce !== false) refuseEmptyUps(ups, options.dialect);
   return { steps, warnings: warnings(a, ups, options.strict ?? false) };
 }
 
@@ -231,8 +237,13 @@ export function plan(
  * filled in, the deploy after it stops on CHECKSUM_MISMATCH (issue #26). A half-finished branch
  * is refused before anything runs.
  */
-function refuseEmptyUps(ups: readonly Migration[]): void {
-  const empty = ups.filter((m) => commentsOnly(m.up.text));
+function refuseEmptyUps(ups: readonly Migration[], dialect: Dialect | undefined): void {
+  // The folder's dialect decides what is a comment; without it, both must agree.
+  const empty = ups.filter((m) =>
+    dialect
+      ? !holdsStatement(m.up.text, dialect)
+      : !holdsStatement(m.up.text, 'postgres') && !holdsStatement(m.up.text, 'sqlite'),
+  );
   if (empty.length === 0) return;
   const one = empty.length === 1;
   throw new MigrateError(
@@ -305,18 +316,6 @@ function warnings(a: Assessment, ups: readonly Migration[], strict: boolean): Wa
     });
   }
   return out;
-}
-
-const COMMENT_OR_SPACE = /\s+|--[^\n]*|\/\*[\s\S]*?\*\//y;
-
-/** Nothing but whitespace and comments. Reads only the file's head: any statement ends the scan. */
-export function commentsOnly(text: string): boolean {
-  COMMENT_OR_SPACE.lastIndex = 0;
-  while (COMMENT_OR_SPACE.lastIndex < text.length) {
-    const from = COMMENT_OR_SPACE.lastIndex;
-    if (!COMMENT_OR_SPACE.test(text) || COMMENT_OR_SPACE.lastIndex === from) return false;
-  }
-  return true;
 }
 
 /** The revisions that are applied once `steps` have run, in application order. */

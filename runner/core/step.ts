@@ -9,6 +9,7 @@ import { MigrateError, MigrationFailed } from './errors.ts';
 import { failedNote, interrupted, type RecordRow } from './record.ts';
 import type { Step } from './plan.ts';
 import {
+  concurrentIndexName,
   firstTransactionControl,
   holdsStatement,
   isTransactionControl,
@@ -16,14 +17,7 @@ import {
   splitStatements,
 } from './split.ts';
 import { lineColumn } from './position.ts';
-import {
-  concurrentIndexName,
-  DEFAULT_LIMITS,
-  DEFAULT_RETRY_FOR_MS,
-  type LockPolicy,
-  limitsFor,
-  withRetries,
-} from './locks.ts';
+import { DEFAULT_LIMITS, DEFAULT_RETRY_FOR_MS, type LockPolicy, limitsFor, withRetries } from './locks.ts';
 
 /** What a step writes to the record table, in the same transaction as the file. */
 export type RecordChange =

@@ -4,6 +4,9 @@
  * dropped in the database it names (`schema` only, when the folder cannot reach past it), or,
  * without a server URL, a fresh embedded PostgreSQL. Nothing else in the database the URL names
  * is touched.
+ *
+ * The rule of the layout: scratch/ imports only core/ (types included); catalog/ and check/ build
+ * on it, core/ never names it (docs/architecture.md).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

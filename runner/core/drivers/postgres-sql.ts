@@ -6,7 +6,8 @@
  */
 import postgres from 'postgres';
 import { codePointOffsetToIndex } from '../position.ts';
-import { type DialectSql, recordStatements, sqlString } from '../record.ts';
+import { type DialectSql, recordStatements } from '../record.ts';
+import { quoteIdent, sqlString } from '../quote.ts';
 import { parseTableName } from '../config.ts';
 import { type Limits, type Observation, StatementFailed } from '../driver.ts';
 
@@ -21,11 +22,6 @@ export const COLUMNS = `
   statements_run integer,
   error          text
 `;
-
-/** An identifier in double quotes; parseTableName only lets plain names through, so nothing to escape but `"`. */
-export function quoteIdent(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
-}
 
 /** The server's `position` (1-based, in characters of the text sent), when the error carries one. */
 function position(error: unknown): number | undefined {

@@ -1,8 +1,8 @@
 /**
  * PostgreSQL through postgres.js: I/O only. The record table's statements come from
  * postgres-sql.ts, where the table lives and what is read of it under the lock from
- * postgres-record.ts, the connections' options from postgres-client.ts, the step protocol from
- * step.ts.
+ * postgres-record.ts, its clients from connect.ts (the observer and the pooler probe in
+ * postgres-client.ts), the step protocol from step.ts.
  *
  * One connection per runner (`max: 1`): it holds the session advisory lock and runs every
  * migration, so the lock and the work can never be on two different sessions. A file is sent as
@@ -11,6 +11,7 @@
 import { describeHolder, type LockHolder, type LockWaitEvent, lockWaiter } from '../lock-wait.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import postgres from 'postgres';
+import { type ConnectOptions, connect, serverOf } from '../connect.ts';
 import {
   type Capabilities,
   type Driver,
@@ -23,17 +24,15 @@ import type { RecordRow, RecordTableState } from '../record.ts';
 import { MigrateError } from '../errors.ts';
 import type { PostgresServer } from '../config.ts';
 import {
-  type ClientOptions,
-  clientOptions,
   movedSession,
   type PostgresOptions,
-  serverOf,
   transactionMode,
   transactionPooler,
   unreachable,
   Watcher,
 } from './postgres-client.ts';
-import { catalog, isConnectionError, postgresSql, quoteIdent, throwUnlessEnded } from './postgres-sql.ts';
+import { catalog, isConnectionError, postgresSql, throwUnlessEnded } from './postgres-sql.ts';
+import { quoteIdent } from '../quote.ts';
 import { RecordTable } from './postgres-record.ts';
 
 type Sql = postgres.Sql;
@@ -65,7 +64,7 @@ export class PostgresDriver implements Driver {
   /** A pooler stands between us and the server (the session's announced process is not the one that answers). */
   #pooled = false;
   /** A second connection, opened only once a step has waited or run a while. */
-  readonly #watcher = new Watcher(() => this.#options('sql-migrate (observer)'));
+  readonly #watcher = new Watcher(() => connect(this.#server, { name: 'sql-migrate (observer)', connectTimeout: 5 }));
 
   constructor(options: PostgresOptions) {
     this.#server = options.server ?? serverOf(options.url ?? '');
@@ -80,7 +79,7 @@ export class PostgresDriver implements Driver {
   get #client(): Sql {
     if (!this.#sql) {
       try {
-        this.#sql = postgres(this.#options('sql-migrate'));
+        this.#sql = connect(this.#server, this.#options('sql-migrate'));
       } catch (error) {
         throw this.#unreachable(error);
       }
@@ -88,16 +87,17 @@ export class PostgresDriver implements Driver {
     return this.#sql;
   }
 
-  #options(name: string): ClientOptions {
-    return clientOptions(this.#server, this.#deadline, name, {
-      // The library never prints; postgres.js would console.log every NOTICE without this.
+  #options(name: string): ConnectOptions {
+    return {
+      name,
+      deadline: this.#deadline,
       onnotice: (notice) => {
         if (typeof notice.code === 'string') this.#notices.add(notice.code);
       },
       onclose: () => {
         if (this.#locked) this.#lost = true;
       },
-    });
+    };
   }
 
   /** Every query goes through here: a connection failure becomes CONNECTION_FAILED, naming the URL without its password. */
@@ -202,7 +202,7 @@ export class PostgresDriver implements Driver {
 
   /** Only paid behind a pooler: see {@link transactionMode}. */
   async #refuseTransactionPooler(): Promise<void> {
-    const probe = postgres({ ...this.#options('sql-migrate (pooler probe)'), onnotice: () => {}, onclose: () => {} });
+    const probe = connect(this.#server, { name: 'sql-migrate (pooler probe)', deadline: this.#deadline });
     const ours = async (query: string) => (await this.#do((sql) => sql.unsafe(query)))[0];
     if (await transactionMode(probe, ours, this.#pid)) throw transactionPooler(this.#display);
   }
