@@ -1,5 +1,6 @@
 /** The public API: re-exports only. */
-export { migrate, renderScript, stamp, status } from './core/migrator.ts';
+export { migrate, renderScript, status } from './core/migrator.ts';
+export { stamp, type StampResult } from './core/stamp.ts';
 export type {
   MigrateEvent,
   MigrateOptions,
@@ -7,7 +8,6 @@ export type {
   Revision,
   RevisionStatus,
   RunnerConfig,
-  StampResult,
   StatusResult,
   StepResult,
 } from './core/migrator.ts';
@@ -53,3 +53,4 @@ export { MigrateError, MigrationFailed, EXIT, type ErrorCode } from './core/erro
 export type { Driver } from './core/driver.ts';
 export type { Direction } from './core/files.ts';
 export type { RecordRow } from './core/record.ts';
+export type { LockHolder, LockWaitEvent } from './core/lock-wait.ts';

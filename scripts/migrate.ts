@@ -7,8 +7,10 @@ import { parseArgs } from 'node:util';
 // own modules only when asked, which keeps a container's no-op start short (see bench/).
 import { DEFAULT_DIR, DEFAULT_TABLE, DEFAULT_URL, parseUrl } from '../runner/core/config.ts';
 import { EXIT, MigrateError } from '../runner/core/errors.ts';
-import { migrate, renderScript, stamp, status, type MigrateEvent, type RunnerConfig } from '../runner/core/migrator.ts';
+import { migrate, planScript, status, type MigrateEvent, type RunnerConfig } from '../runner/core/migrator.ts';
+import { stamp } from '../runner/core/stamp.ts';
 import { parseTarget } from '../runner/core/plan.ts';
+import { describeHolder } from '../runner/core/lock-wait.ts';
 import { capYoungGeneration, confirmation, loadEnv, type UrlSource } from './startup.ts';
 import { dataOption, OPTIONS, phaseOption, seconds, splitArgv, USAGE, type Values } from './options.ts';
 import {
@@ -70,9 +72,12 @@ async function runHistory({ cli, config }: Run): Promise<number> {
 }
 
 async function runSql({ cli, config, operand }: Run): Promise<number> {
-  const script = await renderScript(config, operand);
-  emitJson(cli, { ok: true, command: 'sql', script });
-  if (!cli.json) process.stdout.write(script);
+  const { script, steps, current } = await planScript(config, operand);
+  emitJson(cli, { ok: true, command: 'sql', script, steps });
+  // Said in the script too, for whoever reads only the file it was saved to.
+  const nothing = steps === 0 ? `-- nothing to do: the database is at ${where(current)}\n` : '';
+  if (!cli.json) process.stdout.write(script + nothing);
+  if (steps === 0) warn(cli, `sql: nothing to do for ${operand}; at ${where(current)}`);
   return EXIT.ok;
 }
 
@@ -87,6 +92,9 @@ async function runNew({ cli, config, operand }: Run): Promise<number> {
 async function runStamp({ cli, config, values, operand }: Run): Promise<number> {
   const r = await stamp(config, operand, { confirm: confirmation(values.yes, 'forget') });
   emitJson(cli, { ok: true, command: 'stamp', ...r });
+  for (const f of r.forgotten) say(cli, `forgot    ${f.revision}  ${f.name}  (from the record only: no SQL ran)`);
+  for (const a of r.added) say(cli, `recorded  ${a.revision}  ${a.name}  (as applied, without running it)`);
+  for (const c of r.rerecorded) say(cli, `accepted  ${c.revision}  ${c.name}  (its file as it is now)`);
   say(cli, `stamped: the record now lists ${r.recorded.length} revision(s); at ${where(r.current)}`);
   return EXIT.ok;
 }
@@ -259,13 +267,13 @@ function operandOf(name: string, command: Command, words: string[]): string {
 /** Says once which database (password hidden) and where its URL came from; notes dropped URL options. */
 function introduce(cli: Cli, url: string, from: UrlSource, command: Command): void {
   const connection = parseUrl(url);
-  if (connection.dialect === 'postgres') {
-    cli.secrets.push(...connection.secrets);
-    if (connection.dropped.length > 0)
-      warn(
-        cli,
-        `note: ignored URL option(s) ${connection.dropped.join(', ')}: not PostgreSQL connection settings (SQLAlchemy's or its drivers' options, say).`,
-      );
+  if (connection.dialect === 'postgres') cli.secrets.push(...connection.secrets);
+  if (connection.dropped.length > 0) {
+    const what = connection.dialect === 'postgres' ? 'PostgreSQL connection settings' : 'settings the runner uses';
+    warn(
+      cli,
+      `note: ignored URL option(s) ${connection.dropped.join(', ')}: not ${what} (SQLAlchemy's or its drivers' options, say).`,
+    );
   }
   // check opens no database of the URL's: it creates scratch ones, and says itself which server it used.
   if (!command.database) return;
@@ -306,6 +314,13 @@ function configOf(values: Values, cli: Cli, url: string): RunnerConfig {
       const limit = `${Math.round(e.limitMs / 1000)} s`;
       const when = e.elapsedMs < 1000 ? `up to ${limit}` : `${Math.round(e.elapsedMs / 1000)} s of ${limit}`;
       warn(cli, `waiting for ${e.database} (${when}): ${e.reason}`);
+    },
+    onLockWait: (e) => {
+      const limit = e.limitMs === undefined ? 'no --lock-timeout' : `--lock-timeout ${Math.round(e.limitMs / 1000)} s`;
+      warn(
+        cli,
+        `waiting for the migration lock on ${e.database} (${Math.round(e.elapsedMs / 1000)} s so far, ${limit}): held by ${describeHolder(e.holder)}`,
+      );
     },
   };
 }

@@ -5,6 +5,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Driver } from './driver.ts';
+import type { LockWaitEvent } from './lock-wait.ts';
 import { MigrateError, MigrationFailed } from './errors.ts';
 import { DEFAULT_DIR, DEFAULT_TABLE, hideSecrets, parseUrl, type Connection } from './config.ts';
 import { loadMigrations, type Migration, type Phase } from './files.ts';
@@ -38,6 +39,8 @@ export interface RunnerConfig {
   showBlockerQuery?: boolean;
   /** Told when `waitMs` waiting starts, and about every 5 s while it lasts (the CLI prints it). */
   onWait?: (event: WaitEvent) => void;
+  /** Told, naming the holder, when another runner holds the migration lock: within 2 s, then every 5 s. */
+  onLockWait?: (event: LockWaitEvent) => void;
 }
 
 export interface WaitEvent {
