@@ -1,5 +1,6 @@
 /** The public API: re-exports only. */
-export { migrate, renderScript, stamp, status } from './core/migrator.ts';
+export { migrate, renderScript, status } from './core/migrator.ts';
+export { stamp, type StampResult } from './core/stamp.ts';
 export type {
   MigrateEvent,
   MigrateOptions,
@@ -7,7 +8,6 @@ export type {
   Revision,
   RevisionStatus,
   RunnerConfig,
-  StampResult,
   StatusResult,
   StepResult,
   WaitEvent,
@@ -49,7 +49,7 @@ export { liveSchema, schemaOf, type DialectSchema, type SchemaConfig } from './c
 export { drift, type DriftConfig, type DriftResult, type DriftItem } from './catalog/drift.ts';
 export type { Catalog, CatalogObject, ObjectKind } from './catalog/model.ts';
 export type { Column, Difference, EnumType, Family, ForeignKey, Index, Schema, Table } from './catalog/schema.ts';
-export { loadMigrations, type Dialect, type Migration, type MigrationFile } from './core/files.ts';
+export { loadMigrations, type Dialect, type Migration, type MigrationFile, type Phase } from './core/files.ts';
 export { parseTarget, plan, type Plan, type Step, type Target, type Warning } from './core/plan.ts';
 export {
   parseUrl,
@@ -64,3 +64,4 @@ export { MigrateError, MigrationFailed, EXIT, formatWhere, type ErrorCode, type 
 export type { Driver } from './core/driver.ts';
 export type { Direction } from './core/files.ts';
 export type { RecordRow } from './core/record.ts';
+export type { LockHolder, LockWaitEvent } from './core/lock-wait.ts';

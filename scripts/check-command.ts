@@ -94,6 +94,7 @@ export async function runCheckCommand(
         table: config.table,
         data,
         ...(values.base === undefined ? {} : { base: values.base }),
+        ...(values.compat === undefined ? {} : { compat: values.compat }),
       },
       // A progress line only on a terminal (stderr): rewritten in place, cleared before the findings.
       { signal, ...(process.stderr.isTTY === true ? { onProgress: (e) => progressLine(cli, e) } : {}) },

@@ -50,6 +50,10 @@ export const OPTION_HELP: Record<string, string> = {
   canary: '--canary K           the first K databases one at a time first; any failure stops all',
   'on-error': `--on-error=continue|stop
                        after a failure, go on with the others (default) or start no more`,
+  phase: `--phase=pre|post     pre: apply the pending revisions except "-- migrate:phase post" ones
+                       (default: $MIGRATE_PHASE, else all)`,
+  compat: `--compat=FILE        the running release's statements must still prepare and run after
+                       every pre revision (COMPAT_BREAK)`,
   help: '--help, -h           this text',
 };
 
@@ -91,6 +95,7 @@ A rollback of more than one revision asks first on a terminal, and needs --yes o
       'dry-run',
       'yes',
       'strict',
+      'phase',
       'json',
     ],
   },
@@ -135,7 +140,7 @@ on the --url server when it is postgres://, else an embedded PostgreSQL), prove 
 down undoes its up, that both dialect folders build the same schema, and that every pair
 runs on populated tables. A committed DIR/schema/<dialect>.sql is compared with a build.
 The database --url names is never changed. Exit 1 when an error is found.`,
-    options: ['url', 'dir', 'table', 'json', 'format', 'fail-on', 'base', 'no-data', 'seed', 'rows'],
+    options: ['url', 'dir', 'table', 'json', 'format', 'fail-on', 'base', 'compat', 'no-data', 'seed', 'rows'],
   },
   schema: {
     usage: 'schema [options]',

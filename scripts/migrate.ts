@@ -7,10 +7,12 @@ import { parseArgs } from 'node:util';
 // own modules only when asked, which keeps a container's no-op start short (see bench/).
 import { DEFAULT_DIR, DEFAULT_TABLE, DEFAULT_URL, parseUrl } from '../runner/core/config.ts';
 import { EXIT, MigrateError } from '../runner/core/errors.ts';
-import { migrate, renderScript, stamp, status, type MigrateEvent, type RunnerConfig } from '../runner/core/migrator.ts';
+import { migrate, planScript, status, type MigrateEvent, type RunnerConfig } from '../runner/core/migrator.ts';
+import { stamp } from '../runner/core/stamp.ts';
 import { parseTarget } from '../runner/core/plan.ts';
+import { describeHolder } from '../runner/core/lock-wait.ts';
 import { capYoungGeneration, confirmation, loadEnv, type UrlSource } from './startup.ts';
-import { checkOptions, dataOption, OPTIONS, seconds, splitArgv, type Values } from './options.ts';
+import { checkOptions, dataOption, OPTIONS, phaseOption, seconds, splitArgv, type Values } from './options.ts';
 import { commandHelp, didYouMean, HELP, usage, usageLine } from './help.ts';
 import {
   type Cli,
@@ -60,7 +62,9 @@ async function runHistory({ cli, config }: Run): Promise<number> {
   const width = Math.max(0, ...s.revisions.map((r) => r.name.length));
   // One write for the whole list: a write per line costs a system call each.
   const lines = s.revisions.map((r) => {
-    const state = r.state === 'pending' ? 'pending' : `${r.state} ${r.appliedAt ?? ''}`;
+    // A post revision left by `head --phase=pre` waits for the rollout: say so (issue #30).
+    const state =
+      r.state === 'pending' ? (r.phase === 'post' ? 'pending (post)' : 'pending') : `${r.state} ${r.appliedAt ?? ''}`;
     const flags = r.flags.length > 0 ? `  [${r.flags.join(', ')}]` : '';
     return `${r.revision}  ${r.name.padEnd(width)}  ${state}${flags}`;
   });
@@ -69,9 +73,12 @@ async function runHistory({ cli, config }: Run): Promise<number> {
 }
 
 async function runSql({ cli, config, operand }: Run): Promise<number> {
-  const script = await renderScript(config, operand);
-  emitJson(cli, { ok: true, command: 'sql', script });
-  if (!cli.json) process.stdout.write(script);
+  const { script, steps, current } = await planScript(config, operand);
+  emitJson(cli, { ok: true, command: 'sql', script, steps });
+  // Said in the script too, for whoever reads only the file it was saved to.
+  const nothing = steps === 0 ? `-- nothing to do: the database is at ${where(current)}\n` : '';
+  if (!cli.json) process.stdout.write(script + nothing);
+  if (steps === 0) warn(cli, `sql: nothing to do for ${operand}; at ${where(current)}`);
   return EXIT.ok;
 }
 
@@ -86,6 +93,9 @@ async function runNew({ cli, config, operand }: Run): Promise<number> {
 async function runStamp({ cli, config, values, operand }: Run): Promise<number> {
   const r = await stamp(config, operand, { confirm: confirmation(values.yes, 'forget') });
   emitJson(cli, { ok: true, command: 'stamp', ...r });
+  for (const f of r.forgotten) say(cli, `forgot    ${f.revision}  ${f.name}  (from the record only: no SQL ran)`);
+  for (const a of r.added) say(cli, `recorded  ${a.revision}  ${a.name}  (as applied, without running it)`);
+  for (const c of r.rerecorded) say(cli, `accepted  ${c.revision}  ${c.name}  (its file as it is now)`);
   say(cli, `stamped: the record now lists ${r.recorded.length} revision(s); at ${where(r.current)}`);
   return EXIT.ok;
 }
@@ -178,11 +188,11 @@ const COMMANDS: Record<string, Command> = {
   history: { operand: 'none', database: true, run: runHistory },
   new: { operand: 'words', database: false, writes: 'the folder', run: runNew },
   stamp: { operand: 'target', database: true, writes: 'the record', run: runStamp },
-  sql: { operand: 'target', database: true, run: runSql },
+  sql: { operand: 'target', database: true, takes: ['phase'], run: runSql },
   check: {
     operand: 'none',
     database: false,
-    takes: ['no-data', 'seed', 'rows', 'fail-on', 'base'],
+    takes: ['no-data', 'seed', 'rows', 'fail-on', 'base', 'compat'],
     run: (r) => interruptible(r.cli, 'check', (s) => runCheck(r, s)),
   },
   schema: {
@@ -207,7 +217,7 @@ const COMMANDS: Record<string, Command> = {
     run: async (r) => (await import('./fleet.ts')).runFleet(r),
   },
 };
-const MIGRATE: Command = { operand: 'target', database: true, run: runMigrate };
+const MIGRATE: Command = { operand: 'target', database: true, takes: ['phase'], run: runMigrate };
 
 /** The options that mean something to one or two commands only: given to another, exit 2. */
 const COMMAND_OPTIONS = [
@@ -222,6 +232,8 @@ const COMMAND_OPTIONS = [
   'on-error',
   'fail-on',
   'base',
+  'phase',
+  'compat',
 ] as const;
 type CommandOption = (typeof COMMAND_OPTIONS)[number];
 
@@ -256,13 +268,13 @@ function operandOf(name: string, command: Command, words: string[]): string {
 /** Says once which database (password hidden) and where its URL came from; notes dropped URL options. */
 function introduce(cli: Cli, url: string, from: UrlSource, command: Command): void {
   const connection = parseUrl(url);
-  if (connection.dialect === 'postgres') {
-    cli.secrets.push(...connection.secrets);
-    if (connection.dropped.length > 0)
-      warn(
-        cli,
-        `note: ignored URL option(s) ${connection.dropped.join(', ')}: not PostgreSQL connection settings (SQLAlchemy's or its drivers' options, say).`,
-      );
+  if (connection.dialect === 'postgres') cli.secrets.push(...connection.secrets);
+  if (connection.dropped.length > 0) {
+    const what = connection.dialect === 'postgres' ? 'PostgreSQL connection settings' : 'settings the runner uses';
+    warn(
+      cli,
+      `note: ignored URL option(s) ${connection.dropped.join(', ')}: not ${what} (SQLAlchemy's or its drivers' options, say).`,
+    );
   }
   // check opens no database of the URL's: it creates scratch ones, and says itself which server it used.
   if (!command.database) return;
@@ -298,10 +310,18 @@ function configOf(values: Values, cli: Cli, url: string): RunnerConfig {
     ),
     showBlockerQuery: values['show-blocker-query'] ?? false,
     strict: values.strict ?? false,
+    ...phaseOption(values.phase ?? process.env.MIGRATE_PHASE),
     onWait: (e) => {
       const limit = `${Math.round(e.limitMs / 1000)} s`;
       const when = e.elapsedMs < 1000 ? `up to ${limit}` : `${Math.round(e.elapsedMs / 1000)} s of ${limit}`;
       warn(cli, `waiting for ${e.database} (${when}): ${e.reason}`);
+    },
+    onLockWait: (e) => {
+      const limit = e.limitMs === undefined ? 'no --lock-timeout' : `--lock-timeout ${Math.round(e.limitMs / 1000)} s`;
+      warn(
+        cli,
+        `waiting for the migration lock on ${e.database} (${Math.round(e.elapsedMs / 1000)} s so far, ${limit}): held by ${describeHolder(e.holder)}`,
+      );
     },
   };
 }

@@ -33,6 +33,8 @@ export const OPTIONS = {
   parallel: { type: 'string' },
   canary: { type: 'string' },
   'on-error': { type: 'string' },
+  phase: { type: 'string' },
+  compat: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -68,6 +70,16 @@ export function dataOption(values: Values): false | { seed?: number; rows?: numb
     return { [name]: n };
   };
   return { ...whole('seed', 0), ...whole('rows', 1) };
+}
+
+/** `--phase` (or MIGRATE_PHASE) as the runner's setting; an empty value is none, anything but pre or post exits 2. */
+export function phaseOption(text: string | undefined): { phase?: 'pre' | 'post' } {
+  if (text === undefined || text === '') return {};
+  if (text === 'pre' || text === 'post') return { phase: text };
+  throw new MigrateError(
+    'BAD_OPTION',
+    `--phase takes pre or post, not "${text}" (MIGRATE_PHASE too): pre applies all but "-- migrate:phase post" revisions, post applies everything.`,
+  );
 }
 
 /**

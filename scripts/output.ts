@@ -49,7 +49,11 @@ export function checkSummary(r: CheckResult): string {
   const data = r.data
     ? `data: ${r.data.runs.map((d) => `${d.dialect} ${d.revisions}/${d.of}`).join(', ') || 'not run'} on populated tables (seed ${r.data.seed}, ${r.data.rows} rows per table)`
     : 'data: skipped (--no-data)';
-  return `check: ${count(r.errors, 'error')}, ${count(r.warnings, 'warning')}; round trips: ${trips}; ${compared}\n${data}`;
+  // --compat: how much of the running release was proven, and against how many revisions.
+  const compat = r.compat
+    ? `\ncompat: ${r.compat.file}: ${r.compat.proven} of ${count(r.compat.statements, 'statement')} run against postgres ${r.compat.revisions}/${r.compat.of} revisions`
+    : '';
+  return `check: ${count(r.errors, 'error')}, ${count(r.warnings, 'warning')}; round trips: ${trips}; ${compared}\n${data}${compat}`;
 }
 
 export function where(p: { revision: string; name: string } | null): string {

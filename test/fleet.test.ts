@@ -9,7 +9,6 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
@@ -27,14 +26,12 @@ const NO_SERVER = hasPostgresServer
   ? false
   : 'the PostgreSQL half (10 databases, the password, the pg_stat_activity sampler) needs TEST_POSTGRES_URL';
 
-async function closedPort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
+/**
+ * Port 1 (tcpmux): nothing listens there. A port freed by listen(0) and close() is not safe
+ * under a busy suite: another test's server can take it meanwhile (one that never answers would
+ * stall that database's connect; a suspect for a hang seen twice in full-suite runs).
+ */
+const CLOSED_PORT = 1;
 
 interface Target {
   /** The URL as the targets file lists it. */
@@ -88,7 +85,7 @@ async function setUp(): Promise<FleetSetup> {
         targets.push({ url: u.toString(), db });
       }
     }
-    const closedUrl = `postgres://fleet@127.0.0.1:${await closedPort()}/nowhere`;
+    const closedUrl = `postgres://fleet@127.0.0.1:${CLOSED_PORT}/nowhere`;
     for (let i = 0; i < 10; i++) {
       const db = await createTestDb('sqlite');
       dbs.push(db);

@@ -38,6 +38,11 @@ const FAMILIES: Record<string, Family> = {
   float8: 'float',
 };
 
+/** The family of a pg_type name (`int4`, `varchar`): what check's value generator needs of a type. */
+export function familyOfType(typname: string): Family {
+  return FAMILIES[typname] ?? 'other';
+}
+
 const ON_DELETE: Record<string, string> = {
   a: 'NO ACTION',
   r: 'RESTRICT',

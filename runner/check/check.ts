@@ -32,6 +32,8 @@ import { compareDialects } from '../catalog/schema-compare.ts';
 import { type DialectState, roundTrip, type RoundTrips, type TripContext } from './round-trip.ts';
 import { orderConflicts } from './base.ts';
 import type { dataPass, DataSummary } from './data/pass.ts';
+import { phasesReorder } from './phases.ts';
+import type { CompatContext, CompatSummary, Release } from './compat.ts';
 
 export type { CheckCode, Finding } from './lint.ts';
 export type { DialectState, RoundTrips } from './round-trip.ts';
@@ -54,6 +56,11 @@ export interface CheckConfig {
    * `ORDER_CONFLICT` (base.ts). An unknown ref or a folder outside a git repository throws BAD_BASE.
    */
   base?: string;
+  /**
+   * A file of the running release's PostgreSQL statements (`$n` parameters, `;`-separated): each
+   * must still prepare, and INSERT/UPDATE/DELETE run, after every pre revision (issue #30).
+   */
+  compat?: string;
 }
 
 export interface CheckOptions {
@@ -84,6 +91,8 @@ export interface CheckResult {
   compared: { revisions: number; skipped?: string };
   /** The pass on populated tables; absent when skipped. */
   data?: DataSummary;
+  /** `--compat`: the release's statements, how many ran at some point, against how many revisions. */
+  compat?: CompatSummary;
 }
 
 /** Check the folder, and the migrations on scratch databases. Throws only for usage (NO_MIGRATIONS, BAD_URL) and an unreachable server. */
@@ -102,6 +111,9 @@ export async function check(config: CheckConfig = {}, options: CheckOptions = {}
           states.map((s) => s.folder),
           config.base,
         );
+  // Read first: a --compat file that cannot be read is a usage error, before any scratch is made.
+  const release =
+    config.compat === undefined ? undefined : (await import('./compat.ts')).readRelease(config.compat, states);
   const waivers: Waiver[] = [];
   const sameRevisions = lintFolders(states, add, waivers);
   findings.push(...conflicts);
@@ -114,6 +126,10 @@ export async function check(config: CheckConfig = {}, options: CheckOptions = {}
   for (const s of states) {
     options.signal?.throwIfAborted();
     const scratch: OnScratch = (fn) => withScratch(s.dialect, connection, table, fn);
+    const compat =
+      release && s.dialect === 'postgres'
+        ? { release, context: { add, data: config.data, signal: options.signal } }
+        : undefined;
     const progress = options.onProgress;
     s.roundTrips = await dialectRoundTrips(
       s,
@@ -130,7 +146,16 @@ export async function check(config: CheckConfig = {}, options: CheckOptions = {}
           : {}),
       },
       data,
+      compat,
     );
+  }
+
+  for (const s of states) {
+    const trips = s.roundTrips;
+    if (!trips || trips.skipped || trips.revisions < s.migrations.length || !phasesReorder(s.migrations)) continue;
+    options.signal?.throwIfAborted();
+    const { checkPhaseOrder } = await import('./phases.ts');
+    await withScratch(s.dialect, connection, table, (driver) => checkPhaseOrder(s, driver, add, options.signal));
   }
 
   const compared = compareAcross(states, sameRevisions, waivers, add);
@@ -152,6 +177,7 @@ export async function check(config: CheckConfig = {}, options: CheckOptions = {}
     roundTrips: states.map((s) => s.roundTrips as RoundTrips),
     compared,
     ...(data ? { data: data.summary } : {}),
+    ...(release ? { compat: release.summary } : {}),
   };
 }
 
@@ -180,6 +206,7 @@ async function dialectRoundTrips(
   onScratch: OnScratch,
   context: TripContext,
   data: DataPass | undefined,
+  compat?: { release: Release; context: CompatContext },
 ): Promise<RoundTrips> {
   const of = s.migrations.length;
   if (!s.runnable) return { dialect: s.dialect, revisions: 0, of, skipped: `errors in ${displayPath(s.folder)}/` };
@@ -188,6 +215,16 @@ async function dialectRoundTrips(
     database = scratch.label;
     const done = await roundTrip({ ...context, s, driver, scratch });
     await data?.run(s, done, driver, onScratch);
+    // On the same scratch database, rolled back to empty through the downs: cheaper than a new one.
+    if (compat) {
+      const { checkCompat } = await import('./compat.ts');
+      const { rewind } = await import('./data/pass.ts');
+      await checkCompat(
+        compat.release,
+        async (fn) => ((await rewind(driver, s)) ? fn(driver) : onScratch((fresh) => fn(fresh))),
+        compat.context,
+      );
+    }
     return done;
   });
   // Which PostgreSQL proved the folder is worth saying: a server's scratch database, or the embedded one.

@@ -10,6 +10,7 @@ import { type StepWork, stepWork } from '../core/step.ts';
 import { MigrateError, type FolderCode } from '../core/errors.ts';
 import {
   listFolder,
+  phaseProblems,
   readFolder,
   siblingProblems,
   type Dialect,
@@ -22,6 +23,7 @@ import { tokenize, unquote } from '../core/lexer.ts';
 import type { Step } from '../core/plan.ts';
 import { lineColumn } from '../core/position.ts';
 import { type Difference, normaliseSubject } from '../catalog/schema.ts';
+import { contractFindings } from './contract.ts';
 
 /** What a finding is about; docs/errors.md#check-findings lists each. */
 export type CheckCode =
@@ -41,6 +43,10 @@ export type CheckCode =
   | 'UNUSED_WAIVER'
   | 'LOCKS_TABLE'
   | 'REWRITES_TABLE'
+  // deploy phases (phases.ts, contract.ts, compat.ts; issue #30)
+  | 'CONTRACT_IN_PRE'
+  | 'PHASE_ORDER'
+  | 'COMPAT_BREAK'
   // on populated scratch tables (data/pass.ts)
   | 'FAILS_ON_DATA'
   | 'DATA_LOSS'
@@ -138,6 +144,12 @@ export function lintFolders(states: FolderState[], add: Add, waivers: Waiver[]):
       for (const direction of ['up', 'down'] as const) lintFile(s, m, direction, add, waivers);
     }
   });
+  // One revision, one phase, whichever dialect a deploy runs (issue #30).
+  const [first, ...others] = states;
+  for (const other of others) {
+    const ups = new Map(other.migrations.map((m) => [m.version, m.up]));
+    for (const p of phaseProblems(first?.migrations ?? [], ups)) add(findingOf(p, other.folder));
+  }
   return sameRevisions;
 }
 
@@ -169,11 +181,11 @@ function lintFile(s: FolderState, m: Migration, direction: Direction, add: Add, 
   const statements = work?.statements ?? splitStatements(file.text, s.dialect);
   if (direction === 'up' && statements.length === 0) {
     add({
-      severity: 'warning',
+      severity: 'error',
       code: 'EMPTY_UP',
       file: file.path,
       message:
-        'holds no statement, only comments: applying it runs nothing and records the revision as applied. Write the migration here, or delete the pair if it is not needed.',
+        'holds no statement, only comments: the runner refuses to apply it (it would record the revision and change nothing). Write the migration here, or delete the pair if it is not needed.',
     });
   }
   if (file.transactional) transactionRules(s, file, statements, add);
@@ -188,6 +200,7 @@ function lintFile(s: FolderState, m: Migration, direction: Direction, add: Add, 
   }
   // Only PostgreSQL cuts names; a long name in a SQLite file shows up as a difference between the dialects.
   if (s.dialect === 'postgres') longIdentifiers(file, add);
+  if (direction === 'up') contractFindings(s.dialect, m, statements, add);
   readWaivers(s.dialect, m, direction, file, add, waivers);
   readAllowLocks(s.dialect, direction, file, add);
 }

@@ -14,6 +14,7 @@ export type FolderCode =
   | 'UNKNOWN_DIRECTIVE'
   | 'MISPLACED_DIRECTIVE'
   | 'DIALECT_MISMATCH'
+  | 'PHASE_MISMATCH'
   | 'TRANSACTION_CONTROL'
   | 'NUL_BYTE'
   | 'BAD_ENCODING'
@@ -44,6 +45,7 @@ export type ErrorCode =
   | 'MISSING_FILE'
   | 'OUT_OF_ORDER'
   | 'FAILED_MIGRATION'
+  | 'EMPTY_UP'
   // reaching the database
   | 'CONNECTION_FAILED'
   | 'DATABASE_REFUSED'

@@ -168,7 +168,8 @@ async function fillInOrder(
 
 const PARENT_KEYS_LIMIT = 5000;
 
-async function parentKeys(db: DataDb, schema: Schema, t: Table): Promise<ParentKeys> {
+/** The keys of `t`'s foreign keys' parent rows, as literals: what a generated child row points at. */
+export async function parentKeys(db: DataDb, schema: Schema, t: Table): Promise<ParentKeys> {
   const out: ParentKeys = new Map();
   for (const f of t.foreignKeys) {
     const key = fkKey(f.refTable, f.refColumns);
