@@ -1,5 +1,6 @@
 /** The public API: re-exports only. */
-export { migrate, renderScript, stamp, status } from './core/migrator.ts';
+export { migrate, renderScript, status } from './core/migrator.ts';
+export { stamp, type StampResult } from './core/stamp.ts';
 export type {
   MigrateEvent,
   MigrateOptions,
@@ -7,10 +8,12 @@ export type {
   Revision,
   RevisionStatus,
   RunnerConfig,
-  StampResult,
   StatusResult,
   StepResult,
+  WaitEvent,
 } from './core/migrator.ts';
+export type { LockEvent } from './core/locks.ts';
+export type { Blocker, Limits, Observation } from './core/driver.ts';
 export { createMigration } from './core/create.ts';
 export {
   migrateFleet,
@@ -28,7 +31,15 @@ export {
 } from './core/fleet.ts';
 export { fleetStatus, type FleetStanding, type FleetStatusResult } from './core/fleet-status.ts';
 export { check } from './check/check.ts';
-export type { CheckCode, CheckConfig, CheckOptions, CheckResult, Finding, RoundTrips } from './check/check.ts';
+export type {
+  CheckCode,
+  CheckConfig,
+  CheckOptions,
+  CheckProgress,
+  CheckResult,
+  Finding,
+  RoundTrips,
+} from './check/check.ts';
 export { annotations, stepSummary, type Annotations } from './check/report/github.ts';
 export { sarifLog, type SarifTool } from './check/report/sarif.ts';
 export { codeQuality, type CodeQualityItem } from './check/report/gitlab.ts';
@@ -49,7 +60,8 @@ export {
   DEFAULT_URL,
   type Connection,
 } from './core/config.ts';
-export { MigrateError, MigrationFailed, EXIT, type ErrorCode } from './core/errors.ts';
+export { MigrateError, MigrationFailed, EXIT, formatWhere, type ErrorCode, type Where } from './core/errors.ts';
 export type { Driver } from './core/driver.ts';
 export type { Direction } from './core/files.ts';
 export type { RecordRow } from './core/record.ts';
+export type { LockHolder, LockWaitEvent } from './core/lock-wait.ts';

@@ -16,9 +16,9 @@
  * No type check here: `npm run typecheck` does that.
  */
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
@@ -52,6 +52,12 @@ async function main(): Promise<void> {
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
+  // What was built, and how to run it: a build that says nothing leaves the user guessing (issue #26).
+  const shown = (file: string) => relative(process.cwd(), join(outdir, file)) || file;
+  const sizes = OUTPUTS.map((f) => `  ${shown(f)}  ${Math.round(statSync(join(outdir, f)).size / 1024)} KB`);
+  process.stdout.write(
+    `built the compiled CLI:\n${sizes.join('\n')}\nrun it with: node ${shown('migrate.cjs')} --help\n`,
+  );
 }
 
 async function bundle(): Promise<void> {

@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { EXIT, formatWhere, MigrateError } from '../runner/core/errors.ts';
 import type { CheckResult } from '../runner/check/check.ts';
 import { FAIL_ON, type FailOn, fails } from '../runner/check/report/fail-on.ts';
-import { type Cli, checkSummary, emitJson, say, warn } from './output.ts';
+import { type Cli, checkSummary, emitJson, progressLine, say, warn } from './output.ts';
 import type { Values } from './options.ts';
 
 export const FORMATS = ['text', 'json', 'github', 'sarif', 'gitlab'] as const;
@@ -96,8 +96,10 @@ export async function runCheckCommand(
         ...(values.base === undefined ? {} : { base: values.base }),
         ...(values.compat === undefined ? {} : { compat: values.compat }),
       },
-      { signal },
+      // A progress line only on a terminal (stderr): rewritten in place, cleared before the findings.
+      { signal, ...(process.stderr.isTTY === true ? { onProgress: (e) => progressLine(cli, e) } : {}) },
     );
+    if (process.stderr.isTTY === true) process.stderr.write('\r\x1b[K');
   } catch (error) {
     // Under GitHub Actions a refusal (an unknown --base ref, no folder) is an annotation too;
     // the error is then reported as usual (stderr, exit code).

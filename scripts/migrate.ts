@@ -7,10 +7,13 @@ import { parseArgs } from 'node:util';
 // own modules only when asked, which keeps a container's no-op start short (see bench/).
 import { DEFAULT_DIR, DEFAULT_TABLE, DEFAULT_URL, parseUrl } from '../runner/core/config.ts';
 import { EXIT, MigrateError } from '../runner/core/errors.ts';
-import { migrate, renderScript, stamp, status, type MigrateEvent, type RunnerConfig } from '../runner/core/migrator.ts';
+import { migrate, planScript, status, type MigrateEvent, type RunnerConfig } from '../runner/core/migrator.ts';
+import { stamp } from '../runner/core/stamp.ts';
 import { parseTarget } from '../runner/core/plan.ts';
+import { describeHolder } from '../runner/core/lock-wait.ts';
 import { capYoungGeneration, confirmation, loadEnv, type UrlSource } from './startup.ts';
-import { dataOption, OPTIONS, phaseOption, seconds, splitArgv, USAGE, type Values } from './options.ts';
+import { checkOptions, dataOption, OPTIONS, phaseOption, seconds, splitArgv, type Values } from './options.ts';
+import { commandHelp, didYouMean, HELP, usage, usageLine } from './help.ts';
 import {
   type Cli,
   emitJson,
@@ -71,9 +74,12 @@ async function runHistory({ cli, config }: Run): Promise<number> {
 }
 
 async function runSql({ cli, config, operand }: Run): Promise<number> {
-  const script = await renderScript(config, operand);
-  emitJson(cli, { ok: true, command: 'sql', script });
-  if (!cli.json) process.stdout.write(script);
+  const { script, steps, current } = await planScript(config, operand);
+  emitJson(cli, { ok: true, command: 'sql', script, steps });
+  // Said in the script too, for whoever reads only the file it was saved to.
+  const nothing = steps === 0 ? `-- nothing to do: the database is at ${where(current)}\n` : '';
+  if (!cli.json) process.stdout.write(script + nothing);
+  if (steps === 0) warn(cli, `sql: nothing to do for ${operand}; at ${where(current)}`);
   return EXIT.ok;
 }
 
@@ -88,6 +94,9 @@ async function runNew({ cli, config, operand }: Run): Promise<number> {
 async function runStamp({ cli, config, values, operand }: Run): Promise<number> {
   const r = await stamp(config, operand, { confirm: confirmation(values.yes, 'forget') });
   emitJson(cli, { ok: true, command: 'stamp', ...r });
+  for (const f of r.forgotten) say(cli, `forgot    ${f.revision}  ${f.name}  (from the record only: no SQL ran)`);
+  for (const a of r.added) say(cli, `recorded  ${a.revision}  ${a.name}  (as applied, without running it)`);
+  for (const c of r.rerecorded) say(cli, `accepted  ${c.revision}  ${c.name}  (its file as it is now)`);
   say(cli, `stamped: the record now lists ${r.recorded.length} revision(s); at ${where(r.current)}`);
   return EXIT.ok;
 }
@@ -261,13 +270,13 @@ function operandOf(name: string, command: Command, words: string[]): string {
 /** Says once which database (password hidden) and where its URL came from; notes dropped URL options. */
 function introduce(cli: Cli, url: string, from: UrlSource, command: Command): void {
   const connection = parseUrl(url);
-  if (connection.dialect === 'postgres') {
-    cli.secrets.push(...connection.secrets);
-    if (connection.dropped.length > 0)
-      warn(
-        cli,
-        `note: ignored URL option(s) ${connection.dropped.join(', ')}: not PostgreSQL connection settings (SQLAlchemy's or its drivers' options, say).`,
-      );
+  if (connection.dialect === 'postgres') cli.secrets.push(...connection.secrets);
+  if (connection.dropped.length > 0) {
+    const what = connection.dialect === 'postgres' ? 'PostgreSQL connection settings' : 'settings the runner uses';
+    warn(
+      cli,
+      `note: ignored URL option(s) ${connection.dropped.join(', ')}: not ${what} (SQLAlchemy's or its drivers' options, say).`,
+    );
   }
   // check opens no database of the URL's: it creates scratch ones, and says itself which server it used.
   if (!command.database) return;
@@ -316,23 +325,71 @@ function configOf(values: Values, cli: Cli, url: string): RunnerConfig {
       const when = e.elapsedMs < 1000 ? `up to ${limit}` : `${Math.round(e.elapsedMs / 1000)} s of ${limit}`;
       warn(cli, `waiting for ${e.database} (${when}): ${e.reason}`);
     },
+    onLockWait: (e) => {
+      const limit = e.limitMs === undefined ? 'no --lock-timeout' : `--lock-timeout ${Math.round(e.limitMs / 1000)} s`;
+      warn(
+        cli,
+        `waiting for the migration lock on ${e.database} (${Math.round(e.elapsedMs / 1000)} s so far, ${limit}): held by ${describeHolder(e.holder)}`,
+      );
+    },
   };
+}
+
+/** `help`, `help <command>`, `<command> --help`: the help asked for, on stdout. */
+function help(cli: Cli, topic: string | undefined): number {
+  if (topic === undefined) {
+    say(cli, usage());
+    return EXIT.ok;
+  }
+  const target = /^[+-]?\d/.test(topic) || topic === 'head' || topic === 'base';
+  const name = Object.hasOwn(HELP, topic) ? topic : target ? 'migrate' : undefined;
+  if (name === undefined) {
+    const guess = didYouMean(
+      topic,
+      Object.keys(HELP).filter((n) => n !== 'migrate'),
+    );
+    throw new MigrateError(
+      'BAD_TARGET',
+      `no command "${topic}".${guess ? ` Did you mean "${guess}"?` : ''} Commands: ${Object.keys(COMMANDS).join(', ')}; targets: \`head --help\`.`,
+    );
+  }
+  say(cli, commandHelp(name));
+  return EXIT.ok;
+}
+
+/**
+ * A first word that is not a command is a target, unless it is a slip of the fingers for a
+ * command (`histroy`): refused before anything is opened or created, with the likely command.
+ */
+function targetOrTypo(word: string): true {
+  if (/^[+-]?\d/.test(word) || word === 'head' || word === 'base') return true;
+  const guess = didYouMean(word, [...Object.keys(COMMANDS), 'help', 'head', 'base']);
+  if (guess !== undefined)
+    throw new MigrateError('BAD_TARGET', `unknown command "${word}". Did you mean "${guess}"? See --help.`);
+  return true;
 }
 
 async function main(argv: string[]): Promise<number> {
   const cli: Cli = { json: argv.includes('--json'), secrets: [], about: {} };
   try {
-    const { values, positionals } = parseArgs({ args: splitArgv(argv), allowPositionals: true, options: OPTIONS });
-    if (values.help) {
-      say(cli, USAGE);
-      return EXIT.ok;
-    }
+    const args = splitArgv(argv);
+    const first = args.find((a) => !a.startsWith('-'));
+    const topic = first !== undefined && Object.hasOwn(COMMANDS, first) ? first : 'migrate';
+    checkOptions(args, `See \`${topic === 'migrate' ? 'head' : topic} --help\`.`);
+    const { values, positionals } = parseArgs({ args, allowPositionals: true, options: OPTIONS });
     const [word, ...rest] = positionals;
+    if (word === 'help') {
+      if (rest.length > 1) throw new MigrateError('BAD_TARGET', `help takes one command ("${rest[1]}"). See --help.`);
+      return help(cli, rest[0]);
+    }
+    if (values.help) return help(cli, word);
     if (word === undefined) {
-      warn(cli, USAGE);
+      if (cli.json) throw new MigrateError('BAD_TARGET', 'no target or command given. See --help.');
+      warn(cli, usage());
       return EXIT.usage;
     }
     const named = Object.hasOwn(COMMANDS, word) ? word : undefined;
+    if (named === undefined) targetOrTypo(word);
     const command = named === undefined ? MIGRATE : (COMMANDS[named] as Command);
     const operand = operandOf(named ?? 'migrate', command, named === undefined ? positionals : rest);
     refuseForeignOptions(named ?? 'migrate', command, values);
@@ -354,11 +411,13 @@ async function main(argv: string[]): Promise<number> {
     if (named !== 'new' && named !== 'fleet') introduce(cli, url, from, command);
     return await command.run({ cli, config, values, operand });
   } catch (error) {
-    if ((error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      warn(cli, `error: ${(error as Error).message} [BAD_OPTION]\n\n${USAGE}`);
-      return EXIT.usage;
+    const code = reportFailure(cli, error);
+    // A usage error ends with the usage line of the command it is about, so the way out is in view.
+    if (!cli.json && error instanceof MigrateError && (error.code === 'BAD_OPTION' || error.code === 'BAD_TARGET')) {
+      const first = argv.find((a) => !a.startsWith('-'));
+      warn(cli, usageLine(first !== undefined && Object.hasOwn(COMMANDS, first) ? first : 'migrate'));
     }
-    return reportFailure(cli, error);
+    return code;
   } finally {
     sayWhich(cli);
   }

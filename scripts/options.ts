@@ -1,106 +1,11 @@
 /**
- * The CLI's options: the help text, parseArgs' table of options, and reading the values it
- * cannot (offsets that look like short flags, durations in seconds, check's data options).
+ * The CLI's options: parseArgs' table of options (their help is in help.ts), our own refusal of
+ * an unknown or malformed option, and reading the values parseArgs cannot (offsets that look
+ * like short flags, durations in seconds, check's data options).
  */
 import type { parseArgs } from 'node:util';
-import { ACCEPTED_URLS, DEFAULT_DIR, DEFAULT_TABLE, DEFAULT_URL } from '../runner/core/config.ts';
 import { MigrateError } from '../runner/core/errors.ts';
-
-/** How this CLI was started, for the usage line: the compiled bundle or the TypeScript source. */
-const SELF = /\.cjs$/.test(process.argv[1] ?? '') ? 'node dist/migrate.cjs' : 'npx tsx scripts/migrate.ts';
-
-export const USAGE = `Usage: ${SELF} <target | command> [options]
-
-Targets (move the database):
-  head                 apply every pending revision, in version order
-  base                 roll back every applied revision
-  +N                   apply the next N pending revisions
-  -N                   roll back the last N applied revisions
-  <revision>           make it the last applied: apply up to it, or roll back what follows it
-                       (by version, 20250128_140000, full stem, 20250128_140000_initial_schema,
-                       or description alone, initial_schema, when one migration has it)
-
-Commands:
-  current              print the last applied revision, or "base"
-  history              every revision, oldest first: applied (with time) or pending, and flags
-  new <description>    write an empty up/down pair, same timestamp, in every dialect folder
-  stamp <target>       record the database as at <target> without running SQL
-  sql <target>         print the script <target> would run (for psql or sqlite3), run nothing
-  check                validate the folder; then, on scratch databases (a temporary SQLite file,
-                       and a new database on the --url server when it is postgres://, else an
-                       embedded PostgreSQL), prove every down undoes its up and both dialect
-                       folders build the same schema; a committed DIR/schema/<dialect>.sql is
-                       compared with a build in a scratch schema of the --url database (or a
-                       new database on its server when the folder could reach past a schema)
-  schema               print the canonical schema each dialect folder builds (PostgreSQL's in a
-                       scratch schema or database of the postgres:// URL --scratch-url, else
-                       $DATABASE_URL, names, else on an embedded PostgreSQL); --write saves
-                       DIR/schema/<dialect>.sql; with --url, the schema of that database (read-only)
-  drift                compare the database with what the revisions its record lists build
-                       (read-only; exit 1 when they differ); --scratch-url URL builds them there
-  fleet <target> --targets FILE
-                       apply <target> on every database FILE lists (one URL a line, # comments;
-                       - reads stdin), each as a single run would; one line per database as it
-                       finishes, then totals (docs/fleet.md)
-  fleet status --targets FILE
-                       how many of those databases stand at each revision (read-only)
-
-Options:
-  --url URL            database URL (default: $DATABASE_URL, then .env, then ${DEFAULT_URL});
-                       several hosts with ?target_session_attrs=read-write: the primary among them
-                       (libpq's rules). Commands that write refuse a hot standby (exit 3, STANDBY)
-  --dir DIR            migrations root holding postgres/ and sqlite/ (default: $MIGRATIONS_DIR or ${DEFAULT_DIR})
-  --table NAME         record table, schema.table allowed on PostgreSQL
-                       (default: $MIGRATIONS_TABLE or ${DEFAULT_TABLE})
-  --wait[=SECONDS]     keep retrying the connection until the database answers, and until a
-                       primary is promoted during a failover (default 30)
-  --lock-timeout=SECONDS  give up (exit 3) if another runner holds the lock that long
-                       (default: wait as long as it takes)
-  --table-lock-timeout=SECONDS  longest wait of one attempt for a table lock, so queries queued
-                       behind the migration never wait longer (default: $MIGRATE_TABLE_LOCK_TIMEOUT
-                       or 1; 0: wait as long as it takes)
-  --retry-for=SECONDS  keep retrying a step that timed out on a table lock this long, then
-                       exit 3 (default: $MIGRATE_RETRY_FOR or 60)
-  --statement-timeout=SECONDS  longest run of one statement (default: $MIGRATE_STATEMENT_TIMEOUT,
-                       else the server's setting)
-  --show-blocker-query also print the query text of the sessions a migration waits on
-  --dry-run            plan and print the script, change nothing (not even the record table)
-  --yes, -y            confirm a rollback (or a stamp) that undoes more than one revision
-  --strict             out-of-order pending revisions are an error, not a warning
-  --phase=pre|post     pre: apply pending revisions except "-- migrate:phase post" ones, which
-                       stay pending until a run after the rollout (head, or --phase=post: all)
-                       (default: $MIGRATE_PHASE, else all; docs/docker.md, rolling deploys)
-  --write              schema: write DIR/schema/postgres.sql and sqlite.sql instead of printing
-  --scratch-url URL    schema, drift: make PostgreSQL's scratch schema or database there
-  --json               print one JSON object on stdout instead of text (= --format=json)
-  --format=FORMAT      check: text, json, github (workflow commands: annotations, and a
-                       Markdown table of every finding appended to $GITHUB_STEP_SUMMARY), sarif
-                       (SARIF 2.1.0 for code scanning) or gitlab (Code Quality JSON); default
-                       text, github when GITHUB_ACTIONS=true; the counts go to stderr then
-  --fail-on=LEVEL      check: error (default), warning or never: which findings exit 1
-  --base=REF           check: a revision added since the git ref REF (committed or not) that
-                       sorts before the newest revision REF has is an error (ORDER_CONFLICT)
-  --no-data            check: skip the pass on populated tables
-  --seed=N, --rows=N   check: the generated rows' seed (printed; random when not given) and
-                       how many per table (default 100)
-  --targets FILE|-     fleet: the databases, one URL a line
-  --parallel N         fleet: at most N databases in work at once (default 4)
-  --canary K           fleet: the first K databases one at a time first; any failure stops all
-  --on-error=continue|stop  fleet: after a failure, go on with the others (default) or start no more
-  --compat=FILE        check: FILE holds the running release's PostgreSQL statements ($n
-                       parameters, ;-separated); each must still prepare and run after every
-                       pre revision (COMPAT_BREAK otherwise)
-  --help, -h           this text
-
-Exit codes: 0 done, 1 a migration failed (check: a problem was found; drift: the database
-differs), 2 usage or validation
-error (nothing changed), 3 the database could not be reached or the lock was not taken in time,
-130 check, schema or drift interrupted (Ctrl-C; its scratch databases and schemas were removed).
-fleet: 130 interrupted, else 1 a migration failed on any database, else 3 any database could not be
-reached, locked or refused, else 0 (fleet status: 3 when any could not be read).
-
-Database URLs accepted:
-  ${ACCEPTED_URLS.join('\n  ')}`;
+import { didYouMean } from './help.ts';
 
 export const OPTIONS = {
   url: { type: 'string' },
@@ -175,4 +80,44 @@ export function phaseOption(text: string | undefined): { phase?: 'pre' | 'post' 
     'BAD_OPTION',
     `--phase takes pre or post, not "${text}" (MIGRATE_PHASE too): pre applies all but "-- migrate:phase post" revisions, post applies everything.`,
   );
+}
+
+/**
+ * Refuse an unknown option, a value given to a flag, or a missing value, with our own message
+ * (parseArgs' own names neither the way out nor a likely spelling), before anything is opened.
+ * `args` as splitArgv left them: everything after a bare `--` is an operand.
+ */
+export function checkOptions(args: readonly string[], seeHelp: string): void {
+  const shorts = new Map(
+    Object.entries(OPTIONS).flatMap(([name, o]) => ('short' in o ? [[o.short as string, name] as const] : [])),
+  );
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    if (arg === '--') return;
+    if (!arg.startsWith('-') || arg === '-') continue;
+    const long = arg.startsWith('--');
+    const [written, value] = long ? splitOnce(arg.slice(2)) : [arg.slice(1), undefined];
+    const name = long ? written : shorts.get(written);
+    const option = name === undefined ? undefined : OPTIONS[name as keyof typeof OPTIONS];
+    if (name === undefined || option === undefined) {
+      const guess = didYouMean(written.replace(/^-+/, ''), Object.keys(OPTIONS));
+      throw new MigrateError(
+        'BAD_OPTION',
+        `unknown option ${arg}.${guess ? ` Did you mean --${guess}?` : ''} ${seeHelp}`,
+      );
+    }
+    if (option.type === 'boolean' && value !== undefined)
+      throw new MigrateError('BAD_OPTION', `--${name} takes no value ("${arg}"). ${seeHelp}`);
+    if (option.type === 'string' && value === undefined) {
+      const next = args[i + 1];
+      if (next === undefined || next === '--' || next.startsWith('--'))
+        throw new MigrateError('BAD_OPTION', `--${name} needs a value: --${name}=VALUE. ${seeHelp}`);
+      i++;
+    }
+  }
+}
+
+function splitOnce(text: string): [string, string | undefined] {
+  const at = text.indexOf('=');
+  return at < 0 ? [text, undefined] : [text.slice(0, at), text.slice(at + 1)];
 }

@@ -6,7 +6,7 @@ import type { Direction } from '../runner/core/dialect.ts';
 import { EXIT, MigrateError, MigrationFailed } from '../runner/core/errors.ts';
 import { hideSecrets } from '../runner/core/config.ts';
 import { describeProgress, describeWait, type LockEvent } from '../runner/core/locks.ts';
-import type { CheckResult } from '../runner/check/check.ts';
+import type { CheckProgress, CheckResult } from '../runner/check/check.ts';
 import type { ServerRole } from '../runner/core/hosts.ts';
 import type { UrlSource } from './startup.ts';
 
@@ -165,3 +165,12 @@ export function endQuietlyOnClosedOutput(): void {
     });
   }
 }
+
+/** `check: sqlite round trips 120/1000` on one line of a terminal, rewritten in place (at most every 100 ms). */
+export function progressLine(_cli: Cli, e: CheckProgress): void {
+  const now = Date.now();
+  if (e.done < e.of && now - lastProgress < 100) return;
+  lastProgress = now;
+  process.stderr.write(`\r\x1b[Kcheck: ${e.dialect} ${e.pass} ${e.done}/${e.of}`);
+}
+let lastProgress = 0;

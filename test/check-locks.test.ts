@@ -105,12 +105,13 @@ describe('check measures locks', { skip: NEEDS_SERVER }, () => {
     assert.deepEqual(actual, expected);
     for (const f of found) assert.equal(f.column, 1);
     assert.ok(found.every((f) => f.severity === 'warning'));
-    // CREATE INDEX CONCURRENTLY, in a file of its own that runs outside a transaction, watched from a second session.
+    // CREATE INDEX CONCURRENTLY, in a file of its own that runs outside a transaction, watched from a
+    // second session: its SHARE UPDATE EXCLUSIVE is what the form is for, so no LOCKS_TABLE (issue #26).
     assert.deepEqual(
       lockFindings(r)
         .filter((f) => f.file.endsWith('postgres/20250103_000000_concurrent_index.up.sql'))
         .map((f) => [f.line, f.column, f.code, f.message.split(':')[0]]),
-      [[2, 1, 'LOCKS_TABLE', 'SHARE UPDATE EXCLUSIVE on t_concurrent']],
+      [],
     );
     // The first revision only creates tables: nothing of it is reported.
     assert.deepEqual(

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { runStep, StepFailure, writeRecord } from '../runner/core/step.ts';
 import { introspect } from '../runner/catalog/introspect.ts';
 import { MigrateError } from '../runner/core/errors.ts';
+import type { LockWaitEvent } from '../runner/core/lock-wait.ts';
 import { SqliteDriver } from '../runner/core/drivers/sqlite.ts';
 import { PostgresDriver } from '../runner/core/drivers/postgres.ts';
 import { hasPostgresServer } from './support/postgres.ts';
@@ -145,6 +146,40 @@ function contract(dialect: Dialect): void {
       assert.equal(error.exitCode, 3);
       assert.equal(ran, false);
       assert.ok(waited >= 250 && waited < 3_000, `gave up after ${waited} ms`);
+    });
+
+    test('withLock: a waiter is told who holds the lock, and LOCK_TIMEOUT names the holder', {
+      skip: dialect.lockSkip,
+    }, async (db) => {
+      const a = db.driver();
+      const b = db.driver();
+      let release!: () => void;
+      const held = new Promise<void>((r) => (release = r));
+      let entered!: () => void;
+      const aIn = new Promise<void>((r) => (entered = r));
+      const first = a.withLock(async () => {
+        entered();
+        await held;
+      }, undefined);
+      await aIn;
+      const events: LockWaitEvent[] = [];
+      const error = await rejection(
+        b.withLock(
+          async () => {},
+          5_500,
+          (e) => events.push(e),
+        ),
+      );
+      release();
+      await first;
+      assert.ok(error instanceof MigrateError && error.code === 'LOCK_TIMEOUT', String(error));
+      assert.ok(events.length >= 1, 'told at least once while it waited');
+      const holder = events[0]?.holder;
+      assert.equal(typeof holder?.pid, 'number', JSON.stringify(events[0]));
+      assert.ok(holder?.since, 'since when');
+      if (d === 'postgres') assert.equal(typeof holder?.applicationName, 'string');
+      else assert.equal(holder?.pid, process.pid, 'the SQLite holder is this process');
+      assert.match(error.message, new RegExp(`^pid ${holder?.pid} \\(.*since .* holds the migration lock`));
     });
   });
 }

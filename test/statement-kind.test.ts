@@ -29,13 +29,21 @@ function verdicts(text: string, dialect: Dialect): Record<string, boolean> {
     writeFileSync(join(dir, dialect, '000001_a.up.sql'), text);
     writeFileSync(join(dir, dialect, '000001_a.down.sql'), '-- nothing\n');
     const migrations = loadMigrations(dir, dialect);
-    const p = plan(migrations, [], parseTarget('head'), { dialect });
+    const p = plan(migrations, [], parseTarget('head'), { dialect, enforce: false });
     const up = p.steps[0];
     assert.ok(up);
+    // head refuses an up file with no statement (EMPTY_UP).
+    let refused = false;
+    try {
+      plan(migrations, [], parseTarget('head'), { dialect });
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'EMPTY_UP') throw error;
+      refused = true;
+    }
     return {
       holdsStatement: holdsStatement(text, dialect),
       split: splitStatements(text, dialect).length > 0,
-      plan: !p.warnings.some((w) => w.code === 'EMPTY_UP'),
+      plan: !refused,
       step: !stepWork(up, dialect).empty,
     };
   } finally {
@@ -65,7 +73,7 @@ describe('is there a statement: one answer everywhere', () => {
     }
   }
 
-  test('without a dialect, plan warns only when both dialects see no statement', () => {
+  test('without a dialect, plan refuses (EMPTY_UP) only when both dialects see no statement', () => {
     const dir = mkdtempSync(join(tmpdir(), 'statement-kind-'));
     try {
       mkdirSync(join(dir, 'postgres'));
@@ -73,9 +81,14 @@ describe('is there a statement: one answer everywhere', () => {
       writeFileSync(join(dir, 'postgres', '000001_a.down.sql'), '');
       writeFileSync(join(dir, 'postgres', '000002_b.up.sql'), '-- nothing yet\n');
       writeFileSync(join(dir, 'postgres', '000002_b.down.sql'), '');
-      const p = plan(loadMigrations(dir, 'postgres'), [], parseTarget('head'));
-      assert.equal(p.warnings.length, 1);
-      assert.match(p.warnings[0]?.message ?? '', /000002_b\.up\.sql holds only comments/);
+      const migrations = loadMigrations(dir, 'postgres');
+      // 000001 holds a statement for SQLite's reading of the nested comment: it alone passes.
+      assert.equal(plan(migrations, [], parseTarget('+1')).steps.length, 1);
+      assert.throws(
+        () => plan(migrations, [], parseTarget('head')),
+        (e: Error & { code?: string }) =>
+          e.code === 'EMPTY_UP' && /^\S*000002_b\.up\.sql holds no statement, only comments/.test(e.message),
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

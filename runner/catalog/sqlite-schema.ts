@@ -37,6 +37,9 @@ interface ColumnRow {
   hidden: number;
 }
 
+/** Per connection, each table's last reading and the text it was read from. */
+const readings = new WeakMap<Db, Map<string, { key: string; table: Table }>>();
+
 /** The schema of the `main` database, without `sqlite_*` tables and without `recordTable`. */
 export function introspectSqlite(db: Db, recordTable: string): Schema {
   const listed = db
@@ -52,6 +55,11 @@ export function introspectSqlite(db: Db, recordTable: string): Schema {
       }>
     ).map((r) => [`${r.type} ${r.name}`, r]),
   );
+  const indexSql = new Map<string, string[]>();
+  for (const r of master.values())
+    if (r.type === 'index') indexSql.set(r.tbl_name, [...(indexSql.get(r.tbl_name) ?? []), `${r.name} ${r.sql ?? ''}`]);
+  let cache = readings.get(db);
+  if (!cache) readings.set(db, (cache = new Map()));
   const tables: Table[] = [];
   const others: Record<string, string> = {};
   const primaryKeys = new Map<string, string[]>();
@@ -67,14 +75,26 @@ export function introspectSqlite(db: Db, recordTable: string): Schema {
       continue;
     }
     if (t.type !== 'table') continue; // shadow tables belong to a virtual table
-    tables.push(readTable(db, t, master.get(`table ${t.name}`)?.sql ?? ''));
+    const createSql = master.get(`table ${t.name}`)?.sql ?? '';
+    // A table's model comes from its CREATE text and its indexes: while those read the same,
+    // the last reading stands (check reads after every step; issue #26).
+    const key = `${t.wr}\0${createSql}\0${(indexSql.get(t.name) ?? []).sort().join('\0')}`;
+    const known = cache.get(t.name);
+    const table = known?.key === key ? known.table : readTable(db, t, createSql);
+    if (known?.key !== key) cache.set(t.name, { key, table });
+    tables.push(table);
   }
   for (const t of tables) primaryKeys.set(t.name, t.primaryKey);
-  // `REFERENCES parent` without columns means the parent's primary key.
-  for (const t of tables) {
-    for (const f of t.foreignKeys)
-      if (f.refColumns.length === 0) f.refColumns = [...(primaryKeys.get(f.refTable) ?? [])];
-  }
+  // `REFERENCES parent` without columns means the parent's primary key (a copy: the reading is kept).
+  tables.forEach((t, i) => {
+    if (!t.foreignKeys.some((f) => f.refColumns.length === 0)) return;
+    tables[i] = {
+      ...t,
+      foreignKeys: t.foreignKeys.map((f) =>
+        f.refColumns.length > 0 ? f : { ...f, refColumns: [...(primaryKeys.get(f.refTable) ?? [])] },
+      ),
+    };
+  });
   for (const r of master.values()) {
     if (r.type === 'trigger' && r.tbl_name !== recordTable)
       others[`trigger ${r.name} on ${r.tbl_name}`] = normaliseSql(r.sql ?? '');

@@ -66,6 +66,16 @@ export interface CheckConfig {
 export interface CheckOptions {
   /** Stop between two steps; the scratch databases are still removed. */
   signal?: AbortSignal;
+  /** Called after each revision of each pass, for a progress line (the CLI shows one on a terminal). */
+  onProgress?: (e: CheckProgress) => void;
+}
+
+/** How far one pass of check has got: `round trips` or `data` (on populated tables), per dialect. */
+export interface CheckProgress {
+  dialect: Dialect;
+  pass: 'round trips' | 'data';
+  done: number;
+  of: number;
 }
 
 export interface CheckResult {
@@ -108,7 +118,9 @@ export async function check(config: CheckConfig = {}, options: CheckOptions = {}
   const sameRevisions = lintFolders(states, add, waivers);
   findings.push(...conflicts);
   const data =
-    config.data === false ? undefined : (await import('./data/pass.ts')).dataPass(config.data, add, options.signal);
+    config.data === false
+      ? undefined
+      : (await import('./data/pass.ts')).dataPass(config.data, add, options.signal, options.onProgress);
 
   const table = config.table ?? DEFAULT_TABLE;
   for (const s of states) {
@@ -118,7 +130,24 @@ export async function check(config: CheckConfig = {}, options: CheckOptions = {}
       release && s.dialect === 'postgres'
         ? { release, context: { add, data: config.data, signal: options.signal } }
         : undefined;
-    s.roundTrips = await dialectRoundTrips(s, scratch, { waivers, add, signal: options.signal }, data, compat);
+    const progress = options.onProgress;
+    s.roundTrips = await dialectRoundTrips(
+      s,
+      scratch,
+      {
+        waivers,
+        add,
+        signal: options.signal,
+        ...(progress
+          ? {
+              progress: (done: number) =>
+                progress({ dialect: s.dialect, pass: 'round trips', done, of: s.migrations.length }),
+            }
+          : {}),
+      },
+      data,
+      compat,
+    );
   }
 
   for (const s of states) {

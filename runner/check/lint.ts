@@ -181,11 +181,11 @@ function lintFile(s: FolderState, m: Migration, direction: Direction, add: Add, 
   const statements = work?.statements ?? splitStatements(file.text, s.dialect);
   if (direction === 'up' && statements.length === 0) {
     add({
-      severity: 'warning',
+      severity: 'error',
       code: 'EMPTY_UP',
       file: file.path,
       message:
-        'holds no statement, only comments: applying it runs nothing and records the revision as applied. Write the migration here, or delete the pair if it is not needed.',
+        'holds no statement, only comments: the runner refuses to apply it (it would record the revision and change nothing). Write the migration here, or delete the pair if it is not needed.',
     });
   }
   if (file.transactional) transactionRules(s, file, statements, add);

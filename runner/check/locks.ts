@@ -169,6 +169,10 @@ async function measureInTransaction(query: Query, work: StepWork, before: Before
   }
 }
 
+/** `CREATE INDEX CONCURRENTLY`, `DROP INDEX CONCURRENTLY`, `REINDEX … CONCURRENTLY`, `DETACH PARTITION … CONCURRENTLY`. */
+const CONCURRENTLY = /^(?:CREATE|DROP|REINDEX|ALTER)\b[^;]*\bCONCURRENTLY\b/i;
+const SUE = MODES.indexOf('ShareUpdateExclusiveLock');
+
 /**
  * `CREATE INDEX CONCURRENTLY` cannot run in a transaction, and its own session cannot look at
  * it while it runs. A second session holding a REPEATABLE READ snapshot makes the build wait
@@ -243,12 +247,22 @@ function newLocks(
   rewritten: Set<string>,
   nameOf: Map<string, string>,
 ): MeasuredLock[] {
+  const rankOf = (key: string) => {
+    const [t, mode] = key.split(' ') as [string, string];
+    return [t, MODES.indexOf(mode as (typeof MODES)[number])] as const;
+  };
+  // A lock weaker than one an earlier statement of the transaction holds on the table changes
+  // nothing for others: naming it would understate what the table is held in (issue #26).
+  const held = new Map<string, number>();
+  for (const key of before) {
+    const [t, rank] = rankOf(key);
+    if (rank > (held.get(t) ?? -1)) held.set(t, rank);
+  }
   const strongest = new Map<string, number>();
   for (const key of now) {
     if (before.has(key)) continue;
-    const [t, mode] = key.split(' ') as [string, string];
-    const rank = MODES.indexOf(mode as (typeof MODES)[number]);
-    if (rank > (strongest.get(t) ?? -1)) strongest.set(t, rank);
+    const [t, rank] = rankOf(key);
+    if (rank > (strongest.get(t) ?? -1) && rank > (held.get(t) ?? -1)) strongest.set(t, rank);
   }
   const out: MeasuredLock[] = [];
   for (const t of new Set([...strongest.keys(), ...rewritten])) {
@@ -297,7 +311,12 @@ export async function checkLocks(
   for (const lock of locks) {
     const accepted = waivers.filter((w) => w.key === tableKey(lock.table, source.schema));
     for (const w of accepted) w.used = true;
-    const reported = lock.mode === undefined ? undefined : BLOCKS[lock.mode];
+    // What a CONCURRENTLY form takes (SHARE UPDATE EXCLUSIVE) is the point of the form: reads and writes go on.
+    const concurrent = !work.transactional && CONCURRENTLY.test(lock.statement.sql);
+    const reported =
+      lock.mode === undefined || (concurrent && MODES.indexOf(lock.mode as (typeof MODES)[number]) <= SUE)
+        ? undefined
+        : BLOCKS[lock.mode];
     if (accepted.length > 0 || (!reported && !lock.rewritten)) continue;
     const where = { file: file.path, ...lineColumn(file.text, lock.statement.offset) };
     const way = ` If that is acceptable (a small table, a quiet hour), say why in this file: -- migrate:allow-lock ${lock.table}: <reason>`;

@@ -45,6 +45,7 @@ export type ErrorCode =
   | 'MISSING_FILE'
   | 'OUT_OF_ORDER'
   | 'FAILED_MIGRATION'
+  | 'EMPTY_UP'
   // reaching the database
   | 'CONNECTION_FAILED'
   | 'DATABASE_REFUSED'

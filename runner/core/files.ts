@@ -51,6 +51,8 @@ export function parseName(fileName: string): ParsedName | undefined {
   const m = NAME.exec(fileName);
   // `20250128_140000.up.sql` would otherwise read as version 20250128, description "140000".
   if (!m || (m[2] !== undefined && /^\d{6}$/.test(m[3] as string) && m[2].length === 8)) return undefined;
+  // A space at either end of the description is a slip of the keyboard, not a name (issue #26).
+  if (/^\s|\s$/.test(m[3] as string)) return undefined;
   const revision = (m[1] ?? m[2]) as string;
   const description = m[3] as string;
   return {
@@ -123,22 +125,21 @@ export function listFolder(folder: string): FolderScan {
   const halves = new Map<bigint, { up?: string; down?: string; name: ParsedName }>();
   const problems: MigrateError[] = [];
   const unreadable = new Set<string>();
-  const entries = readdirSync(folder, { withFileTypes: true })
-    .filter((entry) => entry.name.endsWith('.sql')) // READMEs and .gitkeep may share the folder
-    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  const names = entries.map((entry) => entry.name);
+  const all = readdirSync(folder, { withFileTypes: true }).sort((a, b) =>
+    a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+  );
+  // READMEs and .gitkeep may share the folder; a name that only just misses (`.down.SQL`,
+  // `.up.sql.txt`, a stray space) is a mistake to point at, not a file to pass over (issue #26).
+  const entries = all.filter(
+    (entry) => entry.name.endsWith('.sql') || (NEAR_MISS.test(entry.name) && !LEFTOVER.test(entry.name)),
+  );
+  const names = entries.filter((entry) => entry.name.endsWith('.sql')).map((entry) => entry.name);
   const shown = (entry: string) => displayPath(prefixOf(folder) + entry);
   for (const entry of entries) {
     const name = entry.name;
-    const parsed = parseName(name);
+    const parsed = name.endsWith('.sql') ? parseName(name) : undefined;
     if (!parsed) {
-      problems.push(
-        MigrateError.at(
-          'BAD_FILENAME',
-          { file: shown(name) },
-          'not a migration name. Expected <version>_<description>.up.sql or .down.sql, the version being YYYYMMDD_HHMMSS or digits (20250128_140000_initial_schema.up.sql, 000001_init.up.sql).',
-        ),
-      );
+      problems.push(MigrateError.at('BAD_FILENAME', { file: shown(name) }, badName(name)));
       continue;
     }
     // A FIFO would block the read for ever; a directory cannot be read at all.
@@ -185,6 +186,24 @@ export function listFolder(folder: string): FolderScan {
   const versions = new Map<bigint, ParsedName>();
   for (const [v, { name }] of halves) versions.set(v, name);
   return { folder, names, versions, halves, problems, unreadable };
+}
+
+/** `.up`/`.down` then `sql`, in any case, with spaces around the dots or more after it. */
+const NEAR_MISS = /\.\s*(?:up|down)\s*\.\s*sql/i;
+
+/** What editors, merges and patches leave beside a file: never meant to be a migration. */
+const LEFTOVER = /(?:\.(?:orig|bak|rej|swp|swo|tmp)|~)$/i;
+
+/** Why a name is not a migration's, with the name it was probably meant to have. */
+function badName(name: string): string {
+  const rule =
+    'Expected <version>_<description>.up.sql or .down.sql, the version being YYYYMMDD_HHMMSS or digits (20250128_140000_initial_schema.up.sql, 000001_init.up.sql).';
+  const meant = name
+    .trim()
+    .replace(/\s*\.\s*(up|down)\s*\.\s*sql.*$/i, (_m, half: string) => `.${half.toLowerCase()}.sql`);
+  if (meant !== name && parseName(meant))
+    return `not read as a migration: the runner reads names ending in exactly .up.sql or .down.sql, without spaces around them; rename it ${meant}.`;
+  return `not a migration name. ${rule}`;
 }
 
 function sameNames(mine: FolderScan, entries: string[]): boolean {

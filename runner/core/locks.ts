@@ -81,6 +81,9 @@ export async function withRetries<T>(
         (await a.driver.observe?.(a.policy.showBlockerQuery ?? false)) ?? {
           blockers: [],
         };
+      // Asleep between attempts the step runs nothing and waits on nobody: no progress line may say
+      // `running` then (issue #26); the lock-wait event below says when the next attempt starts.
+      watch?.stop();
       const delay = backoff(n);
       if (Date.now() - started + delay >= budget) throw timedOut(a, seen, Date.now() - started, error);
       a.policy.onEvent?.({
@@ -161,6 +164,11 @@ function watcher(a: Attempting, stepStarted: number) {
 
 /** One line naming who holds what a step waits on: the relation and each blocking session. */
 export function describeWait(seen: Partial<Observation>): string {
+  if (seen.transactionWait) {
+    const who = sessions(seen, false);
+    const table = seen.relation ? ` on ${seen.relation}` : '';
+    return `older transactions to end${table}${who ? `: ${who}` : ''}`;
+  }
   const on = seen.relation ? `a lock on ${seen.relation}${seen.wanted ? ` (${seen.wanted})` : ''}` : 'a lock';
   if (seen.holder) return `${on}: ${seen.holder}`;
   const who = sessions(seen, true);

@@ -10,15 +10,17 @@
 import type { Driver } from './driver.ts';
 import { type Direction, phaseOf, type Phase, versionOf } from './files.ts';
 import type { RecordRow } from './record.ts';
-import { type StepWork, runStep, StepFailure, stepWork, toMigrationFailed, writeRecord } from './step.ts';
+import { type StepWork, runStep, StepFailure, stepWork, toMigrationFailed } from './step.ts';
 import { MigrateError } from './errors.ts';
 import { DEFAULT_TABLE } from './config.ts';
+import type { Migration } from './files.ts';
 import { appliedAfter, assess, current, parseTarget, plan, type Step, type Target, type Warning } from './plan.ts';
 import { renderScript as renderSteps } from './script.ts';
 import { type LockEvent, lockPolicy } from './locks.ts';
 import { fromCaller, type RunnerConfig, type Session, withSession } from './session.ts';
 
 export type { RunnerConfig, WaitEvent } from './session.ts';
+export type { LockHolder, LockWaitEvent } from './lock-wait.ts';
 
 export interface StepResult {
   direction: Direction;
@@ -68,24 +70,37 @@ export interface MigrateResult {
   script?: string;
 }
 
-/** More than one revision rolled back, or forgotten by `stamp`, needs the caller's yes. */
-async function confirmed(steps: readonly Step[], options: Pick<MigrateOptions, 'confirm'>, what: string) {
+/**
+ * More than one revision rolled back, or forgotten by `stamp`, needs the caller's yes; so does
+ * `stamp` forgetting one that may have left schema behind (`risky`, issue #26).
+ */
+export async function confirmed(
+  steps: readonly Step[],
+  options: Pick<MigrateOptions, 'confirm'>,
+  what: string,
+  risky: readonly Migration[] = [],
+) {
   const count = steps.filter((s) => s.direction === 'down').length;
-  if (count <= 1) return;
+  if (count <= 1 && risky.length === 0) return;
   let ok = false;
   try {
     ok = options.confirm ? await options.confirm(steps) : false;
   } catch (error) {
     throw fromCaller(error);
   }
-  if (!ok) {
-    throw new MigrateError(
-      'CONFIRMATION_REQUIRED',
-      options.confirm
-        ? `${what} ${count} revisions was not confirmed; nothing was changed.`
-        : `${what} ${count} revisions needs confirmation (--yes when not on a terminal).`,
-    );
-  }
+  if (ok) return;
+  const subject =
+    count === 1 ? (steps.find((s) => s.direction === 'down')?.migration.revision ?? '') : `${count} revisions`;
+  const why =
+    risky.length > 0
+      ? ` (${risky.map((m) => m.revision).join(', ')} ran statements: what ${risky.length === 1 ? 'it' : 'they'} built stays in the database; \`-${count}\` rolls back instead)`
+      : '';
+  throw new MigrateError(
+    'CONFIRMATION_REQUIRED',
+    options.confirm
+      ? `${what} ${subject} was not confirmed; nothing was changed.`
+      : `${what} ${subject}${why} needs confirmation (--yes when not on a terminal).`,
+  );
 }
 
 /**
@@ -93,7 +108,7 @@ async function confirmed(steps: readonly Step[], options: Pick<MigrateOptions, '
  * the first step's file would be blamed, and a no-transaction file's first statements would
  * already have run (issue #15).
  */
-async function refuseMissingRights(driver: Driver, display: string): Promise<void> {
+export async function refuseMissingRights(driver: Driver, display: string): Promise<void> {
   const missing = await driver.missingRight();
   if (missing === undefined) return;
   throw new MigrateError(
@@ -103,7 +118,7 @@ async function refuseMissingRights(driver: Driver, display: string): Promise<voi
 }
 
 /** Refuse a record table of another shape, and an Alembic database nobody has stamped. */
-async function readRecordChecked(driver: Driver, table: string, allowAlembic = false): Promise<RecordRow[]> {
+export async function readRecordChecked(driver: Driver, table: string, allowAlembic = false): Promise<RecordRow[]> {
   const state = await driver.recordTableState();
   if (state.kind === 'foreign') {
     throw new MigrateError(
@@ -135,12 +150,16 @@ export async function migrate(
   const parsed = typeof target === 'string' ? parseTarget(target) : target;
   if (options.dryRun) return dryRun(config, parsed, options);
   return withSession(config, true, (session) =>
-    session.driver.withLock(async () => {
-      const p = await prepare(session, config, parsed, emitter(options));
-      planned(p, options);
-      const steps = await apply(session, config, p, options);
-      return { steps, warnings: p.warnings, current: p.current, dryRun: false };
-    }, config.lockTimeoutMs),
+    session.driver.withLock(
+      async () => {
+        const p = await prepare(session, config, parsed, emitter(options));
+        planned(p, options);
+        const steps = await apply(session, config, p, options);
+        return { steps, warnings: p.warnings, current: p.current, dryRun: false };
+      },
+      config.lockTimeoutMs,
+      config.onLockWait,
+    ),
   );
 }
 
@@ -242,7 +261,9 @@ async function apply(
 /** The prepared steps as one script, with the record table's creation when it is missing. */
 async function render(session: Session, config: RunnerConfig, p: Prepared): Promise<string> {
   const { driver } = session;
-  const missing = (await driver.recordTableState()).kind === 'missing';
+  // A script that writes the record creates the table if it is missing wherever it is run: it may
+  // be run on another database than the one it was printed from (issue #26).
+  const missing = p.works.length > 0 || (await driver.recordTableState()).kind === 'missing';
   return renderSteps(driver.sql, config.table ?? DEFAULT_TABLE, missing, p.works);
 }
 
@@ -255,6 +276,18 @@ function emitter(options: MigrateOptions): (event: MigrateEvent) => void {
       throw fromCaller(error);
     }
   };
+}
+
+/** {@link renderScript} with where the database stands and how many steps the script holds. */
+export async function planScript(
+  config: RunnerConfig,
+  target: string | Target,
+): Promise<{ script: string; steps: number; current: Revision | null }> {
+  const parsed = typeof target === 'string' ? parseTarget(target) : target;
+  return withSession(config, false, async (session) => {
+    const p = await prepare(session, config, parsed);
+    return { script: await render(session, config, p), steps: p.steps.length, current: p.current };
+  });
 }
 
 export interface RevisionStatus {
@@ -310,57 +343,4 @@ export async function status(config: RunnerConfig): Promise<StatusResult> {
     revisions.sort((x, y) => (x.version < y.version ? -1 : x.version > y.version ? 1 : 0));
     return { current: lastApplied(rows), revisions: revisions.map(({ version: _v, ...r }) => r) };
   });
-}
-
-export interface StampResult {
-  current: Revision | null;
-  /** Revisions now recorded, in order. */
-  recorded: string[];
-}
-
-/**
- * Record the database as being at `target` without running any SQL: adopts a database built by
- * Alembic or `create_all`, accepts reviewed edits (re-records checksums), and resolves a
- * `failed` row. The record afterwards lists exactly the local revisions up to the target.
- */
-export async function stamp(
-  config: RunnerConfig,
-  target: string | Target,
-  options: Pick<MigrateOptions, 'confirm'> = {},
-): Promise<StampResult> {
-  const parsed = typeof target === 'string' ? parseTarget(target) : target;
-  const table = config.table ?? DEFAULT_TABLE;
-  return withSession(config, true, async ({ connection, migrations, driver }) =>
-    driver.withLock(async () => {
-      const rows = await readRecordChecked(driver, table, true);
-      // Stamping is the way out of a failed, edited or missing revision, so those are not refused.
-      // A failed row counts as recorded here: `stamp -1` forgets it, `stamp <its revision>` keeps it.
-      const recorded = rows.map((r) => ({ ...r, status: 'applied' as const }));
-      const { steps } = plan(migrations, recorded, parsed, { enforce: false });
-      await confirmed(steps, options, 'forgetting');
-      const after = appliedAfter(migrations, recorded, steps);
-      const keep = new Map(rows.map((r) => [r.revision, r]));
-      const now = new Date().toISOString();
-      await refuseMissingRights(driver, connection.display);
-      await driver.ensureRecordTable();
-      await writeRecord(
-        driver,
-        after.map((m) => {
-          const old = keep.get(m.revision);
-          return {
-            revision: m.revision,
-            description: m.description,
-            checksum: m.up.checksum,
-            appliedAt: old?.appliedAt ?? now,
-            durationMs: old?.status === 'applied' ? old.durationMs : 0,
-          };
-        }),
-      );
-      const last = after[after.length - 1];
-      return {
-        current: last ? { revision: last.revision, name: last.description } : null,
-        recorded: after.map((m) => m.revision),
-      };
-    }, config.lockTimeoutMs),
-  );
 }

@@ -19,7 +19,7 @@ export interface Step {
   migration: Migration;
 }
 
-export type WarningCode = 'OUT_OF_ORDER' | 'DATABASE_AHEAD' | 'NO_TRANSACTION_MULTI' | 'EMPTY_UP';
+export type WarningCode = 'OUT_OF_ORDER' | 'DATABASE_AHEAD' | 'NO_TRANSACTION_MULTI';
 
 export interface Warning {
   code: WarningCode;
@@ -118,8 +118,11 @@ function editedAfterApplied(a: Assessment): MigrateError {
   const last = applied[applied.length - 1];
   const first = a.changed[0] as Migration;
   const fromFirst = applied.length - applied.findIndex((r) => versionOf(r.revision) === first.version);
+  const back = fromFirst - 1;
   const forget =
-    fromFirst === 1 ? '`stamp -1`' : `\`-${fromFirst - 1}\` (roll back what came after it), then \`stamp -1\``;
+    back === 0
+      ? '`stamp -1 --yes`'
+      : `\`-${back}${back > 1 ? ' --yes' : ''}\` (roll back what came after it), then \`stamp -1 --yes\``;
   return new MigrateError(
     'CHECKSUM_MISMATCH',
     `${files} ${one ? 'was' : 'were'} edited after being applied (checksum differs). Restore ${one ? 'it' : 'them'}; ` +
@@ -128,8 +131,12 @@ function editedAfterApplied(a: Assessment): MigrateError {
   );
 }
 
-/** What migrating refuses; `stamp` skips these checks, being the way out of each. */
-function refuseUnsafe(a: Assessment, migrations: readonly Migration[]): void {
+/**
+ * What migrating refuses; `stamp` skips these checks, being the way out of each. A rollback that
+ * runs no edited file (`rollbackOnly`) is let through an edit: it is the first way out
+ * CHECKSUM_MISMATCH names when later revisions sit on top of the edited one.
+ */
+function refuseUnsafe(a: Assessment, migrations: readonly Migration[], rollbackOnly: boolean): void {
   if (a.failed.length > 0) {
     const f = a.failed[0] as RecordRow;
     const { direction, message } = readFailedNote(f.error);
@@ -148,7 +155,7 @@ function refuseUnsafe(a: Assessment, migrations: readonly Migration[]): void {
       `${what} (${f.statementsRun ?? 0} statement(s) ran): ${message}. It ran outside a transaction, so repair the database by hand, then run ${wayOut}.`,
     );
   }
-  if (a.changed.length > 0) throw editedAfterApplied(a);
+  if (a.changed.length > 0 && !rollbackOnly) throw editedAfterApplied(a);
   if (a.missing.length > 0 && !a.ahead) {
     const names = a.missing.map((r) => `${r.revision}_${r.name}`).join(', ');
     throw new MigrateError(
@@ -209,8 +216,15 @@ export function plan(
   } = {},
 ): Plan {
   const a = assess(migrations, rows);
-  if (options.enforce !== false) refuseUnsafe(a, migrations);
   const { downs, ups } = moves(inPhase(a, options.phase), migrations, rows, target);
+  if (options.enforce !== false) {
+    const edited = new Set(a.changed.map((m) => m.version));
+    refuseUnsafe(
+      a,
+      migrations,
+      ups.length === 0 && downs.length > 0 && downs.every((r) => !edited.has(versionOf(r.revision))),
+    );
+  }
   const steps: Step[] = downs.map((r) => {
     const m = a.local.get(versionOf(r.revision));
     if (!m) {
@@ -222,7 +236,29 @@ export function plan(
     return { direction: 'down' as const, migration: m };
   });
   for (const m of ups) steps.push({ direction: 'up', migration: m });
-  return { steps, warnings: warnings(a, ups, options.strict ?? false, options.dialect) };
+  if (options.enforce !== false) refuseEmptyUps(ups, options.dialect);
+  return { steps, warnings: warnings(a, ups, options.strict ?? false) };
+}
+
+/**
+ * An up file of comments only would be recorded as applied and change nothing; once it is
+ * filled in, the deploy after it stops on CHECKSUM_MISMATCH (issue #26). A half-finished branch
+ * is refused before anything runs.
+ */
+function refuseEmptyUps(ups: readonly Migration[], dialect: Dialect | undefined): void {
+  // The folder's dialect decides what is a comment; without it, both must agree.
+  const empty = ups.filter((m) =>
+    dialect
+      ? !holdsStatement(m.up.text, dialect)
+      : !holdsStatement(m.up.text, 'postgres') && !holdsStatement(m.up.text, 'sqlite'),
+  );
+  if (empty.length === 0) return;
+  const one = empty.length === 1;
+  throw new MigrateError(
+    'EMPTY_UP',
+    `${empty.map((m) => m.up.path).join(', ')} hold${one ? 's' : ''} no statement, only comments: applying ${one ? 'it' : 'them'} would record ${empty.map((m) => m.revision).join(', ')} and change nothing, so nothing was applied. Write the migration there, or delete the pair (in every dialect folder) if it is not needed.`,
+    { where: { file: (empty[0] as Migration).up.path } },
+  );
 }
 
 /**
@@ -274,24 +310,13 @@ function moves(
 }
 
 /** What a plan that applies `ups` warns about; out-of-order revisions refused instead with `strict`. */
-function warnings(a: Assessment, ups: readonly Migration[], strict: boolean, dialect?: Dialect): Warning[] {
+function warnings(a: Assessment, ups: readonly Migration[], strict: boolean): Warning[] {
   const out: Warning[] = [];
   if (a.ahead) {
     out.push({
       code: 'DATABASE_AHEAD',
       message: `the database has revisions newer than this folder (${a.missing.map((r) => r.revision).join(', ')}): a newer release migrated it. Nothing of theirs is touched.`,
     });
-  }
-  for (const m of ups) {
-    const empty = dialect
-      ? !holdsStatement(m.up.text, dialect)
-      : !holdsStatement(m.up.text, 'postgres') && !holdsStatement(m.up.text, 'sqlite');
-    if (empty) {
-      out.push({
-        code: 'EMPTY_UP',
-        message: `${m.up.path} holds only comments: applying it records ${m.revision} and changes nothing. If you fill it in later, \`stamp -1\` then \`head\` runs it.`,
-      });
-    }
   }
   const late = ups.filter((m) => a.outOfOrder.includes(m));
   if (late.length > 0) {

@@ -36,6 +36,7 @@ const KNOWN_DIRECTIVES = new Set([
   'allow-difference',
   'allow-lock',
   'allow-data-loss',
+  'allow-fails-on-data',
   'phase',
   'allow-contract',
 ]);

@@ -5,6 +5,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Driver } from './driver.ts';
+import type { LockWaitEvent } from './lock-wait.ts';
 import { MigrateError, MigrationFailed } from './errors.ts';
 import { DEFAULT_DIR, DEFAULT_TABLE, hideSecrets, parseUrl, type Connection } from './config.ts';
 import { loadMigrations, type Migration, type Phase } from './files.ts';
@@ -44,6 +45,8 @@ export interface RunnerConfig {
    * and whether it is a hot standby, with its replay lag: read-only commands run there.
    */
   onServer?: (role: ServerRole) => void;
+  /** Told, naming the holder, when another runner holds the migration lock: within 2 s, then every 5 s. */
+  onLockWait?: (event: LockWaitEvent) => void;
 }
 
 export interface WaitEvent {

@@ -149,7 +149,8 @@ export async function runStep(
   const step: StepRun = { driver, work, policy, revision: work.record.revision, file: work.file };
   if (!work.transactional && !work.empty) await runStatements(step, table, started);
   else await runTransaction(step, table);
-  return { durationMs: performance.now() - started };
+  // Rounded to 0.1 ms: a caller logs it, and a float's last digits are noise (issue #26).
+  return { durationMs: Math.round((performance.now() - started) * 10) / 10 };
 }
 
 /** One step's driver, work and lock policy (what withRetries needs, and the work). */

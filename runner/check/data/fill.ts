@@ -113,6 +113,34 @@ export async function fillTables(
   return out;
 }
 
+/**
+ * Add `count` more rows to one table that has rows already, with keys past every earlier call's
+ * (`start`): rows written while a revision is applied, which its down must keep too.
+ */
+export async function addRows(db: DataDb, schema: Schema, table: Table, count: number, seed: number): Promise<Filled> {
+  const filled: Filled = { table: table.name, wanted: 0, inserted: 0 };
+  await db.run('BEGIN');
+  try {
+    const groups = generateRows(
+      table,
+      db.dialect,
+      count,
+      new Rng(seed),
+      await parentKeys(db, schema, table),
+      LATE_START,
+    );
+    for (const g of groups) await insert(db, table, g, filled);
+    await db.run('COMMIT');
+  } catch (error) {
+    await db.run('ROLLBACK');
+    throw error;
+  }
+  return filled;
+}
+
+/** Where the keys of rows added after an up start: far past the `--rows` a fill counts. */
+const LATE_START = 1_000_000;
+
 async function fillInOrder(
   db: DataDb,
   schema: Schema,

@@ -274,7 +274,7 @@ function columnValue(c: Column, dialect: Dialect, rng: Rng, x: ValueContext): st
     case 'json':
       return sqlString(rng.chance(0.5) ? `{"n": ${k}, "tag": "t${k % 3}"}` : `[${k}, "x"]`);
     case 'text':
-      return sqlString(textValue(c, k, x.row, rng, b));
+      return sqlString(textValue(c, k, x.row, rng, b, x.unique));
     default:
       return otherValue(c, dialect, k);
   }
@@ -285,11 +285,13 @@ function integerValue(type: string, k: number, unique: boolean, b: Bounds | unde
   const lo = Math.max(b?.min ?? 1, -top);
   const span = Math.max(1, Math.min(b?.max ?? top, top) - lo + 1);
   // Pooled values sit away from the small counted keys: an integer that names a row without a
-  // foreign key then names none, as orphans do in a database in use.
+  // foreign key then names none, as orphans do in a database in use. Without a lower bound some
+  // are zero or negative (a refund, a correction), which a down that drops them must not miss.
+  if (!unique && b?.min === undefined && k % 5 === 4) return k === 9 ? 0 : -(1000 + k * 7);
   return lo + ((unique ? k : 1000 + k * 7) % span);
 }
 
-/** A value with a fraction, within `numeric(p, s)` and the CHECK bounds. */
+/** A value with a fraction, within `numeric(p, s)` and the CHECK bounds; negative in some rows when nothing bounds it below. */
 function numericValue(c: Column, k: number, rng: Rng, b: Bounds | undefined): string {
   const spec = /\((\d+)\s*(?:,\s*(\d+))?\)/.exec(c.type);
   const scale = spec ? Number(spec[2] ?? 0) : 2;
@@ -297,10 +299,11 @@ function numericValue(c: Column, k: number, rng: Rng, b: Bounds | undefined): st
   const top = Math.min(10 ** Math.min(digits, 9) - 1, b?.max ?? Infinity);
   const lo = Math.max(b?.min ?? 0, 0);
   const whole = lo + (k % Math.max(1, Math.floor(top - lo)));
-  if (c.family === 'float') return `${whole}.${[25, 5, 75][rng.int(0, 2)]}`;
-  if (scale === 0) return String(whole);
+  const sign = b?.min === undefined && k % 4 === 3 ? '-' : '';
+  if (c.family === 'float') return `${sign}${whole}.${[25, 5, 75][rng.int(0, 2)]}`;
+  if (scale === 0) return `${sign}${whole}`;
   const fraction = String(rng.int(1, 9)) + String(rng.int(0, 10 ** (scale - 1) - 1)).padStart(scale - 1, '0');
-  return `${whole}.${fraction.slice(0, scale)}`;
+  return `${sign}${whole}.${fraction.slice(0, scale)}`;
 }
 
 function timeValue(type: string, k: number): string {
@@ -311,16 +314,32 @@ function timeValue(type: string, k: number): string {
   return `${iso.slice(0, 10)} ${iso.slice(11, 19)}.${String(123456 + k).slice(-6)}`;
 }
 
-/** Text within the length bounds: a quarter of the rows exactly at the limit, some with non-ASCII letters and a quote. */
-function textValue(c: Column, k: number, row: number, rng: Rng, b: Bounds | undefined): string {
-  const max = c.maxLength ?? 40;
+/**
+ * Text within the length bounds: a quarter of the rows exactly at the limit (an unbounded text
+ * goes to 120 characters, past the common `left(v, 50)`), and the shapes real text has that a
+ * careless down or CHECK drops: non-ASCII letters and a quote, an `@`, spaces at either end and
+ * inside, and the empty string.
+ */
+function textValue(c: Column, k: number, row: number, rng: Rng, b: Bounds | undefined, unique: boolean): string {
+  const max = c.maxLength ?? 120;
   const min = Math.min(b?.minLength ?? 0, max);
   const id = k.toString(36);
-  const flavour = row % 4;
-  const base = flavour === 1 ? `é'${id}` : flavour === 2 ? `${c.name}-${id}` : `v${id}`;
+  const flavour = row % 8;
+  const shapes = [
+    `v${id}`,
+    `é'${id}`,
+    `${c.name}-${id}`,
+    `v${id}`,
+    `${c.name}.${id}@example.org`,
+    ` ${id} x `,
+    '',
+    `w${id}`,
+  ];
+  // The empty string only where values may repeat: a unique column's values count rows.
+  const base = flavour === 6 && unique ? `e${id}` : (shapes[flavour] as string);
   // Unique values keep their distinguishing part at the end, where truncation cannot reach it.
   let text = base.length > max ? id.slice(-max) : base;
-  if (flavour === 3 || rng.chance(0.2)) text = 'x'.repeat(Math.max(0, max - text.length)) + text;
+  if (flavour === 3 || (flavour !== 6 && rng.chance(0.2))) text = 'x'.repeat(Math.max(0, max - text.length)) + text;
   while (text.length < min) text = `x${text}`;
   return text;
 }

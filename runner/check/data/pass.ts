@@ -7,16 +7,19 @@
  *
  * @module
  */
-import type { Direction, Dialect, Migration, MigrationFile } from '../../core/files.ts';
+import type { Direction, Dialect, Migration } from '../../core/files.ts';
 import { type StepWork, runStep, StepFailure } from '../../core/step.ts';
 import type { Finding } from '../lint.ts';
+import { reachedNames, reachedTables } from '../scope.ts';
 import { introspect } from '../../catalog/introspect.ts';
 import type { Driver } from '../../core/driver.ts';
 import { lineColumn } from '../../core/position.ts';
-import { dataDb, fillTables, type DataDb, type Filled } from './fill.ts';
+import { dataDb, fillTables, ident, type DataDb, type Filled } from './fill.ts';
 import type { Schema } from '../../catalog/schema.ts';
-import { compareFingerprints, fingerprint, type RowChange } from './fingerprint.ts';
+import { compareFingerprints, fingerprint, type TablePrint } from './fingerprint.ts';
+import { addLateRows, partition, splitByKeys, widened } from './late.ts';
 import { diagnose } from './diagnose.ts';
+import { acceptedNote, acceptsFailure, readDataWaivers, reportChanges, type DataWaiver } from './waivers.ts';
 
 export interface DataOptions {
   seed: number;
@@ -34,15 +37,6 @@ export interface DataRun {
   of: number;
 }
 
-interface DataWaiver {
-  file: string;
-  line: number;
-  text: string;
-  /** `table` or `table.column`, lower case. */
-  subject: string;
-  used: boolean;
-}
-
 export interface DataInput {
   dialect: Dialect;
   migrations: readonly Migration[];
@@ -54,6 +48,8 @@ export interface DataInput {
   add: (f: Finding) => void;
   options: DataOptions;
   signal?: AbortSignal | undefined;
+  /** Called with the number of revisions done after each one. */
+  progress?: (done: number) => void;
 }
 
 export interface DataSummary {
@@ -84,6 +80,7 @@ export function dataPass(
   given: { seed?: number; rows?: number } | undefined,
   add: (f: Finding) => void,
   signal: AbortSignal | undefined,
+  onProgress?: (e: { dialect: Dialect; pass: 'data'; done: number; of: number }) => void,
 ): {
   summary: DataSummary;
   run(
@@ -107,7 +104,19 @@ export function dataPass(
           return fn(driver, true);
         return (await rewind(driver, s)) ? fn(driver, false) : fresh((d) => fn(d, false));
       };
-      summary.runs.push(await checkData({ ...s, roundTripped, withScratch: reuse, add, options, signal }));
+      const progress =
+        onProgress && ((done: number) => onProgress({ dialect: s.dialect, pass: 'data', done, of: roundTripped }));
+      summary.runs.push(
+        await checkData({
+          ...s,
+          roundTripped,
+          withScratch: reuse,
+          add,
+          options,
+          signal,
+          ...(progress ? { progress } : {}),
+        }),
+      );
     },
   };
 }
@@ -141,7 +150,16 @@ export async function rewind(driver: Driver, s: DialectRun): Promise<boolean> {
 /** Run the pass on one dialect; findings go to `add`. */
 export async function checkData(input: DataInput): Promise<DataRun> {
   const { dialect, migrations, add } = input;
-  const waivers = new Map(migrations.map((m) => [m.revision, readDataWaivers(m.down, add)]));
+  const waivers = new Map(
+    migrations.map((m) => [
+      m.revision,
+      [
+        ...readDataWaivers(m.down, 'allow-data-loss', add),
+        ...readDataWaivers(m.up, 'allow-fails-on-data', add),
+        ...readDataWaivers(m.down, 'allow-fails-on-data', add),
+      ],
+    ]),
+  );
   const revisions = await input.withScratch(async (driver, firstApplied) => {
     await driver.ensureRecordTable();
     return revisionsOnData(input, driver, dataDb(await driver.schemaSource()), waivers, firstApplied);
@@ -154,7 +172,10 @@ export async function checkData(input: DataInput): Promise<DataRun> {
         code: 'UNUSED_WAIVER',
         file: w.file,
         line: w.line,
-        message: `"-- migrate:allow-data-loss ${w.text}" accepts nothing: the down loses no row or value of "${w.subject}" on populated tables. Remove it, or name the table (or table.column) as check reports it.`,
+        message:
+          w.directive === 'allow-data-loss'
+            ? `"-- migrate:allow-data-loss ${w.text}" accepts nothing: the down loses no row or value of "${w.subject}" on populated tables. Remove it, or name the table (or table.column) as check reports it.`
+            : `"-- migrate:allow-fails-on-data ${w.text}" accepts nothing: this file does not fail on populated rows of "${w.subject}". Remove it, or name the table as check reports it.`,
       });
     }
   }
@@ -170,16 +191,20 @@ async function revisionsOnData(
 ): Promise<number> {
   const { migrations, add, options } = input;
   const filled = new Set<string>();
+  /** Rows generated per table: a table left empty hides what an up would meet on a database in use. */
+  const rowsIn = new Map<string, number>();
   const fill = async (schema: Schema, file: string, salt: number) => {
     const fresh = new Set(schema.tables.map((t) => t.name).filter((t) => !filled.has(t)));
     for (const f of await fillTables(db, schema, fresh, options.rows, options.seed + salt)) {
       filled.add(f.table);
+      rowsIn.set(f.table, f.inserted);
       if (f.inserted < f.wanted / 2) add(shortfall(f, file));
     }
   };
   let done = 0;
   for (const [i, m] of migrations.slice(0, input.roundTripped).entries()) {
     const work = input.works.get(m.revision) as { up: StepWork; down: StepWork };
+    const mine = waivers.get(m.revision) ?? [];
     const run = async (direction: Direction): Promise<StepFailure | undefined> => {
       input.signal?.throwIfAborted();
       try {
@@ -190,39 +215,127 @@ async function revisionsOnData(
         throw error;
       }
     };
-    const stop = (failure: StepFailure, direction: Direction) => {
-      add(failsOnData(failure, work[direction], options));
-      return done;
+    /** Tables emptied so that a failure a waiver accepts could be run past: left out of the comparison. */
+    const emptied = new Set<string>();
+    /**
+     * Run one file; a failure on the generated rows that an `allow-fails-on-data` line of that
+     * file accepts empties the table it names and runs the file again. False: it failed (reported).
+     */
+    const runOnData = async (direction: Direction, report = true): Promise<boolean> => {
+      const failure = await run(direction);
+      if (!failure) return true;
+      const finding = failsOnData(failure, work[direction], options);
+      const waiver = acceptsFailure(finding, mine, work[direction].file);
+      if (!waiver || !finding.on) {
+        if (report) add(finding);
+        return false;
+      }
+      add(acceptedNote(waiver, `fails on generated rows of ${finding.on.table}`));
+      const table = finding.on.table;
+      try {
+        await db.run(`DELETE FROM ${ident(table, db.dialect)}`);
+      } catch (error) {
+        // Accepted all the same; only the pass cannot go on past it on this database.
+        add({
+          severity: 'note',
+          code: 'DATA_GENERATION',
+          file: work[direction].file,
+          message: `the pass on populated tables stops here: the rows of ${table} could not be removed to run past the accepted failure (${(error as Error).message}).`,
+        });
+        return false;
+      }
+      emptied.add(table);
+      const again = await run(direction);
+      if (again && report) add(failsOnData(again, work[direction], options));
+      return again === undefined;
     };
     const before = i === 0 ? EMPTY : (input.snapshots[i - 1] as Schema);
-    const tables = before.tables.map((t) => t.name);
+    // Only the rows this revision can reach are read and compared: reading every table at every
+    // revision made check quadratic in the folder's length (issue #26).
+    const tables = reachedTables(before, [work.up.sql, work.down.sql], input.dialect);
     await fill(before, m.up.path, 2 * i);
     const rowsBefore = await fingerprint(db, before, tables);
     // On empty tables (the first revision finds none) the round trips' own up stands for this one.
-    const upFailed = i === 0 && firstApplied ? undefined : await run('up');
-    if (upFailed) return stop(upFailed, 'up');
-    // The tables this revision made get rows too, so that its down runs on populated tables.
+    if (!(i === 0 && firstApplied) && !(await runOnData('up'))) return done;
     const made = input.snapshots[i] as Schema;
-    await fill(made, m.down.path, 2 * i + 1);
-    const downFailed = await run('down');
-    if (downFailed) return stop(downFailed, 'down');
-    for (const t of made.tables) if (!tables.includes(t.name)) filled.delete(t.name);
-    const changes =
-      tables.length === 0
-        ? []
-        : compareFingerprints(rowsBefore, await fingerprint(db, await introspect(driver), tables));
-    for (const c of changes) add(dataLoss(c, m, waivers.get(m.revision) ?? []));
-    // The last revision is not applied again: no later one needs it, and the round trips ran it twice.
-    if (i === input.roundTripped - 1) return done + 1;
-    const againFailed = await run('up');
-    if (againFailed) {
-      // After a down that lost rows, the up failing on what is left is the sequel, not news.
-      if (changes.length === 0) stop(againFailed, 'up');
-      return done;
+    notNullOnUnfilled(before, made, rowsIn, work.up.file, mine, add);
+    // Rows written while the revision is applied, using the room a widened column gives (late.ts).
+    const grown = widened(before, made, tables).map((t) => t.name);
+    let late: TablePrint[] = [];
+    if (grown.length > 0) {
+      const ahead = await fingerprint(db, made, grown);
+      await addLateRows(db, made, widened(before, made, tables), options.rows, options.seed + 2 * i + 1);
+      late = splitByKeys(await fingerprint(db, made, grown), ahead).late;
     }
+    // The tables this revision made get rows too, so that its down runs on populated tables.
+    await fill(made, m.down.path, 2 * i + 1);
+    if (!(await runOnData('down'))) return done;
+    for (const t of made.tables) if (!before.tables.some((b) => b.name === t.name)) filled.delete(t.name);
+    const compared = tables.filter((t) => !emptied.has(t));
+    const afterDown =
+      compared.length === 0
+        ? []
+        : await fingerprint(
+            db,
+            await introspect(driver, {
+              previous: before,
+              names: reachedNames(before, [work.up.sql, work.down.sql], input.dialect),
+            }),
+            compared,
+          );
+    const { rest, mine: lateAfter } = partition(afterDown, late);
+    const changes = [
+      ...compareFingerprints(
+        rowsBefore.filter((p) => compared.includes(p.table)),
+        rest,
+      ),
+      ...compareFingerprints(
+        late.filter((p) => compared.includes(p.table)),
+        lateAfter,
+      ),
+    ];
+    reportChanges(changes, m, work.down.empty, mine, add);
+    // The last revision is not applied again: no later one needs it, and the round trips ran it twice.
+    if (i === input.roundTripped - 1) {
+      input.progress?.(done + 1);
+      return done + 1;
+    }
+    // After a down that lost rows, the up failing on what is left is the sequel, not news.
+    if (!(await runOnData('up', changes.length === 0))) return done;
     done++;
+    input.progress?.(done);
   }
   return done;
+}
+
+/**
+ * A NOT NULL column without a default added to a table check could not fill: on a database in
+ * use that table has rows, and the up fails there. Reported, since the pass cannot show it.
+ */
+function notNullOnUnfilled(
+  before: Schema,
+  made: Schema,
+  rowsIn: ReadonlyMap<string, number>,
+  file: string,
+  waivers: DataWaiver[],
+  add: (f: Finding) => void,
+): void {
+  for (const t of made.tables) {
+    const was = before.tables.find((x) => x.name === t.name);
+    if (!was || rowsIn.get(t.name) !== 0) continue;
+    for (const c of t.columns) {
+      if (c.nullable || c.hasDefault || c.generated || was.columns.some((x) => x.name === c.name)) continue;
+      const finding: Finding = {
+        severity: 'error',
+        code: 'FAILS_ON_DATA',
+        file,
+        message: `adds ${t.name}.${c.name} NOT NULL without a default: on a table that has rows this fails, and check could generate no row for ${t.name} to show it. Give the column a default (or add it nullable, fill it, then set NOT NULL). If ${t.name} is empty wherever this runs, say why in this file: -- migrate:allow-fails-on-data ${t.name}: <reason>`,
+        on: { table: t.name, column: c.name },
+      };
+      const waiver = acceptsFailure(finding, waivers, file);
+      add(waiver ? acceptedNote(waiver, `adds ${t.name}.${c.name} NOT NULL without a default`) : finding);
+    }
+  }
 }
 
 const EMPTY: Schema = { tables: [], enums: [], others: {} };
@@ -259,63 +372,4 @@ function failsOnData(failure: StepFailure, work: StepWork, options: DataOptions)
       ? {}
       : { on: { table: what.table, ...(what.column === undefined ? {} : { column: what.column }) } }),
   };
-}
-
-function dataLoss(c: RowChange, m: Migration, waivers: DataWaiver[]): Finding {
-  const at = c.column === undefined ? c.table : `${c.table}.${c.column}`;
-  const first =
-    c.kind === 'changed'
-      ? `first: ${c.key}: ${c.before} before the up, ${c.after} after the down`
-      : c.kind === 'lost'
-        ? `first: ${c.key}: ${c.before}`
-        : `first: ${c.key}: ${c.after}`;
-  const what =
-    c.kind === 'lost'
-      ? `loses ${c.rows} of the ${c.of} rows of ${c.table} that were there before ${m.stem}.up.sql ran`
-      : c.kind === 'added'
-        ? `leaves ${c.rows} rows in ${c.table} that were not there before ${m.stem}.up.sql ran (duplicated or made up)`
-        : `changes ${at} in ${c.rows} of ${c.of} rows`;
-  const subjects = [c.table.toLowerCase(), at.toLowerCase()];
-  const hits = waivers.filter((w) => subjects.includes(w.subject));
-  for (const w of hits) w.used = true;
-  const finding: Finding = {
-    severity: hits.length > 0 ? 'note' : 'error',
-    code: 'DATA_LOSS',
-    file: m.down.path,
-    message:
-      hits.length > 0
-        ? `${what} (${first}); accepted by "-- migrate:allow-data-loss ${hits[0]?.text}".`
-        : `${what} (${first}). A down must give back the rows its up found. If it cannot, say why in this file: -- migrate:allow-data-loss ${at}: <reason>`,
-    subject: at,
-    on: { table: c.table, ...(c.column === undefined ? {} : { column: c.column }) },
-  };
-  return finding;
-}
-
-const WAIVER = /^\s*--\s*migrate:allow-data-loss\b\s*(.*)$/;
-
-/** The `-- migrate:allow-data-loss` lines of a down file's leading comment block; a malformed one is BAD_WAIVER. */
-function readDataWaivers(file: MigrationFile, add: (f: Finding) => void): DataWaiver[] {
-  if (!file.text.includes('migrate:allow-data-loss')) return [];
-  const out: DataWaiver[] = [];
-  const lines = file.text.split('\n');
-  for (const [i, line] of lines.entries()) {
-    if (line.trim() !== '' && !line.trim().startsWith('--')) break;
-    const m = WAIVER.exec(line);
-    if (!m) continue;
-    const text = (m[1] as string).trim();
-    const parsed = /^([^\s:]+):\s*(\S.*)$/.exec(text);
-    if (!parsed) {
-      add({
-        severity: 'error',
-        code: 'BAD_WAIVER',
-        file: file.path,
-        line: i + 1,
-        message: `"-- migrate:allow-data-loss ${text}" must name a table or column and say why: "-- migrate:allow-data-loss <table>[.<column>]: <why>".`,
-      });
-      continue;
-    }
-    out.push({ file: file.path, line: i + 1, text, subject: (parsed[1] as string).toLowerCase(), used: false });
-  }
-  return out;
 }

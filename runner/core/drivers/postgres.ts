@@ -8,6 +8,7 @@
  * migration, so the lock and the work can never be on two different sessions. A file is sent as
  * it is, in one simple-protocol query, so the server's error `position` indexes the file's text.
  */
+import { describeHolder, type LockHolder, type LockWaitEvent, lockWaiter } from '../lock-wait.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import postgres from 'postgres';
 import { type ConnectOptions, connect, serverOf } from '../connect.ts';
@@ -186,12 +187,17 @@ export class PostgresDriver implements Driver {
    * blocking `pg_advisory_lock` would hold one, and stall the holder's CREATE INDEX
    * CONCURRENTLY). The server releases it when the session ends, kill -9 included.
    */
-  async withLock<T>(fn: () => Promise<T>, timeoutMs: number | undefined): Promise<T> {
+  async withLock<T>(
+    fn: () => Promise<T>,
+    timeoutMs: number | undefined,
+    onWait?: (event: LockWaitEvent) => void,
+  ): Promise<T> {
     const key = await this.#record.lockKey();
     if (this.#pooled) await this.#refuseTransactionPooler();
     // Sent together with the first try: one round trip for the setting, the lock and the record.
     const watching = this.#watchClient();
     const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
+    const waiter = lockWaiter(this.#display, timeoutMs, () => this.#lockHolder(key), onWait);
     for (let first = true; ; first = false) {
       const trying = this.#do((sql) => sql.unsafe(catalog.tryLock(key, this.#pid)));
       const ahead = first ? this.#record.readAhead() : undefined;
@@ -205,9 +211,10 @@ export class PostgresDriver implements Driver {
       if (Date.now() >= deadline) {
         throw new MigrateError(
           'LOCK_TIMEOUT',
-          `another runner holds the migration lock for ${this.#record.label} on ${this.#display} (waited ${Math.round((timeoutMs ?? 0) / 1000)} s; see --lock-timeout).`,
+          `${describeHolder(await waiter.last())} holds the migration lock for ${this.#record.label} on ${this.#display} (waited ${Math.round((timeoutMs ?? 0) / 1000)} s; see --lock-timeout). Wait for it to finish, or end that session if it is stuck, then run again.`,
         );
       }
+      await waiter.tick();
       await sleep(50 + Math.random() * 50);
     }
     this.#locked = true;
@@ -222,6 +229,19 @@ export class PostgresDriver implements Driver {
       // A lost session took the lock with it; an unlock failing here must not hide fn's outcome.
       if (!lost) await this.#sql?.unsafe(catalog.unlock(key)).catch(() => {});
     }
+  }
+
+  /** The session that holds the migration lock's advisory lock in this database, from pg_locks. */
+  async #lockHolder(key: string): Promise<LockHolder | undefined> {
+    const [row] = await this.#do((sql) => sql.unsafe(catalog.lockHolder(key)));
+    if (row === undefined) return undefined;
+    const since = row.backend_start instanceof Date ? row.backend_start.toISOString() : undefined;
+    return {
+      pid: Number(row.pid),
+      applicationName: String(row.application_name ?? ''),
+      user: String(row.user ?? ''),
+      ...(since === undefined ? {} : { since, sinceSession: true }),
+    };
   }
 
   /** Only paid behind a pooler: see {@link transactionMode}. */
