@@ -22,31 +22,29 @@ export type Query = (text: string, params?: unknown[]) => Promise<ReadonlyArray<
 
 type Row = Record<string, unknown>;
 
-/** The schemas read: every one but the system's, or only the scratch schema `schema` built in. */
-const USER_SCHEMA = (n: string, only?: string) =>
-  only === undefined
-    ? `${n}.nspname NOT IN ('pg_catalog', 'information_schema') AND ${n}.nspname !~ '^pg_(toast|temp_|toast_temp_)'`
-    : `${n}.nspname = '${only}'`;
+/** The schemas read: every one but the system's. */
+const USER_SCHEMA = (n: string) =>
+  `${n}.nspname NOT IN ('pg_catalog', 'information_schema') AND ${n}.nspname !~ '^pg_(toast|temp_|toast_temp_)'`;
 const NOT_EXTENSION = (catalog: string, oid: string) =>
   `NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend dep WHERE dep.classid = '${catalog}'::regclass AND dep.objid = ${oid} AND dep.deptype = 'e')`;
 /** `name` in the pinned schema, `schema.name` elsewhere; both quoted as needed. */
 const QNAME = (n: string, name: string) =>
   `CASE WHEN ${n}.nspname = current_schema() THEN quote_ident(${name}) ELSE quote_ident(${n}.nspname) || '.' || quote_ident(${name}) END`;
 
-const RELATIONS = (only?: string) => `
+const RELATIONS = `
   SELECT c.oid, c.relname, c.relkind, c.relpersistence, c.relrowsecurity, n.nspname, ${QNAME('n', 'c.relname')} AS qname
   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-  WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S') AND NOT c.relispartition AND ${USER_SCHEMA('n', only)}
+  WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S') AND NOT c.relispartition AND ${USER_SCHEMA('n')}
     AND NOT (n.nspname = $1 AND c.relname = $2)
     AND ${NOT_EXTENSION('pg_catalog.pg_class', 'c.oid')}`;
 
-/** The catalog queries; with `only`, restricted to that schema, whose extensions and schemas are none. */
-const queries = (only?: string) => ({
+/** The catalog queries. */
+const QUERIES = {
   extensions: `SELECT e.extname AS name, e.extversion AS version, n.nspname AS schema
     FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
-    WHERE e.extname <> 'plpgsql' AND ${only === undefined}`,
+    WHERE e.extname <> 'plpgsql'`,
   schemas: `SELECT quote_ident(n.nspname) AS name FROM pg_catalog.pg_namespace n
-    WHERE ${only === undefined} AND ${USER_SCHEMA('n')} AND n.nspname <> 'public' AND ${NOT_EXTENSION('pg_catalog.pg_namespace', 'n.oid')}
+    WHERE ${USER_SCHEMA('n')} AND n.nspname <> 'public' AND ${NOT_EXTENSION('pg_catalog.pg_namespace', 'n.oid')}
       AND NOT (n.nspname = $1 AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.relnamespace = n.oid AND c.relname <> $2 AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'c', 'f')))`,
   types: `SELECT ${QNAME('n', 't.typname')} AS name, t.typtype AS kind,
       (SELECT json_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_catalog.pg_enum e WHERE e.enumtypid = t.oid)::text AS labels,
@@ -57,8 +55,8 @@ const queries = (only?: string) => ({
          FROM pg_catalog.pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped) AS fields
     FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
     WHERE (t.typtype IN ('e', 'd') OR (t.typtype = 'c' AND (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = t.typrelid) = 'c'))
-      AND ${USER_SCHEMA('n', only)} AND ${NOT_EXTENSION('pg_catalog.pg_type', 't.oid')}`,
-  relations: `WITH rel AS (${RELATIONS(only)})
+      AND ${USER_SCHEMA('n')} AND ${NOT_EXTENSION('pg_catalog.pg_type', 't.oid')}`,
+  relations: `WITH rel AS (${RELATIONS})
     SELECT r.qname, r.relkind, r.relpersistence, r.relrowsecurity,
       CASE WHEN r.relkind IN ('v', 'm') THEN pg_get_viewdef(r.oid, true) END AS viewdef,
       s.seqtypid::regtype::text AS seqtype, s.seqstart::text AS seqstart, s.seqincrement::text AS seqinc,
@@ -70,7 +68,7 @@ const queries = (only?: string) => ({
          WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = r.oid AND d.deptype = 'a' AND d.refobjsubid > 0) AS owned_by,
       EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = r.oid AND d.deptype = 'i') AS identity_seq
     FROM rel r LEFT JOIN pg_catalog.pg_sequence s ON s.seqrelid = r.oid`,
-  columns: `WITH rel AS (${RELATIONS(only)})
+  columns: `WITH rel AS (${RELATIONS})
     SELECT r.qname AS tbl, quote_ident(a.attname) AS name, format_type(a.atttypid, a.atttypmod) AS type,
       a.attnotnull AS notnull, a.attidentity AS identity, a.attgenerated AS generated,
       pg_get_expr(d.adbin, d.adrelid) AS dflt,
@@ -83,12 +81,12 @@ const queries = (only?: string) => ({
     ORDER BY r.qname, a.attnum`,
   // 18 also lists each NOT NULL as a constraint (`t_a_not_null`); every version says it as the
   // column's nullability, read alone, so the embedded PostgreSQL (18) reads as a 15 server.
-  constraints: `WITH rel AS (${RELATIONS(only)})
+  constraints: `WITH rel AS (${RELATIONS})
     SELECT r.qname AS tbl, quote_ident(c.conname) AS name, c.contype AS kind, c.convalidated AS validated,
       pg_get_constraintdef(c.oid, true) AS def
     FROM rel r JOIN pg_catalog.pg_constraint c ON c.conrelid = r.oid
     WHERE r.relkind IN ('r', 'p') AND c.contype <> 'n'`,
-  indexes: `WITH rel AS (${RELATIONS(only)})
+  indexes: `WITH rel AS (${RELATIONS})
     SELECT r.qname AS tbl, ${QNAME('n', 'ic.relname')} AS name, pg_get_indexdef(i.indexrelid) AS def,
       i.indisunique AS is_unique, i.indisvalid AS valid, am.amname AS method,
       (SELECT string_agg(pg_get_indexdef(i.indexrelid, k, true), ', ' ORDER BY k) FROM generate_series(1, i.indnatts) k) AS cols,
@@ -101,12 +99,12 @@ const queries = (only?: string) => ({
   functions: `SELECT ${QNAME('n', 'p.proname')} || '(' || pg_get_function_identity_arguments(p.oid) || ')' AS name,
       pg_get_functiondef(p.oid) AS def
     FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-    WHERE p.prokind IN ('f', 'p') AND ${USER_SCHEMA('n', only)} AND ${NOT_EXTENSION('pg_catalog.pg_proc', 'p.oid')}`,
-  triggers: `WITH rel AS (${RELATIONS(only)})
+    WHERE p.prokind IN ('f', 'p') AND ${USER_SCHEMA('n')} AND ${NOT_EXTENSION('pg_catalog.pg_proc', 'p.oid')}`,
+  triggers: `WITH rel AS (${RELATIONS})
     SELECT r.qname AS tbl, quote_ident(tg.tgname) AS name, pg_get_triggerdef(tg.oid, true) AS def, tg.tgenabled AS enabled
     FROM rel r JOIN pg_catalog.pg_trigger tg ON tg.tgrelid = r.oid
     WHERE NOT tg.tgisinternal`,
-});
+};
 
 const CONSTRAINT_KINDS: Record<string, string> = {
   p: 'primary key',
@@ -119,20 +117,11 @@ const CONSTRAINT_KINDS: Record<string, string> = {
 
 /**
  * The catalog `query` sees, without the record table (`record`: its schema and name). Reads
- * only. With `scratch` (a scratch schema's name), that schema alone, read as if it were the
- * `public` of a fresh database: the printers that always qualify (pg_get_indexdef,
- * pg_get_functiondef) name it, and a scratch database's catalog says `public` there.
+ * only.
  */
-export async function readPostgresCatalog(
-  read: Query,
-  record: { schema: string; table: string },
-  scratch?: string,
-): Promise<Catalog> {
-  // Written into the queries' text: a plain name only (scratch.ts makes `sqlmigrate_scratch_<hex>`).
-  if (scratch !== undefined && !/^[a-z_][a-z0-9_]*$/.test(scratch)) throw new Error(`not a scratch schema: ${scratch}`);
+export async function readPostgresCatalog(read: Query, record: { schema: string; table: string }): Promise<Catalog> {
   const params = [record.schema, record.table];
-  const QUERIES = queries(scratch);
-  const query: Query = scratch === undefined ? read : async (text, p) => (await read(text, p)).map(asPublic(scratch));
+  const query = read;
   const [extensions, schemas, types, relations, columns, constraints, indexes, functions, triggers] = await Promise.all(
     [
       query(QUERIES.extensions),
@@ -203,18 +192,25 @@ const DISPLAY: Record<string, string> = {
 
 /**
  * The catalog of the database `url` names, in a READ ONLY transaction: a role that may only
- * read suffices, and nothing it does can change the database.
+ * read suffices, and nothing is written. A lock another session holds on a live table (the
+ * server's printers lock what a view reads) is waited for {@link LIVE_LOCK_TIMEOUT_MS} at most,
+ * then TABLE_LOCK_TIMEOUT; `signal` ends the read at once, its connection closed (#24).
  */
 export async function readPostgresUrl(
   url: string,
   display: string,
   record: { schema?: string; table: string },
-  scratch?: string,
+  signal?: AbortSignal,
 ): Promise<Catalog> {
+  signal?.throwIfAborted();
   const sql = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 10, fetch_types: false, prepare: false });
+  const stop = () => void sql.end({ timeout: 0 }).catch(() => {});
+  signal?.addEventListener('abort', stop, { once: true });
   try {
     return await sql.begin('READ ONLY', async (tx) => {
-      const [row] = await tx.unsafe('SELECT current_schema() AS s');
+      const [row] = await tx.unsafe(
+        `SELECT current_schema() AS s, set_config('lock_timeout', '${LIVE_LOCK_TIMEOUT_MS}ms', true) AS l`,
+      );
       const home = typeof row?.s === 'string' ? row.s : 'public';
       // The server's printers qualify a name unless the search_path finds it: one schema on
       // the path, whatever the role's settings, makes every run print the same.
@@ -228,17 +224,20 @@ export async function readPostgresUrl(
           .join(', ')}) AS v(name, setting)`,
         Object.entries(DISPLAY).flat(),
       );
-      return readPostgresCatalog(
-        (text, params) => tx.unsafe(text, (params ?? []) as never[]) as never,
-        {
-          schema: record.schema ?? home,
-          table: record.table,
-        },
-        scratch,
-      );
+      return readPostgresCatalog((text, params) => tx.unsafe(text, (params ?? []) as never[]) as never, {
+        schema: record.schema ?? home,
+        table: record.table,
+      });
     });
   } catch (error) {
+    signal?.throwIfAborted();
     const code = String((error as { code?: unknown }).code ?? '');
+    if (code === '55P03')
+      throw new MigrateError(
+        'TABLE_LOCK_TIMEOUT',
+        `reading the catalog of ${display} waited ${LIVE_LOCK_TIMEOUT_MS / 1000} s for a lock another session holds on one of its tables (an ALTER in progress?); nothing was changed. Run again once it is released.`,
+        { cause: error },
+      );
     // Not a PostgreSQL error (a refused or lost connection), or one about connecting at all.
     if (/^(08|28|3D)/.test(code) || !/^[0-9A-Z]{5}$/.test(code)) {
       throw new MigrateError('CONNECTION_FAILED', `cannot read ${display}: ${(error as Error).message}`, {
@@ -247,9 +246,13 @@ export async function readPostgresUrl(
     }
     throw error;
   } finally {
+    signal?.removeEventListener('abort', stop);
     await sql.end({ timeout: 5 });
   }
 }
+
+/** How long a live catalog read waits for a lock held by another session. */
+export const LIVE_LOCK_TIMEOUT_MS = 3000;
 
 function typeObject(r: Row): CatalogObject {
   const name = s(r.name);
@@ -397,15 +400,6 @@ function tableObjects(
     }
     objects.push(t);
   }
-}
-
-/** A row with the scratch schema's name, where a printer qualified with it, read as `public`. */
-function asPublic(scratch: string): (row: Row) => Row {
-  const qualified = new RegExp(`\\b${scratch}\\.`, 'g');
-  return (row) =>
-    Object.fromEntries(
-      Object.entries(row).map(([k, v]) => [k, typeof v === 'string' ? v.replace(qualified, 'public.') : v]),
-    );
 }
 
 function s(v: unknown): string {
