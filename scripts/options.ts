@@ -6,6 +6,11 @@ import type { parseArgs } from 'node:util';
 import { ACCEPTED_URLS, DEFAULT_DIR, DEFAULT_TABLE, DEFAULT_URL } from '../runner/core/config.ts';
 import { MigrateError } from '../runner/core/errors.ts';
 
+/** PostgreSQL's longest timeout (and Node's longest timer), in ms: INT_MAX. */
+export const MAX_TIMEOUT_MS = 2_147_483_647;
+/** The most rows per table `check --rows` generates: they are held in memory, table by table. */
+export const MAX_ROWS = 100_000;
+
 /** How this CLI was started, for the usage line: the compiled bundle or the TypeScript source. */
 const SELF = /\.cjs$/.test(process.argv[1] ?? '') ? 'node dist/migrate.cjs' : 'npx tsx scripts/migrate.ts';
 
@@ -54,6 +59,7 @@ Options:
                        exit 3 (default: $MIGRATE_RETRY_FOR or 60)
   --statement-timeout=SECONDS  longest run of one statement (default: $MIGRATE_STATEMENT_TIMEOUT,
                        else the server's setting)
+                       Durations are seconds: 0 (no limit), or 0.001 (1 ms) to 2147483.647.
   --show-blocker-query also print the query text of the sessions a migration waits on
   --dry-run            plan and print the script, change nothing (not even the record table)
   --yes, -y            confirm a rollback (or a stamp) that undoes more than one revision
@@ -63,7 +69,7 @@ Options:
   --json               print one JSON object on stdout instead of text
   --no-data            check: skip the pass on populated tables
   --seed=N, --rows=N   check: the generated rows' seed (printed; random when not given) and
-                       how many per table (default 100)
+                       how many per table (default 100, at most ${MAX_ROWS})
   --help, -h           this text
 
 Exit codes: 0 done, 1 a migration failed (check: a problem was found; drift: the database
@@ -98,12 +104,21 @@ export const OPTIONS = {
 
 export type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
 
+/**
+ * A duration option in ms. 0 (no limit) or from 1 ms to {@link MAX_TIMEOUT_MS}: a value that
+ * would round to 0 ms would silently mean "no limit" on the server, and a larger one fails there
+ * only after connecting (#24). Checked before anything connects.
+ */
 export function seconds(name: string, value: string | undefined, fallback?: number): number | undefined {
   if (value === undefined || value === '') return fallback === undefined ? undefined : fallback * 1000;
   const n = Number(value);
-  if (!Number.isFinite(n) || n < 0)
-    throw new MigrateError('BAD_OPTION', `--${name} takes a number of seconds, not "${value}".`);
-  return n * 1000;
+  const ms = n * 1000;
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0 || (ms > 0 && ms < 1) || ms > MAX_TIMEOUT_MS)
+    throw new MigrateError(
+      'BAD_OPTION',
+      `--${name} takes a number of seconds: 0, or from 0.001 (1 ms) to ${MAX_TIMEOUT_MS / 1000} (PostgreSQL's longest timeout); not "${value}".`,
+    );
+  return ms;
 }
 
 /**
@@ -119,13 +134,15 @@ export function splitArgv(argv: string[]): string[] {
 /** `--no-data`, `--seed=N`, `--rows=N` as check's `data` setting. */
 export function dataOption(values: Values): false | { seed?: number; rows?: number } {
   if (values['no-data']) return false;
-  const whole = (name: 'seed' | 'rows', min: number) => {
+  const whole = (name: 'seed' | 'rows', min: number, max = Number.MAX_SAFE_INTEGER) => {
     const text = values[name];
     if (text === undefined) return {};
     const n = Number(text);
-    if (!Number.isSafeInteger(n) || n < min)
-      throw new MigrateError('BAD_OPTION', `--${name} takes a whole number (at least ${min}), not "${text}".`);
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      const range = max === Number.MAX_SAFE_INTEGER ? `at least ${min}` : `from ${min} to ${max}`;
+      throw new MigrateError('BAD_OPTION', `--${name} takes a whole number (${range}), not "${text}".`);
+    }
     return { [name]: n };
   };
-  return { ...whole('seed', 0), ...whole('rows', 1) };
+  return { ...whole('seed', 0), ...whole('rows', 1, MAX_ROWS) };
 }

@@ -14,6 +14,7 @@ export type FolderCode =
   | 'MISPLACED_DIRECTIVE'
   | 'DIALECT_MISMATCH'
   | 'TRANSACTION_CONTROL'
+  | 'READING_SETTING'
   | 'NUL_BYTE'
   | 'BAD_ENCODING'
   | 'UNREADABLE_FILE';
@@ -47,7 +48,8 @@ export type ErrorCode =
   | 'DATABASE_REFUSED'
   | 'LOCK_TIMEOUT'
   | 'TABLE_LOCK_TIMEOUT'
-  | 'TRANSACTION_POOLER';
+  | 'TRANSACTION_POOLER'
+  | 'SESSION_SETTING';
 
 /** Exit status the CLI uses for each kind. */
 export const EXIT = { ok: 0, migrationFailed: 1, usage: 2, unreachable: 3 } as const;

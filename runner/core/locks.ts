@@ -229,3 +229,12 @@ export function concurrentIndexName(statement: string): string | undefined {
   if (!m) return undefined;
   return m[2] === undefined ? m[1] : `${m[1]}.${m[2]}`;
 }
+
+/**
+ * A statement that can commit part of its work before it fails: a `DO` block or a `CALL`, which
+ * may COMMIT inside when run outside a transaction. A lock timeout there proves nothing about
+ * what it did, so it is never run again by the runner (#24).
+ */
+export function mayCommitInside(statement: string): boolean {
+  return /^(?:\s|--[^\n]*\n|\/\*[\s\S]*?\*\/)*(?:do|call)\b/i.test(statement);
+}

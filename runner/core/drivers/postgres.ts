@@ -8,10 +8,11 @@
  * migration, so the lock and the work can never be on two different sessions. A file is sent as
  * it is, in one simple-protocol query, so the server's error `position` indexes the file's text.
  */
+import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import postgres from 'postgres';
 import type { Capabilities, Driver, Limits, Observation, RecordRow, RecordTableState } from '../driver.ts';
-import { TransactionLeftOpen } from '../driver.ts';
+import { TransactionEnded, TransactionLeftOpen } from '../driver.ts';
 import { MigrateError } from '../errors.ts';
 import type { PostgresServer } from '../config.ts';
 import {
@@ -25,7 +26,7 @@ import {
   unreachable,
   Watcher,
 } from './postgres-client.ts';
-import { catalog, isConnectionError, postgresSql, quoteIdent, throwUnlessEnded } from './postgres-sql.ts';
+import { catalog, isConnectionError, postgresSql, quoteIdent, STEP_ENDED, throwUnlessEnded } from './postgres-sql.ts';
 import { RecordTable } from './postgres-record.ts';
 import type { SchemaSource } from '../../catalog/introspect.ts';
 
@@ -128,6 +129,12 @@ export class PostgresDriver implements Driver {
     this.#pooled = typeof announced === 'number' && typeof row?.pid === 'number' && announced !== row.pid;
     this.#record.pinged(row);
     this.#pid = typeof row?.pid === 'number' ? row.pid : undefined;
+    // The runner reads SQL text as the server does with this on (core/reading-settings.ts).
+    if (row?.scs === 'off')
+      throw new MigrateError(
+        'SESSION_SETTING',
+        `the session on ${this.#display} has standard_conforming_strings off, so the server would read a backslash in '…' otherwise than the runner does; nothing was run. Turn it on for this role or database (ALTER ROLE … SET standard_conforming_strings = on), or drop it from the URL's options.`,
+      );
   }
 
   /**
@@ -254,38 +261,52 @@ export class PostgresDriver implements Driver {
       // one connection. After a failure the server refuses the rest (25P02) and answers COMMIT
       // with ROLLBACK. postgres.js sends a query when it is first awaited, so nothing may touch
       // these before allSettled awaits them in this order.
-      // The attempt's limits travel in the same round trip, LOCAL to this transaction.
-      const limits = options.limits ? [sql.unsafe(catalog.limits(options.limits, true, this.#pid))] : [];
+      // The attempt's limits and how SQL text is read travel in the same round trip, LOCAL to
+      // this transaction, with a token that each statement after the first checks in its own
+      // query: one the file's own COMMIT left in autocommit is not run (#24).
+      const token = randomBytes(8).toString('hex');
+      const pin = sql.unsafe(catalog.limits(options.limits, true, options.limits ? this.#pid : undefined, token));
       const queries = [
         ...(check ? [] : [sql.unsafe('BEGIN')]),
-        ...limits,
-        ...statements.map((text) => sql.unsafe(text)),
+        pin,
+        ...statements.map((text, i) =>
+          sql.unsafe(i === 0 || options.rollback ? text : `${catalog.guard(token)};\n${text}`),
+        ),
         sql.unsafe(options.rollback ? 'ROLLBACK' : 'COMMIT'),
       ];
       const settled = await Promise.allSettled(queries);
-      const first = (check ? 0 : 1) + limits.length; // where the caller's statements start
+      const first = check ? 1 : 2; // where the caller's statements start
       const index = settled.findIndex((r) => r.status === 'rejected');
       if (index >= 0 && index < first) throw this.#moved((settled[index] as PromiseRejectedResult).reason);
+      const ended = settled.findIndex(
+        (r) => r.status === 'rejected' && String((r.reason as Error)?.message).includes(STEP_ENDED),
+      );
+      if (ended >= 0) {
+        const failed = settled[index] as PromiseRejectedResult;
+        throw new TransactionEnded(ended - first - 1, index < ended ? failed.reason : undefined);
+      }
       throwUnlessEnded(settled, first, options.rollback ? 'ROLLBACK' : 'COMMIT');
     });
   }
 
   async exec(text: string, limits?: Limits): Promise<void> {
     this.#execSince = true;
-    if (!limits) {
-      await this.#do((sql) => sql.unsafe(text));
-      return;
-    }
-    // No transaction to be LOCAL to: set for the statement, back to the defaults right after,
-    // all three in one round trip. The reset runs whether or not the statement failed.
+    // No transaction to be LOCAL to: set for the statement (how SQL text is read too, which a
+    // statement before may have changed), the limits back to the defaults right after, all in
+    // one round trip. The reset runs whether or not the statement failed.
     await this.#do(async (sql) => {
-      const limited = sql.unsafe(catalog.limits(limits, false, this.#pid));
+      const limited = sql.unsafe(catalog.limits(limits, false, limits ? this.#pid : undefined));
       // Behind a pooler the statement goes only once its session has been checked: sent along,
       // it would run even where the check failed.
-      if (this.#pooled) await limited.catch((error: unknown) => Promise.reject(this.#moved(error)));
-      const [set, run, reset] = await Promise.allSettled([limited, sql.unsafe(text), sql.unsafe(catalog.resetLimits)]);
+      if (limits && this.#pooled) await limited.catch((error: unknown) => Promise.reject(this.#moved(error)));
+      const [set, run, reset] = await Promise.allSettled([
+        limited,
+        sql.unsafe(text),
+        limits ? sql.unsafe(catalog.resetLimits) : undefined,
+      ]);
+      if (run.status === 'rejected') throw set.status === 'rejected' ? this.#moved(set.reason) : run.reason;
       if (set.status === 'rejected') throw this.#moved(set.reason);
-      for (const r of [run, reset]) if (r.status === 'rejected') throw r.reason;
+      if (reset.status === 'rejected') throw reset.reason;
     });
   }
 
