@@ -32,17 +32,19 @@ Commands:
   stamp <target>       record the database as at <target> without running SQL
   sql <target>         print the script <target> would run (for psql or sqlite3), run nothing
   check                validate the folder; then, on scratch databases (a temporary SQLite file,
-                       and a new database on the --url server when it is postgres://, else an
+                       and new databases on the --url server when it is postgres://, else an
                        embedded PostgreSQL), prove every down undoes its up and both dialect
-                       folders build the same schema; a committed DIR/schema/<dialect>.sql is
-                       compared with a build in a scratch schema of the --url database (or a
-                       new database on its server when the folder could reach past a schema)
-  schema               print the canonical schema each dialect folder builds (PostgreSQL's in a
-                       scratch schema or database of the postgres:// URL --scratch-url, else
-                       $DATABASE_URL, names, else on an embedded PostgreSQL); --write saves
-                       DIR/schema/<dialect>.sql; with --url, the schema of that database (read-only)
+                       folders build the same schema, and compare a committed
+                       DIR/schema/<dialect>.sql; nothing runs in the database --url names
+  schema               print the canonical schema each dialect folder builds (PostgreSQL's on an
+                       embedded PostgreSQL, or in a scratch database on the --scratch-url server;
+                       never in the database $DATABASE_URL names); --write saves
+                       DIR/schema/<dialect>.sql; with --url, the schema of that database
+                       (read-only: nothing written or created there)
   drift                compare the database with what the revisions its record lists build
-                       (read-only; exit 1 when they differ); --scratch-url URL builds them there
+                       (read-only: nothing written there, nor created on its server unless
+                       --scratch-url names it; exit 1 when they differ); built on an
+                       embedded PostgreSQL, or in a scratch database on --scratch-url URL
 
 Options:
   --url URL            database URL (default: $DATABASE_URL, then .env, then ${DEFAULT_URL})
@@ -65,7 +67,7 @@ Options:
   --yes, -y            confirm a rollback (or a stamp) that undoes more than one revision
   --strict             out-of-order pending revisions are an error, not a warning
   --write              schema: write DIR/schema/postgres.sql and sqlite.sql instead of printing
-  --scratch-url URL    schema, drift: make PostgreSQL's scratch schema or database there
+  --scratch-url URL    schema, drift: build PostgreSQL's side in a scratch database on that server
   --json               print one JSON object on stdout instead of text
   --no-data            check: skip the pass on populated tables
   --seed=N, --rows=N   check: the generated rows' seed (printed; random when not given) and
@@ -75,7 +77,7 @@ Options:
 Exit codes: 0 done, 1 a migration failed (check: a problem was found; drift: the database
 differs), 2 usage or validation
 error (nothing changed), 3 the database could not be reached or the lock was not taken in time,
-130 check, schema or drift interrupted (Ctrl-C; its scratch databases and schemas were removed).
+130 check, schema or drift interrupted (Ctrl-C or SIGTERM; its scratch databases were removed).
 
 Database URLs accepted:
   ${ACCEPTED_URLS.join('\n  ')}`;
