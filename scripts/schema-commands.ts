@@ -55,8 +55,7 @@ export async function runSchema(args: SchemaArgs, io: CommandIo): Promise<number
       );
     if (s.builtOn !== undefined) note(`schema: ${s.dialect} built on the ${s.builtOn}: no --scratch-url was given`);
     if (args.write) {
-      mkdirSync(dirname(s.file), { recursive: true });
-      writeFileSync(s.file, s.text);
+      writeSchemaFile(s.file, s.text);
       io.say(`wrote ${s.file}`);
     } else {
       if (schemas.length > 1) io.say(`-- ${s.file}`);
@@ -84,6 +83,17 @@ export async function runDrift(args: DriftArgs, io: CommandIo): Promise<number> 
       : `drift: ${result.items.length} difference(s) from its ${result.revisions.length} applied revision(s)`,
   );
   return result.ok ? EXIT.ok : EXIT.migrationFailed;
+}
+
+/** A schema file written, or WRITE_FAILED naming it and why (a full disk says which file it was writing). */
+function writeSchemaFile(file: string, text: string): void {
+  try {
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, text);
+  } catch (error) {
+    const why = (error as Error).message.split(', ')[0];
+    throw MigrateError.at('WRITE_FAILED', { file }, `the schema file cannot be written (${why}).`, error);
+  }
 }
 
 /** A note about how the result was made: stderr, so that stdout stays the schema or the JSON. */
