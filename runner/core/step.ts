@@ -8,6 +8,7 @@ import { StatementFailed, TransactionEnded } from './driver.ts';
 import type { Dialect } from './files.ts';
 import { MigrateError, MigrationFailed } from './errors.ts';
 import { failedNote, interrupted } from './record.ts';
+import { lockStopNote, recordEndedInside, retryStatement } from './step-stops.ts';
 import type { Step } from './plan.ts';
 import { firstTransactionControl, holdsStatement, splitStatements } from './split.ts';
 import { lineColumn } from './position.ts';
@@ -17,7 +18,6 @@ import {
   DEFAULT_RETRY_FOR_MS,
   type LockPolicy,
   limitsFor,
-  mayCommitInside,
   withRetries,
 } from './locks.ts';
 
@@ -161,38 +161,15 @@ async function runTransaction(step: StepRun, table: string): Promise<void> {
     await withRetries(step, () => driver.transaction(work.empty ? [record] : [work.sql, record], { limits }));
   } catch (error) {
     if (error instanceof MigrateError) throw lostDuring(error, work);
-    if (error instanceof TransactionEnded) throw await endedInside(driver, work, table, error);
+    if (error instanceof TransactionEnded) {
+      const message = await recordEndedInside(driver, work, table, error);
+      throw new StepFailure(message, { cause: error.statementError ?? error, rolledBack: false });
+    }
     if (!(error instanceof StatementFailed)) throw error;
     // An error of the tracking statement, or of the check before COMMIT, is not in the file.
     const where = !work.empty && error.index === 0 ? await locate(driver, work, error.cause) : {};
     throw failure(error.cause, { ...where, rolledBack: error.rolledBack });
   }
-}
-
-/**
- * The file ended the transaction the runner opened for it (a COMMIT or ROLLBACK its reader did
- * not see as one), so what followed ran in autocommit and the record change was not made. The
- * record says `failed` (written in a transaction of its own, never in the file's autocommit),
- * and the message says what ran: the operator repairs and runs `stamp`.
- */
-async function endedInside(
-  driver: Driver,
-  work: StepWork,
-  table: string,
-  ended: TransactionEnded,
-): Promise<StepFailure> {
-  const r = work.record;
-  const direction: Direction = r.kind === 'insert' ? 'up' : 'down';
-  const failedToo =
-    ended.statementError === undefined ? '' : ` It then failed: ${(ended.statementError as Error).message}.`;
-  const message = `${work.file} ended the runner's transaction itself (a COMMIT or ROLLBACK inside it that the runner did not read as one): what it ran before that committed or rolled back there, and every statement after it ran on its own, in autocommit, and stays.${failedToo} The record says failed. Check the database, then run \`stamp\`.`;
-  const note = failedNote(direction, message);
-  await driver.transaction([
-    r.kind === 'insert'
-      ? driver.sql.insert(table, { ...r, status: 'failed', durationMs: 0, error: note })
-      : driver.sql.progress(table, r.revision, 0, note),
-  ]);
-  return new StepFailure(message, { cause: ended.statementError ?? ended, rolledBack: false });
 }
 
 /** A no-transaction file, one statement per query, each its own implicit transaction (CREATE INDEX CONCURRENTLY needs that). */
@@ -217,7 +194,7 @@ async function runStatements(step: StepRun, table: string, started: number): Pro
       await withRetries(
         step,
         () => driver.exec(s.sql, limitsFor(s.sql, step.policy.limits)),
-        (e) => retryStatement(step, ran, e),
+        (e) => retryStatement(driver, work, ran, e),
       );
       ran++;
       if (ran < count) await driver.exec(sql.progress(table, r.revision, ran, note));
@@ -255,32 +232,6 @@ async function runStatements(step: StepRun, table: string, started: number): Pro
   const shown = stopped ? new StepFailure(stepFailure.message + stopped, stepFailure.details) : stepFailure;
   await driver.exec(sql.progress(table, r.revision, ran, failedNote(direction, shown.message)));
   throw shown;
-}
-
-/**
- * A statement of a no-transaction file that stopped on a lock is run again only when that
- * provably did nothing of the file (#24): it is the file's first statement, not a `DO` block or
- * `CALL` (which can commit inside before they wait), and not a `CREATE INDEX CONCURRENTLY` that
- * got as far as leaving an INVALID index behind. Otherwise the run stops, the record says
- * `failed` with the statements counted, and the message says what may have committed.
- */
-async function retryStatement(step: StepRun, index: number, error: unknown): Promise<boolean> {
-  const { driver, work } = step;
-  if (!driver.lockBusy(error) || index > 0) return false;
-  const statement = work.statements[index]?.sql ?? '';
-  if (mayCommitInside(statement)) return false;
-  const name = concurrentIndexName(statement);
-  return name === undefined || !(await driver.invalidIndex(name));
-}
-
-/** What a lock timeout that was not retried leaves behind, for the failed row and the message. */
-function lockStopNote(driver: Driver, work: StepWork, ran: number, error: unknown): string {
-  if (!driver.lockBusy(error)) return '';
-  const statement = work.statements[ran]?.sql ?? '';
-  const inside = mayCommitInside(statement)
-    ? ' It is a DO block or CALL, which can commit inside: what it committed before it waited stays, and it was not run again.'
-    : ' It did nothing itself, but was not run again: the file had run part-way.';
-  return ` (it waited for a lock past the lock timeout).${inside} ${ran} statement(s) before it took effect; none after it ran. Check the database, then run \`stamp\`.`;
 }
 
 /**
