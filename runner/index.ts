@@ -30,4 +30,6 @@ export {
   type Connection,
 } from './core/config.ts';
 export { MigrateError, MigrationFailed, EXIT, type ErrorCode } from './core/errors.ts';
-export type { Direction, Driver, RecordRow } from './core/driver.ts';
+export type { Driver } from './core/driver.ts';
+export type { Direction } from './core/files.ts';
+export type { RecordRow } from './core/record.ts';

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { check, type CheckResult } from '../runner/check/check.ts';
 import { migrate } from '../runner/core/migrator.ts';
 import type { Finding } from '../runner/check/lint.ts';
-import type { SchemaSource } from '../runner/catalog/introspect.ts';
+import type { SchemaSource } from '../runner/core/driver.ts';
 import type { Schema } from '../runner/catalog/schema.ts';
 import { introspectSqlite } from '../runner/catalog/sqlite-schema.ts';
 import { introspectPostgres } from '../runner/catalog/postgres-schema.ts';

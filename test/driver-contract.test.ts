@@ -9,12 +9,12 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import Database from 'better-sqlite3';
 import postgres from 'postgres';
-import type { RecordChange, RecordRow, StepWork } from '../runner/core/driver.ts';
-import { runStep, StepFailure, writeRecord } from '../runner/core/step.ts';
-import { introspect, type Introspectable } from '../runner/catalog/introspect.ts';
-import { renderScript, renderStep } from '../runner/core/record.ts';
+import { type RecordChange, type StepWork, runStep, StepFailure, writeRecord } from '../runner/core/step.ts';
+import { type RecordRow, failedNote } from '../runner/core/record.ts';
+import { introspect } from '../runner/catalog/introspect.ts';
+import type { Driver } from '../runner/core/driver.ts';
+import { renderScript, renderStep } from '../runner/core/script.ts';
 import { MigrateError } from '../runner/core/errors.ts';
-import { failedNote } from '../runner/core/record.ts';
 import { splitStatements, type SplitDialect } from '../runner/core/split.ts';
 import { SqliteDriver } from '../runner/core/drivers/sqlite.ts';
 import { PostgresDriver } from '../runner/core/drivers/postgres.ts';
@@ -27,7 +27,7 @@ const ISO_UTC_MS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 /** One fresh database, and what the suite needs to look at it from outside the driver. */
 interface Db {
   /** A new driver on this database (closed by `cleanup`). */
-  driver(table?: string): Introspectable;
+  driver(table?: string): Driver;
   /** A query through the test's own connection. */
   query(sql: string): Promise<Array<Record<string, unknown>>>;
   /** Run a script with the dialect's own shell (`psql -v ON_ERROR_STOP=1`, `sqlite3 -bail`). */
@@ -65,7 +65,7 @@ const sqlite: Dialect = {
   uniqueViolation: 'SQLITE_CONSTRAINT_PRIMARYKEY',
   async open() {
     const tmp = tempSqliteUrl();
-    const drivers: Introspectable[] = [];
+    const drivers: Driver[] = [];
     return {
       driver(table = 'schema_migrations') {
         const d = new SqliteDriver({ filename: tmp.path, table, create: true });
@@ -100,7 +100,7 @@ const pg: Dialect = {
   uniqueViolation: '23505',
   async open() {
     const database = await createPostgresDatabase();
-    const drivers: Introspectable[] = [];
+    const drivers: Driver[] = [];
     const client = postgres(database.url, { max: 1, onnotice: () => {}, fetch_types: false });
     return {
       driver(table = 'schema_migrations') {
@@ -133,7 +133,7 @@ function work(dialect: SplitDialect, sql: string, record: RecordChange, transact
 }
 
 /** The step as a rendered script spells it, on the default record table. */
-function rendered(driver: Introspectable, step: StepWork): string {
+function rendered(driver: Driver, step: StepWork): string {
   return renderStep(driver.sql, driver.sql.quoteTable('schema_migrations'), step);
 }
 

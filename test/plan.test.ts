@@ -1,10 +1,9 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { RecordRow } from '../runner/core/driver.ts';
+import { type RecordRow, failedNote } from '../runner/core/record.ts';
 import { failure } from './support/assert.ts';
 import { checksumOf, versionOf, type Migration, type MigrationFile } from '../runner/core/files.ts';
 import { appliedAfter, assess, current, parseTarget, plan, type Plan, type Target } from '../runner/core/plan.ts';
-import { failedNote } from '../runner/core/record.ts';
 
 function file(path: string, text: string): MigrationFile {
   return { path, text, checksum: checksumOf(text), transactional: true, allowDifferences: [] };

@@ -6,8 +6,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { RecordChange, StepWork } from '../runner/core/driver.ts';
-import { runStep, StepFailure } from '../runner/core/step.ts';
+import { type RecordChange, type StepWork, runStep, StepFailure } from '../runner/core/step.ts';
 import { PostgresDriver } from '../runner/core/drivers/postgres.ts';
 import { normaliseText } from '../runner/core/files.ts';
 import { lineColumn } from '../runner/core/position.ts';

@@ -17,7 +17,8 @@ import Database from 'better-sqlite3';
 import { ROOT, runCli } from './support/cli.ts';
 import { createPostgresDatabase, hasPostgresServer } from './support/postgres.ts';
 import { tempSqliteUrl } from './support/sqlite.ts';
-import { schemaOf, unifiedDiff } from '../runner/catalog/schema-command.ts';
+import { schemaOf } from '../runner/catalog/schema-command.ts';
+import { unifiedDiff } from '../runner/check/stale.ts';
 import { check } from '../runner/check/check.ts';
 
 const SERVER = process.env.TEST_POSTGRES_URL || undefined;

@@ -20,15 +20,17 @@
 import { join } from 'node:path';
 import { DEFAULT_DIR, DEFAULT_TABLE, DEFAULT_URL, parseUrl } from '../core/config.ts';
 import { DIALECTS, dialectFolder, displayPath, isDirectory, type Dialect, type Migration } from '../core/files.ts';
-import { lintFolders, unwaived, type Finding, type FolderState, type Waiver } from './lint.ts';
-import { type Scratch, withScratch } from '../scratch/scratch.ts';
-import type { Introspectable } from '../catalog/introspect.ts';
+import { lintFolders, unwaived, type Finding, type Waiver } from './lint.ts';
+import type { Scratch } from '../scratch/scratch.ts';
+import { withScratch } from './scratch.ts';
+import type { Driver } from '../core/driver.ts';
 import type { Difference, Schema } from '../catalog/schema.ts';
 import { compareDialects } from '../catalog/schema-compare.ts';
-import { roundTrip, type TripContext } from './round-trip.ts';
+import { type DialectState, roundTrip, type RoundTrips, type TripContext } from './round-trip.ts';
 import type { dataPass, DataSummary } from './data/pass.ts';
 
 export type { CheckCode, Finding } from './lint.ts';
+export type { DialectState, RoundTrips } from './round-trip.ts';
 
 export interface CheckConfig {
   /**
@@ -50,17 +52,6 @@ export interface CheckOptions {
   signal?: AbortSignal;
 }
 
-export interface RoundTrips {
-  dialect: Dialect;
-  /** Revisions whose up, down and up again ran on the scratch database. */
-  revisions: number;
-  of: number;
-  /** Why the scratch database was not used at all. */
-  skipped?: string;
-  /** PostgreSQL: the database the round trips ran on, for people (a server's scratch database, or the embedded one). */
-  database?: string;
-}
-
 export interface CheckResult {
   /** No errors (warnings allowed). */
   ok: boolean;
@@ -74,12 +65,6 @@ export interface CheckResult {
   compared: { revisions: number; skipped?: string };
   /** The pass on populated tables; absent when skipped. */
   data?: DataSummary;
-}
-
-export interface DialectState extends FolderState {
-  /** The schema after each revision's up, in order, as far as the round trips got. */
-  snapshots: Schema[];
-  roundTrips?: RoundTrips;
 }
 
 /** Check the folder, and the migrations on scratch databases. Throws only for usage (NO_MIGRATIONS, BAD_URL) and an unreachable server. */
@@ -105,7 +90,7 @@ export async function check(config: CheckConfig = {}, options: CheckOptions = {}
   const compared = compareAcross(states, sameRevisions, waivers, add);
   unusedWaivers(states, waivers, compared.revisions, add);
   if (states.every((s) => s.runnable)) {
-    const { staleSchemaFindings } = await import('../catalog/schema-command.ts');
+    const { staleSchemaFindings } = await import('./stale.ts');
     // check --url names a server for scratch databases: the committed file is built there too.
     const scratchUrl = connection.dialect === 'postgres' ? connection.url : undefined;
     const stale = { dir, table: config.table, url: config.url, scratchUrl };
@@ -142,7 +127,7 @@ function dialectStates(dir: string, urlDialect: Dialect): DialectState[] {
 type DataPass = ReturnType<typeof dataPass>;
 
 /** A fresh scratch database of one dialect for `fn`, removed afterwards. */
-type OnScratch = <T>(fn: (driver: Introspectable, scratch: Scratch) => Promise<T>) => Promise<T>;
+type OnScratch = <T>(fn: (driver: Driver, scratch: Scratch) => Promise<T>) => Promise<T>;
 
 /** One dialect's round trips, then its pass on populated tables, on a scratch database; a folder with errors is not run. */
 async function dialectRoundTrips(

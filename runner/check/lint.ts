@@ -5,7 +5,8 @@
  *
  * @module
  */
-import type { Statement, StepWork } from '../core/driver.ts';
+import { type Statement, splitStatements } from '../core/split.ts';
+import { type StepWork, stepWork } from '../core/step.ts';
 import { MigrateError, type FolderCode } from '../core/errors.ts';
 import {
   listFolder,
@@ -17,12 +18,10 @@ import {
   type MigrationFile,
 } from '../core/files.ts';
 import { tokenize, unquote } from '../core/lexer.ts';
-import { stepWork } from '../core/step.ts';
 import { mayCommitInside } from '../core/locks.ts';
 import type { Step } from '../core/plan.ts';
 import { lineColumn } from '../core/position.ts';
 import { type Difference, normaliseSubject } from '../catalog/schema.ts';
-import { splitStatements } from '../core/split.ts';
 
 /** What a finding is about; docs/errors.md#check-findings lists each. */
 export type CheckCode =

@@ -11,13 +11,13 @@
  *
  * @module
  */
-import type { Statement, StepWork } from '../core/driver.ts';
+import { type Statement, isTransactionControl } from '../core/split.ts';
+import type { StepWork } from '../core/step.ts';
 import type { Migration } from '../core/files.ts';
-import type { Introspectable, SchemaSource } from '../catalog/introspect.ts';
+import type { Driver, SchemaSource } from '../core/driver.ts';
 import { allowLockLines, NOT_IN_TRANSACTION, parseAllowLock, type Finding } from './lint.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { lineColumn } from '../core/position.ts';
-import { isTransactionControl } from '../core/split.ts';
 
 type Query = Extract<SchemaSource, { query: unknown }>['query'];
 
@@ -279,29 +279,22 @@ function tableKey(name: string, schema: string): string {
   return parts.join('.');
 }
 
-/** The URL of each scratch PostgreSQL driver check opened: a concurrent index build is watched from a second session. */
-export const scratchUrls = new WeakMap<Introspectable, string>();
-
 /**
  * Measure the up file of `m` on the scratch database `driver` (PostgreSQL), and report each
  * lock and rewrite of a table that existed before it, unless an `allow-lock` line accepts it.
  */
 export async function checkLocks(
-  driver: Introspectable,
+  driver: Driver,
   m: Migration,
   work: StepWork,
   add: (f: Finding) => void,
+  /** The scratch database's URL on a server: a concurrent index build is watched from a second session. */
+  serverUrl: string | undefined,
 ): Promise<void> {
   if (work.empty) return;
   const source = await driver.schemaSource();
   if (!('query' in source)) return;
-  const { locks, complete } = await measureLocks(
-    source.query,
-    source.schema,
-    source.table,
-    work,
-    scratchUrls.get(driver),
-  );
+  const { locks, complete } = await measureLocks(source.query, source.schema, source.table, work, serverUrl);
   const file = m.up;
   const lines = allowLockLines(file.text);
   const waivers = (file.allowLocks ?? []).flatMap((text, k) => {

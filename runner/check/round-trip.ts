@@ -5,18 +5,17 @@
  *
  * @module
  */
-import type { Direction, StepWork } from '../core/driver.ts';
+import type { Dialect, Direction, Migration } from '../core/files.ts';
+import { type StepWork, runStep, StepFailure, toMigrationFailed } from '../core/step.ts';
 import type { MigrationFailed } from '../core/errors.ts';
-import type { Migration } from '../core/files.ts';
-import { type Finding, unwaived, type Waiver } from './lint.ts';
+import { type Finding, type FolderState, unwaived, type Waiver } from './lint.ts';
 import { embeddedLacks, lackedExtension } from '../scratch/embedded.ts';
-import { runStep, StepFailure, toMigrationFailed } from '../core/step.ts';
 import { checkLocks } from './locks.ts';
 import type { Scratch } from '../scratch/scratch.ts';
-import { introspect, type Introspectable } from '../catalog/introspect.ts';
+import { introspect } from '../catalog/introspect.ts';
+import type { Driver } from '../core/driver.ts';
 import type { Difference, Schema } from '../catalog/schema.ts';
 import { compareSnapshots } from '../catalog/schema-compare.ts';
-import type { DialectState } from './check.ts';
 
 /** What one dialect's round trips share besides its state and database. */
 export interface TripContext {
@@ -25,10 +24,27 @@ export interface TripContext {
   signal: AbortSignal | undefined;
 }
 
+export interface RoundTrips {
+  dialect: Dialect;
+  /** Revisions whose up, down and up again ran on the scratch database. */
+  revisions: number;
+  of: number;
+  /** Why the scratch database was not used at all. */
+  skipped?: string;
+  /** PostgreSQL: the database the round trips ran on, for people (a server's scratch database, or the embedded one). */
+  database?: string;
+}
+
+export interface DialectState extends FolderState {
+  /** The schema after each revision's up, in order, as far as the round trips got. */
+  snapshots: Schema[];
+  roundTrips?: RoundTrips;
+}
+
 /** One dialect's round trips on its scratch database. */
 export interface Trip extends TripContext {
   s: DialectState;
-  driver: Introspectable;
+  driver: Driver;
   scratch: Scratch;
 }
 
@@ -59,7 +75,7 @@ async function roundTripOne(t: Trip, m: Migration, before: Schema): Promise<Sche
   const stopped = ` Later revisions were not run on ${s.dialect}.`;
 
   // Measured before the real up, in a transaction rolled back, against the schema before it.
-  if (s.dialect === 'postgres') await checkLocks(driver, m, work.up, add);
+  if (s.dialect === 'postgres') await checkLocks(driver, m, work.up, add, t.scratch.serverUrl);
   const upFailed = await run('up');
   if (upFailed) return reportFailed(t, upFailed, `fails on a scratch ${s.dialect} database`, 'error', stopped);
   const after = await introspect(driver);

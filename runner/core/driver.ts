@@ -14,58 +14,8 @@
  */
 
 import type { Dialect } from './files.ts';
-import type { DialectSql } from './record.ts';
-
-/** Which file of a pair runs: `up` applies a revision, `down` rolls it back. */
-export type Direction = 'up' | 'down';
-
-/** One row of the record table (`schema_migrations` by default). */
-export interface RecordRow {
-  /** The version as written in the file name, e.g. `20250128_140000` or `000001`. */
-  revision: string;
-  /** The description part of the file name, e.g. `initial_schema` (the record table's `name` column). */
-  name: string;
-  /** sha256 (hex) of the up file after BOM removal and CRLF → LF. */
-  checksum: string;
-  /** `failed` only for a no-transaction file that stopped part-way. */
-  status: 'applied' | 'failed';
-  /** UTC, ISO-8601 with milliseconds (`2025-01-28T14:00:00.000Z`). */
-  appliedAt: string;
-  durationMs: number;
-  /** Order of application: 1 for the first revision ever applied, rising. */
-  seq: number;
-  /** For a `failed` row: how many statements of the file completed before the error. */
-  statementsRun: number | null;
-  /** For a `failed` row: the error message. */
-  error: string | null;
-}
-
-/** What a step writes to the record table, in the same transaction as the file. */
-export type RecordChange =
-  | { kind: 'insert'; revision: string; description: string; checksum: string }
-  | { kind: 'delete'; revision: string };
-
-/** A statement of a file and where it starts, as produced by the splitter. */
-export interface Statement {
-  sql: string;
-  /** Offset (UTF-16 code units) of the statement's first character in the file's text. */
-  offset: number;
-}
-
-/** One migration file applied or rolled back, with its record change. */
-export interface StepWork {
-  /** Path as shown to the user (relative to the working directory when possible). */
-  file: string;
-  /** The file's text after BOM removal and CRLF → LF: exactly what is sent to the server. */
-  sql: string;
-  /** The file split into statements; used to run no-transaction files, and to locate errors. */
-  statements: Statement[];
-  /** `false` for files with the `-- migrate:no-transaction` directive. */
-  transactional: boolean;
-  /** True when the file holds only comments: nothing is sent, only the record changes. */
-  empty: boolean;
-  record: RecordChange;
-}
+import type Database from 'better-sqlite3';
+import type { DialectSql, RecordRow, RecordTableState } from './record.ts';
 
 /**
  * Thrown by `transaction`: statement `index` of those given failed (`statements.length`: the
@@ -144,6 +94,15 @@ export interface Observation {
   holder?: string;
 }
 
+/** What a driver lends to schema readers, reads only: its session, and the record table to leave out. */
+export type SchemaSource =
+  | {
+      query: (text: string, params?: unknown[]) => Promise<Array<Record<string, unknown>>>;
+      schema: string;
+      table: string;
+    }
+  | { db: Database.Database; table: string };
+
 /** What the runner needs to know about a dialect without naming it. */
 export interface Capabilities {
   /** The dialect folder name under `--dir`: `postgres` or `sqlite`. */
@@ -156,13 +115,6 @@ export interface Capabilities {
    */
   connectsToServer: boolean;
 }
-
-/** The state of the record table before anything is created. */
-export type RecordTableState =
-  | { kind: 'missing' }
-  | { kind: 'ok' }
-  /** A table with the record table's name but another shape (dbmate's, golang-migrate's, …). */
-  | { kind: 'foreign'; columns: string[] };
 
 export interface Driver {
   readonly capabilities: Capabilities;
@@ -223,14 +175,31 @@ export interface Driver {
   lockBusy(error: unknown): boolean;
 
   /**
-   * What the runner's session waits on right now, and who holds it; called only once a step
-   * has run a while, so a driver may open a second connection for it then. Never throws:
-   * undefined when nothing can be learnt. `withQuery`: include the blockers' query text.
+   * Optional: what the runner's session waits on right now, and who holds it; called only once
+   * a step has run a while, so a driver may open a second connection for it then. Never throws:
+   * undefined when nothing can be learnt. `withQuery`: include the blockers' query text. A
+   * driver without it makes the runner report waits without naming a holder.
    */
-  observe(withQuery: boolean): Promise<Observation | undefined>;
+  observe?(withQuery: boolean): Promise<Observation | undefined>;
 
-  /** For a `CREATE INDEX CONCURRENTLY` that failed: whether it left this index behind INVALID. */
-  invalidIndex(name: string): Promise<boolean>;
+  /**
+   * Optional, for dialects with `CREATE INDEX CONCURRENTLY`: whether a failed build left this
+   * index behind INVALID. A driver without it has no such indexes.
+   */
+  invalidIndex?(name: string): Promise<boolean>;
+
+  /**
+   * Before the first step, under the lock: a right this user lacks that the run would need
+   * (creating the record table, writing it), named for the refusal; undefined when none is
+   * missing or the dialect has no rights.
+   */
+  missingRight(): Promise<string | undefined>;
+
+  /**
+   * What schema readers (catalog/) read through: this driver's own session, and the record
+   * table to leave out. Reads only; called between steps, never during one.
+   */
+  schemaSource(): Promise<SchemaSource>;
 
   /** End whatever transaction statements run by `exec` left open or aborted, rolling it back; nothing when none. */
   rollback(): Promise<void>;

@@ -5,27 +5,16 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { MigrateError } from './errors.ts';
-import { readMigrationFile } from './read.ts';
+import { type MigrationFile, readMigrationFile } from './read.ts';
 
 export { checksumOf, normaliseText } from './read.ts';
+export type { MigrationFile } from './read.ts';
 
 export type Dialect = 'postgres' | 'sqlite';
-export const DIALECTS: readonly Dialect[] = ['postgres', 'sqlite'];
 
-export interface MigrationFile {
-  /** Path as shown to users: relative to the working directory when it lies below it. */
-  path: string;
-  /** UTF-8 text with the BOM removed and CRLF turned into LF: what runs and what is hashed. */
-  text: string;
-  /** sha256 hex of `text`: computed on first read, so `{ ...file }` leaves it out (JSON keeps it). */
-  checksum: string;
-  /** False when the file carries `-- migrate:no-transaction` (or sqlx's `-- no-transaction`). */
-  transactional: boolean;
-  /** Reasons given by `-- migrate:allow-difference <reason>` lines (used by `check`). */
-  allowDifferences: readonly string[];
-  /** Tables named by `-- migrate:allow-lock <table>: <reason>` lines, with their reasons (used by `check`). */
-  allowLocks?: readonly string[];
-}
+/** Which file of a pair runs: `up` applies a revision, `down` rolls it back. */
+export type Direction = 'up' | 'down';
+export const DIALECTS: readonly Dialect[] = ['postgres', 'sqlite'];
 
 export interface Migration {
   /** The version as an integer: the ordering key, and what two files of a pair share. */

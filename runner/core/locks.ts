@@ -5,8 +5,7 @@
  * on, so the caller can be told who holds it.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Driver, Limits, Observation } from './driver.ts';
-import { StatementFailed } from './driver.ts';
+import { type Driver, type Limits, type Observation, StatementFailed } from './driver.ts';
 import { MigrateError } from './errors.ts';
 
 /** How long a step may wait for its locks, and what the caller is told meanwhile. */
@@ -78,7 +77,7 @@ export async function withRetries<T>(
       if (!(await retryable(error))) throw error;
       // A driver that waits synchronously (SQLite) gave no timer a chance: ask now.
       const seen = (await watch?.latest()) ??
-        (await a.driver.observe(a.policy.showBlockerQuery ?? false)) ?? {
+        (await a.driver.observe?.(a.policy.showBlockerQuery ?? false)) ?? {
           blockers: [],
         };
       const delay = backoff(n);
@@ -120,7 +119,7 @@ function watcher(a: Attempting, stepStarted: number) {
   let last: Promise<Observation | undefined> | undefined;
   let stopped = false;
   const look = () => {
-    last = driver.observe(policy.showBlockerQuery ?? false);
+    last = driver.observe?.(policy.showBlockerQuery ?? false) ?? Promise.resolve(undefined);
     return last;
   };
   const lockMs = policy.limits.lockTimeoutMs;

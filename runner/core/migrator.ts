@@ -2,13 +2,14 @@
  * lock → read record → plan → apply step by step. Asks the driver what it can do; never asks
  * which dialect it is.
  */
-import type { Direction, Driver, RecordRow, StepWork } from './driver.ts';
+import type { Driver } from './driver.ts';
+import { type Direction, versionOf } from './files.ts';
+import type { RecordRow } from './record.ts';
+import { type StepWork, runStep, StepFailure, stepWork, toMigrationFailed, writeRecord } from './step.ts';
 import { MigrateError } from './errors.ts';
 import { DEFAULT_TABLE } from './config.ts';
-import { versionOf } from './files.ts';
 import { appliedAfter, assess, current, parseTarget, plan, type Step, type Target, type Warning } from './plan.ts';
-import { renderScript as renderSteps } from './record.ts';
-import { runStep, StepFailure, stepWork, toMigrationFailed, writeRecord } from './step.ts';
+import { renderScript as renderSteps } from './script.ts';
 import { type LockEvent, lockPolicy } from './locks.ts';
 import { fromCaller, type RunnerConfig, withSession } from './session.ts';
 
@@ -75,18 +76,13 @@ async function confirmed(steps: readonly Step[], options: Pick<MigrateOptions, '
   }
 }
 
-/** A driver that can name, before anything runs, a right the run would lack (both drivers can). */
-interface KnowsRights {
-  missingRight?(): Promise<string | undefined>;
-}
-
 /**
  * Refuse, under the lock and before the first step, a run the database would refuse part-way:
  * the first step's file would be blamed, and a no-transaction file's first statements would
  * already have run (issue #15).
  */
 async function refuseMissingRights(driver: Driver, display: string): Promise<void> {
-  const missing = await (driver as Driver & KnowsRights).missingRight?.();
+  const missing = await driver.missingRight();
   if (missing === undefined) return;
   throw new MigrateError(
     'DATABASE_REFUSED',

@@ -2,10 +2,9 @@
  * Pure planning: (migrations, record rows, target) → steps, or a `MigrateError` saying why the
  * target cannot be met. No I/O here, so every rule is testable in milliseconds.
  */
-import type { RecordRow } from './driver.ts';
+import { type RecordRow, readFailedNote } from './record.ts';
 import { MigrateError } from './errors.ts';
 import { versionOf, type Migration } from './files.ts';
-import { readFailedNote } from './record.ts';
 
 export type Target =
   | { kind: 'head' }

@@ -7,8 +7,23 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { MigrateError } from './errors.ts';
 import { namesReadingSetting } from './reading-settings.ts';
-import type { MigrationFile } from './files.ts';
 import { lineColumn } from './position.ts';
+
+/** One file of a pair, read and checked: what runs, what is hashed, and its directives. */
+export interface MigrationFile {
+  /** Path as shown to users: relative to the working directory when it lies below it. */
+  path: string;
+  /** UTF-8 text with the BOM removed and CRLF turned into LF: what runs and what is hashed. */
+  text: string;
+  /** sha256 hex of `text`: computed on first read, so `{ ...file }` leaves it out (JSON keeps it). */
+  checksum: string;
+  /** False when the file carries `-- migrate:no-transaction` (or sqlx's `-- no-transaction`). */
+  transactional: boolean;
+  /** Reasons given by `-- migrate:allow-difference <reason>` lines (used by `check`). */
+  allowDifferences: readonly string[];
+  /** Tables named by `-- migrate:allow-lock <table>: <reason>` lines, with their reasons (used by `check`). */
+  allowLocks?: readonly string[];
+}
 
 const KNOWN_DIRECTIVES = new Set(['no-transaction', 'allow-difference', 'allow-lock', 'allow-data-loss']);
 

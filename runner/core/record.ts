@@ -1,7 +1,35 @@
 /** What both dialects share about the record table: its columns, the shape of its SQL, and rendered scripts. */
-import type { Direction, RecordRow, RecordTableState, StepWork } from './driver.ts';
+import type { Direction } from './files.ts';
 
 /** The record table's columns; a table of the same name without all of them belongs to another tool. */
+/** One row of the record table (`schema_migrations` by default). */
+export interface RecordRow {
+  /** The version as written in the file name, e.g. `20250128_140000` or `000001`. */
+  revision: string;
+  /** The description part of the file name, e.g. `initial_schema` (the record table's `name` column). */
+  name: string;
+  /** sha256 (hex) of the up file after BOM removal and CRLF → LF. */
+  checksum: string;
+  /** `failed` only for a no-transaction file that stopped part-way. */
+  status: 'applied' | 'failed';
+  /** UTC, ISO-8601 with milliseconds (`2025-01-28T14:00:00.000Z`). */
+  appliedAt: string;
+  durationMs: number;
+  /** Order of application: 1 for the first revision ever applied, rising. */
+  seq: number;
+  /** For a `failed` row: how many statements of the file completed before the error. */
+  statementsRun: number | null;
+  /** For a `failed` row: the error message. */
+  error: string | null;
+}
+
+/** The state of the record table before anything is created. */
+export type RecordTableState =
+  | { kind: 'missing' }
+  | { kind: 'ok' }
+  /** A table with the record table's name but another shape (dbmate's, golang-migrate's, …). */
+  | { kind: 'foreign'; columns: string[] };
+
 export const RECORD_COLUMNS = [
   'revision',
   'name',
@@ -103,51 +131,6 @@ VALUES (${sqlString(r.revision)}, ${sqlString(r.description)}, ${sqlString(r.che
     remove: (table, revision) => `DELETE FROM ${table} WHERE revision = ${sqlString(revision)}`,
     removeAll: (table) => `DELETE FROM ${table}`,
   };
-}
-
-/**
- * A step as a person would run it by hand (`sql`, `--dry-run`): the file as written, the
- * dialect's guard, its tracking statement on `table`, and BEGIN/COMMIT around all of it when
- * the file is transactional.
- */
-export function renderStep(d: DialectSql, table: string, step: StepWork): string {
-  const r = step.record;
-  const track =
-    r.kind === 'insert'
-      ? d.insert(table, {
-          revision: r.revision,
-          description: r.description,
-          checksum: r.checksum,
-          status: 'applied',
-          durationMs: 0,
-        })
-      : d.remove(table, r.revision);
-  const body = step.empty ? '' : `${terminated(step).replace(/\s+$/, '')}\n`;
-  const guard = d.scriptGuard.afterFile(step.transactional);
-  return step.transactional ? `BEGIN;\n${body}${guard}${track};\nCOMMIT;\n` : `${body}${guard}${track};\n`;
-}
-
-/** A whole script: the header, the record table when missing, then each step. */
-export function renderScript(
-  d: DialectSql,
-  tableName: string,
-  createTable: boolean,
-  steps: readonly StepWork[],
-): string {
-  const head = d.header + d.scriptGuard.start + (createTable ? `${d.createTable(tableName)}\n` : '');
-  const table = d.quoteTable(tableName);
-  return [head, ...steps.map((s) => renderStep(d, table, s))].join('\n');
-}
-
-/**
- * The file's text with a `;` after its last statement when the file left it off, so that a
- * tracking statement appended in a rendered script is not read as part of it.
- */
-function terminated(step: StepWork): string {
-  const last = step.statements[step.statements.length - 1];
-  if (!last || last.sql.endsWith(';')) return step.sql;
-  const end = last.offset + last.sql.length;
-  return `${step.sql.slice(0, end)};${step.sql.slice(end)}`;
 }
 
 /** A row of the record table as either client returns it (numbers may come back as strings). */

@@ -9,10 +9,16 @@
  *
  * @module
  */
-import type { Statement } from './driver.ts';
 import { Lexer, type LexDialect } from './lexer.ts';
 
 export type SplitDialect = LexDialect;
+
+/** A statement of a file and where it starts, as produced by the splitter. */
+export interface Statement {
+  sql: string;
+  /** Offset (UTF-16 code units) of the statement's first character in the file's text. */
+  offset: number;
+}
 
 /**
  * SQLite trigger bodies, as `sqlite3_complete()` reads them: the body opens at BEGIN, and only a

@@ -3,9 +3,19 @@
  * retried only when that provably did nothing, and a file that ended the runner's transaction
  * itself is recorded `failed`, never `applied` in autocommit.
  */
-import type { Direction, Driver, StepWork, TransactionEnded } from './driver.ts';
+import type { Driver, TransactionEnded } from './driver.ts';
+import type { Direction } from './files.ts';
 import { concurrentIndexName, mayCommitInside } from './locks.ts';
 import { failedNote } from './record.ts';
+
+/** What of a step's work these need (step.ts's StepWork, named here without importing it). */
+interface StepWork {
+  file: string;
+  statements: ReadonlyArray<{ sql: string }>;
+  record:
+    | { kind: 'insert'; revision: string; description: string; checksum: string }
+    | { kind: 'delete'; revision: string };
+}
 
 /**
  * A statement of a no-transaction file that stopped on a lock is run again only when that
@@ -19,7 +29,7 @@ export async function retryStatement(driver: Driver, work: StepWork, index: numb
   const statement = work.statements[index]?.sql ?? '';
   if (mayCommitInside(statement)) return false;
   const name = concurrentIndexName(statement);
-  return name === undefined || !(await driver.invalidIndex(name));
+  return name === undefined || !(await driver.invalidIndex?.(name));
 }
 
 /** What a lock timeout that was not retried leaves behind, for the failed row and the message. */

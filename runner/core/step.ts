@@ -3,14 +3,13 @@
  * the database through a driver's I/O, how a failure is pinned to a statement, and what the
  * record says when a file that runs outside a transaction stops part-way.
  */
-import type { Direction, Driver, RecordChange, RecordRow, Statement, StepWork } from './driver.ts';
-import { StatementFailed, TransactionEnded } from './driver.ts';
-import type { Dialect } from './files.ts';
+import { type Driver, StatementFailed, TransactionEnded } from './driver.ts';
+import type { Dialect, Direction } from './files.ts';
 import { MigrateError, MigrationFailed } from './errors.ts';
-import { failedNote, interrupted } from './record.ts';
+import { failedNote, interrupted, type RecordRow } from './record.ts';
 import { lockStopNote, recordEndedInside, retryStatement } from './step-stops.ts';
 import type { Step } from './plan.ts';
-import { firstTransactionControl, holdsStatement, splitStatements } from './split.ts';
+import { firstTransactionControl, holdsStatement, type Statement, splitStatements } from './split.ts';
 import { lineColumn } from './position.ts';
 import {
   concurrentIndexName,
@@ -20,6 +19,26 @@ import {
   limitsFor,
   withRetries,
 } from './locks.ts';
+
+/** What a step writes to the record table, in the same transaction as the file. */
+export type RecordChange =
+  | { kind: 'insert'; revision: string; description: string; checksum: string }
+  | { kind: 'delete'; revision: string };
+
+/** One migration file applied or rolled back, with its record change. */
+export interface StepWork {
+  /** Path as shown to the user (relative to the working directory when possible). */
+  file: string;
+  /** The file's text after BOM removal and CRLF → LF: exactly what is sent to the server. */
+  sql: string;
+  /** The file split into statements; used to run no-transaction files, and to locate errors. */
+  statements: Statement[];
+  /** `false` for files with the `-- migrate:no-transaction` directive. */
+  transactional: boolean;
+  /** True when the file holds only comments: nothing is sent, only the record changes. */
+  empty: boolean;
+  record: RecordChange;
+}
 
 /** What `runStep` reports on success. */
 export interface StepDone {
@@ -242,7 +261,7 @@ async function runStatements(step: StepRun, table: string, started: number): Pro
 async function nameInvalidIndex(driver: Driver, statement: string | undefined, error: unknown): Promise<void> {
   const name = concurrentIndexName(statement ?? '');
   if (name === undefined || typeof error !== 'object' || error === null) return;
-  if (!(await driver.invalidIndex(name).catch(() => false))) return;
+  if (!(await driver.invalidIndex?.(name).catch(() => false))) return;
   Object.assign(error, {
     hint: `It left the index ${name} behind, INVALID. Remove it with \`DROP INDEX CONCURRENTLY ${name};\`, then run again.`,
   });

@@ -7,17 +7,16 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseUrl, type Connection } from '../core/config.ts';
+import type { Connection } from '../core/config.ts';
 import type { Dialect } from '../core/files.ts';
-import { introspectable, type Introspectable } from '../catalog/introspect.ts';
-import { openDriver } from '../core/session.ts';
 import { serveEmbeddedPostgres } from './embedded.ts';
-import { scratchUrls } from '../check/locks.ts';
 
 /** Which database a scratch is: its label for people, and whether it is the embedded PostgreSQL. */
 export interface Scratch {
   label: string;
   embedded: boolean;
+  /** A database of a server (never the embedded one): its URL, for a second session to watch it from. */
+  serverUrl?: string;
 }
 
 /** Where a scratch build runs: a URL any command can open, and what it is. */
@@ -66,28 +65,6 @@ export async function withScratchPlace<T>(
   } finally {
     await scratch.drop();
   }
-}
-
-/**
- * A fresh database of `dialect` for `fn`, opened as a driver (what check's round trips use).
- */
-export async function withScratch<T>(
-  dialect: Dialect,
-  connection: Connection,
-  table: string,
-  fn: (driver: Introspectable, scratch: Scratch) => Promise<T>,
-): Promise<T> {
-  return withScratchPlace(dialect, connection, async (place) => {
-    const opened = { ...parseUrl(place.url), display: place.display } as Connection;
-    const name = dialect === 'sqlite' ? (table.split('.').pop() as string) : table;
-    const driver = introspectable(await openDriver(opened, name, true));
-    if (place.server) scratchUrls.set(driver, place.url);
-    try {
-      return await fn(driver, { label: place.label, embedded: place.embedded });
-    } finally {
-      await driver.close();
-    }
-  });
 }
 
 async function withEmbedded<T>(fn: (place: ScratchPlace) => Promise<T>): Promise<T> {

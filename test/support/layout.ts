@@ -53,7 +53,10 @@ export function layoutProblems(root: string): Problem[] {
   for (const file of files) {
     const parts = file.split('/');
     if (parts.length === 1 && file !== 'index.ts') {
-      problems.push({ file, message: `only index.ts may sit at the top of runner/ (${LAYERS.join(', ')} are the folders)` });
+      problems.push({
+        file,
+        message: `only index.ts may sit at the top of runner/ (${LAYERS.join(', ')} are the folders)`,
+      });
     }
     if (parts.length > 1 && layerOf(file) === undefined) {
       problems.push({ file, message: `folder ${parts[0]}/ is not one of ${LAYERS.join(', ')}` });

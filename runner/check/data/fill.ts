@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { SchemaSource } from '../../catalog/introspect.ts';
+import type { SchemaSource } from '../../core/driver.ts';
 import type { Dialect } from '../../core/files.ts';
 import type { Schema, Table } from '../../catalog/schema.ts';
 import { fkKey, generateRows, quote, Rng, type ParentKeys, type Rows } from './generate.ts';

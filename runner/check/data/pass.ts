@@ -7,11 +7,11 @@
  *
  * @module
  */
-import type { Direction, StepWork } from '../../core/driver.ts';
-import type { Dialect, Migration, MigrationFile } from '../../core/files.ts';
+import type { Direction, Dialect, Migration, MigrationFile } from '../../core/files.ts';
+import { type StepWork, runStep, StepFailure } from '../../core/step.ts';
 import type { Finding } from '../lint.ts';
-import { introspect, type Introspectable } from '../../catalog/introspect.ts';
-import { runStep, StepFailure } from '../../core/step.ts';
+import { introspect } from '../../catalog/introspect.ts';
+import type { Driver } from '../../core/driver.ts';
 import { lineColumn } from '../../core/position.ts';
 import { dataDb, fillTables, type DataDb, type Filled } from './fill.ts';
 import type { Schema } from '../../catalog/schema.ts';
@@ -73,7 +73,7 @@ interface DialectRun {
 }
 
 /** A scratch database for `fn`; `firstApplied`: it holds the first revision already, on empty tables. */
-type Scratch = <T>(fn: (driver: Introspectable, firstApplied: boolean) => Promise<T>) => Promise<T>;
+type Scratch = <T>(fn: (driver: Driver, firstApplied: boolean) => Promise<T>) => Promise<T>;
 
 /**
  * The pass, run once per dialect right after its round trips, on the round trips' own scratch
@@ -89,8 +89,8 @@ export function dataPass(
   run(
     s: DialectRun,
     roundTripped: number,
-    driver: Introspectable,
-    fresh: <T>(fn: (driver: Introspectable) => Promise<T>) => Promise<T>,
+    driver: Driver,
+    fresh: <T>(fn: (driver: Driver) => Promise<T>) => Promise<T>,
   ): Promise<void>;
 } {
   const options = { seed: given?.seed ?? Math.floor(Math.random() * 1_000_000), rows: given?.rows ?? DEFAULT_ROWS };
@@ -113,7 +113,7 @@ export function dataPass(
 }
 
 /** Roll back every applied revision; true when the database is then as empty as a new one. */
-async function rewind(driver: Introspectable, s: DialectRun): Promise<boolean> {
+async function rewind(driver: Driver, s: DialectRun): Promise<boolean> {
   const byRevision = new Map(s.migrations.map((m) => [m.revision, m]));
   for (const row of (await driver.readRecord()).reverse()) {
     const m = byRevision.get(row.revision);
@@ -163,7 +163,7 @@ export async function checkData(input: DataInput): Promise<DataRun> {
 
 async function revisionsOnData(
   input: DataInput,
-  driver: Introspectable,
+  driver: Driver,
   db: DataDb,
   waivers: Map<string, DataWaiver[]>,
   firstApplied: boolean,

@@ -6,10 +6,9 @@
  */
 import { createHash } from 'node:crypto';
 import type postgres from 'postgres';
-import type { RecordRow, RecordTableState } from '../driver.ts';
+import { type RecordRow, type RecordTableState, recordTableState, toRecordRow } from '../record.ts';
 import { parseTableName } from '../config.ts';
-import type { SchemaSource } from '../../catalog/introspect.ts';
-import { recordTableState, toRecordRow } from '../record.ts';
+import type { SchemaSource } from '../driver.ts';
 import { catalog, COLUMNS, missingRight, quoteIdent } from './postgres-sql.ts';
 
 /** The driver's session: every query through it, a connection failure made readable. */

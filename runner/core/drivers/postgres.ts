@@ -11,8 +11,16 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import postgres from 'postgres';
-import type { Capabilities, Driver, Limits, Observation, RecordRow, RecordTableState } from '../driver.ts';
-import { TransactionEnded, TransactionLeftOpen } from '../driver.ts';
+import {
+  type Capabilities,
+  type Driver,
+  type Limits,
+  type Observation,
+  TransactionEnded,
+  TransactionLeftOpen,
+  type SchemaSource,
+} from '../driver.ts';
+import type { RecordRow, RecordTableState } from '../record.ts';
 import { MigrateError } from '../errors.ts';
 import type { PostgresServer } from '../config.ts';
 import {
@@ -28,7 +36,6 @@ import {
 } from './postgres-client.ts';
 import { catalog, isConnectionError, postgresSql, quoteIdent, STEP_ENDED, throwUnlessEnded } from './postgres-sql.ts';
 import { RecordTable } from './postgres-record.ts';
-import type { SchemaSource } from '../../catalog/introspect.ts';
 
 type Sql = postgres.Sql;
 

@@ -10,12 +10,18 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { accessSync, constants, existsSync, realpathSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import type { Capabilities, Driver, Limits, Observation, RecordRow, RecordTableState } from '../driver.ts';
-import { StatementFailed, TransactionLeftOpen } from '../driver.ts';
+import {
+  type Capabilities,
+  type Driver,
+  type Limits,
+  type Observation,
+  StatementFailed,
+  TransactionLeftOpen,
+  type SchemaSource,
+} from '../driver.ts';
+import { type RecordRow, type RecordTableState, recordTableState, toRecordRow } from '../record.ts';
 import { MigrateError } from '../errors.ts';
-import { recordTableState, toRecordRow } from '../record.ts';
 import { createTable, sqliteSql } from './sqlite-sql.ts';
-import type { SchemaSource } from '../../catalog/introspect.ts';
 
 type Db = Database.Database;
 
@@ -269,10 +275,6 @@ export class SqliteDriver implements Driver {
       blockers: [],
       holder: `another connection holds its write lock${wal}; SQLite cannot tell which process`,
     };
-  }
-
-  async invalidIndex(): Promise<boolean> {
-    return false;
   }
 
   async rollback(): Promise<void> {
