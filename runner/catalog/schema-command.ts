@@ -149,6 +149,6 @@ export async function readCatalog(connection: Connection, table: string, options
     const { readSqliteFile } = await import('./sqlite.ts');
     return readSqliteFile(connection.filename, connection.display, table.split('.').pop() as string);
   }
-  const { readPostgresUrl } = await import('./postgres.ts');
+  const { readPostgresUrl } = await import('./postgres-live.ts');
   return readPostgresUrl(connection.url, connection.display, parseTableName(table, true), options.signal);
 }
