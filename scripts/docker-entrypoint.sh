@@ -9,7 +9,10 @@
 #
 # Settings: DATABASE_URL (required), MIGRATIONS_DIR (default: the sql/ beside this script),
 # MIGRATIONS_TABLE, MIGRATE_WAIT (seconds to wait for the database, default 60),
-# MIGRATE_LOCK_TIMEOUT (seconds; default: wait for the lock as long as it takes).
+# MIGRATE_LOCK_TIMEOUT (seconds; default: wait for the lock as long as it takes),
+# MIGRATE_PHASE (read by the CLI itself: `pre` for rolling deploys applies the pending pre
+# revisions and leaves `-- migrate:phase post` ones pending; once the rollout is done, run
+# `head --phase=post` once. docs/docker.md, "Rolling deploys").
 set -eu
 
 # Inside a container the CLI's default, sqlite:bot.db, would migrate a throwaway file.

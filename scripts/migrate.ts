@@ -6,15 +6,15 @@ import { parseArgs } from 'node:util';
 // Straight from the modules every run needs, not runner/index.ts: `check` and `new` load their
 // own modules only when asked, which keeps a container's no-op start short (see bench/).
 import { DEFAULT_DIR, DEFAULT_TABLE, DEFAULT_URL, parseUrl } from '../runner/core/config.ts';
-import { EXIT, formatWhere, MigrateError } from '../runner/core/errors.ts';
-import { migrate, renderScript, stamp, status, type MigrateEvent, type RunnerConfig } from '../runner/core/migrator.ts';
+import { EXIT, MigrateError } from '../runner/core/errors.ts';
+import { migrate, planScript, status, type MigrateEvent, type RunnerConfig } from '../runner/core/migrator.ts';
+import { stamp } from '../runner/core/stamp.ts';
 import { parseTarget } from '../runner/core/plan.ts';
-import type { CheckResult } from '../runner/check/check.ts';
+import { describeHolder } from '../runner/core/lock-wait.ts';
 import { capYoungGeneration, confirmation, loadEnv, type UrlSource } from './startup.ts';
-import { dataOption, OPTIONS, seconds, splitArgv, USAGE, type Values } from './options.ts';
+import { dataOption, OPTIONS, phaseOption, seconds, splitArgv, USAGE, type Values } from './options.ts';
 import {
   type Cli,
-  checkSummary,
   emitJson,
   endQuietlyOnClosedOutput,
   lockLine,
@@ -36,6 +36,8 @@ interface Run {
 
 interface Command {
   operand: 'none' | 'target' | 'words';
+  /** What the operand is, for the message when it is missing (default: a target, or a description). */
+  needs?: string;
   /** Touches the database named by the URL: say which, once. */
   database: boolean;
   /** What --dry-run could not keep unchanged, for commands that refuse it. */
@@ -59,7 +61,9 @@ async function runHistory({ cli, config }: Run): Promise<number> {
   const width = Math.max(0, ...s.revisions.map((r) => r.name.length));
   // One write for the whole list: a write per line costs a system call each.
   const lines = s.revisions.map((r) => {
-    const state = r.state === 'pending' ? 'pending' : `${r.state} ${r.appliedAt ?? ''}`;
+    // A post revision left by `head --phase=pre` waits for the rollout: say so (issue #30).
+    const state =
+      r.state === 'pending' ? (r.phase === 'post' ? 'pending (post)' : 'pending') : `${r.state} ${r.appliedAt ?? ''}`;
     const flags = r.flags.length > 0 ? `  [${r.flags.join(', ')}]` : '';
     return `${r.revision}  ${r.name.padEnd(width)}  ${state}${flags}`;
   });
@@ -68,9 +72,12 @@ async function runHistory({ cli, config }: Run): Promise<number> {
 }
 
 async function runSql({ cli, config, operand }: Run): Promise<number> {
-  const script = await renderScript(config, operand);
-  emitJson(cli, { ok: true, command: 'sql', script });
-  if (!cli.json) process.stdout.write(script);
+  const { script, steps, current } = await planScript(config, operand);
+  emitJson(cli, { ok: true, command: 'sql', script, steps });
+  // Said in the script too, for whoever reads only the file it was saved to.
+  const nothing = steps === 0 ? `-- nothing to do: the database is at ${where(current)}\n` : '';
+  if (!cli.json) process.stdout.write(script + nothing);
+  if (steps === 0) warn(cli, `sql: nothing to do for ${operand}; at ${where(current)}`);
   return EXIT.ok;
 }
 
@@ -85,6 +92,9 @@ async function runNew({ cli, config, operand }: Run): Promise<number> {
 async function runStamp({ cli, config, values, operand }: Run): Promise<number> {
   const r = await stamp(config, operand, { confirm: confirmation(values.yes, 'forget') });
   emitJson(cli, { ok: true, command: 'stamp', ...r });
+  for (const f of r.forgotten) say(cli, `forgot    ${f.revision}  ${f.name}  (from the record only: no SQL ran)`);
+  for (const a of r.added) say(cli, `recorded  ${a.revision}  ${a.name}  (as applied, without running it)`);
+  for (const c of r.rerecorded) say(cli, `accepted  ${c.revision}  ${c.name}  (its file as it is now)`);
   say(cli, `stamped: the record now lists ${r.recorded.length} revision(s); at ${where(r.current)}`);
   return EXIT.ok;
 }
@@ -111,18 +121,11 @@ async function interruptible(cli: Cli, name: string, fn: (signal: AbortSignal) =
   }
 }
 
+/** `check` lives in scripts/check-command.ts (its formats, --fail-on and --base). */
 async function runCheck({ cli, config, values }: Run, signal: AbortSignal): Promise<number> {
-  const { check } = await import('../runner/check/check.ts');
-  const result: CheckResult = await check(
-    { url: config.url, dir: config.dir, table: config.table, data: dataOption(values) },
-    { signal },
-  );
-  emitJson(cli, { command: 'check', ...result });
-  for (const f of result.findings) say(cli, `${formatWhere(f)}: ${f.severity}: ${f.message} [${f.code}]`);
-  for (const t of result.roundTrips)
-    if (t.dialect === 'postgres' && t.database) say(cli, `check: postgres on ${t.database}`);
-  say(cli, checkSummary(result));
-  return result.ok ? EXIT.ok : EXIT.migrationFailed;
+  const { formatOf, runCheckCommand } = await import('./check-command.ts');
+  const format = formatOf(values, process.env, 'check');
+  return runCheckCommand(cli, config, values, format, dataOption(values), signal);
 }
 
 /** `schema` and `drift` live in scripts/schema-commands.ts, loaded only when asked for. */
@@ -184,11 +187,11 @@ const COMMANDS: Record<string, Command> = {
   history: { operand: 'none', database: true, run: runHistory },
   new: { operand: 'words', database: false, writes: 'the folder', run: runNew },
   stamp: { operand: 'target', database: true, writes: 'the record', run: runStamp },
-  sql: { operand: 'target', database: true, run: runSql },
+  sql: { operand: 'target', database: true, takes: ['phase'], run: runSql },
   check: {
     operand: 'none',
     database: false,
-    takes: ['no-data', 'seed', 'rows'],
+    takes: ['no-data', 'seed', 'rows', 'fail-on', 'base', 'compat'],
     run: (r) => interruptible(r.cli, 'check', (s) => runCheck(r, s)),
   },
   schema: {
@@ -203,11 +206,34 @@ const COMMANDS: Record<string, Command> = {
     takes: ['scratch-url'],
     run: (r) => interruptible(r.cli, 'drift', (s) => runSchemaCommand(r, 'drift', s)),
   },
+  // scripts/fleet.ts: `fleet <target>` and `fleet status`, both over the --targets databases.
+  fleet: {
+    operand: 'words',
+    needs: 'a target, or status',
+    database: false,
+    writes: 'every database listed',
+    takes: ['targets', 'parallel', 'canary', 'on-error'],
+    run: async (r) => (await import('./fleet.ts')).runFleet(r),
+  },
 };
-const MIGRATE: Command = { operand: 'target', database: true, run: runMigrate };
+const MIGRATE: Command = { operand: 'target', database: true, takes: ['phase'], run: runMigrate };
 
 /** The options that mean something to one or two commands only: given to another, exit 2. */
-const COMMAND_OPTIONS = ['write', 'scratch-url', 'no-data', 'seed', 'rows'] as const;
+const COMMAND_OPTIONS = [
+  'write',
+  'scratch-url',
+  'no-data',
+  'seed',
+  'rows',
+  'targets',
+  'parallel',
+  'canary',
+  'on-error',
+  'fail-on',
+  'base',
+  'phase',
+  'compat',
+] as const;
 type CommandOption = (typeof COMMAND_OPTIONS)[number];
 
 function refuseForeignOptions(name: string, command: Command, values: Values): void {
@@ -228,7 +254,7 @@ function operandOf(name: string, command: Command, words: string[]): string {
     return '';
   }
   if (words.length === 0) {
-    const what = command.operand === 'words' ? 'a description' : 'a target';
+    const what = command.needs ?? (command.operand === 'words' ? 'a description' : 'a target');
     throw new MigrateError('BAD_TARGET', `${name} needs ${what}. See --help.`);
   }
   if (command.operand === 'words') return words.join(' ');
@@ -241,13 +267,13 @@ function operandOf(name: string, command: Command, words: string[]): string {
 /** Says once which database (password hidden) and where its URL came from; notes dropped URL options. */
 function introduce(cli: Cli, url: string, from: UrlSource, command: Command): void {
   const connection = parseUrl(url);
-  if (connection.dialect === 'postgres') {
-    cli.secrets.push(...connection.secrets);
-    if (connection.dropped.length > 0)
-      warn(
-        cli,
-        `note: ignored URL option(s) ${connection.dropped.join(', ')}: not PostgreSQL connection settings (SQLAlchemy's or its drivers' options, say).`,
-      );
+  if (connection.dialect === 'postgres') cli.secrets.push(...connection.secrets);
+  if (connection.dropped.length > 0) {
+    const what = connection.dialect === 'postgres' ? 'PostgreSQL connection settings' : 'settings the runner uses';
+    warn(
+      cli,
+      `note: ignored URL option(s) ${connection.dropped.join(', ')}: not ${what} (SQLAlchemy's or its drivers' options, say).`,
+    );
   }
   // check opens no database of the URL's: it creates scratch ones, and says itself which server it used.
   if (!command.database) return;
@@ -283,10 +309,18 @@ function configOf(values: Values, cli: Cli, url: string): RunnerConfig {
     ),
     showBlockerQuery: values['show-blocker-query'] ?? false,
     strict: values.strict ?? false,
+    ...phaseOption(values.phase ?? process.env.MIGRATE_PHASE),
     onWait: (e) => {
       const limit = `${Math.round(e.limitMs / 1000)} s`;
       const when = e.elapsedMs < 1000 ? `up to ${limit}` : `${Math.round(e.elapsedMs / 1000)} s of ${limit}`;
       warn(cli, `waiting for ${e.database} (${when}): ${e.reason}`);
+    },
+    onLockWait: (e) => {
+      const limit = e.limitMs === undefined ? 'no --lock-timeout' : `--lock-timeout ${Math.round(e.limitMs / 1000)} s`;
+      warn(
+        cli,
+        `waiting for the migration lock on ${e.database} (${Math.round(e.elapsedMs / 1000)} s so far, ${limit}): held by ${describeHolder(e.holder)}`,
+      );
     },
   };
 }
@@ -308,6 +342,10 @@ async function main(argv: string[]): Promise<number> {
     const command = named === undefined ? MIGRATE : (COMMANDS[named] as Command);
     const operand = operandOf(named ?? 'migrate', command, named === undefined ? positionals : rest);
     refuseForeignOptions(named ?? 'migrate', command, values);
+    if (values.format !== undefined) {
+      const { formatOf } = await import('./check-command.ts');
+      cli.json = formatOf(values, process.env, named ?? 'migrate') === 'json';
+    }
     if (values['dry-run'] && command.writes) {
       throw new MigrateError(
         'BAD_OPTION',
@@ -318,7 +356,8 @@ async function main(argv: string[]): Promise<number> {
     const url = values.url ?? process.env.DATABASE_URL ?? DEFAULT_URL;
     const config = configOf(values, cli, url);
     if (named !== undefined) capYoungGeneration(); // a target caps it at its first step
-    if (named !== 'new') introduce(cli, url, from, command);
+    // A fleet's databases are listed by --targets, not named by the URL.
+    if (named !== 'new' && named !== 'fleet') introduce(cli, url, from, command);
     return await command.run({ cli, config, values, operand });
   } catch (error) {
     if ((error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {

@@ -45,6 +45,12 @@ Commands:
                        (read-only: nothing written there, nor created on its server unless
                        --scratch-url names it; exit 1 when they differ); built on an
                        embedded PostgreSQL, or in a scratch database on --scratch-url URL
+  fleet <target> --targets FILE
+                       apply <target> on every database FILE lists (one URL a line, # comments;
+                       - reads stdin), each as a single run would; one line per database as it
+                       finishes, then totals (docs/fleet.md)
+  fleet status --targets FILE
+                       how many of those databases stand at each revision (read-only)
 
 Options:
   --url URL            database URL (default: $DATABASE_URL, then .env, then ${DEFAULT_URL})
@@ -66,18 +72,37 @@ Options:
   --dry-run            plan and print the script, change nothing (not even the record table)
   --yes, -y            confirm a rollback (or a stamp) that undoes more than one revision
   --strict             out-of-order pending revisions are an error, not a warning
+  --phase=pre|post     pre: apply pending revisions except "-- migrate:phase post" ones, which
+                       stay pending until a run after the rollout (head, or --phase=post: all)
+                       (default: $MIGRATE_PHASE, else all; docs/docker.md, rolling deploys)
   --write              schema: write DIR/schema/postgres.sql and sqlite.sql instead of printing
   --scratch-url URL    schema, drift: build PostgreSQL's side in a scratch database on that server
-  --json               print one JSON object on stdout instead of text
+  --json               print one JSON object on stdout instead of text (= --format=json)
+  --format=FORMAT      check: text, json, github (workflow commands: annotations, and a
+                       Markdown table of every finding appended to $GITHUB_STEP_SUMMARY), sarif
+                       (SARIF 2.1.0 for code scanning) or gitlab (Code Quality JSON); default
+                       text, github when GITHUB_ACTIONS=true; the counts go to stderr then
+  --fail-on=LEVEL      check: error (default), warning or never: which findings exit 1
+  --base=REF           check: a revision added since the git ref REF (committed or not) that
+                       sorts before the newest revision REF has is an error (ORDER_CONFLICT)
   --no-data            check: skip the pass on populated tables
   --seed=N, --rows=N   check: the generated rows' seed (printed; random when not given) and
                        how many per table (default 100, at most ${MAX_ROWS})
+  --targets FILE|-     fleet: the databases, one URL a line
+  --parallel N         fleet: at most N databases in work at once (default 4)
+  --canary K           fleet: the first K databases one at a time first; any failure stops all
+  --on-error=continue|stop  fleet: after a failure, go on with the others (default) or start no more
+  --compat=FILE        check: FILE holds the running release's PostgreSQL statements ($n
+                       parameters, ;-separated); each must still prepare and run after every
+                       pre revision (COMPAT_BREAK otherwise)
   --help, -h           this text
 
 Exit codes: 0 done, 1 a migration failed (check: a problem was found; drift: the database
 differs), 2 usage or validation
 error (nothing changed), 3 the database could not be reached or the lock was not taken in time,
 130 check, schema or drift interrupted (Ctrl-C or SIGTERM; its scratch databases were removed).
+fleet: 130 interrupted, else 1 a migration failed on any database, else 3 any database could not be
+reached, locked or refused, else 0 (fleet status: 3 when any could not be read).
 
 Database URLs accepted:
   ${ACCEPTED_URLS.join('\n  ')}`;
@@ -98,9 +123,18 @@ export const OPTIONS = {
   write: { type: 'boolean' },
   'scratch-url': { type: 'string' },
   json: { type: 'boolean' },
+  format: { type: 'string' },
+  'fail-on': { type: 'string' },
+  base: { type: 'string' },
   'no-data': { type: 'boolean' },
   seed: { type: 'string' },
   rows: { type: 'string' },
+  targets: { type: 'string' },
+  parallel: { type: 'string' },
+  canary: { type: 'string' },
+  'on-error': { type: 'string' },
+  phase: { type: 'string' },
+  compat: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -147,4 +181,14 @@ export function dataOption(values: Values): false | { seed?: number; rows?: numb
     return { [name]: n };
   };
   return { ...whole('seed', 0), ...whole('rows', 1, MAX_ROWS) };
+}
+
+/** `--phase` (or MIGRATE_PHASE) as the runner's setting; an empty value is none, anything but pre or post exits 2. */
+export function phaseOption(text: string | undefined): { phase?: 'pre' | 'post' } {
+  if (text === undefined || text === '') return {};
+  if (text === 'pre' || text === 'post') return { phase: text };
+  throw new MigrateError(
+    'BAD_OPTION',
+    `--phase takes pre or post, not "${text}" (MIGRATE_PHASE too): pre applies all but "-- migrate:phase post" revisions, post applies everything.`,
+  );
 }

@@ -2,6 +2,7 @@
  * What the CLI prints: text on stdout, or one JSON object with --json; notes, warnings and
  * errors on stderr. A reader that goes away early (`| head -1`) ends the output, never the run.
  */
+import type { Direction } from '../runner/core/dialect.ts';
 import { EXIT, MigrateError, MigrationFailed } from '../runner/core/errors.ts';
 import { hideSecrets } from '../runner/core/config.ts';
 import { describeProgress, describeWait, type LockEvent } from '../runner/core/locks.ts';
@@ -31,7 +32,7 @@ export function emitJson(cli: Cli, value: object): void {
     );
 }
 
-export function stepLine(e: { direction: 'up' | 'down'; revision: string; name: string; durationMs: number }): string {
+export function stepLine(e: { direction: Direction; revision: string; name: string; durationMs: number }): string {
   return `${e.direction === 'up' ? 'up  ' : 'down'}  ${e.revision}  ${e.name}  (${Math.round(e.durationMs)} ms)`;
 }
 
@@ -48,7 +49,11 @@ export function checkSummary(r: CheckResult): string {
   const data = r.data
     ? `data: ${r.data.runs.map((d) => `${d.dialect} ${d.revisions}/${d.of}`).join(', ') || 'not run'} on populated tables (seed ${r.data.seed}, ${r.data.rows} rows per table)`
     : 'data: skipped (--no-data)';
-  return `check: ${count(r.errors, 'error')}, ${count(r.warnings, 'warning')}; round trips: ${trips}; ${compared}\n${data}`;
+  // --compat: how much of the running release was proven, and against how many revisions.
+  const compat = r.compat
+    ? `\ncompat: ${r.compat.file}: ${r.compat.proven} of ${count(r.compat.statements, 'statement')} run against postgres ${r.compat.revisions}/${r.compat.of} revisions`
+    : '';
+  return `check: ${count(r.errors, 'error')}, ${count(r.warnings, 'warning')}; round trips: ${trips}; ${compared}\n${data}${compat}`;
 }
 
 export function where(p: { revision: string; name: string } | null): string {

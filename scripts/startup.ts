@@ -34,18 +34,21 @@ export function capYoungGeneration(): void {
   process.getBuiltinModule('node:v8').setFlagsFromString('--semi-space-growth-factor=1');
 }
 
-/** The question for a rollback (or a `stamp`) that would undo more than one revision; on stderr. */
+/** The question for a rollback that would undo more than one revision, or a `stamp` that forgets; on stderr. */
 function ask(verb: 'roll back' | 'forget') {
   return async (steps: readonly Step[]): Promise<boolean> => {
     const downs = steps.filter((s) => s.direction === 'down');
     const lines = downs.map((s) => `  ${s.migration.stem}`).join('\n');
-    const note = verb === 'forget' ? ' (from the record only: no SQL runs)' : '';
-    process.stderr.write(`About to ${verb} ${downs.length} revisions${note}:\n${lines}\n`);
+    const note =
+      verb === 'forget' ? ' (from the record only: no SQL runs, and what they built stays in the database)' : '';
+    const count = downs.length === 1 ? '1 revision' : `${downs.length} revisions`;
+    process.stderr.write(`About to ${verb} ${count}${note}:\n${lines}\n`);
     // Not import(): the compiled CLI runs as a vm script (dist/migrate.cjs), which has no import().
     const { createInterface } = process.getBuiltinModule('node:readline/promises');
     const rl = createInterface({ input: process.stdin, output: process.stderr });
     try {
-      const answer = await rl.question(verb === 'forget' ? 'Forget them? [y/N] ' : 'Roll them back? [y/N] ');
+      const them = downs.length === 1 ? 'it' : 'them';
+      const answer = await rl.question(verb === 'forget' ? `Forget ${them}? [y/N] ` : `Roll ${them} back? [y/N] `);
       return /^y(es)?$/i.test(answer.trim());
     } catch (error) {
       // Ctrl-C or Ctrl-D at the question is a no, not a failure to report.

@@ -473,7 +473,7 @@ describe('check: the folder alone, through the runner’s own scan and lexer', (
     );
   });
 
-  it('an up file of comments only is an EMPTY_UP warning (exit 0); an empty down is not', async () => {
+  it('an up file of comments only is an EMPTY_UP error (exit 1); an empty down is not', async () => {
     await withFolder(
       {
         'sqlite/000001_a.up.sql': '-- Apply a\n-- (forgot to write it)\n\n',
@@ -481,14 +481,8 @@ describe('check: the folder alone, through the runner’s own scan and lexer', (
       },
       async (root) => {
         const r = await check(root, false);
-        assert.equal(r.code, 0, r.stdout + r.stderr);
-        findingLine(
-          r,
-          join(root, 'sqlite/000001_a.up.sql'),
-          'warning',
-          /holds no statement, only comments/,
-          'EMPTY_UP',
-        );
+        assert.equal(r.code, 1, r.stdout + r.stderr);
+        findingLine(r, join(root, 'sqlite/000001_a.up.sql'), 'error', /holds no statement, only comments/, 'EMPTY_UP');
         assert.doesNotMatch(r.stdout, /000001_a\.down\.sql.*EMPTY_UP/);
       },
     );

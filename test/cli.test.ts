@@ -233,9 +233,11 @@ for (const dialect of TEST_DIALECTS) {
           4,
           'a second pair, not an overwrite',
         );
+        // Until they are written, head refuses them (EMPTY_UP) and applies nothing.
         const h = await cli(db, ['head'], dir);
-        assert.equal(h.code, 0, 'comment-only files apply and are recorded: ' + h.stderr);
-        assert.equal((await db.records()).length, 5);
+        assert.equal(h.code, 2, h.stderr);
+        assert.match(h.stderr, /add_email_index\.up\.sql hold no statement, only comments.*\[EMPTY_UP\]/);
+        assert.equal((await db.records()).length, 0);
       }));
 
     it('--json prints one object on stdout', () =>
@@ -505,10 +507,19 @@ for (const dialect of TEST_DIALECTS) {
         assert.equal((await cli(db, ['head'])).code, 0);
         const refused = await cli(db, ['stamp', '000001']);
         assert.equal(refused.code, 2, refused.stderr);
-        assert.match(refused.stderr, /forgetting 2 revisions needs confirmation.*\[CONFIRMATION_REQUIRED\]/);
+        assert.match(refused.stderr, /forgetting 2 revisions \(.*\) needs confirmation.*\[CONFIRMATION_REQUIRED\]/);
         assert.equal((await db.records()).length, 3, 'nothing forgotten');
-        const one = await cli(db, ['stamp', '-1']);
+        // One revision whose up ran statements: its schema stays, so stamp asks even for one.
+        const risky = await cli(db, ['stamp', '-1']);
+        assert.equal(risky.code, 2, risky.stderr);
+        assert.match(
+          risky.stderr,
+          /forgetting 000003 \(000003 ran statements: what it built stays in the database; `-1` rolls back instead\) needs confirmation.*\[CONFIRMATION_REQUIRED\]/,
+        );
+        assert.equal((await db.records()).length, 3, 'nothing forgotten');
+        const one = await cli(db, ['stamp', '-1', '--yes']);
         assert.equal(one.code, 0, one.stderr);
+        assert.match(one.stdout, /^forgot {4}000003 {2}add_email {2}\(from the record only: no SQL ran\)$/m);
         const yes = await cli(db, ['stamp', 'base', '--yes']);
         assert.equal(yes.code, 0, yes.stderr);
         assert.deepEqual(await db.records(), []);

@@ -102,6 +102,31 @@ for (const dialect of TEST_DIALECTS) {
         );
       }));
 
+    it('a runner waiting for the migration lock says so, naming the holder; LOCK_TIMEOUT names it too', () =>
+      withTestDb(dialect, async (db) => {
+        await exec(
+          db,
+          `CREATE TABLE slow_marker (n bigint); INSERT INTO slow_marker VALUES (${dialect === 'postgres' ? 60 : 5_000_000_000});`,
+        );
+        const holder = startCli(['head', '--url', db.url, '--dir', fixture('sleepy')]);
+        try {
+          await until('the first revision to commit', () => holder.stdout().includes('up    000001'));
+          const waiter = startCli(['head', '--url', db.url, '--dir', fixture('sleepy'), '--lock-timeout=8']);
+          const r = await waiter.done;
+          assert.equal(r.code, 3, r.stderr);
+          const waits = r.stderr.match(/^waiting for the migration lock on .*: held by pid \d+ .*$/gm) ?? [];
+          assert.ok(waits.length >= 1, r.stderr);
+          assert.match(waits[0] as string, /\(\d+ s so far, --lock-timeout 8 s\)/);
+          assert.match(r.stderr, /^error: pid \d+ \(.*since .* holds the migration lock .*\[LOCK_TIMEOUT\]$/m);
+          if (dialect === 'sqlite')
+            assert.match(waits[0] as string, new RegExp(`held by pid ${holder.child.pid} \\(host `));
+          else assert.match(waits[0] as string, /held by pid \d+ \(application_name "[^"]*", user \w+, session since /);
+        } finally {
+          holder.child.kill('SIGKILL');
+          await holder.done;
+        }
+      }));
+
     it('a runner killed inside a no-transaction file leaves it recorded as failed, counting the statements that completed', () =>
       withTestDb(dialect, async (db) => {
         await exec(

@@ -28,7 +28,18 @@ describe('parseUrl: SQLite', () => {
   }
 
   test('the default URL is SQLite bot.db', () => {
-    assert.deepEqual(parseUrl(DEFAULT_URL), { dialect: 'sqlite', filename: 'bot.db', display: 'sqlite:bot.db' });
+    assert.deepEqual(parseUrl(DEFAULT_URL), {
+      dialect: 'sqlite',
+      filename: 'bot.db',
+      display: 'sqlite:bot.db',
+      dropped: [],
+    });
+  });
+
+  test("SQLAlchemy's query options are left out, and listed for the note", () => {
+    const c = parseUrl('sqlite+aiosqlite:///x.db?check_same_thread=false&timeout=20');
+    assert.equal(c.dialect === 'sqlite' && c.filename, 'x.db');
+    assert.deepEqual(c.dropped, ['check_same_thread', 'timeout']);
   });
 
   test('a literal % in a path that is not an escape is kept, not a crash', () => {

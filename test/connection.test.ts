@@ -71,6 +71,18 @@ describe('URL options', () => {
       );
     }),
   );
+
+  it('sqlite+aiosqlite:///x.db?check_same_thread=false migrates, with the same note', () =>
+    withTestDb('sqlite', async (db) => {
+      const path = db.url.slice('sqlite:'.length);
+      const r = await runCli(['head', '--url', `sqlite+aiosqlite:///${path}?check_same_thread=false`, '--dir', BASIC]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /^note: ignored URL option\(s\) check_same_thread: /m);
+      assert.deepEqual(
+        (await db.records()).map((x) => x.revision),
+        ['000001', '000002', '000003'],
+      );
+    }));
 });
 
 describe('--wait retries only what waiting can fix, within its limit', () => {

@@ -300,6 +300,20 @@ const SQLITE_CHANGES: Change[] = [
     /^tags\.name type: expected TEXT, found VARCHAR\(10\)$/,
   ],
   [
+    // A hand-made rebuild (new table, copy, drop, rename) that changes a column's CHECK (issue #26).
+    'CHECK changed by a table rebuild',
+    `CREATE TABLE users_new (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE,
+       role TEXT NOT NULL DEFAULT 'FREE' CHECK (role IN ('FREE', 'VIP', 'ADMIN')), nick TEXT);
+     INSERT INTO users_new SELECT * FROM users; PRAGMA foreign_keys = OFF; DROP TABLE users;
+     ALTER TABLE users_new RENAME TO users`,
+    /^users\.role check: expected one of 'FREE', 'VIP', found one of 'FREE', 'VIP', 'ADMIN'$/,
+  ],
+  [
+    'length limit changed by a table rebuild',
+    `DROP TABLE tags; CREATE TABLE tags (id INTEGER PRIMARY KEY, name TEXT NOT NULL DEFAULT 'x' CHECK (length(name) <= 20))`,
+    /^tags\.name max length: expected \(none\), found 20$/,
+  ],
+  [
     'index added',
     'CREATE INDEX ix_users_nick ON users (nick)',
     /^index ix_users_nick on users: in the database, created by no migration$/,

@@ -1,182 +1,35 @@
 /**
- * The driver contract (runner/driver.ts), one suite run once per dialect against real
+ * The driver contract (runner/core/driver.ts), one suite run once per dialect against real
  * databases: a SQLite file in a temp dir, and PostgreSQL (a fresh database on TEST_POSTGRES_URL,
  * or an embedded PGlite). Every check reads the database through its own connection, never
- * through the driver under test.
+ * through the driver under test. The step protocol's cases on these drivers live in
+ * test/step.test.ts; the harness in test/support/drivers.ts.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import Database from 'better-sqlite3';
-import postgres from 'postgres';
-import { type RecordChange, type StepWork, runStep, StepFailure, writeRecord } from '../runner/core/step.ts';
-import { type RecordRow, failedNote } from '../runner/core/record.ts';
+import { runStep, StepFailure, writeRecord } from '../runner/core/step.ts';
 import { introspect } from '../runner/catalog/introspect.ts';
-import type { Driver } from '../runner/core/driver.ts';
-import { renderScript, renderStep } from '../runner/core/script.ts';
 import { MigrateError } from '../runner/core/errors.ts';
-import { splitStatements, type SplitDialect } from '../runner/core/split.ts';
+import type { LockWaitEvent } from '../runner/core/lock-wait.ts';
 import { SqliteDriver } from '../runner/core/drivers/sqlite.ts';
 import { PostgresDriver } from '../runner/core/drivers/postgres.ts';
-import { createPostgresDatabase, hasPostgresServer } from './support/postgres.ts';
-import { tempSqliteUrl } from './support/sqlite.ts';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const ISO_UTC_MS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
-
-/** One fresh database, and what the suite needs to look at it from outside the driver. */
-interface Db {
-  /** A new driver on this database (closed by `cleanup`). */
-  driver(table?: string): Driver;
-  /** A query through the test's own connection. */
-  query(sql: string): Promise<Array<Record<string, unknown>>>;
-  /** Run a script with the dialect's own shell (`psql -v ON_ERROR_STOP=1`, `sqlite3 -bail`). */
-  shell(script: string): Promise<void>;
-  cleanup(): Promise<void>;
-}
-
-interface Dialect {
-  name: SplitDialect;
-  open(): Promise<Db>;
-  /** Two drivers on one database exclude each other through the lock (not on embedded PGlite). */
-  lockSkip: string | false;
-  /** A unique violation's SQLSTATE / result code. */
-  uniqueViolation: string;
-  /** Known failures of this dialect's driver: the name of the test → why. */
-  todo?: Record<string, string>;
-}
-
-function run(cmd: string, args: string[], input: string, env: NodeJS.ProcessEnv = process.env): Promise<void> {
-  return new Promise((resolve, reject) => {
-    // Asynchronous on purpose: the embedded PostgreSQL server runs in this process's event loop.
-    const child = spawn(cmd, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let err = '';
-    child.stdout.resume();
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} exited ${code}: ${err}`))));
-    child.stdin.end(input);
-  });
-}
-
-const sqlite: Dialect = {
-  name: 'sqlite',
-  lockSkip: false,
-  uniqueViolation: 'SQLITE_CONSTRAINT_PRIMARYKEY',
-  async open() {
-    const tmp = tempSqliteUrl();
-    const drivers: Driver[] = [];
-    return {
-      driver(table = 'schema_migrations') {
-        const d = new SqliteDriver({ filename: tmp.path, table, create: true });
-        drivers.push(d);
-        return d;
-      },
-      async query(sql) {
-        const db = new Database(tmp.path);
-        try {
-          const statement = db.prepare(sql);
-          if (statement.reader) return statement.all() as Array<Record<string, unknown>>;
-          statement.run();
-          return [];
-        } finally {
-          db.close();
-        }
-      },
-      shell: (script) => run('sqlite3', ['-bail', tmp.path], script),
-      async cleanup() {
-        for (const d of drivers) await d.close();
-        tmp.cleanup();
-      },
-    };
-  },
-};
-
-const pg: Dialect = {
-  name: 'postgres',
-  lockSkip: hasPostgresServer
-    ? false
-    : 'embedded PGlite: every connection shares one backend session, so advisory locks cannot exclude (set TEST_POSTGRES_URL)',
-  uniqueViolation: '23505',
-  async open() {
-    const database = await createPostgresDatabase();
-    const drivers: Driver[] = [];
-    const client = postgres(database.url, { max: 1, onnotice: () => {}, fetch_types: false });
-    return {
-      driver(table = 'schema_migrations') {
-        const d = new PostgresDriver({ url: database.url, display: database.url, table, create: true });
-        drivers.push(d);
-        return d;
-      },
-      query: async (sql) => [...(await client.unsafe(sql))],
-      shell: (script) =>
-        run('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', database.url, '-f', '-'], script, {
-          ...process.env,
-          PGSSLMODE: 'disable',
-        }),
-      async cleanup() {
-        for (const d of drivers) await d.close();
-        await client.end({ timeout: 5 });
-        await database.drop();
-      },
-    };
-  },
-};
-
-function insert(revision: string, name = `m${revision}`): RecordChange {
-  return { kind: 'insert', revision, description: name, checksum: `sum-${revision}` };
-}
-
-function work(dialect: SplitDialect, sql: string, record: RecordChange, transactional = true): StepWork {
-  const statements = splitStatements(sql, dialect);
-  return { file: `${record.revision}.sql`, sql, statements, transactional, empty: statements.length === 0, record };
-}
-
-/** The step as a rendered script spells it, on the default record table. */
-function rendered(driver: Driver, step: StepWork): string {
-  return renderStep(driver.sql, driver.sql.quoteTable('schema_migrations'), step);
-}
-
-/** The row without what differs from run to run. */
-function stable(row: RecordRow): Omit<RecordRow, 'appliedAt' | 'durationMs'> {
-  const { appliedAt: _a, durationMs: _d, ...rest } = row;
-  return rest;
-}
-
-async function tableNames(db: Db, dialect: SplitDialect): Promise<string[]> {
-  const rows =
-    dialect === 'sqlite'
-      ? await db.query(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
-      : await db.query(
-          `SELECT table_schema || '.' || table_name AS name FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1`,
-        );
-  return rows.map((r) => String(r.name).replace(/^public\./, ''));
-}
-
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (error) {
-    return error;
-  }
-  assert.fail('expected a rejection');
-}
+import { hasPostgresServer } from './support/postgres.ts';
+import {
+  type Db,
+  type Dialect,
+  dbTest,
+  insert,
+  pg,
+  rejection,
+  sleep,
+  sqlite,
+  tableNames,
+  work,
+} from './support/drivers.ts';
 
 function contract(dialect: Dialect): void {
   const d = dialect.name;
-  type Body = (db: Db) => Promise<void>;
-  const test = (name: string, a: Body | { skip: string | false }, b?: Body) => {
-    const fn = (typeof a === 'function' ? a : b) as Body;
-    const skip = typeof a === 'function' ? false : a.skip;
-    return it(name, { skip, todo: dialect.todo?.[name] ?? false }, async () => {
-      const db = await dialect.open();
-      try {
-        await fn(db);
-      } finally {
-        await db.cleanup();
-      }
-    });
-  };
+  const test = dbTest(dialect);
 
   describe(`driver contract: ${d}`, () => {
     test('ping; missing record table → ensureRecordTable → ok; readRecord [] before', async (db) => {
@@ -198,233 +51,6 @@ function contract(dialect: Dialect): void {
       await driver.ping();
       await db.query(`CREATE TABLE schema_migrations (version varchar(255) PRIMARY KEY)`);
       assert.deepEqual(await driver.recordTableState(), { kind: 'foreign', columns: ['version'] });
-      assert.deepEqual(await driver.readRecord(), []);
-    });
-
-    test('transactional steps: file and row commit together, seq rises, readRecord in order of application', async (db) => {
-      const driver = db.driver();
-      await driver.ensureRecordTable();
-      await runStep(
-        driver,
-        work(
-          d,
-          `CREATE TABLE users (id integer PRIMARY KEY, name text);\nINSERT INTO users VALUES (1, 'é🔥');\n`,
-          insert('000002', 'users'),
-        ),
-      );
-      const done = await runStep(
-        driver,
-        work(d, `CREATE TABLE posts (id integer PRIMARY KEY)`, insert('000001', 'posts')),
-      );
-      assert.ok(done.durationMs >= 0);
-      assert.deepEqual(await tableNames(db, d), ['posts', 'schema_migrations', 'users']);
-      assert.deepEqual(
-        (await db.query(`SELECT name FROM users`)).map((r) => r.name),
-        ['é🔥'],
-      );
-      const rows = await driver.readRecord();
-      assert.deepEqual(rows.map(stable), [
-        {
-          revision: '000002',
-          name: 'users',
-          checksum: 'sum-000002',
-          status: 'applied',
-          seq: 1,
-          statementsRun: null,
-          error: null,
-        },
-        {
-          revision: '000001',
-          name: 'posts',
-          checksum: 'sum-000001',
-          status: 'applied',
-          seq: 2,
-          statementsRun: null,
-          error: null,
-        },
-      ]);
-      for (const r of rows) {
-        assert.match(r.appliedAt, ISO_UTC_MS);
-        assert.ok(Math.abs(Date.parse(r.appliedAt) - Date.now()) < 60_000, r.appliedAt);
-        assert.ok(Number.isInteger(r.durationMs) && r.durationMs >= 0);
-      }
-    });
-
-    test('a transactional step whose third statement fails leaves no trace and no row', async (db) => {
-      const driver = db.driver();
-      await driver.ensureRecordTable();
-      const step = work(
-        d,
-        `CREATE TABLE t (id integer PRIMARY KEY);\nINSERT INTO t VALUES (1);\nINSERT INTO t VALUES (1);\nINSERT INTO t VALUES (2);\n`,
-        insert('000001'),
-      );
-      const error = await rejection(runStep(driver, step));
-      assert.ok(error instanceof StepFailure, String(error));
-      assert.equal(error.details.code, dialect.uniqueViolation);
-      assert.equal(
-        error.details.statementIndex,
-        2,
-        'found by replaying the statements, as the error carries no position',
-      );
-      assert.ok(error.details.cause instanceof Error);
-      assert.deepEqual(await tableNames(db, d), ['schema_migrations']);
-      assert.deepEqual(await driver.readRecord(), []);
-      // and the driver is usable afterwards (no transaction left open)
-      await runStep(driver, work(d, `CREATE TABLE ok (id integer);`, insert('000002')));
-      assert.deepEqual(
-        (await driver.readRecord()).map((r) => r.revision),
-        ['000002'],
-      );
-    });
-
-    test('a no-transaction step that fails keeps what ran and records a failed row', async (db) => {
-      const driver = db.driver();
-      await driver.ensureRecordTable();
-      await runStep(driver, work(d, `CREATE TABLE first (id integer);`, insert('000001')));
-      const sql = `-- migrate:no-transaction\nCREATE TABLE t (id integer PRIMARY KEY);\nINSERT INTO t VALUES (1);\nINSERT INTO t VALUES (1);\nINSERT INTO t VALUES (2);\n`;
-      const error = await rejection(runStep(driver, work(d, sql, insert('000002', 'broken'), false)));
-      assert.ok(error instanceof StepFailure, String(error));
-      assert.equal(error.details.statementsRun, 2);
-      assert.equal(error.details.statementIndex, 2);
-      assert.equal(error.details.code, dialect.uniqueViolation);
-      assert.deepEqual(
-        (await db.query(`SELECT id FROM t`)).map((r) => Number(r.id)),
-        [1],
-      );
-      const rows = await driver.readRecord();
-      assert.deepEqual(rows.map(stable), [
-        {
-          revision: '000001',
-          name: 'm000001',
-          checksum: 'sum-000001',
-          status: 'applied',
-          seq: 1,
-          statementsRun: null,
-          error: null,
-        },
-        {
-          revision: '000002',
-          name: 'broken',
-          checksum: 'sum-000002',
-          status: 'failed',
-          seq: 2,
-          statementsRun: 2,
-          error: failedNote('up', error.message),
-        },
-      ]);
-    });
-
-    test('a no-transaction step that succeeds records an applied row', async (db) => {
-      const driver = db.driver();
-      await driver.ensureRecordTable();
-      const sql = `-- migrate:no-transaction\nCREATE TABLE t (id integer);\nCREATE INDEX t_id ON t (id);\n`;
-      await runStep(driver, work(d, sql, insert('000001'), false));
-      assert.deepEqual((await driver.readRecord()).map(stable), [
-        {
-          revision: '000001',
-          name: 'm000001',
-          checksum: 'sum-000001',
-          status: 'applied',
-          seq: 1,
-          statementsRun: null,
-          error: null,
-        },
-      ]);
-    });
-
-    test('an empty step (comments only) only changes the record', async (db) => {
-      const driver = db.driver();
-      await driver.ensureRecordTable();
-      const step = work(d, `-- nothing to undo\n/* really */\n`, insert('000001'));
-      assert.equal(step.empty, true);
-      await runStep(driver, step);
-      assert.deepEqual(
-        (await driver.readRecord()).map((r) => r.revision),
-        ['000001'],
-      );
-      await runStep(driver, work(d, `-- nothing\n`, { kind: 'delete', revision: '000001' }));
-      assert.deepEqual(await driver.readRecord(), []);
-      assert.deepEqual(await tableNames(db, d), ['schema_migrations']);
-    });
-
-    test('a delete record change rolls back with its file', async (db) => {
-      const driver = db.driver();
-      await driver.ensureRecordTable();
-      await runStep(driver, work(d, `CREATE TABLE a (id integer);`, insert('000001')));
-      await runStep(driver, work(d, `CREATE TABLE b (id integer);`, insert('000002')));
-      await runStep(driver, work(d, `DROP TABLE b;`, { kind: 'delete', revision: '000002' }));
-      assert.deepEqual(
-        (await driver.readRecord()).map((r) => [r.revision, r.seq]),
-        [['000001', 1]],
-      );
-      assert.deepEqual(await tableNames(db, d), ['a', 'schema_migrations']);
-      // a failing down file keeps both the table and the row
-      const error = await rejection(
-        runStep(driver, work(d, `DROP TABLE a;\nDROP TABLE nope;`, { kind: 'delete', revision: '000001' })),
-      );
-      assert.ok(error instanceof StepFailure);
-      assert.deepEqual(
-        (await driver.readRecord()).map((r) => r.revision),
-        ['000001'],
-      );
-      assert.deepEqual(await tableNames(db, d), ['a', 'schema_migrations']);
-    });
-
-    test('writeRecord replaces the whole record, seq 1..n in the order given', async (db) => {
-      const driver = db.driver();
-      await driver.ensureRecordTable();
-      await runStep(driver, work(d, `CREATE TABLE a (id integer);`, insert('000001')));
-      await runStep(
-        driver,
-        work(
-          d,
-          `-- migrate:no-transaction\nCREATE TABLE b (id integer PRIMARY KEY);\nINSERT INTO nope VALUES (1);`,
-          insert('000009'),
-          false,
-        ),
-      ).catch(() => {});
-      assert.equal((await driver.readRecord()).length, 2);
-      await writeRecord(driver, [
-        {
-          revision: '000003',
-          description: 'c',
-          checksum: 'c1',
-          appliedAt: '2025-01-28T14:00:00.123Z',
-          durationMs: 12.6,
-        },
-        {
-          revision: '000002',
-          description: "it's",
-          checksum: 'b1',
-          appliedAt: '2025-01-29T00:00:00.000Z',
-          durationMs: 0,
-        },
-      ]);
-      assert.deepEqual(await driver.readRecord(), [
-        {
-          revision: '000003',
-          name: 'c',
-          checksum: 'c1',
-          status: 'applied',
-          appliedAt: '2025-01-28T14:00:00.123Z',
-          durationMs: 13,
-          seq: 1,
-          statementsRun: null,
-          error: null,
-        },
-        {
-          revision: '000002',
-          name: "it's",
-          checksum: 'b1',
-          status: 'applied',
-          appliedAt: '2025-01-29T00:00:00.000Z',
-          durationMs: 0,
-          seq: 2,
-          statementsRun: null,
-          error: null,
-        },
-      ]);
-      await writeRecord(driver, []);
       assert.deepEqual(await driver.readRecord(), []);
     });
 
@@ -522,65 +148,241 @@ function contract(dialect: Dialect): void {
       assert.ok(waited >= 250 && waited < 3_000, `gave up after ${waited} ms`);
     });
 
-    test('renderStep run by hand gives the same record row as runStep', async (db) => {
-      const other = await dialect.open();
-      try {
-        const up = work(
-          d,
-          `CREATE TABLE users (id integer PRIMARY KEY, note text);\nINSERT INTO users VALUES (1, 'it''s é🔥');\n`,
-          insert('000001', "o'brien"),
-        );
-        const noTx = work(
-          d,
-          `-- migrate:no-transaction\nCREATE TABLE logs (id integer);\nCREATE INDEX logs_id ON logs (id);\n`,
-          insert('000002', 'logs'),
-          false,
-        );
-        const empty = work(d, `-- nothing\n`, insert('000003', 'empty'));
-        const down = work(d, `DROP TABLE logs;\n`, { kind: 'delete', revision: '000002' });
-        const steps = [up, noTx, empty, down];
+    test('withLock: a waiter is told who holds the lock, and LOCK_TIMEOUT names the holder', {
+      skip: dialect.lockSkip,
+    }, async (db) => {
+      const a = db.driver();
+      const b = db.driver();
+      let release!: () => void;
+      const held = new Promise<void>((r) => (release = r));
+      let entered!: () => void;
+      const aIn = new Promise<void>((r) => (entered = r));
+      const first = a.withLock(async () => {
+        entered();
+        await held;
+      }, undefined);
+      await aIn;
+      const events: LockWaitEvent[] = [];
+      const error = await rejection(
+        b.withLock(
+          async () => {},
+          5_500,
+          (e) => events.push(e),
+        ),
+      );
+      release();
+      await first;
+      assert.ok(error instanceof MigrateError && error.code === 'LOCK_TIMEOUT', String(error));
+      assert.ok(events.length >= 1, 'told at least once while it waited');
+      const holder = events[0]?.holder;
+      assert.equal(typeof holder?.pid, 'number', JSON.stringify(events[0]));
+      assert.ok(holder?.since, 'since when');
+      if (d === 'postgres') assert.equal(typeof holder?.applicationName, 'string');
+      else assert.equal(holder?.pid, process.pid, 'the SQLite holder is this process');
+      assert.match(error.message, new RegExp(`^pid ${holder?.pid} \\(.*since .* holds the migration lock`));
+    });
+  });
+}
 
-        const byDriver = db.driver();
-        await byDriver.ensureRecordTable();
-        for (const s of steps) await runStep(byDriver, s);
+/**
+ * Every member of the contract (runner/core/driver.ts), called by name on both dialects, as
+ * golang-migrate's database/testing does; the meta case fails when a driver grows a method this
+ * list does not name.
+ */
+const CONTRACT_METHODS = [
+  'ping',
+  'withLock',
+  'recordTableState',
+  'tableExists',
+  'ensureRecordTable',
+  'readRecord',
+  'recordTable',
+  'transaction',
+  'exec',
+  'lockBusy',
+  'observe',
+  'invalidIndex',
+  'missingRight',
+  'schemaSource',
+  'rollback',
+  'close',
+] as const;
 
-        const renderer = other.driver();
-        const script = renderScript(renderer.sql, 'schema_migrations', true, steps);
-        assert.match(rendered(renderer, up), /^BEGIN;\n[\s\S]*\nCOMMIT;\n$/);
-        assert.doesNotMatch(rendered(renderer, noTx), /BEGIN;/);
-        await other.shell(script);
+function byName(dialect: Dialect): void {
+  const d = dialect.name;
+  const withDb = (fn: (db: Db) => Promise<void>) => async () => {
+    const db = await dialect.open();
+    try {
+      await fn(db);
+    } finally {
+      await db.cleanup();
+    }
+  };
 
-        const want = (await byDriver.readRecord()).map(stable);
-        assert.equal(want.length, 2);
-        const got = await renderer.readRecord();
-        assert.deepEqual(got.map(stable), want);
-        for (const r of got) assert.match(r.appliedAt, ISO_UTC_MS);
-        assert.deepEqual(await tableNames(other, d), await tableNames(db, d));
-        assert.deepEqual(await other.query(`SELECT id, note FROM users`), await db.query(`SELECT id, note FROM users`));
-      } finally {
-        await other.cleanup();
-      }
+  describe(`driver contract, method by method: ${d}`, () => {
+    it('the contract list names every public method of the driver, and nothing else', () => {
+      const proto = d === 'sqlite' ? SqliteDriver.prototype : PostgresDriver.prototype;
+      const methods = Object.getOwnPropertyNames(proto).filter((n) => n !== 'constructor');
+      assert.deepEqual([...methods].sort(), CONTRACT_METHODS.filter((m) => m in proto).sort());
+      // Optional capabilities aside (observe, invalidIndex), every method is there.
+      for (const m of CONTRACT_METHODS)
+        if (m !== 'observe' && m !== 'invalidIndex') assert.equal(typeof proto[m], 'function', m);
     });
 
-    test('renderStep: a last statement without `;` is not glued to the tracking statement', async (db) => {
-      const driver = db.driver();
-      const step = work(
-        d,
-        `CREATE TABLE a (id integer);\nCREATE TABLE b (id integer) -- no semicolon\n`,
-        insert('000001'),
-      );
-      await db.shell(renderScript(driver.sql, 'schema_migrations', true, [step]));
-      assert.deepEqual(
-        (await driver.readRecord()).map((r) => r.revision),
-        ['000001'],
-      );
-      assert.deepEqual(await tableNames(db, d), ['a', 'b', 'schema_migrations']);
-    });
+    it(
+      'capabilities and sql: what differs, and the record SQL as data',
+      withDb(async (db) => {
+        const driver = db.driver();
+        assert.equal(driver.capabilities.folder, d);
+        assert.equal(driver.capabilities.schemaQualifiedTables, d === 'postgres');
+        assert.equal(driver.capabilities.connectsToServer, d === 'postgres');
+        const table = driver.sql.quoteTable('schema_migrations');
+        assert.match(table, /schema_migrations/);
+        // The rendered statements run as they are: create the table, insert a row, read it back.
+        await db.shell(
+          `${driver.sql.createTable('schema_migrations')};\n${driver.sql.insert(table, { revision: '1', description: 'a', checksum: 'c', status: 'applied', durationMs: 0 })};\n`,
+        );
+        assert.deepEqual(
+          (await driver.readRecord()).map((r) => r.revision),
+          ['1'],
+        );
+      }),
+    );
+
+    it(
+      'ping, ensureRecordTable (twice), recordTableState, tableExists, recordTable, readRecord',
+      withDb(async (db) => {
+        const driver = db.driver();
+        await driver.ping();
+        assert.deepEqual(await driver.recordTableState(), { kind: 'missing' });
+        assert.deepEqual(await driver.readRecord(), []);
+        await driver.ensureRecordTable();
+        await driver.ensureRecordTable();
+        assert.deepEqual(await driver.recordTableState(), { kind: 'ok' });
+        assert.equal(await driver.tableExists('alembic_version'), false);
+        await db.query('CREATE TABLE alembic_version (version_num varchar(32))');
+        assert.equal(await driver.tableExists('alembic_version'), true);
+        const table = await driver.recordTable();
+        assert.match(table, /schema_migrations/);
+        assert.deepEqual(await db.query(`SELECT count(*) AS n FROM ${table}`).then((r) => Number(r[0]?.n)), 0);
+      }),
+    );
+
+    it(
+      'transaction commits, or with rollback leaves nothing; a failure names its statement',
+      withDb(async (db) => {
+        const driver = db.driver();
+        await driver.transaction(['CREATE TABLE kept (a int)', 'INSERT INTO kept VALUES (1)']);
+        await driver.transaction(['CREATE TABLE gone (a int)'], { rollback: true });
+        assert.deepEqual(await tableNames(db, d), ['kept']);
+        const error = await rejection(
+          driver.transaction(['INSERT INTO kept VALUES (2)', 'INSERT INTO nowhere VALUES (1)']),
+        );
+        assert.equal((error as { index?: number }).index, 1);
+        assert.deepEqual(
+          (await db.query('SELECT a FROM kept ORDER BY a')).map((r) => Number(r.a)),
+          [1],
+        );
+      }),
+    );
+
+    it(
+      'exec runs one statement outside any transaction; rollback ends what exec left open',
+      withDb(async (db) => {
+        const driver = db.driver();
+        await driver.rollback(); // nothing open: nothing to do
+        await driver.exec('CREATE TABLE t (a int)');
+        await driver.exec('BEGIN');
+        await driver.exec('INSERT INTO t VALUES (1)');
+        await driver.rollback();
+        await driver.exec('INSERT INTO t VALUES (2)');
+        assert.deepEqual(
+          (await db.query('SELECT a FROM t')).map((r) => Number(r.a)),
+          [2],
+        );
+      }),
+    );
+
+    it(
+      'lockBusy: a lock not granted within the limit is busy; another error is not',
+      { skip: dialect.lockSkip },
+      withDb(async (db) => {
+        const a = db.driver();
+        const b = db.driver();
+        await a.exec('CREATE TABLE t (a int)');
+        await b.exec('BEGIN');
+        await b.exec(d === 'sqlite' ? 'INSERT INTO t VALUES (1)' : 'LOCK TABLE t');
+        const busy = await rejection(a.exec('INSERT INTO t VALUES (2)', { lockTimeoutMs: 50 }));
+        await b.rollback();
+        assert.equal(a.lockBusy(busy), true, String(busy));
+        const other = await rejection(a.exec('INSERT INTO nowhere VALUES (1)'));
+        assert.equal(a.lockBusy(other), false);
+      }),
+    );
+
+    it(
+      'withLock returns what fn returns, and is free again afterwards',
+      withDb(async (db) => {
+        const driver = db.driver();
+        assert.equal(await driver.withLock(async () => 42, 1000), 42);
+        assert.equal(await db.driver().withLock(async () => 'again', 1000), 'again');
+      }),
+    );
+
+    it(
+      'observe (optional) never throws; invalidIndex (optional) tells an INVALID index from a valid or absent one',
+      withDb(async (db) => {
+        const driver = db.driver();
+        await driver.ping();
+        if (driver.observe) {
+          const seen = await driver.observe(false);
+          assert.ok(seen === undefined || Array.isArray(seen.blockers));
+        }
+        if (d === 'sqlite') {
+          assert.equal(driver.invalidIndex, undefined, 'SQLite has no CREATE INDEX CONCURRENTLY');
+          return;
+        }
+        assert.ok(driver.invalidIndex);
+        await driver.exec('CREATE TABLE t (a int)');
+        await driver.exec('INSERT INTO t VALUES (1), (1), (2)');
+        await driver.exec('CREATE INDEX ok_ix ON t (a)');
+        await rejection(driver.exec('CREATE UNIQUE INDEX CONCURRENTLY bad_ix ON t (a)'));
+        assert.equal(await driver.invalidIndex('bad_ix'), true);
+        assert.equal(await driver.invalidIndex('ok_ix'), false);
+        assert.equal(await driver.invalidIndex('no_such_ix'), false);
+      }),
+    );
+
+    it(
+      'missingRight: none for the database owner; schemaSource lends the session without the record table',
+      withDb(async (db) => {
+        const driver = db.driver();
+        await driver.ensureRecordTable();
+        assert.equal(await driver.missingRight(), undefined);
+        const source = await driver.schemaSource();
+        assert.equal(source.table, 'schema_migrations');
+        if ('db' in source) assert.deepEqual(source.db.prepare('SELECT 1 AS one').get(), { one: 1 });
+        else assert.deepEqual([...(await source.query('SELECT 1 AS one'))], [{ one: 1 }]);
+      }),
+    );
+
+    it(
+      'close is safe twice, and the database is usable by the next driver',
+      withDb(async (db) => {
+        const driver = db.driver();
+        await driver.ensureRecordTable();
+        await driver.close();
+        await driver.close();
+        assert.deepEqual(await db.driver().recordTableState(), { kind: 'ok' });
+      }),
+    );
   });
 }
 
 contract(sqlite);
 contract(pg);
+byName(sqlite);
+byName(pg);
 
 describe('PostgreSQL driver specifics', () => {
   const open = () => pg.open();

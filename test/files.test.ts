@@ -269,6 +269,27 @@ describe('loadMigrations', () => {
     );
   });
 
+  test('a name that only just misses is BAD_FILENAME pointing at that file, with the name it was meant to have', () => {
+    for (const [wrong, meant] of [
+      ['1_a.down.SQL', '1_a.down.sql'],
+      ['1_a.down.sql.txt', '1_a.down.sql'],
+      ['1_a.down.sql ', '1_a.down.sql'],
+      ['1_a .down.sql', '1_a.down.sql'],
+      [' 1_a.down.sql', '1_a.down.sql'],
+    ] as const) {
+      const dir = folder({ 'sqlite/1_a.up.sql': 'SELECT 1;\n', [`sqlite/${wrong}`]: 'SELECT 2;\n' });
+      const msg = failure(() => loadMigrations(dir, 'sqlite'), 'BAD_FILENAME');
+      assert.ok(msg.startsWith(`${join(dir, 'sqlite', wrong)}: not read as a migration`), JSON.stringify(msg));
+      assert.ok(msg.endsWith(`rename it ${meant}.`), msg);
+      // check reports it too, next to the lone half it leaves.
+      const { problems } = listFolder(join(dir, 'sqlite'));
+      assert.deepEqual(
+        problems.map((p) => p.code),
+        ['BAD_FILENAME', 'MISSING_DOWN'],
+      );
+    }
+  });
+
   test('each dialect reads its own folder', () => {
     const dir = folder({
       ...pair('postgres/1_a', "CREATE TYPE e AS ENUM ('x');\n"),

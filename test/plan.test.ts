@@ -574,28 +574,37 @@ describe('plan: the advice for an edited applied file', () => {
     const R = [row(M1, 1), row(M2, 2, { checksum: checksumOf('') })];
     const msg = failure(() => plan(ALL, R, t('head')), 'CHECKSUM_MISMATCH');
     assert.match(msg, /already has what the edited file says, review and run `stamp 20250102_000000`/);
-    assert.match(msg, /never ran .* run `stamp -1` to forget 20250102_000000 without running anything, then `head`/);
+    assert.match(
+      msg,
+      /never ran .* run `stamp -1 --yes` to forget 20250102_000000 without running anything, then `head`/,
+    );
   });
 
   test('an edited file with later revisions after it: roll those back first', () => {
     const R = [row(M1, 1, { checksum: checksumOf('') }), row(M2, 2), row(M3, 3)];
     const msg = failure(() => plan(ALL, R, t('head')), 'CHECKSUM_MISMATCH');
-    assert.match(msg, /`-2` \(roll back what came after it\), then `stamp -1` to forget 20250101_000000/);
+    assert.match(msg, /`-2 --yes` \(roll back what came after it\), then `stamp -1 --yes` to forget 20250101_000000/);
+  });
+
+  test('the rollback it names is let through the edit; one that would run the edited file is not', () => {
+    const R = [row(M1, 1, { checksum: checksumOf('') }), row(M2, 2), row(M3, 3)];
+    assert.deepEqual(steps(plan(ALL, R, t('-2'))), ['down 20250103_000000', 'down 20250102_000000']);
+    failure(() => plan(ALL, R, t('-3')), 'CHECKSUM_MISMATCH');
+    failure(() => plan(ALL, R, t('+1')), 'CHECKSUM_MISMATCH');
+    failure(() => plan(ALL, [row(M1, 1, { checksum: checksumOf('') })], t('head')), 'CHECKSUM_MISMATCH');
   });
 });
 
 describe('plan: an up file that holds only comments', () => {
   const empty = (m: Migration, text: string): Migration => ({ ...m, up: file(m.up.path, text) });
 
-  test('applying it warns EMPTY_UP, naming the file', () => {
+  test('applying it is refused: EMPTY_UP (exit 2) naming the file, nothing planned', () => {
     const E = empty(M2, '-- write the migration here\n/* and\n here */\n\n');
-    const p = plan([M1, E], [], t('head'));
-    assert.deepEqual(steps(p), ['up 20250101_000000', 'up 20250102_000000']);
-    assert.deepEqual(
-      p.warnings.map((w) => w.code),
-      ['EMPTY_UP'],
-    );
-    assert.match(p.warnings[0]?.message ?? '', /20250102_000000_two\.up\.sql holds only comments/);
+    const msg = failure(() => plan([M1, E], [], t('head')), 'EMPTY_UP');
+    assert.match(msg, /^sql\/sqlite\/20250102_000000_two\.up\.sql holds no statement, only comments/);
+    assert.match(msg, /nothing was applied/);
+    // Only a plan that would apply it: the revisions before it can still be applied.
+    assert.deepEqual(steps(plan([M1, E], [], t('+1'))), ['up 20250101_000000']);
   });
 
   test('a file with a statement after its comments, or an empty down, does not', () => {

@@ -25,8 +25,14 @@ async function freePort(): Promise<number> {
   });
 }
 
+/** The server TEST_POSTGRES_URL names: PgBouncer forwards there, whatever its host and port. */
+function serverAddress(): { host: string; port: string } {
+  const url = new URL(process.env.TEST_POSTGRES_URL ?? 'postgres://127.0.0.1');
+  return { host: url.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1', port: url.port || '5432' };
+}
+
 /**
- * A PgBouncer of our own in front of 127.0.0.1:5432, as `nobody` (it refuses to run as root).
+ * A PgBouncer of our own in front of the server TEST_POSTGRES_URL names, as `nobody` (it refuses to run as root).
  * `settings`: more lines for its [pgbouncer] section (a smaller pool, round robin).
  */
 async function startBouncer(
@@ -40,7 +46,7 @@ async function startBouncer(
   writeFileSync(
     join(dir, 'pgbouncer.ini'),
     `[databases]
-* = host=127.0.0.1 port=5432
+* = host=${serverAddress().host} port=${serverAddress().port}
 
 [pgbouncer]
 listen_addr = 127.0.0.1

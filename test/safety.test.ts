@@ -126,6 +126,35 @@ for (const dialect of TEST_DIALECTS) {
         );
       }));
 
+    it('a `sql` script printed from a database that has the record table runs on one that has not; nothing to do is said', async () => {
+      const from = await createTestDb(dialect);
+      const other = await createTestDb(dialect);
+      try {
+        const dir = fixture('basic');
+        assert.equal((await cli(from, ['+1'], dir)).code, 0);
+        const printed = await cli(from, ['sql', '+2'], dir);
+        assert.equal(printed.code, 0, printed.stderr);
+        // The other database: the first revision's schema made by hand, no record table yet.
+        const first = await cli(other, ['sql', '+1'], dir);
+        await runByHand(other, first.stdout.replace(/INSERT INTO[^;]*schema_migrations[\s\S]*?;\n/, ''));
+        assert.deepEqual((await other.records()).length, 0);
+        await runByHand(other, printed.stdout);
+        assert.deepEqual(
+          (await other.records()).map((x) => x.revision),
+          ['000002', '000003'],
+        );
+        assert.equal((await cli(from, ['head'], dir)).code, 0);
+        const nothing = await cli(from, ['sql', 'head'], dir);
+        assert.equal(nothing.code, 0, nothing.stderr);
+        assert.match(nothing.stderr, /^sql: nothing to do for head; at 000003 \(add_email\)$/m);
+        assert.match(nothing.stdout, /^-- nothing to do: the database is at 000003 \(add_email\)$/m);
+        await runByHand(from, nothing.stdout);
+      } finally {
+        await from.drop();
+        await other.drop();
+      }
+    });
+
     it('the script printed by `sql head`, run by hand, gives the same schema and record as head', async () => {
       const byRunner = await createTestDb(dialect);
       const byHand = await createTestDb(dialect);

@@ -33,24 +33,29 @@ function copyOfSql(): { dir: string; cleanup(): void } {
   return { dir, cleanup: () => rmSync(root, { recursive: true, force: true }) };
 }
 
-/** One column and one index on users, in both dialects. */
+/**
+ * One column and one index on users, in both dialects, under names no team would use and a
+ * version after any the team will write: the copy may hold the team's own migrations (a
+ * `users.nickname`, say), and this must still add exactly these lines.
+ */
+const PROBE = 'zz_test_probe_4f1c';
 function addColumnAndIndex(dir: string): void {
-  const stem = '20260101_000000_add_nickname';
+  const stem = `99991231_235959_${PROBE}`;
   writeFileSync(
     join(dir, 'postgres', `${stem}.up.sql`),
-    'ALTER TABLE users ADD COLUMN nickname varchar(40);\nCREATE INDEX ix_users_nickname ON users (nickname);\n',
+    `ALTER TABLE users ADD COLUMN ${PROBE} varchar(40);\nCREATE INDEX ix_${PROBE} ON users (${PROBE});\n`,
   );
   writeFileSync(
     join(dir, 'postgres', `${stem}.down.sql`),
-    'DROP INDEX ix_users_nickname;\nALTER TABLE users DROP COLUMN nickname;\n',
+    `DROP INDEX ix_${PROBE};\nALTER TABLE users DROP COLUMN ${PROBE};\n`,
   );
   writeFileSync(
     join(dir, 'sqlite', `${stem}.up.sql`),
-    'ALTER TABLE users ADD COLUMN nickname TEXT NULL CHECK (length(nickname) <= 40);\nCREATE INDEX ix_users_nickname ON users (nickname);\n',
+    `ALTER TABLE users ADD COLUMN ${PROBE} TEXT NULL CHECK (length(${PROBE}) <= 40);\nCREATE INDEX ix_${PROBE} ON users (${PROBE});\n`,
   );
   writeFileSync(
     join(dir, 'sqlite', `${stem}.down.sql`),
-    'DROP INDEX ix_users_nickname;\nALTER TABLE users DROP COLUMN nickname;\n',
+    `DROP INDEX ix_${PROBE};\nALTER TABLE users DROP COLUMN ${PROBE};\n`,
   );
 }
 
@@ -138,12 +143,12 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         const { added, removed } = lineChanges(before, after);
         const index =
           dialect === 'postgres'
-            ? 'CREATE INDEX ix_users_nickname ON public.users USING btree (nickname);'
-            : 'CREATE INDEX ix_users_nickname ON users (nickname);';
+            ? `CREATE INDEX ix_${PROBE} ON public.users USING btree (${PROBE});`
+            : `CREATE INDEX ix_${PROBE} ON users (${PROBE});`;
         const column =
           dialect === 'postgres'
-            ? /^ {4}nickname character varying\(40\),?$/
-            : /^ {4}nickname TEXT NULL CHECK \(length\(nickname\) <= 40\),?$/;
+            ? new RegExp(`^ {4}${PROBE} character varying\\(40\\),?$`)
+            : new RegExp(`^ {4}${PROBE} TEXT NULL CHECK \\(length\\(${PROBE}\\) <= 40\\),?$`);
         // The line before a new last column gains a comma, and nothing else changes.
         assert.ok(removed.length <= 1, `removed: ${removed.join(' | ')}`);
         for (const r of removed) assert.ok(added.includes(`${r},`), `${r} changed beyond a comma`);
@@ -166,9 +171,10 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         // Only this dialect's file is committed: the other's has no file, so no finding.
         mkdirSync(join(sql.dir, 'schema'));
         writeFileSync(join(sql.dir, 'schema', `${dialect}.sql`), await built(sql.dir, dialect));
+        // What check promises on the team's folder is no error; its warnings are the team's call.
         const clean = await check({ dir: sql.dir, url });
         assert.deepEqual(
-          clean.findings.map((f) => f.code),
+          clean.findings.filter((f) => f.severity === 'error').map((f) => f.code),
           [],
         );
         addColumnAndIndex(sql.dir);
@@ -179,8 +185,8 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         assert.equal(found[0]?.severity, 'error');
         assert.match(found[0]?.file ?? '', new RegExp(`schema/${dialect}\\.sql$`));
         assert.match(found[0]?.message ?? '', /schema --write/);
-        assert.match(found[0]?.message ?? '', /^\+CREATE INDEX ix_users_nickname/m);
-        assert.match(found[0]?.message ?? '', /^\+ {4}nickname /m);
+        assert.match(found[0]?.message ?? '', new RegExp(`^\\+CREATE INDEX ix_${PROBE}`, 'm'));
+        assert.match(found[0]?.message ?? '', new RegExp(`^\\+ {4}${PROBE} `, 'm'));
       } finally {
         sql.cleanup();
       }

@@ -5,13 +5,13 @@ import {
   holdsStatement,
   isTransactionControl,
   splitStatements,
-  type SplitDialect,
 } from '../runner/core/split.ts';
+import type { Dialect } from '../runner/core/dialect.ts';
 import { codePointOffsetToIndex, lineColumn } from '../runner/core/position.ts';
 
 interface Case {
   name: string;
-  dialect: SplitDialect;
+  dialect: Dialect;
   text: string;
   /** [offset, sql] of each statement, in order. */
   want: Array<[number, string]>;
@@ -333,7 +333,7 @@ for (const c of cases) {
 }
 
 /** What every split must satisfy whatever the input: statements are exact, ordered slices. */
-function assertInvariants(text: string, dialect: SplitDialect): void {
+function assertInvariants(text: string, dialect: Dialect): void {
   let last = -1;
   const statements = splitStatements(text, dialect);
   for (const [k, s] of statements.entries()) {

@@ -6,7 +6,7 @@
 import type { Driver } from '../core/driver.ts';
 import type { Schema } from './schema.ts';
 
-/** The database's schema in the shape both dialects share (runner/schema.ts), without the record table. */
+/** The database's schema in the shape both dialects share (catalog/schema.ts), without the record table. */
 export async function introspect(driver: Driver): Promise<Schema> {
   const source = await driver.schemaSource();
   if ('db' in source) {

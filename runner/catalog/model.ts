@@ -3,12 +3,16 @@
  * compares and the SQL `schema` prints. Both dialects fill it in (catalog/postgres.ts,
  * catalog/sqlite.ts); render.ts prints it and compareCatalogs() below lists the differences.
  *
- * Unlike runner/schema.ts, which keeps only what both dialects can express so that `check` can
+ * Unlike catalog/schema.ts, which keeps only what both dialects can express so that `check` can
  * compare them with each other, this model keeps everything one dialect states, exactly as the
  * database prints it back: it is only ever compared with the same dialect.
  *
+ * The rule of the layout: catalog/ imports only core/ and scratch/ (types included); check/
+ * builds on it (docs/architecture.md).
+ *
  * @module
  */
+import type { Dialect } from '../core/dialect.ts';
 
 export type ObjectKind =
   | 'extension'
@@ -46,7 +50,7 @@ export interface CatalogObject {
 }
 
 export interface Catalog {
-  dialect: 'postgres' | 'sqlite';
+  dialect: Dialect;
   objects: CatalogObject[];
 }
 

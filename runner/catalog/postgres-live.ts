@@ -4,7 +4,7 @@
  *
  * @module
  */
-import postgres from 'postgres';
+import { connect } from '../core/connect.ts';
 import { MigrateError } from '../core/errors.ts';
 import type { Catalog } from './model.ts';
 import { DISPLAY, readPostgresCatalog } from './postgres.ts';
@@ -22,7 +22,7 @@ export async function readPostgresUrl(
   signal?: AbortSignal,
 ): Promise<Catalog> {
   signal?.throwIfAborted();
-  const sql = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 10, fetch_types: false, prepare: false });
+  const sql = connect(url, { name: 'sql-migrate (catalog)' });
   const stop = () => void sql.end({ timeout: 0 }).catch(() => {});
   signal?.addEventListener('abort', stop, { once: true });
   try {

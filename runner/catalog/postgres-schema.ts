@@ -1,6 +1,7 @@
 /**
- * PostgreSQL's schema in the shape both dialects share (runner/schema.ts), read from the system
- * catalogs (the scratch databases `check` migrates are in postgres-scratch.ts).
+ * PostgreSQL's schema in the shape both dialects share (catalog/schema.ts), built from the rows
+ * catalog/postgres-read.ts reads, the same rows the exact `Catalog` (catalog/postgres.ts) is
+ * built from.
  *
  * Every schema but the system ones is read. Names in the current schema (`public` as a rule)
  * stay unqualified, so they line up with SQLite's; others are `schema.name`. Objects that belong
@@ -10,22 +11,8 @@
  *
  * @module
  */
+import { type PostgresRows, type Query, type Row, type Rows, readPostgresRows } from './postgres-read.ts';
 import type { Column, EnumType, Family, ForeignKey, Index, Schema, Table } from './schema.ts';
-
-/** Runs one query on the caller's connection; rows as postgres.js returns them. */
-export type Query = (text: string, params?: unknown[]) => Promise<ReadonlyArray<Record<string, unknown>>>;
-
-const USER_SCHEMA = (n: string) =>
-  `${n}.nspname NOT IN ('pg_catalog', 'information_schema') AND ${n}.nspname !~ '^pg_(toast|temp_)'`;
-const NOT_EXTENSION = (catalog: string, oid: string) =>
-  `NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend dep WHERE dep.classid = '${catalog}'::regclass AND dep.objid = ${oid} AND dep.deptype = 'e')`;
-
-const TABLES = `
-  SELECT c.oid, n.nspname, c.relname
-  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-  WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND ${USER_SCHEMA('n')}
-    AND NOT (n.nspname = $1 AND c.relname = $2)
-    AND ${NOT_EXTENSION('pg_catalog.pg_class', 'c.oid')}`;
 
 /** pg_type names → family. Domains are read through to their base type first. */
 const FAMILIES: Record<string, Family> = {
@@ -51,6 +38,11 @@ const FAMILIES: Record<string, Family> = {
   float8: 'float',
 };
 
+/** The family of a pg_type name (`int4`, `varchar`): what check's value generator needs of a type. */
+export function familyOfType(typname: string): Family {
+  return FAMILIES[typname] ?? 'other';
+}
+
 const ON_DELETE: Record<string, string> = {
   a: 'NO ACTION',
   r: 'RESTRICT',
@@ -59,109 +51,25 @@ const ON_DELETE: Record<string, string> = {
   d: 'SET DEFAULT',
 };
 
-const ENUMS_SQL = `SELECT t.oid::text AS oid, n.nspname, t.typname, json_agg(e.enumlabel ORDER BY e.enumsortorder)::text AS labels
-     FROM pg_catalog.pg_type t
-     JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
-     JOIN pg_catalog.pg_enum e ON e.enumtypid = t.oid
-     WHERE ${USER_SCHEMA('n')} AND ${NOT_EXTENSION('pg_catalog.pg_type', 't.oid')}
-     GROUP BY t.oid, n.nspname, t.typname
-     ORDER BY n.nspname, t.typname`;
-
-const COLUMNS_SQL = `WITH tabs AS (${TABLES})
-     SELECT t.nspname, t.relname, a.attname, format_type(a.atttypid, a.atttypmod) AS type,
-            bt.oid::text AS base_oid, bt.typname AS base, bt.typtype AS base_kind, bt.typcategory AS category,
-            CASE WHEN ty.typtype = 'd' THEN ty.typtypmod ELSE a.atttypmod END AS typmod,
-            a.attnotnull AS notnull, a.attidentity AS identity, a.attgenerated AS computed,
-            pg_get_expr(d.adbin, d.adrelid) AS default_expr
-     FROM tabs t
-     JOIN pg_catalog.pg_attribute a ON a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped
-     JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
-     JOIN pg_catalog.pg_type bt ON bt.oid = CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE ty.oid END
-     LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-     ORDER BY t.nspname, t.relname, a.attnum`;
-
-const CONSTRAINTS_SQL = `WITH tabs AS (${TABLES})
-     SELECT t.nspname, t.relname, con.contype::text AS kind, con.confdeltype::text AS on_delete,
-            (SELECT json_agg(a.attname ORDER BY k.ord) FROM unnest(con.conkey) WITH ORDINALITY k(num, ord)
-               JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.num)::text AS cols,
-            fn.nspname AS ref_schema, fc.relname AS ref_table,
-            (SELECT json_agg(a.attname ORDER BY k.ord) FROM unnest(con.confkey) WITH ORDINALITY k(num, ord)
-               JOIN pg_catalog.pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.num)::text AS ref_cols,
-            pg_get_constraintdef(con.oid, true) AS def
-     FROM tabs t
-     JOIN pg_catalog.pg_constraint con ON con.conrelid = t.oid
-     LEFT JOIN pg_catalog.pg_class fc ON fc.oid = con.confrelid
-     LEFT JOIN pg_catalog.pg_namespace fn ON fn.oid = fc.relnamespace
-     WHERE con.contype IN ('p', 'f', 'c')
-     ORDER BY t.nspname, t.relname, con.conname`;
-
-const INDEXES_SQL = `WITH tabs AS (${TABLES})
-     SELECT t.nspname, t.relname, ic.relname AS name, i.indisunique AS is_unique, i.indisprimary AS is_primary,
-            EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conindid = i.indexrelid AND c.conrelid = i.indrelid AND c.contype IN ('p', 'u', 'x')) AS backs_constraint,
-            (SELECT json_agg(
-                      CASE WHEN i.indkey[k - 1] = 0 THEN '(' || pg_get_indexdef(i.indexrelid, k, true) || ')'
-                           ELSE (SELECT a.attname FROM pg_catalog.pg_attribute a WHERE a.attrelid = i.indrelid AND a.attnum = i.indkey[k - 1]) END
-                      || CASE WHEN (i.indoption[k - 1] & 1) = 1 THEN ' DESC' ELSE '' END
-                      ORDER BY k)
-               FROM generate_series(1, i.indnkeyatts) k)::text AS cols,
-            (SELECT bool_and(i.indkey[k - 1] <> 0) FROM generate_series(1, i.indnkeyatts) k) AS plain,
-            pg_get_expr(i.indpred, i.indrelid, true) AS predicate
-     FROM tabs t
-     JOIN pg_catalog.pg_index i ON i.indrelid = t.oid
-     JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
-     ORDER BY t.nspname, t.relname, ic.relname`;
-
-/** Every other object a migration can leave behind, as (kind, schema, name, extra, definition). */
-const OTHERS_SQL = `SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence' WHEN 'c' THEN 'type' ELSE 'foreign table' END AS kind,
-            n.nspname, c.relname AS name, NULL::text AS extra,
-            CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid, true) ELSE '' END AS def
-     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.relkind IN ('v', 'm', 'S', 'c', 'f') AND ${USER_SCHEMA('n')} AND ${NOT_EXTENSION('pg_catalog.pg_class', 'c.oid')}
-     UNION ALL
-     SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'function' END,
-            n.nspname, p.proname, pg_get_function_identity_arguments(p.oid), md5(coalesce(p.prosrc, '') || pg_get_function_result(p.oid))
-     FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-     WHERE ${USER_SCHEMA('n')} AND ${NOT_EXTENSION('pg_catalog.pg_proc', 'p.oid')}
-     UNION ALL
-     SELECT 'trigger', n.nspname, tg.tgname, c.relname, pg_get_triggerdef(tg.oid, true)
-     FROM pg_catalog.pg_trigger tg JOIN pg_catalog.pg_class c ON c.oid = tg.tgrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-     WHERE NOT tg.tgisinternal AND ${USER_SCHEMA('n')} AND NOT (n.nspname = $1 AND c.relname = $2)
-     UNION ALL
-     SELECT CASE t.typtype WHEN 'd' THEN 'domain' ELSE 'range type' END, n.nspname, t.typname, NULL, format_type(t.typbasetype, t.typtypmod)
-     FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
-     WHERE t.typtype IN ('d', 'r') AND ${USER_SCHEMA('n')} AND ${NOT_EXTENSION('pg_catalog.pg_type', 't.oid')}
-     UNION ALL
-     SELECT 'schema', n.nspname, n.nspname, NULL, ''
-     FROM pg_catalog.pg_namespace n WHERE ${USER_SCHEMA('n')} AND n.nspname <> 'public'
-     UNION ALL
-     SELECT 'extension', NULL, e.extname, NULL, e.extversion FROM pg_catalog.pg_extension e WHERE e.extname <> 'plpgsql'`;
-
 /** Names in the current schema stay bare; tables are made on first mention. */
 interface Reading {
   qualify(schema: unknown, name: unknown): string;
-  tableOf(r: Record<string, unknown>): Table;
+  tableOf(r: Row): Table;
 }
 
-/**
- * The schema `query` sees, without the record table `record` (schema and name). Reads only.
- * Arrays come back as JSON text, so the caller's connection needs no array type parsers. The
- * five catalog queries are sent at once: postgres.js pipelines them on the one connection.
- */
+/** The schema `query` sees, without the record table `record` (schema and name). Reads only. */
 export async function introspectPostgres(query: Query, record: { schema: string; table: string }): Promise<Schema> {
-  const params = [record.schema, record.table];
-  const [[home], enumRows, columnRows, constraintRows, indexRows, otherRows] = await Promise.all([
-    query('SELECT current_schema() AS s'),
-    query(ENUMS_SQL),
-    query(COLUMNS_SQL, params),
-    query(CONSTRAINTS_SQL, params),
-    query(INDEXES_SQL, params),
-    query(OTHERS_SQL, params),
-  ]);
-  const current = typeof home?.s === 'string' ? home.s : 'public';
+  return schemaOf(await readPostgresRows(query, record));
+}
+
+/** The cross-dialect schema of the rows catalog/postgres-read.ts read. */
+function schemaOf(rows: PostgresRows): Schema {
+  const current = rows.home;
+  const enumRows = rows.types.filter((r) => r.kind === 'e' && r.labels !== null);
   const tables = new Map<string, Table>();
   const qualify = (schema: unknown, name: unknown) =>
     schema === current ? String(name) : `${String(schema)}.${String(name)}`;
-  const tableOf = (r: Record<string, unknown>): Table => {
+  const tableOf = (r: Row): Table => {
     const name = qualify(r.nspname, r.relname);
     let t = tables.get(name);
     if (!t) {
@@ -176,9 +84,15 @@ export async function introspectPostgres(query: Query, record: { schema: string;
     values: JSON.parse(String(r.labels)) as string[],
   }));
   const enumLabels = new Map(enumRows.map((r) => [String(r.oid), JSON.parse(String(r.labels)) as string[]]));
-  readColumns(columnRows, reading, enumLabels);
-  readConstraints(constraintRows, reading);
-  readIndexes(indexRows, reading);
+  readColumns(rows.columns, reading, enumLabels);
+  readConstraints(
+    rows.constraints.filter((r) => r.kind === 'p' || r.kind === 'f' || r.kind === 'c'),
+    reading,
+  );
+  readIndexes(
+    rows.indexes.filter((r) => r.is_table === true),
+    reading,
+  );
   for (const t of tables.values()) {
     t.uniques.sort((a, b) => a.join(',').localeCompare(b.join(',')));
     t.checks.sort();
@@ -186,11 +100,9 @@ export async function introspectPostgres(query: Query, record: { schema: string;
   return {
     tables: [...tables.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
     enums,
-    others: readOthers(otherRows, reading),
+    others: readOthers(rows, reading),
   };
 }
-
-type Rows = ReadonlyArray<Record<string, unknown>>;
 
 function readColumns(columnRows: Rows, { tableOf }: Reading, enumLabels: ReadonlyMap<string, string[]>): void {
   for (const r of columnRows) {
@@ -198,9 +110,9 @@ function readColumns(columnRows: Rows, { tableOf }: Reading, enumLabels: Readonl
     const base = String(r.base);
     const isEnum = r.base_kind === 'e';
     const isArray = r.category === 'A';
-    const expr = r.default_expr === null ? null : String(r.default_expr);
+    const expr = r.dflt === null ? null : String(r.dflt);
     const identity = r.identity === 'a' || r.identity === 'd';
-    const computed = r.computed === 's' || r.computed === 'v';
+    const computed = r.generated === 's' || r.generated === 'v';
     const serial = expr !== null && /^nextval\(/.test(expr);
     const column: Column = {
       name: String(r.attname),
@@ -245,29 +157,45 @@ function readConstraints(constraintRows: Rows, { tableOf, qualify }: Reading): v
 function readIndexes(indexRows: Rows, { tableOf, qualify }: Reading): void {
   for (const r of indexRows) {
     const t = tableOf(r);
-    const columns = JSON.parse(String(r.cols)) as string[];
+    const columns = JSON.parse(String(r.key_cols)) as string[];
     const where = r.predicate === null ? null : String(r.predicate);
     if (r.is_unique === true && r.is_primary !== true && where === null && r.plain === true)
       t.uniques.push(columns.map((c) => c.replace(/ DESC$/, '')).sort());
     if (r.backs_constraint !== true) {
-      const index: Index = { name: qualify(r.nspname, r.name), columns, unique: r.is_unique === true, where };
+      const index: Index = { name: qualify(r.nspname, r.index_name), columns, unique: r.is_unique === true, where };
       t.indexes.push(index);
     }
   }
 }
 
-function readOthers(otherRows: Rows, { qualify }: Reading): Record<string, string> {
+const RELATION_KINDS: Record<string, string> = {
+  v: 'view',
+  m: 'materialized view',
+  S: 'sequence',
+  c: 'type',
+  f: 'foreign table',
+};
+const FUNCTION_KINDS: Record<string, string> = { p: 'procedure', a: 'aggregate' };
+
+/** Every other object a migration can leave behind, keyed `kind name`, valued by its definition. */
+function readOthers(rows: PostgresRows, { qualify }: Reading): Record<string, string> {
   const others: Record<string, string> = {};
-  for (const r of otherRows) {
-    const name = r.kind === 'schema' || r.kind === 'extension' ? String(r.name) : qualify(r.nspname, r.name);
-    const key =
-      r.kind === 'trigger'
-        ? `trigger ${name} on ${qualify(r.nspname, r.extra)}`
-        : r.extra !== null && r.extra !== undefined
-          ? `${String(r.kind)} ${name}(${String(r.extra)})`
-          : `${String(r.kind)} ${name}`;
-    others[key] = String(r.def ?? '');
+  for (const r of rows.relations) {
+    const kind = RELATION_KINDS[String(r.relkind)];
+    if (kind !== undefined) others[`${kind} ${qualify(r.nspname, r.relname)}`] = String(r.viewdef ?? '');
   }
+  for (const r of rows.functions) {
+    const kind = FUNCTION_KINDS[String(r.prokind)] ?? 'function';
+    others[`${kind} ${qualify(r.nspname, r.proname)}(${String(r.args)})`] = String(r.digest ?? '');
+  }
+  for (const r of rows.triggers)
+    others[`trigger ${qualify(r.nspname, r.tgname)} on ${qualify(r.nspname, r.relname)}`] = String(r.def ?? '');
+  for (const r of rows.types) {
+    if (r.kind === 'd' || r.kind === 'r')
+      others[`${r.kind === 'd' ? 'domain' : 'range type'} ${qualify(r.nspname, r.typname)}`] = String(r.base ?? '');
+  }
+  for (const r of rows.schemas) others[`schema ${String(r.nspname)}`] = '';
+  for (const r of rows.extensions) others[`extension ${String(r.name)}`] = String(r.version ?? '');
   return others;
 }
 

@@ -1,93 +1,26 @@
+/**
+ * A PostgreSQL database's catalog (catalog/model.ts), built from the rows catalog/postgres-read.ts
+ * reads from the system catalogs (the rows the cross-dialect `Schema` is built from too), with the
+ * server's own printers (format_type, pg_get_expr, pg_get_constraintdef, pg_get_indexdef,
+ * pg_get_viewdef, pg_get_functiondef, pg_get_triggerdef): an expression reads the same however
+ * a migration spelled it, and no pg_dump of a matching major version is needed.
+ *
+ * The caller runs this inside a READ ONLY transaction with search_path pinned to one schema,
+ * which those printers consult when they decide whether to qualify a name; objects of that
+ * schema are then unqualified, every other one is `schema.name`.
+ *
+ * Left out: the record table (and what belongs to it), objects that belong to an extension
+ * (the extension is listed), system schemas, owners, privileges and comments.
+ *
+ * @module
+ */
+import { connect } from '../core/connect.ts';
+import { quoteIdent, sqlString } from '../core/quote.ts';
+import { MigrateError } from '../core/errors.ts';
 import type { Catalog, CatalogObject } from './model.ts';
-
-/** Runs one query on the caller's connection; rows as postgres.js returns them. */
-export type Query = (text: string, params?: unknown[]) => Promise<ReadonlyArray<Record<string, unknown>>>;
+import { type Query, readPostgresRows } from './postgres-read.ts';
 
 type Row = Record<string, unknown>;
-
-/** The schemas read: every one but the system's. */
-const USER_SCHEMA = (n: string) =>
-  `${n}.nspname NOT IN ('pg_catalog', 'information_schema') AND ${n}.nspname !~ '^pg_(toast|temp_|toast_temp_)'`;
-const NOT_EXTENSION = (catalog: string, oid: string) =>
-  `NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend dep WHERE dep.classid = '${catalog}'::regclass AND dep.objid = ${oid} AND dep.deptype = 'e')`;
-/** `name` in the pinned schema, `schema.name` elsewhere; both quoted as needed. */
-const QNAME = (n: string, name: string) =>
-  `CASE WHEN ${n}.nspname = current_schema() THEN quote_ident(${name}) ELSE quote_ident(${n}.nspname) || '.' || quote_ident(${name}) END`;
-
-const RELATIONS = `
-  SELECT c.oid, c.relname, c.relkind, c.relpersistence, c.relrowsecurity, n.nspname, ${QNAME('n', 'c.relname')} AS qname
-  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-  WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S') AND NOT c.relispartition AND ${USER_SCHEMA('n')}
-    AND NOT (n.nspname = $1 AND c.relname = $2)
-    AND ${NOT_EXTENSION('pg_catalog.pg_class', 'c.oid')}`;
-
-/** The catalog queries. */
-const QUERIES = {
-  extensions: `SELECT e.extname AS name, e.extversion AS version, n.nspname AS schema
-    FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
-    WHERE e.extname <> 'plpgsql'`,
-  schemas: `SELECT quote_ident(n.nspname) AS name FROM pg_catalog.pg_namespace n
-    WHERE ${USER_SCHEMA('n')} AND n.nspname <> 'public' AND ${NOT_EXTENSION('pg_catalog.pg_namespace', 'n.oid')}
-      AND NOT (n.nspname = $1 AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.relnamespace = n.oid AND c.relname <> $2 AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'c', 'f')))`,
-  types: `SELECT ${QNAME('n', 't.typname')} AS name, t.typtype AS kind,
-      (SELECT json_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_catalog.pg_enum e WHERE e.enumtypid = t.oid)::text AS labels,
-      format_type(t.typbasetype, t.typtypmod) AS base, t.typnotnull AS notnull, t.typdefault AS dflt,
-      (SELECT string_agg(' CONSTRAINT ' || quote_ident(c.conname) || ' ' || pg_get_constraintdef(c.oid, true), '' ORDER BY c.conname)
-         FROM pg_catalog.pg_constraint c WHERE c.contypid = t.oid) AS checks,
-      (SELECT string_agg(quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attnum)
-         FROM pg_catalog.pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped) AS fields
-    FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
-    WHERE (t.typtype IN ('e', 'd') OR (t.typtype = 'c' AND (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = t.typrelid) = 'c'))
-      AND ${USER_SCHEMA('n')} AND ${NOT_EXTENSION('pg_catalog.pg_type', 't.oid')}`,
-  relations: `WITH rel AS (${RELATIONS})
-    SELECT r.qname, r.relkind, r.relpersistence, r.relrowsecurity,
-      CASE WHEN r.relkind IN ('v', 'm') THEN pg_get_viewdef(r.oid, true) END AS viewdef,
-      s.seqtypid::regtype::text AS seqtype, s.seqstart::text AS seqstart, s.seqincrement::text AS seqinc,
-      s.seqmin::text AS seqmin, s.seqmax::text AS seqmax, s.seqcache::text AS seqcache, s.seqcycle AS seqcycle,
-      (SELECT ${QNAME('on2', 'oc.relname')} || '.' || quote_ident(a.attname)
-         FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_class oc ON oc.oid = d.refobjid
-         JOIN pg_catalog.pg_namespace on2 ON on2.oid = oc.relnamespace
-         JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
-         WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = r.oid AND d.deptype = 'a' AND d.refobjsubid > 0) AS owned_by,
-      EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = r.oid AND d.deptype = 'i') AS identity_seq
-    FROM rel r LEFT JOIN pg_catalog.pg_sequence s ON s.seqrelid = r.oid`,
-  columns: `WITH rel AS (${RELATIONS})
-    SELECT r.qname AS tbl, quote_ident(a.attname) AS name, format_type(a.atttypid, a.atttypmod) AS type,
-      a.attnotnull AS notnull, a.attidentity AS identity, a.attgenerated AS generated,
-      pg_get_expr(d.adbin, d.adrelid) AS dflt,
-      CASE WHEN a.attcollation <> t.typcollation THEN (SELECT quote_ident(co.collname) FROM pg_catalog.pg_collation co WHERE co.oid = a.attcollation) END AS collation
-    FROM rel r
-    JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
-    JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
-    LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-    WHERE r.relkind IN ('r', 'p')
-    ORDER BY r.qname, a.attnum`,
-  // 18 also lists each NOT NULL as a constraint (`t_a_not_null`); every version says it as the
-  // column's nullability, read alone, so the embedded PostgreSQL (18) reads as a 15 server.
-  constraints: `WITH rel AS (${RELATIONS})
-    SELECT r.qname AS tbl, quote_ident(c.conname) AS name, c.contype AS kind, c.convalidated AS validated,
-      pg_get_constraintdef(c.oid, true) AS def
-    FROM rel r JOIN pg_catalog.pg_constraint c ON c.conrelid = r.oid
-    WHERE r.relkind IN ('r', 'p') AND c.contype <> 'n'`,
-  indexes: `WITH rel AS (${RELATIONS})
-    SELECT r.qname AS tbl, ${QNAME('n', 'ic.relname')} AS name, pg_get_indexdef(i.indexrelid) AS def,
-      i.indisunique AS is_unique, i.indisvalid AS valid, am.amname AS method,
-      (SELECT string_agg(pg_get_indexdef(i.indexrelid, k, true), ', ' ORDER BY k) FROM generate_series(1, i.indnatts) k) AS cols,
-      pg_get_expr(i.indpred, i.indrelid, true) AS predicate
-    FROM rel r JOIN pg_catalog.pg_index i ON i.indrelid = r.oid
-    JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
-    JOIN pg_catalog.pg_namespace n ON n.oid = ic.relnamespace
-    JOIN pg_catalog.pg_am am ON am.oid = ic.relam
-    WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conindid = i.indexrelid AND c.conrelid = i.indrelid AND c.contype IN ('p', 'u', 'x'))`,
-  functions: `SELECT ${QNAME('n', 'p.proname')} || '(' || pg_get_function_identity_arguments(p.oid) || ')' AS name,
-      pg_get_functiondef(p.oid) AS def
-    FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-    WHERE p.prokind IN ('f', 'p') AND ${USER_SCHEMA('n')} AND ${NOT_EXTENSION('pg_catalog.pg_proc', 'p.oid')}`,
-  triggers: `WITH rel AS (${RELATIONS})
-    SELECT r.qname AS tbl, quote_ident(tg.tgname) AS name, pg_get_triggerdef(tg.oid, true) AS def, tg.tgenabled AS enabled
-    FROM rel r JOIN pg_catalog.pg_trigger tg ON tg.tgrelid = r.oid
-    WHERE NOT tg.tgisinternal`,
-};
 
 const CONSTRAINT_KINDS: Record<string, string> = {
   p: 'primary key',
@@ -100,31 +33,31 @@ const CONSTRAINT_KINDS: Record<string, string> = {
 
 /**
  * The catalog `query` sees, without the record table (`record`: its schema and name). Reads
- * only.
+ * only. With `scratch` (a scratch schema's name), that schema alone, read as if it were the
+ * `public` of a fresh database: the printers that always qualify (pg_get_indexdef,
+ * pg_get_functiondef) name it, and a scratch database's catalog says `public` there.
  */
-export async function readPostgresCatalog(read: Query, record: { schema: string; table: string }): Promise<Catalog> {
-  const params = [record.schema, record.table];
-  const query = read;
-  const [extensions, schemas, types, relations, columns, constraints, indexes, functions, triggers] = await Promise.all(
-    [
-      query(QUERIES.extensions),
-      query(QUERIES.schemas, params),
-      query(QUERIES.types),
-      query(QUERIES.relations, params),
-      query(QUERIES.columns, params),
-      query(QUERIES.constraints, params),
-      query(QUERIES.indexes, params),
-      query(QUERIES.functions),
-      query(QUERIES.triggers, params),
-    ],
-  );
+export async function readPostgresCatalog(
+  read: Query,
+  record: { schema: string; table: string },
+  scratch?: string,
+): Promise<Catalog> {
+  const query: Query = scratch === undefined ? read : async (text, p) => (await read(text, p)).map(asPublic(scratch));
+  const rows = await readPostgresRows(query, record, scratch);
+  const { extensions, columns, constraints } = rows;
+  const schemas = rows.schemas.filter((r) => r.own === true && r.record_only !== true);
+  const types = rows.types.filter((r) => r.kind === 'e' || r.kind === 'd' || r.kind === 'c');
+  const relations = rows.relations.filter((r) => r.in_catalog === true);
+  const indexes = rows.indexes.filter((r) => r.backs_constraint !== true);
+  const functions = rows.functions.filter((r) => r.prokind === 'f' || r.prokind === 'p');
+  const triggers = rows.triggers.filter((r) => r.in_catalog === true);
   const objects: CatalogObject[] = [];
   for (const r of extensions) {
     objects.push({
       kind: 'extension',
       name: s(r.name),
       props: { version: s(r.version), schema: s(r.schema) },
-      sql: `CREATE EXTENSION IF NOT EXISTS ${quoteIdent(s(r.name))} WITH SCHEMA ${quoteIdent(s(r.schema))}`,
+      sql: `CREATE EXTENSION IF NOT EXISTS ${identAsPrinted(s(r.name))} WITH SCHEMA ${identAsPrinted(s(r.schema))}`,
     });
   }
   for (const r of schemas)
@@ -176,7 +109,7 @@ export const DISPLAY: Record<string, string> = {
 function typeObject(r: Row): CatalogObject {
   const name = s(r.name);
   if (r.kind === 'e') {
-    const labels = (JSON.parse(s(r.labels ?? '[]')) as string[]).map(quoteLiteral).join(', ');
+    const labels = (JSON.parse(s(r.labels ?? '[]')) as string[]).map(sqlString).join(', ');
     return { kind: 'type', name, props: { labels }, sql: `CREATE TYPE ${name} AS ENUM (${labels})` };
   }
   if (r.kind === 'd') {
@@ -321,14 +254,20 @@ function tableObjects(
   }
 }
 
+/** A row with the scratch schema's name, where a printer qualified with it, read as `public`. */
+function asPublic(scratch: string): (row: Row) => Row {
+  const qualified = new RegExp(`\\b${scratch}\\.`, 'g');
+  return (row) =>
+    Object.fromEntries(
+      Object.entries(row).map(([k, v]) => [k, typeof v === 'string' ? v.replace(qualified, 'public.') : v]),
+    );
+}
+
 function s(v: unknown): string {
   return v === null || v === undefined ? '' : String(v);
 }
 
-function quoteIdent(name: string): string {
-  return /^[a-z_][a-z0-9_$]*$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`;
-}
-
-function quoteLiteral(text: string): string {
-  return `'${text.replace(/'/g, "''")}'`;
+/** `name` bare when PostgreSQL would print it so (quote_ident's rule for a plain lower-case name). */
+function identAsPrinted(name: string): string {
+  return /^[a-z_][a-z0-9_$]*$/.test(name) ? name : quoteIdent(name);
 }

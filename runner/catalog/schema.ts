@@ -1,7 +1,7 @@
 /**
  * A database schema in one shape both dialects share, and the ways two of them can differ.
  *
- * The drivers fill it in (drivers/sqlite-schema.ts, drivers/postgres-schema.ts); `check`
+ * Each dialect's reader fills it in (catalog/sqlite-schema.ts, catalog/postgres-schema.ts); `check`
  * compares two snapshots of one database (a down must undo exactly what its up did) and the
  * snapshots of the two dialects at the same revision (both folders must describe one schema):
  * schema-compare.ts.

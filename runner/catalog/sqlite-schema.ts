@@ -1,5 +1,5 @@
 /**
- * SQLite's schema in the shape both dialects share (runner/schema.ts), read from the PRAGMA
+ * SQLite's schema in the shape both dialects share (catalog/schema.ts), read from the PRAGMA
  * table-valued functions and, for CHECK constraints, from the CREATE TABLE text SQLite keeps in
  * sqlite_master (no PRAGMA lists them).
  *

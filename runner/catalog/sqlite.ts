@@ -5,7 +5,7 @@
  * constraints one per line. Loading the result stores that text, which normalises to itself,
  * so a file read back from a database it built is byte-identical.
  *
- * The properties `drift` compares come from the PRAGMAs, through runner/drivers/sqlite-schema.ts.
+ * The properties `drift` compares come from the PRAGMAs, through catalog/sqlite-schema.ts.
  *
  * @module
  */
@@ -55,6 +55,9 @@ export function readSqliteCatalog(db: Database.Database, recordTable: string): C
           nullable: c.nullable ? 'nullable' : 'NOT NULL',
           default: c.default ?? '(none)',
           generated: c.generated ? 'generated' : 'no',
+          // What a CHECK on the column says (read as the column's, so not among the table's
+          // checks): a hand-made rebuild that changes it is drift too (issue #26).
+          ...checkedAs(c),
         },
         sql: '',
       });
@@ -183,4 +186,13 @@ function pieces(sql: string, flat = false): string[] {
   }
   space(sql.slice(last));
   return out;
+}
+
+/** A column's CHECK as a property: its labels, its length limit, or boolean/json. */
+function checkedAs(c: { family: string; values?: string[]; maxLength?: number }): Record<string, string> {
+  const props: Record<string, string> = {};
+  if (c.family === 'boolean' || c.family === 'json') props.check = c.family;
+  if (c.values !== undefined) props.check = `one of ${c.values.map((v) => `'${v.replace(/'/g, "''")}'`).join(', ')}`;
+  if (c.maxLength !== undefined) props['max length'] = String(c.maxLength);
+  return props;
 }

@@ -15,6 +15,9 @@
  *
  * Findings are returned, never printed; the database the URL names is never touched.
  *
+ * The rule of the layout: check/ may import core/, scratch/ and catalog/; nothing imports check/
+ * but runner/index.ts and the CLI (docs/architecture.md).
+ *
  * @module
  */
 import { join } from 'node:path';
@@ -27,7 +30,10 @@ import type { Driver } from '../core/driver.ts';
 import type { Difference, Schema } from '../catalog/schema.ts';
 import { compareDialects } from '../catalog/schema-compare.ts';
 import { type DialectState, roundTrip, type RoundTrips, type TripContext } from './round-trip.ts';
+import { orderConflicts } from './base.ts';
 import type { dataPass, DataSummary } from './data/pass.ts';
+import { phasesReorder } from './phases.ts';
+import type { CompatContext, CompatSummary, Release } from './compat.ts';
 
 export type { CheckCode, Finding } from './lint.ts';
 export type { DialectState, RoundTrips } from './round-trip.ts';
@@ -45,6 +51,16 @@ export interface CheckConfig {
   table?: string;
   /** The pass on populated tables (runner/data/): false skips it; seed and rows per table otherwise. */
   data?: false | { seed?: number; rows?: number };
+  /**
+   * A git ref (`main`, `origin/main`): revisions added since it that sort before its newest are
+   * `ORDER_CONFLICT` (base.ts). An unknown ref or a folder outside a git repository throws BAD_BASE.
+   */
+  base?: string;
+  /**
+   * A file of the running release's PostgreSQL statements (`$n` parameters, `;`-separated): each
+   * must still prepare, and INSERT/UPDATE/DELETE run, after every pre revision (issue #30).
+   */
+  compat?: string;
 }
 
 export interface CheckOptions {
@@ -65,6 +81,8 @@ export interface CheckResult {
   compared: { revisions: number; skipped?: string };
   /** The pass on populated tables; absent when skipped. */
   data?: DataSummary;
+  /** `--compat`: the release's statements, how many ran at some point, against how many revisions. */
+  compat?: CompatSummary;
 }
 
 /** Check the folder, and the migrations on scratch databases. Throws only for usage (NO_MIGRATIONS, BAD_URL) and an unreachable server. */
@@ -75,8 +93,20 @@ export async function check(config: CheckConfig = {}, options: CheckOptions = {}
   const add = (f: Finding) => findings.push(f);
 
   const states = dialectStates(dir, connection.dialect);
+  // Before any scratch work: an unknown ref is a usage error, and the conflicts need no database.
+  const conflicts =
+    config.base === undefined
+      ? []
+      : orderConflicts(
+          states.map((s) => s.folder),
+          config.base,
+        );
+  // Read first: a --compat file that cannot be read is a usage error, before any scratch is made.
+  const release =
+    config.compat === undefined ? undefined : (await import('./compat.ts')).readRelease(config.compat, states);
   const waivers: Waiver[] = [];
   const sameRevisions = lintFolders(states, add, waivers);
+  findings.push(...conflicts);
   const data =
     config.data === false ? undefined : (await import('./data/pass.ts')).dataPass(config.data, add, options.signal);
 
@@ -84,7 +114,19 @@ export async function check(config: CheckConfig = {}, options: CheckOptions = {}
   for (const s of states) {
     options.signal?.throwIfAborted();
     const scratch: OnScratch = (fn) => withScratch(s.dialect, connection, table, fn);
-    s.roundTrips = await dialectRoundTrips(s, scratch, { waivers, add, signal: options.signal }, data);
+    const compat =
+      release && s.dialect === 'postgres'
+        ? { release, context: { add, data: config.data, signal: options.signal } }
+        : undefined;
+    s.roundTrips = await dialectRoundTrips(s, scratch, { waivers, add, signal: options.signal }, data, compat);
+  }
+
+  for (const s of states) {
+    const trips = s.roundTrips;
+    if (!trips || trips.skipped || trips.revisions < s.migrations.length || !phasesReorder(s.migrations)) continue;
+    options.signal?.throwIfAborted();
+    const { checkPhaseOrder } = await import('./phases.ts');
+    await withScratch(s.dialect, connection, table, (driver) => checkPhaseOrder(s, driver, add, options.signal));
   }
 
   const compared = compareAcross(states, sameRevisions, waivers, add);
@@ -107,6 +149,7 @@ export async function check(config: CheckConfig = {}, options: CheckOptions = {}
     roundTrips: states.map((s) => s.roundTrips as RoundTrips),
     compared,
     ...(data ? { data: data.summary } : {}),
+    ...(release ? { compat: release.summary } : {}),
   };
 }
 
@@ -135,6 +178,7 @@ async function dialectRoundTrips(
   onScratch: OnScratch,
   context: TripContext,
   data: DataPass | undefined,
+  compat?: { release: Release; context: CompatContext },
 ): Promise<RoundTrips> {
   const of = s.migrations.length;
   if (!s.runnable) return { dialect: s.dialect, revisions: 0, of, skipped: `errors in ${displayPath(s.folder)}/` };
@@ -143,6 +187,16 @@ async function dialectRoundTrips(
     database = scratch.label;
     const done = await roundTrip({ ...context, s, driver, scratch });
     await data?.run(s, done, driver, onScratch);
+    // On the same scratch database, rolled back to empty through the downs: cheaper than a new one.
+    if (compat) {
+      const { checkCompat } = await import('./compat.ts');
+      const { rewind } = await import('./data/pass.ts');
+      await checkCompat(
+        compat.release,
+        async (fn) => ((await rewind(driver, s)) ? fn(driver) : onScratch((fresh) => fn(fresh))),
+        compat.context,
+      );
+    }
     return done;
   });
   // Which PostgreSQL proved the folder is worth saying: a server's scratch database, or the embedded one.

@@ -5,14 +5,16 @@
  *
  * @module
  */
-import { type Statement, splitStatements } from '../core/split.ts';
+import { type Statement, splitStatements, statementKind } from '../core/split.ts';
 import { type StepWork, stepWork } from '../core/step.ts';
 import { MigrateError, type FolderCode } from '../core/errors.ts';
 import {
   listFolder,
+  phaseProblems,
   readFolder,
   siblingProblems,
   type Dialect,
+  type Direction,
   type FolderScan,
   type Migration,
   type MigrationFile,
@@ -22,6 +24,7 @@ import { mayCommitInside } from '../core/locks.ts';
 import type { Step } from '../core/plan.ts';
 import { lineColumn } from '../core/position.ts';
 import { type Difference, normaliseSubject } from '../catalog/schema.ts';
+import { contractFindings } from './contract.ts';
 
 /** What a finding is about; docs/errors.md#check-findings lists each. */
 export type CheckCode =
@@ -42,12 +45,18 @@ export type CheckCode =
   | 'UNUSED_WAIVER'
   | 'LOCKS_TABLE'
   | 'REWRITES_TABLE'
+  // deploy phases (phases.ts, contract.ts, compat.ts; issue #30)
+  | 'CONTRACT_IN_PRE'
+  | 'PHASE_ORDER'
+  | 'COMPAT_BREAK'
   // on populated scratch tables (data/pass.ts)
   | 'FAILS_ON_DATA'
   | 'DATA_LOSS'
   | 'DATA_GENERATION'
   // the committed schema files (<dir>/schema/<dialect>.sql)
-  | 'SCHEMA_STALE';
+  | 'SCHEMA_STALE'
+  // against a git ref (check --base, base.ts)
+  | 'ORDER_CONFLICT';
 
 export interface Finding {
   /** A note (a waived data loss, say) is shown and counted as neither error nor warning. */
@@ -68,7 +77,7 @@ export interface Finding {
 export interface Waiver {
   dialect: Dialect;
   revision: string;
-  direction: 'up' | 'down';
+  direction: Direction;
   file: string;
   line?: number;
   text: string;
@@ -82,7 +91,7 @@ export function unwaived(
   waivers: Waiver[],
   dialects: Dialect | Dialect[],
   revision: string,
-  directions: Array<'up' | 'down'>,
+  directions: Array<Direction>,
 ): Difference[] {
   const ds = Array.isArray(dialects) ? dialects : [dialects];
   return diffs.filter((d) => {
@@ -137,6 +146,12 @@ export function lintFolders(states: FolderState[], add: Add, waivers: Waiver[]):
       for (const direction of ['up', 'down'] as const) lintFile(s, m, direction, add, waivers);
     }
   });
+  // One revision, one phase, whichever dialect a deploy runs (issue #30).
+  const [first, ...others] = states;
+  for (const other of others) {
+    const ups = new Map(other.migrations.map((m) => [m.version, m.up]));
+    for (const p of phaseProblems(first?.migrations ?? [], ups)) add(findingOf(p, other.folder));
+  }
   return sameRevisions;
 }
 
@@ -146,24 +161,12 @@ function findingOf(error: MigrateError, folder: string): Finding {
   return { severity: 'error', code: error.code as CheckCode, ...where, message: error.reason };
 }
 
-/** Statements PostgreSQL refuses inside a transaction block. */
-export const NOT_IN_TRANSACTION: Array<[RegExp, string]> = [
-  [/^CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\b/i, 'CREATE INDEX CONCURRENTLY'],
-  [/^DROP\s+INDEX\s+CONCURRENTLY\b/i, 'DROP INDEX CONCURRENTLY'],
-  [/^REINDEX\b[^;]*\bCONCURRENTLY\b/i, 'REINDEX CONCURRENTLY'],
-  [/^ALTER\s+TABLE\b[^;]*\bDETACH\s+PARTITION\b[^;]*\bCONCURRENTLY\b/i, 'DETACH PARTITION CONCURRENTLY'],
-  [/^VACUUM\b/i, 'VACUUM'],
-  [/^(?:CREATE|DROP)\s+DATABASE\b/i, 'CREATE/DROP DATABASE'],
-  [/^(?:CREATE|DROP)\s+TABLESPACE\b/i, 'CREATE/DROP TABLESPACE'],
-  [/^ALTER\s+SYSTEM\b/i, 'ALTER SYSTEM'],
-];
-
 const ADD_VALUE = /^ALTER\s+TYPE\s+(\S+)\s+ADD\s+VALUE\s+(?:IF\s+NOT\s+EXISTS\s+)?'((?:[^']|'')*)'/i;
 
 /** PostgreSQL keeps the first NAMEDATALEN - 1 = 63 bytes of a name. https://www.postgresql.org/docs/current/sql-syntax-lexical.html#SQL-SYNTAX-IDENTIFIERS */
 const MAX_IDENTIFIER_BYTES = 63;
 
-function lintFile(s: FolderState, m: Migration, direction: 'up' | 'down', add: Add, waivers: Waiver[]): void {
+function lintFile(s: FolderState, m: Migration, direction: Direction, add: Add, waivers: Waiver[]): void {
   const file = m[direction];
   let work: StepWork | undefined;
   try {
@@ -180,11 +183,11 @@ function lintFile(s: FolderState, m: Migration, direction: 'up' | 'down', add: A
   const statements = work?.statements ?? splitStatements(file.text, s.dialect);
   if (direction === 'up' && statements.length === 0) {
     add({
-      severity: 'warning',
+      severity: 'error',
       code: 'EMPTY_UP',
       file: file.path,
       message:
-        'holds no statement, only comments: applying it runs nothing and records the revision as applied. Write the migration here, or delete the pair if it is not needed.',
+        'holds no statement, only comments: the runner refuses to apply it (it would record the revision and change nothing). Write the migration here, or delete the pair if it is not needed.',
     });
   }
   if (file.transactional) transactionRules(s, file, statements, add);
@@ -200,6 +203,7 @@ function lintFile(s: FolderState, m: Migration, direction: 'up' | 'down', add: A
   if (!file.transactional && s.dialect === 'postgres') commitsInside(file, statements, add);
   // Only PostgreSQL cuts names; a long name in a SQLite file shows up as a difference between the dialects.
   if (s.dialect === 'postgres') longIdentifiers(file, add);
+  if (direction === 'up') contractFindings(s.dialect, m, statements, add);
   readWaivers(s.dialect, m, direction, file, add, waivers);
   readAllowLocks(s.dialect, direction, file, add);
 }
@@ -208,7 +212,7 @@ function lintFile(s: FolderState, m: Migration, direction: 'up' | 'down', add: A
  * `-- migrate:allow-lock <table>: <reason>` lines: well formed, and where locks are measured
  * (PostgreSQL up files); whether one accepts anything is known only on the scratch database.
  */
-function readAllowLocks(dialect: Dialect, direction: 'up' | 'down', file: MigrationFile, add: Add): void {
+function readAllowLocks(dialect: Dialect, direction: Direction, file: MigrationFile, add: Add): void {
   const lines = allowLockLines(file.text);
   (file.allowLocks ?? []).forEach((text, k) => {
     const line = lines[k];
@@ -253,12 +257,7 @@ function commitsInside(file: MigrationFile, statements: Statement[], add: Add): 
 function transactionRules(s: FolderState, file: MigrationFile, statements: Statement[], add: Add): void {
   const at = (offset: number) => lineColumn(file.text, offset);
   statements.forEach((st, i) => {
-    const refused =
-      s.dialect === 'postgres'
-        ? NOT_IN_TRANSACTION.find(([re]) => re.test(st.sql))
-        : /^VACUUM\b/i.test(st.sql)
-          ? [null, 'VACUUM']
-          : undefined;
+    const refused = statementKind(st.sql, s.dialect);
     if (refused) {
       s.runnable = false;
       add({
@@ -266,7 +265,7 @@ function transactionRules(s: FolderState, file: MigrationFile, statements: State
         code: 'NEEDS_NO_TRANSACTION',
         file: file.path,
         ...at(st.offset),
-        message: `${refused[1]} cannot run inside a transaction, and this file runs in one. Give it a file of its own that starts with "-- migrate:no-transaction".`,
+        message: `${refused} cannot run inside a transaction, and this file runs in one. Give it a file of its own that starts with "-- migrate:no-transaction".`,
       });
     }
     const added = s.dialect === 'postgres' ? ADD_VALUE.exec(st.sql) : null;
@@ -314,7 +313,7 @@ function longIdentifiers(file: MigrationFile, add: Add): void {
 function readWaivers(
   dialect: Dialect,
   m: Migration,
-  direction: 'up' | 'down',
+  direction: Direction,
   file: MigrationFile,
   add: Add,
   waivers: Waiver[],

@@ -11,13 +11,15 @@
  *
  * @module
  */
-import { type Statement, isTransactionControl } from '../core/split.ts';
+import { type Statement, isTransactionControl, statementKind } from '../core/split.ts';
 import type { StepWork } from '../core/step.ts';
 import type { Migration } from '../core/files.ts';
 import type { Driver, SchemaSource } from '../core/driver.ts';
-import { allowLockLines, NOT_IN_TRANSACTION, parseAllowLock, type Finding } from './lint.ts';
+import { allowLockLines, parseAllowLock, type Finding } from './lint.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { lineColumn } from '../core/position.ts';
+import { connect } from '../core/connect.ts';
+import { sqlString } from '../core/quote.ts';
 
 type Query = Extract<SchemaSource, { query: unknown }>['query'];
 
@@ -80,7 +82,7 @@ LEFT JOIN pg_depend d ON c.relkind = 'S' AND d.classid = 'pg_class'::regclass AN
 JOIN pg_class t ON t.oid = COALESCE(i.indrelid, d.refobjid, c.oid)
 JOIN pg_namespace tn ON tn.oid = t.relnamespace
 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
-  AND NOT (tn.nspname = ${literal(schema)} AND t.relname = ${literal(table)})`;
+  AND NOT (tn.nspname = ${sqlString(schema)} AND t.relname = ${sqlString(table)})`;
 
 /** The relation locks this session holds, and the current storage file of each table watched. */
 const AFTER_SQL = (tables: string[]) => `
@@ -88,10 +90,6 @@ SELECT 'lock' AS k, relation::int8::text AS oid, mode AS v FROM pg_locks
 WHERE pid = pg_backend_pid() AND locktype = 'relation' AND granted
 UNION ALL
 SELECT 'file', oid::int8::text, relfilenode::int8::text FROM pg_class WHERE oid IN (${tables.join(', ') || 'NULL'})`;
-
-function literal(text: string): string {
-  return `'${text.replace(/'/g, "''")}'`;
-}
 
 /** The relations of the user's schemas before the revision, each mapped to its table. */
 interface Before {
@@ -126,7 +124,7 @@ export async function measureLocks(
       before.files.set(String(r.oid), String(r.filenode));
   }
   const first = work.statements[0];
-  if (!work.transactional && first && CONCURRENT_INDEX.test(first.sql)) {
+  if (!work.transactional && first && statementKind(first.sql, 'postgres') === 'CREATE INDEX CONCURRENTLY') {
     if (url === undefined) return { locks: [], complete: false };
     const locks = await measureConcurrently(query, url, first, before, RELATIONS_SQL(schema, table));
     return { locks: locks ?? [], complete: locks !== undefined && work.statements.length === 1 };
@@ -143,10 +141,7 @@ async function measureInTransaction(query: Query, work: StepWork, before: Before
   try {
     for (const statement of work.statements) {
       // A no-transaction file may hold what no transaction can run; measuring stops there.
-      if (
-        isTransactionControl(statement.sql, 'postgres') ||
-        NOT_IN_TRANSACTION.some(([re]) => re.test(statement.sql))
-      ) {
+      if (isTransactionControl(statement.sql, 'postgres') || statementKind(statement.sql, 'postgres') !== undefined) {
         return { locks, complete: false };
       }
       try {
@@ -174,8 +169,6 @@ async function measureInTransaction(query: Query, work: StepWork, before: Before
   }
 }
 
-const CONCURRENT_INDEX = /^CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\b/i;
-
 /**
  * `CREATE INDEX CONCURRENTLY` cannot run in a transaction, and its own session cannot look at
  * it while it runs. A second session holding a REPEATABLE READ snapshot makes the build wait
@@ -190,8 +183,8 @@ async function measureConcurrently(
   before: Before,
   relationsSql: string,
 ): Promise<MeasuredLock[] | undefined> {
-  const { default: postgres } = await import('postgres');
-  const watcher = postgres(url, { max: 1, onnotice: () => {}, prepare: false, fetch_types: false });
+  // 30 s: postgres.js' default, which this watcher has always had.
+  const watcher = connect(url, { name: 'sql-migrate (lock watcher)', connectTimeout: 30 });
   let seen: Array<Record<string, unknown>> | undefined;
   let running: Promise<unknown> | undefined;
   try {

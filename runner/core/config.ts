@@ -27,7 +27,13 @@ export interface PostgresServer {
 }
 
 export type Connection =
-  | { dialect: 'sqlite'; filename: string; display: string }
+  | {
+      dialect: 'sqlite';
+      filename: string;
+      display: string;
+      /** Query options left out (`check_same_thread`, SQLAlchemy's or its drivers'): for a note. */
+      dropped: string[];
+    }
   | {
       dialect: 'postgres';
       /** The same server as a URL we wrote ourselves (every part percent-encoded), for tools that want one. */
@@ -76,7 +82,11 @@ export function parseUrl(raw: string): Connection {
   if (url.startsWith('sqlite')) {
     const rest = url.replace(PYTHON_SQLITE, 'sqlite:');
     if (rest.startsWith('sqlite:')) {
-      const path = rest.slice('sqlite:'.length).replace(/\?.*$/, '');
+      const [path = '', query = ''] = rest.slice('sqlite:'.length).split(/\?(.*)/s, 2);
+      const dropped = query
+        .split('&')
+        .filter((option) => option !== '')
+        .map((option) => decodePath(option.split('=')[0] as string));
       let filename: string | undefined;
       if (path === ':memory:') filename = ':memory:';
       else if (path.startsWith('////'))
@@ -84,7 +94,7 @@ export function parseUrl(raw: string): Connection {
       else if (path.startsWith('///'))
         filename = path.slice(3); // three slashes, relative
       else if (!path.startsWith('//') && path !== '') filename = path;
-      if (filename) return { dialect: 'sqlite', filename: decodePath(filename), display: url };
+      if (filename) return { dialect: 'sqlite', filename: decodePath(filename), display: url, dropped };
     }
   }
   const scheme = /^(postgres|postgresql|postgresql\+(?:asyncpg|psycopg2?|pg8000)):\/\//.exec(url)?.[1];

@@ -2,6 +2,7 @@
 import { existsSync, linkSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MigrateError } from './errors.ts';
+import type { Direction } from './dialect.ts';
 import { displayPath, foldersForNew, parseName, versionOf } from './files.ts';
 
 /** `Add e-mail` → `add_e_mail`: the description `new` writes is lowercase letters, digits and `_`. */
@@ -76,8 +77,8 @@ function downBody(title: string): string {
  * process made meanwhile. On any failure, whatever was written is removed.
  */
 function writeAll(
-  files: Array<{ folder: string; path: string; direction: 'up' | 'down' }>,
-  body: (direction: 'up' | 'down') => string,
+  files: Array<{ folder: string; path: string; direction: Direction }>,
+  body: (direction: Direction) => string,
 ): string[] {
   const temps: string[] = [];
   const linked: string[] = [];

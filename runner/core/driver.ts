@@ -13,6 +13,7 @@
  * @module
  */
 
+import type { LockWaitEvent } from './lock-wait.ts';
 import type { Dialect } from './files.ts';
 import type Database from 'better-sqlite3';
 import type { DialectSql, RecordRow, RecordTableState } from './record.ts';
@@ -92,6 +93,8 @@ export interface Observation {
   index?: { phase: string; blocksDone: number; blocksTotal: number };
   /** What a database that cannot name sessions can say about who holds it. */
   holder?: string;
+  /** The wait is for other transactions to end, not for a lock on `relation` (DROP INDEX CONCURRENTLY). */
+  transactionWait?: boolean;
 }
 
 /** What a driver lends to schema readers, reads only: its session, and the record table to leave out. */
@@ -131,9 +134,11 @@ export interface Driver {
    * Hold the migration lock (one runner per database and record table) while `fn` runs, then
    * release it, also when `fn` throws. Waiting holds no transaction and no snapshot: it polls.
    * The lock is released by the database or the OS when the process dies (kill -9 included).
-   * Throws `MigrateError('LOCK_TIMEOUT')` when not taken within `timeoutMs` (undefined: wait on).
+   * Throws `MigrateError('LOCK_TIMEOUT')`, naming the holder, when not taken within `timeoutMs`
+   * (undefined: wait on). While another runner holds it, `onWait` is told who, within 2 s and
+   * then every 5 s (see lock-wait.ts).
    */
-  withLock<T>(fn: () => Promise<T>, timeoutMs: number | undefined): Promise<T>;
+  withLock<T>(fn: () => Promise<T>, timeoutMs: number | undefined, onWait?: (event: LockWaitEvent) => void): Promise<T>;
 
   /** Whether the record table exists, and whether it has our shape. Creates nothing. */
   recordTableState(): Promise<RecordTableState>;

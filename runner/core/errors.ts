@@ -3,6 +3,7 @@
  * validation, connection, lock), and a `MigrationFailed` that points at file:line:column of
  * the SQL that failed and keeps the driver's error as `cause`.
  */
+import type { Direction } from './dialect.ts';
 
 /** Problems of the folder's files, found before any database is touched; `check` reports each. */
 export type FolderCode =
@@ -13,6 +14,7 @@ export type FolderCode =
   | 'UNKNOWN_DIRECTIVE'
   | 'MISPLACED_DIRECTIVE'
   | 'DIALECT_MISMATCH'
+  | 'PHASE_MISMATCH'
   | 'TRANSACTION_CONTROL'
   | 'READING_SETTING'
   | 'NUL_BYTE'
@@ -29,6 +31,7 @@ export type ErrorCode =
   | 'BAD_TABLE_NAME'
   | 'BAD_TARGET'
   | 'BAD_OPTION'
+  | 'BAD_BASE'
   | 'UNKNOWN_REVISION'
   | 'AMBIGUOUS_REVISION'
   | 'NOT_ENOUGH_PENDING'
@@ -43,6 +46,7 @@ export type ErrorCode =
   | 'MISSING_FILE'
   | 'OUT_OF_ORDER'
   | 'FAILED_MIGRATION'
+  | 'EMPTY_UP'
   // reaching the database
   | 'CONNECTION_FAILED'
   | 'DATABASE_REFUSED'
@@ -120,7 +124,7 @@ export class MigrationFailed extends Error {
     readonly where: SourcePosition,
     readonly info: {
       revision: string;
-      direction: 'up' | 'down';
+      direction: Direction;
       /** SQLSTATE on PostgreSQL, the SQLite result code name on SQLite. */
       sqlState?: string;
       detail?: string;
@@ -130,7 +134,7 @@ export class MigrationFailed extends Error {
       /** The file's transaction was still open when it failed and was rolled back: nothing of the file remains. */
       rolledBack: boolean;
       /** Steps of the same run that committed before this one failed. */
-      completed: ReadonlyArray<{ direction: 'up' | 'down'; revision: string; name: string; durationMs: number }>;
+      completed: ReadonlyArray<{ direction: Direction; revision: string; name: string; durationMs: number }>;
     },
     options: { cause: unknown },
   ) {

@@ -5,16 +5,18 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { MigrateError } from './errors.ts';
-import { type MigrationFile, readMigrationFile } from './read.ts';
+import { type MigrationFile, type Phase, readMigrationFile } from './read.ts';
+import { DIALECTS, type Dialect, type Direction } from './dialect.ts';
 
 export { checksumOf, normaliseText } from './read.ts';
-export type { MigrationFile } from './read.ts';
+export type { MigrationFile, Phase } from './read.ts';
 
-export type Dialect = 'postgres' | 'sqlite';
+export { DIALECTS, type Dialect, type Direction } from './dialect.ts';
 
-/** Which file of a pair runs: `up` applies a revision, `down` rolls it back. */
-export type Direction = 'up' | 'down';
-export const DIALECTS: readonly Dialect[] = ['postgres', 'sqlite'];
+/** A revision's phase, as its up file says (`pre` unless `-- migrate:phase post`). */
+export function phaseOf(m: Migration): Phase {
+  return m.up.phase ?? 'pre';
+}
 
 export interface Migration {
   /** The version as an integer: the ordering key, and what two files of a pair share. */
@@ -41,7 +43,7 @@ export interface ParsedName {
   version: bigint;
   description: string;
   stem: string;
-  direction: 'up' | 'down';
+  direction: Direction;
 }
 
 /** Parse a file name; undefined when it does not follow the naming rule. */
@@ -49,6 +51,8 @@ export function parseName(fileName: string): ParsedName | undefined {
   const m = NAME.exec(fileName);
   // `20250128_140000.up.sql` would otherwise read as version 20250128, description "140000".
   if (!m || (m[2] !== undefined && /^\d{6}$/.test(m[3] as string) && m[2].length === 8)) return undefined;
+  // A space at either end of the description is a slip of the keyboard, not a name (issue #26).
+  if (/^\s|\s$/.test(m[3] as string)) return undefined;
   const revision = (m[1] ?? m[2]) as string;
   const description = m[3] as string;
   return {
@@ -56,7 +60,7 @@ export function parseName(fileName: string): ParsedName | undefined {
     version: versionOf(revision),
     description,
     stem: `${revision}_${description}`,
-    direction: m[4] as 'up' | 'down',
+    direction: m[4] as Direction,
   };
 }
 
@@ -121,22 +125,21 @@ export function listFolder(folder: string): FolderScan {
   const halves = new Map<bigint, { up?: string; down?: string; name: ParsedName }>();
   const problems: MigrateError[] = [];
   const unreadable = new Set<string>();
-  const entries = readdirSync(folder, { withFileTypes: true })
-    .filter((entry) => entry.name.endsWith('.sql')) // READMEs and .gitkeep may share the folder
-    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  const names = entries.map((entry) => entry.name);
+  const all = readdirSync(folder, { withFileTypes: true }).sort((a, b) =>
+    a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+  );
+  // READMEs and .gitkeep may share the folder; a name that only just misses (`.down.SQL`,
+  // `.up.sql.txt`, a stray space) is a mistake to point at, not a file to pass over (issue #26).
+  const entries = all.filter(
+    (entry) => entry.name.endsWith('.sql') || (NEAR_MISS.test(entry.name) && !LEFTOVER.test(entry.name)),
+  );
+  const names = entries.filter((entry) => entry.name.endsWith('.sql')).map((entry) => entry.name);
   const shown = (entry: string) => displayPath(prefixOf(folder) + entry);
   for (const entry of entries) {
     const name = entry.name;
-    const parsed = parseName(name);
+    const parsed = name.endsWith('.sql') ? parseName(name) : undefined;
     if (!parsed) {
-      problems.push(
-        MigrateError.at(
-          'BAD_FILENAME',
-          { file: shown(name) },
-          'not a migration name. Expected <version>_<description>.up.sql or .down.sql, the version being YYYYMMDD_HHMMSS or digits (20250128_140000_initial_schema.up.sql, 000001_init.up.sql).',
-        ),
-      );
+      problems.push(MigrateError.at('BAD_FILENAME', { file: shown(name) }, badName(name)));
       continue;
     }
     // A FIFO would block the read for ever; a directory cannot be read at all.
@@ -185,6 +188,24 @@ export function listFolder(folder: string): FolderScan {
   return { folder, names, versions, halves, problems, unreadable };
 }
 
+/** `.up`/`.down` then `sql`, in any case, with spaces around the dots or more after it. */
+const NEAR_MISS = /\.\s*(?:up|down)\s*\.\s*sql/i;
+
+/** What editors, merges and patches leave beside a file: never meant to be a migration. */
+const LEFTOVER = /(?:\.(?:orig|bak|rej|swp|swo|tmp)|~)$/i;
+
+/** Why a name is not a migration's, with the name it was probably meant to have. */
+function badName(name: string): string {
+  const rule =
+    'Expected <version>_<description>.up.sql or .down.sql, the version being YYYYMMDD_HHMMSS or digits (20250128_140000_initial_schema.up.sql, 000001_init.up.sql).';
+  const meant = name
+    .trim()
+    .replace(/\s*\.\s*(up|down)\s*\.\s*sql.*$/i, (_m, half: string) => `.${half.toLowerCase()}.sql`);
+  if (meant !== name && parseName(meant))
+    return `not read as a migration: the runner reads names ending in exactly .up.sql or .down.sql, without spaces around them; rename it ${meant}.`;
+  return `not a migration name. ${rule}`;
+}
+
 function sameNames(mine: FolderScan, entries: string[]): boolean {
   const theirs = entries.filter((entry) => entry.endsWith('.sql')).sort();
   return theirs.length === mine.names.length && theirs.every((name, i) => name === mine.names[i]);
@@ -230,7 +251,7 @@ export function readFolder(scan: FolderScan): { migrations: Migration[]; problem
  * Load the migrations of one dialect, in version order, after checking that every dialect
  * folder present under `dir` holds the same revisions. Throws the first problem found.
  */
-export function loadMigrations(dir: string, dialect: Dialect): Migration[] {
+export function loadMigrations(dir: string, dialect: Dialect, options: { phases?: boolean } = {}): Migration[] {
   const folder = dialectFolder(dir, dialect);
   const scan = listFolder(folder);
   if (scan.problems[0]) throw scan.problems[0];
@@ -247,7 +268,47 @@ export function loadMigrations(dir: string, dialect: Dialect): Migration[] {
   }
   const { migrations, problems } = readFolder(scan);
   if (problems[0]) throw problems[0];
+  // Running a phase reads the other dialects' up files too: they must say the same (issue #30).
+  if (options.phases && folder !== dir) {
+    for (const other of DIALECTS) {
+      if (other === dialect || !isDirectory(join(dir, other))) continue;
+      const mismatch = phaseProblems(migrations, readUps(listFolder(join(dir, other))))[0];
+      if (mismatch) throw mismatch;
+    }
+  }
   return migrations;
+}
+
+/** The up files of a scanned folder by version (what phases need of another dialect's folder). */
+function readUps(scan: FolderScan): Map<bigint, MigrationFile> {
+  const out = new Map<bigint, MigrationFile>();
+  const absolute = prefixOf(scan.folder);
+  const shown = prefixOf(displayPath(scan.folder));
+  for (const [v, { up }] of scan.halves) {
+    if (up !== undefined && !scan.unreadable.has(up)) out.set(v, readMigrationFile(absolute + up, shown + up));
+  }
+  return out;
+}
+
+/**
+ * A revision's up files must name the same phase in every dialect folder: one release's
+ * deploy runs one of them, and `check` proves the phases on both (issue #30).
+ */
+export function phaseProblems(mine: readonly Migration[], theirs: ReadonlyMap<bigint, MigrationFile>): MigrateError[] {
+  const problems: MigrateError[] = [];
+  for (const m of mine) {
+    const other = theirs.get(m.version);
+    if (!other || (other.phase ?? 'pre') === phaseOf(m)) continue;
+    const [post, pre] = phaseOf(m) === 'post' ? [m.up, other] : [other, m.up];
+    problems.push(
+      MigrateError.at(
+        'PHASE_MISMATCH',
+        { file: pre.path },
+        `revision ${m.revision} is post in ${post.path} but pre here (no "-- migrate:phase post"): both dialects' up files must name the same phase. Add "-- migrate:phase post" to this file's leading comments, or remove it from the other.`,
+      ),
+    );
+  }
+  return problems;
 }
 
 /** Two dialect folders must hold the same revisions under the same descriptions: what differs, mine first. */

@@ -9,7 +9,7 @@
  * @module
  */
 
-export type LexDialect = 'postgres' | 'sqlite';
+import type { Dialect } from './dialect.ts';
 
 /**
  * `word`: a bare word (keyword or name); `number`: a word that starts with a digit; `string`:
@@ -39,7 +39,7 @@ export class Lexer {
 
   constructor(
     readonly text: string,
-    dialect: LexDialect,
+    dialect: Dialect,
   ) {
     this.pg = dialect === 'postgres';
   }
@@ -113,7 +113,7 @@ export class Lexer {
 }
 
 /** Every token of `text`, comments included, in order. */
-export function tokenize(text: string, dialect: LexDialect): Token[] {
+export function tokenize(text: string, dialect: Dialect): Token[] {
   const lexer = new Lexer(text, dialect);
   const out: Token[] = [];
   while (lexer.next()) out.push({ kind: lexer.kind, start: lexer.start, end: lexer.end });

@@ -7,6 +7,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Driver, type Limits, type Observation, StatementFailed } from './driver.ts';
 import { MigrateError } from './errors.ts';
+import { type StatementKind, statementKind } from './split.ts';
 
 /** How long a step may wait for its locks, and what the caller is told meanwhile. */
 export interface LockPolicy {
@@ -80,6 +81,9 @@ export async function withRetries<T>(
         (await a.driver.observe?.(a.policy.showBlockerQuery ?? false)) ?? {
           blockers: [],
         };
+      // Asleep between attempts the step runs nothing and waits on nobody: no progress line may say
+      // `running` then (issue #26); the lock-wait event below says when the next attempt starts.
+      watch?.stop();
       const delay = backoff(n);
       if (Date.now() - started + delay >= budget) throw timedOut(a, seen, Date.now() - started, error);
       a.policy.onEvent?.({
@@ -160,6 +164,11 @@ function watcher(a: Attempting, stepStarted: number) {
 
 /** One line naming who holds what a step waits on: the relation and each blocking session. */
 export function describeWait(seen: Partial<Observation>): string {
+  if (seen.transactionWait) {
+    const who = sessions(seen, false);
+    const table = seen.relation ? ` on ${seen.relation}` : '';
+    return `older transactions to end${table}${who ? `: ${who}` : ''}`;
+  }
   const on = seen.relation ? `a lock on ${seen.relation}${seen.wanted ? ` (${seen.wanted})` : ''}` : 'a lock';
   if (seen.holder) return `${on}: ${seen.holder}`;
   const who = sessions(seen, true);
@@ -214,20 +223,16 @@ function timedOut(a: Attempting, seen: Observation, spentMs: number, cause: unkn
  * statement timeout still applies.
  */
 export function limitsFor(statement: string, limits: Limits): Limits {
-  return limits.lockTimeoutMs !== 0 && CONCURRENT_INDEX_WORK.test(statement) ? { ...limits, lockTimeoutMs: 0 } : limits;
+  if (limits.lockTimeoutMs === 0) return limits;
+  const kind = statementKind(statement, 'postgres');
+  return kind !== undefined && INDEX_WORK.has(kind) ? { ...limits, lockTimeoutMs: 0 } : limits;
 }
 
-const CONCURRENT_INDEX_WORK = /^\s*(?:create\s+(?:unique\s+)?index|drop\s+index|reindex\b[^;]*?)\s+concurrently\b/i;
-
-/** `CREATE [UNIQUE] INDEX CONCURRENTLY [IF NOT EXISTS] name`: the index's name, else undefined. */
-export function concurrentIndexName(statement: string): string | undefined {
-  const m =
-    /^\s*create\s+(?:unique\s+)?index\s+concurrently\s+(?:if\s+not\s+exists\s+)?("(?:[^"]|"")+"|[\w$]+)(?:\s*\.\s*("(?:[^"]|"")+"|[\w$]+))?\s+on\b/i.exec(
-      statement.replace(/^(\s*--[^\n]*\n)+/, ''),
-    );
-  if (!m) return undefined;
-  return m[2] === undefined ? m[1] : `${m[1]}.${m[2]}`;
-}
+const INDEX_WORK: ReadonlySet<StatementKind> = new Set([
+  'CREATE INDEX CONCURRENTLY',
+  'DROP INDEX CONCURRENTLY',
+  'REINDEX CONCURRENTLY',
+]);
 
 /**
  * A statement that can commit part of its work before it fails: a `DO` block or a `CALL`, which

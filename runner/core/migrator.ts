@@ -1,19 +1,26 @@
 /**
  * lock → read record → plan → apply step by step. Asks the driver what it can do; never asks
- * which dialect it is.
+ * which dialect it is. `migrate` is prepare() (read the record, plan, build the steps) then
+ * apply() under the lock; `sql` and `--dry-run` share prepare() and render the steps instead.
+ * Also `stamp` and `status` (`history`, `current`).
+ *
+ * The rule of the layout: core/ imports nothing outside core/ (types included); it is what
+ * `head`, `stamp`, `history`, `current`, `sql` and `new` load (docs/architecture.md).
  */
 import type { Driver } from './driver.ts';
-import { type Direction, versionOf } from './files.ts';
+import { type Direction, phaseOf, type Phase, versionOf } from './files.ts';
 import type { RecordRow } from './record.ts';
-import { type StepWork, runStep, StepFailure, stepWork, toMigrationFailed, writeRecord } from './step.ts';
+import { type StepWork, runStep, StepFailure, stepWork, toMigrationFailed } from './step.ts';
 import { MigrateError } from './errors.ts';
 import { DEFAULT_TABLE } from './config.ts';
+import type { Migration } from './files.ts';
 import { appliedAfter, assess, current, parseTarget, plan, type Step, type Target, type Warning } from './plan.ts';
 import { renderScript as renderSteps } from './script.ts';
 import { type LockEvent, lockPolicy } from './locks.ts';
-import { fromCaller, type RunnerConfig, withSession } from './session.ts';
+import { fromCaller, type RunnerConfig, type Session, withSession } from './session.ts';
 
 export type { RunnerConfig, WaitEvent } from './session.ts';
+export type { LockHolder, LockWaitEvent } from './lock-wait.ts';
 
 export interface StepResult {
   direction: Direction;
@@ -38,6 +45,13 @@ export interface MigrateOptions {
   confirm?: (steps: readonly Step[]) => boolean | Promise<boolean>;
   /** Called after each step commits, and for each warning. */
   onEvent?: (event: MigrateEvent) => void;
+  /** Told, once the record is read, where the database stands and where the planned steps lead. */
+  onPlan?: (plan: { from: Revision | null; to: Revision | null; steps: readonly Step[] }) => void;
+  /**
+   * Aborted: no further step starts (the one in flight commits or rolls back as it would), and
+   * the call throws the signal's reason. Used by the fleet's Ctrl-C (docs/fleet.md).
+   */
+  signal?: AbortSignal;
 }
 
 /** A revision and its description (`name`, as the CLI's JSON has always called it). */
@@ -56,24 +70,37 @@ export interface MigrateResult {
   script?: string;
 }
 
-/** More than one revision rolled back, or forgotten by `stamp`, needs the caller's yes. */
-async function confirmed(steps: readonly Step[], options: Pick<MigrateOptions, 'confirm'>, what: string) {
+/**
+ * More than one revision rolled back, or forgotten by `stamp`, needs the caller's yes; so does
+ * `stamp` forgetting one that may have left schema behind (`risky`, issue #26).
+ */
+export async function confirmed(
+  steps: readonly Step[],
+  options: Pick<MigrateOptions, 'confirm'>,
+  what: string,
+  risky: readonly Migration[] = [],
+) {
   const count = steps.filter((s) => s.direction === 'down').length;
-  if (count <= 1) return;
+  if (count <= 1 && risky.length === 0) return;
   let ok = false;
   try {
     ok = options.confirm ? await options.confirm(steps) : false;
   } catch (error) {
     throw fromCaller(error);
   }
-  if (!ok) {
-    throw new MigrateError(
-      'CONFIRMATION_REQUIRED',
-      options.confirm
-        ? `${what} ${count} revisions was not confirmed; nothing was changed.`
-        : `${what} ${count} revisions needs confirmation (--yes when not on a terminal).`,
-    );
-  }
+  if (ok) return;
+  const subject =
+    count === 1 ? (steps.find((s) => s.direction === 'down')?.migration.revision ?? '') : `${count} revisions`;
+  const why =
+    risky.length > 0
+      ? ` (${risky.map((m) => m.revision).join(', ')} ran statements: what ${risky.length === 1 ? 'it' : 'they'} built stays in the database; \`-${count}\` rolls back instead)`
+      : '';
+  throw new MigrateError(
+    'CONFIRMATION_REQUIRED',
+    options.confirm
+      ? `${what} ${subject} was not confirmed; nothing was changed.`
+      : `${what} ${subject}${why} needs confirmation (--yes when not on a terminal).`,
+  );
 }
 
 /**
@@ -81,7 +108,7 @@ async function confirmed(steps: readonly Step[], options: Pick<MigrateOptions, '
  * the first step's file would be blamed, and a no-transaction file's first statements would
  * already have run (issue #15).
  */
-async function refuseMissingRights(driver: Driver, display: string): Promise<void> {
+export async function refuseMissingRights(driver: Driver, display: string): Promise<void> {
   const missing = await driver.missingRight();
   if (missing === undefined) return;
   throw new MigrateError(
@@ -91,7 +118,7 @@ async function refuseMissingRights(driver: Driver, display: string): Promise<voi
 }
 
 /** Refuse a record table of another shape, and an Alembic database nobody has stamped. */
-async function readRecordChecked(driver: Driver, table: string, allowAlembic = false): Promise<RecordRow[]> {
+export async function readRecordChecked(driver: Driver, table: string, allowAlembic = false): Promise<RecordRow[]> {
   const state = await driver.recordTableState();
   if (state.kind === 'foreign') {
     throw new MigrateError(
@@ -114,82 +141,161 @@ function lastApplied(rows: readonly RecordRow[]): Revision | null {
   return last ? { revision: last.revision, name: last.name } : null;
 }
 
-/** Move the database to `target` (head, base, +N, -N, a revision). */
+/** Move the database to `target` (head, base, +N, -N, a revision): lock, prepare, apply. */
 export async function migrate(
   config: RunnerConfig,
   target: string | Target,
   options: MigrateOptions = {},
 ): Promise<MigrateResult> {
   const parsed = typeof target === 'string' ? parseTarget(target) : target;
-  const table = config.table ?? DEFAULT_TABLE;
-  return withSession(config, !options.dryRun, async ({ connection, migrations, driver }) => {
-    const run = async (): Promise<MigrateResult> => {
-      const rows = await readRecordChecked(driver, table);
-      const { steps, warnings } = plan(migrations, rows, parsed, { strict: config.strict });
-      const works = steps.map((s) => stepWork(s, driver.capabilities.folder));
-      const emit = (event: MigrateEvent) => {
-        try {
-          options.onEvent?.(event);
-        } catch (error) {
-          throw fromCaller(error);
-        }
-      };
-      for (const w of warnings) emit({ type: 'warning', code: w.code, message: w.message });
-      const after = appliedAfter(migrations, rows, steps);
-      const last = after[after.length - 1];
-      const finalRevision = last ? { revision: last.revision, name: last.description } : null;
-      if (options.dryRun) {
-        const missing = (await driver.recordTableState()).kind === 'missing';
-        const script = renderSteps(driver.sql, table, missing, works);
-        return {
-          steps: [],
-          warnings,
-          current: steps.length > 0 ? finalRevision : lastApplied(rows),
-          dryRun: true,
-          script,
-        };
-      }
-      await confirmed(steps, options, 'rolling back');
-      if (steps.length > 0) await refuseMissingRights(driver, connection.display);
-      await driver.ensureRecordTable();
-      const policy = lockPolicy(config, emit);
-      const done: StepResult[] = [];
-      for (let i = 0; i < steps.length; i++) {
-        const step = steps[i] as Step;
-        const work = works[i] as StepWork;
-        let durationMs: number;
-        try {
-          ({ durationMs } = await runStep(driver, work, policy));
-        } catch (error) {
-          if (error instanceof StepFailure) throw toMigrationFailed(error, work, step, done);
-          throw error;
-        }
-        const result: StepResult = {
-          direction: step.direction,
-          revision: step.migration.revision,
-          name: step.migration.description,
-          file: work.file,
-          durationMs,
-        };
-        done.push(result);
-        emit({ type: 'step', ...result });
-      }
-      return { steps: done, warnings, current: steps.length > 0 ? finalRevision : lastApplied(rows), dryRun: false };
-    };
-    return options.dryRun ? run() : driver.withLock(run, config.lockTimeoutMs);
+  if (options.dryRun) return dryRun(config, parsed, options);
+  return withSession(config, true, (session) =>
+    session.driver.withLock(
+      async () => {
+        const p = await prepare(session, config, parsed, emitter(options));
+        planned(p, options);
+        const steps = await apply(session, config, p, options);
+        return { steps, warnings: p.warnings, current: p.current, dryRun: false };
+      },
+      config.lockTimeoutMs,
+      config.onLockWait,
+    ),
+  );
+}
+
+/** `--dry-run`: prepare without the lock and render the script; nothing is created or changed. */
+async function dryRun(config: RunnerConfig, target: Target, options: MigrateOptions): Promise<MigrateResult> {
+  return withSession(config, false, async (session) => {
+    const p = await prepare(session, config, target, emitter(options));
+    planned(p, options);
+    const script = await render(session, config, p);
+    return { steps: [], warnings: p.warnings, current: p.current, dryRun: true, script };
   });
 }
 
 /** The script `target` would run, tracking statements included, for psql or sqlite3 to run by hand. */
 export async function renderScript(config: RunnerConfig, target: string | Target): Promise<string> {
-  const result = await migrate(config, target, { dryRun: true, confirm: () => true });
-  return result.script ?? '';
+  const parsed = typeof target === 'string' ? parseTarget(target) : target;
+  return withSession(config, false, async (session) => render(session, config, await prepare(session, config, parsed)));
+}
+
+/** What a run towards a target would do, read and planned before anything changes. */
+interface Prepared {
+  steps: Step[];
+  works: StepWork[];
+  warnings: Warning[];
+  /** Where the database stands now; null at base. */
+  from: Revision | null;
+  /** Where the database stands once every step has run (now, when there is none); null at base. */
+  current: Revision | null;
+}
+
+/**
+ * Read the record (refusing another tool's), plan the steps to `target`, build each step's work,
+ * and emit the plan's warnings.
+ */
+async function prepare(
+  session: Session,
+  config: RunnerConfig,
+  target: Target,
+  emit?: (event: MigrateEvent) => void,
+): Promise<Prepared> {
+  const { migrations, driver } = session;
+  const dialect = driver.capabilities.folder;
+  const rows = await readRecordChecked(driver, config.table ?? DEFAULT_TABLE);
+  const { steps, warnings } = plan(migrations, rows, target, { strict: config.strict, dialect, phase: config.phase });
+  const works = steps.map((s) => stepWork(s, dialect));
+  for (const w of warnings) emit?.({ type: 'warning', code: w.code, message: w.message });
+  const last = appliedAfter(migrations, rows, steps).at(-1);
+  const then = last ? { revision: last.revision, name: last.description } : null;
+  const from = lastApplied(rows);
+  return { steps, works, warnings, from, current: steps.length > 0 ? then : from };
+}
+
+/** Tell the caller where the database stands and where the prepared steps lead. */
+function planned(p: Prepared, options: MigrateOptions): void {
+  try {
+    options.onPlan?.({ from: p.from, to: p.current, steps: p.steps });
+  } catch (error) {
+    throw fromCaller(error);
+  }
+}
+
+/** Run the prepared steps in order, under the lock; each result is emitted once its step commits. */
+async function apply(
+  session: Session,
+  config: RunnerConfig,
+  p: Prepared,
+  options: MigrateOptions,
+): Promise<StepResult[]> {
+  const { connection, driver } = session;
+  const emit = emitter(options);
+  await confirmed(p.steps, options, 'rolling back');
+  if (p.steps.length > 0) await refuseMissingRights(driver, connection.display);
+  await driver.ensureRecordTable();
+  const policy = lockPolicy(config, emit);
+  const done: StepResult[] = [];
+  for (const [i, step] of p.steps.entries()) {
+    const work = p.works[i] as StepWork;
+    options.signal?.throwIfAborted();
+    let durationMs: number;
+    try {
+      ({ durationMs } = await runStep(driver, work, policy));
+    } catch (error) {
+      if (error instanceof StepFailure) throw toMigrationFailed(error, work, step, done);
+      throw error;
+    }
+    const result: StepResult = {
+      direction: step.direction,
+      revision: step.migration.revision,
+      name: step.migration.description,
+      file: work.file,
+      durationMs,
+    };
+    done.push(result);
+    emit({ type: 'step', ...result });
+  }
+  return done;
+}
+
+/** The prepared steps as one script, with the record table's creation when it is missing. */
+async function render(session: Session, config: RunnerConfig, p: Prepared): Promise<string> {
+  const { driver } = session;
+  // A script that writes the record creates the table if it is missing wherever it is run: it may
+  // be run on another database than the one it was printed from (issue #26).
+  const missing = p.works.length > 0 || (await driver.recordTableState()).kind === 'missing';
+  return renderSteps(driver.sql, config.table ?? DEFAULT_TABLE, missing, p.works);
+}
+
+/** The caller's event handler; an exception it throws is the caller's, not the run's. */
+function emitter(options: MigrateOptions): (event: MigrateEvent) => void {
+  return (event) => {
+    try {
+      options.onEvent?.(event);
+    } catch (error) {
+      throw fromCaller(error);
+    }
+  };
+}
+
+/** {@link renderScript} with where the database stands and how many steps the script holds. */
+export async function planScript(
+  config: RunnerConfig,
+  target: string | Target,
+): Promise<{ script: string; steps: number; current: Revision | null }> {
+  const parsed = typeof target === 'string' ? parseTarget(target) : target;
+  return withSession(config, false, async (session) => {
+    const p = await prepare(session, config, parsed);
+    return { script: await render(session, config, p), steps: p.steps.length, current: p.current };
+  });
 }
 
 export interface RevisionStatus {
   revision: string;
   name: string;
   state: 'applied' | 'pending' | 'failed';
+  /** `post` for a `-- migrate:phase post` revision (run once the rollout is done), else `pre`; absent when its files are missing. */
+  phase?: Phase;
   appliedAt: string | null;
   /** changed: edited since applied; missing: applied but its files are gone; out of order: pending, older than the newest applied. */
   flags: Array<'changed' | 'missing' | 'out of order' | 'failed'>;
@@ -219,6 +325,7 @@ export async function status(config: RunnerConfig): Promise<StatusResult> {
         revision: m.revision,
         name: m.description,
         state: row ? row.status : 'pending',
+        phase: phaseOf(m),
         appliedAt: row?.appliedAt ?? null,
         flags,
       };
@@ -236,57 +343,4 @@ export async function status(config: RunnerConfig): Promise<StatusResult> {
     revisions.sort((x, y) => (x.version < y.version ? -1 : x.version > y.version ? 1 : 0));
     return { current: lastApplied(rows), revisions: revisions.map(({ version: _v, ...r }) => r) };
   });
-}
-
-export interface StampResult {
-  current: Revision | null;
-  /** Revisions now recorded, in order. */
-  recorded: string[];
-}
-
-/**
- * Record the database as being at `target` without running any SQL: adopts a database built by
- * Alembic or `create_all`, accepts reviewed edits (re-records checksums), and resolves a
- * `failed` row. The record afterwards lists exactly the local revisions up to the target.
- */
-export async function stamp(
-  config: RunnerConfig,
-  target: string | Target,
-  options: Pick<MigrateOptions, 'confirm'> = {},
-): Promise<StampResult> {
-  const parsed = typeof target === 'string' ? parseTarget(target) : target;
-  const table = config.table ?? DEFAULT_TABLE;
-  return withSession(config, true, async ({ connection, migrations, driver }) =>
-    driver.withLock(async () => {
-      const rows = await readRecordChecked(driver, table, true);
-      // Stamping is the way out of a failed, edited or missing revision, so those are not refused.
-      // A failed row counts as recorded here: `stamp -1` forgets it, `stamp <its revision>` keeps it.
-      const recorded = rows.map((r) => ({ ...r, status: 'applied' as const }));
-      const { steps } = plan(migrations, recorded, parsed, { enforce: false });
-      await confirmed(steps, options, 'forgetting');
-      const after = appliedAfter(migrations, recorded, steps);
-      const keep = new Map(rows.map((r) => [r.revision, r]));
-      const now = new Date().toISOString();
-      await refuseMissingRights(driver, connection.display);
-      await driver.ensureRecordTable();
-      await writeRecord(
-        driver,
-        after.map((m) => {
-          const old = keep.get(m.revision);
-          return {
-            revision: m.revision,
-            description: m.description,
-            checksum: m.up.checksum,
-            appliedAt: old?.appliedAt ?? now,
-            durationMs: old?.status === 'applied' ? old.durationMs : 0,
-          };
-        }),
-      );
-      const last = after[after.length - 1];
-      return {
-        current: last ? { revision: last.revision, name: last.description } : null,
-        recorded: after.map((m) => m.revision),
-      };
-    }, config.lockTimeoutMs),
-  );
 }

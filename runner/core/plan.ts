@@ -4,7 +4,8 @@
  */
 import { type RecordRow, readFailedNote } from './record.ts';
 import { MigrateError } from './errors.ts';
-import { versionOf, type Migration } from './files.ts';
+import { type Dialect, type Direction, phaseOf, versionOf, type Migration, type Phase } from './files.ts';
+import { holdsStatement } from './split.ts';
 
 export type Target =
   | { kind: 'head' }
@@ -14,11 +15,11 @@ export type Target =
   | { kind: 'revision'; name: string };
 
 export interface Step {
-  direction: 'up' | 'down';
+  direction: Direction;
   migration: Migration;
 }
 
-export type WarningCode = 'OUT_OF_ORDER' | 'DATABASE_AHEAD' | 'NO_TRANSACTION_MULTI' | 'EMPTY_UP';
+export type WarningCode = 'OUT_OF_ORDER' | 'DATABASE_AHEAD' | 'NO_TRANSACTION_MULTI';
 
 export interface Warning {
   code: WarningCode;
@@ -89,8 +90,14 @@ export function assess(migrations: readonly Migration[], rows: readonly RecordRo
   });
   const failed = rows.filter((r) => r.status === 'failed');
   let newestRecorded = -1n;
-  for (const v of recorded.keys()) if (v > newestRecorded) newestRecorded = v;
-  const outOfOrder = pending.filter((m) => m.version < newestRecorded);
+  let newestPost = -1n;
+  for (const v of recorded.keys()) {
+    if (v > newestRecorded) newestRecorded = v;
+    const m = local.get(v);
+    if (m && phaseOf(m) === 'post' && v > newestPost) newestPost = v;
+  }
+  // A post revision waits for the rollout behind later pre ones: late only once a newer post one ran.
+  const outOfOrder = pending.filter((m) => m.version < (phaseOf(m) === 'post' ? newestPost : newestRecorded));
   return { local, recorded, pending, missing, ahead, changed, failed, outOfOrder };
 }
 
@@ -111,8 +118,11 @@ function editedAfterApplied(a: Assessment): MigrateError {
   const last = applied[applied.length - 1];
   const first = a.changed[0] as Migration;
   const fromFirst = applied.length - applied.findIndex((r) => versionOf(r.revision) === first.version);
+  const back = fromFirst - 1;
   const forget =
-    fromFirst === 1 ? '`stamp -1`' : `\`-${fromFirst - 1}\` (roll back what came after it), then \`stamp -1\``;
+    back === 0
+      ? '`stamp -1 --yes`'
+      : `\`-${back}${back > 1 ? ' --yes' : ''}\` (roll back what came after it), then \`stamp -1 --yes\``;
   return new MigrateError(
     'CHECKSUM_MISMATCH',
     `${files} ${one ? 'was' : 'were'} edited after being applied (checksum differs). Restore ${one ? 'it' : 'them'}; ` +
@@ -121,13 +131,17 @@ function editedAfterApplied(a: Assessment): MigrateError {
   );
 }
 
-/** What migrating refuses; `stamp` skips these checks, being the way out of each. */
-function refuseUnsafe(a: Assessment, migrations: readonly Migration[]): void {
+/**
+ * What migrating refuses; `stamp` skips these checks, being the way out of each. A rollback that
+ * runs no edited file (`rollbackOnly`) is let through an edit: it is the first way out
+ * CHECKSUM_MISMATCH names when later revisions sit on top of the edited one.
+ */
+function refuseUnsafe(a: Assessment, migrations: readonly Migration[], rollbackOnly: boolean): void {
   if (a.failed.length > 0) {
     const f = a.failed[0] as RecordRow;
     const { direction, message } = readFailedNote(f.error);
     const m = migrations.find((x) => x.version === versionOf(f.revision));
-    const path = (d: 'up' | 'down') => m?.[d].path ?? `${f.revision}_${f.name}.${d}.sql`;
+    const path = (d: Direction) => m?.[d].path ?? `${f.revision}_${f.name}.${d}.sql`;
     const forUp = `\`stamp ${f.revision}\` if all of it is now in place, or \`stamp -1\` to forget it`;
     const forDown = `\`stamp -1\` if all of it took effect (the revision is then rolled back), or \`stamp ${f.revision}\` to keep it applied once what it undid is restored`;
     const what =
@@ -141,7 +155,7 @@ function refuseUnsafe(a: Assessment, migrations: readonly Migration[]): void {
       `${what} (${f.statementsRun ?? 0} statement(s) ran): ${message}. It ran outside a transaction, so repair the database by hand, then run ${wayOut}.`,
     );
   }
-  if (a.changed.length > 0) throw editedAfterApplied(a);
+  if (a.changed.length > 0 && !rollbackOnly) throw editedAfterApplied(a);
   if (a.missing.length > 0 && !a.ahead) {
     const names = a.missing.map((r) => `${r.revision}_${r.name}`).join(', ');
     throw new MigrateError(
@@ -192,11 +206,25 @@ export function plan(
   migrations: readonly Migration[],
   rows: readonly RecordRow[],
   target: Target,
-  options: { strict?: boolean; enforce?: boolean } = {},
+  options: {
+    strict?: boolean;
+    enforce?: boolean;
+    /** The folder's dialect, whose comment rules say whether an up file holds a statement; without it, both must agree. */
+    dialect?: Dialect;
+    /** Run one deploy phase: `pre` leaves post revisions pending (docs/folder.md). */
+    phase?: Phase;
+  } = {},
 ): Plan {
   const a = assess(migrations, rows);
-  if (options.enforce !== false) refuseUnsafe(a, migrations);
-  const { downs, ups } = moves(a, migrations, rows, target);
+  const { downs, ups } = moves(inPhase(a, options.phase), migrations, rows, target);
+  if (options.enforce !== false) {
+    const edited = new Set(a.changed.map((m) => m.version));
+    refuseUnsafe(
+      a,
+      migrations,
+      ups.length === 0 && downs.length > 0 && downs.every((r) => !edited.has(versionOf(r.revision))),
+    );
+  }
   const steps: Step[] = downs.map((r) => {
     const m = a.local.get(versionOf(r.revision));
     if (!m) {
@@ -208,7 +236,38 @@ export function plan(
     return { direction: 'down' as const, migration: m };
   });
   for (const m of ups) steps.push({ direction: 'up', migration: m });
+  if (options.enforce !== false) refuseEmptyUps(ups, options.dialect);
   return { steps, warnings: warnings(a, ups, options.strict ?? false) };
+}
+
+/**
+ * An up file of comments only would be recorded as applied and change nothing; once it is
+ * filled in, the deploy after it stops on CHECKSUM_MISMATCH (issue #26). A half-finished branch
+ * is refused before anything runs.
+ */
+function refuseEmptyUps(ups: readonly Migration[], dialect: Dialect | undefined): void {
+  // The folder's dialect decides what is a comment; without it, both must agree.
+  const empty = ups.filter((m) =>
+    dialect
+      ? !holdsStatement(m.up.text, dialect)
+      : !holdsStatement(m.up.text, 'postgres') && !holdsStatement(m.up.text, 'sqlite'),
+  );
+  if (empty.length === 0) return;
+  const one = empty.length === 1;
+  throw new MigrateError(
+    'EMPTY_UP',
+    `${empty.map((m) => m.up.path).join(', ')} hold${one ? 's' : ''} no statement, only comments: applying ${one ? 'it' : 'them'} would record ${empty.map((m) => m.revision).join(', ')} and change nothing, so nothing was applied. Write the migration there, or delete the pair (in every dialect folder) if it is not needed.`,
+    { where: { file: (empty[0] as Migration).up.path } },
+  );
+}
+
+/**
+ * The assessment as a phase sees it: `pre` applies pending pre revisions only, leaving post ones
+ * pending for the run after the rollout; `post` (or none) applies everything (issue #30).
+ */
+function inPhase(a: Assessment, phase: Phase | undefined): Assessment {
+  if (phase !== 'pre') return a;
+  return { ...a, pending: a.pending.filter((m) => phaseOf(m) === 'pre') };
 }
 
 /** The record rows to roll back (newest first) and the migrations to apply (in version order) that reach `target`. */
@@ -259,14 +318,6 @@ function warnings(a: Assessment, ups: readonly Migration[], strict: boolean): Wa
       message: `the database has revisions newer than this folder (${a.missing.map((r) => r.revision).join(', ')}): a newer release migrated it. Nothing of theirs is touched.`,
     });
   }
-  for (const m of ups) {
-    if (commentsOnly(m.up.text)) {
-      out.push({
-        code: 'EMPTY_UP',
-        message: `${m.up.path} holds only comments: applying it records ${m.revision} and changes nothing. If you fill it in later, \`stamp -1\` then \`head\` runs it.`,
-      });
-    }
-  }
   const late = ups.filter((m) => a.outOfOrder.includes(m));
   if (late.length > 0) {
     const names = late.map((m) => m.stem).join(', ');
@@ -282,18 +333,6 @@ function warnings(a: Assessment, ups: readonly Migration[], strict: boolean): Wa
     });
   }
   return out;
-}
-
-const COMMENT_OR_SPACE = /\s+|--[^\n]*|\/\*[\s\S]*?\*\//y;
-
-/** Nothing but whitespace and comments. Reads only the file's head: any statement ends the scan. */
-export function commentsOnly(text: string): boolean {
-  COMMENT_OR_SPACE.lastIndex = 0;
-  while (COMMENT_OR_SPACE.lastIndex < text.length) {
-    const from = COMMENT_OR_SPACE.lastIndex;
-    if (!COMMENT_OR_SPACE.test(text) || COMMENT_OR_SPACE.lastIndex === from) return false;
-  }
-  return true;
 }
 
 /** The revisions that are applied once `steps` have run, in application order. */

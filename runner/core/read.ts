@@ -23,9 +23,23 @@ export interface MigrationFile {
   allowDifferences: readonly string[];
   /** Tables named by `-- migrate:allow-lock <table>: <reason>` lines, with their reasons (used by `check`). */
   allowLocks?: readonly string[];
+  /** `-- migrate:phase post` in an up file: run once the rollout is done (absent: `pre`). Issue #30. */
+  phase?: Phase;
+  /** Tables named by `-- migrate:allow-contract <table>: <reason>` lines (used by `check`). */
+  allowContracts?: readonly string[];
 }
 
-const KNOWN_DIRECTIVES = new Set(['no-transaction', 'allow-difference', 'allow-lock', 'allow-data-loss']);
+/** When a revision runs in a rolling deploy: `pre` before the new release rolls out, `post` after. */
+export type Phase = 'pre' | 'post';
+
+const KNOWN_DIRECTIVES = new Set([
+  'no-transaction',
+  'allow-difference',
+  'allow-lock',
+  'allow-data-loss',
+  'phase',
+  'allow-contract',
+]);
 
 /** Shared by every file without `allow-difference` lines, rather than an empty array each. */
 const NO_REASONS: readonly string[] = Object.freeze([]);
@@ -44,16 +58,29 @@ export function checksumOf(text: string): string {
  * error rather than ignored: dbmate's `-- migrate:up` / `-- migrate:down` sections would
  * otherwise run both halves at once.
  */
-function readDirectives(
-  path: string,
-  text: string,
-): { transactional: boolean; allowDifferences: readonly string[]; allowLocks: readonly string[] } {
+interface Directives {
+  transactional: boolean;
+  allowDifferences: readonly string[];
+  allowLocks: readonly string[];
+  phase: Phase;
+  allowContracts: readonly string[];
+}
+
+function readDirectives(path: string, text: string): Directives {
   let transactional = true;
   // Only lines holding `migrate:` or `no-transaction` can matter: most files hold neither.
   if (!text.includes('migrate:') && !text.includes('no-transaction'))
-    return { transactional, allowDifferences: NO_REASONS, allowLocks: NO_REASONS };
+    return {
+      transactional,
+      allowDifferences: NO_REASONS,
+      allowLocks: NO_REASONS,
+      phase: 'pre',
+      allowContracts: NO_REASONS,
+    };
   const allowDifferences: string[] = [];
   const allowLocks: string[] = [];
+  const allowContracts: string[] = [];
+  let phase: Phase = 'pre';
   let inHeader = true;
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
@@ -85,11 +112,30 @@ function readDirectives(
         `"-- migrate:${name}" must stand in the comment block at the top of the file.`,
       );
     }
+    const value = (m[2] as string).trim();
     if (name === 'no-transaction') transactional = false;
-    else if (name === 'allow-lock') allowLocks.push((m[2] as string).trim());
-    else if (name === 'allow-difference') allowDifferences.push((m[2] as string).trim());
+    else if (name === 'allow-lock') allowLocks.push(value);
+    else if (name === 'allow-difference') allowDifferences.push(value);
+    else if (name === 'allow-contract') allowContracts.push(value);
+    else if (name === 'phase') phase = phaseValue(value, { file: path, line: i + 1 });
   }
-  return { transactional, allowDifferences, allowLocks: allowLocks.length > 0 ? allowLocks : NO_REASONS };
+  return {
+    transactional,
+    allowDifferences,
+    allowLocks: allowLocks.length > 0 ? allowLocks : NO_REASONS,
+    phase,
+    allowContracts: allowContracts.length > 0 ? allowContracts : NO_REASONS,
+  };
+}
+
+/** `-- migrate:phase pre|post` (issue #30): when a revision runs in a rolling deploy. */
+function phaseValue(value: string, where: { file: string; line: number }): Phase {
+  if (value === 'pre' || value === 'post') return value;
+  throw MigrateError.at(
+    'UNKNOWN_DIRECTIVE',
+    where,
+    `"-- migrate:phase ${value}": the phase is pre (before the new release rolls out, the default) or post (once no replica runs the old release). Write "-- migrate:phase post", or remove the line.`,
+  );
 }
 
 /** Read, validate and decode one migration file; every failure is a MigrateError naming the path. */
@@ -100,7 +146,7 @@ export function readMigrationFile(absPath: string, path: string): MigrationFile 
   // then are the bytes read again, to tell a written U+FFFD from a bad byte and name its place.
   if (raw.includes('\0') || raw.includes('\uFFFD')) checkBytes(absPath, path);
   const text = normaliseText(raw);
-  const { transactional, allowDifferences, allowLocks } = readDirectives(path, text);
+  const d = readDirectives(path, text);
   const setting = namesReadingSetting(text);
   if (setting) {
     const { line, column } = lineColumn(text, setting.offset);
@@ -110,7 +156,7 @@ export function readMigrationFile(absPath: string, path: string): MigrationFile 
       `${setting.name} changes how the server reads SQL text, so the runner would read a later file otherwise than the server does. Remove it: the runner keeps standard_conforming_strings on and backslash_quote on in everything it sends.`,
     );
   }
-  return new LoadedFile(path, text, transactional, allowDifferences, allowLocks);
+  return new LoadedFile(path, text, d.transactional, d.allowDifferences, d.allowLocks, d.phase, d.allowContracts);
 }
 
 /**
@@ -182,6 +228,8 @@ class LoadedFile implements MigrationFile {
     readonly transactional: boolean,
     readonly allowDifferences: readonly string[],
     readonly allowLocks: readonly string[],
+    readonly phase: Phase,
+    readonly allowContracts: readonly string[],
   ) {}
 
   /** Hashed on first use: only applied up files are compared, and down files never are. */
@@ -198,6 +246,8 @@ class LoadedFile implements MigrationFile {
       transactional: this.transactional,
       allowDifferences: this.allowDifferences,
       ...(this.allowLocks.length > 0 ? { allowLocks: this.allowLocks } : {}),
+      ...(this.phase === 'post' ? { phase: this.phase } : {}),
+      ...(this.allowContracts.length > 0 ? { allowContracts: this.allowContracts } : {}),
     };
   }
 }

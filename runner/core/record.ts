@@ -1,5 +1,6 @@
 /** What both dialects share about the record table: its columns, the shape of its SQL, and rendered scripts. */
 import type { Direction } from './files.ts';
+import { sqlString } from './quote.ts';
 
 /** The record table's columns; a table of the same name without all of them belongs to another tool. */
 /** One row of the record table (`schema_migrations` by default). */
@@ -46,11 +47,6 @@ export const RECORD_COLUMNS = [
 export function recordTableState(columns: readonly string[]): RecordTableState {
   if (columns.length === 0) return { kind: 'missing' };
   return RECORD_COLUMNS.every((c) => columns.includes(c)) ? { kind: 'ok' } : { kind: 'foreign', columns: [...columns] };
-}
-
-/** A string literal in standard SQL (both dialects): single quotes doubled. */
-export function sqlString(value: string): string {
-  return `'${value.replace(/'/g, "''")}'`;
 }
 
 /** The values of one new record row. */

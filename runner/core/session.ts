@@ -5,9 +5,10 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Driver } from './driver.ts';
+import type { LockWaitEvent } from './lock-wait.ts';
 import { MigrateError, MigrationFailed } from './errors.ts';
 import { DEFAULT_DIR, DEFAULT_TABLE, hideSecrets, parseUrl, type Connection } from './config.ts';
-import { loadMigrations, type Migration } from './files.ts';
+import { loadMigrations, type Migration, type Phase } from './files.ts';
 import { StepFailure } from './step.ts';
 
 export interface RunnerConfig {
@@ -23,6 +24,11 @@ export interface RunnerConfig {
   waitMs?: number;
   /** Out-of-order pending revisions are an error instead of a warning. */
   strict?: boolean;
+  /**
+   * `pre`: apply pending pre revisions only, leaving `-- migrate:phase post` ones pending (a
+   * rolling deploy's first step); `post`, or none: everything. Issue #30.
+   */
+  phase?: Phase;
   /** Longest wait of one attempt for a table lock, ms (default 1000); 0: as long as it takes. */
   tableLockTimeoutMs?: number;
   /** Longest run of one statement, ms. Default: the server's setting. */
@@ -33,6 +39,8 @@ export interface RunnerConfig {
   showBlockerQuery?: boolean;
   /** Told when `waitMs` waiting starts, and about every 5 s while it lasts (the CLI prints it). */
   onWait?: (event: WaitEvent) => void;
+  /** Told, naming the holder, when another runner holds the migration lock: within 2 s, then every 5 s. */
+  onLockWait?: (event: LockWaitEvent) => void;
 }
 
 export interface WaitEvent {
@@ -143,7 +151,9 @@ async function open(config: RunnerConfig, create: boolean): Promise<Session> {
   early?.catch(() => {}); // may fail while the folder is read: handled below, not an unhandled rejection
   try {
     if (early) await new Promise(setImmediate); // lets the client open its socket before the event loop is busy
-    const migrations = loadMigrations(config.dir ?? DEFAULT_DIR, connection.dialect);
+    const migrations = loadMigrations(config.dir ?? DEFAULT_DIR, connection.dialect, {
+      phases: config.phase !== undefined,
+    });
     await (early ?? reach(driver, connection, config));
     return { connection, migrations, driver };
   } catch (error) {

@@ -9,9 +9,8 @@
  *
  * @module
  */
-import { Lexer, type LexDialect } from './lexer.ts';
-
-export type SplitDialect = LexDialect;
+import type { Dialect } from './dialect.ts';
+import { Lexer } from './lexer.ts';
 
 /** A statement of a file and where it starts, as produced by the splitter. */
 export interface Statement {
@@ -36,7 +35,7 @@ const AFTER_END = 3;
  * for a last statement without one, through its last token. Empty statements are dropped, so a
  * text of only comments gives `[]`.
  */
-export function splitStatements(text: string, dialect: SplitDialect): Statement[] {
+export function splitStatements(text: string, dialect: Dialect): Statement[] {
   const lexer = new Lexer(text, dialect);
   const scope = new Scope(dialect === 'postgres');
   const out: Statement[] = [];
@@ -157,7 +156,7 @@ class Scope {
  * since they nest inside that transaction, and neither is `BEGIN ATOMIC`, a function body.
  * Comments may sit between the words (`ROLLBACK /* undo *\/ TO s`).
  */
-export function isTransactionControl(sql: string, dialect: SplitDialect): boolean {
+export function isTransactionControl(sql: string, dialect: Dialect): boolean {
   const [a, b, c] = leadingWords(sql, dialect);
   switch (a) {
     case 'BEGIN':
@@ -182,7 +181,7 @@ export function isTransactionControl(sql: string, dialect: SplitDialect): boolea
  * Whether `text` holds a statement as {@link splitStatements} cuts them: any token but comments
  * and `;` starts one. Stops at the first, so a step learns its file is not empty without a split.
  */
-export function holdsStatement(text: string, dialect: SplitDialect): boolean {
+export function holdsStatement(text: string, dialect: Dialect): boolean {
   const lexer = new Lexer(text, dialect);
   while (lexer.next()) {
     if (lexer.kind === 'comment' || (lexer.kind === 'punct' && text.charCodeAt(lexer.start) === 59)) continue;
@@ -200,13 +199,13 @@ export function holdsStatement(text: string, dialect: SplitDialect): boolean {
 const CONTROL_WORD = /[\u0080-\uffff]|\b(?:begin|commit|end|abort|rollback|start|prepare)\b/i;
 
 /** The first statement of `text` that begins or ends a transaction ({@link isTransactionControl}), if any. */
-export function firstTransactionControl(text: string, dialect: SplitDialect): Statement | undefined {
+export function firstTransactionControl(text: string, dialect: Dialect): Statement | undefined {
   if (!CONTROL_WORD.test(text)) return undefined;
   return splitStatements(text, dialect).find((s) => isTransactionControl(s.sql, dialect));
 }
 
 /** The first three tokens of a statement, upper-cased when they are words, skipping comments. */
-function leadingWords(sql: string, dialect: SplitDialect): [string, string, string] {
+function leadingWords(sql: string, dialect: Dialect): [string, string, string] {
   const out: [string, string, string] = ['', '', ''];
   const lexer = new Lexer(sql, dialect);
   for (let k = 0; k < 3 && lexer.next(); ) {
@@ -215,4 +214,87 @@ function leadingWords(sql: string, dialect: SplitDialect): [string, string, stri
     out[k++] = sql.slice(lexer.start, lexer.end).toUpperCase();
   }
   return out;
+}
+
+/**
+ * Statements PostgreSQL refuses inside a transaction block, named as a person reads them. The
+ * CONCURRENTLY ones take no lock that blocks reads or writes, so the runner gives the index
+ * builds no lock timeout (locks.ts `limitsFor`); `check` measures a CREATE INDEX CONCURRENTLY
+ * from a second session.
+ */
+export type StatementKind =
+  | 'CREATE INDEX CONCURRENTLY'
+  | 'DROP INDEX CONCURRENTLY'
+  | 'REINDEX CONCURRENTLY'
+  | 'DETACH PARTITION CONCURRENTLY'
+  | 'VACUUM'
+  | 'CREATE/DROP DATABASE'
+  | 'CREATE/DROP TABLESPACE'
+  | 'ALTER SYSTEM';
+
+/**
+ * What kind of statement `sql` (one statement, as {@link splitStatements} cuts it) is, read
+ * through the lexer: comments may sit between the words, and a word inside a string or a
+ * quoted name is not one. Undefined for every other statement. SQLite has only VACUUM of these.
+ */
+export function statementKind(sql: string, dialect: Dialect): StatementKind | undefined {
+  const lexer = new Lexer(sql, dialect);
+  const word = (): string | undefined => {
+    while (lexer.next()) {
+      if (lexer.kind === 'comment') continue;
+      return lexer.kind === 'word' ? lexer.value.toUpperCase() : undefined;
+    }
+    return undefined;
+  };
+  const first = word();
+  if (first === 'VACUUM') return 'VACUUM';
+  if (dialect !== 'postgres' || first === undefined) return undefined;
+  let second = word();
+  if (first === 'CREATE' || first === 'DROP') {
+    if (second === 'DATABASE') return 'CREATE/DROP DATABASE';
+    if (second === 'TABLESPACE') return 'CREATE/DROP TABLESPACE';
+    if (first === 'CREATE' && second === 'UNIQUE') second = word();
+    if (second === 'INDEX' && word() === 'CONCURRENTLY') return `${first} INDEX CONCURRENTLY` as StatementKind;
+    return undefined;
+  }
+  if (first === 'ALTER' && second === 'SYSTEM') return 'ALTER SYSTEM';
+  if (first !== 'REINDEX' && !(first === 'ALTER' && second === 'TABLE')) return undefined;
+  // The rest of the statement's words: REINDEX [(options)] … CONCURRENTLY …, ALTER TABLE … DETACH PARTITION … CONCURRENTLY.
+  if (first === 'REINDEX' && second === 'CONCURRENTLY') return 'REINDEX CONCURRENTLY';
+  let prev = second;
+  let detach = false;
+  while (lexer.next()) {
+    if (lexer.kind === 'comment') continue;
+    const seen = lexer.kind === 'word' ? lexer.value.toUpperCase() : undefined;
+    if (seen === 'CONCURRENTLY' && first === 'REINDEX') return 'REINDEX CONCURRENTLY';
+    if (seen === 'CONCURRENTLY' && detach) return 'DETACH PARTITION CONCURRENTLY';
+    detach ||= prev === 'DETACH' && seen === 'PARTITION';
+    prev = seen;
+  }
+  return undefined;
+}
+
+/**
+ * The index a `CREATE [UNIQUE] INDEX CONCURRENTLY [IF NOT EXISTS] name ON …` builds, as written
+ * (`ix`, `"Ix"`, `app.ix`); undefined for any other statement and for an unnamed index.
+ */
+export function concurrentIndexName(sql: string): string | undefined {
+  if (statementKind(sql, 'postgres') !== 'CREATE INDEX CONCURRENTLY') return undefined;
+  const lexer = new Lexer(sql, 'postgres');
+  const tokens: Array<{ kind: string; value: string }> = [];
+  while (tokens.length < 12 && lexer.next()) {
+    if (lexer.kind !== 'comment') tokens.push({ kind: lexer.kind, value: lexer.value });
+  }
+  const upper = (k: number) => (tokens[k]?.kind === 'word' ? tokens[k]?.value.toUpperCase() : undefined);
+  let k = upper(1) === 'UNIQUE' ? 4 : 3; // past CONCURRENTLY
+  if (upper(k) === 'IF' && upper(k + 1) === 'NOT' && upper(k + 2) === 'EXISTS') k += 3;
+  const isName = (t: { kind: string; value: string } | undefined) =>
+    t !== undefined && (t.kind === 'quoted' || (t.kind === 'word' && t.value.toUpperCase() !== 'ON'));
+  if (!isName(tokens[k])) return undefined;
+  let name = tokens[k]?.value as string;
+  if (tokens[k + 1]?.value === '.' && isName(tokens[k + 2])) {
+    name = `${name}.${tokens[k + 2]?.value}`;
+    k += 2;
+  }
+  return upper(k + 1) === 'ON' ? name : undefined;
 }

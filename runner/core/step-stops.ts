@@ -5,7 +5,8 @@
  */
 import type { Driver, TransactionEnded } from './driver.ts';
 import type { Direction } from './files.ts';
-import { concurrentIndexName, mayCommitInside } from './locks.ts';
+import { mayCommitInside } from './locks.ts';
+import { concurrentIndexName } from './split.ts';
 import { failedNote } from './record.ts';
 
 /** What of a step's work these need (step.ts's StepWork, named here without importing it). */

@@ -9,16 +9,15 @@ import { MigrateError, MigrationFailed } from './errors.ts';
 import { failedNote, interrupted, type RecordRow } from './record.ts';
 import { lockStopNote, recordEndedInside, retryStatement } from './step-stops.ts';
 import type { Step } from './plan.ts';
-import { firstTransactionControl, holdsStatement, type Statement, splitStatements } from './split.ts';
-import { lineColumn } from './position.ts';
 import {
   concurrentIndexName,
-  DEFAULT_LIMITS,
-  DEFAULT_RETRY_FOR_MS,
-  type LockPolicy,
-  limitsFor,
-  withRetries,
-} from './locks.ts';
+  firstTransactionControl,
+  holdsStatement,
+  type Statement,
+  splitStatements,
+} from './split.ts';
+import { lineColumn } from './position.ts';
+import { DEFAULT_LIMITS, DEFAULT_RETRY_FOR_MS, type LockPolicy, limitsFor, withRetries } from './locks.ts';
 
 /** What a step writes to the record table, in the same transaction as the file. */
 export type RecordChange =

@@ -7,7 +7,8 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import postgres from 'postgres';
+import type postgres from 'postgres';
+import { connect } from '../core/connect.ts';
 import { hideSecrets } from '../core/config.ts';
 import { MigrateError } from '../core/errors.ts';
 
@@ -81,13 +82,7 @@ export async function createScratchDatabase(
     },
   };
   try {
-    const sql = postgres(scratch.url, {
-      max: 1,
-      onnotice: () => {},
-      connect_timeout: 10,
-      fetch_types: false,
-      prepare: false,
-    });
+    const sql = connect(scratch.url, { name: 'sql-migrate (scratch)' });
     try {
       const [row] = await sql.unsafe('SELECT current_database() AS db');
       if (row?.db !== name) {
@@ -109,7 +104,7 @@ export async function createScratchDatabase(
 }
 
 async function admin(url: string, work: (sql: postgres.Sql) => Promise<unknown>): Promise<void> {
-  const sql = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 10, fetch_types: false, prepare: false });
+  const sql = connect(url, { name: 'sql-migrate (scratch admin)' });
   try {
     await work(sql);
   } finally {

@@ -3,6 +3,9 @@
  * PostgreSQL a database created and dropped on the server the URL names, or, without a server
  * URL, a fresh embedded PostgreSQL. Folder SQL never runs in the database a URL names: only in a
  * database created for the run, whose name a connection to it must report back (#24).
+ *
+ * The rule of the layout: scratch/ imports only core/ (types included); catalog/ and check/ build
+ * on it, core/ never names it (docs/architecture.md).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -6,8 +6,9 @@
  */
 import type { SchemaSource } from '../../core/driver.ts';
 import type { Dialect } from '../../core/files.ts';
+import { quoteIdent, sqlString } from '../../core/quote.ts';
 import type { Schema, Table } from '../../catalog/schema.ts';
-import { fkKey, generateRows, quote, Rng, type ParentKeys, type Rows } from './generate.ts';
+import { fkKey, generateRows, Rng, type ParentKeys, type Rows } from './generate.ts';
 
 /** Reads and writes on the scratch database, whatever the dialect: values come back as text (or null). */
 export interface DataDb {
@@ -52,9 +53,10 @@ export function dataDb(source: SchemaSource): DataDb {
 
 /** `"name"`, or `"schema"."name"` for PostgreSQL's qualified names. */
 export function ident(name: string, dialect: Dialect): string {
-  const q = (part: string) => `"${part.replace(/"/g, '""')}"`;
   const dot = name.indexOf('.');
-  return dialect === 'postgres' && dot > 0 ? `${q(name.slice(0, dot))}.${q(name.slice(dot + 1))}` : q(name);
+  return dialect === 'postgres' && dot > 0
+    ? `${quoteIdent(name.slice(0, dot))}.${quoteIdent(name.slice(dot + 1))}`
+    : quoteIdent(name);
 }
 
 /** Parents before children; a cycle is broken where it closes (its nullable keys then stay NULL). */
@@ -138,7 +140,8 @@ async function fillInOrder(
 
 const PARENT_KEYS_LIMIT = 5000;
 
-async function parentKeys(db: DataDb, schema: Schema, t: Table): Promise<ParentKeys> {
+/** The keys of `t`'s foreign keys' parent rows, as literals: what a generated child row points at. */
+export async function parentKeys(db: DataDb, schema: Schema, t: Table): Promise<ParentKeys> {
   const out: ParentKeys = new Map();
   for (const f of t.foreignKeys) {
     const key = fkKey(f.refTable, f.refColumns);
@@ -165,7 +168,7 @@ export function literal(value: unknown): string {
   if (value === null || value === undefined) return 'NULL';
   if (typeof value === 'number' || typeof value === 'bigint') return String(value);
   if (Buffer.isBuffer(value)) return `X'${value.toString('hex')}'`;
-  return quote(String(value));
+  return sqlString(String(value));
 }
 
 const CHUNK = 100;

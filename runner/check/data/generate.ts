@@ -1,5 +1,5 @@
 /**
- * Rows for one table, made from the catalog alone (runner/schema.ts): every value is a SQL
+ * Rows for one table, made from the schema alone (catalog/schema.ts): every value is a SQL
  * literal the dialect coerces to the column's type, so no client-side type handling is needed.
  *
  * What the rows respect: NOT NULL, length limits, enum labels, the simple CHECKs (comparisons
@@ -13,6 +13,7 @@
  */
 import type { Column, Table } from '../../catalog/schema.ts';
 import type { Dialect } from '../../core/files.ts';
+import { sqlString } from '../../core/quote.ts';
 
 /** A seeded generator (mulberry32): small, fast, and the same sequence for the same seed on every platform. */
 export class Rng {
@@ -123,11 +124,6 @@ export function fkKey(refTable: string, refColumns: readonly string[]): string {
 export interface Rows {
   columns: string[];
   rows: string[][];
-}
-
-/** SQL string literal. */
-export function quote(text: string): string {
-  return `'${text.replace(/'/g, "''")}'`;
 }
 
 const NULL_SHARE = 0.3;
@@ -264,7 +260,7 @@ function columnValue(c: Column, dialect: Dialect, rng: Rng, x: ValueContext): st
       if (labels.length === 0) return c.nullable ? 'NULL' : 'DEFAULT';
       const n = x.counters.get(c.name) ?? 0;
       x.counters.set(c.name, n + 1);
-      return quote(labels[(x.unique ? x.row : n) % labels.length] as string);
+      return sqlString(labels[(x.unique ? x.row : n) % labels.length] as string);
     }
     case 'boolean':
       return dialect === 'postgres' ? (rng.chance(0.5) ? 'true' : 'false') : rng.chance(0.5) ? '1' : '0';
@@ -274,11 +270,11 @@ function columnValue(c: Column, dialect: Dialect, rng: Rng, x: ValueContext): st
     case 'float':
       return numericValue(c, k, rng, b);
     case 'timestamp':
-      return quote(timeValue(c.type, k));
+      return sqlString(timeValue(c.type, k));
     case 'json':
-      return quote(rng.chance(0.5) ? `{"n": ${k}, "tag": "t${k % 3}"}` : `[${k}, "x"]`);
+      return sqlString(rng.chance(0.5) ? `{"n": ${k}, "tag": "t${k % 3}"}` : `[${k}, "x"]`);
     case 'text':
-      return quote(textValue(c, k, x.row, rng, b));
+      return sqlString(textValue(c, k, x.row, rng, b));
     default:
       return otherValue(c, dialect, k);
   }
@@ -331,11 +327,11 @@ function textValue(c: Column, k: number, row: number, rng: Rng, b: Bounds | unde
 
 function otherValue(c: Column, dialect: Dialect, k: number): string {
   const t = c.type.toLowerCase();
-  if (dialect === 'sqlite') return t.includes('blob') ? `X'${k.toString(16).padStart(4, '0')}'` : quote(`o${k}`);
-  if (t === 'uuid') return quote(`00000000-0000-4000-8000-${k.toString(16).padStart(12, '0')}`);
-  if (t === 'bytea') return quote(`\\x${k.toString(16).padStart(4, '0')}`);
-  if (t.endsWith('[]')) return quote('{}');
-  if (t === 'inet' || t === 'cidr') return quote(`10.0.${(k >> 8) & 255}.${k & 255}`);
-  if (t === 'interval') return quote(`${k} minutes`);
+  if (dialect === 'sqlite') return t.includes('blob') ? `X'${k.toString(16).padStart(4, '0')}'` : sqlString(`o${k}`);
+  if (t === 'uuid') return sqlString(`00000000-0000-4000-8000-${k.toString(16).padStart(12, '0')}`);
+  if (t === 'bytea') return sqlString(`\\x${k.toString(16).padStart(4, '0')}`);
+  if (t.endsWith('[]')) return sqlString('{}');
+  if (t === 'inet' || t === 'cidr') return sqlString(`10.0.${(k >> 8) & 255}.${k & 255}`);
+  if (t === 'interval') return sqlString(`${k} minutes`);
   return c.nullable ? 'NULL' : 'DEFAULT';
 }

@@ -113,7 +113,7 @@ export function dataPass(
 }
 
 /** Roll back every applied revision; true when the database is then as empty as a new one. */
-async function rewind(driver: Driver, s: DialectRun): Promise<boolean> {
+export async function rewind(driver: Driver, s: DialectRun): Promise<boolean> {
   const byRevision = new Map(s.migrations.map((m) => [m.revision, m]));
   for (const row of (await driver.readRecord()).reverse()) {
     const m = byRevision.get(row.revision);

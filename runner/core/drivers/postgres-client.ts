@@ -1,15 +1,15 @@
 /**
- * How the PostgreSQL driver's connections are made: the options postgres.js gets for the
- * runner's one session and for the second sessions that watch it, and what a watcher reads.
+ * The PostgreSQL driver's connections beyond its own session (made, like every client, by
+ * core/connect.ts): a failure to connect as CONNECTION_FAILED, the second session that watches
+ * the runner's and what it reads, and the pooler probe.
  */
 import { randomUUID } from 'node:crypto';
 import postgres from 'postgres';
 import { MigrateError } from '../errors.ts';
-import { hideSecrets, parseUrl, type PostgresServer } from '../config.ts';
+import { hideSecrets, type PostgresServer } from '../config.ts';
+import type { Sql } from '../connect.ts';
 import type { Observation } from '../driver.ts';
 import { catalog, toObservation } from './postgres-sql.ts';
-
-export type ClientOptions = postgres.Options<Record<string, postgres.PostgresType>>;
 
 export interface PostgresOptions {
   /** The server, as parsed once from the URL (config.ts `parseUrl`): no URL string reaches postgres.js. */
@@ -26,13 +26,6 @@ export interface PostgresOptions {
   deadline?: number;
 }
 
-/** The server a URL names; for callers that hold only a URL. */
-export function serverOf(url: string): PostgresServer {
-  const c = parseUrl(url);
-  if (c.dialect !== 'postgres') throw new MigrateError('BAD_URL', `${c.display} is not a PostgreSQL URL.`);
-  return c.server;
-}
-
 /** A connection failure as CONNECTION_FAILED: `reached`, whether a query had succeeded before; the password hidden. */
 export function unreachable(error: unknown, display: string, secrets: string[], reached: boolean): MigrateError {
   if (error instanceof MigrateError) return error;
@@ -44,65 +37,29 @@ export function unreachable(error: unknown, display: string, secrets: string[], 
 }
 
 /**
- * One connection (`max: 1`) to `server`, named `name` in pg_stat_activity. `deadline` (epoch ms,
- * `--wait`'s limit) cuts the connect timeout to what is left.
- */
-export function clientOptions(
-  server: PostgresServer,
-  deadline: number | undefined,
-  name: string,
-  hooks: Pick<ClientOptions, 'onnotice' | 'onclose'>,
-): ClientOptions {
-  const s = server;
-  return {
-    // Arrays pair hosts with ports by index (postgres.js reads both forms; its types know one).
-    host: s.host as unknown as string | undefined,
-    port: s.port as unknown as number | undefined,
-    database: s.database,
-    username: s.username,
-    password: s.password,
-    ...(s.ssl === undefined ? {} : { ssl: s.ssl as 'require' | false }),
-    ...(s.targetSessionAttrs === undefined ? {} : { target_session_attrs: s.targetSessionAttrs as 'read-write' }),
-    max: 1,
-    // Holding the session lock on an idle connection must never end it: postgres.js would
-    // otherwise recycle the connection after 30-60 min (max_lifetime) and silently release
-    // the advisory lock along with it.
-    idle_timeout: 0,
-    max_lifetime: null,
-    connect_timeout:
-      deadline === undefined
-        ? (s.connectTimeout ?? 10)
-        : Math.max(0.1, Math.min(s.connectTimeout ?? 10, (deadline - Date.now()) / 1000)),
-    ...hooks,
-    // Unnamed statements only: works through poolers, and nothing to re-prepare after a reconnect.
-    prepare: false,
-    // We read no arrays or custom types: save the round trip at connect.
-    fetch_types: false,
-    debug: false,
-    connection: { application_name: name, ...s.parameters },
-  };
-}
-
-/**
  * A second connection, opened only once a step has waited or run a while, and kept for the run:
  * what the runner's session waits on, who is ahead of it, and an index build's progress.
  */
 export class Watcher {
-  readonly #options: () => ClientOptions;
-  #sql: postgres.Sql | undefined;
+  readonly #connect: () => Sql;
+  #sql: Sql | undefined;
+  /** The observation in flight, which end() waits for: a client ended while still connecting stays open. */
+  #pending: Promise<unknown> | undefined;
 
-  constructor(options: () => ClientOptions) {
-    this.#options = options;
+  constructor(connect: () => Sql) {
+    this.#connect = connect;
   }
 
   /** What session `pid` waits on; undefined when the watcher cannot tell (it could not connect, say). */
   async observe(pid: number, withQuery: boolean): Promise<Observation | undefined> {
-    this.#sql ??= postgres({ ...this.#options(), connect_timeout: 5, onnotice: () => {}, onclose: () => {} });
+    this.#sql ??= this.#connect();
+    const looking = Promise.all([
+      this.#sql.unsafe(catalog.blockers(pid, withQuery)),
+      this.#sql.unsafe(catalog.indexProgress(pid)),
+    ]);
+    this.#pending = looking;
     try {
-      const [rows, [index]] = await Promise.all([
-        this.#sql.unsafe(catalog.blockers(pid, withQuery)),
-        this.#sql.unsafe(catalog.indexProgress(pid)),
-      ]);
+      const [rows, [index]] = await looking;
       return toObservation(rows, index, withQuery);
     } catch {
       return undefined;
@@ -110,6 +67,8 @@ export class Watcher {
   }
 
   async end(): Promise<void> {
+    await this.#pending?.catch(() => {});
+    this.#pending = undefined;
     const sql = this.#sql;
     this.#sql = undefined;
     await sql?.end({ timeout: 1 });

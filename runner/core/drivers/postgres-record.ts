@@ -9,7 +9,8 @@ import type postgres from 'postgres';
 import { type RecordRow, type RecordTableState, recordTableState, toRecordRow } from '../record.ts';
 import { parseTableName } from '../config.ts';
 import type { SchemaSource } from '../driver.ts';
-import { catalog, COLUMNS, missingRight, quoteIdent } from './postgres-sql.ts';
+import { catalog, COLUMNS, missingRight } from './postgres-sql.ts';
+import { quoteIdent } from '../quote.ts';
 
 /** The driver's session: every query through it, a connection failure made readable. */
 export type Run = <T>(fn: (sql: postgres.Sql) => Promise<T>) => Promise<T>;

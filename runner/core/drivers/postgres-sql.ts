@@ -6,7 +6,8 @@
  */
 import postgres from 'postgres';
 import { codePointOffsetToIndex } from '../position.ts';
-import { type DialectSql, recordStatements, sqlString } from '../record.ts';
+import { type DialectSql, recordStatements } from '../record.ts';
+import { quoteIdent, sqlString } from '../quote.ts';
 import { parseTableName } from '../config.ts';
 import { type Limits, type Observation, StatementFailed } from '../driver.ts';
 
@@ -21,11 +22,6 @@ export const COLUMNS = `
   statements_run integer,
   error          text
 `;
-
-/** An identifier in double quotes; parseTableName only lets plain names through, so nothing to escape but `"`. */
-export function quoteIdent(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
-}
 
 /** The server's `position` (1-based, in characters of the text sent), when the error carries one. */
 function position(error: unknown): number | undefined {
@@ -113,8 +109,14 @@ export const catalog = {
     WITH w AS (
       SELECT l.relation, l.mode FROM pg_catalog.pg_locks l
       WHERE l.pid = ${pid} AND NOT l.granted ORDER BY l.relation IS NULL LIMIT 1
+    ), held AS (
+      -- A wait on no relation (DROP INDEX CONCURRENTLY waiting for older transactions): the table it works on.
+      SELECT l.relation FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_class c ON c.oid = l.relation
+      WHERE l.pid = ${pid} AND l.granted AND l.mode = 'ShareUpdateExclusiveLock' AND c.relkind IN ('r', 'p', 'm') LIMIT 1
     )
-    SELECT (SELECT relation::regclass::text FROM w) AS relation, (SELECT mode FROM w) AS wanted,
+    SELECT coalesce((SELECT relation FROM w), CASE WHEN EXISTS (SELECT FROM w) THEN (SELECT relation FROM held) END)::regclass::text AS relation,
+      (SELECT mode FROM w WHERE relation IS NOT NULL) AS wanted,
+      EXISTS (SELECT FROM w WHERE relation IS NULL) AS transaction_wait,
       a.pid, a.application_name, a.usename AS "user", a.state,
       round(extract(epoch FROM clock_timestamp() - a.xact_start) * 1000)::float8 AS age_ms,
       (SELECT string_agg(DISTINCT l.mode, ', ') FROM pg_catalog.pg_locks l
@@ -136,6 +138,14 @@ export const catalog = {
       ? `SELECT pg_try_advisory_lock(${key}) AS ok`
       : `SELECT CASE WHEN pg_backend_pid() = ${pid} THEN pg_try_advisory_lock(${key}) END AS ok, pg_backend_pid() AS pid`,
   unlock: (key: string) => `SELECT pg_advisory_unlock(${key})`,
+  /** Who holds the advisory lock `key` in this database (a bigint key: classid high, objid low, objsubid 1). */
+  lockHolder: (key: string) => `
+    SELECT a.pid, a.application_name, a.usename AS "user", a.backend_start
+    FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
+    WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+      AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())
+      AND ((l.classid::int8 << 32) | l.objid::int8) = ${key}
+    LIMIT 1`,
   watchClient: `SELECT CASE WHEN current_setting('server_version_num')::int >= 140000
                 THEN set_config('client_connection_check_interval', '1000', false) END`,
   /**
@@ -253,10 +263,14 @@ export function toObservation(
   withQuery: boolean,
 ): Observation {
   const first = rows[0];
-  // A session an index build waits for holds no lock on the table: the build waits for its transaction to end.
+  // A session an index build (or DROP INDEX CONCURRENTLY) waits for holds no lock on the table:
+  // the statement waits for its transaction to end. Only a wait on a relation has sessions queued ahead.
+  const transactionWait = first?.transaction_wait === true;
   const unlocked = index
     ? 'none on the table (the index build waits for its transaction to end)'
-    : 'no lock on it yet (queued ahead)';
+    : transactionWait
+      ? 'none on the table (the statement waits for its transaction to end)'
+      : 'no lock on it yet (queued ahead)';
   const seen: Observation = {
     blockers: rows
       .filter((r) => typeof r.pid === 'number')
@@ -272,6 +286,7 @@ export function toObservation(
   };
   if (typeof first?.relation === 'string') seen.relation = first.relation;
   if (typeof first?.wanted === 'string') seen.wanted = first.wanted;
+  if (transactionWait) seen.transactionWait = true;
   if (index)
     seen.index = { phase: String(index.phase), blocksDone: Number(index.done), blocksTotal: Number(index.total) };
   return seen;

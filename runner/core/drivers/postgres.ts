@@ -1,16 +1,18 @@
 /**
  * PostgreSQL through postgres.js: I/O only. The record table's statements come from
  * postgres-sql.ts, where the table lives and what is read of it under the lock from
- * postgres-record.ts, the connections' options from postgres-client.ts, the step protocol from
- * step.ts.
+ * postgres-record.ts, its clients from connect.ts (the observer and the pooler probe in
+ * postgres-client.ts), the step protocol from step.ts.
  *
  * One connection per runner (`max: 1`): it holds the session advisory lock and runs every
  * migration, so the lock and the work can never be on two different sessions. A file is sent as
  * it is, in one simple-protocol query, so the server's error `position` indexes the file's text.
  */
 import { randomBytes } from 'node:crypto';
+import { describeHolder, type LockHolder, type LockWaitEvent, lockWaiter } from '../lock-wait.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import postgres from 'postgres';
+import { type ConnectOptions, connect, serverOf } from '../connect.ts';
 import {
   type Capabilities,
   type Driver,
@@ -24,17 +26,15 @@ import type { RecordRow, RecordTableState } from '../record.ts';
 import { MigrateError } from '../errors.ts';
 import type { PostgresServer } from '../config.ts';
 import {
-  type ClientOptions,
-  clientOptions,
   movedSession,
   type PostgresOptions,
-  serverOf,
   transactionMode,
   transactionPooler,
   unreachable,
   Watcher,
 } from './postgres-client.ts';
-import { catalog, isConnectionError, postgresSql, quoteIdent, STEP_ENDED, throwUnlessEnded } from './postgres-sql.ts';
+import { catalog, isConnectionError, postgresSql, STEP_ENDED, throwUnlessEnded } from './postgres-sql.ts';
+import { quoteIdent } from '../quote.ts';
 import { RecordTable } from './postgres-record.ts';
 
 type Sql = postgres.Sql;
@@ -66,7 +66,7 @@ export class PostgresDriver implements Driver {
   /** A pooler stands between us and the server (the session's announced process is not the one that answers). */
   #pooled = false;
   /** A second connection, opened only once a step has waited or run a while. */
-  readonly #watcher = new Watcher(() => this.#options('sql-migrate (observer)'));
+  readonly #watcher = new Watcher(() => connect(this.#server, { name: 'sql-migrate (observer)', connectTimeout: 5 }));
 
   constructor(options: PostgresOptions) {
     this.#server = options.server ?? serverOf(options.url ?? '');
@@ -81,7 +81,7 @@ export class PostgresDriver implements Driver {
   get #client(): Sql {
     if (!this.#sql) {
       try {
-        this.#sql = postgres(this.#options('sql-migrate'));
+        this.#sql = connect(this.#server, this.#options('sql-migrate'));
       } catch (error) {
         throw this.#unreachable(error);
       }
@@ -89,16 +89,17 @@ export class PostgresDriver implements Driver {
     return this.#sql;
   }
 
-  #options(name: string): ClientOptions {
-    return clientOptions(this.#server, this.#deadline, name, {
-      // The library never prints; postgres.js would console.log every NOTICE without this.
+  #options(name: string): ConnectOptions {
+    return {
+      name,
+      deadline: this.#deadline,
       onnotice: (notice) => {
         if (typeof notice.code === 'string') this.#notices.add(notice.code);
       },
       onclose: () => {
         if (this.#locked) this.#lost = true;
       },
-    });
+    };
   }
 
   /** Every query goes through here: a connection failure becomes CONNECTION_FAILED, naming the URL without its password. */
@@ -150,12 +151,17 @@ export class PostgresDriver implements Driver {
    * blocking `pg_advisory_lock` would hold one, and stall the holder's CREATE INDEX
    * CONCURRENTLY). The server releases it when the session ends, kill -9 included.
    */
-  async withLock<T>(fn: () => Promise<T>, timeoutMs: number | undefined): Promise<T> {
+  async withLock<T>(
+    fn: () => Promise<T>,
+    timeoutMs: number | undefined,
+    onWait?: (event: LockWaitEvent) => void,
+  ): Promise<T> {
     const key = await this.#record.lockKey();
     if (this.#pooled) await this.#refuseTransactionPooler();
     // Sent together with the first try: one round trip for the setting, the lock and the record.
     const watching = this.#watchClient();
     const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
+    const waiter = lockWaiter(this.#display, timeoutMs, () => this.#lockHolder(key), onWait);
     for (let first = true; ; first = false) {
       const trying = this.#do((sql) => sql.unsafe(catalog.tryLock(key, this.#pid)));
       const ahead = first ? this.#record.readAhead() : undefined;
@@ -169,9 +175,10 @@ export class PostgresDriver implements Driver {
       if (Date.now() >= deadline) {
         throw new MigrateError(
           'LOCK_TIMEOUT',
-          `another runner holds the migration lock for ${this.#record.label} on ${this.#display} (waited ${Math.round((timeoutMs ?? 0) / 1000)} s; see --lock-timeout).`,
+          `${describeHolder(await waiter.last())} holds the migration lock for ${this.#record.label} on ${this.#display} (waited ${Math.round((timeoutMs ?? 0) / 1000)} s; see --lock-timeout). Wait for it to finish, or end that session if it is stuck, then run again.`,
         );
       }
+      await waiter.tick();
       await sleep(50 + Math.random() * 50);
     }
     this.#locked = true;
@@ -188,9 +195,22 @@ export class PostgresDriver implements Driver {
     }
   }
 
+  /** The session that holds the migration lock's advisory lock in this database, from pg_locks. */
+  async #lockHolder(key: string): Promise<LockHolder | undefined> {
+    const [row] = await this.#do((sql) => sql.unsafe(catalog.lockHolder(key)));
+    if (row === undefined) return undefined;
+    const since = row.backend_start instanceof Date ? row.backend_start.toISOString() : undefined;
+    return {
+      pid: Number(row.pid),
+      applicationName: String(row.application_name ?? ''),
+      user: String(row.user ?? ''),
+      ...(since === undefined ? {} : { since, sinceSession: true }),
+    };
+  }
+
   /** Only paid behind a pooler: see {@link transactionMode}. */
   async #refuseTransactionPooler(): Promise<void> {
-    const probe = postgres({ ...this.#options('sql-migrate (pooler probe)'), onnotice: () => {}, onclose: () => {} });
+    const probe = connect(this.#server, { name: 'sql-migrate (pooler probe)', deadline: this.#deadline });
     const ours = async (query: string) => (await this.#do((sql) => sql.unsafe(query)))[0];
     if (await transactionMode(probe, ours, this.#pid)) throw transactionPooler(this.#display);
   }

@@ -2,7 +2,8 @@
  * The record table's SQL on SQLite. Pure: the driver and rendered scripts both build their
  * statements here, with values as literals.
  */
-import { type DialectSql, recordStatements, sqlString } from '../record.ts';
+import { type DialectSql, recordStatements } from '../record.ts';
+import { sqlString } from '../quote.ts';
 import { parseTableName } from '../config.ts';
 
 /** The current time as the record stores it: ISO-8601 UTC with milliseconds. */

@@ -22,6 +22,8 @@ import {
 import { type RecordRow, type RecordTableState, recordTableState, toRecordRow } from '../record.ts';
 import { MigrateError } from '../errors.ts';
 import { createTable, sqliteSql } from './sqlite-sql.ts';
+import { readHolderNote, writeHolderNote } from './sqlite-lock-holder.ts';
+import { describeHolder, type LockWaitEvent, lockWaiter } from '../lock-wait.ts';
 
 type Db = Database.Database;
 
@@ -94,10 +96,15 @@ export class SqliteDriver implements Driver {
    * a symlink takes the same lock. A side file this user cannot write would open read-only,
    * where SQLite takes no write lock and nothing would exclude: refused instead (issue #15).
    */
-  async withLock<T>(fn: () => Promise<T>, timeoutMs: number | undefined): Promise<T> {
+  async withLock<T>(
+    fn: () => Promise<T>,
+    timeoutMs: number | undefined,
+    onWait?: (event: LockWaitEvent) => void,
+  ): Promise<T> {
     if (this.#filename === ':memory:' || !this.#create) return fn();
     const lock = openLockFile(`${realPath(this.#filename)}.migrate-lock`);
     const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
+    const waiter = lockWaiter(`sqlite:${this.#filename}`, timeoutMs, async () => readHolderNote(lock.path), onWait);
     try {
       for (;;) {
         try {
@@ -108,12 +115,14 @@ export class SqliteDriver implements Driver {
           if (Date.now() >= deadline) {
             throw new MigrateError(
               'LOCK_TIMEOUT',
-              `another runner holds the migration lock on ${this.#filename} (waited ${Math.round((timeoutMs ?? 0) / 1000)} s; see --lock-timeout).`,
+              `${describeHolder(await waiter.last())} holds the migration lock on ${this.#filename} (waited ${Math.round((timeoutMs ?? 0) / 1000)} s; see --lock-timeout). Wait for it to finish, or end that process if it is stuck, then run again.`,
             );
           }
+          await waiter.tick();
           await sleep(25 + Math.random() * 50);
         }
       }
+      writeHolderNote(lock.path);
       this.#violationsBefore = undefined; // counted afresh by the first step under this lock
       return await fn();
     } finally {
