@@ -1,22 +1,4 @@
-/**
- * A PostgreSQL database's catalog (catalog/model.ts), built from the rows catalog/postgres-read.ts
- * reads from the system catalogs (the rows the cross-dialect `Schema` is built from too), with the
- * server's own printers (format_type, pg_get_expr, pg_get_constraintdef, pg_get_indexdef,
- * pg_get_viewdef, pg_get_functiondef, pg_get_triggerdef): an expression reads the same however
- * a migration spelled it, and no pg_dump of a matching major version is needed.
- *
- * The caller runs this inside a READ ONLY transaction with search_path pinned to one schema,
- * which those printers consult when they decide whether to qualify a name; objects of that
- * schema are then unqualified, every other one is `schema.name`.
- *
- * Left out: the record table (and what belongs to it), objects that belong to an extension
- * (the extension is listed), system schemas, owners, privileges and comments.
- *
- * @module
- */
-import { connect } from '../core/connect.ts';
 import { quoteIdent, sqlString } from '../core/quote.ts';
-import { MigrateError } from '../core/errors.ts';
 import type { Catalog, CatalogObject } from './model.ts';
 import { type Query, readPostgresRows } from './postgres-read.ts';
 
