@@ -96,22 +96,23 @@ async function main(): Promise<void> {
     await db.end({ timeout: 5 });
     const admin15 = parseUrl(ADMIN_URL);
     const table = 'schema_migrations';
-    await time('schema, postgres: scratch schema (the default)', () => schemaOf({ dir: DIR, url: ADMIN_URL }));
+    await time('schema --scratch-url: scratch database', () => schemaOf({ dir: DIR, scratchUrl: ADMIN_URL }));
     await time('schema, postgres: scratch database', () => buildCatalog('postgres', admin15, DIR, table));
     await time(
-      'schema, postgres: embedded PGlite (no server)',
+      'schema, postgres: embedded PGlite (the default)',
       () => buildCatalog('postgres', undefined, DIR, table),
       3,
     );
     await time('schema, sqlite: scratch file', () => buildCatalog('sqlite', undefined, DIR, table));
     await time('schema --url (postgres, live read)', () => liveSchema({ url }));
-    await time('drift: scratch database on the live server', () => drift({ url, dir: DIR }));
-    await time('drift --scratch-url (scratch schema there)', () => drift({ url, dir: DIR, scratchUrl: ADMIN_URL }));
+    await time('drift: embedded PGlite (the default)', () => drift({ url, dir: DIR }), 3);
+    await time('drift --scratch-url (scratch database there)', () => drift({ url, dir: DIR, scratchUrl: ADMIN_URL }));
     await time('drift, SELECT-only role (embedded PGlite)', () => drift({ url: readerUrl.toString(), dir: DIR }), 3);
     const env = { DATABASE_URL: ADMIN_URL };
-    await time('CLI: schema (both dialects, postgres in a schema)', cli(['schema'], env));
+    await time('CLI: schema (both dialects, postgres embedded)', cli(['schema'], env));
+    await time('CLI: schema --scratch-url', cli(['schema', '--scratch-url', ADMIN_URL]));
     await time('CLI: schema --url (live read)', cli(['schema', '--url', url]));
-    await time('CLI: drift (scratch database on the live server)', cli(['drift', '--url', url]));
+    await time('CLI: drift (embedded PGlite)', cli(['drift', '--url', url]));
     await time('CLI: drift --scratch-url', cli(['drift', '--url', url, '--scratch-url', ADMIN_URL]));
     if (existsSync(COMPILED)) {
       await time('compiled CLI: schema', cli(['schema'], env, true));

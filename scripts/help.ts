@@ -30,17 +30,18 @@ export const OPTION_HELP: Record<string, string> = {
                        exit 3 (default: $MIGRATE_RETRY_FOR or 60)`,
   'statement-timeout': `--statement-timeout=SECONDS
                        longest run of one statement (default: $MIGRATE_STATEMENT_TIMEOUT,
-                       else the server's setting)`,
+                       else the server's setting). Durations are seconds: 0 (no limit), or
+                       0.001 (1 ms) to 2147483.647`,
   'show-blocker-query': '--show-blocker-query also print the query text of the sessions a migration waits on',
   'dry-run': '--dry-run            plan and print the script, change nothing (not even the record table)',
   yes: '--yes, -y            confirm a rollback (or a stamp) that undoes more than one revision',
   strict: '--strict             out-of-order pending revisions are an error, not a warning',
   write: '--write              write DIR/schema/postgres.sql and sqlite.sql instead of printing',
-  'scratch-url': "--scratch-url URL    make PostgreSQL's scratch schema or database on that server",
+  'scratch-url': "--scratch-url URL    build PostgreSQL's side in a scratch database on that server",
   json: '--json               print one JSON object on stdout instead of text (errors too)',
   'no-data': '--no-data            skip the pass on populated tables',
   seed: `--seed=N             the generated rows' seed (printed; random when not given)`,
-  rows: '--rows=N             how many rows per table (default 100)',
+  rows: '--rows=N             how many rows per table (default 100, at most 100000)',
   format: `--format=FORMAT      text, json, github (workflow commands: annotations, and a Markdown
                        table of every finding appended to $GITHUB_STEP_SUMMARY), sarif (SARIF
                        2.1.0 for code scanning) or gitlab (Code Quality JSON); default text,
@@ -148,17 +149,18 @@ The database --url names is never changed. Exit 1 when an error is found.`,
   schema: {
     usage: 'schema [options]',
     summary: 'print the canonical schema each dialect folder builds (--write saves it)',
-    text: `Print the canonical schema each dialect folder builds (PostgreSQL's in a scratch schema or
-database of the postgres:// URL --scratch-url, else $DATABASE_URL, names, else on an embedded
-PostgreSQL); --write saves DIR/schema/<dialect>.sql; with --url, the schema of that database
-(read-only).`,
+    text: `Print the canonical schema each dialect folder builds (PostgreSQL's on an embedded
+PostgreSQL, or in a scratch database on the --scratch-url server; never in the database
+$DATABASE_URL names); --write saves DIR/schema/<dialect>.sql; with --url, the schema of that
+database (read-only: nothing written or created there).`,
     options: ['url', 'dir', 'table', 'json', 'write', 'scratch-url'],
   },
   drift: {
     usage: 'drift [options]',
     summary: 'compare the database with what the revisions its record lists build',
-    text: `Compare the database with what the revisions its record lists build (read-only; exit 1
-when they differ); --scratch-url URL builds them there.`,
+    text: `Compare the database with what the revisions its record lists build (read-only: nothing
+written there, nor created on its server unless --scratch-url names it; exit 1 when they
+differ). Built on an embedded PostgreSQL, or in a scratch database on the --scratch-url server.`,
     options: [...CONNECT, 'json', 'scratch-url'],
   },
   fleet: {

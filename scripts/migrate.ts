@@ -115,7 +115,7 @@ async function interruptible(cli: Cli, name: string, fn: (signal: AbortSignal) =
     return await fn(abort.signal);
   } catch (error) {
     if (!abort.signal.aborted) throw error;
-    warn(cli, `${name}: interrupted; its scratch databases and schemas were removed.`);
+    warn(cli, `${name}: interrupted; its scratch databases were removed.`);
     return 130;
   } finally {
     process.off('SIGINT', stop);

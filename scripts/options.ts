@@ -7,6 +7,11 @@ import type { parseArgs } from 'node:util';
 import { MigrateError } from '../runner/core/errors.ts';
 import { didYouMean } from './help.ts';
 
+/** PostgreSQL's longest timeout (and Node's longest timer), in ms: INT_MAX. */
+export const MAX_TIMEOUT_MS = 2_147_483_647;
+/** The most rows per table `check --rows` generates: they are held in memory, table by table. */
+export const MAX_ROWS = 100_000;
+
 export const OPTIONS = {
   url: { type: 'string' },
   dir: { type: 'string' },
@@ -40,12 +45,21 @@ export const OPTIONS = {
 
 export type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
 
+/**
+ * A duration option in ms. 0 (no limit) or from 1 ms to {@link MAX_TIMEOUT_MS}: a value that
+ * would round to 0 ms would silently mean "no limit" on the server, and a larger one fails there
+ * only after connecting (#24). Checked before anything connects.
+ */
 export function seconds(name: string, value: string | undefined, fallback?: number): number | undefined {
   if (value === undefined || value === '') return fallback === undefined ? undefined : fallback * 1000;
   const n = Number(value);
-  if (!Number.isFinite(n) || n < 0)
-    throw new MigrateError('BAD_OPTION', `--${name} takes a number of seconds, not "${value}".`);
-  return n * 1000;
+  const ms = n * 1000;
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0 || (ms > 0 && ms < 1) || ms > MAX_TIMEOUT_MS)
+    throw new MigrateError(
+      'BAD_OPTION',
+      `--${name} takes a number of seconds: 0, or from 0.001 (1 ms) to ${MAX_TIMEOUT_MS / 1000} (PostgreSQL's longest timeout); not "${value}".`,
+    );
+  return ms;
 }
 
 /**
@@ -61,15 +75,17 @@ export function splitArgv(argv: string[]): string[] {
 /** `--no-data`, `--seed=N`, `--rows=N` as check's `data` setting. */
 export function dataOption(values: Values): false | { seed?: number; rows?: number } {
   if (values['no-data']) return false;
-  const whole = (name: 'seed' | 'rows', min: number) => {
+  const whole = (name: 'seed' | 'rows', min: number, max = Number.MAX_SAFE_INTEGER) => {
     const text = values[name];
     if (text === undefined) return {};
     const n = Number(text);
-    if (!Number.isSafeInteger(n) || n < min)
-      throw new MigrateError('BAD_OPTION', `--${name} takes a whole number (at least ${min}), not "${text}".`);
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      const range = max === Number.MAX_SAFE_INTEGER ? `at least ${min}` : `from ${min} to ${max}`;
+      throw new MigrateError('BAD_OPTION', `--${name} takes a whole number (${range}), not "${text}".`);
+    }
     return { [name]: n };
   };
-  return { ...whole('seed', 0), ...whole('rows', 1) };
+  return { ...whole('seed', 0), ...whole('rows', 1, MAX_ROWS) };
 }
 
 /** `--phase` (or MIGRATE_PHASE) as the runner's setting; an empty value is none, anything but pre or post exits 2. */

@@ -26,7 +26,7 @@ export interface SchemaArgs {
   dir: string;
   table: string;
   write: boolean;
-  /** --scratch-url: where PostgreSQL's scratch is made instead of the server of `url`. */
+  /** --scratch-url: the server where PostgreSQL's build makes a scratch database (else the embedded PostgreSQL). */
   scratchUrl?: string | undefined;
 }
 
@@ -36,31 +36,32 @@ export async function runSchema(args: SchemaArgs, io: CommandIo): Promise<number
     if (args.write)
       throw new MigrateError(
         'BAD_TARGET',
-        "schema --write writes what the folder builds, and --url names a live database to read: drop --url (PostgreSQL's build then uses $DATABASE_URL's server, else the embedded one), or name the server to build on with --scratch-url.",
+        "schema --write writes what the folder builds, and --url names a live database to read: drop --url (PostgreSQL's build then runs on the embedded PostgreSQL), or name a server to build on in a scratch database with --scratch-url.",
       );
     if (args.scratchUrl !== undefined)
       throw new MigrateError('BAD_OPTION', 'schema --url reads that database and builds nothing; drop --scratch-url.');
-    const text = await liveSchema({
-      url: args.url,
-      table: args.table,
-      ...(io.onServer ? { onServer: io.onServer } : {}),
-    });
+    const text = await liveSchema(
+      { url: args.url, table: args.table, ...(io.onServer ? { onServer: io.onServer } : {}) },
+      { signal: io.signal },
+    );
     io.emitJson({ ok: true, command: 'schema', schema: text });
     if (!io.json) io.write(text);
     return EXIT.ok;
   }
-  const url = args.scratchUrl ?? args.url;
-  const schemas = await schemaOf({ dir: args.dir, table: args.table, url }, { signal: io.signal });
+  // The folder is never built in the database DATABASE_URL names: that URL only picks the
+  // dialect of a folder of bare .sql files (#24).
+  const { dir, table, url, scratchUrl } = args;
+  const config = { dir, table, url, ...(scratchUrl === undefined ? {} : { scratchUrl }) };
+  const schemas = await schemaOf(config, { signal: io.signal });
   io.emitJson({ ok: true, command: 'schema', schemas });
   for (const s of schemas) {
     if (s.swept !== undefined)
       note(
-        `schema: dropped ${s.swept.length} scratch schema(s) or database(s) of this role left by an interrupted run (schemas over 10 minutes old, databases over an hour and unused): ${s.swept.join(', ')}`,
+        `schema: dropped ${s.swept.length} scratch database(s) of this role left by an interrupted run (over an hour old and unused): ${s.swept.join(', ')}`,
       );
-    if (s.builtOn !== undefined) note(`schema: ${s.dialect} built on the ${s.builtOn}: no postgres:// URL was given`);
+    if (s.builtOn !== undefined) note(`schema: ${s.dialect} built on the ${s.builtOn}: no --scratch-url was given`);
     if (args.write) {
-      mkdirSync(dirname(s.file), { recursive: true });
-      writeFileSync(s.file, s.text);
+      writeSchemaFile(s.file, s.text);
       io.say(`wrote ${s.file}`);
     } else {
       if (schemas.length > 1) io.say(`-- ${s.file}`);
@@ -94,6 +95,17 @@ export async function runDrift(args: DriftArgs, io: CommandIo): Promise<number> 
       : `drift: ${result.items.length} difference(s) from its ${result.revisions.length} applied revision(s)`,
   );
   return result.ok ? EXIT.ok : EXIT.migrationFailed;
+}
+
+/** A schema file written, or WRITE_FAILED naming it and why (a full disk says which file it was writing). */
+function writeSchemaFile(file: string, text: string): void {
+  try {
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, text);
+  } catch (error) {
+    const why = (error as Error).message.split(', ')[0];
+    throw MigrateError.at('WRITE_FAILED', { file }, `the schema file cannot be written (${why}).`, error);
+  }
 }
 
 /** A note about how the result was made: stderr, so that stdout stays the schema or the JSON. */

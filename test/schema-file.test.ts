@@ -3,9 +3,9 @@
  * database (psql -v ON_ERROR_STOP=1 -f, better-sqlite3) and read back unchanged, changed only
  * where a migration changes the schema, and kept current by `check` (SCHEMA_STALE).
  *
- * The PostgreSQL half builds on a server (TEST_POSTGRES_URL: a scratch schema there, see
- * schema-scratch.test.ts); without one those tests are skipped, as twenty builds on the
- * embedded PostgreSQL would take minutes (schema-scratch.test.ts covers that one).
+ * The PostgreSQL half builds on a server (TEST_POSTGRES_URL as --scratch-url: a scratch
+ * database there); without one those tests are skipped, as twenty builds on the embedded
+ * PostgreSQL would take minutes (schema-scratch.test.ts covers that one).
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -22,7 +22,7 @@ import { unifiedDiff } from '../runner/check/stale.ts';
 import { check } from '../runner/check/check.ts';
 
 const SERVER = process.env.TEST_POSTGRES_URL || undefined;
-const NEEDS_SERVER = hasPostgresServer ? false : 'needs TEST_POSTGRES_URL: schema builds in a scratch schema there';
+const NEEDS_SERVER = hasPostgresServer ? false : 'needs TEST_POSTGRES_URL: schema builds in a scratch database there';
 
 /** A copy of the project's sql/ in a temp dir, for tests that add migrations to it. */
 function copyOfSql(): { dir: string; cleanup(): void } {
@@ -60,7 +60,7 @@ function addColumnAndIndex(dir: string): void {
 }
 
 async function built(dir: string, dialect: 'postgres' | 'sqlite'): Promise<string> {
-  const [s] = (await schemaOf({ dir, url: dialect === 'postgres' ? SERVER : undefined })).filter(
+  const [s] = (await schemaOf({ dir, ...(dialect === 'postgres' ? { scratchUrl: SERVER } : {}) })).filter(
     (x) => x.dialect === dialect,
   );
   assert.ok(s?.text, `no ${dialect} schema`);
@@ -212,7 +212,7 @@ describe('schema files of this project', () => {
   it('`schema --write` writes both files under --dir', { skip: NEEDS_SERVER }, async () => {
     const sql = copyOfSql();
     try {
-      const r = await runCli(['schema', '--write', '--dir', sql.dir], { env: { DATABASE_URL: SERVER } });
+      const r = await runCli(['schema', '--write', '--dir', sql.dir, '--scratch-url', SERVER as string]);
       assert.equal(r.code, 0, r.stderr);
       for (const d of ['postgres', 'sqlite'] as const)
         assert.equal(readFileSync(join(sql.dir, 'schema', `${d}.sql`), 'utf8'), await built(sql.dir, d));

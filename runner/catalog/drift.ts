@@ -2,9 +2,11 @@
  * `drift`: what a live database holds that its migrations did not make, and the reverse.
  *
  * The revisions its record lists (and only those: a pending file is not drift) are run, as the
- * runner runs them, on a scratch database; both catalogs are then compared object by object
- * and property by property (catalog/model.ts). The live database is only read: its record
- * through `status()`, its catalog in a read-only transaction.
+ * runner runs them, on the embedded PostgreSQL or in a scratch database on the `--scratch-url`
+ * server; both catalogs are then compared object by object and property by property
+ * (catalog/model.ts). The live database is only read, and nothing is created on its server
+ * unless --scratch-url names that server (#24): its record through `status()`, its catalog in a
+ * read-only transaction with a lock timeout.
  *
  * @module
  */
@@ -17,7 +19,7 @@ import type { ServerRole } from '../core/hosts.ts';
 import { loadMigrations } from '../core/files.ts';
 import { status } from '../core/migrator.ts';
 import { compareCatalogs, type DriftItem } from './model.ts';
-import { type BuildOptions, buildCatalog, readCatalog } from './schema-command.ts';
+import { type BuildOptions, buildCatalog, readCatalog, scratchServer } from './schema-command.ts';
 
 export type { DriftItem } from './model.ts';
 
@@ -25,9 +27,9 @@ export interface DriftConfig {
   /** The live database: only read. */
   url: string;
   /**
-   * Where PostgreSQL's scratch is made: a server (and database) the role of this URL may write
-   * to, as `schema` uses its URL. Without it, a scratch database on the live server when its
-   * role may create one, else the embedded PostgreSQL (PGlite).
+   * A PostgreSQL server whose role may create databases: the applied revisions are built in a
+   * scratch database there. Without it, on the embedded PostgreSQL (PGlite). The live server
+   * only when this names it.
    */
   scratchUrl?: string;
   dir?: string;
@@ -44,7 +46,7 @@ export interface DriftResult {
   revisions: string[];
   /** Where the expected schema was built, for people. */
   scratch: string;
-  /** Set when it was built on the embedded PostgreSQL: why, and what to do for a build on the live server's version. */
+  /** Set when it was built on the embedded PostgreSQL, or on the live server itself: where, and what that means. */
   note?: string;
 }
 
@@ -53,12 +55,12 @@ export async function drift(config: DriftConfig, options: BuildOptions = {}): Pr
   const dir = config.dir ?? DEFAULT_DIR;
   const table = config.table ?? DEFAULT_TABLE;
   const connection = parseUrl(config.url);
-  let standby = false;
-  const onServer = (role: ServerRole) => {
-    standby = role.standby;
-    config.onServer?.(role);
-  };
-  const record = await status({ url: config.url, dir, table, onServer });
+  const record = await status({
+    url: config.url,
+    dir,
+    table,
+    ...(config.onServer ? { onServer: config.onServer } : {}),
+  });
   const refuse = (flag: 'changed' | 'missing' | 'failed') => record.revisions.filter((r) => r.flags.includes(flag));
   const changed = refuse('changed');
   if (changed.length > 0) {
@@ -94,55 +96,39 @@ export async function drift(config: DriftConfig, options: BuildOptions = {}): Pr
       writeFileSync(join(folder, basename(m.up.path)), m.up.text);
       writeFileSync(join(folder, basename(m.down.path)), m.down.text);
     }
-    // A hot standby cannot hold a scratch database: build on the embedded PostgreSQL unless told where.
-    const built = await buildExpected(connection, config.scratchUrl, tmp, table, options, standby);
-    const found = await readCatalog(connection, table);
+    const server = connection.dialect === 'postgres' ? scratchServer(config.scratchUrl) : undefined;
+    // The live read first: a lock that holds it up is met (and a Ctrl-C answered) before any build.
+    const found = await readCatalog(connection, table, options);
+    const built = await buildCatalog(connection.dialect, server, tmp, table, options);
     const items = compareCatalogs(built.catalog, found);
     return {
       ok: items.length === 0,
       items,
       revisions: [...applied],
       scratch: built.label,
-      ...(built.embedded ? { note: embeddedNote(built.label, 'standby' in built) } : {}),
+      ...noteOf(built.embedded, built.label, connection, server),
     };
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
 }
 
-/**
- * The catalog the applied revisions build. Never a scratch schema in the live database: it is
- * only read. Without --scratch-url, a scratch database on the live server; a role that may not
- * create one (42501) falls back to the embedded PostgreSQL, whose catalog model of the same
- * folder is the 15 server's (catalog/postgres.ts reads NOT NULL the one way both print it).
- */
-async function buildExpected(
-  live: Connection,
-  scratchUrl: string | undefined,
-  dir: string,
-  table: string,
-  options: BuildOptions,
-  standby = false,
-) {
-  if (scratchUrl !== undefined) {
-    const scratch = parseUrl(scratchUrl);
-    if (scratch.dialect !== live.dialect)
-      throw new MigrateError('BAD_OPTION', `--scratch-url must be a ${live.dialect} URL, like the database compared.`);
-    return buildCatalog(live.dialect, scratch, dir, table, { ...options, inSchema: true });
-  }
-  if (standby) return { ...(await buildCatalog(live.dialect, undefined, dir, table, options)), standby };
-  try {
-    return await buildCatalog(live.dialect, live, dir, table, options);
-  } catch (error) {
-    const refused = error instanceof MigrateError && (error.cause as { code?: unknown })?.code === '42501';
-    if (!refused) throw error;
-    return buildCatalog(live.dialect, undefined, dir, table, options);
-  }
+/** What a person should know of where the expected schema was built. */
+function noteOf(embedded: boolean, label: string, live: Connection, server: Connection | undefined) {
+  if (embedded)
+    return {
+      note: `the migrations were built on the ${label}; give --scratch-url postgres://… (a server of the live one's version whose role may create databases) to build them there instead.`,
+    };
+  if (server?.dialect === 'postgres' && live.dialect === 'postgres' && sameServer(live, server))
+    return {
+      note: `the migrations were built in a scratch database on the live server, created and dropped there, as --scratch-url asked.`,
+    };
+  return {};
 }
 
-function embeddedNote(label: string, standby: boolean): string {
-  const why = standby
-    ? 'the live server is a hot standby (read-only)'
-    : 'the live role may not create a scratch database';
-  return `${why}, so the migrations were built on the ${label}; give --scratch-url postgres://… (a server of the live one's version the role there may write to) to build them there instead.`;
+function sameServer(a: Extract<Connection, { dialect: 'postgres' }>, b: Extract<Connection, { dialect: 'postgres' }>) {
+  const where = (c: typeof a) =>
+    (c.server.host ?? ['localhost']).map((h, i) => `${h}:${c.server.port?.[i] ?? c.server.port?.[0] ?? 5432}`);
+  const theirs = new Set(where(b));
+  return where(a).some((w) => theirs.has(w));
 }

@@ -15,9 +15,6 @@
  * @module
  */
 import { quoteIdent, sqlString } from '../core/quote.ts';
-import { MigrateError } from '../core/errors.ts';
-import type { ServerRole } from '../core/hosts.ts';
-import { connectUrl } from '../core/drivers/postgres-client.ts';
 import type { Catalog, CatalogObject } from './model.ts';
 import { type Query, readPostgresRows } from './postgres-read.ts';
 
@@ -98,7 +95,7 @@ export async function readPostgresCatalog(
 }
 
 /** The settings a value's text depends on, pinned to PostgreSQL's defaults (TimeZone to UTC) while reading. */
-const DISPLAY: Record<string, string> = {
+export const DISPLAY: Record<string, string> = {
   DateStyle: 'ISO, MDY',
   IntervalStyle: 'postgres',
   TimeZone: 'UTC',
@@ -106,58 +103,6 @@ const DISPLAY: Record<string, string> = {
   bytea_output: 'hex',
   standard_conforming_strings: 'on',
 };
-
-/**
- * The catalog of the database `url` names, in a READ ONLY transaction: a role that may only
- * read suffices, and nothing it does can change the database.
- */
-export async function readPostgresUrl(
-  url: string,
-  display: string,
-  record: { schema?: string; table: string },
-  scratch?: string,
-  onServer?: (role: ServerRole) => void,
-): Promise<Catalog> {
-  const { sql, role } = await connectUrl(url, display, 'sql-migrate (schema)');
-  onServer?.(role);
-  try {
-    return await sql.begin('READ ONLY', async (tx) => {
-      const [row] = await tx.unsafe('SELECT current_schema() AS s');
-      const home = typeof row?.s === 'string' ? row.s : 'public';
-      // The server's printers qualify a name unless the search_path finds it: one schema on
-      // the path, whatever the role's settings, makes every run print the same.
-      await tx.unsafe(`SELECT set_config('search_path', quote_ident($1), true)`, [home]);
-      // A constant in a default or a view prints through the reader's own settings (a
-      // timestamptz in its TimeZone, an interval in its IntervalStyle): the database's or the
-      // role's settings must not change the file.
-      await tx.unsafe(
-        `SELECT set_config(name, setting, true) FROM (VALUES ${Object.keys(DISPLAY)
-          .map((_, i) => `($${2 * i + 1}, $${2 * i + 2})`)
-          .join(', ')}) AS v(name, setting)`,
-        Object.entries(DISPLAY).flat(),
-      );
-      return readPostgresCatalog(
-        (text, params) => tx.unsafe(text, (params ?? []) as never[]) as never,
-        {
-          schema: record.schema ?? home,
-          table: record.table,
-        },
-        scratch,
-      );
-    });
-  } catch (error) {
-    const code = String((error as { code?: unknown }).code ?? '');
-    // Not a PostgreSQL error (a refused or lost connection), or one about connecting at all.
-    if (/^(08|28|3D)/.test(code) || !/^[0-9A-Z]{5}$/.test(code)) {
-      throw new MigrateError('CONNECTION_FAILED', `cannot read ${display}: ${(error as Error).message}`, {
-        cause: error,
-      });
-    }
-    throw error;
-  } finally {
-    await sql.end({ timeout: 5 });
-  }
-}
 
 function typeObject(r: Row): CatalogObject {
   const name = s(r.name);

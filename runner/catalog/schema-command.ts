@@ -1,8 +1,19 @@
+/**
+ * `schema`: the canonical schema file of each dialect (catalog/render.ts), built on a scratch
+ * database migrated to head with the public `migrate()`, or read from a live database inside a
+ * read-only transaction.
+ *
+ * Folder SQL runs only in a database made for the build: a temporary SQLite file, the embedded
+ * PostgreSQL, or a scratch database on a server named for that (`scratchUrl`); never in the
+ * database a URL names (#24).
+ *
+ * @module
+ */
 import { join } from 'node:path';
 import { DEFAULT_DIR, DEFAULT_TABLE, parseTableName, parseUrl, type Connection } from '../core/config.ts';
 import type { ServerRole } from '../core/hosts.ts';
-import { DIALECTS, isDirectory, loadMigrations, type Dialect } from '../core/files.ts';
-import { MigrationFailed } from '../core/errors.ts';
+import { DIALECTS, isDirectory, type Dialect } from '../core/files.ts';
+import { MigrateError } from '../core/errors.ts';
 import { withScratchPlace } from '../scratch/scratch.ts';
 import { migrate } from '../core/migrator.ts';
 import type { Catalog } from './model.ts';
@@ -14,12 +25,16 @@ export interface SchemaConfig {
   /** The record table, left out of the schema. Default `schema_migrations`. */
   table?: string;
   /**
-   * A `postgres://` URL names where PostgreSQL's scratch is made: a schema in the database it
-   * names (the role needs CREATE there), or a database on its server (CREATEDB), dropped
-   * afterwards; nothing else in that database is touched. Without one, the embedded PostgreSQL
-   * (PGlite). It also picks the dialect of a folder that holds .sql files directly.
+   * Picks the dialect of a folder that holds .sql files directly. Nothing connects to it: the
+   * folder is never built in the database a URL names.
    */
   url?: string;
+  /**
+   * A `postgres://` URL of a server where PostgreSQL's build makes a scratch database (the role
+   * needs CREATEDB), dropped afterwards; nothing else there is touched. Without one, the
+   * embedded PostgreSQL (PGlite).
+   */
+  scratchUrl?: string;
 }
 
 export interface DialectSchema {
@@ -28,9 +43,9 @@ export interface DialectSchema {
   file: string;
   /** The canonical file. */
   text: string;
-  /** Set when PostgreSQL's was built on the embedded PostgreSQL (no server URL): which one. */
+  /** Set when PostgreSQL's was built on the embedded PostgreSQL (no --scratch-url): which one. */
   builtOn?: string;
-  /** Scratch schemas of an interrupted run, older than ten minutes, dropped on the way (catalog/scratch-schema.ts). */
+  /** Scratch databases of an interrupted run, over an hour old and unused, dropped on the way. */
   swept?: string[];
 }
 
@@ -45,21 +60,30 @@ export function schemaFile(dir: string, dialect: Dialect): string {
 }
 
 /** The dialects whose folders `dir` holds (a folder of .sql files alone: the URL's dialect). */
-export function dialectsOf(dir: string, connection: Connection | undefined): Dialect[] {
+export function dialectsOf(dir: string, url: string | undefined): Dialect[] {
   const present = DIALECTS.filter((d) => isDirectory(join(dir, d)));
-  return present.length > 0 ? present : [connection?.dialect ?? 'sqlite'];
+  return present.length > 0 ? present : [url === undefined ? 'sqlite' : parseUrl(url).dialect];
+}
+
+/** The server `scratchUrl` names, refused unless it is a PostgreSQL one. */
+export function scratchServer(scratchUrl: string | undefined): Connection | undefined {
+  if (scratchUrl === undefined) return undefined;
+  const server = parseUrl(scratchUrl);
+  if (server.dialect !== 'postgres')
+    throw new MigrateError(
+      'BAD_OPTION',
+      '--scratch-url must be a postgres URL: the server on which a scratch database is made.',
+    );
+  return server;
 }
 
 /** The canonical schema each dialect folder builds at head, each on its own scratch database. */
 export async function schemaOf(config: SchemaConfig = {}, options: BuildOptions = {}): Promise<DialectSchema[]> {
   const dir = config.dir ?? DEFAULT_DIR;
-  const connection = config.url === undefined ? undefined : parseUrl(config.url);
+  const server = scratchServer(config.scratchUrl);
   const out: DialectSchema[] = [];
-  for (const dialect of dialectsOf(dir, connection)) {
-    const built = await buildCatalog(dialect, connection, dir, config.table ?? DEFAULT_TABLE, {
-      ...options,
-      inSchema: true,
-    });
+  for (const dialect of dialectsOf(dir, config.url)) {
+    const built = await buildCatalog(dialect, server, dir, config.table ?? DEFAULT_TABLE, options);
     out.push({
       dialect,
       file: schemaFile(dir, dialect),
@@ -72,14 +96,17 @@ export async function schemaOf(config: SchemaConfig = {}, options: BuildOptions 
 }
 
 /** The canonical schema of the database `url` names, read in a read-only transaction. */
-export async function liveSchema(config: {
-  url: string;
-  table?: string;
-  /** Told which server was read, and whether it is a hot standby (reading one is fine). */
-  onServer?: (role: ServerRole) => void;
-}): Promise<string> {
+export async function liveSchema(
+  config: {
+    url: string;
+    table?: string;
+    /** Told which server was read, and whether it is a hot standby (reading one is fine). */
+    onServer?: (role: ServerRole) => void;
+  },
+  options: BuildOptions = {},
+): Promise<string> {
   return renderCatalog(
-    await readCatalog(parseUrl(config.url), config.table ?? DEFAULT_TABLE, undefined, config.onServer),
+    await readCatalog(parseUrl(config.url), config.table ?? DEFAULT_TABLE, options, config.onServer),
   );
 }
 
@@ -88,73 +115,56 @@ export interface BuiltCatalog {
   catalog: Catalog;
   /** The scratch, for people (scratch.ts). */
   label: string;
-  /** Built on the embedded PostgreSQL (PGlite): no server was given, or it refused a scratch database. */
+  /** Built on the embedded PostgreSQL (PGlite): no server was given. */
   embedded: boolean;
-  /** Scratch schemas an interrupted run left, dropped first. */
+  /** Scratch databases an interrupted run left, dropped first. */
   swept?: string[];
 }
 
 /**
  * Migrate a scratch of `dialect` to head from `dir` with the public `migrate()` and read its
- * catalog; the scratch is removed whatever happens. PostgreSQL's is on the server `connection`
- * names (`inSchema`: in a scratch schema of its database where that builds the same, see
- * scratch.ts), else on an embedded PostgreSQL.
+ * catalog; the scratch is removed whatever happens. PostgreSQL's is a scratch database on the
+ * server `server` names, else the embedded PostgreSQL.
  */
 export async function buildCatalog(
   dialect: Dialect,
-  connection: Connection | undefined,
+  server: Connection | undefined,
   dir: string,
   table: string,
-  options: BuildOptions & { inSchema?: boolean } = {},
+  options: BuildOptions = {},
 ): Promise<BuiltCatalog> {
-  let inSchema = false;
   const { signal } = options;
-  const build = (schemaFor?: readonly string[]) =>
-    withScratchPlace(
-      dialect,
-      connection,
-      async (place) => {
-        inSchema = place.schema !== undefined;
-        // A scratch schema or a SQLite file holds one schema: the record table goes there.
-        const name = inSchema || dialect === 'sqlite' ? (table.split('.').pop() as string) : table;
-        signal?.throwIfAborted();
-        // Stopped between two steps, as check's round trips are: the scratch is then dropped.
-        await migrate({ url: place.url, dir, table: name }, 'head', { onEvent: () => signal?.throwIfAborted() });
-        signal?.throwIfAborted();
-        const catalog = await readCatalog(parseUrl(place.url), name, place.schema);
-        return {
-          catalog,
-          label: place.label,
-          embedded: place.embedded,
-          ...(place.swept ? { swept: place.swept } : {}),
-        };
-      },
-      schemaFor,
-    );
-  if (!options.inSchema || dialect !== 'postgres' || connection?.dialect !== 'postgres') return build();
-  try {
-    return await build(loadMigrations(dir, dialect).map((m) => m.up.text));
-  } catch (error) {
-    // A failure in a scratch schema is confirmed (or not) on a scratch database, whose error is the one reported.
-    if (!inSchema || !(error instanceof MigrationFailed) || signal?.aborted) throw error;
-    return build();
-  }
+  return withScratchPlace(dialect, server, async (place) => {
+    // A SQLite file holds one schema: the record table goes there.
+    const name = dialect === 'sqlite' ? (table.split('.').pop() as string) : table;
+    signal?.throwIfAborted();
+    // Stopped between two steps, as check's round trips are: the scratch is then dropped.
+    await migrate({ url: place.url, dir, table: name }, 'head', { onEvent: () => signal?.throwIfAborted() });
+    signal?.throwIfAborted();
+    const catalog = await readCatalog(parseUrl(place.url), name, options);
+    return {
+      catalog,
+      label: place.label,
+      embedded: place.embedded,
+      ...(place.swept ? { swept: place.swept } : {}),
+    };
+  });
 }
 
 /**
- * The catalog of a live database. Writes nothing: PostgreSQL in a READ ONLY transaction, SQLite
- * opened read-only. `scratch`: the scratch schema to read alone (catalog/postgres.ts).
+ * The catalog of a database. Writes nothing: PostgreSQL in a READ ONLY transaction with a lock
+ * timeout, given up when `signal` aborts; SQLite opened read-only.
  */
 export async function readCatalog(
   connection: Connection,
   table: string,
-  scratch?: string,
+  options: BuildOptions = {},
   onServer?: (role: ServerRole) => void,
 ): Promise<Catalog> {
   if (connection.dialect === 'sqlite') {
     const { readSqliteFile } = await import('./sqlite.ts');
     return readSqliteFile(connection.filename, connection.display, table.split('.').pop() as string);
   }
-  const { readPostgresUrl } = await import('./postgres.ts');
-  return readPostgresUrl(connection.url, connection.display, parseTableName(table, true), scratch, onServer);
+  const { readPostgresUrl } = await import('./postgres-live.ts');
+  return readPostgresUrl(connection.url, connection.display, parseTableName(table, true), options.signal, onServer);
 }

@@ -162,9 +162,10 @@ export async function check(config: CheckConfig = {}, options: CheckOptions = {}
   unusedWaivers(states, waivers, compared.revisions, add);
   if (states.every((s) => s.runnable)) {
     const { staleSchemaFindings } = await import('./stale.ts');
-    findings.push(
-      ...(await staleSchemaFindings({ dir, table: config.table, url: config.url }, { signal: options.signal })),
-    );
+    // check --url names a server for scratch databases: the committed file is built there too.
+    const scratchUrl = connection.dialect === 'postgres' ? connection.url : undefined;
+    const stale = { dir, table: config.table, url: config.url, scratchUrl };
+    findings.push(...(await staleSchemaFindings(stale, { signal: options.signal })));
   }
 
   const errors = findings.filter((f) => f.severity === 'error').length;

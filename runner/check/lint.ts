@@ -20,6 +20,7 @@ import {
   type MigrationFile,
 } from '../core/files.ts';
 import { tokenize, unquote } from '../core/lexer.ts';
+import { mayCommitInside } from '../core/locks.ts';
 import type { Step } from '../core/plan.ts';
 import { lineColumn } from '../core/position.ts';
 import { type Difference, normaliseSubject } from '../catalog/schema.ts';
@@ -32,6 +33,7 @@ export type CheckCode =
   | 'NEEDS_NO_TRANSACTION'
   | 'ENUM_VALUE_IN_TRANSACTION'
   | 'NO_TRANSACTION_MULTI'
+  | 'COMMITS_INSIDE'
   | 'LONG_IDENTIFIER'
   | 'BAD_WAIVER'
   | 'EMPTY_UP'
@@ -198,6 +200,7 @@ function lintFile(s: FolderState, m: Migration, direction: Direction, add: Add, 
       message: `runs outside a transaction with ${statements.length} statements: if one fails, those before it stay applied and the revision is recorded as failed until repaired by hand. Keep such files to one statement where you can.`,
     });
   }
+  if (!file.transactional && s.dialect === 'postgres') commitsInside(file, statements, add);
   // Only PostgreSQL cuts names; a long name in a SQLite file shows up as a difference between the dialects.
   if (s.dialect === 'postgres') longIdentifiers(file, add);
   if (direction === 'up') contractFindings(s.dialect, m, statements, add);
@@ -230,6 +233,24 @@ function readAllowLocks(dialect: Dialect, direction: Direction, file: MigrationF
       });
     }
   });
+}
+
+/**
+ * A `DO` block or `CALL` in a no-transaction file may COMMIT inside: stopped by a lock timeout
+ * part-way, it is not run again (core/step.ts), and re-running it is the author's call.
+ */
+function commitsInside(file: MigrationFile, statements: Statement[], add: Add): void {
+  for (const st of statements) {
+    if (!mayCommitInside(st.sql)) continue;
+    add({
+      severity: 'warning',
+      code: 'COMMITS_INSIDE',
+      file: file.path,
+      ...lineColumn(file.text, st.offset),
+      message:
+        'a DO block or CALL outside a transaction can commit part of its work inside: if it stops (a lock timeout, an error), what it committed stays, the runner does not run it again, and the revision is recorded as failed. Make it safe to run again (batches that skip what is done), then repair and `stamp` by hand if it stops.',
+    });
+  }
 }
 
 /** Statements a transactional file cannot hold, and enum labels it cannot use. */

@@ -1,6 +1,6 @@
 /** check's SCHEMA_STALE: the committed schema files against what the folder builds. */
 import { existsSync, readFileSync } from 'node:fs';
-import { DEFAULT_DIR, DEFAULT_TABLE, parseUrl } from '../core/config.ts';
+import { DEFAULT_DIR, DEFAULT_TABLE } from '../core/config.ts';
 import { displayPath } from '../core/files.ts';
 import { renderCatalog } from '../catalog/render.ts';
 import {
@@ -9,27 +9,26 @@ import {
   dialectsOf,
   type SchemaConfig,
   schemaFile,
+  scratchServer,
 } from '../catalog/schema-command.ts';
 import type { Finding } from './lint.ts';
 
 /**
  * SCHEMA_STALE for each committed `<dir>/schema/<dialect>.sql` that differs from what the
- * folder builds. No file, no finding; a PostgreSQL file without a postgres:// URL is built on
- * the embedded PostgreSQL.
+ * folder builds. No file, no finding; a PostgreSQL file is built in a scratch database on the
+ * `scratchUrl` server (check's --url), else on the embedded PostgreSQL; never in the database
+ * a URL names (#24).
  */
 export async function staleSchemaFindings(config: SchemaConfig, options: BuildOptions = {}): Promise<Finding[]> {
   const dir = config.dir ?? DEFAULT_DIR;
-  const connection = config.url === undefined ? undefined : parseUrl(config.url);
+  const server = scratchServer(config.scratchUrl);
   const findings: Finding[] = [];
-  for (const dialect of dialectsOf(dir, connection)) {
+  for (const dialect of dialectsOf(dir, config.url)) {
     const file = schemaFile(dir, dialect);
     if (!existsSync(file)) continue;
     let built: string;
     try {
-      const { catalog } = await buildCatalog(dialect, connection, dir, config.table ?? DEFAULT_TABLE, {
-        ...options,
-        inSchema: true,
-      });
+      const { catalog } = await buildCatalog(dialect, server, dir, config.table ?? DEFAULT_TABLE, options);
       built = renderCatalog(catalog);
     } catch (error) {
       if (options.signal?.aborted) throw error;

@@ -43,6 +43,23 @@ export class TransactionLeftOpen extends Error {
   }
 }
 
+/**
+ * Thrown by `transaction` when a statement ended the transaction itself (a COMMIT or ROLLBACK
+ * the runner's reader did not see as one): what followed it ran in autocommit, and the
+ * statements after `index` (the record change) were not run.
+ */
+export class TransactionEnded extends Error {
+  override readonly name = 'TransactionEnded';
+  constructor(
+    /** The statement that ended it (or one before it). */
+    readonly index: number,
+    /** That statement's own error, when it also failed. */
+    readonly statementError?: unknown,
+  ) {
+    super('the statement ended the transaction the runner opened for it');
+  }
+}
+
 /** How long one attempt of a step may wait: sent with each attempt, never left on the session. */
 export interface Limits {
   /** Longest wait for a table lock, in ms; 0: as long as it takes. */

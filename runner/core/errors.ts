@@ -16,6 +16,7 @@ export type FolderCode =
   | 'DIALECT_MISMATCH'
   | 'PHASE_MISMATCH'
   | 'TRANSACTION_CONTROL'
+  | 'READING_SETTING'
   | 'NUL_BYTE'
   | 'BAD_ENCODING'
   | 'UNREADABLE_FILE';
@@ -53,7 +54,8 @@ export type ErrorCode =
   | 'TABLE_LOCK_TIMEOUT'
   | 'TRANSACTION_POOLER'
   | 'STANDBY'
-  | 'READ_ONLY_SESSION';
+  | 'READ_ONLY_SESSION'
+  | 'SESSION_SETTING';
 
 /** Exit status the CLI uses for each kind. */
 export const EXIT = { ok: 0, migrationFailed: 1, usage: 2, unreachable: 3 } as const;

@@ -233,3 +233,12 @@ const INDEX_WORK: ReadonlySet<StatementKind> = new Set([
   'DROP INDEX CONCURRENTLY',
   'REINDEX CONCURRENTLY',
 ]);
+
+/**
+ * A statement that can commit part of its work before it fails: a `DO` block or a `CALL`, which
+ * may COMMIT inside when run outside a transaction. A lock timeout there proves nothing about
+ * what it did, so it is never run again by the runner (#24).
+ */
+export function mayCommitInside(statement: string): boolean {
+  return /^(?:\s|--[^\n]*\n|\/\*[\s\S]*?\*\/)*(?:do|call)\b/i.test(statement);
+}

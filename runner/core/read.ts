@@ -6,6 +6,7 @@ import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { MigrateError } from './errors.ts';
+import { namesReadingSetting } from './reading-settings.ts';
 import { lineColumn } from './position.ts';
 
 /** One file of a pair, read and checked: what runs, what is hashed, and its directives. */
@@ -147,6 +148,15 @@ export function readMigrationFile(absPath: string, path: string): MigrationFile 
   if (raw.includes('\0') || raw.includes('\uFFFD')) checkBytes(absPath, path);
   const text = normaliseText(raw);
   const d = readDirectives(path, text);
+  const setting = namesReadingSetting(text);
+  if (setting) {
+    const { line, column } = lineColumn(text, setting.offset);
+    throw MigrateError.at(
+      'READING_SETTING',
+      { file: path, line, column },
+      `${setting.name} changes how the server reads SQL text, so the runner would read a later file otherwise than the server does. Remove it: the runner keeps standard_conforming_strings on and backslash_quote on in everything it sends.`,
+    );
+  }
   return new LoadedFile(path, text, d.transactional, d.allowDifferences, d.allowLocks, d.phase, d.allowContracts);
 }
 

@@ -3,16 +3,16 @@
  * the database through a driver's I/O, how a failure is pinned to a statement, and what the
  * record says when a file that runs outside a transaction stops part-way.
  */
-import { type Driver, StatementFailed } from './driver.ts';
+import { type Driver, StatementFailed, TransactionEnded } from './driver.ts';
 import type { Dialect, Direction } from './files.ts';
 import { MigrateError, MigrationFailed } from './errors.ts';
 import { failedNote, interrupted, type RecordRow } from './record.ts';
+import { lockStopNote, recordEndedInside, retryStatement } from './step-stops.ts';
 import type { Step } from './plan.ts';
 import {
   concurrentIndexName,
   firstTransactionControl,
   holdsStatement,
-  isTransactionControl,
   type Statement,
   splitStatements,
 } from './split.ts';
@@ -180,6 +180,10 @@ async function runTransaction(step: StepRun, table: string): Promise<void> {
     await withRetries(step, () => driver.transaction(work.empty ? [record] : [work.sql, record], { limits }));
   } catch (error) {
     if (error instanceof MigrateError) throw lostDuring(error, work);
+    if (error instanceof TransactionEnded) {
+      const message = await recordEndedInside(driver, work, table, error);
+      throw new StepFailure(message, { cause: error.statementError ?? error, rolledBack: false });
+    }
     if (!(error instanceof StatementFailed)) throw error;
     // An error of the tracking statement, or of the check before COMMIT, is not in the file.
     const where = !work.empty && error.index === 0 ? await locate(driver, work, error.cause) : {};
@@ -209,7 +213,7 @@ async function runStatements(step: StepRun, table: string, started: number): Pro
       await withRetries(
         step,
         () => driver.exec(s.sql, limitsFor(s.sql, step.policy.limits)),
-        (e) => retryStatement(step, ran, e),
+        (e) => retryStatement(driver, work, ran, e),
       );
       ran++;
       if (ran < count) await driver.exec(sql.progress(table, r.revision, ran, note));
@@ -243,22 +247,10 @@ async function runStatements(step: StepRun, table: string, started: number): Pro
     if (within !== undefined) where.offset = statement.offset + within;
   }
   const stepFailure = failure(error, { ...where, statementsRun: ran, rolledBack: false });
-  await driver.exec(sql.progress(table, r.revision, ran, failedNote(direction, stepFailure.message)));
-  throw stepFailure;
-}
-
-/**
- * A statement of a no-transaction file that stopped on a lock did nothing: run it again, unless
- * the file opened its own transaction before it (that one is now aborted) or it is a
- * `CREATE INDEX CONCURRENTLY` that got as far as leaving an INVALID index behind.
- */
-async function retryStatement(step: StepRun, index: number, error: unknown): Promise<boolean> {
-  const { driver, work } = step;
-  if (!driver.lockBusy(error)) return false;
-  const dialect = driver.capabilities.folder;
-  if (work.statements.slice(0, index).some((s) => isTransactionControl(s.sql, dialect))) return false;
-  const name = concurrentIndexName(work.statements[index]?.sql ?? '');
-  return name === undefined || !(await driver.invalidIndex?.(name));
+  const stopped = lockStopNote(driver, work, ran, error);
+  const shown = stopped ? new StepFailure(stepFailure.message + stopped, stepFailure.details) : stepFailure;
+  await driver.exec(sql.progress(table, r.revision, ran, failedNote(direction, shown.message)));
+  throw shown;
 }
 
 /**

@@ -5,9 +5,10 @@
  * not check out) means no cache this time or a new one, never a failed run.
  *
  * The file is one header line and the tar PGlite dumped. The header holds the tar's length and
- * SHA-256 and the version of the PGlite that made it: bytes PGlite cannot read as a tar it
- * retries as gzip, and that failure escapes PGlite's promise and ends the process, so nothing
- * reaches PGlite unchecked.
+ * SHA-256 and the version of the PGlite that made it, and the tar is walked block by block:
+ * bytes PGlite cannot read as a tar it retries as gzip, and that failure escapes PGlite's
+ * promise and ends the process, so nothing reaches PGlite unchecked; a file that fails is
+ * removed and made again.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { lstatSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
@@ -118,8 +119,32 @@ function parse(data: Buffer<ArrayBuffer>): Cached | undefined {
     header?.format === FORMAT &&
     typeof version === 'string' &&
     header.bytes === tar.length &&
-    header.sha256 === sha256(tar);
+    header.sha256 === sha256(tar) &&
+    isTar(tar);
   return ok ? { tar: new Blob([tar]), version } : undefined;
+}
+
+/**
+ * Whether `data` reads as a POSIX tar to its end: every header block carries `ustar` and a
+ * checksum that adds up, sizes walk exactly to the end-of-archive blocks. A file whose header
+ * line matches its contents can still hold something else (written by another tool, or by
+ * hand), and PGlite would take it for gzip and end the process with Z_DATA_ERROR (#24).
+ */
+export function isTar(data: Buffer): boolean {
+  let at = 0;
+  while (at + 512 <= data.length) {
+    const block = data.subarray(at, at + 512);
+    if (block.every((b) => b === 0)) return at > 0;
+    if (block.toString('latin1', 257, 262) !== 'ustar') return false;
+    const stored = Number.parseInt(block.toString('latin1', 148, 156).replace(/\0.*$/s, '').trim(), 8);
+    let sum = 0;
+    for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : (block[i] as number);
+    if (stored !== sum) return false;
+    const size = Number.parseInt(block.toString('latin1', 124, 136).replace(/\0.*$/s, '').trim() || '0', 8);
+    if (!Number.isSafeInteger(size) || size < 0) return false;
+    at += 512 + Math.ceil(size / 512) * 512;
+  }
+  return false;
 }
 
 function sha256(data: Buffer): string {

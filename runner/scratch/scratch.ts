@@ -1,9 +1,8 @@
 /**
  * The scratch databases `check`, `schema` and `drift` migrate: a temporary SQLite file; for
- * PostgreSQL a database created and dropped on the server the URL names, a schema created and
- * dropped in the database it names (`schema` only, when the folder cannot reach past it), or,
- * without a server URL, a fresh embedded PostgreSQL. Nothing else in the database the URL names
- * is touched.
+ * PostgreSQL a database created and dropped on the server the URL names, or, without a server
+ * URL, a fresh embedded PostgreSQL. Folder SQL never runs in the database a URL names: only in a
+ * database created for the run, whose name a connection to it must report back (#24).
  *
  * The rule of the layout: scratch/ imports only core/ (types included); catalog/ and check/ build
  * on it, core/ never names it (docs/architecture.md).
@@ -28,25 +27,21 @@ export interface ScratchPlace extends Scratch {
   url: string;
   /** The display form of `url`, for the driver's messages. */
   display: string;
-  /** Set for a scratch schema: its name, which the catalog reader reads alone and prints as `public`. */
-  schema?: string;
   /** A database of the server the URL names (never the embedded one): check watches its locks from a second session. */
   server: boolean;
-  /** Scratch schemas and databases an interrupted run left, dropped before this one was made. */
+  /** Scratch databases an interrupted run left, dropped before this one was made. */
   swept?: string[];
 }
 
 /**
- * A fresh place of `dialect` for `fn`, removed afterwards whatever happens. PostgreSQL: with
- * `schemaFor` (the up files' texts) a scratch schema in the database the URL names when
- * catalog/scratch-schema.ts allows one, else a scratch database on that server; without a
- * server URL a fresh embedded PostgreSQL (PGlite, loaded only here).
+ * A fresh place of `dialect` for `fn`, removed afterwards whatever happens. PostgreSQL: a
+ * scratch database on the server `connection` names, else a fresh embedded PostgreSQL (PGlite,
+ * loaded only here).
  */
 export async function withScratchPlace<T>(
   dialect: Dialect,
   connection: Connection | undefined,
   fn: (place: ScratchPlace) => Promise<T>,
-  schemaFor?: readonly string[],
 ): Promise<T> {
   if (dialect === 'sqlite') {
     const dir = mkdtempSync(join(tmpdir(), 'migrate-scratch-'));
@@ -58,26 +53,17 @@ export async function withScratchPlace<T>(
     }
   }
   if (connection?.dialect !== 'postgres') return withEmbedded(fn);
-  const { openScratchSchema } = await import('./postgres-schema.ts');
-  const opened = schemaFor ? await openScratchSchema(connection, schemaFor) : undefined;
-  const inSchema = opened?.schema;
   const { createScratchDatabase } = await import('./postgres-database.ts');
-  const database = inSchema
-    ? undefined
-    : await createScratchDatabase(connection.url, connection.display, connection.secrets);
-  const scratch = inSchema ?? (database as NonNullable<typeof database>);
-  const swept = [...(opened?.swept ?? []), ...(database?.swept ?? [])];
+  const scratch = await createScratchDatabase(connection.url, connection.display, connection.secrets);
   try {
-    const kind = inSchema ? 'schema' : 'database';
     // Labelled without the scratch's random name: the same folder gives the same output.
     return await fn({
       url: scratch.url,
-      display: `${connection.display} (scratch ${kind} ${scratch.name})`,
-      label: `${connection.display} (a scratch ${kind}, dropped afterwards)`,
+      display: `${connection.display} (scratch database ${scratch.name})`,
+      label: `${connection.display} (a scratch database, dropped afterwards)`,
       embedded: false,
       server: true,
-      ...(inSchema ? { schema: inSchema.name } : {}),
-      ...(swept.length > 0 ? { swept } : {}),
+      ...(scratch.swept.length > 0 ? { swept: scratch.swept } : {}),
     });
   } finally {
     await scratch.drop();

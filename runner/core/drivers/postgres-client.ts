@@ -3,6 +3,7 @@
  * core/connect.ts): a failure to connect as CONNECTION_FAILED, the second session that watches
  * the runner's and what it reads, and the pooler probe.
  */
+import type { LockHolder } from '../lock-wait.ts';
 import { randomUUID } from 'node:crypto';
 import postgres from 'postgres';
 import { MigrateError } from '../errors.ts';
@@ -235,4 +236,29 @@ export function transactionPooler(display: string): MigrateError {
     'TRANSACTION_POOLER',
     `${display} is a pooler in transaction mode (PgBouncer's pool_mode = transaction, say): the migration lock cannot hold there, so two runners could apply one migration. Use a direct URL to the server, or a session-mode pool, for migrations.`,
   );
+}
+
+/**
+ * SESSION_SETTING when the session has standard_conforming_strings off: the runner's lexer reads
+ * SQL text as the server does with it on (core/reading-settings.ts), so a backslash in '…' would
+ * be read two ways.
+ */
+export function readsOtherwise(row: { scs?: unknown } | undefined, display: string): MigrateError | undefined {
+  if (row?.scs !== 'off') return undefined;
+  return new MigrateError(
+    'SESSION_SETTING',
+    `the session on ${display} has standard_conforming_strings off, so the server would read a backslash in '…' otherwise than the runner does; nothing was run. Turn it on for this role or database (ALTER ROLE … SET standard_conforming_strings = on), or drop it from the URL's options.`,
+  );
+}
+
+/** The session holding the migration lock, from a row of catalog.lockHolder; undefined for none. */
+export function toLockHolder(row: Record<string, unknown> | undefined): LockHolder | undefined {
+  if (row === undefined) return undefined;
+  const since = row.backend_start instanceof Date ? row.backend_start.toISOString() : undefined;
+  return {
+    pid: Number(row.pid),
+    applicationName: String(row.application_name ?? ''),
+    user: String(row.user ?? ''),
+    ...(since === undefined ? {} : { since, sinceSession: true }),
+  };
 }

@@ -64,6 +64,9 @@ export const postgresSql: DialectSql = {
  * parameterised query costs postgres.js a second round trip (describe first) with
  * `prepare: false`. Every name passed parseTableName or came from current_schema().
  */
+/** The guard's error text: the step's transaction was ended by the file (see catalog.guard). */
+export const STEP_ENDED = 'sql-migrate: the step transaction ended inside the file';
+
 export const catalog = {
   currentSchema: 'SELECT current_schema() AS s',
   /**
@@ -72,7 +75,7 @@ export const catalog = {
    */
   ping(schema: string | undefined, name: string): string {
     const named = schema === undefined ? 'quote_ident(current_schema())' : sqlString(quoteIdent(schema));
-    return `SELECT current_schema() AS s, to_regclass(${named} || '.' || ${sqlString(quoteIdent(name))}) IS NOT NULL AS seen, pg_backend_pid() AS pid, ${ROLE_COLUMNS}`;
+    return `SELECT current_schema() AS s, to_regclass(${named} || '.' || ${sqlString(quoteIdent(name))}) IS NOT NULL AS seen, pg_backend_pid() AS pid, current_setting('standard_conforming_strings') AS scs, ${ROLE_COLUMNS}`;
   },
   /** What the server is, for sessions that read only (schema --url, drift). */
   role: `SELECT ${ROLE_COLUMNS}`,
@@ -82,15 +85,26 @@ export const catalog = {
    * than the one holding the migration lock (a transaction-mode pooler) fails here, before the
    * file runs: `lock_timeout` refuses the value `moved`.
    */
-  limits(l: Limits, local: boolean, pid?: number): string {
+  limits(l: Limits | undefined, local: boolean, pid?: number, token?: string): string {
+    // How SQL text is read, pinned in everything the runner sends (core/reading-settings.ts).
+    const reading = `set_config('standard_conforming_strings', 'on', ${local}), set_config('backslash_quote', 'on', ${local})`;
+    const step = token === undefined ? '' : `, set_config('sql_migrate.step', '${token}', true)`;
+    if (l === undefined) return `SELECT ${reading}${step}`;
     const ms = `'${Math.round(l.lockTimeoutMs)}ms'`;
     const lock = pid === undefined ? ms : `CASE WHEN pg_backend_pid() = ${pid} THEN ${ms} ELSE 'moved' END`;
     const statement =
       l.statementTimeoutMs === undefined
         ? ''
         : `, set_config('statement_timeout', '${Math.round(l.statementTimeoutMs)}ms', ${local})`;
-    return `SELECT set_config('lock_timeout', ${lock}, ${local})${statement}`;
+    return `SELECT set_config('lock_timeout', ${lock}, ${local})${statement}, ${reading}${step}`;
   },
+  /**
+   * Fails unless the step's own transaction (the one whose `limits` set `token`) is still open:
+   * sent in one query with the statement it guards, so a file that ended the transaction itself
+   * (a COMMIT the lexer did not see as one) never gets its record row written in autocommit.
+   */
+  guard: (token: string) =>
+    `SELECT (CASE WHEN current_setting('sql_migrate.step', true) = '${token}' THEN '0' ELSE '${STEP_ENDED}' END)::int`,
   /** Back to the session's defaults (the server's, the role's, the URL's), whatever a statement left. */
   resetLimits: 'RESET lock_timeout; RESET statement_timeout',
   /**

@@ -1,13 +1,12 @@
 /**
- * PostgreSQL through postgres.js: I/O only. The record table's statements come from
- * postgres-sql.ts, where the table lives and what is read of it under the lock from
- * postgres-record.ts, its clients from connect.ts (the observer and the pooler probe in
- * postgres-client.ts), the step protocol from step.ts.
+ * PostgreSQL through postgres.js: I/O only. Its SQL is in postgres-sql.ts, the record table's
+ * place and state in postgres-record.ts, its clients from connect.ts and postgres-client.ts.
  *
  * One connection per runner (`max: 1`): it holds the session advisory lock and runs every
  * migration, so the lock and the work can never be on two different sessions. A file is sent as
  * it is, in one simple-protocol query, so the server's error `position` indexes the file's text.
  */
+import { randomBytes } from 'node:crypto';
 import { describeHolder, type LockHolder, type LockWaitEvent, lockWaiter } from '../lock-wait.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import postgres from 'postgres';
@@ -17,6 +16,7 @@ import {
   type Driver,
   type Limits,
   type Observation,
+  TransactionEnded,
   TransactionLeftOpen,
   type SchemaSource,
 } from '../driver.ts';
@@ -30,11 +30,13 @@ import {
   narrow,
   type PostgresOptions,
   transactionMode,
+  readsOtherwise,
+  toLockHolder,
   transactionPooler,
   unreachable,
   Watcher,
 } from './postgres-client.ts';
-import { catalog, isConnectionError, postgresSql, throwUnlessEnded } from './postgres-sql.ts';
+import { catalog, isConnectionError, postgresSql, STEP_ENDED, throwUnlessEnded } from './postgres-sql.ts';
 import { quoteIdent } from '../quote.ts';
 import { RecordTable } from './postgres-record.ts';
 
@@ -174,6 +176,8 @@ export class PostgresDriver implements Driver {
     this.#pid = typeof row?.pid === 'number' ? row.pid : undefined;
     const refusal = this.#writes && this.#role ? refuseWrites(this.#role) : undefined;
     if (refusal) throw refusal;
+    const misread = readsOtherwise(row, this.#display);
+    if (misread) throw misread;
   }
 
   /** The server the session reached, once ping has run. */
@@ -203,7 +207,7 @@ export class PostgresDriver implements Driver {
       const ahead = first ? this.#record.readAhead() : undefined;
       // Both awaited at once: whichever fails, the other's failure is not left unhandled.
       const [, [row]] = await Promise.all([first ? watching : undefined, trying]);
-      if (this.#pid !== undefined && row?.pid !== this.#pid) throw this.#transactionPooler();
+      if (this.#pid !== undefined && row?.pid !== this.#pid) throw transactionPooler(this.#display);
       if (row?.ok === true) {
         this.#record.locked(ahead);
         break;
@@ -233,15 +237,7 @@ export class PostgresDriver implements Driver {
 
   /** The session that holds the migration lock's advisory lock in this database, from pg_locks. */
   async #lockHolder(key: string): Promise<LockHolder | undefined> {
-    const [row] = await this.#do((sql) => sql.unsafe(catalog.lockHolder(key)));
-    if (row === undefined) return undefined;
-    const since = row.backend_start instanceof Date ? row.backend_start.toISOString() : undefined;
-    return {
-      pid: Number(row.pid),
-      applicationName: String(row.application_name ?? ''),
-      user: String(row.user ?? ''),
-      ...(since === undefined ? {} : { since, sinceSession: true }),
-    };
+    return toLockHolder((await this.#do((sql) => sql.unsafe(catalog.lockHolder(key))))[0]);
   }
 
   /** Only paid behind a pooler: see {@link transactionMode}. */
@@ -256,18 +252,10 @@ export class PostgresDriver implements Driver {
     return movedSession(error) ? transactionPooler(this.#display) : error;
   }
 
-  #transactionPooler(): MigrateError {
-    return transactionPooler(this.#display);
-  }
-
   /**
-   * A runner killed mid-statement (kill -9, OOM) leaves its backend running the statement to
-   * its end, holding the lock all along, and for a no-transaction file committing it without a
-   * record row. Since PostgreSQL 14 the backend can poll its socket during a query and abort
-   * when the client is gone: ask for that on this session.
-   * https://www.postgresql.org/docs/current/runtime-config-connection.html#GUC-CLIENT-CONNECTION-CHECK-INTERVAL
-   * Older servers lack the setting, and some platforms (PGlite's wasm build) refuse a non-zero
-   * value: then carry on without it.
+   * Ask the backend to abort a statement whose client is gone (kill -9, OOM), so it neither holds
+   * the lock nor commits a no-transaction file unrecorded (client_connection_check_interval,
+   * PostgreSQL 14+); servers without it, or refusing it (PGlite), carry on without.
    */
   async #watchClient(): Promise<void> {
     await this.#do((sql) => sql.unsafe(catalog.watchClient)).catch((error: unknown) => {
@@ -324,38 +312,52 @@ export class PostgresDriver implements Driver {
       // one connection. After a failure the server refuses the rest (25P02) and answers COMMIT
       // with ROLLBACK. postgres.js sends a query when it is first awaited, so nothing may touch
       // these before allSettled awaits them in this order.
-      // The attempt's limits travel in the same round trip, LOCAL to this transaction.
-      const limits = options.limits ? [sql.unsafe(catalog.limits(options.limits, true, this.#pid))] : [];
+      // The attempt's limits and how SQL text is read travel in the same round trip, LOCAL to
+      // this transaction, with a token that each statement after the first checks in its own
+      // query: one the file's own COMMIT left in autocommit is not run (#24).
+      const token = randomBytes(8).toString('hex');
+      const pin = sql.unsafe(catalog.limits(options.limits, true, options.limits ? this.#pid : undefined, token));
       const queries = [
         ...(check ? [] : [sql.unsafe('BEGIN')]),
-        ...limits,
-        ...statements.map((text) => sql.unsafe(text)),
+        pin,
+        ...statements.map((text, i) =>
+          sql.unsafe(i === 0 || options.rollback ? text : `${catalog.guard(token)};\n${text}`),
+        ),
         sql.unsafe(options.rollback ? 'ROLLBACK' : 'COMMIT'),
       ];
       const settled = await Promise.allSettled(queries);
-      const first = (check ? 0 : 1) + limits.length; // where the caller's statements start
+      const first = check ? 1 : 2; // where the caller's statements start
       const index = settled.findIndex((r) => r.status === 'rejected');
       if (index >= 0 && index < first) throw this.#moved((settled[index] as PromiseRejectedResult).reason);
+      const ended = settled.findIndex(
+        (r) => r.status === 'rejected' && String((r.reason as Error)?.message).includes(STEP_ENDED),
+      );
+      if (ended >= 0) {
+        const failed = settled[index] as PromiseRejectedResult;
+        throw new TransactionEnded(ended - first - 1, index < ended ? failed.reason : undefined);
+      }
       throwUnlessEnded(settled, first, options.rollback ? 'ROLLBACK' : 'COMMIT');
     });
   }
 
   async exec(text: string, limits?: Limits): Promise<void> {
     this.#execSince = true;
-    if (!limits) {
-      await this.#do((sql) => sql.unsafe(text));
-      return;
-    }
-    // No transaction to be LOCAL to: set for the statement, back to the defaults right after,
-    // all three in one round trip. The reset runs whether or not the statement failed.
+    // No transaction to be LOCAL to: set for the statement (how SQL text is read too, which a
+    // statement before may have changed), the limits back to the defaults right after, all in
+    // one round trip. The reset runs whether or not the statement failed.
     await this.#do(async (sql) => {
-      const limited = sql.unsafe(catalog.limits(limits, false, this.#pid));
+      const limited = sql.unsafe(catalog.limits(limits, false, limits ? this.#pid : undefined));
       // Behind a pooler the statement goes only once its session has been checked: sent along,
       // it would run even where the check failed.
-      if (this.#pooled) await limited.catch((error: unknown) => Promise.reject(this.#moved(error)));
-      const [set, run, reset] = await Promise.allSettled([limited, sql.unsafe(text), sql.unsafe(catalog.resetLimits)]);
+      if (limits && this.#pooled) await limited.catch((error: unknown) => Promise.reject(this.#moved(error)));
+      const [set, run, reset] = await Promise.allSettled([
+        limited,
+        sql.unsafe(text),
+        limits ? sql.unsafe(catalog.resetLimits) : undefined,
+      ]);
+      if (run.status === 'rejected') throw set.status === 'rejected' ? this.#moved(set.reason) : run.reason;
       if (set.status === 'rejected') throw this.#moved(set.reason);
-      for (const r of [run, reset]) if (r.status === 'rejected') throw r.reason;
+      if (reset.status === 'rejected') throw reset.reason;
     });
   }
 

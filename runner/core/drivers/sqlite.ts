@@ -244,10 +244,19 @@ export class SqliteDriver implements Driver {
       // A statement that ended the transaction itself (a COMMIT inside the file) left nothing to roll back.
       const rolledBack = db.inTransaction;
       if (rolledBack) db.exec('ROLLBACK');
-      throw new StatementFailed(index, rolledBack, error);
+      throw new StatementFailed(index, rolledBack, this.#diskFull(error));
     } finally {
       if (options.rollback && db.inTransaction) db.exec('ROLLBACK');
     }
+  }
+
+  /** SQLite's "database or disk is full" names neither: say which file was being written, and where. */
+  #diskFull(error: unknown): unknown {
+    const e = error as { code?: unknown; message?: unknown } | null;
+    if (e?.code !== 'SQLITE_FULL' || typeof e.message !== 'string' || e.message.includes(this.#filename)) return error;
+    const where = this.#filename === ':memory:' ? 'memory' : `the disk holding ${dirname(realPath(this.#filename))}`;
+    e.message = `${e.message}: writing the migration's changes to ${this.#filename} (and its journal) failed, as ${where} is full. Free space there (check's scratch files live in TMPDIR), then run again.`;
+    return error;
   }
 
   async exec(sql: string, limits?: Limits): Promise<void> {
@@ -255,6 +264,8 @@ export class SqliteDriver implements Driver {
     this.#busyFor(limits);
     try {
       this.#conn.exec(sql);
+    } catch (error) {
+      throw this.#diskFull(error);
     } finally {
       this.#busyFor(undefined);
     }
