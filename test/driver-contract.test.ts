@@ -191,6 +191,7 @@ function contract(dialect: Dialect): void {
  */
 const CONTRACT_METHODS = [
   'ping',
+  'serverRole',
   'withLock',
   'recordTableState',
   'tableExists',
@@ -224,9 +225,9 @@ function byName(dialect: Dialect): void {
       const proto = d === 'sqlite' ? SqliteDriver.prototype : PostgresDriver.prototype;
       const methods = Object.getOwnPropertyNames(proto).filter((n) => n !== 'constructor');
       assert.deepEqual([...methods].sort(), CONTRACT_METHODS.filter((m) => m in proto).sort());
-      // Optional capabilities aside (observe, invalidIndex), every method is there.
+      // Optional capabilities aside (observe, invalidIndex, serverRole), every method is there.
       for (const m of CONTRACT_METHODS)
-        if (m !== 'observe' && m !== 'invalidIndex') assert.equal(typeof proto[m], 'function', m);
+        if (m !== 'observe' && m !== 'invalidIndex' && m !== 'serverRole') assert.equal(typeof proto[m], 'function', m);
     });
 
     it(
@@ -254,6 +255,10 @@ function byName(dialect: Dialect): void {
       withDb(async (db) => {
         const driver = db.driver();
         await driver.ping();
+        // PostgreSQL says, once pinged, which server it reached: a primary here (SQLite has none).
+        const role = driver.serverRole?.();
+        if (d === 'postgres') assert.equal(role?.standby, false);
+        else assert.equal(role, undefined);
         assert.deepEqual(await driver.recordTableState(), { kind: 'missing' });
         assert.deepEqual(await driver.readRecord(), []);
         await driver.ensureRecordTable();

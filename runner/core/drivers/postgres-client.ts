@@ -124,6 +124,8 @@ export class Watcher {
   #sql: Sql | undefined;
   /** The observation in flight, which end() waits for: a client ended while still connecting stays open. */
   #pending: Promise<unknown> | undefined;
+  /** Ended: a late look (a timer that fired as the run ended) must not open a client nobody closes. */
+  #ended = false;
 
   constructor(connect: () => Sql) {
     this.#connect = connect;
@@ -131,6 +133,7 @@ export class Watcher {
 
   /** What session `pid` waits on; undefined when the watcher cannot tell (it could not connect, say). */
   async observe(pid: number, withQuery: boolean): Promise<Observation | undefined> {
+    if (this.#ended) return undefined;
     this.#sql ??= this.#connect();
     const looking = Promise.all([
       this.#sql.unsafe(catalog.blockers(pid, withQuery)),
@@ -146,6 +149,7 @@ export class Watcher {
   }
 
   async end(): Promise<void> {
+    this.#ended = true;
     await this.#pending?.catch(() => {});
     this.#pending = undefined;
     const sql = this.#sql;

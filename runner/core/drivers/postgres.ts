@@ -125,8 +125,11 @@ export class PostgresDriver implements Driver {
       this.#reached = true;
       return result;
     } catch (error) {
-      if (isConnectionError(error)) throw this.#unreachable(error);
-      throw error;
+      if (!isConnectionError(error)) throw error;
+      // The session that held the lock is gone, whether or not postgres.js has told onclose yet:
+      // an unlock queued now would wait on a connection that never answers.
+      if (this.#locked) this.#lost = true;
+      throw this.#unreachable(error);
     }
   }
 
