@@ -7,7 +7,9 @@
 #   ENTRYPOINT ["scripts/docker-entrypoint.sh"]
 #   CMD ["node", "bot.js"]
 #
-# Settings: DATABASE_URL (required), MIGRATIONS_DIR (default: the sql/ beside this script),
+# Settings: DATABASE_URL (required unless MIGRATE_DATABASE_URL is set), MIGRATE_DATABASE_URL
+# (the URL to migrate through when DATABASE_URL is the app's pooled endpoint: a direct one to the
+# server; the app keeps DATABASE_URL), MIGRATIONS_DIR (default: the sql/ beside this script),
 # MIGRATIONS_TABLE, MIGRATE_WAIT (seconds to wait for the database, default 60),
 # MIGRATE_LOCK_TIMEOUT (seconds; default: wait for the lock as long as it takes),
 # MIGRATE_PHASE (read by the CLI itself: `pre` for rolling deploys applies the pending pre
@@ -16,8 +18,8 @@
 set -eu
 
 # Inside a container the CLI's default, sqlite:bot.db, would migrate a throwaway file.
-if [ -z "${DATABASE_URL:-}" ]; then
-  echo "docker-entrypoint: DATABASE_URL is not set; set it to the database to migrate (nothing was run)." >&2
+if [ -z "${DATABASE_URL:-}" ] && [ -z "${MIGRATE_DATABASE_URL:-}" ]; then
+  echo "docker-entrypoint: DATABASE_URL is not set; set it to the database to migrate, or MIGRATE_DATABASE_URL to migrate through another endpoint (nothing was run)." >&2
   exit 2
 fi
 

@@ -403,8 +403,7 @@ async function main(argv: string[]): Promise<number> {
         `--dry-run does not apply to ${named}, which would change ${command.writes}; \`sql <target>\` prints what a target would run.`,
       );
     }
-    const from = await loadEnv(values.url);
-    const url = values.url ?? process.env.DATABASE_URL ?? DEFAULT_URL;
+    const { url, from } = await loadEnv(values.url, DEFAULT_URL);
     const config = configOf(values, cli, url);
     if (named !== undefined) capYoungGeneration(); // a target caps it at its first step
     // A fleet's databases are listed by --targets, not named by the URL.

@@ -7,19 +7,28 @@ import { isatty } from 'node:tty';
 import type { Step } from '../runner/core/plan.ts';
 
 /** Where the database URL came from, as the CLI reports it. */
-export type UrlSource = '--url' | 'DATABASE_URL' | '.env' | 'default';
+export type UrlSource = '--url' | 'MIGRATE_DATABASE_URL' | 'DATABASE_URL' | '.env' | 'default';
 
 /**
- * Fill gaps in the environment from `.env` (dotenv never overrides the real environment), and
- * say where DATABASE_URL came from. dotenv is loaded only when there is a .env to read, which
- * a container rarely has (its load time counts against a no-op start; see docs/performance.md).
+ * The URL to migrate and where it came from: `--url`, then MIGRATE_DATABASE_URL (the direct
+ * endpoint for migrations, when the app's DATABASE_URL is a pooler: issue #25), then
+ * DATABASE_URL, then either from `.env` (dotenv fills gaps, never overrides the real
+ * environment), then the default. dotenv is loaded only when there is a .env to read, which a
+ * container rarely has (its load time counts against a no-op start; see docs/performance.md).
  */
-export async function loadEnv(url: string | undefined): Promise<UrlSource> {
-  const before = process.env.DATABASE_URL;
+export async function loadEnv(url: string | undefined, fallback: string): Promise<{ url: string; from: UrlSource }> {
+  const before = { MIGRATE_DATABASE_URL: process.env.MIGRATE_DATABASE_URL, DATABASE_URL: process.env.DATABASE_URL };
   if (existsSync('.env')) (await import('dotenv')).config({ quiet: true });
-  if (url !== undefined) return '--url';
-  if (before !== undefined) return 'DATABASE_URL';
-  return process.env.DATABASE_URL !== undefined ? '.env' : 'default';
+  if (url !== undefined) return { url, from: '--url' };
+  for (const name of ['MIGRATE_DATABASE_URL', 'DATABASE_URL'] as const) {
+    const value = before[name];
+    if (value !== undefined && value !== '') return { url: value, from: name };
+  }
+  for (const name of ['MIGRATE_DATABASE_URL', 'DATABASE_URL'] as const) {
+    const value = process.env[name];
+    if (value !== undefined && value !== '') return { url: value, from: '.env' };
+  }
+  return { url: fallback, from: 'default' };
 }
 
 let youngGenerationCapped = false;

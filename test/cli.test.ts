@@ -275,7 +275,7 @@ describe('CLI without a database', () => {
     assert.doesNotMatch(r.stderr + r.stdout, /hunter2/);
   });
 
-  it('URL order: --url, then DATABASE_URL, then .env, then sqlite:bot.db', async () => {
+  it('URL order: --url, then MIGRATE_DATABASE_URL, then DATABASE_URL, then .env, then sqlite:bot.db', async () => {
     const db = await createTestDb('sqlite');
     try {
       cpSync(BASIC, join(db.dir, 'sql'), { recursive: true });
@@ -297,6 +297,21 @@ describe('CLI without a database', () => {
         0,
       );
       assert.ok(existsSync(join(db.dir, 'from-flag.db')), '--url beats the environment');
+      const direct = await runCli(['+1'], {
+        cwd: db.dir,
+        env: { DATABASE_URL: 'sqlite:from-env.db', MIGRATE_DATABASE_URL: 'sqlite:from-migrate-env.db' },
+      });
+      assert.equal(direct.code, 0, direct.stderr);
+      assert.ok(existsSync(join(db.dir, 'from-migrate-env.db')), 'MIGRATE_DATABASE_URL beats DATABASE_URL');
+      assert.match(direct.stderr, /^database: sqlite:from-migrate-env\.db \(from MIGRATE_DATABASE_URL\)$/m);
+      writeFileSync(
+        join(db.dir, '.env'),
+        'DATABASE_URL=sqlite:from-dotenv.db\nMIGRATE_DATABASE_URL=sqlite:from-dotenv-migrate.db\n',
+      );
+      assert.equal((await runCli(['+1'], { cwd: db.dir, env: { DATABASE_URL: 'sqlite:from-env.db' } })).code, 0);
+      assert.ok(!existsSync(join(db.dir, 'from-dotenv-migrate.db')), 'the environment beats .env');
+      assert.equal((await runCli(['+1'], { cwd: db.dir })).code, 0);
+      assert.ok(existsSync(join(db.dir, 'from-dotenv-migrate.db')), 'in .env too, MIGRATE_DATABASE_URL comes first');
       writeFileSync(join(db.dir, '.env'), '');
       assert.equal((await runCli(['+1'], { cwd: db.dir })).code, 0);
       assert.ok(existsSync(join(db.dir, 'bot.db')), 'the default is sqlite:bot.db');

@@ -12,6 +12,7 @@ import { introspect } from '../runner/catalog/introspect.ts';
 import { MigrateError } from '../runner/core/errors.ts';
 import type { LockWaitEvent } from '../runner/core/lock-wait.ts';
 import { SqliteDriver } from '../runner/core/drivers/sqlite.ts';
+import { PlanChanged } from '../runner/core/driver.ts';
 import { PostgresDriver } from '../runner/core/drivers/postgres.ts';
 import { hasPostgresServer } from './support/postgres.ts';
 import {
@@ -44,6 +45,39 @@ function contract(dialect: Dialect): void {
       assert.deepEqual(await driver.readRecord(), []);
       assert.equal(await driver.tableExists('schema_migrations'), true);
       assert.equal(await driver.tableExists('alembic_version'), false);
+    });
+
+    test('a step the record no longer expects (another runner got there first): PlanChanged, nothing of it ran', async (db) => {
+      const driver = db.driver();
+      await driver.ensureRecordTable();
+      const del = (revision: string) => ({ kind: 'delete', revision }) as const;
+      await runStep(driver, work(d, `CREATE TABLE a (id integer);`, insert('000001')));
+      await runStep(driver, work(d, `CREATE TABLE c (id integer);`, insert('000002')));
+      // Up: the revision is already recorded.
+      const twice = await rejection(runStep(driver, work(d, `CREATE TABLE b (id integer);`, insert('000001'))));
+      assert.ok(twice instanceof PlanChanged, String(twice));
+      assert.deepEqual(twice.expected, { direction: 'up', revision: '000001' });
+      // Down: applied, but not the last one applied; and not recorded at all.
+      const notLast = await rejection(runStep(driver, work(d, `DROP TABLE a;`, del('000001'))));
+      assert.ok(notLast instanceof PlanChanged, String(notLast));
+      const gone = await rejection(runStep(driver, work(d, `DROP TABLE c;`, del('000009'))));
+      assert.ok(gone instanceof PlanChanged, String(gone));
+      // A no-transaction file is claimed the same way: nothing of it runs.
+      const claimed = await rejection(
+        runStep(driver, work(d, `CREATE TABLE e (id integer);`, insert('000002'), false)),
+      );
+      assert.ok(claimed instanceof PlanChanged, String(claimed));
+      assert.deepEqual(await tableNames(db, d), ['a', 'c', 'schema_migrations']);
+      assert.deepEqual(
+        (await driver.readRecord()).map((r) => [r.revision, r.status]),
+        [
+          ['000001', 'applied'],
+          ['000002', 'applied'],
+        ],
+      );
+      // The last one applied rolls back as ever.
+      await runStep(driver, work(d, `DROP TABLE c;`, del('000002')));
+      assert.deepEqual(await tableNames(db, d), ['a', 'schema_migrations']);
     });
 
     test("another tool's schema_migrations is reported as foreign, and never altered", async (db) => {
@@ -202,6 +236,7 @@ const CONTRACT_METHODS = [
   'exec',
   'lockBusy',
   'observe',
+  'pooler',
   'invalidIndex',
   'missingRight',
   'schemaSource',
@@ -225,9 +260,11 @@ function byName(dialect: Dialect): void {
       const proto = d === 'sqlite' ? SqliteDriver.prototype : PostgresDriver.prototype;
       const methods = Object.getOwnPropertyNames(proto).filter((n) => n !== 'constructor');
       assert.deepEqual([...methods].sort(), CONTRACT_METHODS.filter((m) => m in proto).sort());
-      // Optional capabilities aside (observe, invalidIndex, serverRole), every method is there.
-      for (const m of CONTRACT_METHODS)
-        if (m !== 'observe' && m !== 'invalidIndex' && m !== 'serverRole') assert.equal(typeof proto[m], 'function', m);
+      // Optional capabilities aside (observe, invalidIndex, serverRole, pooler), every method is there.
+      const optional: readonly string[] = ['observe', 'invalidIndex', 'serverRole', 'pooler'];
+      for (const m of CONTRACT_METHODS) {
+        if (!optional.includes(m)) assert.equal(typeof (proto as unknown as Record<string, unknown>)[m], 'function', m);
+      }
     });
 
     it(
@@ -588,23 +625,6 @@ describe('PostgreSQL driver specifics', () => {
         [['000004', 'failed', 2]],
       );
       assert.deepEqual(await tableNames(db, 'postgres'), ['schema_migrations', 't']);
-    }),
-  );
-
-  it(
-    'a failing tracking statement is not located in the file',
-    withDb(async (db) => {
-      const driver = db.driver();
-      await driver.ensureRecordTable();
-      await runStep(driver, work('postgres', `CREATE TABLE a (id integer);`, insert('000001')));
-      const error = await rejection(
-        runStep(driver, work('postgres', `CREATE TABLE b (id integer);`, insert('000001'))),
-      );
-      assert.ok(error instanceof StepFailure);
-      assert.equal(error.details.code, '23505');
-      assert.equal(error.details.offset, undefined);
-      assert.equal(error.details.statementIndex, undefined);
-      assert.deepEqual(await tableNames(db, 'postgres'), ['a', 'schema_migrations']);
     }),
   );
 

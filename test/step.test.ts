@@ -433,7 +433,7 @@ function stepProtocol(dialect: Dialect): void {
           false,
         );
         const empty = work(d, `-- nothing\n`, insert('000003', 'empty'));
-        const down = work(d, `DROP TABLE logs;\n`, { kind: 'delete', revision: '000002' });
+        const down = work(d, `DROP TABLE logs;\n`, { kind: 'delete', revision: '000003' });
         const steps = [up, noTx, empty, down];
 
         const byDriver = db.driver();

@@ -60,6 +60,30 @@ export class TransactionEnded extends Error {
   }
 }
 
+/**
+ * What a step assumes the record says when its transaction begins: `up`, the revision is not in
+ * it; `down`, the revision is applied and the last one applied. Checked inside the step's own
+ * transaction, after the step's exclusion (a lock the transaction's end releases) is taken, so
+ * it holds whatever the session did before: behind a transaction-mode pooler too (issue #25).
+ */
+export interface RecordExpectation {
+  direction: 'up' | 'down';
+  revision: string;
+}
+
+/**
+ * Thrown by `transaction` when the record no longer says what {@link RecordExpectation} assumed
+ * (another runner applied or rolled back the revision meanwhile): nothing of the transaction ran.
+ */
+export class PlanChanged extends Error {
+  override readonly name = 'PlanChanged';
+  constructor(readonly expected: RecordExpectation) {
+    super(
+      `the record changed before ${expected.revision} could be ${expected.direction === 'up' ? 'applied' : 'rolled back'}: another runner got there first`,
+    );
+  }
+}
+
 /** How long one attempt of a step may wait: sent with each attempt, never left on the session. */
 export interface Limits {
   /** Longest wait for a table lock, in ms; 0: as long as it takes. */
@@ -176,8 +200,21 @@ export interface Driver {
    * (after rolling that transaction back) when a statement run by `exec` left one open.
    * PostgreSQL sends it all in one round trip; SQLite runs it without yielding to the event
    * loop, and checks foreign keys (violations added since the lock was taken) before COMMIT.
+   * With `expect`, the transaction first takes the step exclusion and checks the record; throws
+   * {@link PlanChanged}, having run nothing, when the record says otherwise.
    */
-  transaction(statements: readonly string[], options?: { rollback?: boolean; limits?: Limits }): Promise<void>;
+  transaction(
+    statements: readonly string[],
+    options?: { rollback?: boolean; limits?: Limits; expect?: RecordExpectation },
+  ): Promise<void>;
+
+  /**
+   * Optional: what stands between the runner and the database, once `withLock` has begun. A
+   * pooler: the migration lock is not held for the run (each step takes its exclusion in its own
+   * transaction instead); `transaction` mode (as far as can be told): a no-transaction file cannot
+   * run there. Undefined: a direct session.
+   */
+  pooler?(): { mode: 'transaction' | 'session' } | undefined;
 
   /**
    * Run one statement on its own, outside any transaction the runner opens; throws the

@@ -7,7 +7,7 @@
  * The rule of the layout: core/ imports nothing outside core/ (types included); it is what
  * `head`, `stamp`, `history`, `current`, `sql` and `new` load (docs/architecture.md).
  */
-import type { Driver } from './driver.ts';
+import { type Driver, PlanChanged } from './driver.ts';
 import { type Direction, phaseOf, type Phase, versionOf } from './files.ts';
 import type { RecordRow } from './record.ts';
 import { type StepWork, runStep, StepFailure, stepWork, toMigrationFailed } from './step.ts';
@@ -154,8 +154,8 @@ export async function migrate(
       async () => {
         const p = await prepare(session, config, parsed, emitter(options));
         planned(p, options);
-        const steps = await apply(session, config, p, options);
-        return { steps, warnings: p.warnings, current: p.current, dryRun: false };
+        const { steps, current } = await apply(session, config, parsed, p, options);
+        return { steps, warnings: p.warnings, current, dryRun: false };
       },
       config.lockTimeoutMs,
       config.onLockWait,
@@ -225,17 +225,25 @@ function planned(p: Prepared, options: MigrateOptions): void {
 async function apply(
   session: Session,
   config: RunnerConfig,
-  p: Prepared,
+  target: Target,
+  prepared: Prepared,
   options: MigrateOptions,
-): Promise<StepResult[]> {
+): Promise<{ steps: StepResult[]; current: Revision | null }> {
   const { connection, driver } = session;
+  let p = prepared;
   const emit = emitter(options);
   await confirmed(p.steps, options, 'rolling back');
   if (p.steps.length > 0) await refuseMissingRights(driver, connection.display);
+  const pooler = p.steps.length > 0 ? driver.pooler?.() : undefined;
+  if (pooler) {
+    refuseThroughPooler(p, pooler.mode, connection.display);
+    emit({ type: 'warning', code: 'POOLER', message: poolerNote(pooler.mode, connection.display) });
+  }
   await driver.ensureRecordTable();
   const policy = lockPolicy(config, emit);
   const done: StepResult[] = [];
-  for (const [i, step] of p.steps.entries()) {
+  for (let i = 0; i < p.steps.length; i++) {
+    const step = p.steps[i] as Step;
     const work = p.works[i] as StepWork;
     options.signal?.throwIfAborted();
     let durationMs: number;
@@ -243,7 +251,19 @@ async function apply(
       ({ durationMs } = await runStep(driver, work, policy));
     } catch (error) {
       if (error instanceof StepFailure) throw toMigrationFailed(error, work, step, done);
-      throw error;
+      if (!(error instanceof PlanChanged)) throw error;
+      // Another runner (one without the run's lock, behind a pooler) got there first: nothing of
+      // this step ran. Plan the rest again, from the record as it is now, to where this run was going.
+      const again = await prepare(session, config, absolute(target, p));
+      if (pooler) refuseThroughPooler(again, pooler.mode, connection.display);
+      emit({
+        type: 'warning',
+        code: 'PLAN_CHANGED',
+        message: `${error.message}; planned again from the record as it is now: ${again.steps.length} step(s) left.`,
+      });
+      p = again;
+      i = -1;
+      continue;
     }
     const result: StepResult = {
       direction: step.direction,
@@ -255,7 +275,37 @@ async function apply(
     done.push(result);
     emit({ type: 'step', ...result });
   }
-  return done;
+  return { steps: done, current: p.current };
+}
+
+/**
+ * The target to plan again towards: the same one, unless it counted from where the database
+ * stood (+N, -N), then where that plan led.
+ */
+function absolute(target: Target, p: Prepared): Target {
+  if (target.kind !== 'forward' && target.kind !== 'back') return target;
+  return p.current === null ? { kind: 'base' } : { kind: 'revision', name: p.current.revision };
+}
+
+/**
+ * A no-transaction file cannot run through a transaction-mode pooler: its statements would run on
+ * whichever server sessions the pooler hands out, between the runner's checks. Refused before
+ * any step (issue #25).
+ */
+function refuseThroughPooler(p: Prepared, mode: 'transaction' | 'session', display: string): void {
+  if (mode !== 'transaction') return;
+  const i = p.works.findIndex((w) => !w.transactional && !w.empty);
+  if (i < 0) return;
+  const work = p.works[i] as StepWork;
+  throw new MigrateError(
+    'TRANSACTION_POOLER',
+    `${work.file} runs outside a transaction (-- migrate:no-transaction), and ${display} is a pooler in transaction mode: its statements could run on any server session the pooler hands out. Nothing was run. Run migrations through a direct URL to the server (or a session-mode pool): set MIGRATE_DATABASE_URL to it, and the app keeps DATABASE_URL.`,
+    { where: { file: work.file } },
+  );
+}
+
+function poolerNote(mode: 'transaction' | 'session', display: string): string {
+  return `${display} is a pooler (${mode} mode, as far as the runner can tell): the run holds no migration lock; each step takes its own inside its transaction and checks the record there. A direct URL (MIGRATE_DATABASE_URL) is still the better endpoint for migrations.`;
 }
 
 /** The prepared steps as one script, with the record table's creation when it is missing. */

@@ -19,7 +19,14 @@ export interface Step {
   migration: Migration;
 }
 
-export type WarningCode = 'OUT_OF_ORDER' | 'DATABASE_AHEAD' | 'NO_TRANSACTION_MULTI';
+export type WarningCode =
+  | 'OUT_OF_ORDER'
+  | 'DATABASE_AHEAD'
+  | 'NO_TRANSACTION_MULTI'
+  /** The run goes through a pooler: no lock for the run, each step takes its own (issue #25). */
+  | 'POOLER'
+  /** Another runner applied or rolled back a revision meanwhile: the rest was planned again. */
+  | 'PLAN_CHANGED';
 
 export interface Warning {
   code: WarningCode;

@@ -173,9 +173,10 @@ export function readFailedNote(error: string | null): { direction: Direction | u
  * What the record says of a no-transaction file while it runs: read only if the runner dies
  * before the file ends. statements_run counts what completed.
  */
-export function interrupted(direction: Direction): string {
+export function interrupted(direction: Direction, owner?: string): string {
+  const who = owner === undefined ? 'the runner' : `the runner ${owner}`;
   return failedNote(
     direction,
-    'the runner stopped before the end of this file; the statement after those counted may or may not have taken effect',
+    `${who} is running this file, or stopped before its end; the statement after those counted may or may not have taken effect (if that runner still runs, let it finish)`,
   );
 }

@@ -3,6 +3,7 @@
  * the database through a driver's I/O, how a failure is pinned to a statement, and what the
  * record says when a file that runs outside a transaction stops part-way.
  */
+import { hostname } from 'node:os';
 import { type Driver, StatementFailed, TransactionEnded } from './driver.ts';
 import type { Dialect, Direction } from './files.ts';
 import { MigrateError, MigrationFailed } from './errors.ts';
@@ -177,7 +178,8 @@ async function runTransaction(step: StepRun, table: string): Promise<void> {
       : driver.sql.remove(table, r.revision);
   try {
     const limits = step.policy.limits;
-    await withRetries(step, () => driver.transaction(work.empty ? [record] : [work.sql, record], { limits }));
+    const expect = { direction: r.kind === 'insert' ? ('up' as const) : ('down' as const), revision: r.revision };
+    await withRetries(step, () => driver.transaction(work.empty ? [record] : [work.sql, record], { limits, expect }));
   } catch (error) {
     if (error instanceof MigrateError) throw lostDuring(error, work);
     if (error instanceof TransactionEnded) {
@@ -197,16 +199,24 @@ async function runStatements(step: StepRun, table: string, started: number): Pro
   const { sql } = driver;
   const r = work.record;
   const direction: Direction = r.kind === 'insert' ? 'up' : 'down';
-  const note = interrupted(direction);
+  const note = interrupted(direction, owner());
   const count = work.statements.length;
   let recorded = false;
   let ran = 0;
   let error: unknown;
   try {
-    await driver.exec(
-      r.kind === 'insert'
-        ? sql.insert(table, { ...r, status: 'failed', durationMs: 0, statementsRun: 0, error: note })
-        : sql.progress(table, r.revision, 0, note),
+    // The claim: in a transaction of its own that takes the step exclusion and checks the record,
+    // so of two runners only one ever starts the file (issue #25); the row reads `failed` until
+    // the file ends, so a runner that dies leaves what a person must look at, never `applied`.
+    await withRetries(step, () =>
+      driver.transaction(
+        [
+          r.kind === 'insert'
+            ? sql.insert(table, { ...r, status: 'failed', durationMs: 0, statementsRun: 0, error: note })
+            : sql.progress(table, r.revision, 0, note),
+        ],
+        { limits: step.policy.limits, expect: { direction, revision: r.revision } },
+      ),
     );
     recorded = true;
     for (const s of work.statements) {
@@ -224,7 +234,7 @@ async function runStatements(step: StepRun, table: string, started: number): Pro
     ]);
     return;
   } catch (e) {
-    if (e instanceof MigrateError && e.code === 'TABLE_LOCK_TIMEOUT') {
+    if (e instanceof MigrateError && e.code === 'TABLE_LOCK_TIMEOUT' && recorded) {
       // The statement that waited did nothing: with none before it, nothing of the file ran either.
       await driver.exec(
         ran === 0 && r.kind === 'insert'
@@ -251,6 +261,11 @@ async function runStatements(step: StepRun, table: string, started: number): Pro
   const shown = stopped ? new StepFailure(stepFailure.message + stopped, stepFailure.details) : stepFailure;
   await driver.exec(sql.progress(table, r.revision, ran, failedNote(direction, shown.message)));
   throw shown;
+}
+
+/** Who runs a no-transaction file, for the record row that claims it: this machine, process and start. */
+function owner(): string {
+  return `on ${hostname()} (pid ${process.pid}, since ${new Date().toISOString()})`;
 }
 
 /**

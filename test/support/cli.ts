@@ -40,6 +40,7 @@ export function startCli(args: string[], options: CliOptions = {}): RunningCli {
   const env: Record<string, string | undefined> = {
     ...process.env,
     DATABASE_URL: undefined,
+    MIGRATE_DATABASE_URL: undefined,
     MIGRATIONS_DIR: undefined,
     MIGRATIONS_TABLE: undefined,
     ...options.env,
@@ -91,7 +92,7 @@ export function onTerminal(
     const child = execFile(
       'script',
       ['-qec', command, '/dev/null'],
-      { env: { ...process.env, DATABASE_URL: '' } },
+      { env: { ...process.env, DATABASE_URL: '', MIGRATE_DATABASE_URL: '' } },
       (error, stdout) => resolve({ code: error ? Number(error.code ?? 1) : 0, out: stdout }),
     );
     let shown = '';

@@ -4,7 +4,6 @@
  * the runner's and what it reads, and the pooler probe.
  */
 import type { LockHolder } from '../lock-wait.ts';
-import { randomUUID } from 'node:crypto';
 import postgres from 'postgres';
 import { MigrateError } from '../errors.ts';
 import { hideSecrets, type PostgresServer } from '../config.ts';
@@ -158,8 +157,6 @@ export class Watcher {
   }
 }
 
-/** A setting of our own: marks the server session ours ran on, for the probe to find. */
-const MARK = 'sql_migrate.session';
 /** Alternations of ours and the probe: each one the pooler could give away our server session. */
 const ROUNDS = 5;
 /**
@@ -177,37 +174,32 @@ type Row = Record<string, unknown> | undefined;
  * runners could then share one and both "hold" the lock, a lone runner's no-transaction
  * statement could run on a session without it, and the lock would stay behind.
  *
- * Ours marks its server session with a random token (a session setting, outside any
- * transaction, so it stays with that server session whoever gets it next), then ours and a
- * second client (`probe`) take turns asking which server session they got and what mark it
- * carries. Session mode (or a direct connection) keeps ours on `pid` with its mark, and never
- * gives the probe either. Transaction mode gives itself away both ways: reusing the most
- * recently released server session first (PgBouncer's default), it hands ours to the probe;
- * rotating them (`server_round_robin`), it moves ours off `pid`. Any other order that keeps
- * ours put and the probe off it five times in a row is stopped later by the per-statement
- * guard (`moved`), and by `tryLock`'s.
+ * Ours and a second client (`probe`) take turns asking which server session they got (leaving
+ * nothing behind on it: no setting of ours may stay on a pooled server session). Session mode
+ * (or a direct connection) keeps ours on `pid`, and never gives it to the probe. Transaction
+ * mode gives itself away both ways: reusing the most recently released server session first
+ * (PgBouncer's default), it hands ours to the probe; rotating them (`server_round_robin`), it
+ * moves ours off `pid`. Any other order can fool it: the answer is advice (a note, and whether a
+ * no-transaction file may run), never what keeps two runners apart (issue #25).
  *
  * A probe given no server session at all within {@link PROBE_WAIT_MS} while ours sits idle
  * means session mode: in transaction mode ours, idle, would have been handed over. So once
- * ours is seen still on `pid` with its mark, the answer is no.
+ * ours is seen still on `pid`, the answer is no.
  */
 export async function transactionMode(
   probe: postgres.Sql,
   ours: (query: string) => Promise<Row>,
   pid: number | undefined,
 ): Promise<boolean> {
-  const token = randomUUID();
-  const kept = (row: Row) => row?.pid === pid && row?.token === token;
+  const kept = (row: Row) => row?.pid === pid;
   try {
-    if (!kept(await ours(`SELECT set_config('${MARK}', '${token}', false) AS token, pg_backend_pid() AS pid`))) {
-      return true;
-    }
-    const look = `SELECT current_setting('${MARK}', true) AS token, pg_backend_pid() AS pid`;
+    const look = 'SELECT pg_backend_pid() AS pid';
+    if (!kept(await ours(look))) return true;
     for (let i = 0; i < ROUNDS; i++) {
       const answer = await within(probe.unsafe(look), PROBE_WAIT_MS);
       if (answer === undefined) return !kept(await ours(look));
       const [theirs] = answer;
-      if (theirs?.pid === pid || theirs?.token === token) return true;
+      if (theirs?.pid === pid) return true;
       if (!kept(await ours(look))) return true;
     }
     return false;

@@ -73,9 +73,21 @@ export class RecordTable {
    * unqualified name is resolved to the schema it is created in, so `t` and `public.t` agree.
    */
   async lockKey(): Promise<string> {
+    return (await this.#digest()).readBigInt64BE(0).toString();
+  }
+
+  /**
+   * The key of each step's own exclusion, a transaction lock (catalog.expect): another key than
+   * the run's session lock, so a runner without that lock (behind a pooler) waits for one step
+   * of a runner that has it, not for its whole run.
+   */
+  async stepKey(): Promise<string> {
+    return (await this.#digest()).readBigInt64BE(8).toString();
+  }
+
+  async #digest(): Promise<Buffer> {
     const schema = await this.schemaName();
-    const digest = createHash('sha256').update(`sql-migrate\0${schema}\0${this.name}`).digest();
-    return digest.readBigInt64BE(0).toString();
+    return createHash('sha256').update(`sql-migrate\0${schema}\0${this.name}`).digest();
   }
 
   /**
@@ -146,13 +158,15 @@ export class RecordTable {
   async ensure(): Promise<void> {
     if ((await this.state()).kind !== 'missing') return;
     const table = await this.qualified();
+    const key = await this.stepKey();
     await this.#run(async (sql) => {
       if (this.schema !== undefined) {
         const [row] =
           await sql`SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = ${this.schema}) AS found`;
-        if (row?.found !== true) await sql.unsafe(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(this.schema)}`);
+        if (row?.found !== true)
+          await sql.unsafe(catalog.createRecord(key, `CREATE SCHEMA IF NOT EXISTS ${quoteIdent(this.schema)}`));
       }
-      await sql.unsafe(`CREATE TABLE IF NOT EXISTS ${table} (${COLUMNS})`);
+      await sql.unsafe(catalog.createRecord(key, `CREATE TABLE IF NOT EXISTS ${table} (${COLUMNS})`));
     });
     this.#state = { kind: 'ok' };
   }

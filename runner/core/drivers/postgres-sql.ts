@@ -67,6 +67,9 @@ export const postgresSql: DialectSql = {
 /** The guard's error text: the step's transaction was ended by the file (see catalog.guard). */
 export const STEP_ENDED = 'sql-migrate: the step transaction ended inside the file';
 
+/** The step check's error text: the record no longer says what the plan assumed (see catalog.expect). */
+export const PLAN_CHANGED = 'sql-migrate: the record changed since the plan';
+
 export const catalog = {
   currentSchema: 'SELECT current_schema() AS s',
   /**
@@ -105,6 +108,29 @@ export const catalog = {
    */
   guard: (token: string) =>
     `SELECT (CASE WHEN current_setting('sql_migrate.step', true) = '${token}' THEN '0' ELSE '${STEP_ENDED}' END)::int`,
+  /**
+   * A step's exclusion and its check, first in its transaction (issue #25): the step lock `key`
+   * (a transaction lock: COMMIT or ROLLBACK releases it, so no session keeps it, behind a pooler
+   * either), then, in a statement of its own (its snapshot taken once the lock is held), whether
+   * the record still says what the plan assumed. Fails with PLAN_CHANGED, before the file runs,
+   * when it does not.
+   */
+  expect(table: string, key: string, e: { direction: 'up' | 'down'; revision: string }): string {
+    const revision = sqlString(e.revision);
+    const holds =
+      e.direction === 'up'
+        ? `NOT EXISTS (SELECT 1 FROM ${table} WHERE revision = ${revision})`
+        : `EXISTS (SELECT 1 FROM ${table} WHERE revision = ${revision} AND status = 'applied' AND seq = (SELECT max(seq) FROM ${table}))`;
+    return `SELECT pg_advisory_xact_lock(${key}); SELECT (CASE WHEN ${holds} THEN '0' ELSE '${PLAN_CHANGED}' END)::int`;
+  },
+  /**
+   * Behind a pooler: ask the server, for this transaction only, to end it when its client is
+   * gone (PostgreSQL 14+; the session-wide `watchClient` would stay on a pooled server session).
+   */
+  watchClientLocal: `SELECT CASE WHEN current_setting('server_version_num')::int >= 140000
+                THEN set_config('client_connection_check_interval', '1000', true) END`,
+  /** Creating the record table under the step lock: runners starting at once through a pooler never race on CREATE. */
+  createRecord: (key: string, create: string) => `SELECT pg_advisory_xact_lock(${key}); ${create}`,
   /** Back to the session's defaults (the server's, the role's, the URL's), whatever a statement left. */
   resetLimits: 'RESET lock_timeout; RESET statement_timeout',
   /**

@@ -16,6 +16,9 @@ import {
   type Driver,
   type Limits,
   type Observation,
+  PlanChanged,
+  type RecordExpectation,
+  StatementFailed,
   TransactionEnded,
   TransactionLeftOpen,
   type SchemaSource,
@@ -36,7 +39,7 @@ import {
   unreachable,
   Watcher,
 } from './postgres-client.ts';
-import { catalog, isConnectionError, postgresSql, STEP_ENDED, throwUnlessEnded } from './postgres-sql.ts';
+import { catalog, isConnectionError, PLAN_CHANGED, postgresSql, STEP_ENDED, throwUnlessEnded } from './postgres-sql.ts';
 import { quoteIdent } from '../quote.ts';
 import { RecordTable } from './postgres-record.ts';
 
@@ -72,8 +75,14 @@ export class PostgresDriver implements Driver {
   #execSince = false;
   /** The server process of the runner's session (from ping), for the observer to look at. */
   #pid: number | undefined;
-  /** A pooler stands between us and the server (the session's announced process is not the one that answers). */
+  /**
+   * A pooler stands between us and the server (the session's announced process is not the one
+   * that answers, or a statement reached another server session): no session lock, no session
+   * setting; each step takes its exclusion in its own transaction (issue #25).
+   */
   #pooled = false;
+  /** Behind a pooler, what its probe made of it (advice: a note, and whether no-transaction files may run). */
+  #poolMode: 'transaction' | 'session' | undefined;
   /** A second connection, opened only once a step has waited or run a while. */
   readonly #watcher = new Watcher(() => connect(this.#target(), { name: 'sql-migrate (observer)', connectTimeout: 5 }));
 
@@ -199,8 +208,8 @@ export class PostgresDriver implements Driver {
     timeoutMs: number | undefined,
     onWait?: (event: LockWaitEvent) => void,
   ): Promise<T> {
+    if (this.#pooled) return this.#unlocked(fn);
     const key = await this.#record.lockKey();
-    if (this.#pooled) await this.#refuseTransactionPooler();
     // Sent together with the first try: one round trip for the setting, the lock and the record.
     const watching = this.#watchClient();
     const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
@@ -210,7 +219,13 @@ export class PostgresDriver implements Driver {
       const ahead = first ? this.#record.readAhead() : undefined;
       // Both awaited at once: whichever fails, the other's failure is not left unhandled.
       const [, [row]] = await Promise.all([first ? watching : undefined, trying]);
-      if (this.#pid !== undefined && row?.pid !== this.#pid) throw transactionPooler(this.#display);
+      // Another server session answered: a pooler the startup key did not show. Nothing was
+      // locked (tryLock locks only on ping's session); go on as behind any pooler.
+      if (this.#pid !== undefined && row?.pid !== this.#pid) {
+        this.#pooled = true;
+        await ahead?.rows;
+        return this.#unlocked(fn);
+      }
       if (row?.ok === true) {
         this.#record.locked(ahead);
         break;
@@ -243,11 +258,20 @@ export class PostgresDriver implements Driver {
     return toLockHolder((await this.#do((sql) => sql.unsafe(catalog.lockHolder(key))))[0]);
   }
 
-  /** Only paid behind a pooler: see {@link transactionMode}. */
-  async #refuseTransactionPooler(): Promise<void> {
+  /**
+   * Behind a pooler the run holds no lock: each step's own transaction takes its exclusion and
+   * checks the record (transaction's `expect`), so nothing depends on which server session the
+   * pooler hands out. The probe says only what kind of pool it is (advice, see transactionMode).
+   */
+  async #unlocked<T>(fn: () => Promise<T>): Promise<T> {
     const probe = connect(this.#target(), { name: 'sql-migrate (pooler probe)', deadline: this.#deadline });
     const ours = async (query: string) => (await this.#do((sql) => sql.unsafe(query)))[0];
-    if (await transactionMode(probe, ours, this.#pid)) throw transactionPooler(this.#display);
+    this.#poolMode = (await transactionMode(probe, ours, this.#pid)) ? 'transaction' : 'session';
+    return fn();
+  }
+
+  pooler(): { mode: 'transaction' | 'session' } | undefined {
+    return this.#pooled && this.#poolMode ? { mode: this.#poolMode } : undefined;
   }
 
   /** The limits refused `moved`: the statement reached another server session than the lock's. */
@@ -295,11 +319,27 @@ export class PostgresDriver implements Driver {
 
   async transaction(
     statements: readonly string[],
-    options: { rollback?: boolean; limits?: Limits } = {},
+    options: { rollback?: boolean; limits?: Limits; expect?: RecordExpectation } = {},
+  ): Promise<void> {
+    try {
+      return await this.#transaction(statements, options);
+    } catch (error) {
+      // A statement reached another server session than ping's: a pooler after all. The limits
+      // refused it before anything of the step ran; run it as behind any pooler (issue #25).
+      if (!(error instanceof MigrateError && error.code === 'TRANSACTION_POOLER') || this.#pooled) throw error;
+      this.#pooled = true;
+      return this.#transaction(statements, options);
+    }
+  }
+
+  async #transaction(
+    statements: readonly string[],
+    options: { rollback?: boolean; limits?: Limits; expect?: RecordExpectation },
   ): Promise<void> {
     const check = this.#execSince;
     this.#execSince = false;
     this.#notices.clear();
+    const expect = options.expect ? await this.#expectQuery(options.expect) : undefined;
     await this.#do(async (sql) => {
       // After a no-transaction file, our BEGIN inside the file's own open transaction would only
       // warn (25001) and COMMIT would commit the file's half: wait for BEGIN's answer first.
@@ -319,19 +359,32 @@ export class PostgresDriver implements Driver {
       // this transaction, with a token that each statement after the first checks in its own
       // query: one the file's own COMMIT left in autocommit is not run (#24).
       const token = randomBytes(8).toString('hex');
-      const pin = sql.unsafe(catalog.limits(options.limits, true, options.limits ? this.#pid : undefined, token));
+      // Behind a pooler each transaction may get another server session: no pin to ping's.
+      const pid = options.limits && !this.#pooled ? this.#pid : undefined;
+      const pin = sql.unsafe(catalog.limits(options.limits, true, pid, token));
       const queries = [
         ...(check ? [] : [sql.unsafe('BEGIN')]),
         pin,
+        ...(expect === undefined ? [] : [sql.unsafe(expect)]),
         ...statements.map((text, i) =>
           sql.unsafe(i === 0 || options.rollback ? text : `${catalog.guard(token)};\n${text}`),
         ),
         sql.unsafe(options.rollback ? 'ROLLBACK' : 'COMMIT'),
       ];
       const settled = await Promise.allSettled(queries);
-      const first = check ? 1 : 2; // where the caller's statements start
+      const pinned = check ? 1 : 2; // where the step check, then the caller's statements, start
+      const first = pinned + (expect === undefined ? 0 : 1);
       const index = settled.findIndex((r) => r.status === 'rejected');
-      if (index >= 0 && index < first) throw this.#moved((settled[index] as PromiseRejectedResult).reason);
+      if (index >= 0 && index < pinned) throw this.#moved((settled[index] as PromiseRejectedResult).reason);
+      if (index >= 0 && index < first && options.expect) {
+        const reason = (settled[index] as PromiseRejectedResult).reason;
+        if (String((reason as Error)?.message).includes(PLAN_CHANGED)) throw new PlanChanged(options.expect);
+        // The step lock not granted in time (lock_timeout): rolled back, nothing ran; retried.
+        if (reason instanceof postgres.PostgresError && !isConnectionError(reason)) {
+          throw new StatementFailed(-1, true, reason);
+        }
+        throw reason;
+      }
       const ended = settled.findIndex(
         (r) => r.status === 'rejected' && String((r.reason as Error)?.message).includes(STEP_ENDED),
       );
@@ -341,6 +394,12 @@ export class PostgresDriver implements Driver {
       }
       throwUnlessEnded(settled, first, options.rollback ? 'ROLLBACK' : 'COMMIT');
     });
+  }
+
+  /** The step check's query (catalog.expect); behind a pooler it also asks the server to watch for a client gone. */
+  async #expectQuery(expect: RecordExpectation): Promise<string> {
+    const query = catalog.expect(await this.#record.qualified(), await this.#record.stepKey(), expect);
+    return this.#pooled ? `${catalog.watchClientLocal}; ${query}` : query;
   }
 
   async exec(text: string, limits?: Limits): Promise<void> {

@@ -15,6 +15,8 @@ import {
   type Driver,
   type Limits,
   type Observation,
+  PlanChanged,
+  type RecordExpectation,
   StatementFailed,
   TransactionLeftOpen,
   type SchemaSource,
@@ -215,7 +217,7 @@ export class SqliteDriver implements Driver {
 
   async transaction(
     statements: readonly string[],
-    options: { rollback?: boolean; limits?: Limits } = {},
+    options: { rollback?: boolean; limits?: Limits; expect?: RecordExpectation } = {},
   ): Promise<void> {
     const db = this.#conn;
     this.#busyFor(options.limits);
@@ -234,6 +236,11 @@ export class SqliteDriver implements Driver {
       if (this.lockBusy(error)) throw new StatementFailed(0, true, error);
       throw error;
     }
+    // BEGIN IMMEDIATE is the step's exclusion: no other connection writes until it ends.
+    if (options.expect && !this.#expected(options.expect)) {
+      db.exec('ROLLBACK');
+      throw new PlanChanged(options.expect);
+    }
     let index = 0;
     try {
       for (; index < statements.length; index++) db.exec(statements[index] as string);
@@ -248,6 +255,16 @@ export class SqliteDriver implements Driver {
     } finally {
       if (options.rollback && db.inTransaction) db.exec('ROLLBACK');
     }
+  }
+
+  /** Whether the record says what a step assumed (see RecordExpectation). */
+  #expected(e: RecordExpectation): boolean {
+    const t = this.#table;
+    if (e.direction === 'up') return this.#stmt(`SELECT 1 FROM ${t} WHERE revision = ?`).get(e.revision) === undefined;
+    const row = this.#stmt(
+      `SELECT 1 FROM ${t} WHERE revision = ? AND status = 'applied' AND seq = (SELECT max(seq) FROM ${t})`,
+    ).get(e.revision);
+    return row !== undefined;
   }
 
   /** SQLite's "database or disk is full" names neither: say which file was being written, and where. */
