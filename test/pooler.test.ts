@@ -1,103 +1,32 @@
 /**
- * Through PgBouncer: in transaction mode the migration lock cannot hold (a client's statements
- * go to any server session), so the runner must refuse before it takes a lock, and never leave
- * one behind or apply a migration twice. In session mode and direct, no false alarm.
+ * Through PgBouncer (Debian's, started by the test on a free port). Behind a pooler the runner
+ * holds no session lock: each step takes its exclusion in its own transaction and checks the
+ * record there, so a transaction-mode pool migrates as safely as a direct URL, busy or idle,
+ * with several runners at once or one killed mid-step, and no advisory lock outlives a run
+ * (issue #25). A no-transaction file cannot run through a transaction-mode pool: refused before
+ * any step. Session mode and direct: as ever.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
-import { runCli } from './support/cli.ts';
+import { ROOT, runCli, startCli } from './support/cli.ts';
 import { createPostgresDatabase, hasPostgresServer, type TestDatabase } from './support/postgres.ts';
+import { PGBOUNCER, startBouncer as start } from './support/pgbouncer.ts';
 
-const PGBOUNCER = ['/usr/sbin/pgbouncer', '/usr/bin/pgbouncer'].find((p) => spawnSync(p, ['--version']).status === 0);
+const SERVER = process.env.TEST_POSTGRES_URL;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** The server TEST_POSTGRES_URL names: PgBouncer forwards there, whatever its host and port. */
-function serverAddress(): { host: string; port: string } {
-  const url = new URL(process.env.TEST_POSTGRES_URL ?? 'postgres://127.0.0.1');
-  return { host: url.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1', port: url.port || '5432' };
-}
-
-/**
- * A PgBouncer of our own in front of the server TEST_POSTGRES_URL names, as `nobody` (it refuses to run as root).
- * `settings`: more lines for its [pgbouncer] section (a smaller pool, round robin).
- */
-async function startBouncer(
-  mode: 'transaction' | 'session',
-  settings: Record<string, string | number> = {},
-): Promise<{ port: number; stop(): Promise<void> }> {
-  const dir = mkdtempSync(join(tmpdir(), 'mig-pgbouncer-'));
-  chmodSync(dir, 0o755);
-  const port = await freePort();
-  writeFileSync(join(dir, 'userlist.txt'), '"postgres" ""\n');
-  writeFileSync(
-    join(dir, 'pgbouncer.ini'),
-    `[databases]
-* = host=${serverAddress().host} port=${serverAddress().port}
-
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = ${port}
-unix_socket_dir =
-auth_type = trust
-auth_file = ${join(dir, 'userlist.txt')}
-pool_mode = ${mode}
-max_client_conn = 200
-ignore_startup_parameters = extra_float_digits,options,client_connection_check_interval
-${Object.entries({ default_pool_size: 20, ...settings })
-  .map(([k, v]) => `${k} = ${v}`)
-  .join('\n')}
-`,
-  );
-  const child: ChildProcess = spawn(PGBOUNCER as string, ['-u', 'nobody', join(dir, 'pgbouncer.ini')], {
-    stdio: 'ignore',
-  });
-  for (let i = 0; ; i++) {
-    const probe = postgres({
-      host: '127.0.0.1',
-      port,
-      username: 'postgres',
-      database: 'postgres',
-      max: 1,
-      connect_timeout: 1,
-    });
-    try {
-      await probe`SELECT 1`;
-      break;
-    } catch (error) {
-      if (i > 50) throw error;
-      await new Promise((r) => setTimeout(r, 100));
-    } finally {
-      await probe.end({ timeout: 1 });
-    }
-  }
-  return {
-    port,
-    async stop() {
-      const exited = new Promise((r) => child.once('exit', r));
-      if (child.pid !== undefined) process.kill(child.pid, 'SIGTERM');
-      await exited;
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+/** A bouncer in front of the test server, and the test database's URL through it. */
+async function startBouncer(db: TestDatabase, mode: 'transaction' | 'session', settings: Record<string, number> = {}) {
+  const bouncer = await start(SERVER as string, mode, settings);
+  return { ...bouncer, url: bouncer.through(db.url) };
 }
 
 describe('poolers', { skip: (!hasPostgresServer || !PGBOUNCER) && 'needs a PostgreSQL server and pgbouncer' }, () => {
   let db: TestDatabase;
-  let dir: string;
   let admin: postgres.Sql;
   before(async () => {
     db = await createPostgresDatabase();
@@ -109,19 +38,42 @@ describe('poolers', { skip: (!hasPostgresServer || !PGBOUNCER) && 'needs a Postg
     await db.drop();
   });
 
+  /** Advisory locks held on the test database now, read on the server itself. */
+  async function advisoryLocks(): Promise<number> {
+    const [row] = await admin`
+      SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory'
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`;
+    return row?.n ?? 0;
+  }
+
+  /** Revision `r` of a growing folder: it logs itself, so a revision run twice shows. */
+  function addRevision(dir: string, r: number, up = ''): string {
+    const rev = `2025010100${String(r).padStart(4, '0')}`;
+    writeFileSync(join(dir, `${rev}_r.up.sql`), `${up}INSERT INTO applied_log VALUES ('${rev}');`);
+    writeFileSync(join(dir, `${rev}_r.down.sql`), `DELETE FROM applied_log WHERE revision = '${rev}';`);
+    return rev;
+  }
+
+  async function recorded(): Promise<string[]> {
+    const rows = await admin`SELECT revision FROM schema_migrations ORDER BY revision`.catch(() => []);
+    return rows.map((r) => String(r.revision));
+  }
+
+  async function reset(): Promise<void> {
+    await admin`TRUNCATE applied_log`;
+    await admin`DROP TABLE IF EXISTS schema_migrations, lone_tx, lone_cic, killed`;
+  }
+
   /** 4 runners at once, `rounds` times, each round adding one migration; what they did. */
   async function rounds(url: string, count: number) {
-    dir = mkdtempSync(join(tmpdir(), 'mig-pool-'));
-    await admin`TRUNCATE applied_log`;
-    await admin`DROP TABLE IF EXISTS schema_migrations`;
+    const dir = mkdtempSync(join(tmpdir(), 'mig-pool-'));
+    await reset();
     const codes: number[] = [];
     const outputs: string[] = [];
     let locksLeft = 0;
     try {
       for (let r = 1; r <= count; r++) {
-        const rev = `2025010100${String(r).padStart(4, '0')}`;
-        writeFileSync(join(dir, `${rev}_r.up.sql`), `INSERT INTO applied_log VALUES ('${rev}');`);
-        writeFileSync(join(dir, `${rev}_r.down.sql`), `DELETE FROM applied_log WHERE revision = '${rev}';`);
+        addRevision(dir, r);
         const results = await Promise.all(
           Array.from({ length: 4 }, () => runCli(['head', '--url', url, '--dir', dir, '--lock-timeout=20'])),
         );
@@ -129,12 +81,11 @@ describe('poolers', { skip: (!hasPostgresServer || !PGBOUNCER) && 'needs a Postg
           codes.push(x.code);
           outputs.push(x.stderr);
         }
-        const [row] =
-          await admin`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`;
-        locksLeft += row?.n ?? 0;
+        locksLeft += await advisoryLocks();
       }
       const twice = await admin`SELECT revision FROM applied_log GROUP BY revision HAVING count(*) > 1`;
-      return { codes, outputs, locksLeft, doubles: twice.length };
+      const logged = await admin`SELECT count(DISTINCT revision)::int AS n FROM applied_log`;
+      return { codes, outputs, locksLeft, doubles: twice.length, logged: logged[0]?.n, recorded: await recorded() };
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -163,30 +114,32 @@ describe('poolers', { skip: (!hasPostgresServer || !PGBOUNCER) && 'needs a Postg
     return row?.n ?? 0;
   }
 
+  const CIC = '-- migrate:no-transaction\nCREATE TABLE lone_cic (id int);\nCREATE INDEX CONCURRENTLY lone_cic_id ON lone_cic (id);\n';
+
   /**
    * One runner at a time, `runs` times, alternating a transactional folder and a no-transaction
    * one (CREATE INDEX CONCURRENTLY): each run's exit, whether anything of either was applied or
    * recorded, and the advisory locks on this database read on the server itself.
    */
   async function lone(url: string, runs: number) {
-    const folders = [
-      folder('tx', 'CREATE TABLE lone_tx (id int);'),
-      folder(
-        'cic',
-        '-- migrate:no-transaction\nCREATE TABLE lone_cic (id int);\nCREATE INDEX CONCURRENTLY lone_cic_id ON lone_cic (id);\n',
-      ),
-    ];
-    const results: Array<{ code: number; stderr: string; made: boolean; recorded: boolean; locks: number }> = [];
+    const folders = [folder('tx', 'CREATE TABLE lone_tx (id int);'), folder('cic', CIC)];
+    const results: Array<{ cic: boolean; code: number; stderr: string; made: boolean; recorded: boolean; locks: number }> =
+      [];
     try {
       for (let i = 0; i < runs; i++) {
-        await admin`DROP TABLE IF EXISTS schema_migrations, lone_tx, lone_cic`;
+        await reset();
         const r = await runCli(['head', '--url', url, '--dir', folders[i % 2] as string, '--lock-timeout=20']);
         const [row] = await admin`
-          SELECT to_regclass('lone_tx') IS NOT NULL OR to_regclass('lone_cic') IS NOT NULL AS made,
-            to_regclass('schema_migrations') IS NOT NULL AS recorded,
-            (SELECT count(*)::int FROM pg_locks WHERE locktype = 'advisory'
-              AND database = (SELECT oid FROM pg_database WHERE datname = current_database())) AS locks`;
-        results.push({ code: r.code, stderr: r.stderr, made: row?.made, recorded: row?.recorded, locks: row?.locks });
+          SELECT to_regclass('lone_tx') IS NOT NULL OR to_regclass('lone_cic') IS NOT NULL AS made`;
+        const rows = await recorded();
+        results.push({
+          cic: i % 2 === 1,
+          code: r.code,
+          stderr: r.stderr,
+          made: row?.made,
+          recorded: rows.length > 0,
+          locks: await advisoryLocks(),
+        });
       }
     } finally {
       for (const d of folders) rmSync(d, { recursive: true, force: true });
@@ -194,16 +147,14 @@ describe('poolers', { skip: (!hasPostgresServer || !PGBOUNCER) && 'needs a Postg
     return results;
   }
 
-  const pool = { default_pool_size: 4, min_pool_size: 4 };
-
-  /** Other clients of the pool (the bot) each reading in a loop with short pauses, until stopped. */
+  /** Other clients of the pool (the bot) each querying every few ms, until stopped. */
   function traffic(url: string, count: number) {
     let stop = false;
     const clients = Array.from({ length: count }, () => postgres(url, { max: 1, prepare: false, fetch_types: false }));
     const loops = clients.map(async (c) => {
       while (!stop) {
         await c`SELECT pg_sleep(0.002)`;
-        await new Promise((r) => setTimeout(r, Math.random() * 5));
+        await new Promise((r) => setTimeout(r, 5));
       }
     });
     return async () => {
@@ -213,29 +164,198 @@ describe('poolers', { skip: (!hasPostgresServer || !PGBOUNCER) && 'needs a Postg
     };
   }
 
+  const pool = { default_pool_size: 4, min_pool_size: 4 };
+
+  it('transaction mode, an idle pool of 4: head applies 3 revisions (exit 0, with a note); 4 runners at once record each revision once, all exit 0; no advisory lock left', async () => {
+    const bouncer = await startBouncer(db, 'transaction', pool);
+    const dir = mkdtempSync(join(tmpdir(), 'mig-pool-'));
+    try {
+      assert.ok((await prewarm(bouncer.url, 4)) >= 4, 'the pool should hold 4 server sessions');
+      await reset();
+      for (const r of [1, 2, 3]) addRevision(dir, r);
+      const one = await runCli(['head', '--url', bouncer.url, '--dir', dir]);
+      assert.equal(one.code, 0, one.stderr);
+      assert.match(one.stderr, /is a pooler \(transaction mode, as far as the runner can tell\).*\[POOLER\]/);
+      assert.deepEqual(await recorded(), ['20250101000001', '20250101000002', '20250101000003']);
+      assert.equal(await advisoryLocks(), 0);
+
+      const r = await rounds(bouncer.url, 4);
+      assert.deepEqual(r.codes, Array(16).fill(0), r.outputs.join('\n'));
+      assert.equal(r.doubles, 0, 'a revision ran twice');
+      assert.equal(r.logged, 4);
+      assert.deepEqual(r.recorded, ['20250101000001', '20250101000002', '20250101000003', '20250101000004']);
+      assert.equal(r.locksLeft, 0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      await bouncer.stop();
+    }
+  });
+
+  it('transaction mode, a busy pool (one server session, 4 clients querying every 5 ms), 8 runs: each applies all its pending revisions or none, exit 0 exactly when it did; no lock outlives a run; a direct head --lock-timeout=5 then finishes', async () => {
+    const bouncer = await startBouncer(db, 'transaction', { default_pool_size: 1, query_wait_timeout: 60 });
+    const dir = mkdtempSync(join(tmpdir(), 'mig-pool-'));
+    const stop = traffic(bouncer.url, 4);
+    try {
+      await reset();
+      let n = 0;
+      for (let run = 0; run < 8; run++) {
+        const added = [addRevision(dir, ++n), addRevision(dir, ++n)];
+        const r = await runCli(['head', '--url', bouncer.url, '--dir', dir]);
+        const rows = await recorded();
+        const applied = added.filter((x) => rows.includes(x));
+        assert.ok(applied.length === 0 || applied.length === 2, `run ${run}: ${applied.length} of 2 applied\n${r.stderr}`);
+        assert.equal(r.code === 0, applied.length === 2, `run ${run}: exit ${r.code}\n${r.stderr}`);
+        assert.equal(await advisoryLocks(), 0, `run ${run} left an advisory lock`);
+      }
+      addRevision(dir, ++n);
+      const direct = await runCli(['head', '--url', db.url, '--dir', dir, '--lock-timeout=5']);
+      assert.equal(direct.code, 0, direct.stderr);
+      assert.equal((await recorded()).length, n);
+      const twice = await admin`SELECT revision FROM applied_log GROUP BY revision HAVING count(*) > 1`;
+      assert.equal(twice.length, 0);
+    } finally {
+      await stop();
+      rmSync(dir, { recursive: true, force: true });
+      await bouncer.stop();
+    }
+  });
+
+  it('a runner killed with kill -9 in the middle of a step through the pool: the next runner, pooled then direct, finishes within 10 s; the killed step is whole or absent', async () => {
+    const bouncer = await startBouncer(db, 'transaction', pool);
+    const dir = mkdtempSync(join(tmpdir(), 'mig-pool-'));
+    try {
+      await reset();
+      addRevision(dir, 1);
+      // Slow only while slow_marker says so: the runs after the kill are quick.
+      await admin`DROP TABLE IF EXISTS slow_marker`;
+      await admin`CREATE TABLE slow_marker (n int)`;
+      await admin`INSERT INTO slow_marker VALUES (30)`;
+      addRevision(
+        dir,
+        2,
+        'CREATE TABLE killed (id int);\nINSERT INTO killed VALUES (1);\nSELECT pg_sleep((SELECT coalesce(max(n), 0) FROM slow_marker));\n',
+      );
+      addRevision(dir, 3);
+      const runner = startCli(['head', '--url', bouncer.url, '--dir', dir]);
+      // Inside revision 2's sleep: its session is seen running it.
+      for (let i = 0; ; i++) {
+        const [row] = await admin`
+          SELECT count(*)::int AS n FROM pg_stat_activity
+          WHERE datname = current_database() AND state = 'active' AND query LIKE '%pg_sleep((SELECT%' AND pid <> pg_backend_pid()`;
+        if ((row?.n ?? 0) > 0) break;
+        assert.ok(i < 300, 'the runner never reached revision 2');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      runner.child.kill('SIGKILL');
+      await runner.done;
+      await admin`UPDATE slow_marker SET n = 0`;
+
+      for (const url of [bouncer.url, db.url]) {
+        const next = startCli(['head', '--url', url, '--dir', dir]);
+        const timer = setTimeout(() => next.child.kill('SIGKILL'), 10_000);
+        const r = await next.done;
+        clearTimeout(timer);
+        assert.equal(r.code, 0, `did not finish within 10 s, or failed:\n${r.stderr}`);
+      }
+      assert.deepEqual(await recorded(), ['20250101000001', '20250101000002', '20250101000003']);
+      // Revision 2 ran once, whole: its table holds its one row, and it logged itself once.
+      assert.deepEqual(
+        (await admin`SELECT id FROM killed`).map((r) => r.id),
+        [1],
+      );
+      const twice = await admin`SELECT revision FROM applied_log GROUP BY revision HAVING count(*) > 1`;
+      assert.equal(twice.length, 0);
+      assert.equal(await advisoryLocks(), 0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      await bouncer.stop();
+    }
+  });
+
+  it('a pending no-transaction file through the transaction pool: exit 2 before any step, naming the file and MIGRATE_DATABASE_URL', async () => {
+    const bouncer = await startBouncer(db, 'transaction', pool);
+    const dir = mkdtempSync(join(tmpdir(), 'mig-pool-'));
+    try {
+      await reset();
+      assert.ok((await prewarm(bouncer.url, 4)) >= 4, 'the pool should hold 4 server sessions');
+      addRevision(dir, 1);
+      writeFileSync(join(dir, '20250101000002_cic.up.sql'), CIC);
+      writeFileSync(join(dir, '20250101000002_cic.down.sql'), 'DROP TABLE lone_cic;');
+      const r = await runCli(['head', '--url', bouncer.url, '--dir', dir]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /20250101000002_cic\.up\.sql runs outside a transaction/);
+      assert.match(r.stderr, /MIGRATE_DATABASE_URL/);
+      assert.match(r.stderr, /\[TRANSACTION_POOLER\]/);
+      assert.deepEqual(await recorded(), [], 'nothing was applied, not even the revision before it');
+      assert.equal(await advisoryLocks(), 0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      await bouncer.stop();
+    }
+  });
+
+  it('the entrypoint with DATABASE_URL at the transaction pool and MIGRATE_DATABASE_URL at the server: migrates through the server, then runs the command with DATABASE_URL', async () => {
+    const bouncer = await startBouncer(db, 'transaction', pool);
+    const dir = mkdtempSync(join(tmpdir(), 'mig-pool-'));
+    try {
+      await reset();
+      addRevision(dir, 1);
+      // A no-transaction file: the pool would refuse it, so this applies only through the server.
+      writeFileSync(join(dir, '20250101000002_cic.up.sql'), CIC);
+      writeFileSync(join(dir, '20250101000002_cic.down.sql'), 'DROP TABLE lone_cic;');
+      const env: Record<string, string | undefined> = {
+        ...process.env,
+        DATABASE_URL: bouncer.url,
+        MIGRATE_DATABASE_URL: db.url,
+        MIGRATIONS_DIR: dir,
+        MIGRATIONS_TABLE: undefined,
+      };
+      for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
+      const child = spawn(
+        join(ROOT, 'scripts', 'docker-entrypoint.sh'),
+        ['sh', '-c', 'echo "the bot starts with $DATABASE_URL"'],
+        { env: env as NodeJS.ProcessEnv },
+      );
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+      const code = await new Promise((r) => child.on('close', r));
+      assert.equal(code, 0, err);
+      assert.match(err, /\(from MIGRATE_DATABASE_URL\)/);
+      assert.doesNotMatch(err, /is a pooler/);
+      assert.equal(out.trim().split('\n').at(-1), `the bot starts with ${bouncer.url}`);
+      assert.deepEqual(await recorded(), ['20250101000001', '20250101000002']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      await bouncer.stop();
+    }
+  });
+
   const cases: Array<{ how: string; settings: Record<string, number>; runs: number; busy: number }> = [
-    { how: 'most recent first (the default)', settings: {}, runs: 20, busy: 0 },
-    { how: 'rotated (server_round_robin)', settings: { server_round_robin: 1 }, runs: 6, busy: 0 },
-    { how: 'most recent first, 2 other clients busy on it', settings: {}, runs: 6, busy: 2 },
+    { how: 'most recent first (the default)', settings: {}, runs: 6, busy: 0 },
+    { how: 'rotated (server_round_robin)', settings: { server_round_robin: 1 }, runs: 4, busy: 0 },
+    { how: 'most recent first, 2 other clients busy on it', settings: {}, runs: 4, busy: 2 },
   ];
   for (const c of cases) {
-    it(`transaction mode, a lone runner, a pool of 4 server sessions handed out ${c.how}: always refused, nothing applied, no lock left`, async () => {
-      const bouncer = await startBouncer('transaction', { ...pool, ...c.settings });
+    it(`transaction mode, a lone runner, a pool of 4 server sessions handed out ${c.how}: the transactional folder applies, the no-transaction one is refused with nothing applied, no lock left`, async () => {
+      const bouncer = await startBouncer(db, 'transaction', { ...pool, ...c.settings });
       try {
-        const url = `postgres://postgres@127.0.0.1:${bouncer.port}/${new URL(db.url).pathname.slice(1)}`;
-        assert.ok((await prewarm(url, 4)) >= 4, 'the pool should hold 4 server sessions');
-        const stop = traffic(url, c.busy);
-        const results = await lone(url, c.runs).finally(stop);
+        assert.ok((await prewarm(bouncer.url, 4)) >= 4, 'the pool should hold 4 server sessions');
+        const stop = traffic(bouncer.url, c.busy);
+        const results = await lone(bouncer.url, c.runs).finally(stop);
         for (const r of results) {
-          assert.equal(r.code, 2, r.stderr);
-          assert.match(r.stderr, /\[TRANSACTION_POOLER\]/);
-          assert.match(r.stderr, /direct URL to the server, or a session-mode pool/);
-          assert.deepEqual(
-            { made: r.made, recorded: r.recorded, locks: r.locks },
-            { made: false, recorded: false, locks: 0 },
-          );
+          if (r.cic) {
+            assert.equal(r.code, 2, r.stderr);
+            assert.match(r.stderr, /\[TRANSACTION_POOLER\]/);
+            assert.deepEqual({ made: r.made, recorded: r.recorded }, { made: false, recorded: false });
+          } else {
+            assert.equal(r.code, 0, r.stderr);
+            assert.deepEqual({ made: r.made, recorded: r.recorded }, { made: true, recorded: true });
+          }
+          assert.equal(r.locks, 0);
         }
-        assert.ok((await prewarm(url, 4)) >= 4, 'the pool should still hold 4 server sessions');
+        assert.ok((await prewarm(bouncer.url, 4)) >= 4, 'the pool should still hold 4 server sessions');
       } finally {
         await bouncer.stop();
       }
@@ -243,84 +363,34 @@ describe('poolers', { skip: (!hasPostgresServer || !PGBOUNCER) && 'needs a Postg
   }
 
   it('session mode, the same pool of 4: a lone runner is never refused, each folder applies, no lock left', async () => {
-    const bouncer = await startBouncer('session', pool);
+    const bouncer = await startBouncer(db, 'session', pool);
     try {
-      const url = `postgres://postgres@127.0.0.1:${bouncer.port}/${new URL(db.url).pathname.slice(1)}`;
-      assert.ok((await prewarm(url, 4)) >= 4, 'the pool should hold 4 server sessions');
-      for (const r of await lone(url, 20)) {
+      assert.ok((await prewarm(bouncer.url, 4)) >= 4, 'the pool should hold 4 server sessions');
+      for (const r of await lone(bouncer.url, 10)) {
         assert.equal(r.code, 0, r.stderr);
-        assert.deepEqual(
-          { made: r.made, recorded: r.recorded, locks: r.locks },
-          { made: true, recorded: true, locks: 0 },
-        );
+        assert.deepEqual({ made: r.made, recorded: r.recorded, locks: r.locks }, { made: true, recorded: true, locks: 0 });
       }
     } finally {
       await bouncer.stop();
     }
   });
 
-  /** One server session in the pool, and a wait for one far longer than a run: only ever held, never waited out. */
-  const single = { default_pool_size: 1, query_wait_timeout: 60 };
-
-  it('session mode, a pool of one server session (ours holds it, the probe can never get one): each folder applies at once, no lock left', async () => {
-    const bouncer = await startBouncer('session', single);
+  it('session mode, a pool of one server session (ours holds it, the probe can never get one): each folder applies, no lock left', async () => {
+    const bouncer = await startBouncer(db, 'session', { default_pool_size: 1, query_wait_timeout: 60 });
     try {
-      const url = `postgres://postgres@127.0.0.1:${bouncer.port}/${new URL(db.url).pathname.slice(1)}`;
-      const started = Date.now();
-      const results = await lone(url, 2);
-      const seconds = (Date.now() - started) / 1000;
-      for (const r of results) {
+      for (const r of await lone(bouncer.url, 2)) {
         assert.equal(r.code, 0, r.stderr);
-        assert.deepEqual(
-          { made: r.made, recorded: r.recorded, locks: r.locks },
-          { made: true, recorded: true, locks: 0 },
-        );
-      }
-      // Both runs together, well under the one query_wait_timeout the probe would otherwise wait out.
-      assert.ok(seconds < 40, `took ${seconds} s`);
-    } finally {
-      await bouncer.stop();
-    }
-  });
-
-  it('transaction mode, a pool of one server session: the probe gets ours, refused (exit 2), nothing applied, no lock left', async () => {
-    const bouncer = await startBouncer('transaction', single);
-    try {
-      const url = `postgres://postgres@127.0.0.1:${bouncer.port}/${new URL(db.url).pathname.slice(1)}`;
-      for (const r of await lone(url, 4)) {
-        assert.equal(r.code, 2, r.stderr);
-        assert.match(r.stderr, /\[TRANSACTION_POOLER\]/);
-        assert.deepEqual(
-          { made: r.made, recorded: r.recorded, locks: r.locks },
-          { made: false, recorded: false, locks: 0 },
-        );
+        assert.deepEqual({ made: r.made, recorded: r.recorded, locks: r.locks }, { made: true, recorded: true, locks: 0 });
       }
     } finally {
       await bouncer.stop();
     }
   });
 
-  it('transaction mode: refused (exit 2, TRANSACTION_POOLER), never applied twice, no lock left behind', async () => {
-    const bouncer = await startBouncer('transaction');
+  it('session mode and direct: 4 runners at once, no refusal, each revision once', async () => {
+    const bouncer = await startBouncer(db, 'session');
     try {
-      const r = await rounds(`postgres://postgres@127.0.0.1:${bouncer.port}/${new URL(db.url).pathname.slice(1)}`, 10);
-      assert.equal(r.doubles, 0);
-      assert.equal(r.locksLeft, 0);
-      for (const [i, code] of r.codes.entries()) {
-        assert.ok(code === 0 || code === 2, r.outputs[i]);
-        if (code === 2) assert.match(r.outputs[i] as string, /\[TRANSACTION_POOLER\]/);
-      }
-      assert.ok(r.codes.includes(2), 'the pooler was never detected');
-    } finally {
-      await bouncer.stop();
-    }
-  });
-
-  it('session mode and direct: no refusal', async () => {
-    const bouncer = await startBouncer('session');
-    try {
-      const name = new URL(db.url).pathname.slice(1);
-      for (const url of [`postgres://postgres@127.0.0.1:${bouncer.port}/${name}`, db.url]) {
+      for (const url of [bouncer.url, db.url]) {
         const r = await rounds(url, 3);
         assert.deepEqual(r.codes, Array(12).fill(0), r.outputs.join('\n'));
         assert.equal(r.doubles, 0);

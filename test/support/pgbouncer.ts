@@ -34,7 +34,12 @@ export interface Bouncer {
  * Start one in `mode`, with `ignore_startup_parameters = extra_float_digits,options` (a common
  * setting: the `options` startup parameter is then dropped silently).
  */
-export async function startBouncer(server: string, mode: 'session' | 'transaction'): Promise<Bouncer> {
+export async function startBouncer(
+  server: string,
+  mode: 'session' | 'transaction',
+  /** More [pgbouncer] lines, or other values for those above (a smaller pool, round robin). */
+  settings: Record<string, string | number> = {},
+): Promise<Bouncer> {
   const target = new URL(server);
   const dir = mkdtempSync(join(tmpdir(), 'mig-bouncer-'));
   chmodSync(dir, 0o755);
@@ -51,10 +56,15 @@ listen_port = ${port}
 unix_socket_dir =
 auth_type = trust
 auth_file = ${join(dir, 'userlist.txt')}
-pool_mode = ${mode}
-max_client_conn = 100
-default_pool_size = 10
-ignore_startup_parameters = extra_float_digits,options
+${Object.entries({
+  pool_mode: mode,
+  max_client_conn: 200,
+  default_pool_size: 10,
+  ignore_startup_parameters: 'extra_float_digits,options',
+  ...settings,
+})
+  .map(([k, v]) => `${k} = ${v}`)
+  .join('\n')}
 `,
   );
   const child: ChildProcess = spawn(PGBOUNCER as string, ['-u', 'postgres', join(dir, 'pgbouncer.ini')], {
