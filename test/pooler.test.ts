@@ -114,7 +114,8 @@ describe('poolers', { skip: (!hasPostgresServer || !PGBOUNCER) && 'needs a Postg
     return row?.n ?? 0;
   }
 
-  const CIC = '-- migrate:no-transaction\nCREATE TABLE lone_cic (id int);\nCREATE INDEX CONCURRENTLY lone_cic_id ON lone_cic (id);\n';
+  const CIC =
+    '-- migrate:no-transaction\nCREATE TABLE lone_cic (id int);\nCREATE INDEX CONCURRENTLY lone_cic_id ON lone_cic (id);\n';
 
   /**
    * One runner at a time, `runs` times, alternating a transactional folder and a no-transaction
@@ -123,8 +124,14 @@ describe('poolers', { skip: (!hasPostgresServer || !PGBOUNCER) && 'needs a Postg
    */
   async function lone(url: string, runs: number) {
     const folders = [folder('tx', 'CREATE TABLE lone_tx (id int);'), folder('cic', CIC)];
-    const results: Array<{ cic: boolean; code: number; stderr: string; made: boolean; recorded: boolean; locks: number }> =
-      [];
+    const results: Array<{
+      cic: boolean;
+      code: number;
+      stderr: string;
+      made: boolean;
+      recorded: boolean;
+      locks: number;
+    }> = [];
     try {
       for (let i = 0; i < runs; i++) {
         await reset();
@@ -203,7 +210,10 @@ describe('poolers', { skip: (!hasPostgresServer || !PGBOUNCER) && 'needs a Postg
         const r = await runCli(['head', '--url', bouncer.url, '--dir', dir]);
         const rows = await recorded();
         const applied = added.filter((x) => rows.includes(x));
-        assert.ok(applied.length === 0 || applied.length === 2, `run ${run}: ${applied.length} of 2 applied\n${r.stderr}`);
+        assert.ok(
+          applied.length === 0 || applied.length === 2,
+          `run ${run}: ${applied.length} of 2 applied\n${r.stderr}`,
+        );
         assert.equal(r.code === 0, applied.length === 2, `run ${run}: exit ${r.code}\n${r.stderr}`);
         assert.equal(await advisoryLocks(), 0, `run ${run} left an advisory lock`);
       }
@@ -368,7 +378,10 @@ describe('poolers', { skip: (!hasPostgresServer || !PGBOUNCER) && 'needs a Postg
       assert.ok((await prewarm(bouncer.url, 4)) >= 4, 'the pool should hold 4 server sessions');
       for (const r of await lone(bouncer.url, 10)) {
         assert.equal(r.code, 0, r.stderr);
-        assert.deepEqual({ made: r.made, recorded: r.recorded, locks: r.locks }, { made: true, recorded: true, locks: 0 });
+        assert.deepEqual(
+          { made: r.made, recorded: r.recorded, locks: r.locks },
+          { made: true, recorded: true, locks: 0 },
+        );
       }
     } finally {
       await bouncer.stop();
@@ -380,7 +393,10 @@ describe('poolers', { skip: (!hasPostgresServer || !PGBOUNCER) && 'needs a Postg
     try {
       for (const r of await lone(bouncer.url, 2)) {
         assert.equal(r.code, 0, r.stderr);
-        assert.deepEqual({ made: r.made, recorded: r.recorded, locks: r.locks }, { made: true, recorded: true, locks: 0 });
+        assert.deepEqual(
+          { made: r.made, recorded: r.recorded, locks: r.locks },
+          { made: true, recorded: true, locks: 0 },
+        );
       }
     } finally {
       await bouncer.stop();
