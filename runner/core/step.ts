@@ -205,9 +205,8 @@ async function runStatements(step: StepRun, table: string, started: number): Pro
   let ran = 0;
   let error: unknown;
   try {
-    // The claim: in a transaction of its own that takes the step exclusion and checks the record,
-    // so of two runners only one ever starts the file (issue #25); the row reads `failed` until
-    // the file ends, so a runner that dies leaves what a person must look at, never `applied`.
+    // The claim, in a transaction that takes the step exclusion and checks the record: of two
+    // runners only one starts the file (#25). `failed` until the end: a runner that dies leaves it.
     await withRetries(step, () =>
       driver.transaction(
         [

@@ -9,7 +9,14 @@ import { codePointOffsetToIndex } from '../position.ts';
 import { type DialectSql, recordStatements } from '../record.ts';
 import { quoteIdent, sqlString } from '../quote.ts';
 import { parseTableName } from '../config.ts';
-import { type Limits, type Observation, StatementFailed } from '../driver.ts';
+import {
+  type Limits,
+  type Observation,
+  PlanChanged,
+  type RecordExpectation,
+  StatementFailed,
+  TransactionEnded,
+} from '../driver.ts';
 import { ROLE_COLUMNS } from '../hosts.ts';
 
 export const COLUMNS = `
@@ -271,7 +278,40 @@ export function isConnectionError(error: unknown): boolean {
  * command it ends with). The first failed statement throws {@link StatementFailed}; COMMIT
  * answered with ROLLBACK, or failing itself, means the transaction was still open and is gone.
  */
-export function throwUnlessEnded(
+/**
+ * What a step's pipelined round trip (see PostgresDriver.transaction) came to, thrown: nothing
+ * when every query succeeded and the transaction ended as asked. `pinned`: where the step check
+ * starts (the queries before it set the limits: `moved` reads their failure); `first`: where the
+ * caller's statements start.
+ */
+export function throwFromStep(
+  settled: ReadonlyArray<PromiseSettledResult<unknown>>,
+  at: {
+    pinned: number;
+    first: number;
+    expect: RecordExpectation | undefined;
+    end: 'COMMIT' | 'ROLLBACK';
+    moved: (reason: unknown) => unknown;
+  },
+): void {
+  const index = settled.findIndex((r) => r.status === 'rejected');
+  const reason = index >= 0 ? (settled[index] as PromiseRejectedResult).reason : undefined;
+  if (index >= 0 && index < at.pinned) throw at.moved(reason);
+  if (index >= 0 && index < at.first && at.expect) {
+    if (String((reason as Error)?.message).includes(PLAN_CHANGED)) throw new PlanChanged(at.expect);
+    // The step lock not granted in time (lock_timeout): rolled back, nothing ran; retried.
+    if (reason instanceof postgres.PostgresError && !isConnectionError(reason))
+      throw new StatementFailed(-1, true, reason);
+    throw reason;
+  }
+  const ended = settled.findIndex(
+    (r) => r.status === 'rejected' && String((r.reason as Error)?.message).includes(STEP_ENDED),
+  );
+  if (ended >= 0) throw new TransactionEnded(ended - at.first - 1, index < ended ? reason : undefined);
+  throwUnlessEnded(settled, at.first, at.end);
+}
+
+function throwUnlessEnded(
   settled: ReadonlyArray<PromiseSettledResult<unknown>>,
   first: number,
   end: 'COMMIT' | 'ROLLBACK',

@@ -1,14 +1,13 @@
 /**
  * PostgreSQL through postgres.js: I/O only. Its SQL is in postgres-sql.ts, the record table's
- * place and state in postgres-record.ts, its clients from connect.ts and postgres-client.ts.
- *
- * One connection per runner (`max: 1`): it holds the session advisory lock and runs every
- * migration, so the lock and the work can never be on two different sessions. A file is sent as
- * it is, in one simple-protocol query, so the server's error `position` indexes the file's text.
+ * place and state in postgres-record.ts, the session lock in postgres-lock.ts, its clients from
+ * connect.ts and postgres-client.ts. One connection per runner (`max: 1`) runs every migration
+ * (and, direct, holds the session lock). A file is sent as it is, in one simple-protocol query,
+ * so the server's error `position` indexes the file's text.
  */
 import { randomBytes } from 'node:crypto';
-import { describeHolder, type LockHolder, type LockWaitEvent, lockWaiter } from '../lock-wait.ts';
-import { setTimeout as sleep } from 'node:timers/promises';
+import type { LockWaitEvent } from '../lock-wait.ts';
+import { lockHolder, poolMode, pollSessionLock, watchClient } from './postgres-lock.ts';
 import postgres from 'postgres';
 import { type ConnectOptions, connect, serverOf } from '../connect.ts';
 import {
@@ -16,10 +15,7 @@ import {
   type Driver,
   type Limits,
   type Observation,
-  PlanChanged,
   type RecordExpectation,
-  StatementFailed,
-  TransactionEnded,
   TransactionLeftOpen,
   type SchemaSource,
 } from '../driver.ts';
@@ -32,16 +28,14 @@ import {
   movedSession,
   narrow,
   type PostgresOptions,
-  transactionMode,
   readsOtherwise,
-  toLockHolder,
   transactionPooler,
   unreachable,
   Watcher,
 } from './postgres-client.ts';
-import { catalog, isConnectionError, PLAN_CHANGED, postgresSql, STEP_ENDED, throwUnlessEnded } from './postgres-sql.ts';
+import { catalog, isConnectionError, postgresSql, throwFromStep } from './postgres-sql.ts';
 import { quoteIdent } from '../quote.ts';
-import { RecordTable } from './postgres-record.ts';
+import { type ReadAhead, RecordTable } from './postgres-record.ts';
 
 type Sql = postgres.Sql;
 
@@ -58,13 +52,11 @@ export class PostgresDriver implements Driver {
   readonly #writes: boolean;
   /** The host of the URL the session reached (hosts.ts), alone; undefined until ping chose it. */
   #chosen: PostgresServer | undefined;
-  /** What that server is, as its first query said. */
-  #role: ServerRole | undefined;
+  #role: ServerRole | undefined; // what that server is, as its first query said
   /** Where the record table lives, and its state and rows as read under the current lock. */
   readonly #record: RecordTable;
   #sql: Sql | undefined;
-  /** Inside withLock, after the lock was taken. */
-  #locked = false;
+  #locked = false; // inside withLock, after the lock was taken
   /** The connection that held the lock closed: the lock is gone with it. */
   #lost = false;
   /** SQLSTATEs of the notices (warnings) received since last cleared. */
@@ -75,13 +67,9 @@ export class PostgresDriver implements Driver {
   #execSince = false;
   /** The server process of the runner's session (from ping), for the observer to look at. */
   #pid: number | undefined;
-  /**
-   * A pooler stands between us and the server (the session's announced process is not the one
-   * that answers, or a statement reached another server session): no session lock, no session
-   * setting; each step takes its exclusion in its own transaction (issue #25).
-   */
+  /** Behind a pooler (ping's startup key, or another server session answered): no session lock or setting (#25). */
   #pooled = false;
-  /** Behind a pooler, what its probe made of it (advice: a note, and whether no-transaction files may run). */
+  /** What the pooler probe made of it: advice (a note; whether no-transaction files may run). */
   #poolMode: 'transaction' | 'session' | undefined;
   /** A second connection, opened only once a step has waited or run a while. */
   readonly #watcher = new Watcher(() => connect(this.#target(), { name: 'sql-migrate (observer)', connectTimeout: 5 }));
@@ -156,11 +144,7 @@ export class PostgresDriver implements Driver {
     return unreachable(error, this.#display, this.#secrets, this.#reached);
   }
 
-  /**
-   * The first query of a session also chooses the URL's host (hosts.ts) and says what the
-   * server is; a command that writes stops here on a standby or a read-only session, before
-   * the lock. Later pings reuse the session.
-   */
+  /** The first query also chooses the URL's host (hosts.ts) and says what the server is: a writer stops on a standby. */
   async ping(): Promise<void> {
     const query = catalog.ping(this.#record.schema, this.#record.name);
     let rows: postgres.RowList<postgres.Row[]>;
@@ -198,10 +182,8 @@ export class PostgresDriver implements Driver {
   }
 
   /**
-   * A session-level advisory lock on the connection that runs the migrations, polled with
-   * `pg_try_advisory_lock` so a waiter holds no transaction and no snapshot between polls (a
-   * blocking `pg_advisory_lock` would hold one, and stall the holder's CREATE INDEX
-   * CONCURRENTLY). The server releases it when the session ends, kill -9 included.
+   * A session-level advisory lock on the connection that runs the migrations (postgres-lock.ts),
+   * released by the server when the session ends, kill -9 included. Behind a pooler, none.
    */
   async withLock<T>(
     fn: () => Promise<T>,
@@ -211,34 +193,28 @@ export class PostgresDriver implements Driver {
     if (this.#pooled) return this.#unlocked(fn);
     const key = await this.#record.lockKey();
     // Sent together with the first try: one round trip for the setting, the lock and the record.
-    const watching = this.#watchClient();
-    const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
-    const waiter = lockWaiter(this.#display, timeoutMs, () => this.#lockHolder(key), onWait);
-    for (let first = true; ; first = false) {
-      const trying = this.#do((sql) => sql.unsafe(catalog.tryLock(key, this.#pid)));
-      const ahead = first ? this.#record.readAhead() : undefined;
-      // Both awaited at once: whichever fails, the other's failure is not left unhandled.
-      const [, [row]] = await Promise.all([first ? watching : undefined, trying]);
-      // Another server session answered: a pooler the startup key did not show. Nothing was
-      // locked (tryLock locks only on ping's session); go on as behind any pooler.
-      if (this.#pid !== undefined && row?.pid !== this.#pid) {
-        this.#pooled = true;
-        await ahead?.rows;
-        return this.#unlocked(fn);
-      }
-      if (row?.ok === true) {
-        this.#record.locked(ahead);
-        break;
-      }
-      if (Date.now() >= deadline) {
-        throw new MigrateError(
-          'LOCK_TIMEOUT',
-          `${describeHolder(await waiter.last())} holds the migration lock for ${this.#record.label} on ${this.#display} (waited ${Math.round((timeoutMs ?? 0) / 1000)} s; see --lock-timeout). Wait for it to finish, or end that session if it is stuck, then run again.`,
-        );
-      }
-      await waiter.tick();
-      await sleep(50 + Math.random() * 50);
+    const watching = watchClient((f) => this.#do(f));
+    let ahead: ReadAhead | undefined;
+    const taken = await pollSessionLock({
+      label: this.#record.label,
+      display: this.#display,
+      timeoutMs,
+      onWait,
+      pid: this.#pid,
+      holder: () => lockHolder((f) => this.#do(f), key),
+      attempt: async (first) => {
+        const trying = this.#do((sql) => sql.unsafe(catalog.tryLock(key, this.#pid)));
+        ahead = first ? this.#record.readAhead() : undefined;
+        // Both awaited at once: whichever fails, the other's failure is not left unhandled.
+        const [, [row]] = await Promise.all([first ? watching : undefined, trying]);
+        return row;
+      },
+    });
+    if (!taken) {
+      this.#pooled = true;
+      return this.#unlocked(fn);
     }
+    this.#record.locked(ahead);
     this.#locked = true;
     this.#lost = false;
     try {
@@ -253,20 +229,9 @@ export class PostgresDriver implements Driver {
     }
   }
 
-  /** The session that holds the migration lock's advisory lock in this database, from pg_locks. */
-  async #lockHolder(key: string): Promise<LockHolder | undefined> {
-    return toLockHolder((await this.#do((sql) => sql.unsafe(catalog.lockHolder(key))))[0]);
-  }
-
-  /**
-   * Behind a pooler the run holds no lock: each step's own transaction takes its exclusion and
-   * checks the record (transaction's `expect`), so nothing depends on which server session the
-   * pooler hands out. The probe says only what kind of pool it is (advice, see transactionMode).
-   */
+  /** Behind a pooler the run holds no lock (issue #25); the probe tells only what kind of pool (advice). */
   async #unlocked<T>(fn: () => Promise<T>): Promise<T> {
-    const probe = connect(this.#target(), { name: 'sql-migrate (pooler probe)', deadline: this.#deadline });
-    const ours = async (query: string) => (await this.#do((sql) => sql.unsafe(query)))[0];
-    this.#poolMode = (await transactionMode(probe, ours, this.#pid)) ? 'transaction' : 'session';
+    this.#poolMode = await poolMode(this.#target(), this.#deadline, (f) => this.#do(f), this.#pid);
     return fn();
   }
 
@@ -277,17 +242,6 @@ export class PostgresDriver implements Driver {
   /** The limits refused `moved`: the statement reached another server session than the lock's. */
   #moved(error: unknown): unknown {
     return movedSession(error) ? transactionPooler(this.#display) : error;
-  }
-
-  /**
-   * Ask the backend to abort a statement whose client is gone (kill -9, OOM), so it neither holds
-   * the lock nor commits a no-transaction file unrecorded (client_connection_check_interval,
-   * PostgreSQL 14+); servers without it, or refusing it (PGlite), carry on without.
-   */
-  async #watchClient(): Promise<void> {
-    await this.#do((sql) => sql.unsafe(catalog.watchClient)).catch((error: unknown) => {
-      if (!(error instanceof postgres.PostgresError)) throw error;
-    });
   }
 
   async recordTable(): Promise<string> {
@@ -303,8 +257,8 @@ export class PostgresDriver implements Driver {
     return this.#record.missingRight();
   }
 
+  /** to_regclass resolves through search_path exactly as an unqualified query would. */
   async tableExists(name: string): Promise<boolean> {
-    // to_regclass resolves through search_path exactly as an unqualified query would.
     const [row] = await this.#do((sql) => sql`SELECT to_regclass(${quoteIdent(name)}) IS NOT NULL AS found`);
     return row?.found === true;
   }
@@ -324,8 +278,7 @@ export class PostgresDriver implements Driver {
     try {
       return await this.#transaction(statements, options);
     } catch (error) {
-      // A statement reached another server session than ping's: a pooler after all. The limits
-      // refused it before anything of the step ran; run it as behind any pooler (issue #25).
+      // Another server session than ping's answered (a pooler after all) before the step ran.
       if (!(error instanceof MigrateError && error.code === 'TRANSACTION_POOLER') || this.#pooled) throw error;
       this.#pooled = true;
       return this.#transaction(statements, options);
@@ -350,16 +303,14 @@ export class PostgresDriver implements Driver {
           throw new TransactionLeftOpen();
         }
       }
-      // Otherwise one round trip: BEGIN, each statement (a file is one simple-protocol Query,
-      // exactly as written, so `position` indexes it) and COMMIT leave together, pipelined on the
-      // one connection. After a failure the server refuses the rest (25P02) and answers COMMIT
-      // with ROLLBACK. postgres.js sends a query when it is first awaited, so nothing may touch
-      // these before allSettled awaits them in this order.
-      // The attempt's limits and how SQL text is read travel in the same round trip, LOCAL to
-      // this transaction, with a token that each statement after the first checks in its own
-      // query: one the file's own COMMIT left in autocommit is not run (#24).
+      // Otherwise one round trip, pipelined: BEGIN; the attempt's limits and how SQL text is read
+      // (LOCAL), with a token each later statement checks, so one the file's own COMMIT left in
+      // autocommit is not run (#24); the step lock and record check (#25); each statement (a file
+      // is one simple-protocol Query, exactly as written, so `position` indexes it); COMMIT. After
+      // a failure the server refuses the rest (25P02) and answers COMMIT with ROLLBACK. postgres.js
+      // sends a query when first awaited: nothing may touch these before allSettled does.
       const token = randomBytes(8).toString('hex');
-      // Behind a pooler each transaction may get another server session: no pin to ping's.
+      // Pinned to ping's server session, unless behind a pooler (each transaction may get another).
       const pid = options.limits && !this.#pooled ? this.#pid : undefined;
       const pin = sql.unsafe(catalog.limits(options.limits, true, pid, token));
       const queries = [
@@ -373,30 +324,17 @@ export class PostgresDriver implements Driver {
       ];
       const settled = await Promise.allSettled(queries);
       const pinned = check ? 1 : 2; // where the step check, then the caller's statements, start
-      const first = pinned + (expect === undefined ? 0 : 1);
-      const index = settled.findIndex((r) => r.status === 'rejected');
-      if (index >= 0 && index < pinned) throw this.#moved((settled[index] as PromiseRejectedResult).reason);
-      if (index >= 0 && index < first && options.expect) {
-        const reason = (settled[index] as PromiseRejectedResult).reason;
-        if (String((reason as Error)?.message).includes(PLAN_CHANGED)) throw new PlanChanged(options.expect);
-        // The step lock not granted in time (lock_timeout): rolled back, nothing ran; retried.
-        if (reason instanceof postgres.PostgresError && !isConnectionError(reason)) {
-          throw new StatementFailed(-1, true, reason);
-        }
-        throw reason;
-      }
-      const ended = settled.findIndex(
-        (r) => r.status === 'rejected' && String((r.reason as Error)?.message).includes(STEP_ENDED),
-      );
-      if (ended >= 0) {
-        const failed = settled[index] as PromiseRejectedResult;
-        throw new TransactionEnded(ended - first - 1, index < ended ? failed.reason : undefined);
-      }
-      throwUnlessEnded(settled, first, options.rollback ? 'ROLLBACK' : 'COMMIT');
+      throwFromStep(settled, {
+        pinned,
+        first: pinned + (expect === undefined ? 0 : 1),
+        expect: options.expect,
+        end: options.rollback ? 'ROLLBACK' : 'COMMIT',
+        moved: (reason) => this.#moved(reason),
+      });
     });
   }
 
-  /** The step check's query (catalog.expect); behind a pooler it also asks the server to watch for a client gone. */
+  /** catalog.expect; behind a pooler also a watch for a client gone, for this transaction only. */
   async #expectQuery(expect: RecordExpectation): Promise<string> {
     const query = catalog.expect(await this.#record.qualified(), await this.#record.stepKey(), expect);
     return this.#pooled ? `${catalog.watchClientLocal}; ${query}` : query;
@@ -404,9 +342,8 @@ export class PostgresDriver implements Driver {
 
   async exec(text: string, limits?: Limits): Promise<void> {
     this.#execSince = true;
-    // No transaction to be LOCAL to: set for the statement (how SQL text is read too, which a
-    // statement before may have changed), the limits back to the defaults right after, all in
-    // one round trip. The reset runs whether or not the statement failed.
+    // No transaction to be LOCAL to: set for the statement (how SQL text is read too), back to the
+    // defaults right after, in one round trip; the reset runs whether or not the statement failed.
     await this.#do(async (sql) => {
       const limited = sql.unsafe(catalog.limits(limits, false, limits ? this.#pid : undefined));
       // Behind a pooler the statement goes only once its session has been checked: sent along,
@@ -423,8 +360,8 @@ export class PostgresDriver implements Driver {
     });
   }
 
+  /** Outside a transaction ROLLBACK only warns. A reset that failed in the aborted transaction runs again here. */
   async rollback(): Promise<void> {
-    // Outside a transaction ROLLBACK only warns. A reset that failed in the aborted transaction runs again here.
     await this.#do((sql) => sql.unsafe(`ROLLBACK; ${catalog.resetLimits}`));
   }
 
