@@ -11,8 +11,9 @@ export const SELF = /\.cjs$/.test(process.argv[1] ?? '') ? 'node dist/migrate.cj
 /** Each option's lines in a help text, first line `--name …`, continuation lines indented to column 23. */
 export const OPTION_HELP: Record<string, string> = {
   url: `--url URL            database URL (default: $MIGRATE_DATABASE_URL, then $DATABASE_URL,
-                       then .env, then ${DEFAULT_URL}); several hosts with ?target_session_attrs=read-write: the primary among them
-                       (libpq's rules). Commands that write refuse a hot standby (exit 3, STANDBY)`,
+                       then .env, then ${DEFAULT_URL}); several hosts with
+                       ?target_session_attrs=read-write: the primary among them (libpq's rules).
+                       Commands that write refuse a hot standby (exit 3, STANDBY)`,
   dir: `--dir DIR            migrations root holding postgres/ and sqlite/
                        (default: $MIGRATIONS_DIR or ${DEFAULT_DIR})`,
   table: `--table NAME         record table, schema.table allowed on PostgreSQL
