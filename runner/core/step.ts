@@ -205,8 +205,7 @@ async function runStatements(step: StepRun, table: string, started: number): Pro
   let ran = 0;
   let error: unknown;
   try {
-    // The claim, in a transaction that takes the step exclusion and checks the record: of two
-    // runners only one starts the file (#25). `failed` until the end: a runner that dies leaves it.
+    // The claim, under the step exclusion and record check: of two runners only one starts the file (#25).
     await withRetries(step, () =>
       driver.transaction(
         [
@@ -241,7 +240,9 @@ async function runStatements(step: StepRun, table: string, started: number): Pro
           : sql.progress(table, r.revision, ran, failedNote(direction, e.message)),
       );
     }
-    if (e instanceof MigrateError) throw lostDuring(e, work, recorded ? ran : undefined);
+    // A transaction pooler found part-way: the claim is written, so not TRANSACTION_POOLER (nothing changed).
+    const pooled = e instanceof MigrateError && e.code === 'TRANSACTION_POOLER' && recorded;
+    if (e instanceof MigrateError && !pooled) throw lostDuring(e, work, recorded ? ran : undefined);
     if (!recorded) throw e; // the runner's own write on the record table: the migrator reports it
     error = e instanceof StatementFailed ? e.cause : e;
   }
