@@ -14,7 +14,7 @@
  */
 
 import type { LockWaitEvent } from './lock-wait.ts';
-import type { Dialect } from './files.ts';
+import type { Dialect, Direction } from './dialect.ts';
 import type Database from 'better-sqlite3';
 import type { DialectSql, RecordRow, RecordTableState } from './record.ts';
 import type { ServerRole } from './hosts.ts';
@@ -67,7 +67,7 @@ export class TransactionEnded extends Error {
  * it holds whatever the session did before: behind a transaction-mode pooler too (issue #25).
  */
 export interface RecordExpectation {
-  direction: 'up' | 'down';
+  direction: Direction;
   revision: string;
 }
 

@@ -122,7 +122,7 @@ export const catalog = {
    * the record still says what the plan assumed. Fails with PLAN_CHANGED, before the file runs,
    * when it does not.
    */
-  expect(table: string, key: string, e: { direction: 'up' | 'down'; revision: string }): string {
+  expect(table: string, key: string, e: RecordExpectation): string {
     const revision = sqlString(e.revision);
     const holds =
       e.direction === 'up'
