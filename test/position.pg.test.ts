@@ -38,7 +38,8 @@ async function failureOf(step: StepWork, setup?: string): Promise<StepFailure> {
   });
   try {
     await driver.ensureRecordTable();
-    if (setup) await runStep(driver, work(setup));
+    // The setup is the revision before: the step's own revision is still pending when it runs.
+    if (setup) await runStep(driver, { ...work(setup), record: { ...record, revision: '20250228_090000' } });
     try {
       await runStep(driver, step);
     } catch (error) {
