@@ -1,8 +1,7 @@
 /**
  * The step protocol, once for both dialects: how one migration file and its record change reach
- * the database through a driver's I/O, how a failure is pinned to a statement, and what the
- * record says when a file that runs outside a transaction stops part-way.
- */
+ * the database through a driver's I/O, how a failure is pinned to a statement, and what the record
+ * says when a file that runs outside a transaction stops part-way. */
 import { hostname } from 'node:os';
 import { type Driver, StatementFailed, TransactionEnded } from './driver.ts';
 import type { Dialect, Direction } from './files.ts';
