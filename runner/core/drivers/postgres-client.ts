@@ -69,7 +69,15 @@ export async function connectChosen(
   const role = await chooseHost(endpoints, sessionAttrs(server.targetSessionAttrs), o.display, {
     open: async (index) => {
       chosen = narrow(server, index);
-      const client = connect(chosen, o.options);
+      // A host dropped below closes later, maybe once the run holds its lock: only the client
+      // kept may tell the caller its session closed.
+      const onclose = o.options.onclose;
+      const client: Sql = connect(chosen, {
+        ...o.options,
+        onclose: () => {
+          if (sql === client) onclose?.();
+        },
+      });
       sql = client;
       try {
         rows = await client.unsafe(o.query);
