@@ -39,9 +39,9 @@ const USER = `n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspnam
  * table again.
  */
 const SHADOWS = (catalog: string, name: string, namespace: string) =>
-  `(SELECT count(*) FROM (SELECT x.${name} FROM pg_catalog.${catalog} x WHERE x.oid >= 16384 GROUP BY x.${name}
-     HAVING count(DISTINCT x.${namespace}) > 1 OR bool_or(EXISTS (SELECT 1 FROM pg_catalog.${catalog} y
-       WHERE y.${name} = x.${name} AND y.oid < 16384))) d)::text`;
+  `(SELECT count(*) FROM (SELECT x.${name} FROM pg_catalog.${catalog} x
+     WHERE x.${name} IN (SELECT y.${name} FROM pg_catalog.${catalog} y WHERE y.oid >= 16384)
+     GROUP BY x.${name} HAVING count(DISTINCT x.${namespace}) > 1) d)::text`;
 /** Objects made after initdb: their oids start at FirstNormalObjectId. */
 const MADE = (oid: string) => `${oid} >= 16384`;
 
