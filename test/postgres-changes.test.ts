@@ -76,7 +76,11 @@ describe('PostgreSQL readings that read again only the changed tables', () => {
       const record = { schema: 'public', table: 'schema_migrations' };
       const cache = newRowsCache();
       const same = async (after: string) =>
-        assert.deepEqual(await introspectPostgres(query, record, cache), await introspectPostgres(query, record), after);
+        assert.deepEqual(
+          await introspectPostgres(query, record, cache),
+          await introspectPostgres(query, record),
+          after,
+        );
       for (const step of ['SELECT 1', ...STEPS]) {
         await sql.unsafe(step).simple();
         await same(`after: ${step}`);
