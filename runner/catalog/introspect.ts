@@ -5,6 +5,7 @@
  */
 import type { Driver } from '../core/driver.ts';
 import type { Schema } from './schema.ts';
+import type { RowsCache } from './postgres-changes.ts';
 
 /** The database's schema in the shape both dialects share (catalog/schema.ts), without the record table. */
 /**
@@ -18,16 +19,35 @@ export interface Scope {
   sameOthers?: boolean;
 }
 
-/** The driver's schema; with a scope, only the tables it names are read again (check's round trips). */
+/**
+ * The driver's schema. Both dialects read again only what their catalog says changed since this
+ * connection's last reading, so `_scope` (what the step's text can reach) is not relied on.
+ */
 export async function introspect(driver: Driver, _scope?: Scope): Promise<Schema> {
   const source = await driver.schemaSource();
   if ('db' in source) {
-    // SQLite keeps each table's last reading while its CREATE text stands: no scope needed.
+    // SQLite bumps schema_version on every schema change: the same number outside a transaction
+    // (a rollback brings it back), the same schema, as for a data fix or a no-op down. Otherwise
+    // each table's last reading is kept while its CREATE text stands (sqlite-schema.ts).
+    const { db, table } = source;
+    const version = db.inTransaction ? undefined : Number(db.pragma('schema_version', { simple: true }));
+    const last = sqliteReadings.get(db);
+    if (version !== undefined && last?.version === version && last.table === table) return last.schema;
     const { introspectSqlite } = await import('./sqlite-schema.ts');
-    return introspectSqlite(source.db, source.table);
+    const schema = introspectSqlite(db, table);
+    if (version !== undefined) sqliteReadings.set(db, { version, table, schema });
+    return schema;
   }
-  // PostgreSQL is read whole: the scoped reading did not survive main's new catalog reader
-  // (postgres-read.ts) and is to be redone there.
+  // PostgreSQL reads again only the tables whose catalog rows changed since this driver's last reading.
   const { introspectPostgres } = await import('./postgres-schema.ts');
-  return introspectPostgres(source.query, source);
+  const { newRowsCache } = await import('./postgres-changes.ts');
+  let cache = caches.get(driver);
+  if (!cache) caches.set(driver, (cache = newRowsCache()));
+  return introspectPostgres(source.query, source, cache);
 }
+
+/** Per driver, what its last reading found (postgres-changes.ts): check reads its scratch database after every step. */
+const caches = new WeakMap<Driver, RowsCache>();
+
+/** Per SQLite connection, the last schema read and the schema_version it was read at. */
+const sqliteReadings = new WeakMap<object, { version: number; table: string; schema: Schema }>();

@@ -42,8 +42,15 @@ const USER_SCHEMA = (n: string, only?: string) =>
   only === undefined
     ? `${n}.nspname NOT IN ('pg_catalog', 'information_schema') AND ${n}.nspname !~ '^pg_(toast|temp_|toast_temp_)'`
     : `${n}.nspname = '${only}'`;
+/**
+ * Whether `from` finds no row, asked per row through the catalogs' indexes: the planner turns a
+ * `[NOT] EXISTS` in a select list into a hash over the whole catalog (all of pg_depend,
+ * pg_constraint), which costs as much for a reading of one table (postgres-changes.ts) as for all.
+ */
+const NONE = (from: string) => `(SELECT count(*) FROM ${from}) = 0`;
+/** Not an extension's member; the rows looked at are found from the extension's side (an index), not by scanning pg_depend. */
 const NOT_EXTENSION = (catalog: string, oid: string) =>
-  `NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend dep WHERE dep.classid = '${catalog}'::regclass AND dep.objid = ${oid} AND dep.deptype = 'e')`;
+  `NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend dep WHERE dep.refclassid = 'pg_catalog.pg_extension'::regclass AND dep.classid = '${catalog}'::regclass AND dep.objid = ${oid} AND dep.deptype = 'e')`;
 /** `name` in the current schema, `schema.name` elsewhere; both quoted as needed. */
 const QNAME = (n: string, name: string) =>
   `CASE WHEN ${n}.nspname = current_schema() THEN quote_ident(${name}) ELSE quote_ident(${n}.nspname) || '.' || quote_ident(${name}) END`;
@@ -53,22 +60,29 @@ const IS_RECORD = `(n.nspname = $1 AND c.relname = $2)`;
  * Every relation a model lists. `in_catalog`: one the `Catalog` lists (no partition, composite
  * type or foreign table); `is_table`: a table whose columns and constraints both models read.
  */
-const RELATIONS = (only?: string) => `
+const RELATIONS = (only?: string, scoped?: boolean) => `
   SELECT c.oid, c.relname, c.relkind, c.relpersistence, c.relrowsecurity, n.nspname, ${QNAME('n', 'c.relname')} AS qname,
     (c.relkind IN ('r', 'p', 'v', 'm', 'S') AND NOT c.relispartition AND NOT ${IS_RECORD}) AS in_catalog,
     (c.relkind IN ('r', 'p') AND NOT c.relispartition AND NOT ${IS_RECORD}) AS is_table
   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
   WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'c', 'f') AND ${USER_SCHEMA('n', only)}
-    AND ${NOT_EXTENSION('pg_catalog.pg_class', 'c.oid')}`;
+    AND ${NOT_EXTENSION('pg_catalog.pg_class', 'c.oid')}${scoped ? ` AND ${IN_SCOPE('c')}` : ''}`;
 
-/** The catalog queries; with `only`, restricted to that schema, whose extensions and schemas are none. */
-const queries = (only?: string) => ({
+/** With a scope (`$3`, table oids): those tables, and every relation that is not a table. */
+const IN_SCOPE = (c: string) => `(${c}.relkind NOT IN ('r', 'p') OR ${c}.oid = ANY ($3::text::oid[]))`;
+
+/**
+ * The catalog queries; with `only`, restricted to that schema, whose extensions and schemas are
+ * none; `scoped`: the relations' rows only for the tables in `$3` (and every other relation).
+ * Each relation's rows carry its oid (`rel_oid`).
+ */
+const queries = (only?: string, scoped?: boolean) => ({
   extensions: `SELECT e.extname AS name, e.extversion AS version, n.nspname AS schema
     FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
     WHERE e.extname <> 'plpgsql' AND ${only === undefined}`,
   // own: not an extension's; record_only: the record table's schema, holding nothing else.
   schemas: `SELECT n.nspname, quote_ident(n.nspname) AS name, ${NOT_EXTENSION('pg_catalog.pg_namespace', 'n.oid')} AS own,
-      (n.nspname = $1 AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.relnamespace = n.oid AND c.relname <> $2 AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'c', 'f'))) AS record_only
+      (n.nspname = $1 AND ${NONE(`pg_catalog.pg_class c WHERE c.relnamespace = n.oid AND c.relname <> $2 AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'c', 'f')`)}) AS record_only
     FROM pg_catalog.pg_namespace n
     WHERE ${only === undefined} AND ${USER_SCHEMA('n')} AND n.nspname <> 'public'`,
   types: `SELECT t.oid::text AS oid, n.nspname, t.typname, ${QNAME('n', 't.typname')} AS name, t.typtype::text AS kind,
@@ -82,8 +96,8 @@ const queries = (only?: string) => ({
     WHERE (t.typtype IN ('e', 'd', 'r') OR (t.typtype = 'c' AND (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = t.typrelid) = 'c'))
       AND ${USER_SCHEMA('n', only)} AND ${NOT_EXTENSION('pg_catalog.pg_type', 't.oid')}
     ORDER BY n.nspname, t.typname`,
-  relations: `WITH rel AS (${RELATIONS(only)})
-    SELECT r.nspname, r.relname, r.qname, r.relkind, r.relpersistence, r.relrowsecurity, r.in_catalog,
+  relations: `WITH rel AS (${RELATIONS(only, scoped)})
+    SELECT r.oid::text AS rel_oid, r.nspname, r.relname, r.qname, r.relkind, r.relpersistence, r.relrowsecurity, r.in_catalog,
       CASE WHEN r.relkind IN ('v', 'm') THEN pg_get_viewdef(r.oid, true) END AS viewdef,
       s.seqtypid::regtype::text AS seqtype, s.seqstart::text AS seqstart, s.seqincrement::text AS seqinc,
       s.seqmin::text AS seqmin, s.seqmax::text AS seqmax, s.seqcache::text AS seqcache, s.seqcycle AS seqcycle,
@@ -92,10 +106,10 @@ const queries = (only?: string) => ({
          JOIN pg_catalog.pg_namespace on2 ON on2.oid = oc.relnamespace
          JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
          WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = r.oid AND d.deptype = 'a' AND d.refobjsubid > 0) AS owned_by,
-      EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = r.oid AND d.deptype = 'i') AS identity_seq
+      NOT ${NONE(`pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = r.oid AND d.deptype = 'i'`)} AS identity_seq
     FROM rel r LEFT JOIN pg_catalog.pg_sequence s ON s.seqrelid = r.oid`,
-  columns: `WITH rel AS (${RELATIONS(only)})
-    SELECT r.nspname, r.relname, r.qname AS tbl, a.attname, quote_ident(a.attname) AS name,
+  columns: `WITH rel AS (${RELATIONS(only, scoped)})
+    SELECT r.oid::text AS rel_oid, r.nspname, r.relname, r.qname AS tbl, a.attname, quote_ident(a.attname) AS name,
       format_type(a.atttypid, a.atttypmod) AS type,
       bt.oid::text AS base_oid, bt.typname AS base, bt.typtype AS base_kind, bt.typcategory AS category,
       CASE WHEN ty.typtype = 'd' THEN ty.typtypmod ELSE a.atttypmod END AS typmod,
@@ -111,8 +125,8 @@ const queries = (only?: string) => ({
     ORDER BY r.nspname, r.relname, a.attnum`,
   // 18 also lists each NOT NULL as a constraint (`t_a_not_null`); every version says it as the
   // column's nullability, read alone, so the embedded PostgreSQL (18) reads as a 15 server.
-  constraints: `WITH rel AS (${RELATIONS(only)})
-    SELECT r.nspname, r.relname, r.qname AS tbl, quote_ident(c.conname) AS name, c.contype::text AS kind,
+  constraints: `WITH rel AS (${RELATIONS(only, scoped)})
+    SELECT r.oid::text AS rel_oid, r.nspname, r.relname, r.qname AS tbl, quote_ident(c.conname) AS name, c.contype::text AS kind,
       c.convalidated AS validated, pg_get_constraintdef(c.oid, true) AS def, c.confdeltype::text AS on_delete,
       (SELECT json_agg(a.attname ORDER BY k.ord) FROM unnest(c.conkey) WITH ORDINALITY k(num, ord)
          JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.num)::text AS cols,
@@ -125,11 +139,11 @@ const queries = (only?: string) => ({
     WHERE r.is_table AND c.contype <> 'n'
     ORDER BY r.nspname, r.relname, c.conname`,
   // cols: every column, as pg_get_indexdef prints it; key_cols: the key's, `(expr)` and ` DESC` marked.
-  indexes: `WITH rel AS (${RELATIONS(only)})
-    SELECT r.nspname, r.relname, r.qname AS tbl, r.is_table, ic.relname AS index_name, ${QNAME('n', 'ic.relname')} AS name,
+  indexes: `WITH rel AS (${RELATIONS(only, scoped)})
+    SELECT r.oid::text AS rel_oid, r.nspname, r.relname, r.qname AS tbl, r.is_table, ic.relname AS index_name, ${QNAME('n', 'ic.relname')} AS name,
       pg_get_indexdef(i.indexrelid) AS def, i.indisunique AS is_unique, i.indisprimary AS is_primary,
       i.indisvalid AS valid, am.amname AS method,
-      EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conindid = i.indexrelid AND c.conrelid = i.indrelid AND c.contype IN ('p', 'u', 'x')) AS backs_constraint,
+      NOT ${NONE(`pg_catalog.pg_constraint c WHERE c.conrelid = i.indrelid AND c.conindid = i.indexrelid AND c.contype IN ('p', 'u', 'x')`)} AS backs_constraint,
       (SELECT string_agg(pg_get_indexdef(i.indexrelid, k, true), ', ' ORDER BY k) FROM generate_series(1, i.indnatts) k) AS cols,
       (SELECT json_agg(
                 CASE WHEN i.indkey[k - 1] = 0 THEN '(' || pg_get_indexdef(i.indexrelid, k, true) || ')'
@@ -153,40 +167,45 @@ const queries = (only?: string) => ({
     FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
     WHERE ${USER_SCHEMA('n', only)} AND ${NOT_EXTENSION('pg_catalog.pg_proc', 'p.oid')}`,
   // Every trigger outside the record table; in_catalog: on a relation the `Catalog` lists.
-  triggers: `WITH rel AS (${RELATIONS(only)})
-    SELECT n.nspname, c.relname, ${QNAME('n', 'c.relname')} AS tbl, tg.tgname, quote_ident(tg.tgname) AS name,
+  triggers: `WITH rel AS (${RELATIONS(only, scoped)})
+    SELECT c.oid::text AS rel_oid, n.nspname, c.relname, ${QNAME('n', 'c.relname')} AS tbl, tg.tgname, quote_ident(tg.tgname) AS name,
       pg_get_triggerdef(tg.oid, true) AS def, tg.tgenabled AS enabled,
       EXISTS (SELECT 1 FROM rel r WHERE r.oid = c.oid AND r.in_catalog) AS in_catalog
     FROM pg_catalog.pg_trigger tg JOIN pg_catalog.pg_class c ON c.oid = tg.tgrelid
     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-    WHERE NOT tg.tgisinternal AND ${USER_SCHEMA('n', only)} AND NOT ${IS_RECORD}`,
+    WHERE NOT tg.tgisinternal AND ${USER_SCHEMA('n', only)} AND NOT ${IS_RECORD}${scoped ? ` AND ${IN_SCOPE('c')}` : ''}`,
 });
 
 /**
  * The rows `query` sees, without the record table (`record`: its schema and name). Reads only.
- * With `only` (a plain schema name), that schema alone, and no extensions or schemas.
+ * With `only` (a plain schema name), that schema alone, and no extensions or schemas. With
+ * `tables` (oids), the rows of those tables alone, besides every relation that is not a table
+ * (postgres-changes.ts).
  */
 export async function readPostgresRows(
   query: Query,
   record: { schema: string; table: string },
   only?: string,
+  tables?: readonly string[],
 ): Promise<PostgresRows> {
   // Written into the queries' text: a plain name only (scratch.ts makes `sqlmigrate_scratch_<hex>`).
   if (only !== undefined && !/^[a-z_][a-z0-9_]*$/.test(only)) throw new Error(`not a scratch schema: ${only}`);
   const params = [record.schema, record.table];
-  const Q = queries(only);
+  // An array literal in text: the caller's connection needs no array type serializers.
+  const rel = tables === undefined ? params : [...params, `{${tables.join(',')}}`];
+  const Q = queries(only, tables !== undefined);
   const [[home], extensions, schemas, types, relations, columns, constraints, indexes, functions, triggers] =
     await Promise.all([
       query('SELECT current_schema() AS s'),
       query(Q.extensions),
       query(Q.schemas, params),
       query(Q.types),
-      query(Q.relations, params),
-      query(Q.columns, params),
-      query(Q.constraints, params),
-      query(Q.indexes, params),
+      query(Q.relations, rel),
+      query(Q.columns, rel),
+      query(Q.constraints, rel),
+      query(Q.indexes, rel),
       query(Q.functions),
-      query(Q.triggers, params),
+      query(Q.triggers, rel),
     ]);
   return {
     home: typeof home?.s === 'string' ? home.s : 'public',

@@ -12,6 +12,7 @@
  * @module
  */
 import { type PostgresRows, type Query, type Row, type Rows, readPostgresRows } from './postgres-read.ts';
+import { readChangedRows, type RowsCache } from './postgres-changes.ts';
 import type { Column, EnumType, Family, ForeignKey, Index, Schema, Table } from './schema.ts';
 
 /** pg_type names → family. Domains are read through to their base type first. */
@@ -57,9 +58,17 @@ interface Reading {
   tableOf(r: Row): Table;
 }
 
-/** The schema `query` sees, without the record table `record` (schema and name). Reads only. */
-export async function introspectPostgres(query: Query, record: { schema: string; table: string }): Promise<Schema> {
-  return schemaOf(await readPostgresRows(query, record));
+/**
+ * The schema `query` sees, without the record table `record` (schema and name). Reads only. With
+ * `cache`, only the tables whose catalog rows changed since its last reading are read again
+ * (postgres-changes.ts).
+ */
+export async function introspectPostgres(
+  query: Query,
+  record: { schema: string; table: string },
+  cache?: RowsCache,
+): Promise<Schema> {
+  return schemaOf(await (cache ? readChangedRows(query, record, cache) : readPostgresRows(query, record)));
 }
 
 /** The cross-dialect schema of the rows catalog/postgres-read.ts read. */
