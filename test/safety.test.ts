@@ -33,14 +33,14 @@ function restoreRevision(dir: string, stem: string, from: string): void {
  * Run a printed script by hand, as a DBA would. Asynchronously: the embedded PostgreSQL is
  * served from this very process, and a synchronous child would wait on a server it blocks.
  */
-function runByHand(db: TestDb, script: string): Promise<void> {
+function runByHand(db: TestDb, script: string, pgOptions = ''): Promise<void> {
   const [command, args, env] =
     db.dialect === 'sqlite'
       ? ['sqlite3', ['-bail', db.url.slice('sqlite:'.length)], process.env]
       : [
           'psql',
           ['-X', '-q', '-v', 'ON_ERROR_STOP=1', db.url],
-          { ...process.env, PGOPTIONS: '--client-min-messages=warning' },
+          { ...process.env, PGOPTIONS: `--client-min-messages=warning ${pgOptions}` },
         ];
   return new Promise((resolve, reject) => {
     const child = execFile(command as string, args as string[], { env }, (error, _stdout, stderr) =>
@@ -152,6 +152,27 @@ for (const dialect of TEST_DIALECTS) {
       } finally {
         await from.drop();
         await other.drop();
+      }
+    });
+
+    it('a printed script reads a backslash as the runner does, whatever the session says of standard_conforming_strings', async () => {
+      if (dialect !== 'postgres') return;
+      const db = await createTestDb(dialect);
+      try {
+        const dir = join(db.dir, 'sql');
+        mkdirSync(join(dir, 'postgres'), { recursive: true });
+        writeFileSync(
+          join(dir, 'postgres', '000001_paths.up.sql'),
+          "CREATE TABLE paths (v text);\nINSERT INTO paths VALUES ('C:\\bin\\new');\n",
+        );
+        writeFileSync(join(dir, 'postgres', '000001_paths.down.sql'), 'DROP TABLE paths;\n');
+        const printed = await cli(db, ['sql', 'head'], dir);
+        assert.equal(printed.code, 0, printed.stderr);
+        await runByHand(db, printed.stdout, '-c standard_conforming_strings=off -c escape_string_warning=off');
+        const [row] = await db.query('SELECT v FROM paths');
+        assert.equal(row?.v, 'C:\\bin\\new', 'the backslashes are kept, as the runner keeps them');
+      } finally {
+        await db.drop();
       }
     });
 

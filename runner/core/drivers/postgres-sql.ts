@@ -45,7 +45,9 @@ function errorOffset(error: unknown, text: string): number | undefined {
 
 export const postgresSql: DialectSql = {
   // psql would otherwise carry on after an error and record later steps.
-  header: '\\set ON_ERROR_STOP on\n',
+  // How the server reads the files' text, pinned as the runner pins it in every step (#24):
+  // psql's own lexer follows the server's setting, so both read a backslash as the runner does.
+  header: '\\set ON_ERROR_STOP on\nSET standard_conforming_strings = on;\nSET backslash_quote = on;\n',
   quoteTable(name) {
     const { schema, table } = parseTableName(name, true);
     return schema === undefined ? quoteIdent(table) : `${quoteIdent(schema)}.${quoteIdent(table)}`;
