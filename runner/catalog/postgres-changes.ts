@@ -184,7 +184,7 @@ export async function readChangedRows(
 ): Promise<PostgresRows> {
   const { tables, changed } = await changedTables(query, cache.state);
   for (const oid of tables) if (!cache.tables.has(oid)) changed.add(oid);
-  const fresh = await readPostgresRows(query, record, undefined, [...changed]);
+  const fresh = await readPostgresRows(query, record, [...changed]);
   const present = new Set(tables);
   const merged: PostgresRows = { ...fresh, relations: [], columns: [], constraints: [], indexes: [], triggers: [] };
   const read = new Map<string, Record<(typeof OWN)[number], Rows[number][]>>();

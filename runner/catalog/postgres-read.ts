@@ -37,11 +37,9 @@ export interface PostgresRows {
   triggers: Rows;
 }
 
-/** The schemas read: every one but the system's, or only `only` (a scratch schema). */
-const USER_SCHEMA = (n: string, only?: string) =>
-  only === undefined
-    ? `${n}.nspname NOT IN ('pg_catalog', 'information_schema') AND ${n}.nspname !~ '^pg_(toast|temp_|toast_temp_)'`
-    : `${n}.nspname = '${only}'`;
+/** The schemas read: every one but the system's. */
+const USER_SCHEMA = (n: string) =>
+  `${n}.nspname NOT IN ('pg_catalog', 'information_schema') AND ${n}.nspname !~ '^pg_(toast|temp_|toast_temp_)'`;
 /**
  * Whether `from` finds no row, asked per row through the catalogs' indexes: the planner turns a
  * `[NOT] EXISTS` in a select list into a hash over the whole catalog (all of pg_depend,
@@ -60,31 +58,31 @@ const IS_RECORD = `(n.nspname = $1 AND c.relname = $2)`;
  * Every relation a model lists. `in_catalog`: one the `Catalog` lists (no partition, composite
  * type or foreign table); `is_table`: a table whose columns and constraints both models read.
  */
-const RELATIONS = (only?: string, scoped?: boolean) => `
+const RELATIONS = (scoped?: boolean) => `
   SELECT c.oid, c.relname, c.relkind, c.relpersistence, c.relrowsecurity, n.nspname, ${QNAME('n', 'c.relname')} AS qname,
     (c.relkind IN ('r', 'p', 'v', 'm', 'S') AND NOT c.relispartition AND NOT ${IS_RECORD}) AS in_catalog,
     (c.relkind IN ('r', 'p') AND NOT c.relispartition AND NOT ${IS_RECORD}) AS is_table
   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-  WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'c', 'f') AND ${USER_SCHEMA('n', only)}
+  WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'c', 'f') AND ${USER_SCHEMA('n')}
     AND ${NOT_EXTENSION('pg_catalog.pg_class', 'c.oid')}${scoped ? ` AND ${IN_SCOPE('c')}` : ''}`;
 
 /** With a scope (`$3`, table oids): those tables, and every relation that is not a table. */
 const IN_SCOPE = (c: string) => `(${c}.relkind NOT IN ('r', 'p') OR ${c}.oid = ANY ($3::text::oid[]))`;
 
 /**
- * The catalog queries; with `only`, restricted to that schema, whose extensions and schemas are
- * none; `scoped`: the relations' rows only for the tables in `$3` (and every other relation).
+ * The catalog queries; `scoped`: the relations' rows only for the tables in `$3` (and every
+ * other relation).
  * Each relation's rows carry its oid (`rel_oid`).
  */
-const queries = (only?: string, scoped?: boolean) => ({
+const queries = (scoped?: boolean) => ({
   extensions: `SELECT e.extname AS name, e.extversion AS version, n.nspname AS schema
     FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
-    WHERE e.extname <> 'plpgsql' AND ${only === undefined}`,
+    WHERE e.extname <> 'plpgsql'`,
   // own: not an extension's; record_only: the record table's schema, holding nothing else.
   schemas: `SELECT n.nspname, quote_ident(n.nspname) AS name, ${NOT_EXTENSION('pg_catalog.pg_namespace', 'n.oid')} AS own,
       (n.nspname = $1 AND ${NONE(`pg_catalog.pg_class c WHERE c.relnamespace = n.oid AND c.relname <> $2 AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'c', 'f')`)}) AS record_only
     FROM pg_catalog.pg_namespace n
-    WHERE ${only === undefined} AND ${USER_SCHEMA('n')} AND n.nspname <> 'public'`,
+    WHERE ${USER_SCHEMA('n')} AND n.nspname <> 'public'`,
   types: `SELECT t.oid::text AS oid, n.nspname, t.typname, ${QNAME('n', 't.typname')} AS name, t.typtype::text AS kind,
       (SELECT json_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_catalog.pg_enum e WHERE e.enumtypid = t.oid)::text AS labels,
       format_type(t.typbasetype, t.typtypmod) AS base, t.typnotnull AS notnull, t.typdefault AS dflt,
@@ -94,9 +92,9 @@ const queries = (only?: string, scoped?: boolean) => ({
          FROM pg_catalog.pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped) AS fields
     FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
     WHERE (t.typtype IN ('e', 'd', 'r') OR (t.typtype = 'c' AND (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = t.typrelid) = 'c'))
-      AND ${USER_SCHEMA('n', only)} AND ${NOT_EXTENSION('pg_catalog.pg_type', 't.oid')}
+      AND ${USER_SCHEMA('n')} AND ${NOT_EXTENSION('pg_catalog.pg_type', 't.oid')}
     ORDER BY n.nspname, t.typname`,
-  relations: `WITH rel AS (${RELATIONS(only, scoped)})
+  relations: `WITH rel AS (${RELATIONS(scoped)})
     SELECT r.oid::text AS rel_oid, r.nspname, r.relname, r.qname, r.relkind, r.relpersistence, r.relrowsecurity, r.in_catalog,
       CASE WHEN r.relkind IN ('v', 'm') THEN pg_get_viewdef(r.oid, true) END AS viewdef,
       s.seqtypid::regtype::text AS seqtype, s.seqstart::text AS seqstart, s.seqincrement::text AS seqinc,
@@ -108,7 +106,7 @@ const queries = (only?: string, scoped?: boolean) => ({
          WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = r.oid AND d.deptype = 'a' AND d.refobjsubid > 0) AS owned_by,
       NOT ${NONE(`pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = r.oid AND d.deptype = 'i'`)} AS identity_seq
     FROM rel r LEFT JOIN pg_catalog.pg_sequence s ON s.seqrelid = r.oid`,
-  columns: `WITH rel AS (${RELATIONS(only, scoped)})
+  columns: `WITH rel AS (${RELATIONS(scoped)})
     SELECT r.oid::text AS rel_oid, r.nspname, r.relname, r.qname AS tbl, a.attname, quote_ident(a.attname) AS name,
       format_type(a.atttypid, a.atttypmod) AS type,
       bt.oid::text AS base_oid, bt.typname AS base, bt.typtype AS base_kind, bt.typcategory AS category,
@@ -125,7 +123,7 @@ const queries = (only?: string, scoped?: boolean) => ({
     ORDER BY r.nspname, r.relname, a.attnum`,
   // 18 also lists each NOT NULL as a constraint (`t_a_not_null`); every version says it as the
   // column's nullability, read alone, so the embedded PostgreSQL (18) reads as a 15 server.
-  constraints: `WITH rel AS (${RELATIONS(only, scoped)})
+  constraints: `WITH rel AS (${RELATIONS(scoped)})
     SELECT r.oid::text AS rel_oid, r.nspname, r.relname, r.qname AS tbl, quote_ident(c.conname) AS name, c.contype::text AS kind,
       c.convalidated AS validated, pg_get_constraintdef(c.oid, true) AS def, c.confdeltype::text AS on_delete,
       (SELECT json_agg(a.attname ORDER BY k.ord) FROM unnest(c.conkey) WITH ORDINALITY k(num, ord)
@@ -139,7 +137,7 @@ const queries = (only?: string, scoped?: boolean) => ({
     WHERE r.is_table AND c.contype <> 'n'
     ORDER BY r.nspname, r.relname, c.conname`,
   // cols: every column, as pg_get_indexdef prints it; key_cols: the key's, `(expr)` and ` DESC` marked.
-  indexes: `WITH rel AS (${RELATIONS(only, scoped)})
+  indexes: `WITH rel AS (${RELATIONS(scoped)})
     SELECT r.oid::text AS rel_oid, r.nspname, r.relname, r.qname AS tbl, r.is_table, ic.relname AS index_name, ${QNAME('n', 'ic.relname')} AS name,
       pg_get_indexdef(i.indexrelid) AS def, i.indisunique AS is_unique, i.indisprimary AS is_primary,
       i.indisvalid AS valid, am.amname AS method,
@@ -165,35 +163,31 @@ const queries = (only?: string, scoped?: boolean) => ({
       CASE WHEN p.prokind IN ('f', 'p') THEN pg_get_functiondef(p.oid) END AS def,
       md5(coalesce(p.prosrc, '') || pg_get_function_result(p.oid)) AS digest
     FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-    WHERE ${USER_SCHEMA('n', only)} AND ${NOT_EXTENSION('pg_catalog.pg_proc', 'p.oid')}`,
+    WHERE ${USER_SCHEMA('n')} AND ${NOT_EXTENSION('pg_catalog.pg_proc', 'p.oid')}`,
   // Every trigger outside the record table; in_catalog: on a relation the `Catalog` lists.
-  triggers: `WITH rel AS (${RELATIONS(only, scoped)})
+  triggers: `WITH rel AS (${RELATIONS(scoped)})
     SELECT c.oid::text AS rel_oid, n.nspname, c.relname, ${QNAME('n', 'c.relname')} AS tbl, tg.tgname, quote_ident(tg.tgname) AS name,
       pg_get_triggerdef(tg.oid, true) AS def, tg.tgenabled AS enabled,
       EXISTS (SELECT 1 FROM rel r WHERE r.oid = c.oid AND r.in_catalog) AS in_catalog
     FROM pg_catalog.pg_trigger tg JOIN pg_catalog.pg_class c ON c.oid = tg.tgrelid
     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-    WHERE NOT tg.tgisinternal AND ${USER_SCHEMA('n', only)} AND NOT ${IS_RECORD}${scoped ? ` AND ${IN_SCOPE('c')}` : ''}`,
+    WHERE NOT tg.tgisinternal AND ${USER_SCHEMA('n')} AND NOT ${IS_RECORD}${scoped ? ` AND ${IN_SCOPE('c')}` : ''}`,
 });
 
 /**
  * The rows `query` sees, without the record table (`record`: its schema and name). Reads only.
- * With `only` (a plain schema name), that schema alone, and no extensions or schemas. With
- * `tables` (oids), the rows of those tables alone, besides every relation that is not a table
+ * With `tables` (oids), the rows of those tables alone, besides every relation that is not a table
  * (postgres-changes.ts).
  */
 export async function readPostgresRows(
   query: Query,
   record: { schema: string; table: string },
-  only?: string,
   tables?: readonly string[],
 ): Promise<PostgresRows> {
-  // Written into the queries' text: a plain name only (scratch.ts makes `sqlmigrate_scratch_<hex>`).
-  if (only !== undefined && !/^[a-z_][a-z0-9_]*$/.test(only)) throw new Error(`not a scratch schema: ${only}`);
   const params = [record.schema, record.table];
   // An array literal in text: the caller's connection needs no array type serializers.
   const rel = tables === undefined ? params : [...params, `{${tables.join(',')}}`];
-  const Q = queries(only, tables !== undefined);
+  const Q = queries(tables !== undefined);
   const [[home], extensions, schemas, types, relations, columns, constraints, indexes, functions, triggers] =
     await Promise.all([
       query('SELECT current_schema() AS s'),

@@ -29,19 +29,9 @@ const CONSTRAINT_KINDS: Record<string, string> = {
   t: 'trigger',
 };
 
-/**
- * The catalog `query` sees, without the record table (`record`: its schema and name). Reads
- * only. With `scratch` (a scratch schema's name), that schema alone, read as if it were the
- * `public` of a fresh database: the printers that always qualify (pg_get_indexdef,
- * pg_get_functiondef) name it, and a scratch database's catalog says `public` there.
- */
-export async function readPostgresCatalog(
-  read: Query,
-  record: { schema: string; table: string },
-  scratch?: string,
-): Promise<Catalog> {
-  const query: Query = scratch === undefined ? read : async (text, p) => (await read(text, p)).map(asPublic(scratch));
-  const rows = await readPostgresRows(query, record, scratch);
+/** The catalog `query` sees, without the record table (`record`: its schema and name). Reads only. */
+export async function readPostgresCatalog(query: Query, record: { schema: string; table: string }): Promise<Catalog> {
+  const rows = await readPostgresRows(query, record);
   const { extensions, columns, constraints } = rows;
   const schemas = rows.schemas.filter((r) => r.own === true && r.record_only !== true);
   const types = rows.types.filter((r) => r.kind === 'e' || r.kind === 'd' || r.kind === 'c');
@@ -253,14 +243,6 @@ function tableObjects(
 }
 
 /** A row with the scratch schema's name, where a printer qualified with it, read as `public`. */
-function asPublic(scratch: string): (row: Row) => Row {
-  const qualified = new RegExp(`\\b${scratch}\\.`, 'g');
-  return (row) =>
-    Object.fromEntries(
-      Object.entries(row).map(([k, v]) => [k, typeof v === 'string' ? v.replace(qualified, 'public.') : v]),
-    );
-}
-
 function s(v: unknown): string {
   return v === null || v === undefined ? '' : String(v);
 }
