@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { fixture, maskDurations, onTerminal, ROOT, runCli, startCli } from './support/cli.ts';
 import { createTestDb, TEST_DIALECTS, withTestDb, type TestDb } from './support/db.ts';
 import { hasPostgresServer } from './support/postgres.ts';
+import { parseName } from '../runner/core/files.ts';
 
 const BASIC = fixture('basic');
 
@@ -344,20 +345,26 @@ describe('CLI without a database', () => {
       const r = await runCli(['head'], { cwd: db.dir });
       assert.equal(r.code, 0, r.stderr);
       assert.ok(existsSync(join(db.dir, 'bot.db')));
-      const check = await createTestDbAt(join(db.dir, 'bot.db'));
-      assert.ok(check.includes('vip_subscribers') && check.includes('schema_migrations'), check.join(','));
+      // At head of whatever the folder holds (the team adds a revision a week): every one recorded, in order.
+      const folder = readdirSync(join(db.dir, 'sql', 'sqlite'))
+        .filter((f) => f.endsWith('.up.sql'))
+        .map((f) => parseName(f)?.revision)
+        .sort();
+      assert.ok(folder.length > 0);
+      assert.deepEqual(await recordedAt(join(db.dir, 'bot.db')), folder);
     } finally {
       await db.drop();
     }
   });
 });
 
-async function createTestDbAt(path: string): Promise<string[]> {
+/** The revisions the record table of the SQLite file at `path` lists, in order of application. */
+async function recordedAt(path: string): Promise<string[]> {
   const { default: Database } = await import('better-sqlite3');
   const d = new Database(path, { readonly: true });
   try {
-    return (d.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).all() as Array<{ name: string }>).map(
-      (r) => r.name,
+    return (d.prepare('SELECT revision FROM schema_migrations ORDER BY seq').all() as Array<{ revision: string }>).map(
+      (r) => r.revision,
     );
   } finally {
     d.close();
