@@ -43,6 +43,11 @@ export function lockStopNote(driver: Driver, work: StepWork, ran: number, error:
   return ` (it waited for a lock past the lock timeout).${inside} ${ran} statement(s) before it took effect; none after it ran. Check the database, then run \`stamp\`.`;
 }
 
+/** The way a record change moves: an insert applies (up), a delete rolls back (down). */
+export function directionOf(r: { kind: 'insert' | 'delete' }): Direction {
+  return r.kind === 'insert' ? 'up' : 'down';
+}
+
 /**
  * The file ended the transaction the runner opened for it (a COMMIT or ROLLBACK its reader did
  * not see as one), so what followed ran in autocommit and the record change was not made. The
@@ -56,7 +61,7 @@ export async function recordEndedInside(
   ended: TransactionEnded,
 ): Promise<string> {
   const r = work.record;
-  const direction: Direction = r.kind === 'insert' ? 'up' : 'down';
+  const direction = directionOf(r);
   const failedToo =
     ended.statementError === undefined ? '' : ` It then failed: ${(ended.statementError as Error).message}.`;
   const message = `${work.file} ended the runner's transaction itself (a COMMIT or ROLLBACK inside it that the runner did not read as one): what it ran before that committed or rolled back there, and every statement after it ran on its own, in autocommit, and stays.${failedToo} The record says failed. Check the database, then run \`stamp\`.`;

@@ -1,13 +1,14 @@
 /**
  * The step protocol, once for both dialects: how one migration file and its record change reach
- * the database through a driver's I/O, how a failure is pinned to a statement, and what the record
- * says when a file that runs outside a transaction stops part-way. */
+ * the database through a driver's I/O, how a failure is pinned to a statement, and what the
+ * record says when a file that runs outside a transaction stops part-way.
+ */
 import { hostname } from 'node:os';
 import { type Driver, StatementFailed, TransactionEnded } from './driver.ts';
-import type { Dialect, Direction } from './files.ts';
+import type { Dialect } from './files.ts';
 import { MigrateError, MigrationFailed } from './errors.ts';
 import { failedNote, interrupted, type RecordRow } from './record.ts';
-import { lockStopNote, recordEndedInside, retryStatement } from './step-stops.ts';
+import { directionOf, lockStopNote, recordEndedInside, retryStatement } from './step-stops.ts';
 import type { Step } from './plan.ts';
 import {
   concurrentIndexName,
@@ -177,7 +178,7 @@ async function runTransaction(step: StepRun, table: string): Promise<void> {
       : driver.sql.remove(table, r.revision);
   try {
     const limits = step.policy.limits;
-    const expect = { direction: r.kind === 'insert' ? ('up' as const) : ('down' as const), revision: r.revision };
+    const expect = { direction: directionOf(r), revision: r.revision };
     await withRetries(step, () => driver.transaction(work.empty ? [record] : [work.sql, record], { limits, expect }));
   } catch (error) {
     if (error instanceof MigrateError) throw lostDuring(error, work);
@@ -197,7 +198,7 @@ async function runStatements(step: StepRun, table: string, started: number): Pro
   const { driver, work } = step;
   const { sql } = driver;
   const r = work.record;
-  const direction: Direction = r.kind === 'insert' ? 'up' : 'down';
+  const direction = directionOf(r);
   const note = interrupted(direction, owner());
   const count = work.statements.length;
   let recorded = false;
@@ -239,9 +240,7 @@ async function runStatements(step: StepRun, table: string, started: number): Pro
           : sql.progress(table, r.revision, ran, failedNote(direction, e.message)),
       );
     }
-    // A transaction pooler found part-way: the claim is written, so not TRANSACTION_POOLER (nothing changed).
-    const pooled = e instanceof MigrateError && e.code === 'TRANSACTION_POOLER' && recorded;
-    if (e instanceof MigrateError && !pooled) throw lostDuring(e, work, recorded ? ran : undefined);
+    if (e instanceof MigrateError) throw lostDuring(e, work, recorded ? ran : undefined);
     if (!recorded) throw e; // the runner's own write on the record table: the migrator reports it
     error = e instanceof StatementFailed ? e.cause : e;
   }

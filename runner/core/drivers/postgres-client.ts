@@ -230,15 +230,14 @@ async function within<T>(query: Promise<T>, ms: number): Promise<T | undefined> 
   }
 }
 
-/** A step's limits refused with `moved`: the statement reached another server session than the lock's. */
+/** A statement's limits refused with `moved`: it reached another server session than ping's. */
 export function movedSession(error: unknown): boolean {
   return error instanceof postgres.PostgresError && error.code === '22023' && /"moved"/.test(error.message);
 }
 
-export function transactionPooler(display: string): MigrateError {
-  return new MigrateError(
-    'TRANSACTION_POOLER',
-    `${display} is a pooler in transaction mode (PgBouncer's pool_mode = transaction, say): the migration lock cannot hold there, so two runners could apply one migration. Use a direct URL to the server, or a session-mode pool, for migrations.`,
+export function movedStatement(display: string): Error {
+  return new Error(
+    `${display} handed this statement to another server session than the file's: a pooler in transaction mode (PgBouncer's pool_mode = transaction, say), where a no-transaction file cannot run; the statement was not run. Run migrations through a direct URL to the server (MIGRATE_DATABASE_URL).`,
   );
 }
 

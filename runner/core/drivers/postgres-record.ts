@@ -38,6 +38,7 @@ export class RecordTable {
   #state: RecordTableState | undefined;
   /** The right a run lacks, read by the same query as the record table's state. */
   #missing: string | undefined;
+  #keys: Buffer | undefined;
   /** The record table's state and rows, sent right behind the lock that was taken; consumed once. */
   #ahead: ReadAhead | undefined;
 
@@ -85,9 +86,12 @@ export class RecordTable {
     return (await this.#digest()).readBigInt64BE(8).toString();
   }
 
+  /** Both keys' source, once: the schema is fixed at first use, and every step asks. */
   async #digest(): Promise<Buffer> {
-    const schema = await this.schemaName();
-    return createHash('sha256').update(`sql-migrate\0${schema}\0${this.name}`).digest();
+    this.#keys ??= createHash('sha256')
+      .update(`sql-migrate\0${await this.schemaName()}\0${this.name}`)
+      .digest();
+    return this.#keys;
   }
 
   /**

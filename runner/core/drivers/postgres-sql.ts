@@ -93,9 +93,9 @@ export const catalog = {
   role: `SELECT ${ROLE_COLUMNS}`,
   /**
    * An attempt's limits: `local` for the step's own transaction (SET LOCAL), else for the
-   * session until `resetLimits`. With `pid`, a statement that reached another server session
-   * than the one holding the migration lock (a transaction-mode pooler) fails here, before the
-   * file runs: `lock_timeout` refuses the value `moved`.
+   * session until `resetLimits`. With `pid` (a no-transaction statement's), a statement that
+   * reached another server session than ping's (a transaction-mode pooler) fails here, before it
+   * runs: `lock_timeout` refuses the value `moved`.
    */
   limits(l: Limits | undefined, local: boolean, pid?: number, token?: string): string {
     // How SQL text is read, pinned in everything the runner sends (core/reading-settings.ts).
@@ -283,8 +283,7 @@ export function isConnectionError(error: unknown): boolean {
 /**
  * What a step's pipelined round trip (see PostgresDriver.transaction) came to, thrown: nothing
  * when every query succeeded and the transaction ended as asked. `pinned`: where the step check
- * starts (the queries before it set the limits: `moved` reads their failure); `first`: where the
- * caller's statements start.
+ * starts (the queries before it set the limits); `first`: where the caller's statements start.
  */
 export function throwFromStep(
   settled: ReadonlyArray<PromiseSettledResult<unknown>>,
@@ -293,12 +292,11 @@ export function throwFromStep(
     first: number;
     expect: RecordExpectation | undefined;
     end: 'COMMIT' | 'ROLLBACK';
-    moved: (reason: unknown) => unknown;
   },
 ): void {
   const index = settled.findIndex((r) => r.status === 'rejected');
   const reason = index >= 0 ? (settled[index] as PromiseRejectedResult).reason : undefined;
-  if (index >= 0 && index < at.pinned) throw at.moved(reason);
+  if (index >= 0 && index < at.pinned) throw reason;
   if (index >= 0 && index < at.first && at.expect) {
     if (String((reason as Error)?.message).includes(PLAN_CHANGED)) throw new PlanChanged(at.expect);
     // The step lock not granted in time (lock_timeout): rolled back, nothing ran; retried.

@@ -26,10 +26,10 @@ import { refuseWrites, type ServerRole } from '../hosts.ts';
 import {
   connectChosen,
   movedSession,
+  movedStatement,
   narrow,
   type PostgresOptions,
   readsOtherwise,
-  transactionPooler,
   unreachable,
   Watcher,
 } from './postgres-client.ts';
@@ -239,9 +239,13 @@ export class PostgresDriver implements Driver {
     return this.#pooled && this.#poolMode ? { mode: this.#poolMode } : undefined;
   }
 
-  /** The limits refused `moved`: the statement reached another server session than the lock's. */
+  /**
+   * A no-transaction statement's limits refused `moved`: it reached another server session than
+   * the one the file runs on (a transaction pooler the probe took for a session pool). A failure of
+   * that statement, as any other: the file stops, recorded as failed with what ran before it.
+   */
   #moved(error: unknown): unknown {
-    return movedSession(error) ? transactionPooler(this.#display) : error;
+    return movedSession(error) ? movedStatement(this.#display) : error;
   }
 
   async recordTable(): Promise<string> {
@@ -275,20 +279,6 @@ export class PostgresDriver implements Driver {
     statements: readonly string[],
     options: { rollback?: boolean; limits?: Limits; expect?: RecordExpectation } = {},
   ): Promise<void> {
-    try {
-      return await this.#transaction(statements, options);
-    } catch (error) {
-      // Another server session than ping's answered (a pooler after all) before the step ran.
-      if (!(error instanceof MigrateError && error.code === 'TRANSACTION_POOLER') || this.#pooled) throw error;
-      this.#pooled = true;
-      return this.#transaction(statements, options);
-    }
-  }
-
-  async #transaction(
-    statements: readonly string[],
-    options: { rollback?: boolean; limits?: Limits; expect?: RecordExpectation },
-  ): Promise<void> {
     const check = this.#execSince;
     this.#execSince = false;
     this.#notices.clear();
@@ -309,10 +299,10 @@ export class PostgresDriver implements Driver {
       // is one simple-protocol Query, exactly as written, so `position` indexes it); COMMIT. After
       // a failure the server refuses the rest (25P02) and answers COMMIT with ROLLBACK. postgres.js
       // sends a query when first awaited: nothing may touch these before allSettled does.
+      // Not pinned to ping's server session: the step's own lock and record check make it safe on
+      // whichever session the transaction gets (behind a pooler too, found or not).
       const token = randomBytes(8).toString('hex');
-      // Pinned to ping's server session, unless behind a pooler (each transaction may get another).
-      const pid = options.limits && !this.#pooled ? this.#pid : undefined;
-      const pin = sql.unsafe(catalog.limits(options.limits, true, pid, token));
+      const pin = sql.unsafe(catalog.limits(options.limits, true, undefined, token));
       const queries = [
         ...(check ? [] : [sql.unsafe('BEGIN')]),
         pin,
@@ -329,7 +319,6 @@ export class PostgresDriver implements Driver {
         first: pinned + (expect === undefined ? 0 : 1),
         expect: options.expect,
         end: options.rollback ? 'ROLLBACK' : 'COMMIT',
-        moved: (reason) => this.#moved(reason),
       });
     });
   }
