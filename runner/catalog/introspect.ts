@@ -7,23 +7,12 @@ import type { Driver } from '../core/driver.ts';
 import type { Schema } from './schema.ts';
 import type { RowsCache } from './postgres-changes.ts';
 
-/** The database's schema in the shape both dialects share (catalog/schema.ts), without the record table. */
 /**
- * What changed since `previous` can only be in the tables `names` holds (lower-cased, bare or
- * qualified): the others are taken from `previous` as they are. Undefined `names`: every table.
+ * The driver's schema, in the shape both dialects share (catalog/schema.ts), without the record
+ * table. Both dialects read again only what their catalog says changed since this connection's
+ * last reading.
  */
-export interface Scope {
-  previous: Schema;
-  names: ReadonlySet<string> | undefined;
-  /** The objects besides tables and enums (views, sequences, functions, …) are as in `previous`. */
-  sameOthers?: boolean;
-}
-
-/**
- * The driver's schema. Both dialects read again only what their catalog says changed since this
- * connection's last reading, so `_scope` (what the step's text can reach) is not relied on.
- */
-export async function introspect(driver: Driver, _scope?: Scope): Promise<Schema> {
+export async function introspect(driver: Driver): Promise<Schema> {
   const source = await driver.schemaSource();
   if ('db' in source) {
     // SQLite bumps schema_version on every schema change: the same number outside a transaction

@@ -16,7 +16,6 @@ import { introspect } from '../catalog/introspect.ts';
 import type { Driver } from '../core/driver.ts';
 import type { Difference, Schema } from '../catalog/schema.ts';
 import { compareSnapshots } from '../catalog/schema-compare.ts';
-import { reachedNames, sameOthers } from './scope.ts';
 
 /** What one dialect's round trips share besides its state and database. */
 export interface TripContext {
@@ -76,18 +75,15 @@ async function roundTripOne(t: Trip, m: Migration, before: Schema): Promise<Sche
   const { s, driver, waivers, add } = t;
   const work = s.works.get(m.revision) as { up: StepWork; down: StepWork };
   const run = (direction: Direction) => runFile(t, m, work[direction], direction);
-  // Only the tables the pair can reach are read again after each step (scope.ts).
-  const texts = [work.up.sql, work.down.sql];
-  const names = reachedNames(before, texts, s.dialect);
-  const same = sameOthers(before, texts);
-  const read = (previous: Schema) => introspect(driver, { previous, names, sameOthers: same });
+  // Each reading reads again only what the catalog says changed since the last (introspect.ts).
+  const read = () => introspect(driver);
   const stopped = ` Later revisions were not run on ${s.dialect}.`;
 
   // Measured before the real up, in a transaction rolled back, against the schema before it.
   if (s.dialect === 'postgres') await checkLocks(driver, m, work.up, add, t.scratch.serverUrl);
   const upFailed = await run('up');
   if (upFailed) return reportFailed(t, upFailed, `fails on a scratch ${s.dialect} database`, 'error', stopped);
-  const after = await read(before);
+  const after = await read();
   const downFailed = await run('down');
   if (downFailed) {
     return reportFailed(
@@ -98,7 +94,7 @@ async function roundTripOne(t: Trip, m: Migration, before: Schema): Promise<Sche
       stopped,
     );
   }
-  const back = await read(after);
+  const back = await read();
   const left = unwaived(compareSnapshots(before, back), waivers, s.dialect, m.revision, ['up', 'down']);
   for (const d of left) {
     add({
@@ -120,7 +116,7 @@ async function roundTripOne(t: Trip, m: Migration, before: Schema): Promise<Sche
       left.length > 0 ? ` That follows from the incomplete down above.${stopped}` : stopped,
     );
   }
-  const again = await read(back);
+  const again = await read();
   if (left.length === 0) {
     for (const d of unwaived(compareSnapshots(after, again), waivers, s.dialect, m.revision, ['up', 'down'])) {
       add({ severity: 'error', code: 'REAPPLY', file: m.up.path, message: reapplyMessage(d), subject: d.subject });

@@ -1,10 +1,9 @@
 /**
- * What a revision's files can reach, read from their text: the tables whose schema or rows they
- * can change. check reads only those again after each step, and compares only their rows; reading
- * every table after every step made check quadratic in the folder's length (issue #26: 250, 500
- * and 1000 revisions took 17, 56 and 255 s). Where the text could reach further than the names it
- * holds (code that runs, CASCADE, a type, domain, schema or partition changed, a view named),
- * the answer is every table.
+ * What a revision's files can reach, read from their text: the tables whose rows they can change.
+ * The data pass compares only those tables' rows (the schema is read again from what the catalog
+ * says changed: catalog/introspect.ts). Where the text could reach further than the names it holds
+ * (code that runs, CASCADE, a type, domain, schema or partition changed, a view named), the answer
+ * is every table.
  *
  * @module
  */
@@ -54,18 +53,4 @@ export function reachedTables(before: Schema, texts: readonly string[], dialect:
 /** The last part of a qualified name, lower-cased. */
 function bare(name: string): string {
   return (name.split('.').pop() as string).toLowerCase();
-}
-
-/**
- * Whether the files leave the objects besides tables and enums as they were: they name no view,
- * sequence or foreign table, make no identity or serial column, and drop nothing that could own
- * one (a dropped table or column takes its sequence along).
- */
-export function sameOthers(before: Schema, texts: readonly string[]): boolean {
-  const owned = Object.keys(before.others).length > 0;
-  return texts.every(
-    (text) =>
-      !/\b(?:VIEW|SEQUENCE|SERIAL\w*|IDENTITY|FOREIGN\s+TABLE|MATERIALIZED|NEXTVAL)\b/i.test(text) &&
-      !(owned && /\bDROP\b/i.test(text)),
-  );
 }

@@ -10,7 +10,7 @@
 import type { Direction, Dialect, Migration } from '../../core/files.ts';
 import { type StepWork, runStep, StepFailure } from '../../core/step.ts';
 import type { Finding } from '../lint.ts';
-import { reachedNames, reachedTables } from '../scope.ts';
+import { reachedTables } from '../scope.ts';
 import { introspect } from '../../catalog/introspect.ts';
 import type { Driver } from '../../core/driver.ts';
 import { lineColumn } from '../../core/position.ts';
@@ -272,17 +272,7 @@ async function revisionsOnData(
     if (!(await runOnData('down'))) return done;
     for (const t of made.tables) if (!before.tables.some((b) => b.name === t.name)) filled.delete(t.name);
     const compared = tables.filter((t) => !emptied.has(t));
-    const afterDown =
-      compared.length === 0
-        ? []
-        : await fingerprint(
-            db,
-            await introspect(driver, {
-              previous: before,
-              names: reachedNames(before, [work.up.sql, work.down.sql], input.dialect),
-            }),
-            compared,
-          );
+    const afterDown = compared.length === 0 ? [] : await fingerprint(db, await introspect(driver), compared);
     const { rest, mine: lateAfter } = partition(afterDown, late);
     const changes = [
       ...compareFingerprints(
