@@ -83,9 +83,9 @@ describe('poolers', { skip: (!hasPostgresServer || !PGBOUNCER) && 'needs a Postg
         }
         locksLeft += await advisoryLocks();
       }
-      const twice = await admin`SELECT revision FROM applied_log GROUP BY revision HAVING count(*) > 1`;
+      const doubles = await ranTwice();
       const logged = await admin`SELECT count(DISTINCT revision)::int AS n FROM applied_log`;
-      return { codes, outputs, locksLeft, doubles: twice.length, logged: logged[0]?.n, recorded: await recorded() };
+      return { codes, outputs, locksLeft, doubles, logged: logged[0]?.n, recorded: await recorded() };
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -173,68 +173,82 @@ describe('poolers', { skip: (!hasPostgresServer || !PGBOUNCER) && 'needs a Postg
 
   const pool = { default_pool_size: 4, min_pool_size: 4 };
 
-  it('transaction mode, an idle pool of 4: head applies 3 revisions (exit 0, with a note); 4 runners at once record each revision once, all exit 0; no advisory lock left', async () => {
-    const bouncer = await startBouncer(db, 'transaction', pool);
+  /** A transaction-mode bouncer (`settings`: its pool) and an empty folder, the logs reset: one test's, removed after it. */
+  async function withPool(
+    settings: Record<string, number>,
+    fn: (url: string, dir: string) => Promise<void>,
+  ): Promise<void> {
+    const bouncer = await startBouncer(db, 'transaction', settings);
     const dir = mkdtempSync(join(tmpdir(), 'mig-pool-'));
     try {
-      assert.ok((await prewarm(bouncer.url, 4)) >= 4, 'the pool should hold 4 server sessions');
+      await reset();
+      await fn(bouncer.url, dir);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      await bouncer.stop();
+    }
+  }
+
+  /** Revision `r` of the folder as a no-transaction file (CREATE INDEX CONCURRENTLY). */
+  function addNoTransaction(dir: string, r: number): void {
+    const stem = `2025010100${String(r).padStart(4, '0')}_cic`;
+    writeFileSync(join(dir, `${stem}.up.sql`), CIC);
+    writeFileSync(join(dir, `${stem}.down.sql`), 'DROP TABLE lone_cic;');
+  }
+
+  /** How many revisions logged themselves more than once. */
+  async function ranTwice(): Promise<number> {
+    return (await admin`SELECT revision FROM applied_log GROUP BY revision HAVING count(*) > 1`).length;
+  }
+
+  it('transaction mode, an idle pool of 4: head applies 3 revisions (exit 0, with a note); 4 runners at once record each revision once, all exit 0; no advisory lock left', () =>
+    withPool(pool, async (url, dir) => {
+      assert.ok((await prewarm(url, 4)) >= 4, 'the pool should hold 4 server sessions');
       await reset();
       for (const r of [1, 2, 3]) addRevision(dir, r);
-      const one = await runCli(['head', '--url', bouncer.url, '--dir', dir]);
+      const one = await runCli(['head', '--url', url, '--dir', dir]);
       assert.equal(one.code, 0, one.stderr);
       assert.match(one.stderr, /is a pooler \(transaction mode, as far as the runner can tell\).*\[POOLER\]/);
       assert.deepEqual(await recorded(), ['20250101000001', '20250101000002', '20250101000003']);
       assert.equal(await advisoryLocks(), 0);
 
-      const r = await rounds(bouncer.url, 4);
+      const r = await rounds(url, 4);
       assert.deepEqual(r.codes, Array(16).fill(0), r.outputs.join('\n'));
       assert.equal(r.doubles, 0, 'a revision ran twice');
       assert.equal(r.logged, 4);
       assert.deepEqual(r.recorded, ['20250101000001', '20250101000002', '20250101000003', '20250101000004']);
       assert.equal(r.locksLeft, 0);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-      await bouncer.stop();
-    }
-  });
+    }));
 
-  it('transaction mode, a busy pool (one server session, 4 clients querying every 5 ms), 8 runs: each applies all its pending revisions or none, exit 0 exactly when it did; no lock outlives a run; a direct head --lock-timeout=5 then finishes', async () => {
-    const bouncer = await startBouncer(db, 'transaction', { default_pool_size: 1, query_wait_timeout: 60 });
-    const dir = mkdtempSync(join(tmpdir(), 'mig-pool-'));
-    const stop = traffic(bouncer.url, 4);
-    try {
-      await reset();
-      let n = 0;
-      for (let run = 0; run < 8; run++) {
-        const added = [addRevision(dir, ++n), addRevision(dir, ++n)];
-        const r = await runCli(['head', '--url', bouncer.url, '--dir', dir]);
-        const rows = await recorded();
-        const applied = added.filter((x) => rows.includes(x));
-        assert.ok(
-          applied.length === 0 || applied.length === 2,
-          `run ${run}: ${applied.length} of 2 applied\n${r.stderr}`,
-        );
-        assert.equal(r.code === 0, applied.length === 2, `run ${run}: exit ${r.code}\n${r.stderr}`);
-        assert.equal(await advisoryLocks(), 0, `run ${run} left an advisory lock`);
+  it('transaction mode, a busy pool (one server session, 4 clients querying every 5 ms), 8 runs: each applies all its pending revisions or none, exit 0 exactly when it did; no lock outlives a run; a direct head --lock-timeout=5 then finishes', () =>
+    withPool({ default_pool_size: 1, query_wait_timeout: 60 }, async (url, dir) => {
+      const stop = traffic(url, 4);
+      try {
+        let n = 0;
+        for (let run = 0; run < 8; run++) {
+          const added = [addRevision(dir, ++n), addRevision(dir, ++n)];
+          const r = await runCli(['head', '--url', url, '--dir', dir]);
+          const rows = await recorded();
+          const applied = added.filter((x) => rows.includes(x));
+          assert.ok(
+            applied.length === 0 || applied.length === 2,
+            `run ${run}: ${applied.length} of 2 applied\n${r.stderr}`,
+          );
+          assert.equal(r.code === 0, applied.length === 2, `run ${run}: exit ${r.code}\n${r.stderr}`);
+          assert.equal(await advisoryLocks(), 0, `run ${run} left an advisory lock`);
+        }
+        addRevision(dir, ++n);
+        const direct = await runCli(['head', '--url', db.url, '--dir', dir, '--lock-timeout=5']);
+        assert.equal(direct.code, 0, direct.stderr);
+        assert.equal((await recorded()).length, n);
+        assert.equal(await ranTwice(), 0);
+      } finally {
+        await stop();
       }
-      addRevision(dir, ++n);
-      const direct = await runCli(['head', '--url', db.url, '--dir', dir, '--lock-timeout=5']);
-      assert.equal(direct.code, 0, direct.stderr);
-      assert.equal((await recorded()).length, n);
-      const twice = await admin`SELECT revision FROM applied_log GROUP BY revision HAVING count(*) > 1`;
-      assert.equal(twice.length, 0);
-    } finally {
-      await stop();
-      rmSync(dir, { recursive: true, force: true });
-      await bouncer.stop();
-    }
-  });
+    }));
 
-  it('a runner killed with kill -9 in the middle of a step through the pool: the next runner, pooled then direct, finishes within 10 s; the killed step is whole or absent', async () => {
-    const bouncer = await startBouncer(db, 'transaction', pool);
-    const dir = mkdtempSync(join(tmpdir(), 'mig-pool-'));
-    try {
-      await reset();
+  it('a runner killed with kill -9 in the middle of a step through the pool: the next runner, pooled then direct, finishes within 10 s; the killed step is whole or absent', () =>
+    withPool(pool, async (url, dir) => {
       addRevision(dir, 1);
       // Slow only while slow_marker says so: the runs after the kill are quick.
       await admin`DROP TABLE IF EXISTS slow_marker`;
@@ -246,7 +260,7 @@ describe('poolers', { skip: (!hasPostgresServer || !PGBOUNCER) && 'needs a Postg
         'CREATE TABLE killed (id int);\nINSERT INTO killed VALUES (1);\nSELECT pg_sleep((SELECT coalesce(max(n), 0) FROM slow_marker));\n',
       );
       addRevision(dir, 3);
-      const runner = startCli(['head', '--url', bouncer.url, '--dir', dir]);
+      const runner = startCli(['head', '--url', url, '--dir', dir]);
       // Inside revision 2's sleep: its session is seen running it.
       for (let i = 0; ; i++) {
         const [row] = await admin`
@@ -260,8 +274,8 @@ describe('poolers', { skip: (!hasPostgresServer || !PGBOUNCER) && 'needs a Postg
       await runner.done;
       await admin`UPDATE slow_marker SET n = 0`;
 
-      for (const url of [bouncer.url, db.url]) {
-        const next = startCli(['head', '--url', url, '--dir', dir]);
+      for (const to of [url, db.url]) {
+        const next = startCli(['head', '--url', to, '--dir', dir]);
         const timer = setTimeout(() => next.child.kill('SIGKILL'), 10_000);
         const r = await next.done;
         clearTimeout(timer);
@@ -273,49 +287,32 @@ describe('poolers', { skip: (!hasPostgresServer || !PGBOUNCER) && 'needs a Postg
         (await admin`SELECT id FROM killed`).map((r) => r.id),
         [1],
       );
-      const twice = await admin`SELECT revision FROM applied_log GROUP BY revision HAVING count(*) > 1`;
-      assert.equal(twice.length, 0);
+      assert.equal(await ranTwice(), 0);
       assert.equal(await advisoryLocks(), 0);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-      await bouncer.stop();
-    }
-  });
+    }));
 
-  it('a pending no-transaction file through the transaction pool: exit 2 before any step, naming the file and MIGRATE_DATABASE_URL', async () => {
-    const bouncer = await startBouncer(db, 'transaction', pool);
-    const dir = mkdtempSync(join(tmpdir(), 'mig-pool-'));
-    try {
-      await reset();
-      assert.ok((await prewarm(bouncer.url, 4)) >= 4, 'the pool should hold 4 server sessions');
+  it('a pending no-transaction file through the transaction pool: exit 2 before any step, naming the file and MIGRATE_DATABASE_URL', () =>
+    withPool(pool, async (url, dir) => {
+      assert.ok((await prewarm(url, 4)) >= 4, 'the pool should hold 4 server sessions');
       addRevision(dir, 1);
-      writeFileSync(join(dir, '20250101000002_cic.up.sql'), CIC);
-      writeFileSync(join(dir, '20250101000002_cic.down.sql'), 'DROP TABLE lone_cic;');
-      const r = await runCli(['head', '--url', bouncer.url, '--dir', dir]);
+      addNoTransaction(dir, 2);
+      const r = await runCli(['head', '--url', url, '--dir', dir]);
       assert.equal(r.code, 2, r.stderr);
       assert.match(r.stderr, /20250101000002_cic\.up\.sql runs outside a transaction/);
       assert.match(r.stderr, /MIGRATE_DATABASE_URL/);
       assert.match(r.stderr, /\[TRANSACTION_POOLER\]/);
       assert.deepEqual(await recorded(), [], 'nothing was applied, not even the revision before it');
       assert.equal(await advisoryLocks(), 0);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-      await bouncer.stop();
-    }
-  });
+    }));
 
-  it('the entrypoint with DATABASE_URL at the transaction pool and MIGRATE_DATABASE_URL at the server: migrates through the server, then runs the command with DATABASE_URL', async () => {
-    const bouncer = await startBouncer(db, 'transaction', pool);
-    const dir = mkdtempSync(join(tmpdir(), 'mig-pool-'));
-    try {
-      await reset();
+  it('the entrypoint with DATABASE_URL at the transaction pool and MIGRATE_DATABASE_URL at the server: migrates through the server, then runs the command with DATABASE_URL', () =>
+    withPool(pool, async (url, dir) => {
       addRevision(dir, 1);
       // A no-transaction file: the pool would refuse it, so this applies only through the server.
-      writeFileSync(join(dir, '20250101000002_cic.up.sql'), CIC);
-      writeFileSync(join(dir, '20250101000002_cic.down.sql'), 'DROP TABLE lone_cic;');
+      addNoTransaction(dir, 2);
       const env: Record<string, string | undefined> = {
         ...process.env,
-        DATABASE_URL: bouncer.url,
+        DATABASE_URL: url,
         MIGRATE_DATABASE_URL: db.url,
         MIGRATIONS_DIR: dir,
         MIGRATIONS_TABLE: undefined,
@@ -334,13 +331,9 @@ describe('poolers', { skip: (!hasPostgresServer || !PGBOUNCER) && 'needs a Postg
       assert.equal(code, 0, err);
       assert.match(err, /\(from MIGRATE_DATABASE_URL\)/);
       assert.doesNotMatch(err, /is a pooler/);
-      assert.equal(out.trim().split('\n').at(-1), `the bot starts with ${bouncer.url}`);
+      assert.equal(out.trim().split('\n').at(-1), `the bot starts with ${url}`);
       assert.deepEqual(await recorded(), ['20250101000001', '20250101000002']);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-      await bouncer.stop();
-    }
-  });
+    }));
 
   const cases: Array<{ how: string; settings: Record<string, number>; runs: number; busy: number }> = [
     { how: 'most recent first (the default)', settings: {}, runs: 6, busy: 0 },
