@@ -3,12 +3,17 @@
  * reach this project's node_modules, as dist/ does: better-sqlite3 stays there).
  *
  *   migrate.cjs             the entry (scripts/bundle-loader.cjs): `node dist/migrate.cjs head`
- *   migrate-bundle.cjs      the CLI, the runner, postgres.js and dotenv in one CommonJS file;
+ *   migrate-bundle.cjs      the CLI with the runner's core, postgres.js and dotenv in one
+ *                           CommonJS file: what head, history, stamp, sql, current and new run;
  *                           better-sqlite3, a native module, stays in node_modules
- *   migrate-bundle.v8cache  V8's code cache for the bundle
+ *   migrate-bundle.v8cache  V8's code cache for that bundle
+ *   migrate-full.cjs        the whole CLI, proof tooling and fleet included: what check, schema,
+ *                           drift and fleet run (the entry picks it by the command line)
  *
- * One file because node 20 loads ES modules one by one (about 1 ms each); a code cache because
- * compiling that file is most of what is left of a no-op start over its floor. The cache holds
+ * One file because node 20 loads ES modules one by one (about 1 ms each); two, because a start
+ * compiles every byte of the file it loads (issue #23: 525 KB with the proof tooling, 3 ms more
+ * for a no-op `head`); a code cache because compiling the small one is most of what is left of
+ * a no-op start over its floor. The cache holds
  * the functions that no-op runs compiled, so the build makes them: `head` on a scratch SQLite
  * file and on an embedded PostgreSQL (PGlite), each applying a scratch folder first. Those runs
  * are also the build's smoke test: if the CLI cannot migrate, the build fails. Only a missing
@@ -16,18 +21,29 @@
  * No type check here: `npm run typecheck` does that.
  */
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { build } from 'esbuild';
+import { build, type BuildOptions, type Plugin } from 'esbuild';
 import { serveEmbeddedPostgres } from './embedded-postgres.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values } = parseArgs({ options: { outdir: { type: 'string' } } });
 const outdir = resolve(values.outdir ?? join(root, 'dist'));
-const OUTPUTS = ['migrate.cjs', 'migrate-bundle.cjs', 'migrate-bundle.v8cache'];
+const OUTPUTS = ['migrate.cjs', 'migrate-bundle.cjs', 'migrate-bundle.v8cache', 'migrate-full.cjs'];
+/**
+ * What only the full bundle holds: the modules scripts/migrate.ts imports lazily for them, and
+ * the commands that load each. In the small bundle each is a module that fails if ever reached.
+ */
+const FULL_ONLY: Record<string, string[]> = {
+  './check-command.ts': ['check'],
+  './schema-commands.ts': ['schema', 'drift'],
+  './fleet.ts': ['fleet'],
+};
+/** What of the runner the small bundle may hold: the folders `head` loads (docs/architecture.md). */
+const CORE_ONLY = /^runner\/(?!core\/|index\.ts$)/;
 const entry = join(outdir, 'migrate.cjs');
 const RUN_LIMIT_MS = 60_000;
 
@@ -61,28 +77,52 @@ async function main(): Promise<void> {
 }
 
 async function bundle(): Promise<void> {
-  const { metafile } = await build({
+  const common: BuildOptions & { metafile: true } = {
     entryPoints: [join(root, 'scripts', 'migrate.ts')],
     bundle: true,
     platform: 'node',
     format: 'cjs',
     target: 'node20',
     external: ['better-sqlite3'],
-    outfile: join(outdir, 'migrate-bundle.cjs'),
     logLevel: 'warning',
     metafile: true,
-  });
-  // The loader runs the bundle as a vm script, which has no import(): esbuild turns the bundled
+  };
+  const full = await build({ ...common, outfile: join(outdir, 'migrate-full.cjs') });
+  const small = await build({ ...common, outfile: join(outdir, 'migrate-bundle.cjs'), plugins: [fullOnly] });
+  // The loader runs the bundles as vm scripts, which have no import(): esbuild turns the bundled
   // ones into require(), but one of a module left outside (node's own) would stay and throw.
-  for (const [file, input] of Object.entries(metafile.inputs)) {
+  for (const [file, input] of Object.entries(full.metafile.inputs)) {
     const dynamic = input.imports.find((i) => i.kind === 'dynamic-import' && i.external);
     if (dynamic)
       fail(
         `${file} imports ${dynamic.path} with import(), which the compiled CLI cannot run: use process.getBuiltinModule() or require().`,
       );
   }
-  copyFileSync(join(root, 'scripts', 'bundle-loader.cjs'), entry);
+  const tooling = Object.keys(small.metafile.inputs).find((file) => CORE_ONLY.test(file));
+  if (tooling)
+    fail(
+      `the bundle \`head\` runs holds ${tooling}: a command that needs it must load it lazily, from a module listed in FULL_ONLY (scripts/build.ts).`,
+    );
+  const loader = readFileSync(join(root, 'scripts', 'bundle-loader.cjs'), 'utf8');
+  const commands = JSON.stringify(Object.values(FULL_ONLY).flat());
+  if (!loader.includes('/* FULL_COMMANDS */')) fail('scripts/bundle-loader.cjs lost its /* FULL_COMMANDS */ mark.');
+  writeFileSync(entry, loader.replace('/* FULL_COMMANDS */', commands));
 }
+
+/** In the small bundle, each module of FULL_ONLY: reached only if the entry picked the wrong bundle. */
+const fullOnly: Plugin = {
+  name: 'full-only',
+  setup(b) {
+    const modules = Object.keys(FULL_ONLY).map((m) => m.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&'));
+    b.onResolve({ filter: new RegExp(`^(${modules.join('|')})$`) }, (args) =>
+      args.importer === join(root, 'scripts', 'migrate.ts') ? { path: args.path, namespace: 'full-only' } : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'full-only' }, (args) => ({
+      contents: `throw new Error(${JSON.stringify(`internal: ${args.path} is in migrate-full.cjs only, and dist/migrate.cjs ran migrate-bundle.cjs (commands: ${FULL_ONLY[args.path]?.join(', ')})`)});`,
+      loader: 'js',
+    }));
+  },
+};
 
 /**
  * Runs the compiled CLI in a plain node; resolves to what its loader did with the code cache.

@@ -1,9 +1,17 @@
 'use strict';
 /**
- * dist/migrate.cjs, the compiled CLI's entry (scripts/build.ts copies this file there). It runs
- * migrate-bundle.cjs beside it with V8's code cache for that bundle, made by the build: Node 20
- * has no compile cache of its own, and compiling the bundle is most of what a no-op start
- * spends over its floor (see bench/).
+ * dist/migrate.cjs, the compiled CLI's entry (scripts/build.ts copies this file there). The build
+ * makes two bundles of the same CLI:
+ *
+ *   migrate-bundle.cjs  what `head`, `history`, `stamp`, `sql`, `current` and `new` run: the
+ *                       CLI with the runner's core only, run with V8's code cache
+ *   migrate-full.cjs    the whole CLI, proof tooling included (check, schema, drift, fleet)
+ *
+ * A word of the command line that names a command only the full bundle holds picks it (the
+ * build fills in FULL_COMMANDS): any word, not only the first, so an option's value can only
+ * make a start slower, never run the wrong bundle. Node 20 has no compile cache of its own, and
+ * compiling is most of what a no-op start spends over its floor (see bench/): so the bundle a
+ * container start runs is small, and comes with a cache. The full one is compiled as node would.
  *
  * V8 takes a cache for any source of the same length and, in release builds, does not verify
  * the cache's checksum: a cache made from other source runs that source's code, and a damaged
@@ -19,8 +27,10 @@ const { readFileSync, renameSync, writeFileSync } = require('node:fs');
 const { createRequire } = require('node:module');
 const { Script } = require('node:vm');
 
-const bundle = `${__dirname}/migrate-bundle.cjs`;
-const cacheFile = `${__dirname}/migrate-bundle.v8cache`;
+const FULL_COMMANDS = new Set(/* FULL_COMMANDS */);
+const full = process.argv.slice(2).some((word) => FULL_COMMANDS.has(word));
+const bundle = `${__dirname}/${full ? 'migrate-full.cjs' : 'migrate-bundle.cjs'}`;
+const cacheFile = full ? undefined : `${__dirname}/migrate-bundle.v8cache`;
 // The wrapper node gives every CommonJS file, on the bundle's first line so its line numbers hold.
 const HEAD = '(function (exports, require, module, __filename, __dirname) {';
 const TAIL = '\n})';
@@ -40,6 +50,7 @@ function readBundle() {
 
 /** The cache for exactly this bundle, or why there is none. */
 function cacheFor(source) {
+  if (cacheFile === undefined) return { state: 'none' };
   let file;
   try {
     file = readFileSync(cacheFile);
@@ -71,6 +82,7 @@ const { bytes, script, codeCache } = compile();
 
 /** For the build, after a run: the cache as it stands, with every function that run compiled. */
 function saveCodeCache() {
+  if (cacheFile === undefined) return;
   const length = Buffer.alloc(4);
   length.writeUInt32LE(bytes.length);
   const v8Data = script.createCachedData();

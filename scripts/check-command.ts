@@ -11,29 +11,7 @@ import { EXIT, formatWhere, MigrateError } from '../runner/core/errors.ts';
 import type { CheckResult } from '../runner/check/check.ts';
 import { FAIL_ON, type FailOn, fails } from '../runner/check/report/fail-on.ts';
 import { type Cli, checkSummary, emitJson, progressLine, say, warn } from './output.ts';
-import type { Values } from './options.ts';
-
-export const FORMATS = ['text', 'json', 'github', 'sarif', 'gitlab'] as const;
-export type Format = (typeof FORMATS)[number];
-
-/**
- * The format: `--format`, else json for `--json`, else github under GitHub Actions, else text.
- * Commands other than check know text and json only.
- */
-export function formatOf(values: Values, env: NodeJS.ProcessEnv, command: string): Format {
-  const given = values.format;
-  if (given !== undefined && !(FORMATS as readonly string[]).includes(given))
-    throw new MigrateError('BAD_OPTION', `--format takes ${FORMATS.join(', ')}, not "${given}".`);
-  if (values.json && given !== undefined && given !== 'json')
-    throw new MigrateError('BAD_OPTION', `--json is --format=json; it cannot go with --format=${given}.`);
-  const format = (given ?? (values.json ? 'json' : undefined)) as Format | undefined;
-  if (command !== 'check') {
-    if (format !== undefined && format !== 'text' && format !== 'json')
-      throw new MigrateError('BAD_OPTION', `--format=${format} is for check; ${command} prints text or json.`);
-    return format ?? 'text';
-  }
-  return format ?? (env.GITHUB_ACTIONS === 'true' ? 'github' : 'text');
-}
+import type { Format, Values } from './options.ts';
 
 function failOnOf(values: Values): FailOn {
   const given = values['fail-on'] ?? 'error';

@@ -12,7 +12,16 @@ import { stamp } from '../runner/core/stamp.ts';
 import { parseTarget } from '../runner/core/plan.ts';
 import { describeHolder } from '../runner/core/lock-wait.ts';
 import { capYoungGeneration, confirmation, loadEnv, type UrlSource } from './startup.ts';
-import { checkOptions, dataOption, OPTIONS, phaseOption, seconds, splitArgv, type Values } from './options.ts';
+import {
+  checkOptions,
+  dataOption,
+  formatOf,
+  OPTIONS,
+  phaseOption,
+  seconds,
+  splitArgv,
+  type Values,
+} from './options.ts';
 import { commandHelp, didYouMean, HELP, usage, usageLine } from './help.ts';
 import {
   type Cli,
@@ -125,7 +134,7 @@ async function interruptible(cli: Cli, name: string, fn: (signal: AbortSignal) =
 
 /** `check` lives in scripts/check-command.ts (its formats, --fail-on and --base). */
 async function runCheck({ cli, config, values }: Run, signal: AbortSignal): Promise<number> {
-  const { formatOf, runCheckCommand } = await import('./check-command.ts');
+  const { runCheckCommand } = await import('./check-command.ts');
   const format = formatOf(values, process.env, 'check');
   return runCheckCommand(cli, config, values, format, dataOption(values), signal);
 }
@@ -394,7 +403,6 @@ async function main(argv: string[]): Promise<number> {
     const operand = operandOf(named ?? 'migrate', command, named === undefined ? positionals : rest);
     refuseForeignOptions(named ?? 'migrate', command, values);
     if (values.format !== undefined) {
-      const { formatOf } = await import('./check-command.ts');
       cli.json = formatOf(values, process.env, named ?? 'migrate') === 'json';
     }
     if (values['dry-run'] && command.writes) {

@@ -137,3 +137,26 @@ function splitOnce(text: string): [string, string | undefined] {
   const at = text.indexOf('=');
   return at < 0 ? [text, undefined] : [text.slice(0, at), text.slice(at + 1)];
 }
+
+export const FORMATS = ['text', 'json', 'github', 'sarif', 'gitlab'] as const;
+export type Format = (typeof FORMATS)[number];
+
+/**
+ * The format: `--format`, else json for `--json`, else github under GitHub Actions, else text.
+ * Commands other than check know text and json only. Here, not in
+ * check-command.ts, because every command reads it and `head` must not load check's formats.
+ */
+export function formatOf(values: Values, env: NodeJS.ProcessEnv, command: string): Format {
+  const given = values.format;
+  if (given !== undefined && !(FORMATS as readonly string[]).includes(given))
+    throw new MigrateError('BAD_OPTION', `--format takes ${FORMATS.join(', ')}, not "${given}".`);
+  if (values.json && given !== undefined && given !== 'json')
+    throw new MigrateError('BAD_OPTION', `--json is --format=json; it cannot go with --format=${given}.`);
+  const format = (given ?? (values.json ? 'json' : undefined)) as Format | undefined;
+  if (command !== 'check') {
+    if (format !== undefined && format !== 'text' && format !== 'json')
+      throw new MigrateError('BAD_OPTION', `--format=${format} is for check; ${command} prints text or json.`);
+    return format ?? 'text';
+  }
+  return format ?? (env.GITHUB_ACTIONS === 'true' ? 'github' : 'text');
+}

@@ -167,6 +167,47 @@ describe('compiled CLI (npm run build)', () => {
 
 describe('the code cache the build makes', () => {
   /** The CLI's result, and what its loader did with the code cache (used, none, stale, rejected). */
+  it('head runs a bundle without the proof tooling; schema, drift and fleet run the full one, as under tsx', async () => {
+    // The small bundle is what a container start compiles: none of check, catalog or scratch (issue #23).
+    const small = readFileSync(join(app, 'dist', 'migrate-bundle.cjs'), 'utf8');
+    const full = readFileSync(join(app, 'dist', 'migrate-full.cjs'), 'utf8');
+    for (const folder of ['check', 'catalog', 'scratch']) {
+      assert.doesNotMatch(small, new RegExp(`^// runner/${folder}/`, 'm'), `migrate-bundle.cjs holds runner/${folder}`);
+      assert.match(full, new RegExp(`^// runner/${folder}/`, 'm'));
+    }
+    assert.match(small, /^\/\/ runner\/core\/migrator\.ts$/m);
+    const scratch = mkdtempSync(join(tmpdir(), 'migrate-compiled-'));
+    try {
+      // Each CLI on its own databases, named alike: the two outputs must then be the same.
+      const runs = (home: string): string[][] => {
+        mkdirSync(home);
+        const db = (name: string) => `sqlite:${join(home, `${name}.db`)}`;
+        writeFileSync(join(home, 'targets.txt'), `${db('one')}\n${db('two')}\n`);
+        return [
+          ['head', '--url', db('one'), '--dir', fixture('basic')],
+          ['schema', '--dir', fixture('basic')],
+          ['drift', '--url', db('one'), '--dir', fixture('basic')],
+          ['fleet', 'status', '--targets', join(home, 'targets.txt'), '--dir', fixture('basic')],
+          ['--url', db('two'), 'drift', '--dir', fixture('basic')], // the command after an option
+        ];
+      };
+      const viaTsx = runs(join(scratch, 'tsx'));
+      const viaBundle = runs(join(scratch, 'bundle'));
+      const mask = (r: CliResult, home: string) => {
+        const text = (t: string) => maskDurations(t).replaceAll(join(scratch, home), '<home>');
+        return { code: r.code, stdout: text(r.stdout), stderr: text(r.stderr) };
+      };
+      for (const [i, args] of viaBundle.entries()) {
+        const compiled = await started(bundle, args);
+        const tsx = await runCli(viaTsx[i] as string[]);
+        assert.deepEqual(mask(compiled, 'bundle'), mask(tsx, 'tsx'), args.join(' '));
+        assert.equal(compiled.codeCache, args[0] === 'head' ? 'used' : 'none', `${args.join(' ')}: which bundle ran`);
+      }
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  });
+
   async function started(
     entry: string,
     args: string[],
