@@ -54,7 +54,7 @@ async function onBotSchema(
     await migrate({ url: pg.url, dir: SQL_DIR }, INITIAL);
     const query = (text: string, params: unknown[] = []) =>
       sql.unsafe(text, params as never[]) as unknown as Promise<Array<Record<string, unknown>>>;
-    const source: SchemaSource = { query, schema: 'public', table: 'schema_migrations' };
+    const source: SchemaSource = { query, repeated: query, schema: 'public', table: 'schema_migrations' };
     await fn(dataDb(source), () => introspectPostgres(query, { schema: 'public', table: 'schema_migrations' }));
   } finally {
     await sql.end({ timeout: 5 });

@@ -201,6 +201,25 @@ describe('poolers', { skip: (!hasPostgresServer || !PGBOUNCER) && 'needs a Postg
     return (await admin`SELECT revision FROM applied_log GROUP BY revision HAVING count(*) > 1`).length;
   }
 
+  // check used to hang here: PgBouncer 1.18 stopped answering its nine catalog queries sent at once.
+  it(
+    'transaction mode that discards prepared statements after every transaction: check --url through it proves the folder (its catalog reads one by one, prepared again where dropped)',
+    {
+      timeout: 120_000,
+    },
+    () =>
+      withPool({ server_reset_query_always: 1 }, async (url, dir) => {
+        for (const r of [1, 2, 3]) {
+          const stem = `2025010100000${r}_t${r}`;
+          writeFileSync(join(dir, `${stem}.up.sql`), `CREATE TABLE t${r} (id int PRIMARY KEY, note text);`);
+          writeFileSync(join(dir, `${stem}.down.sql`), `DROP TABLE t${r};`);
+        }
+        const checked = await runCli(['check', '--url', url, '--dir', dir, '--no-data']);
+        assert.equal(checked.code, 0, checked.stdout + checked.stderr);
+        assert.match(checked.stdout, /round trips: postgres 3\/3/);
+      }),
+  );
+
   it('transaction mode, an idle pool of 4: head applies 3 revisions (exit 0, with a note); 4 runners at once record each revision once, all exit 0; no advisory lock left', () =>
     withPool(pool, async (url, dir) => {
       assert.ok((await prewarm(url, 4)) >= 4, 'the pool should hold 4 server sessions');

@@ -32,7 +32,7 @@ export async function introspect(driver: Driver): Promise<Schema> {
   const { newRowsCache } = await import('./postgres-changes.ts');
   let cache = caches.get(driver);
   if (!cache) caches.set(driver, (cache = newRowsCache()));
-  return introspectPostgres(source.query, source, cache);
+  return introspectPostgres(source.repeated, source, cache);
 }
 
 /** Per driver, what its last reading found (postgres-changes.ts): check reads its scratch database after every step. */

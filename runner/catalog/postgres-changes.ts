@@ -36,7 +36,9 @@ const USER = `n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspnam
  * How many names of `catalog` objects made after initdb are taken in more than one schema: a name
  * printed bare or qualified (a `regclass` in a default, a type, a function) depends on which
  * schema on the search path has it first, so one made, renamed or dropped there reads every
- * table again.
+ * table again. Counted only when it can have changed (`$2`, or a row made or renamed that takes
+ * a name another schema has): a count can only grow through such a row, and only fall from
+ * above zero. Counting costs more than the rest of the query at 600 tables.
  */
 const SHADOWS = (catalog: string, name: string, namespace: string) =>
   `(SELECT count(*) FROM (SELECT x.${name} FROM pg_catalog.${catalog} x
@@ -53,7 +55,7 @@ const CHANGES = `WITH tab AS (
     WHERE ${MADE('c.oid')} AND c.relkind NOT IN ('r', 'p', 'i', 'I') AND ${FRESH('c')}),
   moved AS (
     SELECT c.oid FROM pg_catalog.pg_class c WHERE ${MADE('c.oid')} AND ${FRESH('c')}
-    UNION SELECT a.attrelid FROM pg_catalog.pg_attribute a WHERE ${MADE('a.attrelid')} AND ${FRESH('a')}),
+    UNION SELECT a.attrelid FROM pg_catalog.pg_attribute a WHERE ${MADE('a.attrelid')} AND a.attnum > 0 AND ${FRESH('a')}),
   types AS (SELECT t.oid FROM pg_catalog.pg_type t WHERE ${MADE('t.oid')} AND ${FRESH('t')}),
   touched AS (
     SELECT oid FROM moved
@@ -73,6 +75,12 @@ const CHANGES = `WITH tab AS (
         WHEN 'pg_catalog.pg_class'::regclass THEN coalesce((SELECT x.indrelid FROM pg_catalog.pg_index x WHERE x.indexrelid = d.objid), d.objid)
       END
       FROM pg_catalog.pg_depend d WHERE d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid IN (SELECT oid FROM other)),
+  shadowing AS (
+    SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_class o ON o.relname = c.relname AND o.relnamespace <> c.relnamespace
+        WHERE ${MADE('c.oid')} AND ${FRESH('c')})
+      OR EXISTS (SELECT 1 FROM types JOIN pg_catalog.pg_type t ON t.oid = types.oid
+        JOIN pg_catalog.pg_type o ON o.typname = t.typname AND o.typnamespace <> t.typnamespace)
+      OR EXISTS (SELECT 1 FROM pg_catalog.pg_proc x WHERE ${MADE('x.oid')} AND ${FRESH('x')}) AS shadowing),
   parts AS (
     ${(Object.entries(PARTS) as [Part, (typeof PARTS)[Part]][])
       .map(
@@ -92,17 +100,16 @@ const CHANGES = `WITH tab AS (
       OR EXISTS (SELECT 1 FROM pg_catalog.pg_type t WHERE t.oid IN (SELECT oid FROM types)
         AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_type e JOIN pg_catalog.pg_class c ON c.oid = e.typrelid
           WHERE (e.oid = t.oid OR (t.typcategory = 'A' AND e.oid = t.typelem)) AND c.relkind IN ('r', 'p')))
-      OR EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_class o ON o.relname = c.relname AND o.relnamespace <> c.relnamespace
-        WHERE ${MADE('c.oid')} AND ${FRESH('c')})
+      OR (SELECT shadowing FROM shadowing)
       OR EXISTS (SELECT 1 FROM pg_catalog.pg_collation x WHERE ${MADE('x.oid')} AND ${FRESH('x')})
       OR EXISTS (SELECT 1 FROM pg_catalog.pg_operator x WHERE ${MADE('x.oid')} AND ${FRESH('x')})
       OR EXISTS (SELECT 1 FROM pg_catalog.pg_opclass x WHERE ${MADE('x.oid')} AND ${FRESH('x')})
       OR EXISTS (SELECT 1 FROM pg_catalog.pg_ts_config x WHERE ${MADE('x.oid')} AND ${FRESH('x')})
       OR EXISTS (SELECT 1 FROM pg_catalog.pg_extension x WHERE ${FRESH('x')})
       OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend x WHERE x.refclassid = 'pg_catalog.pg_extension'::regclass AND ${FRESH('x')})) AS everything,
-    (SELECT count(*) FROM pg_catalog.pg_depend x WHERE x.refclassid = 'pg_catalog.pg_extension'::regclass)::text
-      || ' ' || ${SHADOWS('pg_class', 'relname', 'relnamespace')} || ' ' || ${SHADOWS('pg_type', 'typname', 'typnamespace')}
-      || ' ' || ${SHADOWS('pg_proc', 'proname', 'pronamespace')} AS members,
+    (SELECT count(*) FROM pg_catalog.pg_depend x WHERE x.refclassid = 'pg_catalog.pg_extension'::regclass)::text AS members,
+    CASE WHEN $2::bool OR (SELECT shadowing FROM shadowing) THEN ${SHADOWS('pg_class', 'relname', 'relnamespace')} || ' ' || ${SHADOWS('pg_type', 'typname', 'typnamespace')}
+      || ' ' || ${SHADOWS('pg_proc', 'proname', 'pronamespace')} END AS shadows,
     (SELECT json_agg(oid::text) FROM tab)::text AS tables,
     (SELECT json_agg(oid::text) FROM touched WHERE oid IN (SELECT oid FROM tab))::text AS changed,
     (SELECT json_agg(json_build_array(part, oid, rel)) FROM parts WHERE fresh)::text AS fresh_parts,
@@ -112,6 +119,8 @@ const CHANGES = `WITH tab AS (
 export interface ChangeState {
   horizon?: string;
   context?: string;
+  /** The names taken in more than one schema, counted per catalog (SHADOWS), when last counted. */
+  shadows?: string;
   /** Per part, oid → the table's oid. */
   parts: Record<Part, Map<string, string>>;
 }
@@ -126,12 +135,13 @@ export async function changedTables(
   state: ChangeState,
 ): Promise<{ tables: string[]; changed: Set<string> }> {
   const first = state.horizon === undefined;
-  const [row] = await query(CHANGES, [state.horizon ?? null]);
+  const [row] = await query(CHANGES, [state.horizon ?? null, first || state.shadows !== '0 0 0']);
   if (first) state.parts = newChangeState().parts;
   const tables = JSON.parse(String(row?.tables ?? 'null')) ?? [];
   const present = new Set<string>(tables);
   // An object leaving an extension deletes its pg_depend row and writes nothing: counted.
-  const context = `${String(row?.context)} ${String(row?.members)}`;
+  const shadows = typeof row?.shadows === 'string' ? row.shadows : state.shadows;
+  const context = `${String(row?.context)} ${String(row?.members)} ${shadows}`;
   const everything = first || row?.everything === true || context !== state.context;
   const changed = new Set<string>(everything ? tables : (JSON.parse(String(row?.changed ?? 'null')) ?? []));
   const counts: Partial<Record<Part, number>> = JSON.parse(String(row?.counts ?? 'null')) ?? {};
@@ -141,7 +151,7 @@ export async function changedTables(
   for (const part of Object.keys(state.parts) as Part[]) {
     if (state.parts[part].size === (counts[part] ?? 0)) continue;
     // A part was deleted (DROP INDEX, DROP CONSTRAINT, DROP TRIGGER, DROP DEFAULT): find its table.
-    const all = await query(CHANGES, [null]);
+    const all = await query(CHANGES, [null, false]);
     const now = new Map<string, string>(
       ((JSON.parse(String(all[0]?.fresh_parts ?? 'null')) ?? []) as [Part, string, string][])
         .filter(([p]) => p === part)
@@ -154,6 +164,7 @@ export async function changedTables(
   // older than the horizon. The next reading starts over.
   state.horizon = row?.writing === true ? undefined : String(row?.horizon);
   state.context = context;
+  state.shadows = shadows;
   return { tables, changed };
 }
 

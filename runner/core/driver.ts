@@ -126,6 +126,11 @@ export interface Observation {
 export type SchemaSource =
   | {
       query: (text: string, params?: unknown[]) => Promise<Array<Record<string, unknown>>>;
+      /**
+       * `query` for a read sent again and again with other parameters (check's catalog readings
+       * after every step): prepared once per session, so the server plans it once. Reads only.
+       */
+      repeated: (text: string, params?: unknown[]) => Promise<Array<Record<string, unknown>>>;
       schema: string;
       table: string;
     }

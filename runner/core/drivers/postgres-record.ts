@@ -192,6 +192,9 @@ export class RecordTable {
   async schemaSource(): Promise<SchemaSource> {
     return {
       query: (text, params = []) => this.#run((sql) => sql.unsafe(text, params as postgres.ParameterOrJSON<never>[])),
+      // postgres.js prepares it again where a pooler dropped it (FetchPreparedStatement).
+      repeated: (text, params = []) =>
+        this.#run((sql) => sql.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: true })),
       schema: await this.schemaName(),
       table: this.name,
     };
