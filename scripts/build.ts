@@ -79,6 +79,8 @@ async function main(): Promise<void> {
 async function bundle(): Promise<void> {
   const common: BuildOptions & { metafile: true } = {
     entryPoints: [join(root, 'scripts', 'migrate.ts')],
+    // The metafile names inputs from here: CORE_ONLY matches them wherever the build is run from.
+    absWorkingDir: root,
     bundle: true,
     platform: 'node',
     format: 'cjs',

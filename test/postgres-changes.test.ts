@@ -64,6 +64,8 @@ const STEPS = [
   `DROP SEQUENCE public.s2`,
   `ALTER SEQUENCE other.s2 RENAME TO s3`,
   `CREATE TABLE public.s3 (id int)`,
+  // No name is taken twice from here on: the steps below must make the count be taken again.
+  `DROP TABLE public.s3`,
   // A table's row type comes to hide a type of another schema, then stops: no row of the
   // column's own table changes either time.
   `CREATE DOMAIN other.dom3 AS int; CREATE TABLE r (d other.dom3)`,
@@ -72,6 +74,10 @@ const STEPS = [
   `CREATE FUNCTION other.f3() RETURNS int LANGUAGE sql AS 'SELECT 1'; CREATE TABLE w (n int DEFAULT other.f3())`,
   `CREATE FUNCTION public.f3() RETURNS int LANGUAGE sql AS 'SELECT 2'`,
   `DROP FUNCTION public.f3()`,
+  // One of initdb's own functions renamed to take the name (a superuser may), then given back.
+  `CREATE FUNCTION public.f4() RETURNS timestamptz LANGUAGE sql AS 'SELECT now()'; CREATE TABLE x (t timestamptz DEFAULT f4())`,
+  `ALTER FUNCTION pg_catalog.pg_postmaster_start_time() RENAME TO f4`,
+  `ALTER FUNCTION pg_catalog.f4() RENAME TO pg_postmaster_start_time`,
 ];
 
 describe('PostgreSQL readings that read again only the changed tables', () => {

@@ -37,8 +37,9 @@ const USER = `n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspnam
  * printed bare or qualified (a `regclass` in a default, a type, a function) depends on which
  * schema on the search path has it first, so one made, renamed or dropped there reads every
  * table again. Counted only when it can have changed (`$2`, or a row made or renamed that takes
- * a name another schema has): a count can only grow through such a row, and only fall from
- * above zero. Counting costs more than the rest of the query at 600 tables.
+ * a name another schema has, initdb's own included: a superuser may rename those): a count can
+ * only grow through such a row, and only fall from above zero. Counting costs more than the
+ * rest of the query at 600 tables.
  */
 const SHADOWS = (catalog: string, name: string, namespace: string) =>
   `(SELECT count(*) FROM (SELECT x.${name} FROM pg_catalog.${catalog} x
@@ -77,10 +78,10 @@ const CHANGES = `WITH tab AS (
       FROM pg_catalog.pg_depend d WHERE d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid IN (SELECT oid FROM other)),
   shadowing AS (
     SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_class o ON o.relname = c.relname AND o.relnamespace <> c.relnamespace
-        WHERE ${MADE('c.oid')} AND ${FRESH('c')})
-      OR EXISTS (SELECT 1 FROM types JOIN pg_catalog.pg_type t ON t.oid = types.oid
-        JOIN pg_catalog.pg_type o ON o.typname = t.typname AND o.typnamespace <> t.typnamespace)
-      OR EXISTS (SELECT 1 FROM pg_catalog.pg_proc x WHERE ${MADE('x.oid')} AND ${FRESH('x')}) AS shadowing),
+        WHERE ${FRESH('c')})
+      OR EXISTS (SELECT 1 FROM pg_catalog.pg_type t JOIN pg_catalog.pg_type o ON o.typname = t.typname AND o.typnamespace <> t.typnamespace
+        WHERE ${FRESH('t')})
+      OR EXISTS (SELECT 1 FROM pg_catalog.pg_proc x WHERE ${FRESH('x')}) AS shadowing),
   parts AS (
     ${(Object.entries(PARTS) as [Part, (typeof PARTS)[Part]][])
       .map(
