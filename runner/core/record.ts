@@ -170,6 +170,19 @@ export function readFailedNote(error: string | null): { direction: Direction | u
 }
 
 /**
+ * Whether the record still says what a step assumed (driver.ts, RecordExpectation), as a
+ * condition both dialects read alike: `up`, the revision is not in it; `down`, the revision is
+ * applied and the last one applied. Each driver asks it inside the step's transaction, once the
+ * step's exclusion is held (issue #25).
+ */
+export function expectationHolds(table: string, e: { direction: Direction; revision: string }): string {
+  const revision = sqlString(e.revision);
+  return e.direction === 'up'
+    ? `NOT EXISTS (SELECT 1 FROM ${table} WHERE revision = ${revision})`
+    : `EXISTS (SELECT 1 FROM ${table} WHERE revision = ${revision} AND status = 'applied' AND seq = (SELECT max(seq) FROM ${table}))`;
+}
+
+/**
  * What the record says of a no-transaction file while it runs: read only if the runner dies
  * before the file ends. statements_run counts what completed.
  */

@@ -6,7 +6,7 @@
  */
 import postgres from 'postgres';
 import { codePointOffsetToIndex } from '../position.ts';
-import { type DialectSql, recordStatements } from '../record.ts';
+import { type DialectSql, expectationHolds, recordStatements } from '../record.ts';
 import { quoteIdent, sqlString } from '../quote.ts';
 import { parseTableName } from '../config.ts';
 import {
@@ -124,14 +124,8 @@ export const catalog = {
    * the record still says what the plan assumed. Fails with PLAN_CHANGED, before the file runs,
    * when it does not.
    */
-  expect(table: string, key: string, e: RecordExpectation): string {
-    const revision = sqlString(e.revision);
-    const holds =
-      e.direction === 'up'
-        ? `NOT EXISTS (SELECT 1 FROM ${table} WHERE revision = ${revision})`
-        : `EXISTS (SELECT 1 FROM ${table} WHERE revision = ${revision} AND status = 'applied' AND seq = (SELECT max(seq) FROM ${table}))`;
-    return `SELECT pg_advisory_xact_lock(${key}); SELECT (CASE WHEN ${holds} THEN '0' ELSE '${PLAN_CHANGED}' END)::int`;
-  },
+  expect: (table: string, key: string, e: RecordExpectation) =>
+    `SELECT pg_advisory_xact_lock(${key}); SELECT (CASE WHEN ${expectationHolds(table, e)} THEN '0' ELSE '${PLAN_CHANGED}' END)::int`,
   /**
    * Behind a pooler: ask the server, for this transaction only, to end it when its client is
    * gone (PostgreSQL 14+; the session-wide `watchClient` would stay on a pooled server session).
@@ -276,11 +270,6 @@ export function isConnectionError(error: unknown): boolean {
 }
 
 /**
- * The pipelined transaction's answers (`first`: where the caller's statements start, `end`: the
- * command it ends with). The first failed statement throws {@link StatementFailed}; COMMIT
- * answered with ROLLBACK, or failing itself, means the transaction was still open and is gone.
- */
-/**
  * What a step's pipelined round trip (see PostgresDriver.transaction) came to, thrown: nothing
  * when every query succeeded and the transaction ended as asked. `pinned`: where the step check
  * starts (the queries before it set the limits); `first`: where the caller's statements start.
@@ -311,6 +300,11 @@ export function throwFromStep(
   throwUnlessEnded(settled, at.first, at.end);
 }
 
+/**
+ * The pipelined transaction's answers (`first`: where the caller's statements start, `end`: the
+ * command it ends with). The first failed statement throws {@link StatementFailed}; COMMIT
+ * answered with ROLLBACK, or failing itself, means the transaction was still open and is gone.
+ */
 function throwUnlessEnded(
   settled: ReadonlyArray<PromiseSettledResult<unknown>>,
   first: number,

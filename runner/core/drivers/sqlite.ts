@@ -21,7 +21,7 @@ import {
   TransactionLeftOpen,
   type SchemaSource,
 } from '../driver.ts';
-import { type RecordRow, type RecordTableState, recordTableState, toRecordRow } from '../record.ts';
+import { expectationHolds, type RecordRow, type RecordTableState, recordTableState, toRecordRow } from '../record.ts';
 import { MigrateError } from '../errors.ts';
 import { createTable, sqliteSql } from './sqlite-sql.ts';
 import { readHolderNote, writeHolderNote } from './sqlite-lock-holder.ts';
@@ -259,12 +259,12 @@ export class SqliteDriver implements Driver {
 
   /** Whether the record says what a step assumed (see RecordExpectation). */
   #expected(e: RecordExpectation): boolean {
-    const t = this.#table;
-    if (e.direction === 'up') return this.#stmt(`SELECT 1 FROM ${t} WHERE revision = ?`).get(e.revision) === undefined;
-    const row = this.#stmt(
-      `SELECT 1 FROM ${t} WHERE revision = ? AND status = 'applied' AND seq = (SELECT max(seq) FROM ${t})`,
-    ).get(e.revision);
-    return row !== undefined;
+    return (
+      this.#conn
+        .prepare(`SELECT ${expectationHolds(this.#table, e)}`)
+        .pluck()
+        .get() === 1
+    );
   }
 
   /** SQLite's "database or disk is full" names neither: say which file was being written, and where. */
