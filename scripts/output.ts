@@ -166,11 +166,25 @@ export function endQuietlyOnClosedOutput(): void {
   }
 }
 
-/** `check: sqlite round trips 120/1000` on one line of a terminal, rewritten in place (at most every 100 ms). */
+/**
+ * `check: postgres round trips 120/1000, postgres data 80/1000, sqlite round trips 400/1000` on one
+ * line of a terminal, rewritten in place (at most every 100 ms): the passes running at the time.
+ */
 export function progressLine(_cli: Cli, e: CheckProgress): void {
+  const pass = `${e.dialect} ${e.pass}`;
+  const count = `${e.done}/${e.of}`;
+  running.delete(pass);
   const now = Date.now();
-  if (e.done < e.of && now - lastProgress < 100) return;
+  if (e.done < e.of) {
+    running.set(pass, count);
+    if (now - lastProgress < 100) return;
+  }
   lastProgress = now;
-  process.stderr.write(`\r\x1b[Kcheck: ${e.dialect} ${e.pass} ${e.done}/${e.of}`);
+  // A pass that just ended is shown once, first, with its count: then it leaves the line.
+  const shown = e.done < e.of ? [...running] : [[pass, count], ...running];
+  const line = `check: ${shown.map(([p, n]) => `${p} ${n}`).join(', ')}`;
+  // One line, never wrapped: a wrapped line would not be rewritten in place.
+  process.stderr.write(`\r\x1b[K${line.slice(0, Math.max(20, (process.stderr.columns || 80) - 1))}`);
 }
+const running = new Map<string, string>();
 let lastProgress = 0;

@@ -83,7 +83,7 @@ const STEPS = [
 describe('PostgreSQL readings that read again only the changed tables', () => {
   it('equal a whole reading after every kind of change', async () => {
     const db = await createPostgresDatabase();
-    const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+    const sql = postgres(db.url, { max: 1, onnotice: () => {}, connection: { jit: 'off' } });
     try {
       const query = (text: string, params: unknown[] = []) =>
         sql.unsafe(text, params as never[], { prepare: true }) as unknown as Promise<Array<Record<string, unknown>>>;

@@ -30,7 +30,7 @@ const PARTS = {
 type Part = keyof typeof PARTS;
 
 /** Written at or past the horizon `$1` (every row when `$1` is null). */
-const FRESH = (row: string) => `($1::text IS NULL OR age(${row}.xmin) <= age($1::text::xid))`;
+const FRESH = (row: string) => `(age(${row}.xmin) <= (SELECT coalesce(age($1::text::xid), 2147483647)))`;
 const USER = `n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'`;
 /**
  * How many names of `catalog` objects made after initdb are taken in more than one schema: a name
@@ -48,15 +48,16 @@ const SHADOWS = (catalog: string, name: string, namespace: string) =>
 /** Objects made after initdb: their oids start at FirstNormalObjectId. */
 const MADE = (oid: string) => `${oid} >= 16384`;
 
-const CHANGES = `WITH tab AS (
-    SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind IN ('r', 'p') AND ${USER}),
-  other AS (
-    SELECT c.oid FROM pg_catalog.pg_class c
-    WHERE ${MADE('c.oid')} AND c.relkind NOT IN ('r', 'p', 'i', 'I') AND ${FRESH('c')}),
+const CHANGES = `WITH cls AS MATERIALIZED (
+    SELECT c.oid, c.relname, c.relnamespace, c.relkind, ${FRESH('c')} AS fresh,
+      c.relkind IN ('r', 'p') AND EXISTS (SELECT 1 FROM pg_catalog.pg_namespace n WHERE n.oid = c.relnamespace AND ${USER}) AS is_table
+    FROM pg_catalog.pg_class c
+    WHERE ${FRESH('c')} OR (c.relkind IN ('r', 'p') AND ${MADE('c.oid')})),
+  tab AS (SELECT oid FROM cls WHERE is_table),
+  other AS (SELECT oid FROM cls WHERE fresh AND ${MADE('oid')} AND relkind NOT IN ('r', 'p', 'i', 'I')),
   moved AS (
-    SELECT c.oid FROM pg_catalog.pg_class c WHERE ${MADE('c.oid')} AND ${FRESH('c')}
-    UNION SELECT a.attrelid FROM pg_catalog.pg_attribute a WHERE ${MADE('a.attrelid')} AND a.attnum > 0 AND ${FRESH('a')}),
+    SELECT oid FROM cls WHERE fresh AND ${MADE('oid')}
+    UNION SELECT a.attrelid FROM pg_catalog.pg_attribute a WHERE a.attrelid::int8 >= 16384 AND a.attnum > 0 AND ${FRESH('a')}),
   types AS (SELECT t.oid FROM pg_catalog.pg_type t WHERE ${MADE('t.oid')} AND ${FRESH('t')}),
   touched AS (
     SELECT oid FROM moved
@@ -65,8 +66,9 @@ const CHANGES = `WITH tab AS (
     UNION SELECT c.conrelid FROM pg_catalog.pg_constraint c WHERE c.confrelid IN (SELECT oid FROM moved)
     UNION SELECT i.indrelid FROM pg_catalog.pg_index i WHERE ${FRESH('i')} OR i.indexrelid IN (SELECT oid FROM moved)
     UNION SELECT g.tgrelid FROM pg_catalog.pg_trigger g WHERE ${FRESH('g')}
-    UNION SELECT a.attrelid FROM pg_catalog.pg_attribute a
-      WHERE (SELECT count(*) FROM types) > 0 AND ${MADE('a.attrelid')} AND a.atttypid IN (SELECT oid FROM types)
+    UNION SELECT d.objid FROM pg_catalog.pg_depend d
+      WHERE d.refclassid = 'pg_catalog.pg_type'::regclass AND d.refobjid IN (SELECT oid FROM types)
+        AND d.classid = 'pg_catalog.pg_class'::regclass AND d.objsubid > 0
     UNION SELECT d.refobjid FROM pg_catalog.pg_depend d
       WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid IN (SELECT oid FROM other) AND d.refclassid = 'pg_catalog.pg_class'::regclass
     UNION SELECT CASE d.classid
@@ -77,8 +79,8 @@ const CHANGES = `WITH tab AS (
       END
       FROM pg_catalog.pg_depend d WHERE d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid IN (SELECT oid FROM other)),
   shadowing AS (
-    SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_class o ON o.relname = c.relname AND o.relnamespace <> c.relnamespace
-        WHERE ${FRESH('c')})
+    SELECT EXISTS (SELECT 1 FROM cls c JOIN pg_catalog.pg_class o ON o.relname = c.relname AND o.relnamespace <> c.relnamespace
+        WHERE c.fresh)
       OR EXISTS (SELECT 1 FROM pg_catalog.pg_type t JOIN pg_catalog.pg_type o ON o.typname = t.typname AND o.typnamespace <> t.typnamespace
         WHERE ${FRESH('t')})
       OR EXISTS (SELECT 1 FROM pg_catalog.pg_proc x WHERE ${FRESH('x')}) AS shadowing),
@@ -87,7 +89,7 @@ const CHANGES = `WITH tab AS (
       .map(
         ([part, p]) =>
           `SELECT '${part}' AS part, x.${'oid' in p ? p.oid : 'oid'}::text AS oid, x.${p.rel}::text AS rel, ${FRESH('x')} AS fresh
-           FROM ${p.catalog} x WHERE x.${p.rel} IN (SELECT oid FROM tab)`,
+           FROM ${p.catalog} x JOIN tab ON tab.oid = x.${p.rel}`,
       )
       .join('\n    UNION ALL ')})
   SELECT

@@ -33,7 +33,9 @@ export async function readPostgresUrl(
   try {
     return await sql.begin('READ ONLY', async (tx) => {
       const [row] = await tx.unsafe(
-        `SELECT current_schema() AS s, set_config('lock_timeout', '${LIVE_LOCK_TIMEOUT_MS}ms', true) AS l`,
+        // No JIT: the reading is one statement whose estimate can pass jit_above_cost, where a
+        // server would compile it for a second to run it in milliseconds (postgres-read.ts).
+        `SELECT current_schema() AS s, set_config('lock_timeout', '${LIVE_LOCK_TIMEOUT_MS}ms', true) AS l, set_config('jit', 'off', true) AS j`,
       );
       const home = typeof row?.s === 'string' ? row.s : 'public';
       // The server's printers qualify a name unless the search_path finds it: one schema on

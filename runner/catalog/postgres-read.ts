@@ -68,12 +68,22 @@ const RELATIONS = (scoped?: boolean) => `
 /** With a scope (`$3`, table oids): those tables, and every relation that is not a table. */
 const IN_SCOPE = (c: string) => `(${c}.relkind NOT IN ('r', 'p') OR ${c}.oid = ANY ($3::text::oid[]))`;
 
+/** Each relation's parts, looked up through the catalog's index on the relation (`OFFSET 0` keeps it a loop per relation). */
+const PER_RELATION = (catalog: string, column: string, columns: string) =>
+  `CROSS JOIN LATERAL (SELECT ${columns} FROM ${catalog} x WHERE x.${column} = r.oid OFFSET 0)`;
+
 /**
- * The catalog queries; `scoped`: the relations' rows only for the tables in `$3` (and every
- * other relation).
+ * An index's first `count` columns, numbered from 1 (`k`; `attnum` 0 for an expression). Not
+ * generate_series: the planner takes that for a thousand rows per index, and the estimate of a
+ * reading passed a million, where a server compiles the statement (JIT) for seconds.
+ */
+const KEYS = (count: string) => `unnest(i.indkey::int2[]) WITH ORDINALITY u(attnum, k) WHERE u.k <= ${count}`;
+
+/**
+ * The parts of the reading, each a query over `rel` (the relations read, made once per reading).
  * Each relation's rows carry its oid (`rel_oid`).
  */
-const queries = (scoped?: boolean) => ({
+const queries = (scoped: boolean) => ({
   extensions: `SELECT e.extname AS name, e.extversion AS version, n.nspname AS schema
     FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
     WHERE e.extname <> 'plpgsql'`,
@@ -93,8 +103,7 @@ const queries = (scoped?: boolean) => ({
     WHERE (t.typtype IN ('e', 'd', 'r') OR (t.typtype = 'c' AND (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = t.typrelid) = 'c'))
       AND ${USER_SCHEMA('n')} AND ${NOT_EXTENSION('pg_catalog.pg_type', 't.oid')}
     ORDER BY n.nspname, t.typname`,
-  relations: `WITH rel AS (${RELATIONS(scoped)})
-    SELECT r.oid::text AS rel_oid, r.nspname, r.relname, r.qname, r.relkind, r.relpersistence, r.relrowsecurity, r.in_catalog,
+  relations: `SELECT r.oid::text AS rel_oid, r.nspname, r.relname, r.qname, r.relkind, r.relpersistence, r.relrowsecurity, r.in_catalog,
       CASE WHEN r.relkind IN ('v', 'm') THEN pg_get_viewdef(r.oid, true) END AS viewdef,
       s.seqtypid::regtype::text AS seqtype, s.seqstart::text AS seqstart, s.seqincrement::text AS seqinc,
       s.seqmin::text AS seqmin, s.seqmax::text AS seqmax, s.seqcache::text AS seqcache, s.seqcycle AS seqcycle,
@@ -105,8 +114,7 @@ const queries = (scoped?: boolean) => ({
          WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = r.oid AND d.deptype = 'a' AND d.refobjsubid > 0) AS owned_by,
       NOT ${NONE(`pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = r.oid AND d.deptype = 'i'`)} AS identity_seq
     FROM rel r LEFT JOIN pg_catalog.pg_sequence s ON s.seqrelid = r.oid`,
-  columns: `WITH rel AS (${RELATIONS(scoped)})
-    SELECT r.oid::text AS rel_oid, r.nspname, r.relname, r.qname AS tbl, a.attname, quote_ident(a.attname) AS name,
+  columns: `SELECT r.oid::text AS rel_oid, r.nspname, r.relname, r.qname AS tbl, a.attname, quote_ident(a.attname) AS name,
       format_type(a.atttypid, a.atttypmod) AS type,
       bt.oid::text AS base_oid, bt.typname AS base, bt.typtype AS base_kind, bt.typcategory AS category,
       CASE WHEN ty.typtype = 'd' THEN ty.typtypmod ELSE a.atttypmod END AS typmod,
@@ -114,43 +122,41 @@ const queries = (scoped?: boolean) => ({
       pg_get_expr(d.adbin, d.adrelid) AS dflt,
       CASE WHEN a.attcollation <> ty.typcollation THEN (SELECT quote_ident(co.collname) FROM pg_catalog.pg_collation co WHERE co.oid = a.attcollation) END AS collation
     FROM rel r
-    JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
+    ${PER_RELATION('pg_catalog.pg_attribute', 'attrelid', 'x.attrelid, x.attnum, x.attname, x.atttypid, x.atttypmod, x.attnotnull, x.attidentity, x.attgenerated, x.attcollation, x.attisdropped')} a
     JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
     JOIN pg_catalog.pg_type bt ON bt.oid = CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE ty.oid END
     LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-    WHERE r.is_table
+    WHERE r.is_table AND a.attnum > 0 AND NOT a.attisdropped
     ORDER BY r.nspname, r.relname, a.attnum`,
   // 18 also lists each NOT NULL as a constraint (`t_a_not_null`); every version says it as the
   // column's nullability, read alone, so the embedded PostgreSQL (18) reads as a 15 server.
-  constraints: `WITH rel AS (${RELATIONS(scoped)})
-    SELECT r.oid::text AS rel_oid, r.nspname, r.relname, r.qname AS tbl, quote_ident(c.conname) AS name, c.contype::text AS kind,
+  constraints: `SELECT r.oid::text AS rel_oid, r.nspname, r.relname, r.qname AS tbl, quote_ident(c.conname) AS name, c.contype::text AS kind,
       c.convalidated AS validated, pg_get_constraintdef(c.oid, true) AS def, c.confdeltype::text AS on_delete,
       (SELECT json_agg(a.attname ORDER BY k.ord) FROM unnest(c.conkey) WITH ORDINALITY k(num, ord)
          JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.num)::text AS cols,
       fn.nspname AS ref_schema, fc.relname AS ref_table,
       (SELECT json_agg(a.attname ORDER BY k.ord) FROM unnest(c.confkey) WITH ORDINALITY k(num, ord)
          JOIN pg_catalog.pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.num)::text AS ref_cols
-    FROM rel r JOIN pg_catalog.pg_constraint c ON c.conrelid = r.oid
+    FROM rel r ${PER_RELATION('pg_catalog.pg_constraint', 'conrelid', 'x.oid, x.conname, x.contype, x.convalidated, x.confdeltype, x.conrelid, x.confrelid, x.conkey, x.confkey')} c
     LEFT JOIN pg_catalog.pg_class fc ON fc.oid = c.confrelid
     LEFT JOIN pg_catalog.pg_namespace fn ON fn.oid = fc.relnamespace
     WHERE r.is_table AND c.contype <> 'n'
     ORDER BY r.nspname, r.relname, c.conname`,
   // cols: every column, as pg_get_indexdef prints it; key_cols: the key's, `(expr)` and ` DESC` marked.
-  indexes: `WITH rel AS (${RELATIONS(scoped)})
-    SELECT r.oid::text AS rel_oid, r.nspname, r.relname, r.qname AS tbl, r.is_table, ic.relname AS index_name, ${QNAME('n', 'ic.relname')} AS name,
+  indexes: `SELECT r.oid::text AS rel_oid, r.nspname, r.relname, r.qname AS tbl, r.is_table, ic.relname AS index_name, ${QNAME('n', 'ic.relname')} AS name,
       pg_get_indexdef(i.indexrelid) AS def, i.indisunique AS is_unique, i.indisprimary AS is_primary,
       i.indisvalid AS valid, am.amname AS method,
       NOT ${NONE(`pg_catalog.pg_constraint c WHERE c.conrelid = i.indrelid AND c.conindid = i.indexrelid AND c.contype IN ('p', 'u', 'x')`)} AS backs_constraint,
-      (SELECT string_agg(pg_get_indexdef(i.indexrelid, k, true), ', ' ORDER BY k) FROM generate_series(1, i.indnatts) k) AS cols,
+      (SELECT string_agg(pg_get_indexdef(i.indexrelid, k::int, true), ', ' ORDER BY k) FROM ${KEYS('i.indnatts')}) AS cols,
       (SELECT json_agg(
-                CASE WHEN i.indkey[k - 1] = 0 THEN '(' || pg_get_indexdef(i.indexrelid, k, true) || ')'
-                     ELSE (SELECT a.attname FROM pg_catalog.pg_attribute a WHERE a.attrelid = i.indrelid AND a.attnum = i.indkey[k - 1]) END
+                CASE WHEN u.attnum = 0 THEN '(' || pg_get_indexdef(i.indexrelid, k::int, true) || ')'
+                     ELSE (SELECT a.attname FROM pg_catalog.pg_attribute a WHERE a.attrelid = i.indrelid AND a.attnum = u.attnum) END
                 || CASE WHEN (i.indoption[k - 1] & 1) = 1 THEN ' DESC' ELSE '' END
                 ORDER BY k)
-         FROM generate_series(1, i.indnkeyatts) k)::text AS key_cols,
-      (SELECT bool_and(i.indkey[k - 1] <> 0) FROM generate_series(1, i.indnkeyatts) k) AS plain,
+         FROM ${KEYS('i.indnkeyatts')})::text AS key_cols,
+      (SELECT bool_and(u.attnum <> 0) FROM ${KEYS('i.indnkeyatts')}) AS plain,
       pg_get_expr(i.indpred, i.indrelid, true) AS predicate
-    FROM rel r JOIN pg_catalog.pg_index i ON i.indrelid = r.oid
+    FROM rel r ${PER_RELATION('pg_catalog.pg_index', 'indrelid', 'x.indexrelid, x.indrelid, x.indisunique, x.indisprimary, x.indisvalid, x.indnatts, x.indnkeyatts, x.indkey, x.indoption, x.indpred')} i
     JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
     JOIN pg_catalog.pg_namespace n ON n.oid = ic.relnamespace
     JOIN pg_catalog.pg_am am ON am.oid = ic.relam
@@ -164,14 +170,30 @@ const queries = (scoped?: boolean) => ({
     FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
     WHERE ${USER_SCHEMA('n')} AND ${NOT_EXTENSION('pg_catalog.pg_proc', 'p.oid')}`,
   // Every trigger outside the record table; in_catalog: on a relation the `Catalog` lists.
-  triggers: `WITH rel AS (${RELATIONS(scoped)})
-    SELECT c.oid::text AS rel_oid, n.nspname, c.relname, ${QNAME('n', 'c.relname')} AS tbl, tg.tgname, quote_ident(tg.tgname) AS name,
+  triggers: `SELECT c.oid::text AS rel_oid, n.nspname, c.relname, ${QNAME('n', 'c.relname')} AS tbl, tg.tgname, quote_ident(tg.tgname) AS name,
       pg_get_triggerdef(tg.oid, true) AS def, tg.tgenabled AS enabled,
       EXISTS (SELECT 1 FROM rel r WHERE r.oid = c.oid AND r.in_catalog) AS in_catalog
     FROM pg_catalog.pg_trigger tg JOIN pg_catalog.pg_class c ON c.oid = tg.tgrelid
     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
     WHERE NOT tg.tgisinternal AND ${USER_SCHEMA('n')} AND NOT ${IS_RECORD}${scoped ? ` AND ${IN_SCOPE('c')}` : ''}`,
 });
+
+type Part = keyof ReturnType<typeof queries>;
+const PARTS = Object.keys(queries(false)) as Part[];
+
+/**
+ * The whole reading as one statement: `rel` is made once, and each part comes back as one JSON
+ * array. One statement, not nine: a pooler in transaction mode stops answering a client that
+ * pipelines nine (test/pooler.test.ts), and sent one after another each paid a round trip, on
+ * the embedded PostgreSQL a turn of its socket server's queue.
+ */
+const READING = (scoped: boolean) => {
+  const q = queries(scoped);
+  return `WITH rel AS MATERIALIZED (${RELATIONS(scoped)})
+  SELECT current_schema() AS home,
+    ${PARTS.map((part) => `(SELECT json_agg(x) FROM (${q[part]}) x)::text AS ${part}`).join(',\n    ')}`;
+};
+const READINGS = { scoped: READING(true), whole: READING(false) };
 
 /**
  * The rows `query` sees, without the record table (`record`: its schema and name). Reads only.
@@ -185,31 +207,22 @@ export async function readPostgresRows(
 ): Promise<PostgresRows> {
   const params = [record.schema, record.table];
   // An array literal in text: the caller's connection needs no array type serializers.
-  const rel = tables === undefined ? params : [...params, `{${tables.join(',')}}`];
-  const Q = queries(tables !== undefined);
-  // One after another, not pipelined: PgBouncer 1.18 in transaction mode stops answering a
-  // client that sends these nine at once (test/pooler.test.ts), and on a server near by a
-  // reading takes no longer this way (bench/check-scale.ts).
-  const [home] = await query('SELECT current_schema() AS s');
-  const extensions = await query(Q.extensions);
-  const schemas = await query(Q.schemas, params);
-  const types = await query(Q.types);
-  const relations = await query(Q.relations, rel);
-  const columns = await query(Q.columns, rel);
-  const constraints = await query(Q.constraints, rel);
-  const indexes = await query(Q.indexes, rel);
-  const functions = await query(Q.functions);
-  const triggers = await query(Q.triggers, rel);
+  const scoped = tables !== undefined;
+  const [row] = await query(
+    scoped ? READINGS.scoped : READINGS.whole,
+    scoped ? [...params, `{${tables.join(',')}}`] : params,
+  );
+  const part = (name: Part): Rows => JSON.parse(String(row?.[name] ?? 'null')) ?? [];
   return {
-    home: typeof home?.s === 'string' ? home.s : 'public',
-    extensions,
-    schemas,
-    types,
-    relations,
-    columns,
-    constraints,
-    indexes,
-    functions,
-    triggers,
+    home: typeof row?.home === 'string' ? row.home : 'public',
+    extensions: part('extensions'),
+    schemas: part('schemas'),
+    types: part('types'),
+    relations: part('relations'),
+    columns: part('columns'),
+    constraints: part('constraints'),
+    indexes: part('indexes'),
+    functions: part('functions'),
+    triggers: part('triggers'),
   };
 }

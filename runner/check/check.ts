@@ -29,7 +29,15 @@ import { withScratch } from './scratch.ts';
 import type { Driver } from '../core/driver.ts';
 import type { Difference, Schema } from '../catalog/schema.ts';
 import { compareDialects } from '../catalog/schema-compare.ts';
-import { type DialectState, roundTrip, type RoundTrips, type TripContext } from './round-trip.ts';
+import {
+  type DialectState,
+  roundTrip,
+  roundTripInParts,
+  type RoundTrips,
+  SPLIT_FROM,
+  snapshotFeed,
+  type TripContext,
+} from './round-trip.ts';
 import { orderConflicts } from './base.ts';
 import type { dataPass, DataSummary } from './data/pass.ts';
 import { phasesReorder } from './phases.ts';
@@ -68,6 +76,13 @@ export interface CheckOptions {
   signal?: AbortSignal;
   /** Called after each revision of each pass, for a progress line (the CLI shows one on a terminal). */
   onProgress?: (e: CheckProgress) => void;
+  /**
+   * On a PostgreSQL server, a folder of at least this many revisions has its round trips run in
+   * two parts at once, on two scratch databases, and its pass on populated tables beside them on
+   * a third (default 200; `Infinity`: never). What check finds is the same either way; for tests
+   * and benchmarks.
+   */
+  partsFrom?: number;
 }
 
 /** How far one pass of check has got: `round trips` or `data` (on populated tables), per dialect. */
@@ -120,35 +135,53 @@ export async function check(config: CheckConfig = {}, options: CheckOptions = {}
   const data =
     config.data === false
       ? undefined
-      : (await import('./data/pass.ts')).dataPass(config.data, add, options.signal, options.onProgress);
+      : (await import('./data/pass.ts')).dataPass(config.data, options.signal, options.onProgress);
 
   const table = config.table ?? DEFAULT_TABLE;
-  for (const s of states) {
-    options.signal?.throwIfAborted();
+  options.signal?.throwIfAborted();
+  // The dialects run at the same time, each on scratch databases of its own: SQLite's work fills
+  // the time this process would otherwise wait for PostgreSQL's answers. Each keeps its findings
+  // apart; they are added in the order of the folders, as if one had run after the other. The
+  // first failure stops the other dialect and is the one thrown.
+  const stop = new AbortController();
+  const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
+  let failure: { error: unknown } | undefined;
+  const found = states.map(() => ({ trips: [] as Finding[], data: [] as Finding[], compat: [] as Finding[] }));
+  const runs = states.map(async (s, i) => {
+    const own = found[i] as (typeof found)[number];
     const scratch: OnScratch = (fn) => withScratch(s.dialect, connection, table, fn);
     const compat =
       release && s.dialect === 'postgres'
-        ? { release, context: { add, data: config.data, signal: options.signal } }
+        ? { release, context: { add: (f: Finding) => own.compat.push(f), data: config.data, signal } }
         : undefined;
     const progress = options.onProgress;
-    s.roundTrips = await dialectRoundTrips(
-      s,
-      scratch,
-      {
-        waivers,
-        add,
-        signal: options.signal,
-        ...(progress
-          ? {
-              progress: (done: number) =>
-                progress({ dialect: s.dialect, pass: 'round trips', done, of: s.migrations.length }),
-            }
-          : {}),
-      },
-      data,
-      compat,
-    );
-  }
+    try {
+      s.roundTrips = await dialectRoundTrips(
+        s,
+        scratch,
+        {
+          waivers,
+          add: (f) => own.trips.push(f),
+          signal,
+          ...(options.partsFrom === undefined ? {} : { partsFrom: options.partsFrom }),
+          ...(progress
+            ? {
+                progress: (done: number) =>
+                  progress({ dialect: s.dialect, pass: 'round trips', done, of: s.migrations.length }),
+              }
+            : {}),
+        },
+        data && { pass: data, add: (f) => own.data.push(f) },
+        compat,
+      );
+    } catch (error) {
+      failure ??= { error };
+      stop.abort(error);
+    }
+  });
+  await Promise.all(runs);
+  if (failure) throw failure.error;
+  for (const f of found) findings.push(...f.trips, ...f.data, ...f.compat);
 
   for (const s of states) {
     const trips = s.roundTrips;
@@ -195,13 +228,21 @@ function dialectStates(dir: string, urlDialect: Dialect): DialectState[] {
   }));
 }
 
-/** The pass on populated tables (loaded only when it runs). */
-type DataPass = ReturnType<typeof dataPass>;
+/** The pass on populated tables (loaded only when it runs), and where its findings go. */
+type DataPass = { pass: ReturnType<typeof dataPass>; add: (f: Finding) => void };
 
 /** A fresh scratch database of one dialect for `fn`, removed afterwards. */
 type OnScratch = <T>(fn: (driver: Driver, scratch: Scratch) => Promise<T>) => Promise<T>;
 
-/** One dialect's round trips, then its pass on populated tables, on a scratch database; a folder with errors is not run. */
+/**
+ * One dialect's round trips, then its pass on populated tables, on a scratch database; a folder
+ * with errors is not run. For a long folder on a PostgreSQL server the pass runs beside the
+ * round trips instead, on a database of its own, each revision once the round trips have read
+ * its schema: the server gives each session a core of its own (on a short folder a new database
+ * costs more than the pass). The embedded PostgreSQL and SQLite run in this process, where the
+ * pass could only take turns with the round trips: it follows them there, on the same database
+ * rolled back through the downs.
+ */
 async function dialectRoundTrips(
   s: DialectState,
   onScratch: OnScratch,
@@ -214,8 +255,26 @@ async function dialectRoundTrips(
   let database = '';
   const revisions = await onScratch(async (driver, scratch) => {
     database = scratch.label;
-    const done = await roundTrip({ ...context, s, driver, scratch });
-    await data?.run(s, done, driver, onScratch);
+    const feed = snapshotFeed(s);
+    const long = s.migrations.length >= (context.partsFrom ?? SPLIT_FROM);
+    const beside =
+      data && s.dialect === 'postgres' && !scratch.embedded && long
+        ? data.pass.alongside(s, feed.reached, (fn) => onScratch((fresh) => fn(fresh)), data.add)
+        : undefined;
+    let done = 0;
+    let finished = false;
+    try {
+      const trip = { ...context, s, driver, scratch, onSnapshot: feed.wake };
+      done = await (s.dialect === 'postgres' && !scratch.embedded && long
+        ? roundTripInParts(trip, onScratch)
+        : roundTrip(trip));
+      finished = true;
+    } finally {
+      feed.end();
+      // The pass's database goes before this one does, whatever happened to the round trips.
+      if (beside) await (finished ? beside : beside.catch(() => {}));
+    }
+    if (!beside) await data?.pass.run(s, done, driver, onScratch, data.add);
     // On the same scratch database, rolled back to empty through the downs: cheaper than a new one.
     if (compat) {
       const { checkCompat } = await import('./compat.ts');

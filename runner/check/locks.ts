@@ -70,8 +70,11 @@ export interface Measured {
   complete: boolean;
 }
 
-/** Each relation of the user's schemas mapped to the table it belongs to; the record table left out. */
-const RELATIONS_SQL = (schema: string, table: string) => `
+/**
+ * Each relation of the user's schemas mapped to the table it belongs to; the record table left
+ * out. With `oids`, only those relations.
+ */
+const RELATIONS_SQL = (schema: string, table: string, oids?: readonly string[]) => `
 SELECT c.oid::int8::text AS oid, c.oid::regclass::text AS name, c.relkind::text AS kind, c.relfilenode::int8::text AS filenode,
        t.oid::int8::text AS table_oid, t.oid::regclass::text AS table_name
 FROM pg_class c
@@ -82,14 +85,18 @@ LEFT JOIN pg_depend d ON c.relkind = 'S' AND d.classid = 'pg_class'::regclass AN
 JOIN pg_class t ON t.oid = COALESCE(i.indrelid, d.refobjid, c.oid)
 JOIN pg_namespace tn ON tn.oid = t.relnamespace
 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
-  AND NOT (tn.nspname = ${sqlString(schema)} AND t.relname = ${sqlString(table)})`;
+  AND NOT (tn.nspname = ${sqlString(schema)} AND t.relname = ${sqlString(table)})${oids ? ` AND c.oid IN (${oids.join(', ') || 'NULL'})` : ''}`;
 
-/** The relation locks this session holds, and the current storage file of each table watched. */
-const AFTER_SQL = (tables: string[]) => `
+/**
+ * The relation locks this session holds, and the current storage file of each table or
+ * materialized view among them: a rewrite takes an ACCESS EXCLUSIVE lock on what it rewrites.
+ */
+const HELD_SQL = `
 SELECT 'lock' AS k, relation::int8::text AS oid, mode AS v FROM pg_locks
 WHERE pid = pg_backend_pid() AND locktype = 'relation' AND granted
 UNION ALL
-SELECT 'file', oid::int8::text, relfilenode::int8::text FROM pg_class WHERE oid IN (${tables.join(', ') || 'NULL'})`;
+SELECT 'file', c.oid::int8::text, c.relfilenode::int8::text FROM pg_class c
+WHERE c.relkind IN ('r', 'm') AND c.oid IN (SELECT relation FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'relation' AND granted)`;
 
 /** The relations of the user's schemas before the revision, each mapped to its table. */
 interface Before {
@@ -103,8 +110,8 @@ interface Before {
  * Measure each statement of `work` and leave the database as it was. A transactional file runs
  * in a transaction that is rolled back. A no-transaction file whose first statement is
  * `CREATE INDEX CONCURRENTLY` has that statement watched from a second session (`url`), and the
- * index it built dropped again. A file of the revision's own creations only (the first revision
- * of a folder, say) costs one query.
+ * index it built dropped again. Only the relations a statement locked are looked up, never the
+ * whole catalog.
  */
 export async function measureLocks(
   query: Query,
@@ -113,8 +120,19 @@ export async function measureLocks(
   work: StepWork,
   url?: string,
 ): Promise<Measured> {
-  const rows = await query(RELATIONS_SQL(schema, table));
-  if (rows.length === 0) return { locks: [], complete: true };
+  const first = work.statements[0];
+  if (!work.transactional && first && statementKind(first.sql, 'postgres') === 'CREATE INDEX CONCURRENTLY') {
+    if (url === undefined) return { locks: [], complete: false };
+    const before = beforeOf(await query(RELATIONS_SQL(schema, table)));
+    if (before.tableOf.size === 0) return { locks: [], complete: true };
+    const locks = await measureConcurrently(query, url, first, before, RELATIONS_SQL(schema, table));
+    return { locks: locks ?? [], complete: locks !== undefined && work.statements.length === 1 };
+  }
+  return measureInTransaction(query, work, (oids) => query(RELATIONS_SQL(schema, table, oids)));
+}
+
+/** The relations as RELATIONS_SQL read them. */
+function beforeOf(rows: ReadonlyArray<Record<string, unknown>>): Before {
   const before: Before = { tableOf: new Map(), nameOf: new Map(), files: new Map() };
   for (const r of rows) {
     before.tableOf.set(String(r.oid), String(r.table_oid));
@@ -123,50 +141,70 @@ export async function measureLocks(
     if ((r.kind === 'r' || r.kind === 'm') && r.oid === r.table_oid)
       before.files.set(String(r.oid), String(r.filenode));
   }
-  const first = work.statements[0];
-  if (!work.transactional && first && statementKind(first.sql, 'postgres') === 'CREATE INDEX CONCURRENTLY') {
-    if (url === undefined) return { locks: [], complete: false };
-    const locks = await measureConcurrently(query, url, first, before, RELATIONS_SQL(schema, table));
-    return { locks: locks ?? [], complete: locks !== undefined && work.statements.length === 1 };
-  }
-  return measureInTransaction(query, work, before);
+  return before;
 }
 
-async function measureInTransaction(query: Query, work: StepWork, before: Before): Promise<Measured> {
-  const { tableOf, nameOf, files } = before;
-  const watched = [...files.keys()];
-  const locks: MeasuredLock[] = [];
-  let held = new Set<string>();
+/**
+ * Run the statements in a transaction, reading after each the locks this session holds; after
+ * the rollback, which leaves the database as it was before the revision, `relations` reads
+ * what the locked relations were then: the tables they belong to (a lock on an index or an
+ * owned sequence counts toward its table), their names and storage files. A relation the
+ * revision made is not there any more, and is not reported. Only the relations locked are
+ * read, never the whole catalog.
+ */
+async function measureInTransaction(
+  query: Query,
+  work: StepWork,
+  relations: (oids: readonly string[]) => ReturnType<Query>,
+): Promise<Measured> {
+  const ran: Array<{ statement: Statement; held: Array<[string, string]>; files: Map<string, string> }> = [];
+  let complete = true;
   await query('BEGIN');
   try {
     for (const statement of work.statements) {
       // A no-transaction file may hold what no transaction can run; measuring stops there.
       if (isTransactionControl(statement.sql, 'postgres') || statementKind(statement.sql, 'postgres') !== undefined) {
-        return { locks, complete: false };
+        complete = false;
+        break;
       }
       try {
         await query(statement.sql);
       } catch {
-        return { locks, complete: false };
+        complete = false;
+        break;
       }
-      const now = new Set<string>();
-      const rewritten = new Set<string>();
-      for (const r of await query(AFTER_SQL(watched))) {
-        if (r.k === 'lock') {
-          const t = tableOf.get(String(r.oid));
-          if (t !== undefined) now.add(`${t} ${r.v}`);
-        } else if (files.get(String(r.oid)) !== String(r.v)) {
-          rewritten.add(String(r.oid));
-          files.set(String(r.oid), String(r.v));
-        }
+      const held: Array<[string, string]> = [];
+      const files = new Map<string, string>();
+      for (const r of await query(HELD_SQL)) {
+        if (r.k === 'lock') held.push([String(r.oid), String(r.v)]);
+        else files.set(String(r.oid), String(r.v));
       }
-      locks.push(...newLocks(statement, held, now, rewritten, nameOf));
-      held = now;
+      ran.push({ statement, held, files });
     }
-    return { locks, complete: true };
   } finally {
     await query('ROLLBACK');
   }
+  const locked = [...new Set(ran.flatMap((r) => r.held.map(([oid]) => oid)))];
+  if (locked.length === 0) return { locks: [], complete };
+  const { tableOf, nameOf, files } = beforeOf(await relations(locked));
+  const locks: MeasuredLock[] = [];
+  let before = new Set<string>();
+  for (const { statement, held, files: now } of ran) {
+    const holds = new Set<string>();
+    for (const [oid, mode] of held) {
+      const t = tableOf.get(oid);
+      if (t !== undefined) holds.add(`${t} ${mode}`);
+    }
+    const rewritten = new Set<string>();
+    for (const [oid, file] of now) {
+      if (!files.has(oid)) continue;
+      if (files.get(oid) !== file) rewritten.add(oid);
+      files.set(oid, file);
+    }
+    locks.push(...newLocks(statement, before, holds, rewritten, nameOf));
+    before = holds;
+  }
+  return { locks, complete };
 }
 
 /** `CREATE INDEX CONCURRENTLY`, `DROP INDEX CONCURRENTLY`, `REINDEX … CONCURRENTLY`, `DETACH PARTITION … CONCURRENTLY`. */

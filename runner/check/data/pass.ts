@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { Direction, Dialect, Migration } from '../../core/files.ts';
+import { DIALECTS, type Direction, type Dialect, type Migration } from '../../core/files.ts';
 import { type StepWork, runStep, StepFailure } from '../../core/step.ts';
 import type { Finding } from '../lint.ts';
 import { reachedTables } from '../scope.ts';
@@ -42,8 +42,11 @@ export interface DataInput {
   migrations: readonly Migration[];
   works: ReadonlyMap<string, { up: StepWork; down: StepWork }>;
   snapshots: readonly Schema[];
-  /** How many revisions round-tripped on empty tables: only those are run here. */
-  roundTripped: number;
+  /**
+   * Whether revision `i` (0-based) round-tripped on empty tables: only those are run here. It
+   * may wait for the round trips, which can still be running on another database.
+   */
+  reached: (i: number) => Promise<boolean>;
   withScratch: Scratch;
   add: (f: Finding) => void;
   options: DataOptions;
@@ -72,13 +75,14 @@ interface DialectRun {
 type Scratch = <T>(fn: (driver: Driver, firstApplied: boolean) => Promise<T>) => Promise<T>;
 
 /**
- * The pass, run once per dialect right after its round trips, on the round trips' own scratch
- * database when every applied down brings it back to empty (creating a PostgreSQL database
- * costs more than the whole pass on a short folder), else on a fresh one from `fresh`.
+ * The pass, run once per dialect. `run`: right after its round trips, on the round trips' own
+ * scratch database when every applied down brings it back to empty (creating a PostgreSQL
+ * database costs more than the whole pass on a short folder), else on a fresh one from `fresh`.
+ * `alongside`: on a fresh database while the round trips still run, each revision as soon as
+ * they have read its schema (a server runs the two sessions on two cores).
  */
 export function dataPass(
   given: { seed?: number; rows?: number } | undefined,
-  add: (f: Finding) => void,
   signal: AbortSignal | undefined,
   onProgress?: (e: { dialect: Dialect; pass: 'data'; done: number; of: number }) => void,
 ): {
@@ -88,13 +92,41 @@ export function dataPass(
     roundTripped: number,
     driver: Driver,
     fresh: <T>(fn: (driver: Driver) => Promise<T>) => Promise<T>,
+    add: (f: Finding) => void,
+  ): Promise<void>;
+  alongside(
+    s: DialectRun,
+    reached: (i: number) => Promise<boolean>,
+    fresh: <T>(fn: (driver: Driver) => Promise<T>) => Promise<T>,
+    add: (f: Finding) => void,
   ): Promise<void>;
 } {
   const options = { seed: given?.seed ?? Math.floor(Math.random() * 1_000_000), rows: given?.rows ?? DEFAULT_ROWS };
   const summary: DataSummary = { ...options, runs: [] };
+  const pass = async (
+    s: DialectRun,
+    reached: DataInput['reached'],
+    withScratch: Scratch,
+    add: (f: Finding) => void,
+  ) => {
+    const progress =
+      onProgress && ((done: number) => onProgress({ dialect: s.dialect, pass: 'data', done, of: s.migrations.length }));
+    const run = await checkData({
+      ...s,
+      reached,
+      withScratch,
+      add,
+      options,
+      signal,
+      ...(progress ? { progress } : {}),
+    });
+    // In the order of the dialect folders, however the passes of the two ran.
+    summary.runs.push(run);
+    summary.runs.sort((a, b) => DIALECTS.indexOf(a.dialect) - DIALECTS.indexOf(b.dialect));
+  };
   return {
     summary,
-    async run(s, roundTripped, driver, fresh) {
+    async run(s, roundTripped, driver, fresh, add) {
       if (roundTripped === 0) return;
       const reuse: Scratch = async (fn) => {
         // At the first revision, as the round trips end on a one-revision folder: nothing to roll back.
@@ -104,19 +136,11 @@ export function dataPass(
           return fn(driver, true);
         return (await rewind(driver, s)) ? fn(driver, false) : fresh((d) => fn(d, false));
       };
-      const progress =
-        onProgress && ((done: number) => onProgress({ dialect: s.dialect, pass: 'data', done, of: roundTripped }));
-      summary.runs.push(
-        await checkData({
-          ...s,
-          roundTripped,
-          withScratch: reuse,
-          add,
-          options,
-          signal,
-          ...(progress ? { progress } : {}),
-        }),
-      );
+      await pass(s, async (i) => i < roundTripped, reuse, add);
+    },
+    async alongside(s, reached, fresh, add) {
+      if (!(await reached(0))) return;
+      await pass(s, reached, (fn) => fresh((d) => fn(d, false)), add);
     },
   };
 }
@@ -202,7 +226,8 @@ async function revisionsOnData(
     }
   };
   let done = 0;
-  for (const [i, m] of migrations.slice(0, input.roundTripped).entries()) {
+  for (let i = 0; i < migrations.length && (await input.reached(i)); i++) {
+    const m = migrations[i] as Migration;
     const work = input.works.get(m.revision) as { up: StepWork; down: StepWork };
     const mine = waivers.get(m.revision) ?? [];
     const run = async (direction: Direction): Promise<StepFailure | undefined> => {
@@ -286,7 +311,7 @@ async function revisionsOnData(
     ];
     reportChanges(changes, m, work.down.empty, mine, add);
     // The last revision is not applied again: no later one needs it, and the round trips ran it twice.
-    if (i === input.roundTripped - 1) {
+    if (!(await input.reached(i + 1))) {
       input.progress?.(done + 1);
       return done + 1;
     }
