@@ -3,7 +3,7 @@
  * 500 and 1000 revisions took 17, 56 and 255 s). Each revision is what a team writes: a new
  * table with an index and a row, a column added to an earlier table, or a data fix.
  *
- *   npx tsx bench/check-scale.ts [--sizes 100,250,500,1000] [--url postgres://…] [--no-data]
+ *   npx tsx bench/check-scale.ts [--sizes 100,250,500,1000] [--url postgres://…] [--no-data] [--parts-from N]
  *
  * Prints one line per size: seconds in all, and per revision.
  */
@@ -18,6 +18,8 @@ const { values } = parseArgs({
     sizes: { type: 'string', default: '100,250,500,1000' },
     url: { type: 'string' },
     'no-data': { type: 'boolean' },
+    // On a server: from how many revisions the round trips run in two parts (check's partsFrom; default 200).
+    'parts-from': { type: 'string' },
   },
 });
 
@@ -61,7 +63,10 @@ for (const n of (values.sizes as string).split(',').map(Number)) {
   const dir = folder(n);
   try {
     const started = performance.now();
-    const r = await check({ dir, url: values.url ?? 'sqlite::memory:', data: values['no-data'] ? false : { seed: 1 } });
+    const r = await check(
+      { dir, url: values.url ?? 'sqlite::memory:', data: values['no-data'] ? false : { seed: 1 } },
+      values['parts-from'] === undefined ? {} : { partsFrom: Number(values['parts-from']) },
+    );
     const s = (performance.now() - started) / 1000;
     const problems = r.findings.filter((f) => f.severity === 'error');
     console.log(

@@ -132,22 +132,26 @@ export async function check(config: CheckConfig = {}, options: CheckOptions = {}
   const waivers: Waiver[] = [];
   const sameRevisions = lintFolders(states, add, waivers);
   findings.push(...conflicts);
+  const table = config.table ?? DEFAULT_TABLE;
+  options.signal?.throwIfAborted();
+  // With a server, the dialects run at the same time, each on scratch databases of its own:
+  // SQLite's work fills the time this process would otherwise wait for PostgreSQL's answers (the
+  // embedded PostgreSQL runs in this process, where the two would only take turns). Each keeps
+  // its findings apart; they are added in the order of the folders, as if one had run after the
+  // other. The first failure stops the other dialect and is the one thrown.
+  const stop = new AbortController();
+  const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
+  const abort = (error: unknown) => {
+    failure ??= { error };
+    stop.abort(error);
+  };
   const data =
     config.data === false
       ? undefined
-      : (await import('./data/pass.ts')).dataPass(config.data, options.signal, options.onProgress);
-
-  const table = config.table ?? DEFAULT_TABLE;
-  options.signal?.throwIfAborted();
-  // The dialects run at the same time, each on scratch databases of its own: SQLite's work fills
-  // the time this process would otherwise wait for PostgreSQL's answers. Each keeps its findings
-  // apart; they are added in the order of the folders, as if one had run after the other. The
-  // first failure stops the other dialect and is the one thrown.
-  const stop = new AbortController();
-  const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
+      : (await import('./data/pass.ts')).dataPass(config.data, signal, options.onProgress);
   let failure: { error: unknown } | undefined;
   const found = states.map(() => ({ trips: [] as Finding[], data: [] as Finding[], compat: [] as Finding[] }));
-  const runs = states.map(async (s, i) => {
+  const runDialect = async (s: DialectState, i: number) => {
     const own = found[i] as (typeof found)[number];
     const scratch: OnScratch = (fn) => withScratch(s.dialect, connection, table, fn);
     const compat =
@@ -172,14 +176,15 @@ export async function check(config: CheckConfig = {}, options: CheckOptions = {}
             : {}),
         },
         data && { pass: data, add: (f) => own.data.push(f) },
+        abort,
         compat,
       );
     } catch (error) {
-      failure ??= { error };
-      stop.abort(error);
+      abort(error);
     }
-  });
-  await Promise.all(runs);
+  };
+  if (connection.dialect === 'postgres') await Promise.all(states.map(runDialect));
+  else for (const [i, s] of states.entries()) await runDialect(s, i);
   if (failure) throw failure.error;
   for (const f of found) findings.push(...f.trips, ...f.data, ...f.compat);
 
@@ -248,6 +253,8 @@ async function dialectRoundTrips(
   onScratch: OnScratch,
   context: TripContext,
   data: DataPass | undefined,
+  /** Stops every pass of the run (both dialects), with the error to throw. */
+  abort: (error: unknown) => void,
   compat?: { release: Release; context: CompatContext },
 ): Promise<RoundTrips> {
   const of = s.migrations.length;
@@ -261,19 +268,30 @@ async function dialectRoundTrips(
       data && s.dialect === 'postgres' && !scratch.embedded && long
         ? data.pass.alongside(s, feed.reached, (fn) => onScratch((fresh) => fn(fresh)), data.add)
         : undefined;
+    // A pass that fails stops the round trips too, at once.
+    const besideEnded = beside?.then(
+      () => undefined,
+      (error: unknown) => {
+        abort(error);
+        return { error };
+      },
+    );
     let done = 0;
-    let finished = false;
     try {
       const trip = { ...context, s, driver, scratch, onSnapshot: feed.wake };
       done = await (s.dialect === 'postgres' && !scratch.embedded && long
         ? roundTripInParts(trip, onScratch)
         : roundTrip(trip));
-      finished = true;
+    } catch (error) {
+      abort(error);
+      throw error;
     } finally {
       feed.end();
-      // The pass's database goes before this one does, whatever happened to the round trips.
-      if (beside) await (finished ? beside : beside.catch(() => {}));
+      // Waited for (its database dropped) before this one goes, whatever happened.
+      await besideEnded;
     }
+    const ended = await besideEnded;
+    if (ended) throw ended.error;
     if (!beside) await data?.pass.run(s, done, driver, onScratch, data.add);
     // On the same scratch database, rolled back to empty through the downs: cheaper than a new one.
     if (compat) {

@@ -89,22 +89,22 @@ export const SPLIT_FROM = 200;
 
 /**
  * Where the first part ends, as a share of the folder: a reading costs more as the schema grows,
- * and the second part first applies the ups before it. At 1000 revisions on the server, 0.55 had
- * the two parts end within 3 s of each other (0.6: 15 s apart; bench/check-scale.ts).
+ * and the second part first replays the revisions before it. At 1000 revisions on the server the
+ * second part ended 31 s after the first at 0.4 and 25 s after at 0.45 (bench/check-scale.ts).
  */
-const CUT = 0.55;
+const CUT = 0.5;
 
 /**
  * On a PostgreSQL server, a long folder's round trips in two parts at once, each on a scratch
- * database of its own: the first database takes the first 55% of the revisions; the second
- * applies those ups once (no reading, no lock measurement) and takes the rest. A reading costs
- * more as the schema grows, hence the uneven cut. Each part is the one session of a server
- * process, so the two run on two cores.
+ * database of its own: the first database takes the first revisions; the second replays on
+ * itself what the first does to them (the lock measurement's rolled-back run, up, down, up
+ * again: every statement, so that rows and sequences end as they do there), without the
+ * readings, then takes the rest. A reading costs more as the schema grows, hence the uneven
+ * cut. Each part is the one session of a server process, so the two run on two cores.
  *
- * The second part's findings, snapshots and waivers count only if the first part ended clean
- * (every revision done, no error): only then is its database in the state the second part
- * started from. Otherwise the second part is dropped and the first goes on alone, as one
- * database would have.
+ * The second part's findings, snapshots and waivers count only if the first part went through
+ * all of its revisions, whatever it found on the way: its database then holds what the second
+ * part's replay made. Otherwise the second part is dropped, as one database would have stopped.
  */
 export async function roundTripInParts(
   t: Trip,
@@ -121,8 +121,10 @@ export async function roundTripInParts(
   const second = fresh(async (driver, scratch) => {
     await driver.ensureRecordTable();
     for (const m of t.s.migrations.slice(0, cut)) {
+      const work = t.s.works.get(m.revision) as { up: StepWork; down: StepWork };
       signal.throwIfAborted();
-      await runStep(driver, (t.s.works.get(m.revision) as { up: StepWork }).up);
+      await checkLocks(driver, m, work.up, () => {}, scratch.serverUrl);
+      for (const step of [work.up, work.down, work.up]) await runStep(driver, step);
     }
     const start = await introspect(driver);
     const part: Trip = { s: rest, driver, scratch, waivers, add: (f) => found.push(f), signal };
@@ -131,39 +133,31 @@ export async function roundTripInParts(
     (done) => ({ done }),
     (error: unknown) => ({ error }),
   );
-  let errors = 0;
-  const counting: Trip = {
-    ...t,
-    add: (f) => {
-      if (f.severity === 'error') errors++;
-      t.add(f);
-    },
-  };
   let first: number;
   try {
-    first = await roundTrip(counting, 0, cut);
+    first = await roundTrip(t, 0, cut);
   } catch (error) {
     stop.abort(error);
     await second;
     throw error;
   }
-  if (first === cut && errors === 0) {
+  if (first === cut) {
     const other = await second;
     if ('done' in other) {
       for (const f of found) t.add(f);
       for (const [i, w] of waivers.entries()) if (w.used) (t.waivers[i] as Waiver).used = true;
       t.s.snapshots.push(...rest.snapshots);
       t.onSnapshot?.();
-      t.progress?.(cut + other.done);
+      if (other.done > 0) t.progress?.(cut + other.done);
       return cut + other.done;
     }
-  } else {
-    stop.abort();
-    await second;
+    // The second part could not run (a refused connection, say): the first goes on alone.
+    t.signal?.throwIfAborted();
+    return cut + (await roundTrip(t, cut, n));
   }
-  if (first < cut) return first;
-  t.signal?.throwIfAborted();
-  return cut + (await roundTrip(t, cut, n));
+  stop.abort();
+  await second;
+  return first;
 }
 
 /**
