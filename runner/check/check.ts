@@ -263,11 +263,9 @@ async function dialectRoundTrips(
   const revisions = await onScratch(async (driver, scratch) => {
     database = scratch.label;
     const feed = snapshotFeed(s);
-    const long = s.migrations.length >= (context.partsFrom ?? SPLIT_FROM);
-    const beside =
-      data && s.dialect === 'postgres' && !scratch.embedded && long
-        ? data.pass.alongside(s, feed.reached, (fn) => onScratch((fresh) => fn(fresh)), data.add)
-        : undefined;
+    const inParts =
+      s.dialect === 'postgres' && !scratch.embedded && s.migrations.length >= (context.partsFrom ?? SPLIT_FROM);
+    const beside = data && inParts ? data.pass.alongside(s, feed.reached, onScratch, data.add) : undefined;
     // A pass that fails stops the round trips too, at once.
     const besideEnded = beside?.then(
       () => undefined,
@@ -276,20 +274,18 @@ async function dialectRoundTrips(
         return { error };
       },
     );
+    const trip = { ...context, s, driver, scratch, onSnapshot: feed.wake };
     let done = 0;
     try {
-      const trip = { ...context, s, driver, scratch, onSnapshot: feed.wake };
-      done = await (s.dialect === 'postgres' && !scratch.embedded && long
-        ? roundTripInParts(trip, onScratch)
-        : roundTrip(trip));
+      done = await (inParts ? roundTripInParts(trip, onScratch) : roundTrip(trip));
     } catch (error) {
       abort(error);
-      throw error;
-    } finally {
       feed.end();
-      // Waited for (its database dropped) before this one goes, whatever happened.
+      // Waited for (its database dropped) before this one goes.
       await besideEnded;
+      throw error;
     }
+    feed.end();
     const ended = await besideEnded;
     if (ended) throw ended.error;
     if (!beside) await data?.pass.run(s, done, driver, onScratch, data.add);
