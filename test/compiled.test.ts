@@ -56,43 +56,54 @@ function comparable(r: CliResult, db: TestDb): CliResult {
 
 describe('compiled CLI (npm run build)', () => {
   for (const dialect of TEST_DIALECTS) {
-    it(`${dialect}: prints and exits exactly as the tsx CLI, step by step`, () =>
+    it(`${dialect}: prints and exits exactly as the tsx CLI, step by step (the suite's own bundle of it too)`, () =>
       withTestDb(dialect, (viaTsx) =>
-        withTestDb(dialect, async (viaBundle) => {
-          const sequence: Array<{ args: string[]; dir: string }> = [
-            { args: ['+1'], dir: fixture('basic') },
-            { args: ['sql', 'head'], dir: fixture('basic') },
-            { args: ['head'], dir: fixture('basic') },
-            { args: ['history'], dir: fixture('basic') },
-            { args: ['base'], dir: fixture('basic') }, // refused: more than one step, no --yes
-            { args: ['-2', '--yes'], dir: fixture('basic') },
-            { args: ['current', '--json'], dir: fixture('basic') },
-            { args: ['nowhere'], dir: fixture('basic') },
-            { args: ['base', '--yes'], dir: fixture('basic') },
-            { args: ['head'], dir: fixture('fail-third-statement') },
-          ];
-          for (const { args, dir } of sequence) {
-            const tsx = await runCli([...args, '--url', viaTsx.url, '--dir', dir]);
-            const compiled = await runCli([...args, '--url', viaBundle.url, '--dir', dir], { compiled: bundle });
-            assert.deepEqual(comparable(compiled, viaBundle), comparable(tsx, viaTsx), `${args.join(' ')}`);
-          }
-          // The walk really happened: the failing fixture's first two revisions are recorded.
-          assert.deepEqual(
-            (await viaBundle.records()).map((r) => r.revision),
-            (await viaTsx.records()).map((r) => r.revision),
-          );
-          assert.ok((await viaBundle.records()).length > 0);
-        }),
+        withTestDb(dialect, (viaBundle) =>
+          // The other suites start the CLI from one file esbuild makes of scripts/migrate.ts
+          // (test/support/cli.ts): it too must be the tsx CLI, output for output.
+          withTestDb(dialect, async (viaTests) => {
+            const sequence: Array<{ args: string[]; dir: string }> = [
+              { args: ['+1'], dir: fixture('basic') },
+              { args: ['sql', 'head'], dir: fixture('basic') },
+              { args: ['head'], dir: fixture('basic') },
+              { args: ['history'], dir: fixture('basic') },
+              { args: ['base'], dir: fixture('basic') }, // refused: more than one step, no --yes
+              { args: ['-2', '--yes'], dir: fixture('basic') },
+              { args: ['current', '--json'], dir: fixture('basic') },
+              { args: ['nowhere'], dir: fixture('basic') },
+              { args: ['base', '--yes'], dir: fixture('basic') },
+              { args: ['head'], dir: fixture('fail-third-statement') },
+            ];
+            for (const { args, dir } of sequence) {
+              const tsx = await runCli([...args, '--url', viaTsx.url, '--dir', dir], { tsx: true });
+              const compiled = await runCli([...args, '--url', viaBundle.url, '--dir', dir], { compiled: bundle });
+              assert.deepEqual(comparable(compiled, viaBundle), comparable(tsx, viaTsx), `${args.join(' ')}`);
+              const tests = await runCli([...args, '--url', viaTests.url, '--dir', dir]);
+              assert.deepEqual(comparable(tests, viaTests), comparable(tsx, viaTsx), `${args.join(' ')} (test bundle)`);
+            }
+            // The walk really happened: the failing fixture's first two revisions are recorded.
+            const revisions = (await viaTsx.records()).map((r) => r.revision);
+            assert.deepEqual(
+              (await viaBundle.records()).map((r) => r.revision),
+              revisions,
+            );
+            assert.deepEqual(
+              (await viaTests.records()).map((r) => r.revision),
+              revisions,
+            );
+            assert.ok(revisions.length > 0);
+          }),
+        ),
       ));
   }
 
   it('check, new and a .env match too: the parts the bundle loads only when needed', async () => {
     const url = hasPostgresServer ? (process.env.TEST_POSTGRES_URL as string) : undefined; // check's scratch database needs a server
     const checkArgs = ['check', '--seed=7', '--dir', fixture('check-clean'), ...(url ? ['--url', url] : [])];
-    assert.deepEqual(await runCli(checkArgs, { compiled: bundle }), await runCli(checkArgs));
+    assert.deepEqual(await runCli(checkArgs, { compiled: bundle }), await runCli(checkArgs, { tsx: true }));
     const scratch = mkdtempSync(join(tmpdir(), 'migrate-compiled-'));
     try {
-      const run = async (name: string, options: { compiled?: string }) => {
+      const run = async (name: string, options: { compiled?: string; tsx?: boolean }) => {
         const home = join(scratch, name);
         mkdirSync(join(home, 'sql', 'sqlite'), { recursive: true });
         // The real environment's settings are removed by runCli: these come from .env only.
@@ -109,7 +120,7 @@ describe('compiled CLI (npm run build)', () => {
         return { head: { ...head, stdout: mask(head.stdout) }, created: { ...created, stdout: mask(created.stdout) } };
       };
       const viaBundle = await run('bundle', { compiled: bundle });
-      const viaTsx = await run('tsx', {});
+      const viaTsx = await run('tsx', { tsx: true });
       assert.deepEqual(viaBundle, viaTsx);
       assert.match(viaBundle.head.stdout, /at 000003 \(add_email\)/, 'the .env named the database and the folder');
       assert.match(viaBundle.created.stdout, /created .*<version>_add_thing\.up\.sql/);
@@ -120,7 +131,7 @@ describe('compiled CLI (npm run build)', () => {
 
   it('--help and a bad option match too', async () => {
     for (const args of [['--help'], [], ['head', '--bogus']]) {
-      const tsx = await runCli(args);
+      const tsx = await runCli(args, { tsx: true });
       const compiled = await runCli(args, { compiled: bundle });
       // The usage line names how each was started; the rest is the same text.
       const startedAs = (r: CliResult, how: string) => ({
@@ -199,7 +210,7 @@ describe('the code cache the build makes', () => {
       };
       for (const [i, args] of viaBundle.entries()) {
         const compiled = await started(bundle, args);
-        const tsx = await runCli(viaTsx[i] as string[]);
+        const tsx = await runCli(viaTsx[i] as string[], { tsx: true });
         assert.deepEqual(mask(compiled, 'bundle'), mask(tsx, 'tsx'), args.join(' '));
         assert.equal(compiled.codeCache, args[0] === 'head' ? 'used' : 'none', `${args.join(' ')}: which bundle ran`);
       }

@@ -218,6 +218,14 @@ function validate(config: FleetConfig, target: Target, options: FleetOptions) {
 }
 
 /**
+ * One turn of the event loop. A SQLite step runs synchronously, and a database's work can then
+ * end in promises alone: without a turn between databases, a SIGTERM or Ctrl-C handler would
+ * not run until the whole fleet was done (as the one-file compiled CLI showed, where no module
+ * load yields either).
+ */
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
  * Calls `work` for every index in order, at most `parallel` at once, the first `canary` one at a
  * time (one of them returning false ends it all); no new one starts once `halted()` says so.
  */
@@ -229,6 +237,7 @@ export async function pool(
 ): Promise<void> {
   let next = 0;
   for (; next < Math.min(limits.canary, count); ) {
+    await turn();
     if (halted(false)) return;
     if (!(await work(next++))) {
       halted(true);
@@ -236,7 +245,11 @@ export async function pool(
     }
   }
   const worker = async () => {
-    while (next < count && !halted(false)) await work(next++);
+    for (;;) {
+      await turn();
+      if (next >= count || halted(false)) return;
+      await work(next++);
+    }
   };
   await Promise.all(Array.from({ length: Math.min(limits.parallel, count - next) }, worker));
 }
