@@ -173,16 +173,28 @@ export async function changedTables(
 
 /** The rows of a relation that belong to it alone. */
 const OWN = ['relations', 'columns', 'constraints', 'indexes', 'triggers'] as const;
-type OwnRows = Record<(typeof OWN)[number], Rows>;
+export type OwnRows = Record<(typeof OWN)[number], Rows>;
 
 /** One connection's readings: the change state, and each table's rows as last read. */
 export interface RowsCache {
   state: ChangeState;
   tables: Map<string, OwnRows>;
+  /** What postgres-schema.ts made of a table's rows, kept while they are the same rows (the same object). */
+  models: WeakMap<OwnRows, { context: string; tables: unknown[] }>;
 }
 
 export function newRowsCache(): RowsCache {
-  return { state: newChangeState(), tables: new Map() };
+  return { state: newChangeState(), tables: new Map(), models: new WeakMap() };
+}
+
+/**
+ * A reading through a cache: every row, as readPostgresRows gives them, and apart, the rows of
+ * each table (`owned`: the same object for a table not read again) and the rows of the tables'
+ * kinds that belong to no table (`unowned`).
+ */
+export interface ChangedRows extends PostgresRows {
+  owned: OwnRows[];
+  unowned: OwnRows;
 }
 
 /**
@@ -195,18 +207,29 @@ export async function readChangedRows(
   query: Query,
   record: { schema: string; table: string },
   cache: RowsCache,
-): Promise<PostgresRows> {
+): Promise<ChangedRows> {
   const { tables, changed } = await changedTables(query, cache.state);
   for (const oid of tables) if (!cache.tables.has(oid)) changed.add(oid);
   const fresh = await readPostgresRows(query, record, [...changed]);
   const present = new Set(tables);
-  const merged: PostgresRows = { ...fresh, relations: [], columns: [], constraints: [], indexes: [], triggers: [] };
+  const unowned: OwnRows = { relations: [], columns: [], constraints: [], indexes: [], triggers: [] };
+  const merged: ChangedRows = {
+    ...fresh,
+    relations: [],
+    columns: [],
+    constraints: [],
+    indexes: [],
+    triggers: [],
+    owned: [],
+    unowned,
+  };
   const read = new Map<string, Record<(typeof OWN)[number], Rows[number][]>>();
   for (const kind of OWN) {
     for (const r of fresh[kind]) {
       const oid = String(r.rel_oid);
       if (!present.has(oid)) {
         (merged[kind] as Rows[number][]).push(r);
+        (unowned[kind] as Rows[number][]).push(r);
         continue;
       }
       let own = read.get(oid);
@@ -219,6 +242,7 @@ export async function readChangedRows(
   for (const oid of cache.tables.keys()) if (!present.has(oid)) cache.tables.delete(oid);
   for (const oid of tables) {
     const own = cache.tables.get(oid) as OwnRows;
+    merged.owned.push(own);
     for (const kind of OWN) for (const r of own[kind]) (merged[kind] as Rows[number][]).push(r);
   }
   return merged;

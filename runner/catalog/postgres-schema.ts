@@ -12,7 +12,7 @@
  * @module
  */
 import { type PostgresRows, type Query, type Row, type Rows, readPostgresRows } from './postgres-read.ts';
-import { readChangedRows, type RowsCache } from './postgres-changes.ts';
+import { type ChangedRows, readChangedRows, type RowsCache } from './postgres-changes.ts';
 import type { Column, EnumType, Family, ForeignKey, Index, Schema, Table } from './schema.ts';
 
 /** pg_type names → family. Domains are read through to their base type first. */
@@ -68,16 +68,52 @@ export async function introspectPostgres(
   record: { schema: string; table: string },
   cache?: RowsCache,
 ): Promise<Schema> {
-  return schemaOf(await (cache ? readChangedRows(query, record, cache) : readPostgresRows(query, record)));
+  if (!cache) return schemaOf(await readPostgresRows(query, record));
+  return schemaOf(await readChangedRows(query, record, cache), cache.models);
 }
 
-/** The cross-dialect schema of the rows catalog/postgres-read.ts read. */
-function schemaOf(rows: PostgresRows): Schema {
+/**
+ * The cross-dialect schema of the rows catalog/postgres-read.ts read. Through a cache
+ * (`models`), a table whose rows were not read again keeps the model made of them while the
+ * rest of what it depends on reads the same: the current schema, which names stay bare, and
+ * the labels of its enum types. Two readings then share the object, and comparing them skips it.
+ */
+function schemaOf(rows: PostgresRows | ChangedRows, models?: RowsCache['models']): Schema {
   const current = rows.home;
   const enumRows = rows.types.filter((r) => r.kind === 'e' && r.labels !== null);
-  const tables = new Map<string, Table>();
   const qualify = (schema: unknown, name: unknown) =>
     schema === current ? String(name) : `${String(schema)}.${String(name)}`;
+  const enums: EnumType[] = enumRows.map((r) => ({
+    name: qualify(r.nspname, r.typname),
+    values: JSON.parse(String(r.labels)) as string[],
+  }));
+  const enumLabels = new Map(enumRows.map((r) => [String(r.oid), JSON.parse(String(r.labels)) as string[]]));
+  const tables: Table[] = [];
+  if (models && 'owned' in rows) {
+    for (const own of rows.owned) {
+      const labels = own.columns.filter((r) => r.base_kind === 'e').map((r) => enumLabels.get(String(r.base_oid)));
+      const context = `${current}\0${JSON.stringify(labels)}`;
+      let model = models.get(own);
+      if (model?.context !== context)
+        models.set(own, (model = { context, tables: tablesOf(own, qualify, enumLabels) }));
+      tables.push(...(model.tables as Table[]));
+    }
+    tables.push(...tablesOf(rows.unowned, qualify, enumLabels));
+  } else tables.push(...tablesOf(rows, qualify, enumLabels));
+  return {
+    tables: tables.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+    enums,
+    others: readOthers(rows, qualify),
+  };
+}
+
+/** The tables these rows describe (columns, constraints, indexes). */
+function tablesOf(
+  rows: Pick<PostgresRows, 'columns' | 'constraints' | 'indexes'>,
+  qualify: Reading['qualify'],
+  enumLabels: ReadonlyMap<string, string[]>,
+): Table[] {
+  const tables = new Map<string, Table>();
   const tableOf = (r: Row): Table => {
     const name = qualify(r.nspname, r.relname);
     let t = tables.get(name);
@@ -88,11 +124,6 @@ function schemaOf(rows: PostgresRows): Schema {
     return t;
   };
   const reading: Reading = { qualify, tableOf };
-  const enums: EnumType[] = enumRows.map((r) => ({
-    name: reading.qualify(r.nspname, r.typname),
-    values: JSON.parse(String(r.labels)) as string[],
-  }));
-  const enumLabels = new Map(enumRows.map((r) => [String(r.oid), JSON.parse(String(r.labels)) as string[]]));
   readColumns(rows.columns, reading, enumLabels);
   readConstraints(
     rows.constraints.filter((r) => r.kind === 'p' || r.kind === 'f' || r.kind === 'c'),
@@ -106,11 +137,7 @@ function schemaOf(rows: PostgresRows): Schema {
     t.uniques.sort((a, b) => a.join(',').localeCompare(b.join(',')));
     t.checks.sort();
   }
-  return {
-    tables: [...tables.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
-    enums,
-    others: readOthers(rows, reading),
-  };
+  return [...tables.values()];
 }
 
 function readColumns(columnRows: Rows, { tableOf }: Reading, enumLabels: ReadonlyMap<string, string[]>): void {
@@ -187,7 +214,7 @@ const RELATION_KINDS: Record<string, string> = {
 const FUNCTION_KINDS: Record<string, string> = { p: 'procedure', a: 'aggregate' };
 
 /** Every other object a migration can leave behind, keyed `kind name`, valued by its definition. */
-function readOthers(rows: PostgresRows, { qualify }: Reading): Record<string, string> {
+function readOthers(rows: PostgresRows, qualify: Reading['qualify']): Record<string, string> {
   const others: Record<string, string> = {};
   for (const r of rows.relations) {
     const kind = RELATION_KINDS[String(r.relkind)];

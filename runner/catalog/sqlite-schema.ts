@@ -37,52 +37,55 @@ interface ColumnRow {
   hidden: number;
 }
 
-/** Per connection, each table's last reading and the text it was read from. */
-const readings = new WeakMap<Db, Map<string, { key: string; table: Table }>>();
+/** Per connection, each table's last reading, what PRAGMA table_list called it, and the text it was read from. */
+const readings = new WeakMap<Db, Map<string, { key: string; kind: string; table?: Table }>>();
 
 /** The schema of the `main` database, without `sqlite_*` tables and without `recordTable`. */
 export function introspectSqlite(db: Db, recordTable: string): Schema {
-  const listed = db
-    .prepare(`SELECT name, type, wr FROM pragma_table_list WHERE schema = 'main' ORDER BY name`)
-    .all() as TableListRow[];
-  const master = new Map(
-    (
-      db.prepare(`SELECT type, name, tbl_name, sql FROM sqlite_master`).all() as Array<{
-        type: string;
-        name: string;
-        tbl_name: string;
-        sql: string | null;
-      }>
-    ).map((r) => [`${r.type} ${r.name}`, r]),
-  );
+  // As arrays, in name order: check reads after every step (issue #26), and at 600 tables making
+  // an object of each of sqlite_master's rows cost more than SQLite's reading them.
+  const master = db
+    .prepare(`SELECT type, name, tbl_name, sql FROM main.sqlite_master ORDER BY name`)
+    .raw()
+    .all() as Array<[type: string, name: string, table: string, sql: string | null]>;
   const indexSql = new Map<string, string[]>();
-  for (const r of master.values())
-    if (r.type === 'index') indexSql.set(r.tbl_name, [...(indexSql.get(r.tbl_name) ?? []), `${r.name} ${r.sql ?? ''}`]);
+  for (const [type, name, table, sql] of master) {
+    if (type !== 'index') continue;
+    const list = indexSql.get(table);
+    if (list) list.push(`${name} ${sql ?? ''}`);
+    else indexSql.set(table, [`${name} ${sql ?? ''}`]);
+  }
   let cache = readings.get(db);
   if (!cache) readings.set(db, (cache = new Map()));
   const tables: Table[] = [];
   const others: Record<string, string> = {};
   const primaryKeys = new Map<string, string[]>();
 
-  for (const t of listed) {
-    if (t.name.startsWith('sqlite_') || t.name === recordTable) continue;
-    if (t.type === 'view') {
-      others[`view ${t.name}`] = normaliseSql(master.get(`view ${t.name}`)?.sql ?? '');
+  for (const [type, name, , sql] of master) {
+    if (name.startsWith('sqlite_') || name === recordTable) continue;
+    if (type === 'view') {
+      others[`view ${name}`] = normaliseSql(sql ?? '');
       continue;
     }
-    if (t.type === 'virtual') {
-      others[`virtual table ${t.name}`] = normaliseSql(master.get(`table ${t.name}`)?.sql ?? '');
-      continue;
-    }
-    if (t.type !== 'table') continue; // shadow tables belong to a virtual table
-    const createSql = master.get(`table ${t.name}`)?.sql ?? '';
+    if (type !== 'table') continue;
+    const createSql = sql ?? '';
     // A table's model comes from its CREATE text and its indexes: while those read the same,
-    // the last reading stands (check reads after every step; issue #26).
-    const key = `${t.wr}\0${createSql}\0${(indexSql.get(t.name) ?? []).sort().join('\0')}`;
-    const known = cache.get(t.name);
-    const table = known?.key === key ? known.table : readTable(db, t, createSql);
-    if (known?.key !== key) cache.set(t.name, { key, table });
-    tables.push(table);
+    // the last reading stands (check reads after every step; issue #26), and so does what
+    // PRAGMA table_list said of it (a plain table, a virtual one, a virtual table's shadow; with
+    // or without rowid), which its CREATE text decides.
+    const key = `${createSql}\0${(indexSql.get(name) ?? []).sort().join('\0')}`;
+    let known = cache.get(name);
+    if (known?.key !== key) {
+      const listed = db.prepare(`SELECT name, type, wr FROM pragma_table_list(?) WHERE schema = 'main'`).get(name) as
+        | TableListRow
+        | undefined;
+      const kind = listed?.type ?? 'shadow';
+      known = { key, kind, ...(listed && kind === 'table' ? { table: readTable(db, listed, createSql) } : {}) };
+      cache.set(name, known);
+    }
+    if (known.kind === 'virtual') others[`virtual table ${name}`] = normaliseSql(createSql);
+    // Else a shadow table, which belongs to a virtual table.
+    else if (known.table) tables.push(known.table);
   }
   for (const t of tables) primaryKeys.set(t.name, t.primaryKey);
   // `REFERENCES parent` without columns means the parent's primary key (a copy: the reading is kept).
@@ -95,9 +98,8 @@ export function introspectSqlite(db: Db, recordTable: string): Schema {
       ),
     };
   });
-  for (const r of master.values()) {
-    if (r.type === 'trigger' && r.tbl_name !== recordTable)
-      others[`trigger ${r.name} on ${r.tbl_name}`] = normaliseSql(r.sql ?? '');
+  for (const [type, name, table, sql] of master) {
+    if (type === 'trigger' && table !== recordTable) others[`trigger ${name} on ${table}`] = normaliseSql(sql ?? '');
   }
   return { tables, enums: [], others };
 }
