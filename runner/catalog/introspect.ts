@@ -22,18 +22,28 @@ export async function introspect(driver: Driver): Promise<Schema> {
     const version = db.inTransaction ? undefined : Number(db.pragma('schema_version', { simple: true }));
     const last = sqliteReadings.get(db);
     if (version !== undefined && last?.version === version && last.table === table) return last.schema;
-    const { introspectSqlite } = await import('./sqlite-schema.ts');
+    sqliteModule ??= import('./sqlite-schema.ts');
+    const { introspectSqlite } = await sqliteModule;
     const schema = introspectSqlite(db, table);
     if (version !== undefined) sqliteReadings.set(db, { version, table, schema });
     return schema;
   }
   // PostgreSQL reads again only the tables whose catalog rows changed since this driver's last reading.
-  const { introspectPostgres } = await import('./postgres-schema.ts');
-  const { newRowsCache } = await import('./postgres-changes.ts');
+  postgresModules ??= Promise.all([import('./postgres-schema.ts'), import('./postgres-changes.ts')]);
+  const [{ introspectPostgres }, { newRowsCache }] = await postgresModules;
   let cache = caches.get(driver);
   if (!cache) caches.set(driver, (cache = newRowsCache()));
   return introspectPostgres(source.repeated, source, cache);
 }
+
+/**
+ * Each dialect's catalog modules, loaded on first use and then held: check reads after every
+ * step, and under tsx every import() asks its loader thread again, even for a module loaded.
+ */
+let sqliteModule: Promise<typeof import('./sqlite-schema.ts')> | undefined;
+let postgresModules:
+  | Promise<[typeof import('./postgres-schema.ts'), typeof import('./postgres-changes.ts')]>
+  | undefined;
 
 /** Per driver, what its last reading found (postgres-changes.ts): check reads its scratch database after every step. */
 const caches = new WeakMap<Driver, RowsCache>();

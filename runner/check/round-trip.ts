@@ -105,6 +105,8 @@ const CUT = 0.5;
  * The second part's findings, snapshots and waivers count only if the first part went through
  * all of its revisions, whatever it found on the way: its database then holds what the second
  * part's replay made. Otherwise the second part is dropped, as one database would have stopped.
+ * Its snapshots are handed on from then, as they come (the pass on populated tables follows
+ * them); its findings and waivers once it ends.
  */
 export async function roundTripInParts(
   t: Trip,
@@ -118,6 +120,16 @@ export async function roundTripInParts(
   const waivers = t.waivers.map((w) => ({ ...w }));
   const found: Finding[] = [];
   const rest: DialectState = { ...t.s, snapshots: [] };
+  // Once the first part has gone through, the second part's snapshots are handed on as they
+  // come, in order: the pass on populated tables then follows the second part as it goes.
+  let firstDone = false;
+  let handed = 0;
+  const handOn = () => {
+    if (!firstDone || handed === rest.snapshots.length) return;
+    t.s.snapshots.push(...rest.snapshots.slice(handed));
+    handed = rest.snapshots.length;
+    t.onSnapshot?.();
+  };
   const second = fresh(async (driver, scratch) => {
     await driver.ensureRecordTable();
     for (const m of t.s.migrations.slice(0, cut)) {
@@ -127,7 +139,7 @@ export async function roundTripInParts(
       for (const step of [work.up, work.down, work.up]) await runStep(driver, step);
     }
     const start = await introspect(driver);
-    const part: Trip = { s: rest, driver, scratch, waivers, add: (f) => found.push(f), signal };
+    const part: Trip = { s: rest, driver, scratch, waivers, add: (f) => found.push(f), signal, onSnapshot: handOn };
     return roundTrip(part, cut, n, start);
   }).then(
     (done) => ({ done }),
@@ -142,15 +154,19 @@ export async function roundTripInParts(
     throw error;
   }
   if (first === cut) {
+    firstDone = true;
+    handOn();
     const other = await second;
     if ('done' in other) {
+      handOn();
       for (const f of found) t.add(f);
       for (const [i, w] of waivers.entries()) if (w.used) (t.waivers[i] as Waiver).used = true;
-      t.s.snapshots.push(...rest.snapshots);
-      t.onSnapshot?.();
+      // Its revisions are counted when it is taken, as its findings are.
       if (other.done > 0) t.progress?.(cut + other.done);
       return cut + other.done;
     }
+    // Its snapshots are in use already: the run ends with the error, as one database's would.
+    if (handed > 0) throw other.error;
     // The second part could not run (a refused connection, say): the first goes on alone.
     t.signal?.throwIfAborted();
     return cut + (await roundTrip(t, cut, n));

@@ -219,6 +219,10 @@ export class SqliteDriver implements Driver {
     statements: readonly string[],
     options: { rollback?: boolean; limits?: Limits; expect?: RecordExpectation } = {},
   ): Promise<void> {
+    // A turn of the event loop before each step, outside any transaction: the step then runs
+    // synchronously, and a caller running many (check's SQLite round trips beside a PostgreSQL
+    // server's, a fleet) would otherwise keep signals and every socket waiting until it ended.
+    await new Promise(setImmediate);
     const db = this.#conn;
     this.#busyFor(options.limits);
     this.#noteViolationsBefore();
