@@ -101,6 +101,7 @@ export function testBundle(): string {
   const file = join(dir, 'migrate.js');
   if (!existsSync(file)) {
     const building = `${dir}.${process.pid}`;
+    mkdirSync(BUNDLES, { recursive: true });
     rmSync(building, { recursive: true, force: true });
     buildSync({
       entryPoints: [CLI],
@@ -143,7 +144,6 @@ function sources(): string[] {
   };
   walk(join(ROOT, 'scripts'));
   walk(join(ROOT, 'runner'));
-  mkdirSync(BUNDLES, { recursive: true });
   return out;
 }
 
